@@ -1,0 +1,1 @@
+"""How it all runs: config, ingestion, pipeline, writers, CLI."""

@@ -1,0 +1,24 @@
+"""Backend names used in profiles, mapped to the stage classes that implement them.
+
+Entries are import paths so that choosing a backend imports only what it needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+SPECIALIST_BACKENDS: dict[str, str] = {
+    "rapidocr": "specialists.ocr_rapid:RapidOcr",
+}
+
+FILTER_BACKENDS: dict[str, str] = {}
+
+
+def stage_class(kind: str, backend: str) -> Any:
+    """The class registered for ``backend`` among specialists (``kind="specialists"``) or filters."""
+    table = SPECIALIST_BACKENDS if kind == "specialists" else FILTER_BACKENDS
+    if backend not in table:
+        raise KeyError(backend)
+    module, _, name = table[backend].partition(":")
+    return getattr(importlib.import_module(module), name)

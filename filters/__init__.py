@@ -1,0 +1,1 @@
+"""Filters: remove wrong, redundant and meaningless annotations, and say why."""

@@ -1,0 +1,1 @@
+"""Refinement: Florence-2 in the loop."""

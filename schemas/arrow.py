@@ -1,0 +1,145 @@
+"""The Arrow schema of annotation and quarantine shards, and row/table conversions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0.0"
+
+PROVENANCE = pa.struct([("source", pa.string()), ("model", pa.string()), ("round", pa.int32())])
+RLE_MASK = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
+FLOATS = pa.list_(pa.float32())
+
+TEXT_ANALYSIS = pa.struct(
+    [
+        ("num_tokens", pa.int32()),
+        ("objects", pa.list_(pa.string())),
+        ("attributes", pa.list_(pa.string())),
+        ("actions", pa.list_(pa.string())),
+        ("proper_nouns", pa.list_(pa.string())),
+        ("noun_phrases", pa.list_(pa.list_(pa.int32()))),
+        ("object_complexity", pa.float32()),
+        ("action_complexity", pa.float32()),
+    ]
+)
+
+TEXT = pa.struct(
+    [
+        ("id", pa.string()),
+        ("granularity", pa.string()),
+        ("text", pa.string()),
+        ("score", pa.float32()),
+        ("analysis", TEXT_ANALYSIS),
+        ("provenance", PROVENANCE),
+    ]
+)
+
+REGION = pa.struct(
+    [
+        ("id", pa.string()),
+        ("kind", pa.string()),
+        ("bbox", FLOATS),
+        ("quad", FLOATS),
+        ("text", pa.string()),
+        ("score", pa.float32()),
+        ("mask", RLE_MASK),
+        ("polygon", FLOATS),
+        ("metrics", pa.map_(pa.string(), pa.float32())),
+        ("provenance", PROVENANCE),
+    ]
+)
+
+GROUNDED_REGION = pa.struct(
+    [("bbox", FLOATS), ("score", pa.float32()), ("mask", RLE_MASK), ("polygon", FLOATS)]
+)
+
+PHRASE = pa.struct(
+    [
+        ("id", pa.string()),
+        ("text_id", pa.string()),
+        ("start", pa.int32()),
+        ("end", pa.int32()),
+        ("phrase", pa.string()),
+        ("regions", pa.list_(GROUNDED_REGION)),
+        ("score", pa.float32()),
+        ("provenance", PROVENANCE),
+    ]
+)
+
+DROP = pa.struct(
+    [
+        ("annotation_type", pa.string()),
+        ("annotation_id", pa.string()),
+        ("stage", pa.string()),
+        ("rule", pa.string()),
+        ("annotation", pa.string()),
+        ("value", pa.float64()),
+        ("threshold", pa.float64()),
+        ("by", pa.string()),
+        ("round", pa.int32()),
+    ]
+)
+
+STAGE_ERROR = pa.struct([("stage", pa.string()), ("message", pa.string())])
+
+_METADATA = {b"fld_engine.schema_version": SCHEMA_VERSION.encode()}
+
+IDENTITY_FIELDS = [
+    pa.field("image_id", pa.string(), nullable=False),
+    pa.field("source_uri", pa.string(), nullable=False),
+    pa.field("source_uris", pa.list_(pa.string())),
+    pa.field("width", pa.int32(), nullable=False),
+    pa.field("height", pa.int32(), nullable=False),
+    pa.field("format", pa.string()),
+]
+
+ANNOTATION_FIELDS = [
+    pa.field("texts", pa.list_(TEXT)),
+    pa.field("regions", pa.list_(REGION)),
+    pa.field("phrases", pa.list_(PHRASE)),
+    pa.field("dropped", pa.list_(DROP)),
+    pa.field("errors", pa.list_(STAGE_ERROR)),
+    pa.field("stages", pa.map_(pa.string(), pa.string())),
+]
+
+ANNOTATION_SCHEMA = pa.schema(IDENTITY_FIELDS + ANNOTATION_FIELDS, metadata=_METADATA)
+
+# In flight between pipeline stages each row also carries the encoded image.
+IN_FLIGHT_SCHEMA = pa.schema(
+    IDENTITY_FIELDS + [pa.field("image_bytes", pa.large_binary())] + ANNOTATION_FIELDS, metadata=_METADATA
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("image_id", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+        pa.field("size_bytes", pa.int64()),
+    ],
+    metadata=_METADATA,
+)
+
+
+def rows_to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema = ANNOTATION_SCHEMA) -> pa.Table:
+    """Build a table of ``schema`` from row dicts (as made by ``ImageRecord.to_row``)."""
+    return pa.Table.from_pylist(list(rows), schema=schema)
+
+
+def table_to_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Row dicts from a table, the inverse of :func:`rows_to_table`."""
+    return table.to_pylist()
+
+
+def records_to_table(records: Iterable[Any], schema: pa.Schema = ANNOTATION_SCHEMA) -> pa.Table:
+    """Build a table from :class:`schemas.records.ImageRecord` objects."""
+    return rows_to_table([record.to_row() for record in records], schema)
+
+
+def schema_version_of(schema: pa.Schema) -> str | None:
+    """The schema version stamped in a shard's metadata, if any."""
+    value = (schema.metadata or {}).get(b"fld_engine.schema_version")
+    return None if value is None else value.decode()

@@ -1,0 +1,397 @@
+"""Python records for one image's annotations, and their dict form (one Arrow row).
+
+``ImageRecord.to_row()`` gives exactly the dict that ``schemas.arrow.ANNOTATION_SCHEMA``
+describes, and ``ImageRecord.from_row()`` reads it back; ``to_row(from_row(r)) == r``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+GRANULARITIES = ("brief", "detailed", "more_detailed")
+REGION_KINDS = ("object", "proposal", "ocr_line", "ocr_word", "region_caption", "dense_caption")
+ANNOTATION_TYPES = ("text", "region", "phrase")
+
+Granularity = Literal["brief", "detailed", "more_detailed"]
+RegionKind = Literal["object", "proposal", "ocr_line", "ocr_word", "region_caption", "dense_caption"]
+AnnotationType = Literal["text", "region", "phrase"]
+
+
+def content_id(*parts: object) -> str:
+    """A short, stable id for an annotation from the values that define it."""
+    payload = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha1(payload.encode()).hexdigest()[:16]
+
+
+def _floats(values: Any) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(v) for v in values)
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Who made an annotation: the specialist, its model identity, and the refinement round."""
+
+    source: str
+    model: str
+    round: int = 0
+
+
+@dataclass(slots=True)
+class TextAnalysis:
+    """What the text filter measured in a text (kept so audits can re-threshold)."""
+
+    num_tokens: int = 0
+    objects: list[str] = field(default_factory=list)
+    attributes: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    proper_nouns: list[str] = field(default_factory=list)
+    noun_phrases: list[tuple[int, int]] = field(default_factory=list)
+    object_complexity: float = 0.0
+    action_complexity: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["noun_phrases"] = [list(span) for span in self.noun_phrases]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextAnalysis:
+        return cls(
+            num_tokens=int(data["num_tokens"]),
+            objects=list(data["objects"]),
+            attributes=list(data["attributes"]),
+            actions=list(data["actions"]),
+            proper_nouns=list(data["proper_nouns"]),
+            noun_phrases=[(int(a), int(b)) for a, b in data["noun_phrases"]],
+            object_complexity=float(data["object_complexity"]),
+            action_complexity=float(data["action_complexity"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    """A binary mask as COCO RLE (pycocotools): ``size`` is (height, width)."""
+
+    size: tuple[int, int]
+    counts: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "counts": self.counts}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Mask | None:
+        if data is None:
+            return None
+        height, width = data["size"]
+        return cls(size=(int(height), int(width)), counts=str(data["counts"]))
+
+
+@dataclass(slots=True)
+class Text:
+    """An image-level description at one granularity."""
+
+    granularity: Granularity
+    text: str
+    provenance: Provenance
+    score: float | None = None
+    analysis: TextAnalysis | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = content_id("text", self.granularity, self.text, self.provenance.source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "granularity": self.granularity,
+            "text": self.text,
+            "score": self.score,
+            "analysis": None if self.analysis is None else self.analysis.to_dict(),
+            "provenance": asdict(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Text:
+        analysis = data.get("analysis")
+        return cls(
+            id=data["id"],
+            granularity=data["granularity"],
+            text=data["text"],
+            score=data.get("score"),
+            analysis=None if analysis is None else TextAnalysis.from_dict(analysis),
+            provenance=Provenance(**data["provenance"]),
+        )
+
+
+@dataclass(slots=True)
+class Region:
+    """A region-text pair: a box (and optionally a quad, mask or polygon) with its text."""
+
+    kind: RegionKind
+    bbox: tuple[float, float, float, float]
+    text: str
+    provenance: Provenance
+    score: float | None = None
+    quad: tuple[float, ...] | None = None
+    mask: Mask | None = None
+    polygon: tuple[float, ...] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        self.bbox = tuple(float(v) for v in self.bbox)  # type: ignore[assignment]
+        self.quad = _floats(self.quad)
+        self.polygon = _floats(self.polygon)
+        if not self.id:
+            rounded = [round(v, 1) for v in self.bbox]
+            self.id = content_id("region", self.kind, rounded, self.text, self.provenance.source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "bbox": list(self.bbox),
+            "quad": None if self.quad is None else list(self.quad),
+            "text": self.text,
+            "score": self.score,
+            "mask": None if self.mask is None else self.mask.to_dict(),
+            "polygon": None if self.polygon is None else list(self.polygon),
+            "metrics": sorted(self.metrics.items()),
+            "provenance": asdict(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Region:
+        return cls(
+            id=data["id"],
+            kind=data["kind"],
+            bbox=tuple(data["bbox"]),  # type: ignore[arg-type]
+            quad=_floats(data.get("quad")),
+            text=data["text"],
+            score=data.get("score"),
+            mask=Mask.from_dict(data.get("mask")),
+            polygon=_floats(data.get("polygon")),
+            metrics=_metrics(data.get("metrics")),
+            provenance=Provenance(**data["provenance"]),
+        )
+
+
+@dataclass(slots=True)
+class GroundedRegion:
+    """One region a phrase is grounded to."""
+
+    bbox: tuple[float, float, float, float]
+    score: float | None = None
+    mask: Mask | None = None
+    polygon: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.bbox = tuple(float(v) for v in self.bbox)  # type: ignore[assignment]
+        self.polygon = _floats(self.polygon)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bbox": list(self.bbox),
+            "score": self.score,
+            "mask": None if self.mask is None else self.mask.to_dict(),
+            "polygon": None if self.polygon is None else list(self.polygon),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GroundedRegion:
+        return cls(
+            bbox=tuple(data["bbox"]),  # type: ignore[arg-type]
+            score=data.get("score"),
+            mask=Mask.from_dict(data.get("mask")),
+            polygon=_floats(data.get("polygon")),
+        )
+
+
+@dataclass(slots=True)
+class Phrase:
+    """A text-phrase-region triplet: ``text[start:end]`` of text ``text_id`` grounded to regions."""
+
+    text_id: str
+    start: int
+    end: int
+    phrase: str
+    regions: list[GroundedRegion]
+    provenance: Provenance
+    score: float | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = content_id("phrase", self.text_id, self.start, self.end, self.provenance.source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "text_id": self.text_id,
+            "start": self.start,
+            "end": self.end,
+            "phrase": self.phrase,
+            "regions": [region.to_dict() for region in self.regions],
+            "score": self.score,
+            "provenance": asdict(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Phrase:
+        return cls(
+            id=data["id"],
+            text_id=data["text_id"],
+            start=int(data["start"]),
+            end=int(data["end"]),
+            phrase=data["phrase"],
+            regions=[GroundedRegion.from_dict(r) for r in data["regions"]],
+            score=data.get("score"),
+            provenance=Provenance(**data["provenance"]),
+        )
+
+
+@dataclass(slots=True)
+class Drop:
+    """An annotation a stage removed, with the rule, the measured value and the threshold.
+
+    ``annotation`` is the removed annotation's own dict (JSON), so nothing is lost;
+    ``by`` names the annotation that caused the drop where there is one (NMS, merges).
+    """
+
+    annotation_type: AnnotationType
+    annotation_id: str
+    stage: str
+    rule: str
+    annotation: str
+    value: float | None = None
+    threshold: float | None = None
+    by: str | None = None
+    round: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Drop:
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+    @classmethod
+    def of(
+        cls,
+        annotation: Text | Region | Phrase,
+        *,
+        stage: str,
+        rule: str,
+        value: float | None = None,
+        threshold: float | None = None,
+        by: str | None = None,
+    ) -> Drop:
+        """Record the removal of ``annotation``."""
+        kind: AnnotationType = {Text: "text", Region: "region", Phrase: "phrase"}[type(annotation)]  # type: ignore[assignment]
+        return cls(
+            annotation_type=kind,
+            annotation_id=annotation.id,
+            stage=stage,
+            rule=rule,
+            annotation=json.dumps(annotation.to_dict(), sort_keys=True),
+            value=None if value is None else float(value),
+            threshold=None if threshold is None else float(threshold),
+            by=by,
+            round=annotation.provenance.round,
+        )
+
+    def restore(self) -> Text | Region | Phrase:
+        """The dropped annotation, as it was before the drop."""
+        data = json.loads(self.annotation)
+        return {"text": Text, "region": Region, "phrase": Phrase}[self.annotation_type].from_dict(data)
+
+
+@dataclass(frozen=True, slots=True)
+class StageError:
+    """A stage that failed on this image; the image keeps what other stages produced."""
+
+    stage: str
+    message: str
+
+
+@dataclass(slots=True)
+class ImageRecord:
+    """All annotations of one image: one row of an annotation shard."""
+
+    image_id: str
+    source_uri: str
+    width: int
+    height: int
+    format: str
+    source_uris: list[str] = field(default_factory=list)
+    texts: list[Text] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)
+    phrases: list[Phrase] = field(default_factory=list)
+    dropped: list[Drop] = field(default_factory=list)
+    errors: list[StageError] = field(default_factory=list)
+    stages: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.source_uris:
+            self.source_uris = [self.source_uri]
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "image_id": self.image_id,
+            "source_uri": self.source_uri,
+            "source_uris": list(self.source_uris),
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+            "texts": [t.to_dict() for t in self.texts],
+            "regions": [r.to_dict() for r in self.regions],
+            "phrases": [p.to_dict() for p in self.phrases],
+            "dropped": [d.to_dict() for d in self.dropped],
+            "errors": [asdict(e) for e in self.errors],
+            "stages": sorted(self.stages.items()),
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ImageRecord:
+        return cls(
+            image_id=row["image_id"],
+            source_uri=row["source_uri"],
+            source_uris=list(row.get("source_uris") or [row["source_uri"]]),
+            width=int(row["width"]),
+            height=int(row["height"]),
+            format=row["format"],
+            texts=[Text.from_dict(t) for t in row.get("texts") or []],
+            regions=[Region.from_dict(r) for r in row.get("regions") or []],
+            phrases=[Phrase.from_dict(p) for p in row.get("phrases") or []],
+            dropped=[Drop.from_dict(d) for d in row.get("dropped") or []],
+            errors=[StageError(**e) for e in row.get("errors") or []],
+            stages=_str_map(row.get("stages")),
+        )
+
+    def text_by_id(self, text_id: str) -> Text | None:
+        return next((t for t in self.texts if t.id == text_id), None)
+
+    def drop(self, annotation: Text | Region | Phrase, **reason: Any) -> None:
+        """Remove ``annotation`` from this record and keep a :class:`Drop` with ``reason``."""
+        collection: list[Any] = {Text: self.texts, Region: self.regions, Phrase: self.phrases}[type(annotation)]
+        collection.remove(annotation)
+        self.dropped.append(Drop.of(annotation, **reason))
+
+
+def _metrics(value: Any) -> dict[str, float]:
+    """Arrow maps come back as lists of (key, value) pairs; dicts pass through."""
+    if not value:
+        return {}
+    items = value.items() if isinstance(value, dict) else value
+    return {str(k): float(v) for k, v in items}
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not value:
+        return {}
+    items = value.items() if isinstance(value, dict) else value
+    return {str(k): str(v) for k, v in items}

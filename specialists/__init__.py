@@ -1,0 +1,1 @@
+"""Specialists: models that make the initial annotations."""
