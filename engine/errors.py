@@ -1,0 +1,23 @@
+"""Errors a user can fix: the CLI prints them as one line instead of a traceback."""
+
+from __future__ import annotations
+
+from engine.ingest import InputError
+from engine.typed_config import ConfigError
+from schemas.validation import SchemaError
+from specialists.base import WeightsNotFound
+
+
+class OutputError(RuntimeError):
+    """An output directory cannot be used (locked by another run, unreadable manifest, missing shard)."""
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    InputError,
+    OutputError,
+    SchemaError,
+    WeightsNotFound,
+    FileNotFoundError,
+    PermissionError,
+)
