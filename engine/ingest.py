@@ -77,11 +77,15 @@ def discover(inputs: Sequence[str], extensions: Sequence[str], path_column: str 
         elif path.suffix.lower() == ".parquet" and path.is_file():
             table = pq.read_table(path)
             if path_column not in table.column_names:
-                raise InputError(f"input {item}: Parquet table has no {path_column!r} column (columns: {table.column_names})")
+                raise InputError(
+                    f"input {item}: Parquet table has no {path_column!r} column (columns: {table.column_names})"
+                )
             found.update(_resolve(p, path.parent) for p in table.column(path_column).to_pylist() if p)
         elif path.suffix.lower() in {".txt", ".lst"} and path.is_file():
             lines = path.read_text().splitlines()
-            found.update(_resolve(line.strip(), path.parent) for line in lines if line.strip() and not line.startswith("#"))
+            found.update(
+                _resolve(line.strip(), path.parent) for line in lines if line.strip() and not line.startswith("#")
+            )
         elif path.is_file():
             found.add(str(path.resolve()))
         else:
@@ -179,6 +183,8 @@ def plan_work(probed: Iterable[ProbedFile]) -> tuple[list[WorkItem], list[Probed
         copies = sorted(by_id[image_id], key=lambda p: p.source_uri)
         first = copies[0]
         work.append(
-            WorkItem(image_id, first.source_uri, tuple(c.source_uri for c in copies), first.width, first.height, first.format)
+            WorkItem(
+                image_id, first.source_uri, tuple(c.source_uri for c in copies), first.width, first.height, first.format
+            )
         )
     return work, sorted(quarantined, key=lambda p: p.source_uri)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import types
-
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
@@ -106,5 +105,3 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): to_plain(v) for k, v in sorted(value.items())}
     return value
-
-

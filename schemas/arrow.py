@@ -52,9 +52,7 @@ REGION = pa.struct(
     ]
 )
 
-GROUNDED_REGION = pa.struct(
-    [("bbox", FLOATS), ("score", pa.float32()), ("mask", RLE_MASK), ("polygon", FLOATS)]
-)
+GROUNDED_REGION = pa.struct([("bbox", FLOATS), ("score", pa.float32()), ("mask", RLE_MASK), ("polygon", FLOATS)])
 
 PHRASE = pa.struct(
     [
@@ -109,7 +107,7 @@ ANNOTATION_SCHEMA = pa.schema(IDENTITY_FIELDS + ANNOTATION_FIELDS, metadata=_MET
 
 # In flight between pipeline stages each row also carries the encoded image.
 IN_FLIGHT_SCHEMA = pa.schema(
-    IDENTITY_FIELDS + [pa.field("image_bytes", pa.large_binary())] + ANNOTATION_FIELDS, metadata=_METADATA
+    [*IDENTITY_FIELDS, pa.field("image_bytes", pa.large_binary()), *ANNOTATION_FIELDS], metadata=_METADATA
 )
 
 QUARANTINE_SCHEMA = pa.schema(

@@ -45,7 +45,9 @@ def validate_record(record: ImageRecord) -> None:
         if region.polygon is not None and (len(region.polygon) < 6 or len(region.polygon) % 2):
             raise SchemaError(f"{at}.polygon must have an even number (>= 6) of values")
         if region.mask is not None and region.mask.size != (record.height, record.width):
-            raise SchemaError(f"{at}.mask size {region.mask.size} differs from the image {record.height}x{record.width}")
+            raise SchemaError(
+                f"{at}.mask size {region.mask.size} differs from the image {record.height}x{record.width}"
+            )
     texts = {text.id: text.text for text in record.texts}
     for i, phrase in enumerate(record.phrases):
         at = f"{where}: phrases[{i}]"
@@ -55,6 +57,8 @@ def validate_record(record: ImageRecord) -> None:
         if not 0 <= phrase.start < phrase.end <= len(text):
             raise SchemaError(f"{at}: span [{phrase.start}, {phrase.end}) lies outside its text of length {len(text)}")
         if text[phrase.start : phrase.end] != phrase.phrase:
-            raise SchemaError(f"{at}: phrase {phrase.phrase!r} differs from its span {text[phrase.start:phrase.end]!r}")
+            raise SchemaError(
+                f"{at}: phrase {phrase.phrase!r} differs from its span {text[phrase.start : phrase.end]!r}"
+            )
         for j, grounded in enumerate(phrase.regions):
             _check_box(grounded.bbox, record.width, record.height, f"{at}.regions[{j}]")

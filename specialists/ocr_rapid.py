@@ -86,9 +86,7 @@ class RapidOcr(Specialist):
         from rapidocr_onnxruntime import RapidOCR
 
         threads = self.options.threads
-        self._engine = RapidOCR(
-            intra_op_num_threads=threads, inter_op_num_threads=1, text_score=self.options.min_score
-        )
+        self._engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, text_score=self.options.min_score)
 
     def annotate(self, images: list[np.ndarray], records: list[ImageRecord]) -> None:
         provenance = self.provenance()
@@ -110,7 +108,10 @@ class RapidOcr(Specialist):
             points, text, score = item[0], str(item[1]), float(item[2])
             if score < self.options.min_score or not text.strip():
                 continue
-            quad = tuple(min(max(v, 0.0), float(width if i % 2 == 0 else height)) for i, v in enumerate(order_quad_clockwise(points)))
+            quad = tuple(
+                min(max(v, 0.0), float(width if i % 2 == 0 else height))
+                for i, v in enumerate(order_quad_clockwise(points))
+            )
             regions.append(Region("ocr_line", quad_to_box(quad), text, provenance, score=score, quad=quad))
             if self.options.words and len(item) > 3 and item[3]:
                 for word, box, word_score in group_words(list(item[4]), item[3], list(item[5])):

@@ -1,0 +1,56 @@
+"""``fld-engine inspect``: what a dataset version holds, checked against its shards."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from engine.errors import OutputError
+from engine.manifest import require_manifest
+from engine.summary import format_counts
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("inspect", help="counts per annotation type, source and quarantine reason")
+    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("--version", type=int, help="a published version (default: the latest)")
+    parser.set_defaults(func=inspect)
+
+
+def verify_shards(root: Path, shards: list) -> list[str]:
+    """Problems with the shards a manifest lists: missing, unreadable, or a row count that differs."""
+    problems = []
+    for shard in shards:
+        path = root / shard.path
+        if not path.exists():
+            problems.append(f"shard {shard.path} is missing")
+            continue
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except Exception as error:
+            problems.append(f"shard {shard.path} is unreadable ({type(error).__name__}: {error})")
+            continue
+        if rows != shard.rows:
+            problems.append(f"shard {shard.path} has {rows} rows, the manifest says {shard.rows}")
+    return problems
+
+
+def inspect(args: argparse.Namespace) -> int:
+    root = args.directory
+    manifest = require_manifest(root, args.version)
+    print(
+        f"{root}: version {manifest.version} ({manifest.created_at}), profile {manifest.profile}, "
+        f"schema {manifest.schema_version}, config {manifest.config_fingerprint}"
+    )
+    print(f"  shards       {len(manifest.shards):>8}   quarantine shards {len(manifest.quarantine)}")
+    print(format_counts(manifest.counts))
+    if manifest.models:
+        print("models:")
+        for name, model in sorted(manifest.models.items()):
+            print(f"  {name}: {model}")
+    problems = verify_shards(root, manifest.shards + manifest.quarantine)
+    if problems:
+        raise OutputError(f"{root} version {manifest.version}: " + "; ".join(problems))
+    return 0

@@ -1,0 +1,53 @@
+"""``fld-engine run``: annotate images into a new version of an output directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine.config import load_config
+from engine.pipeline import RunRequest, run_pipeline
+from engine.summary import format_counts
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="annotate images into versioned Parquet shards")
+    parser.add_argument(
+        "--input", nargs="+", required=True, metavar="PATH", help="folders, .txt path lists or Parquet tables"
+    )
+    parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="the dataset directory")
+    parser.add_argument(
+        "--config", metavar="FILE", help="a profile YAML file or a bundled profile name (default: offline)"
+    )
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local Ray)")
+    parser.add_argument("--limit", type=int, metavar="N", help="annotate at most the first N input files")
+    parser.add_argument("--full", action="store_true", help="recompute everything instead of carrying over")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    request = RunRequest(
+        inputs=tuple(args.input),
+        output=args.output,
+        config=config,
+        address=args.address,
+        limit=args.limit,
+        full=args.full,
+        progress_bars=not args.quiet and sys.stderr.isatty(),
+    )
+    result = run_pipeline(request, progress=(lambda _: None) if args.quiet else _progress)
+    manifest = result.manifest
+    print(
+        f"version {manifest.version} of {args.output.resolve()} published in {result.seconds:.1f}s: "
+        f"{result.annotated} images annotated, {result.carried} carried over, {result.quarantined} quarantined"
+    )
+    print(f"shards: {args.output.resolve() / 'annotations'} ({len(manifest.shards)} files)")
+    print(format_counts(manifest.counts))
+    return 0
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

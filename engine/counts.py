@@ -1,0 +1,68 @@
+"""Annotation counts of a shard table, computed with Arrow kernels (no per-row Python)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+Counts = dict[str, Any]
+
+
+def value_counts(values: pa.Array | pa.ChunkedArray) -> dict[str, int]:
+    if len(values) == 0:
+        return {}
+    counted = pc.value_counts(values)
+    return {
+        str(v): int(n)
+        for v, n in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True)
+    }
+
+
+def _flat(table: pa.Table, column: str) -> pa.ChunkedArray | pa.Array:
+    return (
+        pc.list_flatten(table.column(column))
+        if table.num_rows
+        else pa.array([], table.schema.field(column).type.value_type)
+    )
+
+
+def count_annotations(table: pa.Table) -> Counts:
+    """Counts per annotation type, kind/granularity, source, drop rule and stage error of one table."""
+    texts, regions, phrases = _flat(table, "texts"), _flat(table, "regions"), _flat(table, "phrases")
+    dropped, errors = _flat(table, "dropped"), _flat(table, "errors")
+
+    def field(array: Any, name: str) -> Any:
+        return pc.struct_field(array, name)
+
+    def by_source(array: Any) -> dict[str, int]:
+        return value_counts(field(field(array, "provenance"), "source")) if len(array) else {}
+
+    rules = pc.binary_join_element_wise(field(dropped, "stage"), field(dropped, "rule"), "/") if len(dropped) else []
+    return {
+        "images": table.num_rows,
+        "texts": {"total": len(texts), **value_counts(field(texts, "granularity") if len(texts) else [])},
+        "regions": {"total": len(regions), **value_counts(field(regions, "kind") if len(regions) else [])},
+        "phrases": {"total": len(phrases)},
+        "dropped": {"total": len(dropped), **value_counts(rules)},
+        "errors": {"total": len(errors), **value_counts(field(errors, "stage") if len(errors) else [])},
+        "sources": {"texts": by_source(texts), "regions": by_source(regions), "phrases": by_source(phrases)},
+    }
+
+
+def merge_counts(parts: Iterable[Counts]) -> Counts:
+    """Sum nested count dictionaries."""
+    total: Counts = {}
+    for part in parts:
+        _add(total, part)
+    return total
+
+
+def _add(into: Counts, part: Counts) -> None:
+    for key, value in part.items():
+        if isinstance(value, dict):
+            _add(into.setdefault(key, {}), value)
+        else:
+            into[key] = into.get(key, 0) + value
