@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,21 +105,16 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, str]:
     """
     if not data:
         raise BadImage("empty", "file has zero bytes")
+    saved_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # our own limit, checked from the header below, replaces Pillow's
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            fmt = (image.format or "").lower()
-            width, height = image.size
-            if width * height > max_pixels:
-                raise BadImage("too_large", f"{width}x{height} exceeds max_pixels={max_pixels}")
-            saved_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # our own limit was applied above
-            try:
-                image.load()
-                image = ImageOps.exif_transpose(image)
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved_limit
+        image = Image.open(io.BytesIO(data))
+        fmt = (image.format or "").lower()
+        width, height = image.size
+        if width * height > max_pixels:
+            raise BadImage("too_large", f"{width}x{height} exceeds max_pixels={max_pixels}")
+        image.load()
+        image = ImageOps.exif_transpose(image)
     except BadImage:
         raise
     except UnidentifiedImageError:
@@ -131,6 +125,8 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, str]:
         message = str(error)
         reason = "truncated" if "truncated" in message or "broken" in message else "decode_error"
         raise BadImage(reason, message) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved_limit
     return to_rgb(image), fmt
 
 

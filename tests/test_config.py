@@ -1,0 +1,81 @@
+"""Configuration: YAML profiles into typed objects; bad keys and values fail naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.config import EngineConfig, load_config, parse_config
+from engine.typed_config import ConfigError
+from specialists.ocr_rapid import RapidOcrOptions
+
+
+def test_the_default_profile_is_offline_with_rapidocr() -> None:
+    config = load_config()
+    assert isinstance(config, EngineConfig) and config.profile == "offline"
+    ocr = next(s for s in config.specialists if s.backend == "rapidocr")
+    assert isinstance(ocr.options, RapidOcrOptions)
+    assert ocr.resources.batch_size >= 1
+
+
+def test_stage_options_and_resources_are_typed() -> None:
+    config = parse_config(
+        {
+            "specialists": [
+                {
+                    "name": "ocr",
+                    "backend": "rapidocr",
+                    "options": {"min_score": 0.7, "words": False},
+                    "resources": {"num_cpus": 0.5, "batch_size": 8, "pool_size": 2},
+                }
+            ],
+            "writer": {"rows_per_shard": 10},
+        }
+    )
+    stage = config.specialists[0]
+    assert stage.options == RapidOcrOptions(min_score=0.7, words=False)
+    assert (stage.resources.num_cpus, stage.resources.batch_size, stage.resources.pool_size) == (0.5, 8, 2)
+    assert config.writer.rows_per_shard == 10
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"writer": {"rows_per_shard": "many"}}, "writer.rows_per_shard: expected an integer, got 'many'"),
+        ({"writerr": {}}, "config: unknown key 'writerr'"),
+        ({"ingest": {"max_pixel": 5}}, "ingest: unknown key 'max_pixel'"),
+        ({"specialists": [{"backend": "nope"}]}, "specialists\\[0\\].backend: 'nope' is not one of"),
+        (
+            {"specialists": [{"backend": "rapidocr", "options": {"min_score": "high"}}]},
+            "specialists\\[0\\].options.min_score: expected a number",
+        ),
+        (
+            {"specialists": [{"backend": "rapidocr", "resources": {"batch_size": 0}}]},
+            "specialists\\[0\\].resources: batch_size and pool_size must be >= 1",
+        ),
+        (
+            {"specialists": [{"backend": "rapidocr"}, {"backend": "rapidocr"}]},
+            "stage name 'rapidocr' is used twice",
+        ),
+    ],
+)
+def test_bad_config_fails_naming_the_key(data, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
+
+
+def test_profile_files_are_read_with_safe_load(tmp_path) -> None:
+    unsafe = tmp_path / "unsafe.yaml"
+    unsafe.write_text("writer: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(unsafe)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="no profile file or bundled profile named 'nosuch'"):
+        load_config("nosuch")
+
+
+def test_fingerprint_changes_with_stage_settings_only() -> None:
+    base = {"specialists": [{"name": "ocr", "backend": "rapidocr"}]}
+    changed = {"specialists": [{"name": "ocr", "backend": "rapidocr", "options": {"min_score": 0.9}}]}
+    assert parse_config(base).fingerprint() == parse_config({**base, "writer": {"rows_per_shard": 3}}).fingerprint()
+    assert parse_config(base).fingerprint() != parse_config(changed).fingerprint()

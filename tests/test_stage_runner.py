@@ -1,0 +1,59 @@
+"""A stage that fails on one image records the error for that image; the others keep their annotations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from engine.stage_runner import run_stage_on_table
+from schemas.arrow import IN_FLIGHT_SCHEMA
+from schemas.records import ImageRecord, Provenance, Region
+from schemas.stage import Resources
+from tests.image_files import jpeg_bytes
+
+
+class BoxEveryImage:
+    """Adds one box per image, and raises on images whose width is 13."""
+
+    name = "boxer"
+    resources = Resources()
+    needs_pixels = True
+
+    def fingerprint(self) -> str:
+        return "boxer-v1"
+
+    def setup(self) -> None:
+        pass
+
+    def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
+        for record, image in zip(records, images or [], strict=True):
+            if image.shape[1] == 13:
+                raise ValueError("cannot box a 13 pixel wide image")
+            record.regions.append(Region("object", (0, 0, 5, 5), "thing", Provenance("boxer", "m")))
+
+
+def in_flight(widths: list[int]) -> pa.Table:
+    rows = []
+    for i, width in enumerate(widths):
+        row = ImageRecord(f"{i:064d}", f"/img/{i}.jpg", width, 20, "jpeg").to_row()
+        row["image_bytes"] = jpeg_bytes(width, 20, seed=i)
+        rows.append(row)
+    rows.append(ImageRecord("f" * 64, "/img/broken.jpg", 10, 10, "jpeg").to_row() | {"image_bytes": b"junk"})
+    return pa.Table.from_pylist(rows, schema=IN_FLIGHT_SCHEMA)
+
+
+def test_failure_is_isolated_to_the_image_that_caused_it() -> None:
+    out = [
+        ImageRecord.from_row(r) for r in run_stage_on_table(BoxEveryImage(), in_flight([40, 13, 30]), 10**8).to_pylist()
+    ]
+    assert [len(r.regions) for r in out] == [1, 0, 1, 0]
+    assert out[1].errors[0].stage == "boxer" and "cannot box a 13 pixel wide image" in out[1].errors[0].message
+    assert out[3].errors[0].message.startswith("decode failed: not_an_image")
+    assert all(r.stages == {"boxer": "boxer-v1"} for r in out)
+
+
+def test_image_bytes_travel_through_unchanged() -> None:
+    table = in_flight([40])
+    out = run_stage_on_table(BoxEveryImage(), table, 10**8)
+    assert out.column("image_bytes").to_pylist() == table.column("image_bytes").to_pylist()
+    assert out.schema == IN_FLIGHT_SCHEMA
