@@ -1,0 +1,20 @@
+"""Shared test setup: keep every tool's state inside the project and never reach a model hub."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_STATE = Path(__file__).resolve().parents[1] / ".state"
+for _name, _value in {
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_TMPDIR": f"/tmp/fld-ray-{os.getuid()}",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "HF_HOME": str(_STATE / "huggingface"),
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "YOLO_CONFIG_DIR": str(_STATE / "ultralytics"),
+    "YOLO_OFFLINE": "1",
+    "MPLCONFIGDIR": str(_STATE / "matplotlib"),
+}.items():
+    os.environ.setdefault(_name, _value)
