@@ -47,7 +47,7 @@ def ray_session(config: RayConfig, address: str | None = None, progress: bool = 
             )
         started = True
     if not progress:
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = DataContext.get_current()
     context.enable_progress_bars = progress
     context.print_on_execution_start = False
