@@ -1,0 +1,135 @@
+"""The base of every filter: one method decides keep or drop; the base class does the rest once.
+
+Like datatrove's ``BaseFilter``, a filter implements a single decision, :meth:`Filter.check` (one
+annotation at a time) or :meth:`Filter.decide` (joint decisions over an image, such as NMS), and
+returns a :class:`Verdict` naming the rule for each annotation to drop. Like Data-Juicer, a filter
+that measures something first (:meth:`Filter.measure`, once per batch) keeps the measured value on
+the annotation, so audits can re-threshold without recomputing. The base class applies the decision
+to every record, writes each drop to ``record.dropped`` with stage, rule, value, threshold and
+``by``, counts drops per rule, and implements the :class:`schemas.stage.Stage` protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from schemas.records import ImageRecord, Phrase, Region, Text
+from schemas.stage import Resources
+
+Annotation = Text | Region | Phrase
+Target = Literal["texts", "regions", "phrases"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why an annotation is dropped: the rule, the measured value, the threshold it crossed, and by whom."""
+
+    rule: str
+    value: float | None = None
+    threshold: float | None = None
+    by: str | None = None
+
+
+def below(rule: str, value: float | None, minimum: float | None) -> Verdict | None:
+    """A drop if ``value`` is below ``minimum`` (no drop when either is unset)."""
+    if value is None or minimum is None or value >= minimum:
+        return None
+    return Verdict(rule, value, minimum)
+
+
+def above(rule: str, value: float | None, maximum: float | None) -> Verdict | None:
+    """A drop if ``value`` is above ``maximum`` (no drop when either is unset)."""
+    if value is None or maximum is None or value <= maximum:
+        return None
+    return Verdict(rule, value, maximum)
+
+
+def first_drop(*verdicts: Verdict | None) -> Verdict | None:
+    """The first rule that drops, in the order the rules are listed."""
+    return next((v for v in verdicts if v is not None), None)
+
+
+class Filter:
+    """Base class of every filter stage.
+
+    Subclasses set ``backend`` and ``Options`` (a frozen dataclass validated from the profile) and
+    either ``targets`` with :meth:`check`, or override :meth:`decide`. ``measure`` and ``load`` are
+    optional hooks; ``model_id`` names any model the filter uses (for the fingerprint).
+    """
+
+    backend: ClassVar[str]
+    Options: ClassVar[type]
+    targets: ClassVar[tuple[Target, ...]] = ()
+
+    def __init__(self, name: str, options: Any, resources: Resources | None = None) -> None:
+        self.name = name
+        self.options = options
+        self.resources = resources or Resources()
+        self.drop_counts: Counter[str] = Counter()
+        self._loaded = False
+
+    # -- what a filter implements ------------------------------------------------------------
+    def check(self, annotation: Any, record: ImageRecord) -> Verdict | None:
+        """Keep (None) or drop (a :class:`Verdict`) one annotation of ``targets``."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither check() nor decide()")
+
+    def decide(self, record: ImageRecord) -> Iterator[tuple[Annotation, Verdict]]:
+        """The annotations of ``record`` to drop, with why; by default :meth:`check` on each target."""
+        for target in self.targets:
+            for annotation in getattr(record, target):
+                verdict = self.check(annotation, record)
+                if verdict is not None:
+                    yield annotation, verdict
+
+    def measure(self, records: list[ImageRecord]) -> None:
+        """Compute and store statistics on the annotations of a whole batch before deciding."""
+
+    def load(self) -> None:
+        """Load models or lists; called once per worker."""
+
+    @property
+    def model_id(self) -> str:
+        return ""
+
+    # -- what the base class does once -------------------------------------------------------
+    @property
+    def needs_pixels(self) -> bool:
+        return False
+
+    def fingerprint(self) -> str:
+        options = dataclasses.asdict(self.options) if dataclasses.is_dataclass(self.options) else self.options
+        payload = json.dumps([self.backend, self.model_id, options], sort_keys=True, default=str)
+        return hashlib.sha1(payload.encode()).hexdigest()[:16]
+
+    def setup(self) -> None:
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+
+    def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
+        """Measure, decide and drop, recording every drop on its record."""
+        self.setup()
+        self.measure(records)
+        for record in records:
+            self.apply(record, self.decide(record))
+
+    def apply(self, record: ImageRecord, drops: Iterable[tuple[Annotation, Verdict]]) -> None:
+        """Drop each annotation with its verdict (decisions are collected first, then applied)."""
+        for annotation, verdict in list(drops):
+            record.drop(
+                annotation,
+                stage=self.name,
+                rule=verdict.rule,
+                value=verdict.value,
+                threshold=verdict.threshold,
+                by=verdict.by,
+            )
+            self.drop_counts[verdict.rule] += 1

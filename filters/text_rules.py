@@ -1,0 +1,168 @@
+"""The text filter: rules per granularity over what spaCy measured in each image-level text.
+
+Defaults are set against the paper's averages (Table 2: brief 7.95 tokens / 3.23 objects,
+detailed 31.65 / 13.31, more detailed 70.53 / 28.06): a text is "excessive" at about 3.5x the
+average object count and "too long" at about 5x the average length, so the rules cut the tail of
+noisy outputs (run-on lists, hallucinated enumerations) and not ordinary texts. The minimum object
+complexity (mean dependency degree of objects; paper 2.80 brief, 4.0 detailed) is set well below
+the averages: at 1.0 for brief texts it drops texts whose nouns attach to nothing (bare labels, word
+lists) or that have no object at all; detailed texts without a single verb (action complexity 0)
+are keyword lists rather than descriptions. Boilerplate, non-alphabetic noise and repetition are
+dropped at every granularity. Every measured value stays in ``Text.analysis`` for re-thresholding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from filters.base import Annotation, Filter, Verdict, above, below, first_drop
+from filters.blacklist import Blacklist
+from filters.spacy_model import spacy_model_id
+from filters.text_analysis import TextAnalyzer
+from schemas.records import ImageRecord, Text
+
+BOILERPLATE = re.compile(
+    r"https?://|\bwww\.|\b[\w-]+\.(?:com|net|org|io|co\.uk)\b"  # URLs
+    r"|</?[a-zA-Z][^>]*>|&(?:amp|nbsp|quot|lt|gt|#\d+);"  # HTML tags and entities
+    r"|\b[\w-]+\.(?:jpe?g|png|gif|webp|bmp|tiff?|heic)\b|\b(?:IMG|DSC|DSCN|PXL)[_-]?\d{3,}"  # file names
+    r"|\bstock (?:photo|image|picture|footage|illustration|vector)|\broyalty[- ]free\b|\bshutterstock\b"
+    r"|\bgetty ?images\b|\bistock(?:photo)?\b|\balamy\b|\bdreamstime\b|\bdepositphotos\b|\b123rf\b"
+    r"|\badobe stock\b|\bclick to enlarge\b|\bimage may contain\b|\bno description available\b",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W\d_]{2,}")
+_NORMALIZE = re.compile(r"[\W_]+")
+
+
+@dataclass(frozen=True)
+class TextRules:
+    """Thresholds for texts of one granularity; None switches a rule off."""
+
+    min_tokens: int | None = None
+    max_tokens: int | None = None
+    max_objects: int | None = None
+    min_object_complexity: float | None = None
+    min_action_complexity: float | None = None
+    max_non_alpha_fraction: float | None = 0.5
+    max_repeated_fraction: float | None = 0.5
+    drop_boilerplate: bool = True
+
+
+@dataclass(frozen=True)
+class BriefTextRules(TextRules):
+    min_tokens: int | None = 3
+    max_tokens: int | None = 40
+    max_objects: int | None = 12
+    min_object_complexity: float | None = 1.0
+
+
+@dataclass(frozen=True)
+class DetailedTextRules(TextRules):
+    min_tokens: int | None = 10
+    max_tokens: int | None = 160
+    max_objects: int | None = 45
+    min_object_complexity: float | None = 1.5
+    min_action_complexity: float | None = 1.0
+    max_repeated_fraction: float | None = 0.6
+
+
+@dataclass(frozen=True)
+class MoreDetailedTextRules(TextRules):
+    min_tokens: int | None = 20
+    max_tokens: int | None = 320
+    max_objects: int | None = 90
+    min_object_complexity: float | None = 1.5
+    min_action_complexity: float | None = 1.0
+    max_repeated_fraction: float | None = 0.65
+
+
+@dataclass(frozen=True)
+class TextFilterOptions:
+    """Rules per granularity; ``phrase_blacklists`` extend (or with ``replace_phrase_blacklist`` replace)
+    the bundled phrase list used to leave meaningless noun phrases out of ``analysis.noun_phrases``."""
+
+    brief: BriefTextRules = field(default_factory=BriefTextRules)
+    detailed: DetailedTextRules = field(default_factory=DetailedTextRules)
+    more_detailed: MoreDetailedTextRules = field(default_factory=MoreDetailedTextRules)
+    drop_duplicates: bool = True
+    batch_size: int = 256
+    phrase_blacklists: tuple[str, ...] = ()
+    replace_phrase_blacklist: bool = False
+
+
+def non_alpha_fraction(text: str) -> float:
+    """Share of non-space characters that are not letters."""
+    visible = [c for c in text if not c.isspace()]
+    return sum(not c.isalpha() for c in visible) / len(visible) if visible else 1.0
+
+
+def repeated_fraction(text: str, stop_words: frozenset[str] | set[str] = frozenset()) -> float:
+    """Share of content words that repeat an earlier one (0 for texts of fewer than four content words)."""
+    words = [w for w in (m.lower() for m in _WORD.findall(text)) if w not in stop_words]
+    return 1.0 - len(set(words)) / len(words) if len(words) >= 4 else 0.0
+
+
+def normalized(text: str) -> str:
+    """Lowercase words only, for duplicate detection."""
+    return _NORMALIZE.sub(" ", text.lower()).strip()
+
+
+def check_text(text: Text, rules: TextRules, stop_words: frozenset[str] | set[str] = frozenset()) -> Verdict | None:
+    """The first rule of ``rules`` that ``text`` (already analysed) breaks, if any."""
+    analysis = text.analysis
+    assert analysis is not None, "check_text needs Text.analysis (run TextAnalyzer first)"
+    boilerplate = len(BOILERPLATE.findall(text.text)) if rules.drop_boilerplate else 0
+    return first_drop(
+        above("boilerplate", boilerplate, 0) if rules.drop_boilerplate else None,
+        above("non_alphabetic", non_alpha_fraction(text.text), rules.max_non_alpha_fraction),
+        above("repeated_tokens", repeated_fraction(text.text, stop_words), rules.max_repeated_fraction),
+        below("too_short", analysis.num_tokens, rules.min_tokens),
+        above("too_long", analysis.num_tokens, rules.max_tokens),
+        above("excessive_objects", len(analysis.objects), rules.max_objects),
+        below("min_object_complexity", analysis.object_complexity, rules.min_object_complexity),
+        below("min_action_complexity", analysis.action_complexity, rules.min_action_complexity),
+    )
+
+
+class TextFilter(Filter):
+    """spaCy text filter (FLD-5B phase 2): analyses every image-level text, then applies the rules."""
+
+    backend: ClassVar[str] = "spacy_text"
+    Options: ClassVar[type] = TextFilterOptions
+    targets: ClassVar[tuple[str, ...]] = ("texts",)
+
+    def load(self) -> None:
+        options: TextFilterOptions = self.options
+        self.analyzer = TextAnalyzer(batch_size=options.batch_size)
+        self.analyzer.blacklist = Blacklist.configured(
+            "phrases", options.phrase_blacklists, options.replace_phrase_blacklist, nlp=self.analyzer.nlp
+        )
+        self.stop_words = frozenset(self.analyzer.nlp.Defaults.stop_words)
+
+    @property
+    def model_id(self) -> str:
+        return spacy_model_id()
+
+    def measure(self, records: list[ImageRecord]) -> None:
+        pending = [text for record in records for text in record.texts if text.analysis is None]
+        for text, analysis in zip(pending, self.analyzer.analyze([t.text for t in pending]), strict=True):
+            text.analysis = analysis
+
+    def check(self, annotation: Text, record: ImageRecord) -> Verdict | None:
+        return check_text(annotation, getattr(self.options, annotation.granularity), self.stop_words)
+
+    def decide(self, record: ImageRecord) -> Iterator[tuple[Annotation, Verdict]]:
+        kept_by_text: dict[str, str] = {}
+        for text in record.texts:
+            verdict = self.check(text, record)
+            if verdict is None and self.options.drop_duplicates:
+                key = normalized(text.text)
+                if key in kept_by_text:
+                    verdict = Verdict("duplicate_text", 1.0, None, by=kept_by_text[key])
+                else:
+                    kept_by_text[key] = text.id
+            if verdict is not None:
+                yield text, verdict
