@@ -4,10 +4,16 @@ Layout of an output directory::
 
     annotations/*.parquet      annotation shards (shared by the versions that list them)
     quarantine/*.parquet       inputs that could not be annotated, with the reason
+    tombstones/*.parquet       images of the parent version that this version no longer has, and why
+    probes/*.parquet           (path, size, mtime) -> content id of every probed file, to skip re-hashing
     versions/v000001.json      the manifest of each published version
-    manifest.json              the latest version's manifest (replaced atomically)
+    manifest.json              a copy of the latest version's manifest (replaced atomically)
+    _runs/<run_id>/            journals of runs in progress or killed (see engine/journal.py)
+    .lock                      the run writing here now (see engine/output_lock.py)
 
 A version is exactly the shards its manifest lists; shards of an unfinished run are never listed.
+``versions/vNNNNNN.json`` is the commit point: the latest version is the highest one there, even
+if a run was killed before it refreshed ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -43,6 +49,14 @@ class Manifest:
     counts: Counts
     parent: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    tombstones: list[ShardInfo] = field(default_factory=list)
+    probe_index: ShardInfo | None = None
+    stage_kinds: dict[str, str] = field(default_factory=dict)
+
+    def files(self) -> list[str]:
+        """Every file this version lists, relative to the output directory."""
+        listed = self.shards + self.quarantine + self.tombstones + ([self.probe_index] if self.probe_index else [])
+        return [s.path for s in listed]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +74,9 @@ class Manifest:
             "counts": self.counts,
             "parent": self.parent,
             "extra": self.extra,
+            "tombstones": [s.to_dict() for s in self.tombstones],
+            "probe_index": None if self.probe_index is None else self.probe_index.to_dict(),
+            "stage_kinds": self.stage_kinds,
         }
 
     @classmethod
@@ -78,6 +95,9 @@ class Manifest:
             counts=data.get("counts", {}),
             parent=data.get("parent"),
             extra=data.get("extra", {}),
+            tombstones=[ShardInfo.from_dict(s) for s in data.get("tombstones", [])],
+            probe_index=ShardInfo.from_dict(data["probe_index"]) if data.get("probe_index") else None,
+            stage_kinds=dict(data.get("stage_kinds", {})),
         )
 
 
@@ -111,6 +131,8 @@ def list_versions(root: Path) -> list[int]:
 
 def read_manifest(root: Path, version: int | None = None) -> Manifest | None:
     """The manifest of ``version`` (latest when None), or None if the directory has no version yet."""
+    if version is None:
+        version = (list_versions(root) or [None])[-1]
     path = root / MANIFEST_NAME if version is None else version_path(root, version)
     if not path.exists():
         if version is not None:
@@ -127,3 +149,8 @@ def require_manifest(root: Path, version: int | None = None) -> Manifest:
     if manifest is None:
         raise OutputError(f"{root}: no published version (no {MANIFEST_NAME}); run `fld-engine run` first")
     return manifest
+
+
+def all_manifests(root: Path) -> list[Manifest]:
+    """Every published version's manifest, oldest first."""
+    return [require_manifest(root, version) for version in list_versions(root)]

@@ -1,17 +1,23 @@
 """The engine's main job: images in, versioned annotation shards out, on Ray Data.
 
-Probe (hash and decode-check every file) -> plan (duplicates once, quarantine the bad, carry over
-images the same pipeline already annotated) -> annotate (one streaming ``map_batches`` per stage:
-model stages in actor pools, the rest as tasks) -> write shards -> publish the manifest last.
+Lock the output -> probe (hash and decode-check every file not in the probe cache) -> plan
+(duplicates once, quarantine the bad, carry over rows of the previous version and of killed runs,
+queue rows that need only some stages again: see ``engine/incremental.py``) -> annotate (one
+streaming ``map_batches`` per stage: model stages in actor pools, the rest as tasks; a stage
+skips rows that already carry its fingerprint) -> write shards, journaling each -> write
+quarantine, tombstones and the probe index -> publish the manifest last -> clean up journals.
+Ray starts only when there is something to probe or annotate.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,21 +25,27 @@ from typing import Any
 
 import pyarrow as pa
 
-from engine.carryover import CarryOver, plan_carry_over
+from engine.carryover import Candidate, plan_carry_over, previous_paths
 from engine.config import EngineConfig, StageConfig
 from engine.counts import merge_counts, value_counts
-from engine.ingest import ProbedFile, WorkItem, discover, plan_work, probe_file
-from engine.manifest import Manifest, list_versions, publish, read_manifest
+from engine.incremental import FILTERS, IncrementalStageWorker, StagePlan, StageSpec, run_stage_where_stale
+from engine.ingest import ProbedFile, discover, plan_work, probe_file
+from engine.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
+from engine.manifest import Manifest, all_manifests, publish
+from engine.output_lock import OutputLock
+from engine.probe_cache import PROBE_INDEX_SCHEMA, load_probe_cache, probed_from_row, split_by_cache
 from engine.ray_session import ray_session
-from engine.stage_runner import StageWorker, run_stage_on_table
+from engine.tombstones import TOMBSTONE_SCHEMA, find_tombstones
 from engine.typed_config import ConfigError
-from engine.writer import ShardWriter
+from engine.writer import ShardInfo, ShardWriter, write_table_atomically
 from schemas.arrow import ANNOTATION_SCHEMA, IN_FLIGHT_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
-from schemas.records import ImageRecord, StageError
+from schemas.records import ImageRecord
 from specialists.base import WeightsNotFound
 
 INGEST_STAGE = "ingest"
 MAX_INPUT_BLOCKS = 1000
+# Filter reruns of at most this many rows run in this process when nothing else needs Ray.
+IN_PROCESS_ROWS = 2000
 Progress = Callable[[str], None]
 
 
@@ -50,12 +62,19 @@ class RunRequest:
 
 @dataclass(frozen=True)
 class RunResult:
+    """``annotated``: images that went through specialists (new ones and ``reannotated`` ones)."""
+
     manifest: Manifest
     files: int
     annotated: int
     carried: int
     quarantined: int
     seconds: float
+    reannotated: int = 0
+    refiltered: int = 0
+    resumed: int = 0
+    tombstoned: int = 0
+    probe_cached: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,11 @@ class PlannedStage:
     fingerprint: str
     model: str
     holds_model: bool
+    requires: frozenset[str] = frozenset()
+    produces: frozenset[str] = frozenset()
+
+    def spec(self) -> StageSpec:
+        return StageSpec(self.config.name, self.kind, self.fingerprint, self.requires, self.produces)
 
 
 def plan_stages(config: EngineConfig) -> list[PlannedStage]:
@@ -88,7 +112,17 @@ def plan_stages(config: EngineConfig) -> list[PlannedStage]:
                     missing.append(check)
             holds_model = kind == "specialists" or bool(getattr(stage, "holds_model", False))
             model = getattr(stage, "model_id", "") if kind == "specialists" else ""
-            planned.append(PlannedStage(stage_config, kind, stage.fingerprint(), model, holds_model))
+            planned.append(
+                PlannedStage(
+                    stage_config,
+                    kind,
+                    stage.fingerprint(),
+                    model,
+                    holds_model,
+                    frozenset(getattr(stage, "requires", ())),
+                    frozenset(getattr(stage, "produces", ())),
+                )
+            )
     if missing:
         lines = [
             f"{c.specialist} ({c.backend}) {c.model!r}: looked in {', '.join(c.looked_in) or '-'}" for c in missing
@@ -98,28 +132,44 @@ def plan_stages(config: EngineConfig) -> list[PlannedStage]:
 
 
 def _probe_batch(batch: pa.Table, max_pixels: int, max_bytes: int) -> pa.Table:
-    probed = [asdict(probe_file(uri, max_pixels, max_bytes)) for uri in batch.column("source_uri").to_pylist()]
-    return pa.Table.from_pylist(probed)
-
-
-def _load_bytes(batch: pa.Table) -> pa.Table:
-    """Read each image's bytes; a file that vanished or changed since probing gets an ingest error."""
+    """Probe each file; its size and mtime are taken before reading, for the next run's probe cache."""
     rows = []
-    for row in batch.to_pylist():
-        record = ImageRecord(
-            row["image_id"], row["source_uri"], row["width"], row["height"], row["format"], list(row["source_uris"])
-        )
-        data = b""
+    for uri in batch.column("source_uri").to_pylist():
+        checked_ns = time.time_ns()
         try:
-            data = Path(row["source_uri"]).read_bytes()
-            if hashlib.sha256(data).hexdigest() != row["image_id"]:
-                record.errors.append(StageError(INGEST_STAGE, "changed_since_probe: file bytes changed during the run"))
-        except OSError as error:
-            record.errors.append(StageError(INGEST_STAGE, f"unreadable: {error}"))
-        out = record.to_row()
-        out["image_bytes"] = data
-        rows.append(out)
-    return pa.Table.from_pylist(rows, schema=IN_FLIGHT_SCHEMA)
+            mtime_ns = os.stat(uri).st_mtime_ns
+        except OSError:
+            mtime_ns = None
+        rows.append({**asdict(probe_file(uri, max_pixels, max_bytes)), "mtime_ns": mtime_ns, "checked_ns": checked_ns})
+    return pa.Table.from_pylist(rows, schema=PROBE_INDEX_SCHEMA)
+
+
+def _attach_bytes(batch: pa.Table, read: bool) -> pa.Table:
+    """Add each row's image bytes (empty when ``read`` is False); a file that vanished or changed
+    since probing gets an ingest error."""
+    batch = batch.select(ANNOTATION_SCHEMA.names)
+    data: list[bytes] = []
+    failures: dict[int, str] = {}
+    uris, ids = batch.column("source_uri").to_pylist(), batch.column("image_id").to_pylist()
+    for i, (uri, image_id) in enumerate(zip(uris, ids, strict=True)):
+        content = b""
+        if read:
+            try:
+                content = Path(uri).read_bytes()
+                if hashlib.sha256(content).hexdigest() != image_id:
+                    failures[i] = "changed_since_probe: file bytes changed during the run"
+            except OSError as error:
+                failures[i] = f"unreadable: {error}"
+        data.append(content)
+    if failures:
+        errors = batch.column("errors").to_pylist()
+        for i, message in failures.items():
+            errors[i] = [*(errors[i] or []), {"stage": INGEST_STAGE, "message": message}]
+        index = batch.schema.get_field_index("errors")
+        batch = batch.set_column(index, "errors", pa.array(errors, type=ANNOTATION_SCHEMA.field("errors").type))
+    position = IN_FLIGHT_SCHEMA.get_field_index("image_bytes")
+    batch = batch.add_column(position, IN_FLIGHT_SCHEMA.field("image_bytes"), pa.array(data, pa.large_binary()))
+    return batch.cast(IN_FLIGHT_SCHEMA)
 
 
 @functools.lru_cache(maxsize=32)
@@ -130,7 +180,7 @@ def _task_stage(stage_config: StageConfig, kind: str) -> Any:
 
 
 def _run_task_stage(batch: pa.Table, stage_config: StageConfig, kind: str, max_pixels: int) -> pa.Table:
-    return run_stage_on_table(_task_stage(stage_config, kind), batch, max_pixels)
+    return run_stage_where_stale(_task_stage(stage_config, kind), batch, max_pixels)
 
 
 def _check_capacity(stages: list[PlannedStage]) -> None:
@@ -148,15 +198,26 @@ def _check_capacity(stages: list[PlannedStage]) -> None:
             )
 
 
-def build_dataset(work: list[WorkItem], stages: list[PlannedStage], config: EngineConfig) -> Any:
-    """The lazy Ray Data pipeline over ``work``: load bytes, then one ``map_batches`` per stage."""
+def _blocks(table: pa.Table, rows_per_block: int) -> list[pa.Table]:
+    count = min(MAX_INPUT_BLOCKS, max(1, table.num_rows // max(1, rows_per_block)))
+    size = -(-table.num_rows // count)
+    return [table.slice(start, size) for start in range(0, table.num_rows, size)] or [table]
+
+
+def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConfig, read_pixels: bool = True) -> Any:
+    """The lazy Ray Data pipeline over ``rows`` (annotation schema): attach bytes, then one ``map_batches``
+    per stage. Without ``read_pixels`` no file is read (for stages that do not need pixels)."""
     import ray
     from ray.data import ActorPoolStrategy
 
-    items = [asdict(item) | {"source_uris": list(item.source_uris)} for item in work]
-    blocks = min(MAX_INPUT_BLOCKS, max(1, len(items) // config.ray.decode_batch_size))
-    ds = ray.data.from_items(items, override_num_blocks=blocks)
-    ds = ds.map_batches(_load_bytes, batch_format="pyarrow", batch_size=config.ray.decode_batch_size, num_cpus=0.25)
+    ds = ray.data.from_arrow(_blocks(rows, config.ray.decode_batch_size))
+    ds = ds.map_batches(
+        _attach_bytes,
+        fn_kwargs={"read": read_pixels},
+        batch_format="pyarrow",
+        batch_size=config.ray.decode_batch_size,
+        num_cpus=0.25,
+    )
     max_pixels = config.ingest.max_pixels
     for stage in stages:
         resources = stage.config.resources
@@ -169,7 +230,7 @@ def build_dataset(work: list[WorkItem], stages: list[PlannedStage], config: Engi
             common["num_gpus"] = resources.num_gpus
         if stage.holds_model:
             ds = ds.map_batches(
-                StageWorker,
+                IncrementalStageWorker,
                 fn_constructor_kwargs={"stage_config": stage.config, "kind": stage.kind, "max_pixels": max_pixels},
                 compute=ActorPoolStrategy(size=resources.pool_size),
                 **common,
@@ -181,6 +242,18 @@ def build_dataset(work: list[WorkItem], stages: list[PlannedStage], config: Engi
                 **common,
             )
     return ds
+
+
+def run_in_process(rows: pa.Table, stages: list[PlannedStage], config: EngineConfig) -> Iterator[pa.Table]:
+    """The pixel-free stages over ``rows`` in this process (small filter reruns, where Ray would cost more)."""
+    created = [stage.config.create(stage.kind) for stage in stages]
+    for stage in created:
+        stage.setup()
+    for batch in _blocks(rows, 256):
+        table = _attach_bytes(batch, read=False)
+        for stage in created:
+            table = run_stage_where_stale(stage, table, config.ingest.max_pixels)
+        yield table
 
 
 def _ingest_failure(row: dict[str, Any]) -> str | None:
@@ -207,63 +280,160 @@ def _new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
-    """Annotate ``request.inputs`` into a new version of ``request.output``."""
+def _count_quarantine(table: pa.Table) -> dict[str, int]:
+    return {"total": table.num_rows, **value_counts(table.column("reason"))}
+
+
+def _write_one(root: Path, folder: str, run_id: str, table: pa.Table, config: EngineConfig) -> ShardInfo:
+    relative = f"{folder}/part-{run_id}.parquet"
+    return ShardInfo(relative, table.num_rows, write_table_atomically(table, root / relative, config.writer))
+
+
+class _LazyRay:
+    """Starts Ray on first need, so a refresh with nothing to probe or annotate never starts it."""
+
+    def __init__(self, stack: ExitStack, request: RunRequest, stages: list[PlannedStage]) -> None:
+        self.stack, self.request, self.stages = stack, request, stages
+        self.started = False
+
+    def __call__(self) -> None:
+        if not self.started:
+            self.stack.enter_context(
+                ray_session(self.request.config.ray, self.request.address, self.request.progress_bars)
+            )
+            _check_capacity(self.stages)
+            self.started = True
+
+
+def _probe_misses(files: list[str], config: EngineConfig) -> list[dict[str, Any]]:
     import ray
 
+    probe = ray.data.from_items([{"source_uri": f} for f in files], override_num_blocks=max(1, min(len(files), 32)))
+    return probe.map_batches(
+        _probe_batch,
+        fn_kwargs={"max_pixels": config.ingest.max_pixels, "max_bytes": config.ingest.max_bytes},
+        batch_format="pyarrow",
+        batch_size=16,
+        num_cpus=0.5,
+    ).take_all()
+
+
+class _Sink:
+    """Writes annotated batches as journaled shards; rows that failed ingestion go to quarantine."""
+
+    def __init__(self, writer: ShardWriter, progress: Progress) -> None:
+        self.writer, self.progress = writer, progress
+        self.late_quarantine: list[dict[str, Any]] = []
+        self.written: set[str] = set()
+
+    def drain(self, batches: Any, label: str, total: int) -> int:
+        done = 0
+        for batch in batches:
+            failures = [_ingest_failure(row) for row in batch.select(["errors"]).to_pylist()]
+            bad = [i for i, failure in enumerate(failures) if failure]
+            for i in bad:
+                row = batch.slice(i, 1).select(["source_uri", "image_id"]).to_pylist()[0]
+                reason, _, detail = failures[i].partition(": ")  # type: ignore[union-attr]
+                self.late_quarantine.append({**row, "reason": reason, "detail": detail, "size_bytes": None})
+            if bad:
+                batch = batch.filter(pa.array([not f for f in failures]))
+            self.writer.write(batch.drop_columns(["image_bytes"]))
+            self.written.update(batch.column("image_id").to_pylist())
+            done += batch.num_rows
+            self.progress(f"{label} {done}/{total} images")
+        return done
+
+
+def _resumable(runs: list[UnfinishedRun], request: RunRequest) -> list[Candidate]:
+    """Shards of killed runs to offer for carry-over; under ``--full`` only those of a ``--full`` run of this config."""
+    fingerprint = request.config.fingerprint()
+    return [
+        Candidate(shard, resumed=True)
+        for run in runs
+        if not request.full or (run.meta.get("full") and run.meta.get("config_fingerprint") == fingerprint)
+        for shard in run.shards
+    ]
+
+
+def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
+    """Annotate ``request.inputs`` into a new version of ``request.output``, holding its lock."""
+    run_id = _new_run_id()
+    with OutputLock(request.output, run_id):
+        return _refresh(request, run_id, progress)
+
+
+def _refresh(request: RunRequest, run_id: str, progress: Progress) -> RunResult:
     started = time.perf_counter()
     config, root = request.config, request.output
     files = discover(request.inputs, config.ingest.extensions)
     if request.limit is not None:
         files = files[: request.limit]
     stages = plan_stages(config)
-    stage_fingerprints = {s.config.name: s.fingerprint for s in stages}
-    previous = None if request.full else read_manifest(root)
-    run_id = _new_run_id()
+    history = all_manifests(root)
+    previous = history[-1] if history else None
+    published = {m.run_id for m in history}
+    unfinished = unfinished_runs(root, published)
+    known_filters = {n for m in history for n, kind in m.stage_kinds.items() if kind == FILTERS}
+    plan = StagePlan([s.spec() for s in stages], known_filters)
+    journal = RunJournal(root, run_id)
+    journal.start({"config_fingerprint": config.fingerprint(), "inputs": list(request.inputs), "full": request.full})
     progress(f"fld-engine: {len(files)} input files, {len(stages)} stages, output {root}")
+    ingest_key = {"max_pixels": config.ingest.max_pixels, "max_bytes": config.ingest.max_bytes}
 
-    with ray_session(config.ray, request.address, request.progress_bars):
-        _check_capacity(stages)
-        probed_rows = []
-        if files:
-            probe = ray.data.from_items(
-                [{"source_uri": f} for f in files], override_num_blocks=max(1, min(len(files), 32))
-            )
-            probed_rows = probe.map_batches(
-                _probe_batch,
-                fn_kwargs={"max_pixels": config.ingest.max_pixels, "max_bytes": config.ingest.max_bytes},
-                batch_format="pyarrow",
-                batch_size=16,
-                num_cpus=0.5,
-            ).take_all()
-        work, quarantined = plan_work(ProbedFile(**row) for row in probed_rows)
-        carry: CarryOver = plan_carry_over(root, previous, work, stage_fingerprints, config.writer, run_id)
-        todo = [item for item in work if item.image_id not in carry.image_ids]
+    with ExitStack() as stack:
+        ensure_ray = _LazyRay(stack, request, stages)
+        probe_started = time.perf_counter()
+        cache = {} if request.full else load_probe_cache(root, previous, ingest_key)
+        split = split_by_cache(files, cache)
+        index_rows = list(split.hit_rows)
+        if split.misses:
+            ensure_ray()
+            index_rows += _probe_misses(split.misses, config)
+        probed = split.hits + [probed_from_row(row) for row in index_rows[len(split.hits) :]]
+        probe_seconds = time.perf_counter() - probe_started
+        work, quarantined = plan_work(probed)
+
+        candidates = [] if request.full or previous is None else [Candidate(s) for s in previous.shards]
+        candidates += _resumable(unfinished, request)
+        carry = plan_carry_over(root, candidates, work, plan, config.writer, run_id, on_shard=journal.record)
+        rerun_ids = carry.rerun_ids
+        new_items = [item for item in work if item.image_id not in carry.image_ids and item.image_id not in rerun_ids]
         progress(
-            f"probed {len(files)} files: {len(work)} unique images, {len(quarantined)} quarantined, "
-            f"{len(carry.image_ids)} carried over from version {previous.version if previous else '-'}, "
-            f"{len(todo)} to annotate"
+            f"probed {len(files)} files ({len(split.hits)} from the probe cache) in {probe_seconds:.1f}s: "
+            f"{len(work)} unique images, {len(quarantined)} quarantined, {len(carry.image_ids)} carried over "
+            f"({carry.resumed} from killed runs), {len(carry.rerun_pixels)} to re-annotate, "
+            f"{len(carry.rerun_filters)} to re-filter, {len(new_items)} new"
         )
-        writer = ShardWriter(root, "annotations", f"part-{run_id}", ANNOTATION_SCHEMA, config.writer)
-        late_quarantine: list[dict[str, Any]] = []
-        done = 0
-        if todo:
-            for batch in build_dataset(todo, stages, config).iter_batches(batch_format="pyarrow", batch_size=None):
-                failures = [_ingest_failure(row) for row in batch.select(["errors"]).to_pylist()]
-                bad = [i for i, failure in enumerate(failures) if failure]
-                for i in bad:
-                    row = batch.slice(i, 1).select(["source_uri", "image_id"]).to_pylist()[0]
-                    reason, _, detail = failures[i].partition(": ")  # type: ignore[union-attr]
-                    late_quarantine.append({**row, "reason": reason, "detail": detail, "size_bytes": None})
-                if bad:
-                    keep = pa.array([not f for f in failures])
-                    batch = batch.filter(keep)
-                writer.write(batch.drop_columns(["image_bytes"]))
-                done += batch.num_rows
-                progress(f"annotated {done}/{len(todo)} images")
-        new_shards = writer.close()
 
-    quarantine_rows = _quarantine_rows(quarantined) + late_quarantine
+        sink = _Sink(
+            ShardWriter(root, "annotations", f"part-{run_id}", ANNOTATION_SCHEMA, config.writer, journal.record),
+            progress,
+        )
+        filters = [s for s in stages if s.kind == FILTERS]
+        pixel_rows = [
+            ImageRecord(i.image_id, i.source_uri, i.width, i.height, i.format, list(i.source_uris)).to_row()
+            for i in new_items
+        ] + carry.rerun_pixels
+        annotated = 0
+        if pixel_rows:
+            ensure_ray()
+            needed = [s for s in stages if s.kind == FILTERS or new_items or s.config.name in carry.stale_specialists]
+            table = pa.Table.from_pylist(pixel_rows, schema=ANNOTATION_SCHEMA)
+            batches = build_dataset(table, needed, config).iter_batches(batch_format="pyarrow", batch_size=None)
+            annotated = sink.drain(batches, "annotated", len(pixel_rows))
+        if carry.rerun_filters:
+            table = pa.Table.from_pylist(carry.rerun_filters, schema=ANNOTATION_SCHEMA)
+            if ensure_ray.started or table.num_rows > IN_PROCESS_ROWS:
+                ensure_ray()
+                batches = build_dataset(table, filters, config, read_pixels=False).iter_batches(
+                    batch_format="pyarrow", batch_size=None
+                )
+            else:
+                batches = run_in_process(table, filters, config)
+            sink.drain(batches, "re-filtered", table.num_rows)
+        new_shards = sink.writer.close()
+
+    quarantine_rows = _quarantine_rows(quarantined) + sink.late_quarantine
     quarantine_writer = ShardWriter(
         root, "quarantine", f"part-{run_id}", QUARANTINE_SCHEMA, config.writer, count=_count_quarantine
     )
@@ -271,30 +441,65 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         quarantine_writer.write(pa.Table.from_pylist(quarantine_rows, schema=QUARANTINE_SCHEMA))
     quarantine_shards = quarantine_writer.close()
 
+    kept = carry.image_ids | sink.written
+    path_ids = {p.source_uri: (p.image_id if p.reason is None else None) for p in probed}
+    path_ids.update({row["source_uri"]: None for row in sink.late_quarantine})
+    tombstone_rows = find_tombstones(previous_paths(root, previous.shards) if previous else {}, kept, path_ids)
+    tombstones = (
+        [_write_one(root, "tombstones", run_id, pa.Table.from_pylist(tombstone_rows, TOMBSTONE_SCHEMA), config)]
+        if tombstone_rows
+        else []
+    )
+    if previous is not None and previous.probe_index is not None and not split.misses and len(split.hits) == len(cache):
+        probe_index: ShardInfo | None = previous.probe_index
+    else:
+        probe_index = _write_one(root, "probes", run_id, pa.Table.from_pylist(index_rows, PROBE_INDEX_SCHEMA), config)
+
     shards = carry.shards + new_shards
     counts = merge_counts(s.counts for s in shards)
     counts["quarantined"] = merge_counts(s.counts for s in quarantine_shards)
-    version = (list_versions(root) or [0])[-1] + 1
+    stats = {
+        "annotated": annotated,
+        "reannotated": len(carry.rerun_pixels),
+        "refiltered": len(carry.rerun_filters),
+        "carried": len(carry.image_ids),
+        "resumed": carry.resumed,
+        "tombstoned": len(tombstone_rows),
+        "probe_cached": len(split.hits),
+        "probe_hashed": len(split.misses),
+        "probe_seconds": round(probe_seconds, 3),
+    }
     manifest = Manifest(
-        version=version,
+        version=(max(m.version for m in history) if history else 0) + 1,
         run_id=run_id,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         schema_version=SCHEMA_VERSION,
         config_fingerprint=config.fingerprint(),
         profile=config.profile,
-        stages=stage_fingerprints,
+        stages=plan.fingerprints,
         models={s.config.name: s.model for s in stages if s.model},
         shards=shards,
         quarantine=quarantine_shards,
         counts=counts,
         parent=previous.version if previous else None,
-        extra={"inputs": list(request.inputs), "annotated": done, "carried": len(carry.image_ids)},
+        extra={"inputs": list(request.inputs), "full": request.full, "ingest": ingest_key, **stats},
+        tombstones=tombstones,
+        probe_index=probe_index,
+        stage_kinds={s.config.name: s.kind for s in stages},
     )
     publish(root, manifest)
+    referenced = {path for m in [*history, manifest] for path in m.files()}
+    clean_up_runs(root, published | {run_id}, referenced)
     return RunResult(
-        manifest, len(files), done, len(carry.image_ids), len(quarantine_rows), time.perf_counter() - started
+        manifest,
+        len(files),
+        annotated,
+        len(carry.image_ids),
+        len(quarantine_rows),
+        time.perf_counter() - started,
+        reannotated=len(carry.rerun_pixels),
+        refiltered=len(carry.rerun_filters),
+        resumed=carry.resumed,
+        tombstoned=len(tombstone_rows),
+        probe_cached=len(split.hits),
     )
-
-
-def _count_quarantine(table: pa.Table) -> dict[str, int]:
-    return {"total": table.num_rows, **value_counts(table.column("reason"))}
