@@ -1,0 +1,48 @@
+"""Confidence thresholds per source and kind, SAM's mask quality metrics, and grounding scores.
+
+Defaults: 0.3 for object boxes (Grounding DINO's demo box threshold is 0.35 and DINO-style scores
+are sigmoid probabilities; 0.3 keeps a little more recall for NMS to resolve), 0.5 for OCR (the
+rapidocr default text score), SA-1B's predicted IoU >= 0.88 and stability >= 0.95 for masks that
+carry those metrics, and 0.3 for a grounded phrase (Grounding DINO's demo threshold, 0.35, less a
+margin). A source-specific threshold (by stage name) replaces the kind's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from filters.base import Filter, Verdict, below, first_drop
+from schemas.records import ImageRecord, Phrase, Region
+
+
+@dataclass(frozen=True)
+class ConfidenceOptions:
+    min_score_by_kind: dict[str, float] = field(
+        default_factory=lambda: {"object": 0.3, "ocr_line": 0.5, "ocr_word": 0.5}
+    )
+    min_score_by_source: dict[str, float] = field(default_factory=dict)
+    min_metrics: dict[str, float] = field(default_factory=lambda: {"predicted_iou": 0.88, "stability_score": 0.95})
+    min_phrase_score: float | None = 0.3
+
+
+class ConfidenceFilter(Filter):
+    """Drops regions and phrases whose confidence, or a quality metric they carry, is below its threshold."""
+
+    backend: ClassVar[str] = "confidence"
+    Options: ClassVar[type] = ConfidenceOptions
+    targets: ClassVar[tuple[str, ...]] = ("regions", "phrases")
+
+    def check(self, annotation: Region | Phrase, record: ImageRecord) -> Verdict | None:
+        options: ConfidenceOptions = self.options
+        if isinstance(annotation, Phrase):
+            scores = [r.score for r in annotation.regions if r.score is not None]
+            score = annotation.score if annotation.score is not None else max(scores, default=None)
+            return below("min_phrase_score", score, options.min_phrase_score)
+        minimum = options.min_score_by_source.get(
+            annotation.provenance.source, options.min_score_by_kind.get(annotation.kind)
+        )
+        return first_drop(
+            below("min_score", annotation.score, minimum),
+            *(below(f"min_{name}", annotation.metrics.get(name), m) for name, m in options.min_metrics.items()),
+        )
