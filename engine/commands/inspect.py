@@ -30,7 +30,8 @@ def verify_shards(root: Path, shards: list) -> list[str]:
         try:
             rows = pq.ParquetFile(path).metadata.num_rows
         except Exception as error:
-            problems.append(f"shard {shard.path} is unreadable ({type(error).__name__}: {error})")
+            detail = " ".join(str(error).split())  # one line, whatever the reader's message looks like
+            problems.append(f"shard {shard.path} is unreadable ({type(error).__name__}: {detail})")
             continue
         if rows != shard.rows:
             problems.append(f"shard {shard.path} has {rows} rows, the manifest says {shard.rows}")
@@ -46,11 +47,19 @@ def inspect(args: argparse.Namespace) -> int:
     )
     print(f"  shards       {len(manifest.shards):>8}   quarantine shards {len(manifest.quarantine)}")
     print(format_counts(manifest.counts))
+    if manifest.parent is not None:
+        extra = manifest.extra
+        print(
+            f"  since version {manifest.parent}: {extra.get('annotated', 0)} annotated "
+            f"({extra.get('reannotated', 0)} again), {extra.get('refiltered', 0)} re-filtered, "
+            f"{extra.get('carried', 0)} carried over, {extra.get('tombstoned', 0)} removed"
+        )
     if manifest.models:
         print("models:")
         for name, model in sorted(manifest.models.items()):
             print(f"  {name}: {model}")
-    problems = verify_shards(root, manifest.shards + manifest.quarantine)
+    listed = manifest.shards + manifest.quarantine + manifest.tombstones
+    problems = verify_shards(root, listed + ([manifest.probe_index] if manifest.probe_index else []))
     if problems:
         raise OutputError(f"{root} version {manifest.version}: " + "; ".join(problems))
     return 0

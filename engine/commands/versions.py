@@ -1,0 +1,32 @@
+"""``fld-engine versions``: the published versions of a dataset, oldest first."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from engine.errors import OutputError
+from engine.manifest import all_manifests
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("versions", help="list a dataset's versions with counts and config fingerprint")
+    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.set_defaults(func=versions)
+
+
+def versions(args: argparse.Namespace) -> int:
+    manifests = all_manifests(args.directory)
+    if not manifests:
+        raise OutputError(f"{args.directory}: no published version; run `fld-engine run` first")
+    header = ("version", "created", "images", "texts", "regions", "phrases", "new", "carried", "removed", "config")
+    print("{:>7}  {:<25} {:>7} {:>7} {:>8} {:>8} {:>6} {:>8} {:>8}  {}".format(*header))
+    for m in manifests:
+        c, extra = m.counts, m.extra
+        print(
+            f"{m.version:>7}  {m.created_at:<25} {c.get('images', 0):>7} {c.get('texts', {}).get('total', 0):>7} "
+            f"{c.get('regions', {}).get('total', 0):>8} {c.get('phrases', {}).get('total', 0):>8} "
+            f"{extra.get('annotated', 0):>6} {extra.get('carried', 0):>8} {extra.get('tombstoned', 0):>8}  "
+            f"{m.config_fingerprint}"
+        )
+    return 0
