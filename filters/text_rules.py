@@ -119,9 +119,9 @@ def check_text(text: Text, rules: TextRules, stop_words: frozenset[str] | set[st
         above("boilerplate", boilerplate, 0) if rules.drop_boilerplate else None,
         above("non_alphabetic", non_alpha_fraction(text.text), rules.max_non_alpha_fraction),
         above("repeated_tokens", repeated_fraction(text.text, stop_words), rules.max_repeated_fraction),
+        above("excessive_objects", len(analysis.objects), rules.max_objects),
         below("too_short", analysis.num_tokens, rules.min_tokens),
         above("too_long", analysis.num_tokens, rules.max_tokens),
-        above("excessive_objects", len(analysis.objects), rules.max_objects),
         below("min_object_complexity", analysis.object_complexity, rules.min_object_complexity),
         below("min_action_complexity", analysis.action_complexity, rules.min_action_complexity),
     )
