@@ -71,7 +71,10 @@ def test_verb_lemmas_prefer_the_full_form(analyzer: TextAnalyzer, verb: str, lem
     assert analysis.actions == [lemma]
 
 
-ANIMALS = "cat dog cow horse sheep goat pig duck goose hen fox wolf bear deer owl frog toad mouse rat bat crab fish seal whale shark"
+ANIMALS = (
+    "cat dog cow horse sheep goat pig duck goose hen fox wolf bear deer owl "
+    + "frog toad mouse rat bat crab fish seal whale shark"
+)
 
 
 def test_caption_with_25_objects_is_dropped_as_excessive(text_filter: TextFilter) -> None:
