@@ -74,7 +74,12 @@ class ShardWriter:
         self._pending_rows = 0
 
     def write(self, batch: pa.Table) -> None:
-        batch = batch.select(self.schema.names).cast(self.schema)
+        batch = batch.select(self.schema.names)
+        # Casting nested columns costs even when types already match (most batches): then only set metadata.
+        if batch.schema.equals(self.schema):
+            batch = batch.replace_schema_metadata(self.schema.metadata)
+        else:
+            batch = batch.cast(self.schema)
         if batch.num_rows == 0:
             return
         self._pending.append(batch)
