@@ -1,0 +1,124 @@
+"""Agreement between specialists, and between specialists and the refined model, by IoU-matched boxes.
+
+For each region kind in each image, boxes of two sources are matched greedily by IoU (highest
+first, each box at most once, IoU >= ``threshold``). A matched pair agrees on its label when the
+texts are equal ignoring case. Regions suppressed by NMS count as their source's output: NMS
+removes them because another source found the same thing, which is agreement.
+Refined-model regions (round > 0) are matched against all round-0 regions of the kind.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from schemas.records import ImageRecord, Region
+
+IOU_THRESHOLD = 0.5
+SPECIALISTS = "specialists (round 0)"
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def greedy_match(ious: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, iou), highest IoU first, each row and column used once."""
+    pairs = []
+    if ious.size == 0:
+        return pairs
+    order = np.argsort(-ious, axis=None)
+    used_rows, used_cols = set(), set()
+    for flat in order:
+        i, j = divmod(int(flat), ious.shape[1])
+        if ious[i, j] < threshold:
+            break
+        if i in used_rows or j in used_cols:
+            continue
+        used_rows.add(i)
+        used_cols.add(j)
+        pairs.append((i, j, float(ious[i, j])))
+    return pairs
+
+
+@dataclass
+class PairAgreement:
+    """Totals for one (kind, source A, source B) pair over the images where both annotated that kind."""
+
+    images: int = 0
+    boxes_a: int = 0
+    boxes_b: int = 0
+    matched: int = 0
+    same_label: int = 0
+    iou_sum: float = 0.0
+
+    @property
+    def recall_a(self) -> float:
+        """Share of A's boxes that B also found."""
+        return self.matched / self.boxes_a if self.boxes_a else 0.0
+
+    @property
+    def recall_b(self) -> float:
+        return self.matched / self.boxes_b if self.boxes_b else 0.0
+
+    @property
+    def mean_iou(self) -> float:
+        return self.iou_sum / self.matched if self.matched else 0.0
+
+    @property
+    def label_agreement(self) -> float:
+        return self.same_label / self.matched if self.matched else 0.0
+
+
+def _boxes(regions: list[Region]) -> np.ndarray:
+    return np.asarray([r.bbox for r in regions], dtype=np.float64).reshape(-1, 4)
+
+
+class AgreementCollector:
+    """Feed records with :meth:`add`; ``pairs[(kind, a, b)]`` holds the totals."""
+
+    def __init__(self, threshold: float = IOU_THRESHOLD) -> None:
+        self.threshold = threshold
+        self.pairs: dict[tuple[str, str, str], PairAgreement] = defaultdict(PairAgreement)
+
+    def add(self, record: ImageRecord) -> None:
+        regions = list(record.regions)
+        for drop in record.dropped:
+            if drop.annotation_type == "region" and "nms" in f"{drop.stage}/{drop.rule}".lower():
+                regions.append(drop.restore())  # type: ignore[arg-type]
+        by_kind_source: dict[str, dict[str, list[Region]]] = defaultdict(lambda: defaultdict(list))
+        for region in regions:
+            source = region.provenance.source
+            if region.provenance.round > 0:
+                source = f"{source} (round {region.provenance.round})"
+            by_kind_source[region.kind][source].append(region)
+        for kind, sources in by_kind_source.items():
+            specialists = sorted(s for s in sources if "(round " not in s)
+            for a, b in combinations(specialists, 2):
+                self._compare(kind, a, sources[a], b, sources[b])
+            base = [r for s in specialists for r in sources[s]]
+            for refined in sorted(s for s in sources if "(round " in s):
+                if base:
+                    self._compare(kind, SPECIALISTS, base, refined, sources[refined])
+
+    def _compare(self, kind: str, a: str, regions_a: list[Region], b: str, regions_b: list[Region]) -> None:
+        totals = self.pairs[(kind, a, b)]
+        totals.images += 1
+        totals.boxes_a += len(regions_a)
+        totals.boxes_b += len(regions_b)
+        for i, j, iou in greedy_match(iou_matrix(_boxes(regions_a), _boxes(regions_b)), self.threshold):
+            totals.matched += 1
+            totals.iou_sum += iou
+            totals.same_label += regions_a[i].text.strip().lower() == regions_b[j].text.strip().lower()

@@ -1,0 +1,76 @@
+"""One streaming pass over a dataset version that gathers everything the audit reports."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from engine.audit.agreement import AgreementCollector
+from engine.audit.collect import AuditStats, StatsCollector
+from engine.audit.ground_truth import GroundTruthCollector, GroundTruthResult
+from engine.audit.paper_measures import PaperMeasures, PaperMeasuresCollector
+from engine.audit.reservoir import Reservoir
+from engine.manifest import Manifest
+from engine.reader import iter_records, manifest_of, version_dataset
+from schemas.records import ImageRecord
+
+
+@dataclass
+class AuditResult:
+    root: Path
+    manifest: Manifest
+    stats: AuditStats
+    agreement: AgreementCollector
+    quarantine: Counter[str]
+    paper: PaperMeasures
+    samples: list[ImageRecord] = field(default_factory=list)
+    ground_truth: GroundTruthResult | None = None
+    seconds: float = 0.0
+
+
+def quarantine_reasons(root: Path, version: int | None) -> Counter[str]:
+    """Quarantined inputs per reason, read from the version's quarantine shards batch by batch."""
+    reasons: Counter[str] = Counter()
+    for batch in version_dataset(root, version, quarantine=True).to_batches(columns=["reason"]):
+        if batch.num_rows:
+            counted = pc.value_counts(batch.column(0))
+            for value, count in zip(counted.field("values"), counted.field("counts"), strict=True):
+                reasons[str(value.as_py())] += count.as_py()
+    return reasons
+
+
+def audit_version(
+    root: Path,
+    version: int | None = None,
+    sample: int = 8,
+    ground_truth: Path | None = None,
+    seed: int = 0,
+) -> AuditResult:
+    """Stream ``root``'s version once through every collector; keep a uniform sample of ``sample`` records."""
+    started = time.perf_counter()
+    manifest = manifest_of(root, version)
+    stats, agreement, paper = StatsCollector(seed=seed), AgreementCollector(), PaperMeasuresCollector()
+    truth = GroundTruthCollector(ground_truth) if ground_truth is not None else None
+    samples: Reservoir[ImageRecord] = Reservoir(sample, seed=seed)
+    for record in iter_records(root, manifest.version):
+        stats.add(record)
+        agreement.add(record)
+        paper.add(record)
+        samples.add(record)
+        if truth is not None:
+            truth.add(record)
+    return AuditResult(
+        root=root,
+        manifest=manifest,
+        stats=stats.stats,
+        agreement=agreement,
+        quarantine=quarantine_reasons(root, manifest.version),
+        paper=paper.result(),
+        samples=sorted(samples.items, key=lambda r: r.source_uri),
+        ground_truth=None if truth is None else truth.result(),
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,53 @@
+"""``fld-engine audit``: an HTML report and a text summary of a version's annotation quality,
+or (with ``--review K --to DIR``) a stratified sample exported as COCO for human review."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from engine.audit.dataset_audit import audit_version
+from engine.audit.review import export_review
+from engine.audit.text_summary import format_summary
+from engine.commands.export import require_empty_destination
+from engine.errors import OutputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("audit", help="annotation quality report (HTML + text), or a review sample")
+    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("--version", type=int, help="a published version (default: the latest)")
+    parser.add_argument("--html", type=Path, metavar="REPORT.html", help="write the self-contained HTML report here")
+    parser.add_argument("--ground-truth", type=Path, metavar="COCO.json", help="COCO ground truth to score against")
+    parser.add_argument("--sample", type=int, default=8, metavar="K", help="images drawn in the report (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the image sample")
+    parser.add_argument("--review", type=int, metavar="K", help="export K images stratified by source/kind/score")
+    parser.add_argument("--to", type=Path, metavar="DIR", help="where --review writes its COCO sample")
+    parser.set_defaults(func=audit)
+
+
+def audit(args: argparse.Namespace) -> int:
+    if args.review is not None:
+        if args.to is None:
+            raise OutputError("--review needs --to DIR, the folder for the review sample")
+        if args.review <= 0:
+            raise OutputError(f"--review {args.review}: the number of images must be positive")
+        require_empty_destination(args.to)
+        print(export_review(args.directory, args.to, args.review, args.version).format_lines())
+        return 0
+    if args.sample < 0:
+        raise OutputError(f"--sample {args.sample}: the number of images must be zero or more")
+    if args.ground_truth is not None and not args.ground_truth.is_file():
+        raise OutputError(f"--ground-truth {args.ground_truth}: no such file")
+    result = audit_version(args.directory, args.version, args.sample, args.ground_truth, args.seed)
+    print(format_summary(result))
+    if args.html is not None:
+        from engine.audit.html_report import render_html
+
+        started = time.perf_counter()
+        document = render_html(result)
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(document, encoding="utf-8")
+        print(f"report: {args.html} ({len(document) / 1e6:.2f} MB, rendered in {time.perf_counter() - started:.2f}s)")
+    return 0

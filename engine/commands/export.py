@@ -1,0 +1,71 @@
+"""``fld-engine export``: a version as a training corpus (Florence-2 JSONL, COCO, YOLO or Hugging Face)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from engine.errors import OutputError
+from engine.exports.report import ExportReport
+from engine.reader import iter_records, manifest_of
+from schemas.records import REGION_KINDS
+
+FORMATS = ("florence", "coco", "yolo", "hf")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", help="write a version as Florence-2 JSONL, COCO, YOLO or HF Parquet")
+    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--to", required=True, type=Path, metavar="DEST", help="an empty or new folder")
+    parser.add_argument("--version", type=int, help="a published version (default: the latest)")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        metavar="TASK",
+        help="florence: Florence-2 tasks (e.g. '<OD>' '<OCR>'; default all); coco/yolo: region kinds "
+        f"({', '.join(REGION_KINDS)}; default object)",
+    )
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="share of images in validation (default 0.1)")
+    parser.set_defaults(func=export)
+
+
+def require_empty_destination(destination: Path) -> None:
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise OutputError(f"{destination}: the export destination must be a new or empty folder")
+
+
+def export(args: argparse.Namespace) -> int:
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise OutputError(f"--val-fraction {args.val_fraction}: must be at least 0 and below 1")
+    manifest = manifest_of(args.directory, args.version)
+    require_empty_destination(args.to)
+    records = iter_records(args.directory, manifest.version)
+    report = run_export(args.format, records, args.to, args.tasks, args.val_fraction)
+    print(f"{args.directory} version {manifest.version}")
+    print(report.format_lines())
+    return 0
+
+
+def run_export(fmt: str, records, destination: Path, tasks: list[str] | None, val_fraction: float) -> ExportReport:
+    if fmt in ("coco", "yolo"):
+        unknown = [t for t in tasks or [] if t not in REGION_KINDS]
+        if unknown:
+            raise OutputError(f"--tasks {' '.join(unknown)}: {fmt} takes region kinds ({', '.join(REGION_KINDS)})")
+        kinds = tuple(tasks or ("object",))
+        if fmt == "coco":
+            from engine.exports.coco import export_coco
+
+            return export_coco(records, destination, kinds)
+        from engine.exports.yolo import export_yolo
+
+        return export_yolo(records, destination, kinds, val_fraction)
+    if fmt == "hf":
+        if tasks:
+            raise OutputError("--tasks: the hf export writes every annotation; it takes no tasks")
+        from engine.exports.hf import export_hf
+
+        return export_hf(records, destination, val_fraction)
+    from engine.exports.florence import export_florence
+
+    return export_florence(records, destination, tasks, val_fraction)
