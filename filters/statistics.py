@@ -148,9 +148,11 @@ def format_paper_comparison(stats: CorpusStatistics) -> str:
     for measure in TEXT_MEASURES:
         line = f"{measure.replace('_', ' '):<28}"
         for g in GRANULARITIES:
-            ours = getattr(stats.by_granularity[g], measure)
+            part = stats.by_granularity[g]
+            measured = part.images if measure == "grounded_phrases_per_image" else part.texts - part.unanalysed
+            ours = getattr(part, measure) if measured else None
             paper = PAPER_REFERENCE[g].get(measure)
-            ratio = ours / paper if paper else None
+            ratio = ours / paper if paper and ours is not None else None
             line += f"{_cell(ours):>9}{_cell(paper):>9}{_cell(ratio):>9}"
         lines.append(line)
     ratio = stats.regions_per_image / PAPER_REGIONS_PER_IMAGE

@@ -59,4 +59,5 @@ def test_comparison_prints_ours_beside_the_paper() -> None:
     assert tokens_line.split()[2:5] == ["8.00", "7.95", "1.01"]
     regions_line = next(line for line in report.splitlines() if line.startswith("regions per image"))
     assert regions_line.split()[3:6] == ["2.00", "5.42", "0.37"]
+    assert tokens_line.split()[5:8] == ["-", "31.65", "-"]  # no detailed texts: nothing measured
     assert PAPER_REFERENCE["more_detailed"]["avg_tokens"] == pytest.approx(70.53)
