@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,11 +13,14 @@ import pyarrow.compute as pc
 from engine.audit.agreement import AgreementCollector
 from engine.audit.collect import AuditStats, StatsCollector
 from engine.audit.ground_truth import GroundTruthCollector, GroundTruthResult
-from engine.audit.paper_measures import PaperMeasures, PaperMeasuresCollector
+from engine.audit.paper_measures import PaperMeasures, paper_measures
 from engine.audit.reservoir import Reservoir
 from engine.manifest import Manifest
-from engine.reader import iter_records, manifest_of, version_dataset
+from engine.reader import manifest_of, version_dataset
+from filters.statistics import compute_statistics
 from schemas.records import ImageRecord
+
+BATCH_ROWS = 256
 
 
 @dataclass
@@ -50,26 +54,36 @@ def audit_version(
     ground_truth: Path | None = None,
     seed: int = 0,
 ) -> AuditResult:
-    """Stream ``root``'s version once through every collector; keep a uniform sample of ``sample`` records."""
+    """Stream ``root``'s version once through every collector; keep a uniform sample of ``sample`` records.
+
+    The filters' Table 2/3 statistics consume an iterable of rows, so they drive the pass: each row
+    they pull is first handed, as a record, to the other collectors.
+    """
     started = time.perf_counter()
     manifest = manifest_of(root, version)
-    stats, agreement, paper = StatsCollector(seed=seed), AgreementCollector(), PaperMeasuresCollector()
+    stats, agreement = StatsCollector(seed=seed), AgreementCollector()
     truth = GroundTruthCollector(ground_truth) if ground_truth is not None else None
     samples: Reservoir[ImageRecord] = Reservoir(sample, seed=seed)
-    for record in iter_records(root, manifest.version):
-        stats.add(record)
-        agreement.add(record)
-        paper.add(record)
-        samples.add(record)
-        if truth is not None:
-            truth.add(record)
+
+    def rows() -> Iterator[dict]:
+        for batch in version_dataset(root, manifest.version).to_batches(batch_size=BATCH_ROWS):
+            for row in batch.to_pylist():
+                record = ImageRecord.from_row(row)
+                stats.add(record)
+                agreement.add(record)
+                samples.add(record)
+                if truth is not None:
+                    truth.add(record)
+                yield row
+
+    corpus = compute_statistics(rows())
     return AuditResult(
         root=root,
         manifest=manifest,
         stats=stats.stats,
         agreement=agreement,
         quarantine=quarantine_reasons(root, manifest.version),
-        paper=paper.result(),
+        paper=paper_measures(corpus),
         samples=sorted(samples.items, key=lambda r: r.source_uri),
         ground_truth=None if truth is None else truth.result(),
         seconds=time.perf_counter() - started,

@@ -183,10 +183,12 @@ def paper_section(result: AuditResult) -> str:
     note = f'<p class="note">{esc(paper.note)}</p>' if paper.note else ""
     if not paper.rows:
         return note or "<p>no measures</p>"
-    sampled = f" (a uniform sample of {paper.images} images)" if paper.sampled else ""
     return (
-        f'<p class="note">Measured on this dataset{esc(sampled)}; paper values from FLD-5B Tables 2 and 3.</p>'
-        + table(["group", "measure", "this dataset", "paper"], paper.rows)
+        f'<p class="note">Measured on all {paper.images} images; paper values from FLD-5B Tables 2 and 3.</p>'
+        + table(
+            ["granularity", "measure", "this dataset", "paper", "ours / paper"],
+            [(*row, row[2] / row[3] if row[2] is not None and row[3] else None) for row in paper.rows],
+        )
         + note
     )
 

@@ -20,14 +20,9 @@ def format_summary(result: AuditResult) -> str:
     lines.append(f"quarantined: {quarantine}")
     lines.append("drops per rule:")
     lines += [f"  {rule:<32} {count:>8}" for rule, count in stats.drops.most_common()] or ["  none"]
-    lines.append(f"regions per image: {stats.mean_per_image(stats.regions_per_image):.2f} (paper 5.42)")
-    for granularity, histogram in sorted(result.stats.phrases_per_image.items()):
-        lines.append(f"grounded phrases per image ({granularity}): {stats.mean_per_image(histogram):.2f}")
-    if result.paper.text:
-        lines.append("paper Table 2/3 comparison:")
-        lines += ["  " + line for line in result.paper.text.splitlines()]
-    elif result.paper.note:
-        lines.append(f"paper Table 2/3 comparison: {result.paper.note}")
+    lines += ["  " + line for line in result.paper.text.splitlines()]
+    if result.paper.note:
+        lines.append(f"  {result.paper.note}")
     if result.agreement.pairs:
         lines.append(f"agreement (IoU >= {result.agreement.threshold}):")
         for (kind, a, b), t in sorted(result.agreement.pairs.items()):

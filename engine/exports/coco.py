@@ -158,7 +158,7 @@ class CocoWriter:
             [("images", "images.jsonl"), ("annotations", "instances.jsonl")],
         )
         self._join(
-            self.folder / CAPTIONS_NAME, info, [], [("images", "images.jsonl"), ("annotations", "captions.jsonl")]
+            self.folder / CAPTIONS_NAME, info, None, [("images", "images.jsonl"), ("annotations", "captions.jsonl")]
         )
         self.report.files = {
             INSTANCES_NAME: self._next_annotation - 1,
@@ -167,10 +167,13 @@ class CocoWriter:
         shutil.rmtree(self._parts)
         return self.report
 
-    def _join(self, path: Path, info: dict, categories: list, arrays: list[tuple[str, str]]) -> None:
+    def _join(self, path: Path, info: dict, categories: list | None, arrays: list[tuple[str, str]]) -> None:
+        """Write ``path`` from the part files; captions files have no categories (pycocotools expects none)."""
         partial = path.with_name(path.name + ".partial")
         with open(partial, "w") as out:
-            out.write('{"info": ' + json.dumps(info) + ', "licenses": [], "categories": ' + json.dumps(categories))
+            out.write('{"info": ' + json.dumps(info) + ', "licenses": []')
+            if categories is not None:
+                out.write(', "categories": ' + json.dumps(categories))
             for key, part in arrays:
                 out.write(f', "{key}": [')
                 with open(self._parts / part) as lines:
