@@ -12,7 +12,14 @@ SPECIALIST_BACKENDS: dict[str, str] = {
     "rapidocr": "specialists.ocr_rapid:RapidOcr",
 }
 
-FILTER_BACKENDS: dict[str, str] = {}
+FILTER_BACKENDS: dict[str, str] = {
+    "spacy_text": "filters.text_rules:TextFilter",
+    "confidence": "filters.region_confidence:ConfidenceFilter",
+    "geometry": "filters.region_geometry:GeometryFilter",
+    "region_text_agreement": "filters.region_agreement:AgreementFilter",
+    "nms": "filters.nms:NmsFilter",
+    "blacklist": "filters.blacklist_filter:BlacklistFilter",
+}
 
 
 def stage_class(kind: str, backend: str) -> Any:
