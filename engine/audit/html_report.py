@@ -11,6 +11,7 @@ from engine.audit.dataset_audit import AuditResult
 from engine.audit.drawing import colour_of, draw_record, phrase_colour
 from schemas.records import ImageRecord
 
+MAX_REGION_TEXTS = 20
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1240px; }
 h1 { font-size: 22px; } h2 { font-size: 18px; border-bottom: 1px solid #ccc; margin-top: 28px; }
@@ -81,6 +82,15 @@ def sample_block(record: ImageRecord) -> str:
         f"<p><b>{esc(t.granularity)}</b> <span class='note'>({esc(t.provenance.source)})</span>: "
         f"{highlighted_text(record, t.id, t.text)}</p>"
         for t in record.texts
+    )
+    texts_of: dict[str, list[str]] = {}
+    for region in record.regions:
+        if region.text and region.kind != "object":
+            texts_of.setdefault(region.kind, []).append(region.text)
+    captions += "".join(
+        f"<p><b>{esc(kind)}</b>: {' · '.join(esc(t) for t in texts[:MAX_REGION_TEXTS])}"
+        f"{' …' if len(texts) > MAX_REGION_TEXTS else ''}</p>"
+        for kind, texts in sorted(texts_of.items())
     )
     kinds: dict[str, int] = {}
     for region in record.regions:
