@@ -14,6 +14,7 @@ from PIL import Image
 from engine.audit.agreement import greedy_match, iou_matrix
 from engine.audit.cer import character_error_rate, edit_distance
 from engine.audit.dataset_audit import audit_version
+from engine.audit.drawing import PHRASE_COLOURS, Palette
 from engine.audit.html_report import highlighted_text, render_html
 from engine.audit.review import choose_images, score_band, strata_of
 from engine.cli import main as cli
@@ -157,7 +158,7 @@ def test_html_escapes_every_text_and_highlights_grounded_phrases(report_html, de
     assert "<script>" not in report_html and "OPEN &lt;script&gt;" in report_html
     assert "&lt;close&gt;" in report_html
     street = demo.records[0]
-    marked = highlighted_text(street, street.texts[0].id, street.texts[0].text)
+    marked = highlighted_text(street, street.texts[0].id, street.texts[0].text, Palette(PHRASE_COLOURS))
     assert re.sub(r"<mark[^>]*>", "[", marked).replace("</mark>", "]") == "[A red car] next to [a person] &lt;b&gt;."
 
 
@@ -187,7 +188,7 @@ def test_missing_source_image_is_drawn_as_a_placeholder_with_a_note(demo, tmp_pa
 
     record = demo.records[1]
     moved = type(record).from_row({**record.to_row(), "source_uris": [str(tmp_path / "gone.png")]})
-    assert "source image missing or changed" in sample_block(moved)
+    assert "source image missing or changed" in sample_block(moved, Palette(), Palette(PHRASE_COLOURS))
 
 
 def test_report_of_the_empty_quarantine_and_no_drops(tmp_path) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from engine.audit import plots
 from engine.audit.dataset_audit import AuditResult
-from engine.audit.drawing import colour_of, draw_record, phrase_colour
+from engine.audit.drawing import PHRASE_COLOURS, Palette, draw_record, legend_key
 from schemas.records import ImageRecord
 
 MAX_REGION_TEXTS = 20
@@ -57,14 +57,14 @@ def png_tag(data: bytes | None, alt: str, css: str = "plot") -> str:
     return f'<img class="{css}" alt="{esc(alt)}" src="data:image/png;base64,{encoded}">'
 
 
-def highlighted_text(record: ImageRecord, text_id: str, text: str) -> str:
+def highlighted_text(record: ImageRecord, text_id: str, text: str, phrases: Palette) -> str:
     """``text`` escaped, with its grounded phrases marked in their drawing colours."""
     spans = sorted((p.start, p.end, p) for p in record.phrases if p.text_id == text_id)
     parts, position = [], 0
     for start, end, phrase in spans:
         if start < position or end > len(text):
             continue  # overlapping or out-of-range spans are shown unmarked
-        red, green, blue = phrase_colour(phrase)
+        red, green, blue = phrases(phrase.id)
         parts.append(esc(text[position:start]))
         title = f"{phrase.provenance.source}, {len(phrase.regions)} region(s)"
         parts.append(
@@ -76,11 +76,11 @@ def highlighted_text(record: ImageRecord, text_id: str, text: str) -> str:
     return "".join(parts)
 
 
-def sample_block(record: ImageRecord) -> str:
-    picture, note = draw_record(record)
+def sample_block(record: ImageRecord, regions: Palette, phrases: Palette) -> str:
+    picture, note = draw_record(record, regions, phrases)
     captions = "".join(
         f"<p><b>{esc(t.granularity)}</b> <span class='note'>({esc(t.provenance.source)})</span>: "
-        f"{highlighted_text(record, t.id, t.text)}</p>"
+        f"{highlighted_text(record, t.id, t.text, phrases)}</p>"
         for t in record.texts
     )
     texts_of: dict[str, list[str]] = {}
@@ -98,9 +98,9 @@ def sample_block(record: ImageRecord) -> str:
     facts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no regions"
     header = f"{record.source_uri} ({record.width}x{record.height}; {facts}; {len(record.phrases)} phrases)"
     warning = f'<p class="note">{esc(note)}</p>' if note else ""
-    sources = sorted({r.provenance.source for r in record.regions})
+    sources = sorted({legend_key(r) for r in record.regions})
     legend = " ".join(
-        f'<span style="border-left: 12px solid rgb{colour_of(s)}; padding-left: 4px; margin-right: 8px">{esc(s)}</span>'
+        f'<span style="border-left: 12px solid rgb{regions(s)}; padding-left: 4px; margin-right: 8px">{esc(s)}</span>'
         for s in sources
     )
     warning += f'<p class="note">{legend}</p>' if legend else ""
@@ -121,7 +121,9 @@ def render_html(result: AuditResult) -> str:
         table(["type / kind", "count"], sorted(stats.by_kind.items())),
         table(["type", "source", "count"], [(t, s, n) for (t, s), n in sorted(stats.by_source.items())]),
         table(["type", "refinement round", "count"], [(t, r, n) for (t, r), n in sorted(stats.by_round.items())]),
-        table(["stage with errors", "images"], sorted(stats.errors.items())),
+        table(["stage with errors", "images"], sorted(stats.errors.items()))
+        if stats.errors
+        else "<p>No stage errors.</p>",
         "<h2>Quarantine</h2>",
         table(["reason", "inputs"], sorted(result.quarantine.items())) if result.quarantine else "<p>none</p>",
         "<h2>Drops per filter rule</h2>",
@@ -142,7 +144,9 @@ def render_html(result: AuditResult) -> str:
     ]
     if result.ground_truth is not None:
         sections += ["<h2>Ground truth</h2>", ground_truth_section(result)]
-    sections += [f"<h2>Sample of {len(result.samples)} images</h2>", *map(sample_block, result.samples)]
+    regions, phrases = Palette(), Palette(PHRASE_COLOURS)
+    sections += [f"<h2>Sample of {len(result.samples)} images</h2>"]
+    sections += [sample_block(record, regions, phrases) for record in result.samples]
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(f'fld-engine audit {result.root} v{manifest.version}')}</title><style>{STYLE}</style></head>"
@@ -191,13 +195,17 @@ def density_section(result: AuditResult) -> str:
 def paper_section(result: AuditResult) -> str:
     paper = result.paper
     note = f'<p class="note">{esc(paper.note)}</p>' if paper.note else ""
-    if not paper.rows:
+    absent = [g for g in {row[0] for row in paper.rows} if all(r[2] is None for r in paper.rows if r[0] == g)]
+    rows = [row for row in paper.rows if row[0] not in absent]
+    if absent:
+        note += f'<p class="note">No analysed {esc(", ".join(sorted(absent)))} texts: those measures are not shown.</p>'
+    if not rows:
         return note or "<p>no measures</p>"
     return (
         f'<p class="note">Measured on all {paper.images} images; paper values from FLD-5B Tables 2 and 3.</p>'
         + table(
             ["granularity", "measure", "this dataset", "paper", "ours / paper"],
-            [(*row, row[2] / row[3] if row[2] is not None and row[3] else None) for row in paper.rows],
+            [(*row, row[2] / row[3] if row[2] is not None and row[3] else None) for row in rows],
         )
         + note
     )
