@@ -19,6 +19,7 @@ SCENARIOS: dict[str, str] = {
     "nms": "bench.nms",
     "refine_quality": "bench.refine_quality",
     "gpu": "bench.gpu_packing",
+    "audit_exports": "bench.audit_exports",
 }
 
 

@@ -5,6 +5,8 @@ in one process pinned to one core. The pipeline runs the same profile through ``
 (probe, plan, load, one streaming ``map_batches`` per stage, shard writer, manifest) on a local
 Ray pinned first to one core (one actor per model stage), then to every core (one actor per core
 per model stage). Ray's start-up is timed apart; everything inside ``run_pipeline`` counts.
+Besides wall time, CPU seconds of every process (driver and all of Ray's, from their start):
+on a shared machine they measure the engine's cost even when other work steals the cores.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.cluster import cores_for, local_ray, pinned, scaled_config
 from bench.images import bench_images
+from bench.process_sampler import ProcessSampler
 from engine.config import EngineConfig, load_config
 from engine.ingest import decode_image
 from engine.pipeline import RunRequest, run_pipeline
@@ -36,6 +41,7 @@ def stage_objects(config: EngineConfig) -> list[Any]:
 
 def run_loop(config: EngineConfig, paths: list[Path]) -> dict[str, Any]:
     """Every stage of ``config`` over ``paths`` in a plain loop, one image at a time, in this process."""
+    cpu_before = psutil.Process().cpu_times()
     started = time.perf_counter()
     stages = stage_objects(config)
     for stage in stages:
@@ -56,8 +62,10 @@ def run_loop(config: EngineConfig, paths: list[Path]) -> dict[str, Any]:
         model += time.perf_counter() - tock
         regions += len(record.regions)
     seconds = time.perf_counter() - started
+    cpu_after = psutil.Process().cpu_times()
     return {
         "seconds": seconds,
+        "cpu_s": cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system,
         "images_per_s": len(paths) / seconds,
         "setup_s": setup,
         "decode_s": decode,
@@ -72,13 +80,16 @@ def run_engine(config: EngineConfig, paths: list[Path], workers: int, output: Pa
     scaled = scaled_config(config, workers)
     with local_ray(workers) as ray_start:
         request = RunRequest(tuple(str(p) for p in paths), output, scaled, full=True, progress_bars=False)
-        started = time.perf_counter()
-        result = run_pipeline(request, progress=lambda _: None)
-        seconds = time.perf_counter() - started
+        with ProcessSampler(interval=1.0, memory=False) as sampler:
+            started = time.perf_counter()
+            result = run_pipeline(request, progress=lambda _: None)
+            seconds = time.perf_counter() - started
     shutil.rmtree(output, ignore_errors=True)
     return {
         "workers": workers,
         "seconds": seconds,
+        "cpu_s": sampler.cpu_s(),
+        "cpu_s_by_process": dict(list(sampler.cpu_by_name().items())[:6]),
         "images_per_s": len(paths) / seconds,
         "ray_start_s": ray_start,
         "annotated": result.annotated,
@@ -115,6 +126,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "loop": loop,
         "pipeline_1_worker": one,
         "overhead_1_worker": one["seconds"] / loop["seconds"],
+        "cpu_overhead_1_worker": one["cpu_s"] / loop["cpu_s"],
         "overhead_target": OVERHEAD_TARGET,
     }
     if args.workers > 1:
@@ -122,6 +134,8 @@ def main(argv: list[str]) -> dict[str, Any]:
         print(f"  pipeline, {args.workers} workers: {many['seconds']:.1f} s", file=sys.stderr)
         result[f"pipeline_{args.workers}_workers"] = many
         result[f"speedup_{args.workers}_workers"] = loop["seconds"] / many["seconds"]
+        result[f"cpu_overhead_{args.workers}_workers"] = many["cpu_s"] / loop["cpu_s"]
         result["speedup_target"] = SPEEDUP_TARGET
+    result["load_average"] = os.getloadavg()[0]
     result["same_regions"] = all(result[k]["regions"] == loop["regions"] for k in result if k.startswith("pipeline_"))
     return result
