@@ -164,8 +164,8 @@ def test_html_escapes_every_text_and_highlights_grounded_phrases(report_html, de
 
 def test_html_is_self_contained_with_decodable_embedded_pictures(report_html) -> None:
     assert not re.search(r"""(src|href)=["'](?!data:)""", report_html)
-    pictures = re.findall(r'src="data:image/png;base64,([^"]+)"', report_html)
-    assert len(pictures) >= 8  # score, size, centre, density, drop-value plots and 3 samples
+    pictures = re.findall(r'src="data:image/(?:png|jpeg);base64,([^"]+)"', report_html)
+    assert len(pictures) >= 8 and report_html.count("data:image/jpeg") == 3  # plots, and 3 samples
     sizes = [Image.open(io.BytesIO(base64.b64decode(p))).size for p in pictures]
     assert all(w > 50 and h > 50 for w, h in sizes)
     for heading in ("Drops per filter rule", "Agreement", "Paper Table 2 / Table 3 measures", "Sample of 3 images"):

@@ -14,6 +14,7 @@ from schemas.records import ImageRecord, Region
 
 MAX_SIDE = 640
 MASK_ALPHA = 0.4
+JPEG_QUALITY = 88
 # Words sit inside their lines: their outlines are drawn, their labels would only hide the picture.
 UNLABELLED_KINDS = ("ocr_word",)
 
@@ -84,7 +85,10 @@ def place_label(
 
 
 def draw_record(record: ImageRecord, regions: Palette, phrases: Palette) -> tuple[bytes, str]:
-    """A PNG of ``record``'s image with every kept annotation drawn; also a note when the image is missing."""
+    """A JPEG of ``record``'s image with every kept annotation drawn; also a note when the image is missing.
+
+    JPEG rather than PNG: photographs are ten times smaller, which keeps a report of many samples light.
+    """
     pixels, note = base_pixels(record)
     image = Image.fromarray(pixels).convert("RGBA")
     overlay = np.zeros((record.height, record.width, 4), dtype=np.float32)
@@ -124,5 +128,5 @@ def draw_record(record: ImageRecord, regions: Palette, phrases: Palette) -> tupl
         for grounded in phrase.regions:
             draw.rectangle([v * scale for v in grounded.bbox], outline=phrases(phrase.id), width=3)
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "PNG", optimize=True)
+    image.convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue(), note

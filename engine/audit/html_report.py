@@ -1,4 +1,4 @@
-"""The audit as one self-contained HTML file: every picture embedded as base64 PNG, every text escaped."""
+"""The audit as one self-contained HTML file: plots as base64 PNG, samples as base64 JPEG, every text escaped."""
 
 from __future__ import annotations
 
@@ -50,11 +50,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def png_tag(data: bytes | None, alt: str, css: str = "plot") -> str:
+def picture_tag(data: bytes | None, alt: str, css: str = "plot", mime: str = "image/png") -> str:
     if data is None:
         return f'<p class="note">{esc(alt)}: nothing to plot.</p>'
     encoded = base64.b64encode(data).decode("ascii")
-    return f'<img class="{css}" alt="{esc(alt)}" src="data:image/png;base64,{encoded}">'
+    return f'<img class="{css}" alt="{esc(alt)}" src="data:{mime};base64,{encoded}">'
 
 
 def highlighted_text(record: ImageRecord, text_id: str, text: str, phrases: Palette) -> str:
@@ -105,7 +105,7 @@ def sample_block(record: ImageRecord, regions: Palette, phrases: Palette) -> str
     )
     warning += f'<p class="note">{legend}</p>' if legend else ""
     return (
-        f'<div class="sample">{png_tag(picture, record.source_uri, "sample")}'
+        f'<div class="sample">{picture_tag(picture, record.source_uri, "sample", "image/jpeg")}'
         f'<div class="captions"><p><b>{esc(header)}</b></p>{warning}{captions or "<p>no texts</p>"}</div></div>'
     )
 
@@ -129,12 +129,12 @@ def render_html(result: AuditResult) -> str:
         "<h2>Drops per filter rule</h2>",
         drops_section(result),
         "<h2>Scores per source</h2>",
-        png_tag(plots.histograms(stats.scores, "score", unit_range=True), "score histograms"),
+        picture_tag(plots.histograms(stats.scores, "score", unit_range=True), "score histograms"),
         "<h2>Box sizes and positions</h2>",
-        png_tag(
+        picture_tag(
             plots.histograms(stats.box_sizes, "sqrt(box area / image area)", unit_range=True), "box size histograms"
         ),
-        png_tag(plots.centre_maps(stats.box_centres), "box centre maps"),
+        picture_tag(plots.centre_maps(stats.box_centres), "box centre maps"),
         "<h2>Regions and grounded phrases per image</h2>",
         density_section(result),
         "<h2>Paper Table 2 / Table 3 measures</h2>",
@@ -173,7 +173,7 @@ def drops_section(result: AuditResult) -> str:
                 )
             )
     headers = ["stage/rule", "drops", "example", "value", "threshold", "by", "image"]
-    plot = png_tag(
+    plot = picture_tag(
         plots.histograms(stats.drop_values, "measured value", marks=stats.drop_thresholds),
         "measured values of dropped annotations",
     )
@@ -189,7 +189,9 @@ def density_section(result: AuditResult) -> str:
         )
     bars = {"regions per image": stats.regions_per_image}
     bars.update({f"phrases per image ({g})": h for g, h in stats.phrases_per_image.items()})
-    return table(["per image", "mean", "images"], rows) + png_tag(plots.count_bars(bars, "count"), "per-image counts")
+    return table(["per image", "mean", "images"], rows) + picture_tag(
+        plots.count_bars(bars, "count"), "per-image counts"
+    )
 
 
 def paper_section(result: AuditResult) -> str:
