@@ -11,7 +11,6 @@ Ray starts only when there is something to probe or annotate.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import time
@@ -172,11 +171,17 @@ def _attach_bytes(batch: pa.Table, read: bool) -> pa.Table:
     return batch.cast(IN_FLIGHT_SCHEMA)
 
 
-@functools.lru_cache(maxsize=32)
+_TASK_STAGES: dict[tuple[str, str], Any] = {}
+
+
 def _task_stage(stage_config: StageConfig, kind: str) -> Any:
-    stage = stage_config.create(kind)
-    stage.setup()
-    return stage
+    """One set-up stage per worker process and configuration (keyed by repr: options may hold dicts)."""
+    key = (kind, repr(stage_config))
+    if key not in _TASK_STAGES:
+        stage = stage_config.create(kind)
+        stage.setup()
+        _TASK_STAGES[key] = stage
+    return _TASK_STAGES[key]
 
 
 def _run_task_stage(batch: pa.Table, stage_config: StageConfig, kind: str, max_pixels: int) -> pa.Table:
