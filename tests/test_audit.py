@@ -181,6 +181,8 @@ def test_audit_command_prints_summary_and_writes_report(demo, tmp_path, capsys) 
     assert "Sample of 2 images" in report.read_text()
     assert cli(["audit", str(demo.root), "--ground-truth", str(tmp_path / "none.json")]) == 2
     assert "no such file" in capsys.readouterr().err
+    assert cli(["audit", str(demo.root), "--version", "3"]) == 2
+    assert "version 3 does not exist (versions: [1])" in capsys.readouterr().err
 
 
 def test_missing_source_image_is_drawn_as_a_placeholder_with_a_note(demo, tmp_path) -> None:
