@@ -18,3 +18,14 @@ for _name, _value in {
     "MPLCONFIGDIR": str(_STATE / "matplotlib"),
 }.items():
     os.environ.setdefault(_name, _value)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_florence2_dir(tmp_path_factory):
+    """A tiny random-init Florence-2 checkpoint and processor on disk (built once per session)."""
+    from tests.tiny_models.florence import build_tiny_florence2
+
+    return build_tiny_florence2(tmp_path_factory.mktemp("tiny-florence2"))
