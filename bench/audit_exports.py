@@ -85,7 +85,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     exports = {
         "coco": lambda dest: export_coco(iter_records(root), dest, ("object", "ocr_line")),
         "yolo": lambda dest: export_yolo(iter_records(root), dest),
-        "hf": lambda dest: export_hf(iter_records(root), dest),
+        "hf": lambda dest: export_hf(root, dest),
     }
     try:
         from engine.exports.florence import export_florence

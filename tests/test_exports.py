@@ -129,7 +129,7 @@ def test_yolo_export_trains_one_epoch_of_a_tiny_yolo(demo, tmp_path) -> None:
 def test_hf_export_loads_with_datasets_and_decodes_images(demo, tmp_path) -> None:
     import datasets
 
-    report = export_hf(iter_records(demo.root), tmp_path / "hf", val_fraction=0.0)
+    report = export_hf(demo.root, tmp_path / "hf", val_fraction=0.0)
     assert report.images == 3 and report.files == {"data/train-00000.parquet": 3}
     loaded = datasets.load_dataset("parquet", data_dir=str(tmp_path / "hf"), cache_dir=str(tmp_path / "cache"))
     rows = {row["image_id"]: row for row in loaded["train"]}
@@ -175,3 +175,15 @@ def test_missing_source_images_are_skipped_and_counted(demo, tmp_path) -> None:
     moved.source_uris = [str(tmp_path / "gone.png")]
     report = export_coco([moved], tmp_path / "coco")
     assert report.images == 0 and report.skipped == {"source missing or changed since annotation": 1}
+
+
+def test_hf_export_splits_by_image_id_into_train_and_validation(demo, tmp_path, capsys) -> None:
+    import datasets
+
+    assert cli(["export", str(demo.root), "--format", "hf", "--to", str(tmp_path / "hf"), "--val-fraction", "0.5"]) == 0
+    assert "hf export" in capsys.readouterr().out
+    loaded = datasets.load_dataset("parquet", data_dir=str(tmp_path / "hf"), cache_dir=str(tmp_path / "cache"))
+    expected = {"train": set(), "validation": set()}
+    for record in demo.records:
+        expected["train" if split_of(record.image_id, 0.5) == "train" else "validation"].add(record.image_id)
+    assert {name: set(loaded[name]["image_id"]) for name in loaded} == {k: v for k, v in expected.items() if v}

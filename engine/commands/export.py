@@ -40,14 +40,17 @@ def export(args: argparse.Namespace) -> int:
         raise OutputError(f"--val-fraction {args.val_fraction}: must be at least 0 and below 1")
     manifest = manifest_of(args.directory, args.version)
     require_empty_destination(args.to)
-    records = iter_records(args.directory, manifest.version)
-    report = run_export(args.format, records, args.to, args.tasks, args.val_fraction)
+    report = run_export(args.format, args.directory, manifest.version, args.to, args.tasks, args.val_fraction)
     print(f"{args.directory} version {manifest.version}")
     print(report.format_lines())
     return 0
 
 
-def run_export(fmt: str, records, destination: Path, tasks: list[str] | None, val_fraction: float) -> ExportReport:
+def run_export(
+    fmt: str, root: Path, version: int, destination: Path, tasks: list[str] | None, val_fraction: float
+) -> ExportReport:
+    """Stream ``root``'s ``version`` into the exporter of ``fmt``."""
+    records = iter_records(root, version)
     if fmt in ("coco", "yolo"):
         unknown = [t for t in tasks or [] if t not in REGION_KINDS]
         if unknown:
@@ -65,7 +68,7 @@ def run_export(fmt: str, records, destination: Path, tasks: list[str] | None, va
             raise OutputError("--tasks: the hf export writes every annotation; it takes no tasks")
         from engine.exports.hf import export_hf
 
-        return export_hf(records, destination, val_fraction)
+        return export_hf(root, destination, version, val_fraction)
     from engine.exports.florence import export_florence
 
     return export_florence(records, destination, tasks, val_fraction)

@@ -2,27 +2,29 @@
 
 ``data/{train,validation}-NNNNN.parquet`` hold the annotation columns plus an ``image`` column
 (``{bytes, path}``, declared as a ``datasets.Image`` feature in the schema metadata). Arrow maps,
-which ``datasets`` cannot type, become lists of ``{key, value}``.
+which ``datasets`` cannot type, become lists of ``{key, value}``. The version's Arrow batches are
+carried over column by column (no per-row Python objects); only the image bytes are read per row.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.exports.images import export_bytes, source_bytes
+from engine.exports.images import export_bytes
 from engine.exports.report import ExportReport
 from engine.exports.split import split_of
 from engine.ingest import BadImage
+from engine.reader import version_dataset
 from schemas.arrow import ANNOTATION_SCHEMA
-from schemas.records import ImageRecord
 
 HF_SPLITS = {"train": "train", "val": "validation"}
+BATCH_ROWS = 128
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 _FEATURES = {b"huggingface": json.dumps({"info": {"features": {"image": {"_type": "Image"}}}}).encode()}
 
@@ -45,63 +47,83 @@ HF_SCHEMA = pa.schema(
 )
 
 
+def _image_of(image_id: str, uris: list[str]) -> tuple[dict | None, str]:
+    """The ``{bytes, path}`` image cell for a row, or None and why it cannot be exported."""
+    for uri in uris:
+        try:
+            data = Path(uri).read_bytes()
+        except OSError:
+            continue
+        if hashlib.sha256(data).hexdigest() == image_id:
+            try:
+                payload, suffix = export_bytes(data)
+            except BadImage as error:
+                return None, f"undecodable image ({error.reason})"
+            return {"bytes": payload, "path": image_id[:16] + suffix}, ""
+    return None, "source missing or changed since annotation"
+
+
 class _SplitShards:
-    """Buffers rows of one split and writes shards of ``rows_per_shard`` rows."""
+    """Buffers tables of one split and writes shards of at least ``rows_per_shard`` rows."""
 
     def __init__(self, folder: Path, split: str, rows_per_shard: int) -> None:
         self.folder, self.split, self.rows_per_shard = folder, split, rows_per_shard
-        self.rows: list[dict] = []
+        self.pending: list[pa.Table] = []
+        self.rows = 0
         self.written: dict[str, int] = {}
 
-    def add(self, row: dict) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= self.rows_per_shard:
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.pending.append(table)
+            self.rows += table.num_rows
+        if self.rows >= self.rows_per_shard:
             self.flush()
 
     def flush(self) -> None:
         if not self.rows:
             return
-        plain = pa.Table.from_pylist(
-            [{k: v for k, v in row.items() if k != "image"} for row in self.rows], schema=ANNOTATION_SCHEMA
-        )
-        columns = [pa.array([row["image"] for row in self.rows], IMAGE)]
-        columns += [plain.column(f.name).cast(without_maps(f.type)) for f in ANNOTATION_SCHEMA]
-        table = pa.Table.from_arrays(columns, schema=HF_SCHEMA)
         name = f"{self.split}-{len(self.written):05d}.parquet"
         self.folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, self.folder / (name + ".partial"), compression="zstd")
-        (self.folder / (name + ".partial")).replace(self.folder / name)
-        self.written[name] = len(self.rows)
-        self.rows = []
+        partial = self.folder / (name + ".partial")
+        pq.write_table(pa.concat_tables(self.pending), partial, compression="zstd")
+        partial.replace(self.folder / name)
+        self.written[name] = self.rows
+        self.pending, self.rows = [], 0
 
 
 def export_hf(
-    records: Iterable[ImageRecord], destination: Path, val_fraction: float = 0.1, rows_per_shard: int = 500
+    root: Path,
+    destination: Path,
+    version: int | None = None,
+    val_fraction: float = 0.1,
+    rows_per_shard: int = 500,
 ) -> ExportReport:
-    """Write ``records`` with their image bytes as train/validation Parquet shards under ``destination/data``."""
+    """Write ``root``'s version with image bytes as train/validation Parquet shards under ``destination/data``."""
     started = time.perf_counter()
     report = ExportReport("hf", destination)
     shards = {split: _SplitShards(destination / "data", name, rows_per_shard) for split, name in HF_SPLITS.items()}
-    for record in records:
-        report.records += 1
-        data = source_bytes(record)
-        if data is None:
-            report.skip("source missing or changed since annotation")
-            continue
-        try:
-            payload, suffix = export_bytes(data)
-        except BadImage as error:
-            report.skip(f"undecodable image ({error.reason})")
-            continue
-        row = record.to_row()
-        row["image"] = {"bytes": payload, "path": record.image_id[:16] + suffix}
-        shards[split_of(record.image_id, val_fraction)].add(row)
-        report.images += 1
-        report.annotations["texts"] += len(record.texts)
-        report.annotations["regions"] += len(record.regions)
-        report.annotations["phrases"] += len(record.phrases)
-    for split in shards.values():
-        split.flush()
-        report.files.update({f"data/{name}": rows for name, rows in split.written.items()})
+    for batch in version_dataset(root, version).to_batches(batch_size=BATCH_ROWS):
+        ids = batch.column("image_id").to_pylist()
+        uris = batch.column("source_uris").to_pylist()
+        images, splits = [], []
+        for image_id, row_uris in zip(ids, uris, strict=True):
+            image, reason = _image_of(image_id, row_uris or [])
+            images.append(image)
+            splits.append(split_of(image_id, val_fraction) if image is not None else None)
+            if image is None:
+                report.skip(reason)
+        report.records += batch.num_rows
+        columns = [pa.array(images, IMAGE)]
+        columns += [batch.column(f.name).cast(without_maps(f.type)) for f in ANNOTATION_SCHEMA]
+        table = pa.Table.from_arrays(columns, schema=HF_SCHEMA)
+        for split, writer in shards.items():
+            writer.add(table.filter(pa.array([s == split for s in splits])))
+        kept = table.filter(pa.array([s is not None for s in splits]))
+        report.images += kept.num_rows
+        for column in ("texts", "regions", "phrases"):
+            report.annotations[column] += len(kept.column(column).combine_chunks().flatten())
+    for writer in shards.values():
+        writer.flush()
+        report.files.update({f"data/{name}": rows for name, rows in writer.written.items()})
     report.seconds = time.perf_counter() - started
     return report
