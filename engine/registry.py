@@ -10,6 +10,7 @@ from typing import Any
 
 SPECIALIST_BACKENDS: dict[str, str] = {
     "rapidocr": "specialists.ocr_rapid:RapidOcr",
+    "florence2": "specialists.florence2:Florence2",
 }
 
 FILTER_BACKENDS: dict[str, str] = {
