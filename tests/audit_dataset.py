@@ -85,7 +85,8 @@ def build_records(folder: Path) -> list[ImageRecord]:
         object_complexity=3.5,
         action_complexity=2.0,
     )
-    street.texts = [brief, detailed]
+    refined_brief = Text("brief", "A red car beside a person.", REFINED, score=0.85)
+    street.texts = [brief, detailed, refined_brief]
     car_mask = encode_mask(rect_mask(96, 64, car))
     street.regions = [
         Region("object", car, "car", HAAR, score=0.91, mask=car_mask),

@@ -42,7 +42,7 @@ def test_counts_per_type_kind_source_and_round(audited) -> None:
     stats = audited.stats
     assert stats.images == 3
     assert stats.by_kind == {
-        "text/brief": 2,
+        "text/brief": 3,
         "text/detailed": 1,
         "region/object": 5,
         "region/proposal": 1,
@@ -78,6 +78,9 @@ def test_agreement_between_specialists_and_with_the_refined_model(audited) -> No
     assert (detr_haar.boxes_a, detr_haar.boxes_b, detr_haar.matched, detr_haar.same_label) == (3, 1, 1, 1)
     refined = pairs[("object", "specialists (round 0)", "florence2 (round 1)")]
     assert refined.matched == 1 and refined.recall_b == 1.0 and refined.mean_iou > 0.9
+    captions = audited.agreement.texts[("brief", "captioner", "florence2 (round 1)")]
+    # {a, red, car, next, to, person, b} and {a, red, car, beside, person}: 4 shared of 8 words
+    assert captions.images == 1 and captions.mean_jaccard == pytest.approx(4 / 8)
 
 
 def test_iou_matching_is_greedy_and_one_to_one() -> None:
@@ -96,7 +99,7 @@ def test_paper_measures_sit_beside_the_paper_values(audited) -> None:
     assert rows[("brief", "grounded phrases per image")] == (1.0, 4.27)
     assert rows[("all", "regions per image")] == (pytest.approx(8 / 3), 5.42)
     assert rows[("more_detailed", "avg tokens")] == (None, 70.53)
-    assert "1 texts have no text-filter analysis" in audited.paper.note
+    assert "2 texts have no text-filter analysis" in audited.paper.note
 
 
 def test_ground_truth_from_our_own_coco_export_scores_perfectly(demo, tmp_path) -> None:
@@ -139,7 +142,7 @@ def test_review_sample_covers_strata_round_robin(demo) -> None:
     assert score_band(0.72) == "0.7-0.9"
     assert "ocr/ocr_line/>=0.9" in strata_of(records[1]) and strata_of(records[2]) == {"unannotated"}
     chosen, candidates = choose_images(records, 2)
-    assert len(candidates) == 10 and candidates["unannotated"] == [records[2].image_id]
+    assert len(candidates) == 11 and candidates["unannotated"] == [records[2].image_id]
     assert len(chosen) == 2 and len(set(chosen)) == 2
     assert choose_images(list(reversed(records)), 2)[0] == chosen  # order of the stream does not matter
     assert choose_images(records, 10)[0] and len(choose_images(records, 10)[0]) == 3

@@ -89,7 +89,7 @@ def test_coco_masks_are_rle_that_decode_to_the_original_mask(coco_export, demo) 
 def test_coco_captions_json_holds_every_text_with_its_granularity(coco_export) -> None:
     captions = quiet(COCO, str(coco_export / "captions.json"))
     texts = {(a["fld_granularity"], a["caption"]) for a in captions.dataset["annotations"]}
-    assert ("brief", "A sign that says OPEN & <close>.") in texts and len(texts) == 3
+    assert ("brief", "A sign that says OPEN & <close>.") in texts and len(texts) == 4
 
 
 def test_yolo_labels_are_normalised_centre_boxes(demo, tmp_path) -> None:

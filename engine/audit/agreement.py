@@ -5,10 +5,13 @@ first, each box at most once, IoU >= ``threshold``). A matched pair agrees on it
 texts are equal ignoring case. Regions suppressed by NMS count as their source's output: NMS
 removes them because another source found the same thing, which is agreement.
 Refined-model regions (round > 0) are matched against all round-0 regions of the kind.
+Texts of one granularity from two sources (or a refinement round and the specialists) are compared
+by the Jaccard overlap of their lower-cased word sets.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from itertools import combinations
@@ -18,6 +21,7 @@ import numpy as np
 from schemas.records import ImageRecord, Region
 
 IOU_THRESHOLD = 0.5
+WORD = re.compile(r"\w+")
 SPECIALISTS = "specialists (round 0)"
 
 
@@ -82,6 +86,29 @@ class PairAgreement:
         return self.same_label / self.matched if self.matched else 0.0
 
 
+@dataclass
+class TextAgreement:
+    """Totals for one (granularity, source A, source B) pair over images where both wrote such a text."""
+
+    images: int = 0
+    jaccard_sum: float = 0.0
+
+    @property
+    def mean_jaccard(self) -> float:
+        return self.jaccard_sum / self.images if self.images else 0.0
+
+
+def word_jaccard(a: str, b: str) -> float:
+    """|A ∩ B| / |A ∪ B| of the lower-cased word sets (punctuation ignored); 1.0 for two empty texts."""
+    words_a, words_b = set(WORD.findall(a.lower())), set(WORD.findall(b.lower()))
+    union = words_a | words_b
+    return len(words_a & words_b) / len(union) if union else 1.0
+
+
+def source_label(source: str, round_: int) -> str:
+    return f"{source} (round {round_})" if round_ > 0 else source
+
+
 def _boxes(regions: list[Region]) -> np.ndarray:
     return np.asarray([r.bbox for r in regions], dtype=np.float64).reshape(-1, 4)
 
@@ -92,6 +119,7 @@ class AgreementCollector:
     def __init__(self, threshold: float = IOU_THRESHOLD) -> None:
         self.threshold = threshold
         self.pairs: dict[tuple[str, str, str], PairAgreement] = defaultdict(PairAgreement)
+        self.texts: dict[tuple[str, str, str], TextAgreement] = defaultdict(TextAgreement)
 
     def add(self, record: ImageRecord) -> None:
         regions = list(record.regions)
@@ -100,10 +128,7 @@ class AgreementCollector:
                 regions.append(drop.restore())  # type: ignore[arg-type]
         by_kind_source: dict[str, dict[str, list[Region]]] = defaultdict(lambda: defaultdict(list))
         for region in regions:
-            source = region.provenance.source
-            if region.provenance.round > 0:
-                source = f"{source} (round {region.provenance.round})"
-            by_kind_source[region.kind][source].append(region)
+            by_kind_source[region.kind][source_label(region.provenance.source, region.provenance.round)].append(region)
         for kind, sources in by_kind_source.items():
             specialists = sorted(s for s in sources if "(round " not in s)
             for a, b in combinations(specialists, 2):
@@ -112,6 +137,20 @@ class AgreementCollector:
             for refined in sorted(s for s in sources if "(round " in s):
                 if base:
                     self._compare(kind, SPECIALISTS, base, refined, sources[refined])
+        self._compare_texts(record)
+
+    def _compare_texts(self, record: ImageRecord) -> None:
+        by_granularity: dict[str, dict[str, str]] = defaultdict(dict)
+        for text in record.texts:
+            by_granularity[text.granularity].setdefault(
+                source_label(text.provenance.source, text.provenance.round), text.text
+            )
+        for granularity, sources in by_granularity.items():
+            names = sorted(sources)
+            for a, b in combinations(names, 2):
+                totals = self.texts[(granularity, a, b)]
+                totals.images += 1
+                totals.jaccard_sum += word_jaccard(sources[a], sources[b])
 
     def _compare(self, kind: str, a: str, regions_a: list[Region], b: str, regions_b: list[Region]) -> None:
         totals = self.pairs[(kind, a, b)]

@@ -214,9 +214,15 @@ def paper_section(result: AuditResult) -> str:
 
 
 def agreement_section(result: AuditResult) -> str:
-    pairs = result.agreement.pairs
+    pairs, texts = result.agreement.pairs, result.agreement.texts
+    text_table = ""
+    if texts:
+        text_table = '<p class="note">Texts of one granularity: mean word-set Jaccard overlap per image.</p>' + table(
+            ["granularity", "A", "B", "images", "mean Jaccard"],
+            [(g, a, b, t.images, t.mean_jaccard) for (g, a, b), t in sorted(texts.items())],
+        )
     if not pairs:
-        return "<p>No image has boxes of one kind from two sources (or from a refinement round).</p>"
+        return "<p>No image has boxes of one kind from two sources (or from a refinement round).</p>" + text_table
     rows = [
         (kind, a, b, t.images, t.boxes_a, t.boxes_b, t.matched, t.recall_a, t.recall_b, t.mean_iou, t.label_agreement)
         for (kind, a, b), t in sorted(pairs.items())

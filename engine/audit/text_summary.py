@@ -30,6 +30,10 @@ def format_summary(result: AuditResult) -> str:
                 f"  {kind}: {a} vs {b}: {t.matched} matched of {t.boxes_a}/{t.boxes_b}, "
                 f"mean IoU {t.mean_iou:.2f}, same label {t.label_agreement:.0%}"
             )
+    for (granularity, a, b), t in sorted(result.agreement.texts.items()):
+        lines.append(
+            f"  {granularity} texts: {a} vs {b}: mean word Jaccard {t.mean_jaccard:.2f} over {t.images} images"
+        )
     truth = result.ground_truth
     if truth is not None:
         box = "n/a" if truth.box_map is None else f"{truth.box_map:.3f}"
