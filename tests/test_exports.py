@@ -187,3 +187,16 @@ def test_hf_export_splits_by_image_id_into_train_and_validation(demo, tmp_path, 
     for record in demo.records:
         expected["train" if split_of(record.image_id, 0.5) == "train" else "validation"].add(record.image_id)
     assert {name: set(loaded[name]["image_id"]) for name in loaded} == {k: v for k, v in expected.items() if v}
+
+
+def test_coco_phrase_task_exports_grounded_regions_with_their_masks(demo, tmp_path) -> None:
+    report = export_coco(iter_records(demo.root), tmp_path / "coco", ("phrase",))
+    assert report.annotations == {"instances phrase": 2, "captions brief": 3, "captions detailed": 1}
+    coco = quiet(COCO, str(tmp_path / "coco" / "instances.json"))
+    assert {c["name"] for c in coco.dataset["categories"]} == {"a red car", "a person"}
+    car = coco.loadAnns(coco.getAnnIds(catIds=coco.getCatIds(catNms=["a red car"])))[0]
+    assert car["fld_kind"] == "phrase" and car["fld_source"] == "grounder" and car["area"] == 40 * 30
+    assert car["fld_text_id"] == demo.records[0].texts[0].id
+    assert self_evaluation(
+        tmp_path / "coco" / "instances.json", "segm", keep=lambda a: "segmentation" in a
+    ) == pytest.approx(1.0)

@@ -15,10 +15,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.exports.coco import CocoWriter
+from engine.exports.coco import COCO_TASKS, CocoWriter
 from engine.exports.report import ExportReport
 from engine.reader import iter_records
-from schemas.records import REGION_KINDS, ImageRecord
+from schemas.records import ImageRecord
 
 SCORE_BANDS = (0.3, 0.5, 0.7, 0.9)
 
@@ -72,7 +72,7 @@ def export_review(root: Path, destination: Path, k: int, version: int | None = N
     started = time.perf_counter()
     chosen, candidates = choose_images(iter_records(root, version), k)
     wanted = set(chosen)
-    with CocoWriter(destination, REGION_KINDS, ExportReport("review", destination)) as writer:
+    with CocoWriter(destination, COCO_TASKS, ExportReport("review", destination)) as writer:
         for record in iter_records(root, version):
             if record.image_id in wanted:
                 writer.add(record)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from engine.errors import OutputError
+from engine.exports.coco import COCO_TASKS
 from engine.exports.report import ExportReport
 from engine.reader import iter_records, manifest_of
 from schemas.records import REGION_KINDS
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="TASK",
         help="florence: Florence-2 tasks (e.g. '<OD>' '<OCR>'; default all); coco/yolo: region kinds "
-        f"({', '.join(REGION_KINDS)}; default object)",
+        f"({', '.join(REGION_KINDS)}; default object), coco also 'phrase' (grounded phrases with their masks)",
     )
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of images in validation (default 0.1)")
     parser.set_defaults(func=export)
@@ -52,9 +53,10 @@ def run_export(
     """Stream ``root``'s ``version`` into the exporter of ``fmt``."""
     records = iter_records(root, version)
     if fmt in ("coco", "yolo"):
-        unknown = [t for t in tasks or [] if t not in REGION_KINDS]
+        allowed = COCO_TASKS if fmt == "coco" else REGION_KINDS
+        unknown = [t for t in tasks or [] if t not in allowed]
         if unknown:
-            raise OutputError(f"--tasks {' '.join(unknown)}: {fmt} takes region kinds ({', '.join(REGION_KINDS)})")
+            raise OutputError(f"--tasks {' '.join(unknown)}: {fmt} takes region kinds ({', '.join(allowed)})")
         kinds = tuple(tasks or ("object",))
         if fmt == "coco":
             from engine.exports.coco import export_coco

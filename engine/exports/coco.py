@@ -3,7 +3,9 @@
 Images and annotations are appended to line files while the records stream past and joined into
 the final JSON at the end, so memory holds one record at a time plus the category table.
 Region kinds other than ``object`` are categories of their own (``ocr_line``...), with the region
-text kept in ``fld_text``; object regions are categorised by their label.
+text kept in ``fld_text``; object regions are categorised by their label. With the ``phrase`` task,
+each region a phrase is grounded to is an instance of the category named by the phrase (these carry
+the segmentation masks in an FLD-5B style corpus).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from engine.exports.images import source_bytes, write_image
 from engine.exports.report import ExportReport
 from engine.ingest import BadImage
 from schemas.masks import mask_area, to_coco_rle
-from schemas.records import REGION_KINDS, ImageRecord, Region
+from schemas.records import REGION_KINDS, GroundedRegion, ImageRecord, Phrase, Region
 
 DEFAULT_KINDS: tuple[str, ...] = ("object",)
+PHRASE_TASK = "phrase"
+COCO_TASKS: tuple[str, ...] = (*REGION_KINDS, PHRASE_TASK)
 INSTANCES_NAME = "instances.json"
 CAPTIONS_NAME = "captions.json"
 
@@ -32,15 +36,45 @@ def category_name(region: Region) -> str:
     return region.text.strip().lower() if region.kind == "object" and region.text.strip() else region.kind
 
 
-def check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
-    unknown = [k for k in kinds if k not in REGION_KINDS]
+def check_kinds(kinds: Sequence[str], allowed: Sequence[str] = REGION_KINDS) -> tuple[str, ...]:
+    unknown = [k for k in kinds if k not in allowed]
     if unknown:
-        raise ValueError(f"unknown region kinds {unknown}; choose from {list(REGION_KINDS)}")
+        raise ValueError(f"unknown tasks {unknown}; choose from {list(allowed)}")
     return tuple(kinds)
 
 
 def coco_annotation(region: Region, annotation_id: int, image_id: int, category_id: int) -> dict[str, Any]:
-    """One COCO instance with its provenance; segmentation only where the region has a mask or polygon."""
+    """One COCO instance of a region with its provenance; segmentation only where it has a mask or polygon."""
+    entry = _instance(region, annotation_id, image_id, category_id)
+    entry.update(
+        fld_id=region.id,
+        fld_kind=region.kind,
+        fld_text=region.text,
+        fld_source=region.provenance.source,
+        fld_model=region.provenance.model,
+        fld_round=region.provenance.round,
+    )
+    return entry
+
+
+def grounded_annotation(
+    phrase: Phrase, grounded: GroundedRegion, annotation_id: int, image_id: int, category_id: int
+) -> dict[str, Any]:
+    """One COCO instance of a region a phrase is grounded to, with the phrase's provenance."""
+    entry = _instance(grounded, annotation_id, image_id, category_id)
+    entry.update(
+        fld_id=phrase.id,
+        fld_kind=PHRASE_TASK,
+        fld_text=phrase.phrase,
+        fld_text_id=phrase.text_id,
+        fld_source=phrase.provenance.source,
+        fld_model=phrase.provenance.model,
+        fld_round=phrase.provenance.round,
+    )
+    return entry
+
+
+def _instance(region: Region | GroundedRegion, annotation_id: int, image_id: int, category_id: int) -> dict[str, Any]:
     x0, y0, x1, y1 = region.bbox
     entry: dict[str, Any] = {
         "id": annotation_id,
@@ -58,14 +92,6 @@ def coco_annotation(region: Region, annotation_id: int, image_id: int, category_
         entry["segmentation"] = [list(region.polygon)]
     if region.score is not None:
         entry["score"] = float(region.score)
-    entry.update(
-        fld_id=region.id,
-        fld_kind=region.kind,
-        fld_text=region.text,
-        fld_source=region.provenance.source,
-        fld_model=region.provenance.model,
-        fld_round=region.provenance.round,
-    )
     return entry
 
 
@@ -74,7 +100,7 @@ class CocoWriter:
 
     def __init__(self, folder: Path, kinds: Sequence[str] = DEFAULT_KINDS, report: ExportReport | None = None):
         self.folder = folder
-        self.kinds = check_kinds(kinds)
+        self.kinds = check_kinds(kinds, COCO_TASKS)
         self.report = report or ExportReport("coco", folder)
         self.categories: dict[str, int] = {}
         self._next_image = self._next_annotation = self._next_caption = 1
@@ -96,8 +122,8 @@ class CocoWriter:
     def __exit__(self, *exc_info: object) -> None:
         self._files.close()
 
-    def add(self, record: ImageRecord, regions: Iterable[Region] | None = None) -> bool:
-        """Write one image and its annotations (``regions`` defaults to the record's, of ``kinds``)."""
+    def add(self, record: ImageRecord) -> bool:
+        """Write one image, its regions of the chosen kinds (and grounded phrases) and its texts."""
         self.report.records += 1
         data = source_bytes(record)
         if data is None:
@@ -120,14 +146,17 @@ class CocoWriter:
         }
         self._images.write(json.dumps(image) + "\n")
         self.report.images += 1
-        chosen = regions if regions is not None else (r for r in record.regions if r.kind in self.kinds)
-        for region in chosen:
-            name = category_name(region)
-            category_id = self.categories.setdefault(name, len(self.categories) + 1)
-            entry = coco_annotation(region, self._next_annotation, image_id, category_id)
-            self._instances.write(json.dumps(entry) + "\n")
-            self._next_annotation += 1
-            self.report.annotations[f"instances {region.kind}"] += 1
+        for region in record.regions:
+            if region.kind in self.kinds:
+                entry = coco_annotation(region, self._next_annotation, image_id, self._category(category_name(region)))
+                self._write_instance(entry)
+        if PHRASE_TASK in self.kinds:
+            for phrase in record.phrases:
+                category_id = self._category(phrase.phrase.strip().lower() or PHRASE_TASK)
+                for grounded in phrase.regions:
+                    self._write_instance(
+                        grounded_annotation(phrase, grounded, self._next_annotation, image_id, category_id)
+                    )
         for text in record.texts:
             caption = {
                 "id": self._next_caption,
@@ -143,11 +172,19 @@ class CocoWriter:
             self.report.annotations[f"captions {text.granularity}"] += 1
         return True
 
+    def _category(self, name: str) -> int:
+        return self.categories.setdefault(name, len(self.categories) + 1)
+
+    def _write_instance(self, entry: dict[str, Any]) -> None:
+        self._instances.write(json.dumps(entry) + "\n")
+        self._next_annotation += 1
+        self.report.annotations[f"instances {entry['fld_kind']}"] += 1
+
     def close(self) -> ExportReport:
         """Join the parts into the two COCO JSON files and remove the parts."""
         self._files.close()
         categories = [
-            {"id": cid, "name": name, "supercategory": name if name in REGION_KINDS else "object"}
+            {"id": cid, "name": name, "supercategory": name if name in COCO_TASKS else "object"}
             for name, cid in sorted(self.categories.items(), key=lambda item: item[1])
         ]
         info = {"description": "fld-engine export", "version": "1.0"}
