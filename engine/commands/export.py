@@ -71,6 +71,10 @@ def run_export(
         from engine.exports.hf import export_hf
 
         return export_hf(root, destination, version, val_fraction)
-    from engine.exports.florence import export_florence
+    from engine.exports.florence import check_tasks, export_florence
 
+    try:
+        check_tasks(tasks)
+    except ValueError as error:
+        raise OutputError(f"--tasks: {error}") from None
     return export_florence(records, destination, tasks, val_fraction)
