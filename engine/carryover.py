@@ -106,11 +106,10 @@ def plan_carry_over(
         if not picks:
             continue
         exact = [picks.get(i) is not None and picks[i].level == Level.EXACT for i in range(len(rows))]
-        same_paths = all(list(row["source_uris"]) == wanted[row["image_id"]] for row in rows)
         carry.image_ids.update(row["image_id"] for row, kept in zip(rows, exact, strict=True) if kept)
         if candidate.resumed:
             carry.resumed += sum(exact)
-        if all(exact) and same_paths:
+        if all(exact) and all(list(row["source_uris"]) == wanted[row["image_id"]] for row in rows):
             carry.shards.append(candidate.shard)
             continue
         table = read_shard(root, candidate.shard)
