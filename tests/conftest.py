@@ -16,6 +16,8 @@ for _name, _value in {
     "YOLO_CONFIG_DIR": str(_STATE / "ultralytics"),
     "YOLO_OFFLINE": "1",
     "MPLCONFIGDIR": str(_STATE / "matplotlib"),
+    # One intra-op thread: tests share two cores with Ray workers, and oversubscribed torch spins.
+    "OMP_NUM_THREADS": "1",
 }.items():
     os.environ.setdefault(_name, _value)
 
