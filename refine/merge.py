@@ -1,0 +1,185 @@
+"""Merging a refinement round's predictions into the annotations, as the FLD-5B engine's phase 3 does.
+
+The policy, per image and per region kind the model was asked for:
+
+- **agreement**: a prediction that overlaps an existing region (IoU >= ``match_iou``) and agrees on its
+  text (same normalised label) confirms it: ``metrics["refine_agreements"]`` grows, and the score rises to
+  the prediction's where that is higher. Nothing is replaced.
+- **contradiction**: an existing region that the model does not reproduce (no overlap, or an overlap with a
+  different label) gets ``metrics["refine_disagreements"] += 1``; once that reaches
+  ``drop_after_disagreements`` it is dropped with the rule ``refine_disagreement`` (kept in ``dropped``).
+- **new**: a prediction that matches nothing is added with ``provenance.round = k`` when its score is at
+  least ``min_new_score`` (Florence-2's generation gives no score: unscored predictions count as confident
+  only if ``add_unscored``).
+- **captions**: a predicted caption replaces the current one of its granularity only when it survived the
+  text filter (the predictions went through the same filters) and its quality is higher; the old one is
+  dropped with the rule ``refine_replaced`` and ``by`` naming the new caption.
+Pure functions over records; nothing is overwritten without a Drop record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from schemas.records import ImageRecord, Region, Text
+
+MERGE_STAGE = "refine_merge"
+AGREEMENTS, DISAGREEMENTS = "refine_agreements", "refine_disagreements"
+
+
+@dataclass(frozen=True)
+class MergeSettings:
+    match_iou: float = 0.5
+    drop_after_disagreements: int = 2
+    min_new_score: float = 0.5
+    add_unscored: bool = True
+    replace_captions: bool = True
+
+
+@dataclass
+class MergeStats:
+    """Per-round changes, per annotation type."""
+
+    confirmed: dict[str, int] = field(default_factory=dict)
+    added: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
+    changed: dict[str, int] = field(default_factory=dict)
+    compared: int = 0
+
+    def count(self, bucket: str, kind: str, n: int = 1) -> None:
+        table = getattr(self, bucket)
+        table[kind] = table.get(kind, 0) + n
+
+    def add(self, other: MergeStats) -> None:
+        for bucket in ("confirmed", "added", "removed", "changed"):
+            for kind, n in getattr(other, bucket).items():
+                self.count(bucket, kind, n)
+        self.compared += other.compared
+
+    @property
+    def agreement_rate(self) -> float:
+        return sum(self.confirmed.values()) / self.compared if self.compared else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "confirmed": self.confirmed,
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "compared": self.compared,
+            "agreement_rate": round(self.agreement_rate, 4),
+        }
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def iou_matrix(a: list[Region], b: list[Region]) -> np.ndarray:
+    """Pairwise box IoU, vectorised."""
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    boxes_a, boxes_b = np.asarray([r.bbox for r in a]), np.asarray([r.bbox for r in b])
+    top_left = np.maximum(boxes_a[:, None, :2], boxes_b[None, :, :2])
+    bottom_right = np.minimum(boxes_a[:, None, 2:], boxes_b[None, :, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    area_a = np.prod(boxes_a[:, 2:] - boxes_a[:, :2], axis=1)
+    area_b = np.prod(boxes_b[:, 2:] - boxes_b[:, :2], axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def caption_quality(text: Text) -> float:
+    """Score of a caption: its own score when a model gave one, else the measured object and action complexity."""
+    if text.score is not None:
+        return float(text.score)
+    if text.analysis is None:
+        return 0.0
+    return text.analysis.object_complexity + text.analysis.action_complexity + 0.1 * len(text.analysis.objects)
+
+
+def merge_regions(
+    record: ImageRecord, predicted: list[Region], kinds: set[str], round_: int, settings: MergeSettings
+) -> MergeStats:
+    stats = MergeStats()
+    for kind in sorted(kinds):
+        originals = [r for r in record.regions if r.kind == kind]
+        candidates = [r for r in predicted if r.kind == kind]
+        ious = iou_matrix(originals, candidates)
+        used: set[int] = set()
+        for i, original in enumerate(originals):
+            stats.compared += 1
+            order = np.argsort(-ious[i]) if candidates else []
+            match = next((int(j) for j in order if ious[i, j] >= settings.match_iou and int(j) not in used), None)
+            if match is not None and _norm(candidates[match].text) == _norm(original.text):
+                used.add(match)
+                original.metrics[AGREEMENTS] = original.metrics.get(AGREEMENTS, 0.0) + 1
+                if candidates[match].score is not None and (original.score or 0.0) < candidates[match].score:
+                    original.score = candidates[match].score
+                    stats.count("changed", kind)
+                stats.count("confirmed", kind)
+                continue
+            original.metrics[DISAGREEMENTS] = original.metrics.get(DISAGREEMENTS, 0.0) + 1
+            if original.metrics[DISAGREEMENTS] >= settings.drop_after_disagreements:
+                by = candidates[match].id if match is not None else None
+                record.drop(
+                    original,
+                    stage=MERGE_STAGE,
+                    rule="refine_disagreement",
+                    value=original.metrics[DISAGREEMENTS],
+                    threshold=settings.drop_after_disagreements,
+                    by=by,
+                )
+                stats.count("removed", kind)
+        for j, candidate in enumerate(candidates):
+            if (
+                j in used
+                or ((ious[:, j] >= settings.match_iou).any()
+                and any(_norm(o.text) == _norm(candidate.text) for o in originals))
+            ):
+                continue
+            confident = settings.add_unscored if candidate.score is None else candidate.score >= settings.min_new_score
+            if confident:
+                candidate.provenance = type(candidate.provenance)(
+                    candidate.provenance.source, candidate.provenance.model, round_
+                )
+                record.regions.append(candidate)
+                stats.count("added", kind)
+    return stats
+
+
+def merge_captions(record: ImageRecord, predicted: list[Text], round_: int, settings: MergeSettings) -> MergeStats:
+    stats = MergeStats()
+    for new in predicted:
+        current = [t for t in record.texts if t.granularity == new.granularity]
+        stats.compared += len(current)
+        if current and _norm(current[0].text) == _norm(new.text):
+            stats.count("confirmed", "text")
+            continue
+        new.provenance = type(new.provenance)(new.provenance.source, new.provenance.model, round_)
+        if not current:
+            record.texts.append(new)
+            stats.count("added", "text")
+        elif settings.replace_captions and caption_quality(new) > caption_quality(current[0]):
+            record.drop(
+                current[0],
+                stage=MERGE_STAGE,
+                rule="refine_replaced",
+                value=caption_quality(current[0]),
+                threshold=caption_quality(new),
+                by=new.id,
+            )
+            record.texts.append(new)
+            stats.count("changed", "text")
+    return stats
+
+
+def merge_round(
+    record: ImageRecord, predicted: ImageRecord, kinds: set[str], round_: int, settings: MergeSettings
+) -> MergeStats:
+    """Merge one image's round-``round_`` predictions (already filtered) into ``record`` in place."""
+    stats = merge_regions(record, list(predicted.regions), kinds, round_, settings)
+    stats.add(merge_captions(record, list(predicted.texts), round_, settings))
+    return stats
