@@ -175,6 +175,7 @@ def test_missing_source_images_are_skipped_and_counted(demo, tmp_path) -> None:
     moved.source_uris = [str(tmp_path / "gone.png")]
     report = export_coco([moved], tmp_path / "coco")
     assert report.images == 0 and report.skipped == {"source missing or changed since annotation": 1}
+    assert "skipped 1 images: source missing or changed since annotation" in report.format_lines()
 
 
 def test_hf_export_splits_by_image_id_into_train_and_validation(demo, tmp_path, capsys) -> None:

@@ -32,5 +32,5 @@ class ExportReport:
         for name, count in sorted(self.files.items()):
             lines.append(f"  file {name:<27} {count:>8} rows")
         for reason, count in sorted(self.skipped.items()):
-            lines.append(f"  skipped: {reason:<23} {count:>8}")
+            lines.append(f"  skipped {count} images: {reason}")
         return "\n".join(lines)
