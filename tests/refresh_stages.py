@@ -135,3 +135,14 @@ def write_images(folder: Path, count: int, start: int = 0, age_s: float = 60.0) 
         os.utime(path, (stamp, stamp))
         paths.append(path)
     return paths
+
+
+def run_cli(argv: list[str]) -> int:
+    """``fld-engine`` with the test backends registered here and in every Ray worker (for subprocess tests)."""
+    import ray
+
+    from engine.cli import main
+
+    register()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR", runtime_env=RUNTIME_ENV)
+    return main(argv)
