@@ -13,9 +13,20 @@ import yaml
 
 from engine.registry import FILTER_BACKENDS, SPECIALIST_BACKENDS, stage_class
 from engine.typed_config import ConfigError, build, to_plain
+from refine.merge import MergeSettings
+from refine.settings import TrainSettings
 from schemas.stage import Resources
 
 DEFAULT_PROFILE = "offline"
+REFINE_TASKS = (
+    "<CAPTION>",
+    "<DETAILED_CAPTION>",
+    "<MORE_DETAILED_CAPTION>",
+    "<OD>",
+    "<DENSE_REGION_CAPTION>",
+    "<OCR_WITH_REGION>",
+    "<CAPTION_TO_PHRASE_GROUNDING>",
+)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
@@ -60,12 +71,32 @@ class RayConfig:
 
 
 @dataclass(frozen=True)
+class RefineConfig:
+    """Phase 3: ``checkpoint`` is the Florence-2 model refinement starts from (a local directory or an
+    HF id in the cache); ``task_weights`` gives each training task's keep probability; ``rounds`` is the
+    default for ``run`` (0: no refinement) and ``fld-engine refine``."""
+
+    checkpoint: str | None = None
+    rounds: int = 0
+    task_weights: dict[str, float] = field(default_factory=lambda: {task: 1.0 for task in REFINE_TASKS})
+    train: TrainSettings = field(default_factory=TrainSettings)
+    merge: MergeSettings = field(default_factory=MergeSettings)
+    num_workers: int = 1
+    use_gpu: bool = False
+    annotate_batch_size: int = 4
+    annotate_num_gpus: float = 0.0
+    max_new_tokens: int = 256
+    num_beams: int = 3
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     specialists: tuple[StageConfig, ...] = ()
     filters: tuple[StageConfig, ...] = ()
     writer: WriterConfig = field(default_factory=WriterConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
     profile: str = DEFAULT_PROFILE
 
     def fingerprint(self) -> str:
@@ -102,7 +133,7 @@ def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("config: expected a mapping at the top level")
-    sections = {"ingest", "specialists", "filters", "writer", "ray"}
+    sections = {"ingest", "specialists", "filters", "writer", "ray", "refine"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"config: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(sections))})")
@@ -122,6 +153,7 @@ def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
         filters=stages["filters"],
         writer=build(WriterConfig, data.get("writer"), "writer"),
         ray=build(RayConfig, data.get("ray"), "ray"),
+        refine=build(RefineConfig, data.get("refine"), "refine"),
         profile=profile,
     )
 

@@ -11,28 +11,16 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+from refine.settings import TrainSettings
+
 IGNORE_INDEX = -100
 
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Fine-tuning hyper-parameters (the brief: lr 1e-5..1e-6 for real checkpoints; higher overfits fast)."""
-
-    learning_rate: float = 1e-5
-    weight_decay: float = 0.01
-    epochs: int = 1
-    batch_size: int = 4
-    warmup_fraction: float = 0.1
-    schedule: Literal["cosine", "linear"] = "cosine"
-    max_grad_norm: float = 1.0
-    freeze_vision: bool = False
-    max_target_tokens: int = 512
-    seed: int = 0
+__all__ = ["IGNORE_INDEX", "TrainExample", "TrainSettings", "collate", "save_checkpoint", "train_epochs"]
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class Florence2Options:
     num_beams: int = 3
     ground: tuple[str, ...] = ("brief",)
     describe_regions: int = 8
+    round: int = 0  # the refinement round whose model this is (0: a specialist)
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in SUPPORTED_TASKS]
@@ -111,7 +112,7 @@ class Florence2(Specialist):
         from PIL import Image
 
         pictures = [Image.fromarray(image) for image in images]
-        provenance = self.provenance()
+        provenance = self.provenance(self.options.round)
         simple = [
             t for t in self.options.tasks if t not in ("<CAPTION_TO_PHRASE_GROUNDING>", "<REGION_TO_DESCRIPTION>")
         ]
