@@ -205,3 +205,21 @@ def test_report_of_the_empty_quarantine_and_no_drops(tmp_path) -> None:
     page = render_html(result)
     assert "No annotation was dropped." in page and result.quarantine == {}
     assert Path(tmp_path / "ds").is_dir()
+
+
+def test_a_specialist_that_ran_and_found_nothing_counts_against_agreement() -> None:
+    from engine.audit.agreement import AgreementCollector
+    from schemas.records import ImageRecord, Provenance, Region
+
+    detr, haar, ocr = Provenance("detr", "d"), Provenance("haar", "h"), Provenance("ocr", "o")
+    both = ImageRecord("a" * 64, "a.png", 100, 100, "png", stages={"detr": "1", "haar": "1", "nms": "1"})
+    both.regions = [Region("object", (0, 0, 50, 50), "face", detr), Region("object", (1, 1, 50, 50), "face", haar)]
+    missed = ImageRecord("b" * 64, "b.png", 100, 100, "png", stages={"detr": "1", "haar": "1", "ocr": "1"})
+    missed.regions = [Region("object", (10, 10, 60, 60), "face", detr), Region("ocr_line", (0, 0, 9, 9), "A", ocr)]
+    collector = AgreementCollector()
+    collector.add(both)
+    collector.add(missed)
+    assert set(collector.pairs) == {("object", "detr", "haar")}  # no nms, no ocr-vs-detector rows
+    totals = collector.pairs[("object", "detr", "haar")]
+    assert (totals.images, totals.boxes_a, totals.boxes_b, totals.matched) == (2, 2, 1, 1)
+    assert totals.recall_a == 0.5 and totals.recall_b == 1.0

@@ -114,12 +114,27 @@ def _boxes(regions: list[Region]) -> np.ndarray:
 
 
 class AgreementCollector:
-    """Feed records with :meth:`add`; ``pairs[(kind, a, b)]`` holds the totals."""
+    """Feed records with :meth:`add`; :attr:`pairs` ``[(kind, a, b)]`` holds the totals.
+
+    A specialist that ran on an image (its name is in the row's ``stages``; provenance sources are
+    stage names) but found nothing of a kind there still counts: the other side's boxes are then
+    unmatched. Pairs are reported only for sources that produced the kind somewhere in the version,
+    so an OCR engine and a face detector are never compared.
+    """
 
     def __init__(self, threshold: float = IOU_THRESHOLD) -> None:
         self.threshold = threshold
-        self.pairs: dict[tuple[str, str, str], PairAgreement] = defaultdict(PairAgreement)
+        self._pairs: dict[tuple[str, str, str], PairAgreement] = defaultdict(PairAgreement)
         self.texts: dict[tuple[str, str, str], TextAgreement] = defaultdict(TextAgreement)
+        self.produced: set[tuple[str, str]] = set()
+
+    @property
+    def pairs(self) -> dict[tuple[str, str, str], PairAgreement]:
+        return {
+            (kind, a, b): totals
+            for (kind, a, b), totals in self._pairs.items()
+            if (a == SPECIALISTS or (kind, a) in self.produced) and (kind, b) in self.produced
+        }
 
     def add(self, record: ImageRecord) -> None:
         regions = list(record.regions)
@@ -129,11 +144,14 @@ class AgreementCollector:
         by_kind_source: dict[str, dict[str, list[Region]]] = defaultdict(lambda: defaultdict(list))
         for region in regions:
             by_kind_source[region.kind][source_label(region.provenance.source, region.provenance.round)].append(region)
+        ran = set(record.stages)
         for kind, sources in by_kind_source.items():
-            specialists = sorted(s for s in sources if "(round " not in s)
+            self.produced.update((kind, source) for source in sources)
+            specialists = sorted({s for s in sources if "(round " not in s} | ran)
             for a, b in combinations(specialists, 2):
-                self._compare(kind, a, sources[a], b, sources[b])
-            base = [r for s in specialists for r in sources[s]]
+                if a in sources or b in sources:
+                    self._compare(kind, a, sources.get(a, []), b, sources.get(b, []))
+            base = [r for s in specialists for r in sources.get(s, [])]
             for refined in sorted(s for s in sources if "(round " in s):
                 if base:
                     self._compare(kind, SPECIALISTS, base, refined, sources[refined])
@@ -153,7 +171,7 @@ class AgreementCollector:
                 totals.jaccard_sum += word_jaccard(sources[a], sources[b])
 
     def _compare(self, kind: str, a: str, regions_a: list[Region], b: str, regions_b: list[Region]) -> None:
-        totals = self.pairs[(kind, a, b)]
+        totals = self._pairs[(kind, a, b)]
         totals.images += 1
         totals.boxes_a += len(regions_a)
         totals.boxes_b += len(regions_b)

@@ -229,9 +229,9 @@ def agreement_section(result: AuditResult) -> str:
     ]
     headers = ["kind", "A", "B", "images", "boxes A", "boxes B", "matched", "A found by B", "B found by A"]
     return (
-        f'<p class="note">Greedy IoU &ge; {result.agreement.threshold} matching per image, over the images where '
-        "both sides have boxes of that kind; NMS-suppressed boxes count as their source's output.</p>"
-        + table([*headers, "mean IoU", "same label"], rows)
+        f'<p class="note">Greedy IoU &ge; {result.agreement.threshold} matching per image, over the images both '
+        "sides annotated (a specialist that ran and found nothing counts); NMS-suppressed boxes count as their "
+        "source's output.</p>" + table([*headers, "mean IoU", "same label"], rows)
     )
 
 
