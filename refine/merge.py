@@ -134,10 +134,9 @@ def merge_regions(
                 )
                 stats.count("removed", kind)
         for j, candidate in enumerate(candidates):
-            if (
-                j in used
-                or ((ious[:, j] >= settings.match_iou).any()
-                and any(_norm(o.text) == _norm(candidate.text) for o in originals))
+            if j in used or (
+                (ious[:, j] >= settings.match_iou).any()
+                and any(_norm(o.text) == _norm(candidate.text) for o in originals)
             ):
                 continue
             confident = settings.add_unscored if candidate.score is None else candidate.score >= settings.min_new_score
