@@ -13,17 +13,19 @@ The policy, per image and per region kind the model was asked for:
   only if ``add_unscored``).
 - **captions**: a predicted caption replaces the current one of its granularity only when it survived the
   text filter (the predictions went through the same filters) and its quality is higher; the old one is
-  dropped with the rule ``refine_replaced`` and ``by`` naming the new caption.
+  dropped with the rule ``refine_replaced`` and ``by`` naming the new caption. Phrases grounded in the old
+  caption go with it (same rule); the phrases the model grounded in the new caption come with it.
 Pure functions over records; nothing is overwritten without a Drop record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from schemas.records import ImageRecord, Region, Text
+from schemas.records import ImageRecord, Phrase, Region, Text
 
 MERGE_STAGE = "refine_merge"
 AGREEMENTS, DISAGREEMENTS = "refine_agreements", "refine_disagreements"
@@ -149,7 +151,13 @@ def merge_regions(
     return stats
 
 
-def merge_captions(record: ImageRecord, predicted: list[Text], round_: int, settings: MergeSettings) -> MergeStats:
+def merge_captions(
+    record: ImageRecord,
+    predicted: list[Text],
+    round_: int,
+    settings: MergeSettings,
+    predicted_phrases: Sequence[Phrase] = (),
+) -> MergeStats:
     stats = MergeStats()
     for new in predicted:
         current = [t for t in record.texts if t.granularity == new.granularity]
@@ -159,19 +167,28 @@ def merge_captions(record: ImageRecord, predicted: list[Text], round_: int, sett
             continue
         new.provenance = type(new.provenance)(new.provenance.source, new.provenance.model, round_)
         if not current:
-            record.texts.append(new)
             stats.count("added", "text")
         elif settings.replace_captions and caption_quality(new) > caption_quality(current[0]):
+            old, old_quality = current[0], caption_quality(current[0])
+            for phrase in [p for p in record.phrases if p.text_id == old.id]:
+                record.drop(phrase, stage=MERGE_STAGE, rule="refine_replaced", by=new.id)
             record.drop(
-                current[0],
+                old,
                 stage=MERGE_STAGE,
                 rule="refine_replaced",
-                value=caption_quality(current[0]),
+                value=old_quality,
                 threshold=caption_quality(new),
                 by=new.id,
             )
-            record.texts.append(new)
             stats.count("changed", "text")
+        else:
+            continue
+        record.texts.append(new)
+        for phrase in predicted_phrases:
+            if phrase.text_id == new.id:
+                phrase.provenance = type(phrase.provenance)(phrase.provenance.source, phrase.provenance.model, round_)
+                record.phrases.append(phrase)
+                stats.count("added", "phrase")
     return stats
 
 
@@ -180,5 +197,5 @@ def merge_round(
 ) -> MergeStats:
     """Merge one image's round-``round_`` predictions (already filtered) into ``record`` in place."""
     stats = merge_regions(record, list(predicted.regions), kinds, round_, settings)
-    stats.add(merge_captions(record, list(predicted.texts), round_, settings))
+    stats.add(merge_captions(record, list(predicted.texts), round_, settings, list(predicted.phrases)))
     return stats

@@ -68,3 +68,22 @@ def test_kinds_not_asked_for_are_left_alone() -> None:
     record = image(Region("ocr_line", (10, 10, 100, 30), "EXIT", SPECIALIST))
     merge_round(record, image(), {"object"}, 1, SETTINGS)
     assert record.regions[0].metrics == {}
+
+
+def test_replaced_caption_takes_its_phrases_and_brings_the_new_ones() -> None:
+    from schemas.records import GroundedRegion, Phrase
+
+    old = Text("brief", "a thing", SPECIALIST, score=0.2)
+    record = image(texts=(old,))
+    record.phrases = [Phrase(old.id, 2, 7, "thing", [GroundedRegion((1, 1, 50, 50))], SPECIALIST)]
+    new = Text("brief", "a red bicycle", MODEL, score=0.9)
+    grounded = Phrase(new.id, 0, 13, "a red bicycle", [GroundedRegion((20, 20, 150, 150))], MODEL)
+    predicted = image(texts=(new,))
+    predicted.phrases = [grounded]
+    stats = merge_round(record, predicted, set(), 3, SETTINGS)
+    assert [(p.phrase, p.provenance.round) for p in record.phrases] == [("a red bicycle", 3)]
+    assert sorted((d.annotation_type, d.rule) for d in record.dropped) == [
+        ("phrase", "refine_replaced"),
+        ("text", "refine_replaced"),
+    ]
+    assert stats.changed == {"text": 1} and stats.added == {"phrase": 1}
