@@ -58,10 +58,10 @@ def test_counts_per_type_kind_source_and_round(audited) -> None:
 def test_drops_are_counted_per_rule_with_examples(audited) -> None:
     stats = audited.stats
     assert stats.drops == {"region_filter/min_score": 1, "nms/nms_iou": 1, "text_filter/excessive_objects": 1}
-    example = stats.drop_examples["region_filter/min_score"][0]
+    example = stats.drop_examples["region_filter/min_score"].items[0]
     assert example.summary == "object 'it' at [70, 50, 72, 52] from detr"
     assert (example.value, example.threshold) == (0.05, 0.3)
-    assert stats.drop_examples["nms/nms_iou"][0].by is not None
+    assert stats.drop_examples["nms/nms_iou"].items[0].by is not None
     assert stats.drop_thresholds["text_filter/excessive_objects"] == 5
 
 
@@ -223,3 +223,19 @@ def test_a_specialist_that_ran_and_found_nothing_counts_against_agreement() -> N
     totals = collector.pairs[("object", "detr", "haar")]
     assert (totals.images, totals.boxes_a, totals.boxes_b, totals.matched) == (2, 2, 1, 1)
     assert totals.recall_a == 0.5 and totals.recall_b == 1.0
+
+
+def test_reservoir_keeps_a_uniform_deterministic_sample() -> None:
+    from engine.audit.reservoir import Reservoir
+
+    def sample(seed: int) -> list[int]:
+        reservoir: Reservoir[int] = Reservoir(10, seed=seed)
+        for item in range(1000):
+            reservoir.add(item)
+        assert reservoir.seen == 1000 and len(reservoir.items) == 10
+        return reservoir.items
+
+    assert sample(1) == sample(1) and sample(1) != sample(2)
+    kept = [item for seed in range(200) for item in sample(seed)]
+    assert 450 < sum(kept) / len(kept) < 550  # uniform over 0..999, not the first items
+    assert sum(item < 100 for item in kept) / len(kept) < 0.15

@@ -1,7 +1,7 @@
 """One streaming pass over a version's records: counts, drops, scores, geometry, per-image densities.
 
-Everything kept is bounded: counters, up to ``examples`` drop examples per rule, and reservoir
-samples of scores and box geometry, so a pass over any number of images holds little memory.
+Everything kept is bounded: counters, and reservoir samples (uniform over the whole pass) of drop
+examples per rule, scores and box geometry, so a pass over any number of images holds little memory.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class AuditStats:
     by_source: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_round: Counter[tuple[str, int]] = field(default_factory=Counter)
     drops: Counter[str] = field(default_factory=Counter)
-    drop_examples: dict[str, list[DropExample]] = field(default_factory=lambda: defaultdict(list))
+    drop_examples: dict[str, Reservoir[DropExample]] = field(default_factory=dict)
     drop_values: dict[str, Reservoir[float]] = field(default_factory=dict)
     drop_thresholds: dict[str, float] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
@@ -115,13 +115,14 @@ class StatsCollector:
                 self._series(stats.drop_values, rule).add(float(drop.value))
             if drop.threshold is not None:
                 stats.drop_thresholds.setdefault(rule, float(drop.threshold))
+            if rule not in stats.drop_examples:
+                stats.drop_examples[rule] = Reservoir(self.examples, seed=self.seed + len(stats.drop_examples))
             examples = stats.drop_examples[rule]
-            if len(examples) < self.examples:
-                examples.append(
-                    DropExample(
-                        record.image_id, record.source_uri, drop_summary(drop), drop.value, drop.threshold, drop.by
-                    )
-                )
+            slot = examples.slot()
+            if slot is not None:  # summarise (parse the dropped annotation) only what is kept
+                summary = drop_summary(drop)
+                example = DropExample(record.image_id, record.source_uri, summary, drop.value, drop.threshold, drop.by)
+                examples.place(slot, example)
         for error in record.errors:
             stats.errors[error.stage] += 1
 

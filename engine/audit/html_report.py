@@ -160,7 +160,8 @@ def drops_section(result: AuditResult) -> str:
         return "<p>No annotation was dropped.</p>"
     rows = []
     for rule, count in stats.drops.most_common():
-        for index, example in enumerate(stats.drop_examples.get(rule, [])):
+        examples = stats.drop_examples[rule].items if rule in stats.drop_examples else []
+        for index, example in enumerate(sorted(examples, key=lambda e: (e.source_uri, e.summary))):
             rows.append(
                 (
                     rule if index == 0 else "",
@@ -197,10 +198,10 @@ def density_section(result: AuditResult) -> str:
 def paper_section(result: AuditResult) -> str:
     paper = result.paper
     note = f'<p class="note">{esc(paper.note)}</p>' if paper.note else ""
-    absent = [g for g in {row[0] for row in paper.rows} if all(r[2] is None for r in paper.rows if r[0] == g)]
-    rows = [row for row in paper.rows if row[0] not in absent]
-    if absent:
-        note += f'<p class="note">No analysed {esc(", ".join(sorted(absent)))} texts: those measures are not shown.</p>'
+    rows = [row for row in paper.rows if row[2] is not None]
+    if len(rows) < len(paper.rows):
+        note += '<p class="note">Measures with nothing to measure here (no texts, or no analysed texts, of that '
+        note += "granularity) are left out.</p>"
     if not rows:
         return note or "<p>no measures</p>"
     return (

@@ -18,10 +18,23 @@ class Reservoir(Generic[T]):
         self._random = random.Random(seed)
 
     def add(self, item: T) -> None:
+        slot = self.slot()
+        if slot is not None:
+            self.place(slot, item)
+
+    def slot(self) -> int | None:
+        """Count one more item; the index it takes in the sample, or None if it is not kept.
+
+        Lets a caller build an expensive item only when it is kept (then call :meth:`place`).
+        """
         self.seen += 1
         if len(self.items) < self.size:
-            self.items.append(item)
-            return
+            return len(self.items)
         slot = self._random.randrange(self.seen)
-        if slot < self.size:
+        return slot if slot < self.size else None
+
+    def place(self, slot: int, item: T) -> None:
+        if slot == len(self.items):
+            self.items.append(item)
+        else:
             self.items[slot] = item
