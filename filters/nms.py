@@ -1,11 +1,11 @@
 """Non-maximum suppression over columnar arrays, recording which kept box suppressed each dropped one.
 
 Within one source, boxes are suppressed class-aware (same label) for kinds whose labels are classes,
-with torchvision's ``batched_nms``; across sources of the same kind (an ensemble of specialists),
-suppression is class-agnostic and only between different sources. Where every region of a group has
-a mask, IoU is the masks' IoU from their COCO RLEs (pycocotools). OCR quads are suppressed by their
-boxes (``Region.bbox`` is the quad's enclosing box). A suppressed region's drop names the kept one
-(``by``) and their IoU (``value``).
+with torchvision's NMS kernel grouped the way its ``batched_nms`` groups; across sources of the same
+kind (an ensemble of specialists), suppression is class-agnostic and only between different sources.
+Where every region of a group has a mask, IoU is the masks' IoU from their COCO RLEs (pycocotools).
+OCR quads are suppressed by their boxes (``Region.bbox`` is the quad's enclosing box). A suppressed
+region's drop names the kept one (``by``) and their IoU (``value``).
 
 Default IoU thresholds: 0.5 for object boxes within a detector (torchvision's detection models and
 DINO-style post-processing use 0.5), 0.7 for class-agnostic proposals, captions and ensembles
@@ -20,14 +20,19 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from torchvision.ops import batched_nms
+from torchvision.ops import nms
 
 from filters.base import Annotation, Filter, Verdict
 from schemas.masks import mask_iou_matrix
 from schemas.records import ImageRecord, Region
 
-# Above this many IoU entries, suppressors are found group by group to bound memory.
-_DENSE_LIMIT = 4_000_000
+# Pairs of boxes whose IoU is computed at once when finding suppressors (bounds memory).
+_PAIR_CHUNK = 4_000_000
+# Whole groups are packed into kernel calls of up to this many boxes (torchvision's coordinate trick):
+# fewer calls, while the kernel's all-pairs scan across the packed groups stays small.
+_BLOCK = 256
+# Suppressed boxes per dense block when attributing within one large group.
+_ROWS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +48,24 @@ class Suppression:
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes."""
-    area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
-    area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
-    width = (np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])).clip(0)
-    height = (np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])).clip(0)
+    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes (0 where both are empty)."""
+    # One 2-D operation per coordinate: broadcasting over (N, M, 2) views is several times slower, and
+    # np.maximum beats clip(), whose Python-level wrapper costs more than the arithmetic on small inputs.
+    return _iou(*(a[:, i, None] for i in range(4)), *(b[None, :, i] for i in range(4)))
+
+
+def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of the boxes ``a[i]`` and ``b[i]`` for every i (both (P, 4) xyxy)."""
+    return _iou(*(a[:, i] for i in range(4)), *(b[:, i] for i in range(4)))
+
+
+def _iou(ax0, ay0, ax1, ay1, bx0, by0, bx1, by1) -> np.ndarray:  # type: ignore[no-untyped-def]
+    width = np.maximum(np.minimum(ax1, bx1) - np.maximum(ax0, bx0), 0)
+    height = np.maximum(np.minimum(ay1, by1) - np.maximum(ay0, by0), 0)
     inter = width * height
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    union = np.maximum(ax1 - ax0, 0) * np.maximum(ay1 - ay0, 0) + np.maximum(bx1 - bx0, 0) * np.maximum(by1 - by0, 0)
+    union = union - inter
+    return inter / np.maximum(union, np.finfo(union.dtype).tiny)
 
 
 def score_ranks(scores: np.ndarray) -> np.ndarray:
@@ -61,54 +76,147 @@ def score_ranks(scores: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _first_suppressor(iou: np.ndarray, suppressed_ranks: np.ndarray, kept_ranks: np.ndarray, threshold: float):
-    """For each suppressed row: the highest-ranked kept column with IoU above ``threshold`` (columns by rank)."""
-    hits = (iou > threshold) & (kept_ranks[None, :] < suppressed_ranks[:, None])
-    first = hits.argmax(axis=1)
-    # Score ties may order boxes differently from torchvision; the best-overlapping kept box explains those.
-    missing = ~hits[np.arange(len(first)), first]
-    first[missing] = iou[missing].argmax(axis=1)
-    return first, iou[np.arange(len(first)), first]
+def _blocks(group_starts: np.ndarray, count: int, size: int) -> Iterator[tuple[int, int]]:
+    """Consecutive runs of whole groups (sorted order) of at most ``size`` boxes; a larger group runs alone."""
+    low = previous = 0
+    for end in [*group_starts[1:].tolist(), count]:
+        if end - low > size and previous > low:
+            yield low, previous
+            low = previous
+        previous = end
+    yield low, count
+
+
+def _kernel(boxes, scores, threshold, groups, by, iou) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """torchvision's NMS kernel per group: (kept flags, visit position of each kept box within its group's order).
+    Groups too large to share a kernel call get their suppressors here, densely."""
+    count = len(boxes)
+    order = np.argsort(groups, kind="stable")
+    sorted_groups = groups[order]
+    starts_mask = np.ones(count, dtype=bool)
+    starts_mask[1:] = sorted_groups[1:] != sorted_groups[:-1]
+    local_group = np.cumsum(starts_mask)
+    kept = np.zeros(count, dtype=bool)
+    visit = np.zeros(count, dtype=np.int64)
+    for low, high in _blocks(np.flatnonzero(starts_mask), count, _BLOCK):
+        part = order[low:high]
+        block = boxes[part]
+        if local_group[high - 1] != local_group[low]:
+            # Shift groups apart so boxes of different groups never overlap (exact in float64).
+            span = block.max() - block.min() + 1.0
+            block = block + ((local_group[low:high] - local_group[low]) * span)[:, None]
+        keep = nms(torch.from_numpy(block), torch.from_numpy(scores[part]), threshold).numpy()
+        kept[part[keep]] = True
+        visit[part[keep]] = np.arange(len(keep))
+        if high - low > _BLOCK:
+            _attribute_dense(block, keep, threshold, part, by, iou)
+    return kept, visit
+
+
+def _attribute_dense(boxes, keep, threshold, index, by, iou) -> None:  # type: ignore[no-untyped-def]
+    """Suppressors within one large group, in dense blocks: suppressed boxes sorted by x0 in blocks of
+    ``_ROWS``, each against the kept boxes whose x0 falls in the block's candidate window (see
+    :func:`_candidate_windows`); the suppressor is the hit the kernel visited first (``keep`` order)."""
+    suppressed_mask = np.ones(len(boxes), dtype=bool)
+    suppressed_mask[keep] = False
+    suppressed = np.flatnonzero(suppressed_mask)
+    kept_boxes = boxes[keep]
+    by_x = np.argsort(kept_boxes[:, 0], kind="stable")
+    kept_x0 = kept_boxes[by_x, 0]
+    suppressed = suppressed[np.argsort(boxes[suppressed, 0], kind="stable")]
+    for start in range(0, len(suppressed), _ROWS):
+        rows = suppressed[start : start + _ROWS]
+        row_boxes = boxes[rows]
+        columns = by_x
+        if threshold > 0:
+            width = row_boxes[:, 2] - row_boxes[:, 0]
+            low = (row_boxes[:, 0] + (threshold - 1 / threshold) * width).min() - 1e-9
+            high = (row_boxes[:, 2] - threshold * width).max() + 1e-9
+            columns = by_x[np.searchsorted(kept_x0, low, "left") : np.searchsorted(kept_x0, high, "right")]
+        overlaps = iou_matrix(row_boxes, kept_boxes[columns])
+        visited = np.where(overlaps > threshold, columns[None, :], len(keep))
+        first = visited.argmin(axis=1)
+        lines = np.arange(len(rows))
+        missing = visited[lines, first] == len(keep)  # rounding at the threshold: take the best overlap
+        first[missing] = overlaps[missing].argmax(axis=1)
+        by[index[rows]] = index[keep[columns[first]]]
+        iou[index[rows]] = overlaps[lines, first]
+
+
+def _candidate_windows(boxes, groups, suppressed, kept_index, threshold):  # type: ignore[no-untyped-def]
+    """Kept boxes sorted by (group, x0), and per suppressed box the slice of them that can overlap it above
+    ``threshold``: IoU > t needs an x-overlap above t times either width, so x0 of the kept box lies in
+    (x0 + (t - 1/t) * w, x1 - t * w) of the suppressed box (any x0 when t <= 0)."""
+    low_x, high_x = boxes[:, 0].min(), boxes[:, 0].max()
+    scale = 0.5 / (high_x - low_x + 1.0)  # x0 -> [0, 0.5): group + scaled x0 is one sorted key
+    keys = groups[kept_index] + (boxes[kept_index, 0] - low_x) * scale
+    order = np.argsort(keys, kind="stable")
+    kept_index, keys = kept_index[order], keys[order]
+    s_boxes, s_groups = boxes[suppressed], groups[suppressed].astype(np.float64)
+    width = s_boxes[:, 2] - s_boxes[:, 0]
+    if threshold > 0:
+        below = s_boxes[:, 0] + (threshold - 1 / threshold) * width
+        above = s_boxes[:, 2] - threshold * width
+        slack = 1e-9  # a candidate filter only: widen it past rounding, the IoU test decides
+        low_key = s_groups + np.clip((below - low_x) * scale - slack, 0, 0.5)
+        high_key = s_groups + np.clip((above - low_x) * scale + slack, 0, 0.75)
+    else:
+        low_key, high_key = s_groups, s_groups + 0.75
+    first = np.searchsorted(keys, low_key, side="left")
+    return kept_index, first, np.searchsorted(keys, high_key, side="right") - first
+
+
+def _attribute(boxes, groups, kept, visit, pending, threshold, by, iou) -> None:  # type: ignore[no-untyped-def]
+    """Each suppressed box's suppressor: the first kept box of its group, in the kernel's visiting order,
+    that overlaps it above ``threshold`` (the kernel suppresses a box at the first such kept box).
+    Only same-group pairs within an x window are compared, in chunks of at most ``_PAIR_CHUNK`` pairs."""
+    suppressed = np.flatnonzero(pending)
+    kept_index, first, counts = _candidate_windows(boxes, groups, suppressed, np.flatnonzero(kept), threshold)
+    cumulative = np.cumsum(counts)
+    low = 0
+    while low < len(suppressed):
+        done = int(cumulative[low - 1]) if low else 0
+        high = max(int(np.searchsorted(cumulative, done + _PAIR_CHUNK, side="right")), low + 1)
+        rows_count = counts[low:high]
+        rows = np.repeat(np.arange(high - low), rows_count)
+        offsets = np.arange(len(rows)) - np.repeat(np.cumsum(rows_count) - rows_count, rows_count)
+        columns = kept_index[np.repeat(first[low:high], rows_count) + offsets]
+        targets = suppressed[low:high]
+        overlaps = pair_iou(boxes[targets[rows]], boxes[columns])
+        hits = np.flatnonzero(overlaps > threshold)
+        # Per row, the hit the kernel visited first.
+        hits = hits[np.lexsort((visit[columns[hits]], rows[hits]))]
+        hit_rows = rows[hits]
+        firsts = hits[np.r_[True, hit_rows[1:] != hit_rows[:-1]]] if len(hits) else hits
+        by[targets[rows[firsts]]] = columns[firsts]
+        iou[targets[rows[firsts]]] = overlaps[firsts]
+        low = high
+    for lost in suppressed[by[suppressed] < 0]:
+        # Rounding at exactly the threshold: the best-overlapping kept box of the group explains the drop.
+        candidates = np.flatnonzero(kept & (groups == groups[lost]))
+        overlaps = iou_matrix(boxes[lost : lost + 1], boxes[candidates])[0]
+        by[lost], iou[lost] = candidates[overlaps.argmax()], overlaps.max()
 
 
 def box_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, groups: np.ndarray | None = None) -> Suppression:
-    """Greedy NMS within each group (torchvision ``batched_nms``), with each suppressed box's suppressor.
+    """Greedy NMS within each group (torchvision's kernel), with each suppressed box's suppressor and IoU.
 
-    ``boxes`` (N, 4) xyxy, ``scores`` (N,), ``groups`` (N,) integer ids (None: one group).
+    ``boxes`` (N, 4) xyxy, ``scores`` (N,), ``groups`` (N,) integer ids (None: one group). Groups may be many
+    (images x sources x classes of a whole batch): they are packed into few kernel calls, and suppressors are
+    found over same-group pairs only, in one vectorised pass.
     """
     count = len(boxes)
     by = np.full(count, -1, dtype=np.int64)
-    iou = np.zeros(count, dtype=np.float32)
-    if count == 0:
+    iou = np.zeros(count, dtype=np.float64)
+    if count < 2:
         return Suppression(by, iou)
-    boxes = np.ascontiguousarray(boxes, dtype=np.float32)
-    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    boxes = np.asarray(boxes, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
     groups = np.zeros(count, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
-    keep = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(groups), threshold).numpy()
-    if len(keep) == count:
-        return Suppression(by, iou)
-    kept_mask = np.zeros(count, dtype=bool)
-    kept_mask[keep] = True
-    ranks = score_ranks(scores)
-    kept = np.flatnonzero(kept_mask)
-    kept = kept[np.argsort(ranks[kept])]
-    suppressed = np.flatnonzero(~kept_mask)
-    if len(suppressed) * len(kept) <= _DENSE_LIMIT:
-        # Shift each group far apart (torchvision's coordinate trick) so one matrix covers all groups.
-        shifted = boxes + (groups * (float(boxes.max()) + 1.0)).astype(np.float32)[:, None]
-        pairs = iou_matrix(shifted[suppressed], shifted[kept])
-        first, overlap = _first_suppressor(pairs, ranks[suppressed], ranks[kept], threshold)
-        by[suppressed], iou[suppressed] = kept[first], overlap
-        return Suppression(by, iou)
-    for group in np.unique(groups[suppressed]):
-        rows = suppressed[groups[suppressed] == group]
-        columns = kept[groups[kept] == group]
-        step = max(1, _DENSE_LIMIT // max(len(columns), 1))
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
-            pairs = iou_matrix(boxes[chunk], boxes[columns])
-            first, overlap = _first_suppressor(pairs, ranks[chunk], ranks[columns], threshold)
-            by[chunk], iou[chunk] = columns[first], overlap
+    kept, visit = _kernel(boxes, scores, threshold, groups, by, iou)
+    pending = ~kept & (by < 0)
+    if pending.any():
+        _attribute(boxes, groups, kept, visit, pending, threshold, by, iou)
     return Suppression(by, iou)
 
 
@@ -161,31 +269,39 @@ class NmsOptions:
 
 @dataclass(slots=True)
 class RegionColumns:
-    """One kind's regions of one image as parallel arrays."""
+    """Regions (of one kind, from one or many images) as parallel arrays."""
 
     regions: list[Region]
     boxes: np.ndarray
     scores: np.ndarray
+    images: np.ndarray
     sources: np.ndarray
     labels: np.ndarray
 
     @classmethod
-    def of(cls, regions: list[Region]) -> RegionColumns:
-        # Unscored regions (human labels merged in) rank above every scored one.
-        scores = [np.inf if r.score is None else r.score for r in regions]
-        _, sources = np.unique([r.provenance.source for r in regions], return_inverse=True)
-        _, labels = np.unique([r.text.strip().lower() for r in regions], return_inverse=True)
+    def of(cls, regions: list[Region], images: list[int] | None = None) -> RegionColumns:
+        sources: dict[str, int] = {}
+        labels: dict[str, int] = {}
         return cls(
             regions,
-            np.asarray([r.bbox for r in regions], dtype=np.float32).reshape(-1, 4),
-            np.asarray(scores, dtype=np.float32),
-            sources.astype(np.int64),
-            labels.astype(np.int64),
+            np.asarray([r.bbox for r in regions], dtype=np.float64).reshape(-1, 4),
+            # Unscored regions (human labels merged in) rank above every scored one.
+            np.asarray([np.inf if r.score is None else r.score for r in regions], dtype=np.float64),
+            np.zeros(len(regions), dtype=np.int64) if images is None else np.asarray(images, dtype=np.int64),
+            np.asarray([sources.setdefault(r.provenance.source, len(sources)) for r in regions], dtype=np.int64),
+            np.asarray([labels.setdefault(r.text.strip().lower(), len(labels)) for r in regions], dtype=np.int64),
         )
 
     def take(self, index: np.ndarray) -> RegionColumns:
         regions = [self.regions[i] for i in index]
-        return RegionColumns(regions, self.boxes[index], self.scores[index], self.sources[index], self.labels[index])
+        return RegionColumns(
+            regions, self.boxes[index], self.scores[index], self.images[index], self.sources[index], self.labels[index]
+        )
+
+    def groups(self, class_aware: bool) -> np.ndarray:
+        """One id per (image, source) or, class-aware, per (image, source, label)."""
+        ids = self.images * (int(self.sources.max(initial=0)) + 1) + self.sources
+        return ids * (int(self.labels.max(initial=0)) + 1) + self.labels if class_aware else ids
 
     @property
     def masked(self) -> bool:
@@ -195,40 +311,91 @@ class RegionColumns:
         return mask_iou_matrix([r.mask for r in self.regions], [r.mask for r in self.regions])  # type: ignore[misc]
 
 
+Drops = list[tuple[Annotation, Verdict]]
+
+
 class NmsFilter(Filter):
-    """Suppresses redundant regions per kind: within each source, then across sources."""
+    """Suppresses redundant regions per kind: within each source, then across sources.
+
+    Box NMS runs once per kind over the whole batch of images (the images are groups), so the cost per
+    image is a few array operations; mask NMS and suppression across sources run per image, where needed.
+    """
 
     backend: ClassVar[str] = "nms"
     Options: ClassVar[type] = NmsOptions
 
-    def decide(self, record: ImageRecord) -> Iterator[tuple[Annotation, Verdict]]:
+    def measure(self, records: list[ImageRecord]) -> None:
         options: NmsOptions = self.options
-        by_kind: dict[str, list[Region]] = {}
-        for region in record.regions:
-            by_kind.setdefault(region.kind, []).append(region)
-        for kind, regions in by_kind.items():
-            if kind not in options.iou or len(regions) < 2:
+        self._drops: dict[int, Drops] = {id(record): [] for record in records}
+        for kind, threshold in options.iou.items():
+            regions, images = [], []
+            for i, record in enumerate(records):
+                of_kind = [r for r in record.regions if r.kind == kind]
+                if len(of_kind) > 1:
+                    regions.extend(of_kind)
+                    images.extend([i] * len(of_kind))
+            if not regions:
                 continue
-            columns = RegionColumns.of(regions)
-            groups = columns.sources * (columns.labels.max() + 1) + columns.labels
-            if kind not in options.class_aware_kinds:
-                groups = columns.sources
-            survivors = yield from self._suppress(columns, groups, options.iou[kind], "nms", same_group=True)
-            threshold = options.cross_source_iou.get(kind)
-            if threshold is not None and len(np.unique(survivors.sources)) > 1:
-                yield from self._suppress(survivors, survivors.sources, threshold, "nms_cross_source", same_group=False)
+            columns = RegionColumns.of(regions, images)
+            class_aware = kind in options.class_aware_kinds
+            masked = self._masked_images(columns) if options.use_masks else np.zeros(len(records), dtype=bool)
+            by_boxes = np.flatnonzero(~masked[columns.images])
+            survivors = [self._record(records, self._box_nms(columns.take(by_boxes), class_aware, threshold))]
+            for image in np.flatnonzero(masked):
+                part = columns.take(np.flatnonzero(columns.images == image))
+                survivors.append(
+                    self._record(records, self._pairwise(part, part.groups(class_aware), threshold, "nms"))
+                )
+            cross = options.cross_source_iou.get(kind)
+            if cross is None:
+                continue
+            for part in survivors:
+                for image in np.unique(part.images):
+                    in_image = part.take(np.flatnonzero(part.images == image))
+                    if len(np.unique(in_image.sources)) > 1:
+                        self._record(
+                            records, self._pairwise(in_image, in_image.sources, cross, "nms_cross_source", True)
+                        )
 
-    def _suppress(self, columns: RegionColumns, groups: np.ndarray, threshold: float, rule: str, same_group: bool):
-        """Yield drops for ``columns``; return the surviving columns. Box NMS within groups, else pairwise rules."""
+    def decide(self, record: ImageRecord) -> Iterator[tuple[Annotation, Verdict]]:
+        yield from self._drops.pop(id(record), [])
+
+    @staticmethod
+    def _masked_images(columns: RegionColumns) -> np.ndarray:
+        """Per image: whether every region of this kind in it has a mask."""
+        has_mask = np.asarray([r.mask is not None for r in columns.regions])
+        count = int(columns.images.max()) + 1
+        return np.bincount(columns.images, minlength=count) == np.bincount(
+            columns.images, weights=has_mask, minlength=count
+        )
+
+    @staticmethod
+    def _box_nms(
+        columns: RegionColumns, class_aware: bool, threshold: float
+    ) -> tuple[RegionColumns, Suppression, str, float]:
+        result = box_nms(columns.boxes, columns.scores, threshold, columns.groups(class_aware))
+        return columns, result, "nms", threshold
+
+    def _pairwise(
+        self, columns: RegionColumns, groups: np.ndarray, threshold: float, rule: str, across: bool = False
+    ) -> tuple[RegionColumns, Suppression, str, float]:
+        """Greedy NMS over a pairwise IoU matrix (masks, or boxes across sources) for one image."""
         use_masks = self.options.use_masks and columns.masked
-        if same_group and not use_masks:
-            result = box_nms(columns.boxes, columns.scores, threshold, groups)
-        else:
-            pairwise = columns.mask_iou() if use_masks else iou_matrix(columns.boxes, columns.boxes)
-            allowed = (groups[:, None] == groups[None, :]) if same_group else (groups[:, None] != groups[None, :])
-            result = greedy_nms(pairwise, columns.scores, threshold, allowed)
-        rule = f"mask_{rule}" if use_masks else rule
+        pairwise = columns.mask_iou() if use_masks else iou_matrix(columns.boxes, columns.boxes)
+        allowed = (groups[:, None] != groups[None, :]) if across else (groups[:, None] == groups[None, :])
+        return (
+            columns,
+            greedy_nms(pairwise, columns.scores, threshold, allowed),
+            f"mask_{rule}" if use_masks else rule,
+            threshold,
+        )
+
+    def _record(
+        self, records: list[ImageRecord], outcome: tuple[RegionColumns, Suppression, str, float]
+    ) -> RegionColumns:
+        """Queue the drops of ``outcome`` on their records; return the surviving columns."""
+        columns, result, rule, threshold = outcome
         for i in np.flatnonzero(~result.kept):
-            suppressor = columns.regions[result.by[i]].id
-            yield columns.regions[i], Verdict(rule, float(result.iou[i]), threshold, by=suppressor)
+            verdict = Verdict(rule, float(result.iou[i]), threshold, by=columns.regions[result.by[i]].id)
+            self._drops[id(records[columns.images[i]])].append((columns.regions[i], verdict))
         return columns.take(np.flatnonzero(result.kept))

@@ -35,6 +35,13 @@ def random_boxes(rng: np.random.Generator, count: int) -> np.ndarray:
     return np.hstack([corners, corners + sizes]).astype(np.float32)
 
 
+def clustered_boxes(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Detector-like boxes: about four jittered detections per object."""
+    objects = random_boxes(rng, max(1, count // 4))
+    owner = rng.integers(0, len(objects), count)
+    return (objects[owner] + rng.normal(0, 3, (count, 4))).astype(np.float32)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("threshold", [0.3, 0.5])
 def test_box_nms_agrees_with_brute_force_on_random_boxes(seed: int, threshold: float) -> None:
@@ -52,13 +59,46 @@ def test_box_nms_agrees_with_brute_force_on_random_boxes(seed: int, threshold: f
     assert (result.iou[suppressed] > threshold).all()
 
 
-def test_box_nms_attribution_is_the_same_when_computed_group_by_group(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("rows", [256, 5])
+def test_one_large_group_agrees_with_brute_force(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    monkeypatch.setattr("filters.nms._ROWS", rows)
+    rng = np.random.default_rng(11)
+    boxes, scores = clustered_boxes(rng, 600), rng.random(600)
+    groups = np.zeros(600, dtype=np.int64)
+    kept, by = brute_force_nms(boxes, scores, groups, 0.5)
+    result = box_nms(boxes, scores, 0.5)
+    assert np.array_equal(result.by, by) and (~kept).sum() > 100
+
+
+def test_box_nms_is_the_same_in_small_kernel_blocks_and_pair_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(7)
-    boxes, scores, groups = random_boxes(rng, 400), rng.random(400).astype(np.float32), rng.integers(0, 4, 400)
-    dense = box_nms(boxes, scores, 0.4, groups)
-    monkeypatch.setattr("filters.nms._DENSE_LIMIT", 50)
+    boxes, scores, groups = clustered_boxes(rng, 400), rng.random(400).astype(np.float32), rng.integers(0, 40, 400)
+    default = box_nms(boxes, scores, 0.4, groups)
+    monkeypatch.setattr("filters.nms._BLOCK", 3)
+    monkeypatch.setattr("filters.nms._PAIR_CHUNK", 7)
     chunked = box_nms(boxes, scores, 0.4, groups)
-    assert np.array_equal(dense.by, chunked.by)
+    assert np.array_equal(default.by, chunked.by) and np.array_equal(default.iou, chunked.iou)
+    assert (~default.kept).sum() > 20
+
+
+def test_many_images_in_one_batch_give_the_same_drops_as_one_by_one() -> None:
+    rng = np.random.default_rng(3)
+    records = []
+    for i in range(6):
+        boxes, scores = clustered_boxes(rng, 30), rng.random(30)
+        labels = rng.integers(0, 2, 30)
+        regions = [
+            Region("object", tuple(b), f"c{c}", DETECTOR, score=float(s), id=f"{i}-{j}")
+            for j, (b, s, c) in enumerate(zip(boxes, scores, labels, strict=True))
+        ]
+        records.append(_record(regions, size=300))
+    alone = [ImageRecord.from_row(r.to_row()) for r in records]
+    stage = NmsFilter("nms", NmsOptions())
+    stage.process(records, None)
+    for record in alone:
+        stage.process([record], None)
+    assert [[d.to_dict() for d in r.dropped] for r in records] == [[d.to_dict() for d in r.dropped] for r in alone]
+    assert sum(len(r.dropped) for r in records) > 10
 
 
 def test_iou_matrix_matches_pairwise_iou() -> None:
