@@ -64,6 +64,13 @@ class MergeStats:
     def agreement_rate(self) -> float:
         return sum(self.confirmed.values()) / self.compared if self.compared else 0.0
 
+    @classmethod
+    def from_dict(cls, data: dict) -> MergeStats:
+        return cls(
+            **{bucket: dict(data.get(bucket, {})) for bucket in ("confirmed", "added", "removed", "changed")},
+            compared=int(data.get("compared", 0)),
+        )
+
     def to_dict(self) -> dict:
         return {
             "confirmed": self.confirmed,
