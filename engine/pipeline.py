@@ -45,6 +45,7 @@ INGEST_STAGE = "ingest"
 MAX_INPUT_BLOCKS = 1000
 # Filter reruns of at most this many rows run in this process when nothing else needs Ray.
 IN_PROCESS_ROWS = 2000
+PIXEL_FREE_BLOCK_ROWS = 256
 Progress = Callable[[str], None]
 
 
@@ -215,7 +216,8 @@ def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConf
     import ray
     from ray.data import ActorPoolStrategy
 
-    ds = ray.data.from_arrow(_blocks(rows, config.ray.decode_batch_size))
+    # Blocks are the streaming unit; without file reads, larger blocks cost less scheduling.
+    ds = ray.data.from_arrow(_blocks(rows, config.ray.decode_batch_size if read_pixels else PIXEL_FREE_BLOCK_ROWS))
     ds = ds.map_batches(
         _attach_bytes,
         fn_kwargs={"read": read_pixels},
@@ -254,7 +256,7 @@ def run_in_process(rows: pa.Table, stages: list[PlannedStage], config: EngineCon
     created = [stage.config.create(stage.kind) for stage in stages]
     for stage in created:
         stage.setup()
-    for batch in _blocks(rows, 256):
+    for batch in _blocks(rows, PIXEL_FREE_BLOCK_ROWS):
         table = _attach_bytes(batch, read=False)
         for stage in created:
             table = run_stage_where_stale(stage, table, config.ingest.max_pixels)
