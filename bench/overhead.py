@@ -127,6 +127,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "pipeline_1_worker": one,
         "overhead_1_worker": one["seconds"] / loop["seconds"],
         "cpu_overhead_1_worker": one["cpu_s"] / loop["cpu_s"],
+        "engine_cpu_s_1_worker": one["cpu_s"] - loop["cpu_s"],
         "overhead_target": OVERHEAD_TARGET,
     }
     if args.workers > 1:
