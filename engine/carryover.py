@@ -35,13 +35,21 @@ class CarryOver:
     image_ids: set[str] = field(default_factory=set)
     shards: list[ShardInfo] = field(default_factory=list)
     resumed: int = 0
-    rerun_pixels: list[dict] = field(default_factory=list)
-    rerun_filters: list[dict] = field(default_factory=list)
+    rerun_pixels: pa.Table = field(default_factory=ANNOTATION_SCHEMA.empty_table)
+    rerun_filters: pa.Table = field(default_factory=ANNOTATION_SCHEMA.empty_table)
+    rerun_ids: set[str] = field(default_factory=set)
     stale_specialists: set[str] = field(default_factory=set)
 
-    @property
-    def rerun_ids(self) -> set[str]:
-        return {row["image_id"] for row in self.rerun_pixels + self.rerun_filters}
+    def queue(self, rows: list[dict], level: Level) -> None:
+        """Add stripped rows to rerun (kept as Arrow, far smaller than Python dicts)."""
+        if not rows:
+            return
+        table = pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
+        if level == Level.REANNOTATE:
+            self.rerun_pixels = pa.concat_tables([self.rerun_pixels, table])
+        else:
+            self.rerun_filters = pa.concat_tables([self.rerun_filters, table])
+        self.rerun_ids.update(row["image_id"] for row in rows)
 
 
 @dataclass(frozen=True)
@@ -118,14 +126,16 @@ def plan_carry_over(
             writer.write(_with_paths(kept, [wanted[i] for i in kept.column("image_id").to_pylist()]))
         stale = [(i, row_plan) for i, row_plan in sorted(picks.items()) if row_plan.level != Level.EXACT]
         stale_rows = table.take([i for i, _ in stale]).to_pylist() if stale else []
+        queued: dict[Level, list[dict]] = {Level.REFILTER: [], Level.REANNOTATE: []}
         for (_, row_plan), row in zip(stale, stale_rows, strict=True):
             record = ImageRecord.from_row(row)
             plan.strip(record, row_plan)
             record.source_uris = wanted[record.image_id]
             record.source_uri = record.source_uris[0]
-            target = carry.rerun_pixels if row_plan.level == Level.REANNOTATE else carry.rerun_filters
-            target.append(record.to_row())
+            queued[row_plan.level].append(record.to_row())
             carry.stale_specialists |= row_plan.stale
+        for level, rows_to_rerun in queued.items():
+            carry.queue(rows_to_rerun, level)
     carry.shards.extend(writer.close())
     return carry
 

@@ -403,13 +403,13 @@ def _refresh(request: RunRequest, run_id: str, progress: Progress) -> RunResult:
         candidates = [] if request.full or previous is None else [Candidate(s) for s in previous.shards]
         candidates += _resumable(unfinished, request)
         carry = plan_carry_over(root, candidates, work, plan, config.writer, run_id, on_shard=journal.record)
-        rerun_ids = carry.rerun_ids
-        new_items = [item for item in work if item.image_id not in carry.image_ids and item.image_id not in rerun_ids]
+        done_or_queued = carry.image_ids | carry.rerun_ids
+        new_items = [item for item in work if item.image_id not in done_or_queued]
         progress(
             f"probed {len(files)} files ({len(split.hits)} from the probe cache) in {probe_seconds:.1f}s: "
             f"{len(work)} unique images, {len(quarantined)} quarantined, {len(carry.image_ids)} carried over "
-            f"({carry.resumed} from killed runs), {len(carry.rerun_pixels)} to re-annotate, "
-            f"{len(carry.rerun_filters)} to re-filter, {len(new_items)} new"
+            f"({carry.resumed} from killed runs), {carry.rerun_pixels.num_rows} to re-annotate, "
+            f"{carry.rerun_filters.num_rows} to re-filter, {len(new_items)} new"
         )
 
         sink = _Sink(
@@ -417,27 +417,27 @@ def _refresh(request: RunRequest, run_id: str, progress: Progress) -> RunResult:
             progress,
         )
         filters = [s for s in stages if s.kind == FILTERS]
-        pixel_rows = [
+        new_rows = [
             ImageRecord(i.image_id, i.source_uri, i.width, i.height, i.format, list(i.source_uris)).to_row()
             for i in new_items
-        ] + carry.rerun_pixels
+        ]
+        pixel_rows = pa.concat_tables([pa.Table.from_pylist(new_rows, schema=ANNOTATION_SCHEMA), carry.rerun_pixels])
         annotated = 0
-        if pixel_rows:
+        if pixel_rows.num_rows:
             ensure_ray()
             needed = [s for s in stages if s.kind == FILTERS or new_items or s.config.name in carry.stale_specialists]
-            table = pa.Table.from_pylist(pixel_rows, schema=ANNOTATION_SCHEMA)
-            batches = build_dataset(table, needed, config).iter_batches(batch_format="pyarrow", batch_size=None)
-            annotated = sink.drain(batches, "annotated", len(pixel_rows))
-        if carry.rerun_filters:
-            table = pa.Table.from_pylist(carry.rerun_filters, schema=ANNOTATION_SCHEMA)
-            if ensure_ray.started or table.num_rows > IN_PROCESS_ROWS:
+            batches = build_dataset(pixel_rows, needed, config).iter_batches(batch_format="pyarrow", batch_size=None)
+            annotated = sink.drain(batches, "annotated", pixel_rows.num_rows)
+        refilter_rows = carry.rerun_filters
+        if refilter_rows.num_rows:
+            if ensure_ray.started or refilter_rows.num_rows > IN_PROCESS_ROWS:
                 ensure_ray()
-                batches = build_dataset(table, filters, config, read_pixels=False).iter_batches(
+                batches = build_dataset(refilter_rows, filters, config, read_pixels=False).iter_batches(
                     batch_format="pyarrow", batch_size=None
                 )
             else:
-                batches = run_in_process(table, filters, config)
-            sink.drain(batches, "re-filtered", table.num_rows)
+                batches = run_in_process(refilter_rows, filters, config)
+            sink.drain(batches, "re-filtered", refilter_rows.num_rows)
         new_shards = sink.writer.close()
 
     quarantine_rows = _quarantine_rows(quarantined) + sink.late_quarantine
@@ -467,8 +467,8 @@ def _refresh(request: RunRequest, run_id: str, progress: Progress) -> RunResult:
     counts["quarantined"] = merge_counts(s.counts for s in quarantine_shards)
     stats = {
         "annotated": annotated,
-        "reannotated": len(carry.rerun_pixels),
-        "refiltered": len(carry.rerun_filters),
+        "reannotated": carry.rerun_pixels.num_rows,
+        "refiltered": carry.rerun_filters.num_rows,
         "carried": len(carry.image_ids),
         "resumed": carry.resumed,
         "tombstoned": len(tombstone_rows),
@@ -504,8 +504,8 @@ def _refresh(request: RunRequest, run_id: str, progress: Progress) -> RunResult:
         len(carry.image_ids),
         len(quarantine_rows),
         time.perf_counter() - started,
-        reannotated=len(carry.rerun_pixels),
-        refiltered=len(carry.rerun_filters),
+        reannotated=carry.rerun_pixels.num_rows,
+        refiltered=carry.rerun_filters.num_rows,
         resumed=carry.resumed,
         tombstoned=len(tombstone_rows),
         probe_cached=len(split.hits),
