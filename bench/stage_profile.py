@@ -122,17 +122,45 @@ def profile_in_process(config: EngineConfig, paths: list[Path]) -> dict[str, Any
     }
 
 
+def _summ(summary: Any, scale: float = 1.0) -> float:
+    return round(summary.sum * scale, 3) if summary is not None else 0.0
+
+
+def ray_data_operators() -> list[dict[str, Any]]:
+    """Per operator of every Ray Data execution of the run: rows, bytes put in the object store, task times."""
+    import ray
+
+    rows = []
+    for number, summary in enumerate(ray.data.list_stats_summaries()):
+        for op in summary.operators_stats:
+            rows.append(
+                {
+                    "execution": number,
+                    "operator": op.operator_name[:80],
+                    "rows": int(_summ(op.output_num_rows)),
+                    "object_store_mib": _summ(op.output_size_bytes, 1 / 1024**2),
+                    "task_wall_s": _summ(op.wall_time),
+                    "task_cpu_s": _summ(op.cpu_time),
+                }
+            )
+    return rows
+
+
 def profile_ray(config: EngineConfig, paths: list[Path], workers: int) -> dict[str, Any]:
     """CPU seconds and peak memory per Ray process for one ``run_pipeline`` on ``workers`` cores."""
+    from ray.data import DataContext
+
     output = RUNS / "profile-ray"
     shutil.rmtree(output, ignore_errors=True)
     with local_ray(workers), ProcessSampler() as sampler:
+        DataContext.get_current().enable_stats_summary_collection = True
         started = time.perf_counter()
         request = RunRequest(
             tuple(str(p) for p in paths), output, scaled_config(config, workers), full=True, progress_bars=False
         )
         run_pipeline(request, progress=lambda _: None)
         seconds = time.perf_counter() - started
+        operators = ray_data_operators()
     shutil.rmtree(output, ignore_errors=True)
     peaks = sampler.peaks
     cpu = sampler.cpu_by_name()
@@ -145,6 +173,7 @@ def profile_ray(config: EngineConfig, paths: list[Path], workers: int) -> dict[s
         "peak_workers_mib": round(peaks.workers_mib, 1),
         "peak_total_mib": round(peaks.total_mib, 1),
         "largest_processes_mib": peaks.largest(),
+        "operators": operators,
     }
 
 
