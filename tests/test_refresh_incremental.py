@@ -55,8 +55,9 @@ def ray_local():
         refresh_stages.unregister()
 
 
-def refresh(inputs: Path, output: Path, log_dir: Path, **settings) -> RunResult:
-    request = RunRequest((str(inputs),), output, parse_config(profile(log_dir, **settings)), progress_bars=False)
+def refresh(inputs: Path, output: Path, log_dir: Path, full: bool = False, **settings) -> RunResult:
+    config = parse_config(profile(log_dir, **settings))
+    request = RunRequest((str(inputs),), output, config, full=full, progress_bars=False)
     return run_pipeline(request, progress=lambda _: None)
 
 
@@ -139,6 +140,15 @@ def test_changing_a_specialist_reruns_it_on_every_image(copy_of) -> None:
     assert len(processed(logs, "halves")) == before + IMAGES
     texts = [t.text for r in rows_by_id(output).values() for t in r.texts]
     assert len(texts) == IMAGES and all(t.startswith("average color ") for t in texts)
+
+
+def test_full_recomputes_every_image(copy_of) -> None:
+    inputs, output, logs = copy_of
+    before = len(processed(logs, "halves"))
+    result = refresh(inputs, output, logs, full=True)
+    assert (result.annotated, result.carried, result.probe_cached, result.tombstoned) == (IMAGES, 0, 0, 0)
+    assert len(processed(logs, "halves")) == before + IMAGES and result.manifest.parent == 1
+    assert read_version(output, 2).sort_by("image_id").equals(read_version(output, 1).sort_by("image_id"))
 
 
 def test_removed_and_rewritten_sources_are_tombstoned(store, tmp_path) -> None:
