@@ -1,0 +1,124 @@
+"""Two refinement rounds through local Ray (Ray Train + Ray Data actor pool) on a tiny Florence-2."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from engine.config import parse_config
+from engine.manifest import Manifest, publish, read_manifest
+from engine.reader import iter_records
+from engine.refinement import DONE, base_checkpoint, refine_dataset
+from engine.typed_config import ConfigError
+from engine.writer import ShardWriter
+from refine.merge import AGREEMENTS, DISAGREEMENTS
+from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION
+from schemas.records import ImageRecord, Provenance, Region, Text
+from schemas.validation import validate_record
+from specialists.base import WeightsNotFound
+
+HAAR = Provenance("haar", "opencv", 0)
+
+
+def seed_version(root: Path, images: Path, count: int = 2) -> None:
+    """Version 1 of a dataset: ``count`` random 64x48 images, each with a caption and one box."""
+    images.mkdir()
+    rows = []
+    for i in range(count):
+        path = images / f"im{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(path)
+        record = ImageRecord(f"{i:064x}", str(path), 64, 48, "png")
+        record.texts.append(Text("brief", "a red car", HAAR))
+        record.regions.append(Region("object", (4, 4, 40, 30), "car", HAAR, score=0.6))
+        rows.append(record.to_row())
+    config = parse_config({})
+    writer = ShardWriter(root, "annotations", "part-seed", ANNOTATION_SCHEMA, config.writer)
+    writer.write(pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA))
+    publish(root, Manifest(1, "seed", "now", SCHEMA_VERSION, "f", "test", {}, {}, writer.close(), [], {}))
+
+
+def tiny_config(checkpoint: Path | str | None, **refine):
+    return parse_config(
+        {
+            "refine": {
+                "checkpoint": None if checkpoint is None else str(checkpoint),
+                "task_weights": {"<CAPTION>": 1.0, "<OD>": 1.0},
+                "train": {"learning_rate": 0.01, "epochs": 2, "batch_size": 2, "warmup_fraction": 0.0},
+                "merge": {"drop_after_disagreements": 2},
+                "max_new_tokens": 12,
+                "num_beams": 1,
+                "annotate_batch_size": 2,
+                **refine,
+            },
+            "filters": [{"name": "geometry", "backend": "geometry"}],
+            "ray": {"num_cpus": 2},
+        }
+    )
+
+
+def test_no_checkpoint_configured_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="refine.checkpoint is not set"):
+        base_checkpoint(tiny_config(None))
+
+
+def test_missing_checkpoint_names_where_it_looked(tmp_path) -> None:
+    with pytest.raises(WeightsNotFound, match=str(tmp_path / "nowhere")):
+        base_checkpoint(tiny_config(tmp_path / "nowhere"))
+
+
+def test_refining_an_empty_directory_is_a_clear_error(tiny_florence2_dir, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="no published version to refine"):
+        refine_dataset(tmp_path, tiny_config(tiny_florence2_dir), rounds=1, progress=lambda _: None)
+
+
+def test_two_rounds_publish_a_version_each_and_keep_every_original(tiny_florence2_dir, tmp_path) -> None:
+    root = tmp_path / "ds"
+    seed_version(root, tmp_path / "images")
+    results = refine_dataset(root, tiny_config(tiny_florence2_dir), rounds=2, progress=lambda _: None)
+
+    # 2 images x 2 tasks = 4 samples, batch 2 -> 2 steps per epoch, 2 epochs.
+    assert [(r.round, r.version, len(r.losses)) for r in results] == [(1, 2, 4), (2, 3, 4)]
+    assert all(math.isfinite(loss) for r in results for loss in r.losses)
+    for round_ in (1, 2):
+        folder = root / "refine" / f"round-{round_:02d}"
+        assert (folder / "model.safetensors").is_file() and (folder / DONE).is_file()
+    manifest = read_manifest(root)
+    assert manifest.version == 3 and manifest.parent == 2 and manifest.extra["refine_round"] == 2
+    metrics = manifest.extra["refine_metrics"]
+    assert metrics["steps"] == 4 and len(metrics["loss_curve"]) == 4 and metrics["compared"] >= 2
+    assert "refine_round_2" in manifest.models
+
+    records = list(iter_records(root))
+    assert len(records) == 2
+    for record in records:
+        validate_record(record)
+        (original,) = [r for r in record.regions if r.provenance.source == "haar"] or [
+            d.restore() for d in record.dropped if d.rule == "refine_disagreement"
+        ]
+        # Each round either confirmed or contradicted the original box: two verdicts in all.
+        verdicts = original.metrics.get(AGREEMENTS, 0) + original.metrics.get(DISAGREEMENTS, 0)
+        assert verdicts == 2 or (verdicts == 1 and original.metrics[DISAGREEMENTS] >= 1)
+        assert all(r.provenance.round in (0, 1, 2) for r in record.regions)
+    # Version 2 stays readable as it was (versions are immutable).
+    assert len(list(iter_records(root, version=2))) == 2
+
+
+def test_a_third_round_continues_the_numbering_and_reuses_a_trained_checkpoint(tiny_florence2_dir, tmp_path) -> None:
+    root = tmp_path / "ds"
+    seed_version(root, tmp_path / "images", count=1)
+    config = tiny_config(tiny_florence2_dir, train={"epochs": 1, "batch_size": 2})
+    refine_dataset(root, config, rounds=1, progress=lambda _: None)
+    # A killed second round that had finished training: its checkpoint is reused, not retrained.
+    trained = root / "refine" / "round-01"
+    (root / "refine" / "round-02").mkdir()
+    for path in trained.iterdir():
+        (root / "refine" / "round-02" / path.name).write_bytes(path.read_bytes())
+    messages: list[str] = []
+    (result,) = refine_dataset(root, config, rounds=1, progress=messages.append)
+    assert (result.round, result.version, result.resumed) == (2, 3, True)
+    assert any("reusing the trained checkpoint" in m for m in messages)
