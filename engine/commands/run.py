@@ -44,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
         f"version {manifest.version} of {args.output.resolve()} published in {result.seconds:.1f}s: "
         f"{result.annotated} images annotated, {result.carried} carried over, {result.quarantined} quarantined"
     )
+    if manifest.parent is not None:
+        print(
+            f"since version {manifest.parent}: {result.reannotated} re-annotated, {result.refiltered} re-filtered, "
+            f"{result.resumed} resumed from killed runs, {result.tombstoned} removed (tombstones), "
+            f"{result.probe_cached}/{result.files} files from the probe cache"
+        )
     print(f"shards: {args.output.resolve() / 'annotations'} ({len(manifest.shards)} files)")
     print(format_counts(manifest.counts))
     return 0
