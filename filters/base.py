@@ -68,6 +68,8 @@ class Filter:
     backend: ClassVar[str]
     Options: ClassVar[type]
     targets: ClassVar[tuple[Target, ...]] = ()
+    # Filters that load a model (spaCy) run in an actor pool, so it loads once per worker.
+    holds_model: ClassVar[bool] = False
 
     def __init__(self, name: str, options: Any, resources: Resources | None = None) -> None:
         self.name = name

@@ -28,6 +28,7 @@ class BlacklistOptions:
 class BlacklistFilter(Filter):
     backend: ClassVar[str] = "blacklist"
     Options: ClassVar[type] = BlacklistOptions
+    holds_model: ClassVar[bool] = True
 
     def load(self) -> None:
         options: BlacklistOptions = self.options

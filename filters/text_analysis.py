@@ -10,6 +10,7 @@ a text has none. Texts are parsed in batches with ``nlp.pipe`` and the NER compo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from spacy.attrs import DEP, HEAD, IS_PUNCT, IS_SPACE, POS
@@ -31,7 +32,7 @@ _COLOUR_WORDS = (
 COLOURS = frozenset(_COLOUR_WORDS.split())
 _VOWELS = frozenset("aeiou")
 COMPOUND = hash_string("compound")
-_ATTRIBUTE_DEPS = np.array([hash_string(d) for d in ("amod", "compound", "nummod")], dtype=np.uint64)
+AMOD, NUMMOD = hash_string("amod"), hash_string("nummod")
 _COLUMNS = [POS, DEP, HEAD, IS_PUNCT, IS_SPACE]
 
 
@@ -56,7 +57,15 @@ def _cvc(stem: str) -> bool:
     )
 
 
-def verb_lemma(token: Token, nlp: Language) -> str:
+def rule_lemmatizer(nlp: Language) -> Any:
+    """The pipeline's lemmatizer when it is rule-based (the one :func:`verb_lemma` corrects), else None."""
+    if "lemmatizer" not in nlp.pipe_names:
+        return None
+    lemmatizer = nlp.get_pipe("lemmatizer")
+    return lemmatizer if getattr(lemmatizer, "mode", "") == "rule" else None
+
+
+def verb_lemma(token: Token, lemmatizer: Any) -> str:
     """The verb's lemma, correcting spaCy's rule lemmatizer where it prefers the shorter form.
 
     spaCy 3's rule lemmatizer returns the last in-vocabulary candidate, so "rides" becomes "rid" and
@@ -65,8 +74,7 @@ def verb_lemma(token: Token, nlp: Language) -> str:
     singing -> sing).
     """
     lemma = token.lemma_.lower()
-    lemmatizer = nlp.get_pipe("lemmatizer") if "lemmatizer" in nlp.pipe_names else None
-    if lemmatizer is None or getattr(lemmatizer, "mode", "") != "rule":
+    if lemmatizer is None:
         return lemma
     candidates = lemmatizer.rule_lemmatize(token)
     if len(candidates) < 2:
@@ -89,8 +97,9 @@ def _proper_noun(token: Token) -> str:
     return token.doc[start : token.i + 1].text
 
 
-def analyze_doc(doc: Doc, nlp: Language, blacklist: Blacklist | None = None) -> TextAnalysis:
-    """Measure one parsed text; noun phrases that ``blacklist`` matches are left out of ``noun_phrases``."""
+def analyze_doc(doc: Doc, lemmatizer: Any = None, blacklist: Blacklist | None = None) -> TextAnalysis:
+    """Measure one parsed text; noun phrases that ``blacklist`` matches are left out of ``noun_phrases``.
+    ``lemmatizer``: the pipeline's rule lemmatizer (:func:`rule_lemmatizer`), to correct verb lemmas."""
     if len(doc) == 0:
         return TextAnalysis()
     array, degrees = dependency_degrees(doc)
@@ -98,7 +107,8 @@ def analyze_doc(doc: Doc, nlp: Language, blacklist: Blacklist | None = None) -> 
     nominal = (pos == NOUN) | (pos == PROPN)
     object_mask = nominal & (dep != COMPOUND)
     action_mask = pos == VERB
-    attribute_mask = ~object_mask & ~(pos == PROPN) & ((pos == ADJ) | (pos == NUM) | np.isin(dep, _ATTRIBUTE_DEPS))
+    modifier = (dep == AMOD) | (dep == COMPOUND) | (dep == NUMMOD)
+    attribute_mask = ~object_mask & ~(pos == PROPN) & ((pos == ADJ) | (pos == NUM) | modifier)
     attribute_mask &= (pos != VERB) & (pos != AUX)
     objects, attributes, actions, proper_nouns = [], [], [], []
     for i in np.flatnonzero(object_mask | attribute_mask | action_mask | nominal):
@@ -108,7 +118,7 @@ def analyze_doc(doc: Doc, nlp: Language, blacklist: Blacklist | None = None) -> 
             if pos[i] == PROPN:
                 proper_nouns.append(_proper_noun(token))
         elif action_mask[i]:
-            actions.append(verb_lemma(token, nlp))
+            actions.append(verb_lemma(token, lemmatizer))
         elif attribute_mask[i] or token.lower_ in COLOURS:
             attributes.append(token.lemma_.lower())
     chunks = [c for c in doc.noun_chunks if blacklist is None or not blacklist.matches(c)]
@@ -119,9 +129,15 @@ def analyze_doc(doc: Doc, nlp: Language, blacklist: Blacklist | None = None) -> 
         actions=actions,
         proper_nouns=proper_nouns,
         noun_phrases=[(c.start_char, c.end_char) for c in chunks],
-        object_complexity=float(degrees[object_mask].mean()) if object_mask.any() else 0.0,
-        action_complexity=float(degrees[action_mask].mean()) if action_mask.any() else 0.0,
+        object_complexity=_mean(degrees, object_mask),
+        action_complexity=_mean(degrees, action_mask),
     )
+
+
+def _mean(values: np.ndarray, mask: np.ndarray) -> float:
+    """Mean of ``values[mask]``, 0 when empty (plain sums: ndarray.mean costs more than the data on short texts)."""
+    count = int(mask.sum())
+    return float(values[mask].sum()) / count if count else 0.0
 
 
 class TextAnalyzer:
@@ -131,7 +147,8 @@ class TextAnalyzer:
         self.nlp = nlp if nlp is not None else load_spacy(disable=ANALYSIS_DISABLE)
         self.blacklist = blacklist
         self.batch_size = batch_size
+        self.lemmatizer = rule_lemmatizer(self.nlp)
 
     def analyze(self, texts: Sequence[str]) -> list[TextAnalysis]:
         docs = self.nlp.pipe(texts, batch_size=self.batch_size)
-        return [analyze_doc(doc, self.nlp, self.blacklist) for doc in docs]
+        return [analyze_doc(doc, self.lemmatizer, self.blacklist) for doc in docs]

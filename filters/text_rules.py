@@ -133,6 +133,7 @@ class TextFilter(Filter):
     backend: ClassVar[str] = "spacy_text"
     Options: ClassVar[type] = TextFilterOptions
     targets: ClassVar[tuple[str, ...]] = ("texts",)
+    holds_model: ClassVar[bool] = True
 
     def load(self) -> None:
         options: TextFilterOptions = self.options

@@ -27,3 +27,14 @@ def test_unknown_rule_is_a_config_error_naming_the_key() -> None:
     data = {"filters": [{"backend": "nms", "options": {"iou_treshold": 0.5}}]}
     with pytest.raises(ConfigError, match=r"filters\[0\]\.options: unknown key 'iou_treshold'"):
         parse_config(data)
+
+
+def test_only_filters_with_a_spacy_model_ask_for_an_actor_pool() -> None:
+    stages = [f.create("filters") for f in load_config("offline").filters]
+    assert {s.name: s.holds_model for s in stages} == {
+        "text": True,
+        "confidence": False,
+        "geometry": False,
+        "nms": False,
+        "blacklist": True,
+    }
