@@ -106,3 +106,11 @@ def test_discover_names_a_missing_input_and_a_table_without_a_path_column(tmp_pa
     pq.write_table(pa.table({"uri": ["a"]}), tmp_path / "t.parquet")
     with pytest.raises(InputError, match="no 'path' column"):
         discover([str(tmp_path / "t.parquet")], EXTENSIONS)
+
+
+def test_non_images_stay_quarantined_after_ultralytics_patches_image_open() -> None:
+    import ultralytics.utils.patches  # noqa: F401 - patches PIL.Image.open with a HEIF fallback
+
+    with pytest.raises(BadImage) as caught:
+        decode_image(b"this is not an image\n" * 10, MAX_PIXELS)
+    assert caught.value.reason == "not_an_image"
