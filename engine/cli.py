@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from engine.errors import USER_ERRORS
 
-COMMANDS = ("run", "inspect", "versions", "diff", "audit", "export")
+COMMANDS = ("run", "inspect", "versions", "diff", "audit", "export", "refine")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,65 @@
+"""``fld-engine refine DIR --rounds N``: Florence-2 in the loop on an existing output, one new version per round."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine.config import load_config
+from engine.refinement import RoundResult, refine_dataset
+from engine.typed_config import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("refine", help="train Florence-2 on the annotations, re-annotate, merge; repeat")
+    parser.add_argument("directory", type=Path, metavar="DIR", help="an output directory written by `fld-engine run`")
+    parser.add_argument("--rounds", type=int, metavar="N", help="rounds to run (default: the profile's refine.rounds)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="a profile YAML file or a bundled profile name (default: offline)"
+    )
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local Ray)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(func=refine)
+
+
+def refine(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    rounds = args.rounds if args.rounds is not None else config.refine.rounds
+    if rounds < 1:
+        raise ConfigError("rounds: give --rounds N (N >= 1) or set refine.rounds in the profile")
+    results = refine_dataset(
+        args.directory,
+        config,
+        rounds,
+        args.address,
+        progress=(lambda _: None) if args.quiet else _progress,
+        progress_bars=not args.quiet and sys.stderr.isatty(),
+    )
+    for result in results:
+        print(describe_round(result))
+    return 0
+
+
+def describe_round(result: RoundResult) -> str:
+    stats = result.stats
+    loss = f"loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f} over {len(result.losses)} steps"
+    if result.resumed:
+        loss = "training reused from the round's checkpoint"
+    changes = ", ".join(
+        f"{bucket} {sum(table.values())}"
+        for bucket, table in (
+            ("confirmed", stats.confirmed),
+            ("added", stats.added),
+            ("removed", stats.removed),
+            ("changed", stats.changed),
+        )
+    )
+    return (
+        f"round {result.round}: version {result.version} ({result.images} images) in {result.seconds:.1f}s; {loss}; "
+        f"{changes}; agreement {stats.agreement_rate:.1%}; checkpoint {result.checkpoint}"
+    )
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
