@@ -109,6 +109,7 @@ def test_inspect_prints_counts_and_reasons(first_run, capsys) -> None:
     assert cli(["inspect", str(output), "--version", "1"]) == 0
     printed = capsys.readouterr().out
     assert "version 1" in printed and "ocr_line=" in printed and "too_large=1" in printed
+    assert "FLD-5B comparison over 9 images" in printed and "regions per image" in printed
 
 
 def test_cli_reports_user_errors_in_one_line(tmp_path, capsys) -> None:

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 
 from engine.errors import OutputError
 from engine.manifest import require_manifest
+from engine.reader import version_dataset
 from engine.summary import format_counts
 
 
@@ -16,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("inspect", help="counts per annotation type, source and quarantine reason")
     parser.add_argument("directory", type=Path, metavar="DIR")
     parser.add_argument("--version", type=int, help="a published version (default: the latest)")
+    parser.add_argument(
+        "--no-stats", action="store_true", help="skip the paper's Table 2/3 measures (they read every row's texts)"
+    )
     parser.set_defaults(func=inspect)
 
 
@@ -62,4 +66,15 @@ def inspect(args: argparse.Namespace) -> int:
     problems = verify_shards(root, listed + ([manifest.probe_index] if manifest.probe_index else []))
     if problems:
         raise OutputError(f"{root} version {manifest.version}: " + "; ".join(problems))
+    if not args.no_stats:
+        print(paper_comparison(root, manifest.version))
     return 0
+
+
+def paper_comparison(root: Path, version: int) -> str:
+    """The paper's Table 2/3 measures for this version beside the paper's values, streamed over its rows."""
+    from filters.statistics import compute_statistics, format_paper_comparison
+
+    columns = ["texts", "regions", "phrases"]
+    batches = version_dataset(root, version).to_batches(columns=columns, batch_size=1024)
+    return format_paper_comparison(compute_statistics(row for batch in batches for row in batch.to_pylist()))
