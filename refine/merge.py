@@ -8,8 +8,13 @@ The policy, per image and per region kind the model was asked for:
 - **contradiction**: an existing region that the model does not reproduce (no overlap, or an overlap with a
   different label) gets ``metrics["refine_disagreements"] += 1``; once that reaches
   ``drop_after_disagreements`` it is dropped with the rule ``refine_disagreement`` (kept in ``dropped``).
-- **new**: a prediction that matches nothing is added with ``provenance.round = k`` when its score is at
-  least ``min_new_score`` (Florence-2's generation gives no score: unscored predictions count as confident
+- **no verdict**: where the model predicted nothing of a kind in an image, its originals of that kind are
+  left alone and counted as ``unverified`` (a silent or under-trained model must not erase annotations;
+  ``silence_contradicts`` turns that off). Measured: at the tiny bench scale, counting silence as
+  contradiction dropped every original box within two rounds (``bench/refine_quality.py``).
+- **new**: a prediction that overlaps no remaining region (including one that takes the place of a region
+  dropped for disagreement this round) is added with ``provenance.round = k`` when its score is at least
+  ``min_new_score`` (Florence-2's generation gives no score: unscored predictions count as confident
   only if ``add_unscored``).
 - **captions**: a predicted caption replaces the current one of its granularity only when it survived the
   text filter (the predictions went through the same filters) and its quality is higher; the old one is
@@ -29,6 +34,7 @@ from schemas.records import ImageRecord, Phrase, Region, Text
 
 MERGE_STAGE = "refine_merge"
 AGREEMENTS, DISAGREEMENTS = "refine_agreements", "refine_disagreements"
+BUCKETS = ("confirmed", "added", "removed", "changed", "unverified")
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class MergeSettings:
     min_new_score: float = 0.5
     add_unscored: bool = True
     replace_captions: bool = True
+    silence_contradicts: bool = False
 
 
 @dataclass
@@ -48,6 +55,7 @@ class MergeStats:
     added: dict[str, int] = field(default_factory=dict)
     removed: dict[str, int] = field(default_factory=dict)
     changed: dict[str, int] = field(default_factory=dict)
+    unverified: dict[str, int] = field(default_factory=dict)
     compared: int = 0
 
     def count(self, bucket: str, kind: str, n: int = 1) -> None:
@@ -55,7 +63,7 @@ class MergeStats:
         table[kind] = table.get(kind, 0) + n
 
     def add(self, other: MergeStats) -> None:
-        for bucket in ("confirmed", "added", "removed", "changed"):
+        for bucket in BUCKETS:
             for kind, n in getattr(other, bucket).items():
                 self.count(bucket, kind, n)
         self.compared += other.compared
@@ -67,7 +75,7 @@ class MergeStats:
     @classmethod
     def from_dict(cls, data: dict) -> MergeStats:
         return cls(
-            **{bucket: dict(data.get(bucket, {})) for bucket in ("confirmed", "added", "removed", "changed")},
+            **{bucket: dict(data.get(bucket, {})) for bucket in BUCKETS},
             compared=int(data.get("compared", 0)),
         )
 
@@ -77,6 +85,7 @@ class MergeStats:
             "added": self.added,
             "removed": self.removed,
             "changed": self.changed,
+            "unverified": self.unverified,
             "compared": self.compared,
             "agreement_rate": round(self.agreement_rate, 4),
         }
@@ -119,10 +128,14 @@ def merge_regions(
         ious = iou_matrix(originals, candidates)
         used: set[int] = set()
         for i, original in enumerate(originals):
+            if not candidates and not settings.silence_contradicts:
+                stats.count("unverified", kind)
+                continue
             stats.compared += 1
-            order = np.argsort(-ious[i]) if candidates else []
-            match = next((int(j) for j in order if ious[i, j] >= settings.match_iou and int(j) not in used), None)
-            if match is not None and _norm(candidates[match].text) == _norm(original.text):
+            order = [int(j) for j in np.argsort(-ious[i])] if candidates else []
+            overlapping = [j for j in order if ious[i, j] >= settings.match_iou and j not in used]
+            match = next((j for j in overlapping if _norm(candidates[j].text) == _norm(original.text)), None)
+            if match is not None:
                 used.add(match)
                 original.metrics[AGREEMENTS] = original.metrics.get(AGREEMENTS, 0.0) + 1
                 if candidates[match].score is not None and (original.score or 0.0) < candidates[match].score:
@@ -132,7 +145,7 @@ def merge_regions(
                 continue
             original.metrics[DISAGREEMENTS] = original.metrics.get(DISAGREEMENTS, 0.0) + 1
             if original.metrics[DISAGREEMENTS] >= settings.drop_after_disagreements:
-                by = candidates[match].id if match is not None else None
+                by = candidates[overlapping[0]].id if overlapping else None
                 record.drop(
                     original,
                     stage=MERGE_STAGE,
@@ -142,11 +155,10 @@ def merge_regions(
                     by=by,
                 )
                 stats.count("removed", kind)
+        kept = np.array([any(o is r for r in record.regions) for o in originals], dtype=bool)
         for j, candidate in enumerate(candidates):
-            if j in used or (
-                (ious[:, j] >= settings.match_iou).any()
-                and any(_norm(o.text) == _norm(candidate.text) for o in originals)
-            ):
+            # A prediction over a region still there confirmed or contradicted it; it is not a new one.
+            if j in used or (kept & (ious[:, j] >= settings.match_iou)).any():
                 continue
             confident = settings.add_unscored if candidate.score is None else candidate.score >= settings.min_new_score
             if confident:

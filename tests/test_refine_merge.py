@@ -39,8 +39,9 @@ def test_contradicted_original_is_dropped_after_repeated_rounds() -> None:
     record = image(Region("object", (10, 10, 100, 100), "cat", SPECIALIST))
     merge_round(record, image(Region("object", (10, 10, 100, 100), "dog", MODEL, score=0.3)), {"object"}, 1, SETTINGS)
     assert record.regions[0].metrics[DISAGREEMENTS] == 1 and not record.dropped
-    stats = merge_round(record, image(), {"object"}, 2, SETTINGS)
-    assert record.regions == [] and stats.removed == {"object": 1}
+    elsewhere = image(Region("object", (150, 150, 190, 190), "dog", MODEL, score=0.3))
+    stats = merge_round(record, elsewhere, {"object"}, 2, SETTINGS)
+    assert [r.text for r in record.regions] == [] and stats.removed == {"object": 1}
     (drop,) = record.dropped
     assert (drop.rule, drop.stage, drop.value, drop.threshold) == ("refine_disagreement", "refine_merge", 2.0, 2.0)
     assert drop.restore().text == "cat"
@@ -87,3 +88,36 @@ def test_replaced_caption_takes_its_phrases_and_brings_the_new_ones() -> None:
         ("text", "refine_replaced"),
     ]
     assert stats.changed == {"text": 1} and stats.added == {"phrase": 1}
+
+
+def test_a_silent_model_gives_no_verdict_unless_silence_contradicts() -> None:
+    record = image(Region("object", (10, 10, 100, 100), "cat", SPECIALIST))
+    for round_ in (1, 2, 3):
+        stats = merge_round(record, image(), {"object"}, round_, SETTINGS)
+    assert record.regions[0].metrics == {} and stats.unverified == {"object": 1} and stats.compared == 0
+    strict = MergeSettings(drop_after_disagreements=1, silence_contradicts=True)
+    stats = merge_round(record, image(), {"object"}, 4, strict)
+    assert record.regions == [] and record.dropped[0].rule == "refine_disagreement"
+
+
+def test_an_overlap_with_the_same_label_confirms_even_beside_a_better_overlapping_other_label() -> None:
+    record = image(Region("object", (10, 10, 100, 100), "cat", SPECIALIST))
+    predicted = image(
+        Region("object", (10, 10, 100, 100), "dog", MODEL, score=0.9),
+        Region("object", (14, 14, 100, 104), "cat", MODEL, score=0.7),
+    )
+    stats = merge_round(record, predicted, {"object"}, 1, SETTINGS)
+    assert record.regions[0].metrics == {AGREEMENTS: 1.0} and stats.confirmed == {"object": 1}
+    # The dog overlaps a cat the model also saw: it is not added as a new object.
+    assert [r.text for r in record.regions] == ["cat"]
+
+
+def test_a_box_relabelled_in_every_round_is_replaced_by_the_models_box() -> None:
+    record = image(Region("object", (10, 10, 100, 100), "cat", SPECIALIST))
+    for round_ in (1, 2):
+        dog = Region("object", (12, 10, 100, 100), "dog", MODEL, score=0.9)
+        stats = merge_round(record, image(dog), {"object"}, round_, SETTINGS)
+        labels = [(r.text, r.provenance.round) for r in record.regions]
+        assert labels == ([("cat", 0)] if round_ == 1 else [("dog", 2)])
+    assert stats.removed == {"object": 1} and stats.added == {"object": 1}
+    assert record.dropped[0].by == record.regions[0].id

@@ -108,7 +108,8 @@ def test_two_rounds_publish_a_version_each(refined) -> None:
     manifest = read_manifest(root)
     assert manifest.version == 3 and manifest.parent == 2 and manifest.extra["refine_round"] == 2
     metrics = manifest.extra["refine_metrics"]
-    assert metrics["steps"] == 4 and len(metrics["loss_curve"]) == 4 and metrics["compared"] >= 2
+    assert metrics["steps"] == 4 and len(metrics["loss_curve"]) == 4
+    assert metrics["compared"] + sum(metrics["unverified"].values()) >= 2  # each image's box was looked at
     assert "refine_round_2" in manifest.models
     assert len(list(iter_records(root, version=2))) == 2  # earlier versions stay readable
 
@@ -123,11 +124,10 @@ def test_every_original_annotation_is_kept_or_dropped_with_its_reason(refined) -
         dropped = [d.restore() for d in record.dropped if d.rule == "refine_disagreement"]
         (original,) = kept + dropped
         agreed, contradicted = original.metrics.get(AGREEMENTS, 0), original.metrics.get(DISAGREEMENTS, 0)
-        # Each round confirmed or contradicted the box; only a box contradicted in both rounds is dropped.
-        if dropped:
-            assert (agreed, contradicted) == (0, 2)
-        else:
-            assert agreed + contradicted == 2 and contradicted <= 1
+        # At most one verdict per round (none where the model said nothing about objects); only a box
+        # contradicted in both rounds is dropped.
+        assert agreed + contradicted <= 2
+        assert bool(dropped) == (contradicted == 2)
         assert all(r.provenance.round in (0, 1, 2) for r in record.regions)
 
 
