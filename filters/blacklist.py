@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from importlib import resources as package_files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from spacy.language import Language
-from spacy.tokens import Doc, Span
+if TYPE_CHECKING:  # spaCy is imported where a pipeline is loaded, not where a profile is parsed
+    from spacy.language import Language
+    from spacy.tokens import Doc, Span
 
 from filters.spacy_model import load_spacy
 
@@ -92,7 +94,7 @@ class Blacklist:
 
     def matches(self, phrase: str | Span | Doc) -> bool:
         """Whether ``phrase`` (a string, or a spaCy span or doc already parsed) is blacklisted."""
-        if isinstance(phrase, Span | Doc):
+        if not isinstance(phrase, str):  # a spaCy Span or Doc
             return any(key in self._keys for key in _keys(phrase))
         text = phrase.strip()
         if text not in self._cache:

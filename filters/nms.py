@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-import torch
-from torchvision.ops import nms
 
 from filters.base import Annotation, Filter, Verdict
 from schemas.masks import mask_iou_matrix
@@ -90,6 +88,9 @@ def _blocks(group_starts: np.ndarray, count: int, size: int) -> Iterator[tuple[i
 def _kernel(boxes, scores, threshold, groups, by, iou) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
     """torchvision's NMS kernel per group: (kept flags, visit position of each kept box within its group's order).
     Groups too large to share a kernel call get their suppressors here, densely."""
+    import torch  # imported on first use: parsing a profile should not load torch
+    from torchvision.ops import nms
+
     count = len(boxes)
     order = np.argsort(groups, kind="stable")
     sorted_groups = groups[order]

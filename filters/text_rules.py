@@ -21,7 +21,6 @@ from typing import ClassVar
 from filters.base import Annotation, Filter, Verdict, above, below, first_drop
 from filters.blacklist import Blacklist
 from filters.spacy_model import spacy_model_id
-from filters.text_analysis import TextAnalyzer
 from schemas.records import ImageRecord, Text
 
 BOILERPLATE = re.compile(
@@ -137,6 +136,8 @@ class TextFilter(Filter):
 
     def load(self) -> None:
         options: TextFilterOptions = self.options
+        from filters.text_analysis import TextAnalyzer  # imports spaCy: not needed to parse a profile
+
         self.analyzer = TextAnalyzer(batch_size=options.batch_size)
         self.analyzer.blacklist = Blacklist.configured(
             "phrases", options.phrase_blacklists, options.replace_phrase_blacklist, nlp=self.analyzer.nlp
