@@ -178,6 +178,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--swap", type=float, default=0.2, help="probability that a label is swapped")
     parser.add_argument("--miss", type=float, default=0.2, help="probability that a box is missing")
     parser.add_argument("--min-new-score", type=float, default=0.5)
+    parser.add_argument(
+        "--no-add-unscored",
+        dest="add_unscored",
+        action="store_false",
+        help="do not add new boxes without a score (Florence-2's generation gives none)",
+    )
     return parser.parse_args(argv)
 
 
@@ -199,11 +205,12 @@ def main(argv: list[str]) -> dict[str, Any]:
                 "task_weights": {"<OD>": 1.0},
                 "train": {
                     "learning_rate": args.lr,
+                    "add_unscored": args.add_unscored,
                     "epochs": args.epochs,
                     "batch_size": args.batch_size,
                     "warmup_fraction": 0.1,
                 },
-                "merge": {"min_new_score": args.min_new_score},
+                "merge": {"min_new_score": args.min_new_score, "add_unscored": args.add_unscored},
                 "max_new_tokens": 64,
                 "num_beams": 1,
                 "annotate_batch_size": 8,
@@ -231,6 +238,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "rounds": args.rounds,
         "epochs_per_round": args.epochs,
         "learning_rate": args.lr,
+        "add_unscored": args.add_unscored,
         "refine_seconds": round(seconds, 1),
         "versions": versions,
     }

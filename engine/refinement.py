@@ -193,6 +193,7 @@ def train_round(
         )
     steps_per_epoch = math.ceil(count / refine.num_workers / refine.train.batch_size)
     cpus_per_worker = 1
+    run_name, trainer_storage = f"round-{round_:02d}-{run_id}", str((root / REFINE_DIR / "ray").resolve())
     trainer = TorchTrainer(
         _train_worker,
         train_loop_config={
@@ -206,9 +207,7 @@ def train_round(
         scaling_config=ScalingConfig(
             num_workers=refine.num_workers, use_gpu=refine.use_gpu, resources_per_worker={"CPU": cpus_per_worker}
         ),
-        run_config=RunConfig(
-            name=f"round-{round_:03d}-{run_id}", storage_path=str((root / REFINE_DIR / "ray").resolve())
-        ),
+        run_config=RunConfig(name=run_name, storage_path=trainer_storage),
         datasets={"train": samples},
     )
     result = trainer.fit()
@@ -220,6 +219,8 @@ def train_round(
     result.checkpoint.to_directory(str(partial))
     (partial / DONE).write_text(json.dumps({"round": round_, "start": start}))
     partial.replace(target)
+    # Ray Train's own copy of the run (checkpoint included) is no longer needed once the round has its own.
+    shutil.rmtree(Path(trainer_storage) / run_name, ignore_errors=True)
     return json.loads((target / TRAIN_LOG).read_text())["losses"]
 
 

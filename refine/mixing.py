@@ -2,7 +2,8 @@
 
 A task's weight ``w`` keeps each of its samples ``floor(w)`` times plus once more with probability
 ``w - floor(w)``: 1.0 keeps every sample once, 0.25 a quarter of them, 2.0 doubles the task, 0 (or a task
-left out of the weights) drops it. The draw is seeded by image and epoch, so a rerun sees the same mix.
+left out of the weights) drops it. The draw is seeded by image and ``seed`` (the engine passes the round),
+so a rerun sees the same mix.
 """
 
 from __future__ import annotations

@@ -105,6 +105,7 @@ def test_two_rounds_publish_a_version_each(refined) -> None:
     for round_ in (1, 2):
         folder = root / "refine" / f"round-{round_:02d}"
         assert (folder / "model.safetensors").is_file() and (folder / DONE).is_file()
+    assert not list((root / "refine" / "ray").glob("round-*"))  # Ray Train's copies are cleaned up
     manifest = read_manifest(root)
     assert manifest.version == 3 and manifest.parent == 2 and manifest.extra["refine_round"] == 2
     metrics = manifest.extra["refine_metrics"]
