@@ -22,6 +22,7 @@ def test_writer_scenario_reports_positive_throughputs_for_both_sides() -> None:
     for side in ("engine", "pyarrow"):
         assert result["write_rows_per_s"][side] > 0 and result["read_rows_per_s"][side] > 0
     assert result["write_ratio"] > 0 and result["read_ratio"] > 0 and result["target_ratio"] == 1.2
+    assert result["write_cpu_ratio"] > 0 and result["read_cpu_ratio"] > 0
 
 
 @pytest.mark.slow
@@ -33,6 +34,7 @@ def test_overhead_scenario_runs_loop_and_pipeline_on_the_same_work(tmp_path, mon
     assert result["images"] == 3 and result["stages"] == ["ocr(rapidocr)"]
     assert result["loop"]["images_per_s"] > 0 and result["pipeline_1_worker"]["images_per_s"] > 0
     assert result["pipeline_1_worker"]["annotated"] == 3 and result["same_regions"] is True
+    assert result["loop"]["cpu_s"] > 0 and result["pipeline_1_worker"]["cpu_s"] > 0
     assert result["overhead_1_worker"] == pytest.approx(
         result["pipeline_1_worker"]["seconds"] / result["loop"]["seconds"]
     )
