@@ -21,8 +21,13 @@ from collections.abc import Callable
 from typing import Any
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+# BART's 51,289 tokens plus the <image> placeholder the processor adds (its id is the last one).
+FLORENCE_VOCAB = 51290
 FLORENCE_PROMPT_TOKENS = 12
 FLORENCE_NEW_TOKENS = 32
+# A 768x768 image becomes 24x24 DaViT features plus one global token; the processor puts as many
+# image placeholder tokens before the prompt (Florence2Processor image_seq_length).
+FLORENCE_IMAGE_TOKENS = 577
 
 
 def skip_reason() -> str | None:
@@ -38,18 +43,19 @@ def florence2(size: str) -> Any:
 
     if size == "base":
         vision = Florence2VisionConfig()
-        text = BartConfig(vocab_size=51289, d_model=768, encoder_layers=6, decoder_layers=6)
+        text = BartConfig(vocab_size=FLORENCE_VOCAB, d_model=768, encoder_layers=6, decoder_layers=6)
         text.encoder_attention_heads = text.decoder_attention_heads = 12
         text.encoder_ffn_dim = text.decoder_ffn_dim = 3072
     else:
         vision = Florence2VisionConfig(
             embed_dim=(256, 512, 1024, 2048), num_heads=(8, 16, 32, 64), num_groups=(8, 16, 32, 64)
         )
-        text = BartConfig(vocab_size=51289, d_model=1024, encoder_layers=12, decoder_layers=12)
+        text = BartConfig(vocab_size=FLORENCE_VOCAB, d_model=1024, encoder_layers=12, decoder_layers=12)
         text.encoder_attention_heads = text.decoder_attention_heads = 16
         text.encoder_ffn_dim = text.decoder_ffn_dim = 4096
     vision.projection_dim = text.d_model
-    return Florence2ForConditionalGeneration(Florence2Config(text_config=text, vision_config=vision))
+    config = Florence2Config(text_config=text, vision_config=vision, image_token_id=FLORENCE_VOCAB - 1)
+    return Florence2ForConditionalGeneration(config)
 
 
 def sam_vit_b() -> Any:
@@ -79,7 +85,9 @@ def run_batch(name: str, model: Any, batch: int, device: str, dtype: Any) -> Non
     with torch.inference_mode():
         if name.startswith("florence2"):
             pixels = torch.rand(batch, 3, 768, 768, device=device, dtype=dtype)
-            prompt = torch.randint(4, 50000, (batch, FLORENCE_PROMPT_TOKENS), device=device)
+            placeholders = torch.full((batch, FLORENCE_IMAGE_TOKENS), model.config.image_token_id, device=device)
+            words = torch.randint(4, 50000, (batch, FLORENCE_PROMPT_TOKENS), device=device)
+            prompt = torch.cat([placeholders, words], dim=1)
             model.generate(
                 input_ids=prompt,
                 pixel_values=pixels,
