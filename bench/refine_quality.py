@@ -179,6 +179,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--miss", type=float, default=0.2, help="probability that a box is missing")
     parser.add_argument("--min-new-score", type=float, default=0.5)
     parser.add_argument(
+        "--min-agreement-to-drop", type=float, default=0.5, help="previous round's agreement needed to drop boxes"
+    )
+    parser.add_argument(
         "--no-add-unscored",
         dest="add_unscored",
         action="store_false",
@@ -205,12 +208,15 @@ def main(argv: list[str]) -> dict[str, Any]:
                 "task_weights": {"<OD>": 1.0},
                 "train": {
                     "learning_rate": args.lr,
-                    "add_unscored": args.add_unscored,
                     "epochs": args.epochs,
                     "batch_size": args.batch_size,
                     "warmup_fraction": 0.1,
                 },
-                "merge": {"min_new_score": args.min_new_score, "add_unscored": args.add_unscored},
+                "merge": {
+                    "min_new_score": args.min_new_score,
+                    "add_unscored": args.add_unscored,
+                    "min_agreement_to_drop": args.min_agreement_to_drop,
+                },
                 "max_new_tokens": 64,
                 "num_beams": 1,
                 "annotate_batch_size": 8,
@@ -228,7 +234,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             "loss_first": round(result.losses[0], 4),
             "loss_last": round(result.losses[-1], 4),
             "steps": len(result.losses),
-            **{k: result.stats.to_dict()[k] for k in ("confirmed", "added", "removed", "changed", "agreement_rate")},
+            **{k: v for k, v in result.stats.to_dict().items() if k != "compared"},
         }
     return {
         "model": "tiny random-init Florence-2 (tests.tiny_models)" if args.checkpoint is None else checkpoint,
@@ -239,6 +245,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "epochs_per_round": args.epochs,
         "learning_rate": args.lr,
         "add_unscored": args.add_unscored,
+        "min_agreement_to_drop": args.min_agreement_to_drop,
         "refine_seconds": round(seconds, 1),
         "versions": versions,
     }

@@ -231,14 +231,20 @@ class RefineWorker:
     """A Ray Data callable class: the round's model and the profile's filters, loaded once per actor."""
 
     def __init__(
-        self, checkpoint: str, round_: int, filters: tuple[StageConfig, ...], refine: RefineConfig, max_pixels: int
+        self,
+        checkpoint: str,
+        round_: int,
+        filters: tuple[StageConfig, ...],
+        refine: RefineConfig,
+        max_pixels: int,
+        may_drop: bool,
     ) -> None:
         tasks = [task for task, weight in refine.task_weights.items() if weight > 0]
         settings = AnnotateSettings(refine.max_new_tokens, refine.num_beams, refine.annotate_num_gpus)
         stages = [stage.create("filters") for stage in filters]
         self.annotator = RoundAnnotator(checkpoint, round_, tasks, stages, settings)
         self.annotator.setup()
-        self.merge, self.max_pixels = refine.merge, max_pixels
+        self.merge, self.max_pixels, self.may_drop = refine.merge, max_pixels, may_drop
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         records = [ImageRecord.from_row(row) for row in batch.to_pylist()]
@@ -250,7 +256,9 @@ class RefineWorker:
             except (OSError, BadImage):
                 continue  # kept as it is; counted as skipped
         stats = [json.dumps({"skipped": True})] * len(records)
-        merged = self.annotator.refine([records[i] for i in readable], images, self.merge) if readable else []
+        merged = (
+            self.annotator.refine([records[i] for i in readable], images, self.merge, self.may_drop) if readable else []
+        )
         for i, result in zip(readable, merged, strict=True):
             stats[i] = json.dumps(result.to_dict())
         table = records_to_table(records)
@@ -258,10 +266,11 @@ class RefineWorker:
 
 
 def reannotate_round(
-    root: Path, previous: Manifest, checkpoint: Path, round_: int, config: EngineConfig, run_id: str
+    root: Path, previous: Manifest, checkpoint: Path, round_: int, config: EngineConfig, run_id: str, may_drop: bool
 ) -> tuple[list, MergeStats, int]:
     """Re-annotate and merge every image of ``previous``; write the new shards; return them, the stats and
-    the number of images that could not be read."""
+    the number of images that could not be read. Without ``may_drop`` (see :func:`trusted`) contradicted
+    annotations are counted, not dropped."""
     from ray.data import ActorPoolStrategy
 
     refine = config.refine
@@ -275,6 +284,7 @@ def reannotate_round(
             "filters": config.filters,
             "refine": refine,
             "max_pixels": config.ingest.max_pixels,
+            "may_drop": may_drop,
         },
         compute=ActorPoolStrategy(size=1),
         batch_size=refine.annotate_batch_size,
@@ -293,6 +303,15 @@ def reannotate_round(
                 total.add(MergeStats.from_dict(data))
         writer.write(batch.drop_columns([STATS_COLUMN]))
     return writer.close(), total, skipped
+
+
+def trusted(previous: Manifest, min_agreement: float) -> bool:
+    """Whether the model's contradictions may drop annotations: the previous round's agreement rate reached
+    ``min_agreement`` (a first round has no such evidence: it may drop only when ``min_agreement`` is 0)."""
+    metrics = previous.extra.get("refine_metrics")
+    if metrics is None:
+        return min_agreement <= 0
+    return float(metrics.get("agreement_rate", 0.0)) >= min_agreement
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -342,10 +361,13 @@ def refine_dataset(
                     shards = [str(root / s.path) for s in previous.shards]
                     losses = train_round(root, shards, start, round_, config, f"{run_id}-{round_}")
                 progress(f"round {round_}: re-annotating {sum(s.rows for s in previous.shards)} images")
+                may_drop = trusted(previous, config.refine.merge.min_agreement_to_drop)
                 shards, stats, skipped = reannotate_round(
-                    root, previous, checkpoint, round_, config, f"{run_id}-r{round_:03d}"
+                    root, previous, checkpoint, round_, config, f"{run_id}-r{round_:03d}", may_drop
                 )
-                manifest = _round_manifest(previous, shards, round_, checkpoint, losses, stats, skipped, run_id)
+                manifest = _round_manifest(
+                    previous, shards, round_, checkpoint, losses, stats, skipped, run_id, may_drop
+                )
                 publish(root, manifest)
                 history.append(manifest)
                 results.append(
@@ -374,6 +396,7 @@ def _round_manifest(
     stats: MergeStats,
     skipped: int,
     run_id: str,
+    may_drop: bool,
 ) -> Manifest:
     from specialists.florence2 import hf_model_identity
 
@@ -403,6 +426,7 @@ def _round_manifest(
                 "first_loss": losses[0] if losses else None,
                 "last_loss": losses[-1] if losses else None,
                 "skipped_images": skipped,
+                "may_drop": may_drop,
             },
         },
         tombstones=[],

@@ -7,7 +7,10 @@ The policy, per image and per region kind the model was asked for:
   the prediction's where that is higher. Nothing is replaced.
 - **contradiction**: an existing region that the model does not reproduce (no overlap, or an overlap with a
   different label) gets ``metrics["refine_disagreements"] += 1``; once that reaches
-  ``drop_after_disagreements`` it is dropped with the rule ``refine_disagreement`` (kept in ``dropped``).
+  ``drop_after_disagreements`` it is dropped with the rule ``refine_disagreement`` (kept in ``dropped``),
+  but only while the model is trusted (``may_drop``): the engine trusts a round when the previous round's
+  agreement rate reached ``min_agreement_to_drop``. Measured at the tiny bench scale: a model that agreed
+  with 8% of the boxes removed 30 of 38 in its second round and AP fell from 0.19 to 0.06.
 - **no verdict**: where the model predicted nothing of a kind in an image, its originals of that kind are
   left alone and counted as ``unverified`` (a silent or under-trained model must not erase annotations;
   ``silence_contradicts`` turns that off). Measured: at the tiny bench scale, counting silence as
@@ -45,6 +48,7 @@ class MergeSettings:
     add_unscored: bool = True
     replace_captions: bool = True
     silence_contradicts: bool = False
+    min_agreement_to_drop: float = 0.5
 
 
 @dataclass
@@ -119,7 +123,12 @@ def caption_quality(text: Text) -> float:
 
 
 def merge_regions(
-    record: ImageRecord, predicted: list[Region], kinds: set[str], round_: int, settings: MergeSettings
+    record: ImageRecord,
+    predicted: list[Region],
+    kinds: set[str],
+    round_: int,
+    settings: MergeSettings,
+    may_drop: bool = True,
 ) -> MergeStats:
     stats = MergeStats()
     for kind in sorted(kinds):
@@ -144,7 +153,7 @@ def merge_regions(
                 stats.count("confirmed", kind)
                 continue
             original.metrics[DISAGREEMENTS] = original.metrics.get(DISAGREEMENTS, 0.0) + 1
-            if original.metrics[DISAGREEMENTS] >= settings.drop_after_disagreements:
+            if may_drop and original.metrics[DISAGREEMENTS] >= settings.drop_after_disagreements:
                 by = candidates[overlapping[0]].id if overlapping else None
                 record.drop(
                     original,
@@ -212,9 +221,15 @@ def merge_captions(
 
 
 def merge_round(
-    record: ImageRecord, predicted: ImageRecord, kinds: set[str], round_: int, settings: MergeSettings
+    record: ImageRecord,
+    predicted: ImageRecord,
+    kinds: set[str],
+    round_: int,
+    settings: MergeSettings,
+    may_drop: bool = True,
 ) -> MergeStats:
-    """Merge one image's round-``round_`` predictions (already filtered) into ``record`` in place."""
-    stats = merge_regions(record, list(predicted.regions), kinds, round_, settings)
+    """Merge one image's round-``round_`` predictions (already filtered) into ``record`` in place;
+    without ``may_drop`` contradictions are counted but nothing is dropped for them."""
+    stats = merge_regions(record, list(predicted.regions), kinds, round_, settings, may_drop)
     stats.add(merge_captions(record, list(predicted.texts), round_, settings, list(predicted.phrases)))
     return stats

@@ -87,12 +87,12 @@ class RoundAnnotator:
         return blank
 
     def refine(
-        self, records: Sequence[ImageRecord], images: list[np.ndarray], settings: MergeSettings
+        self, records: Sequence[ImageRecord], images: list[np.ndarray], settings: MergeSettings, may_drop: bool = True
     ) -> list[MergeStats]:
         """Predict, filter and merge into ``records`` in place; one :class:`MergeStats` per record."""
         kinds = merged_kinds(self.tasks)
         predictions = self.predict(records, images)
         return [
-            merge_round(record, predicted, kinds, self.round, settings)
+            merge_round(record, predicted, kinds, self.round, settings, may_drop)
             for record, predicted in zip(records, predictions, strict=True)
         ]

@@ -121,3 +121,14 @@ def test_a_box_relabelled_in_every_round_is_replaced_by_the_models_box() -> None
         assert labels == ([("cat", 0)] if round_ == 1 else [("dog", 2)])
     assert stats.removed == {"object": 1} and stats.added == {"object": 1}
     assert record.dropped[0].by == record.regions[0].id
+
+
+def test_an_untrusted_round_counts_contradictions_but_drops_nothing() -> None:
+    record = image(Region("object", (10, 10, 100, 100), "cat", SPECIALIST))
+    elsewhere = image(Region("object", (150, 150, 190, 190), "dog", MODEL, score=0.3))
+    for round_ in (1, 2, 3):
+        stats = merge_round(record, elsewhere, {"object"}, round_, SETTINGS, may_drop=False)
+    assert [r.text for r in record.regions] == ["cat"] and record.regions[0].metrics[DISAGREEMENTS] == 3
+    assert not record.dropped and not stats.removed
+    merge_round(record, elsewhere, {"object"}, 4, SETTINGS, may_drop=True)
+    assert record.regions == [] and record.dropped[0].value == 4.0

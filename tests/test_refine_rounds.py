@@ -50,7 +50,7 @@ def tiny_config(checkpoint: Path | str | None, **refine):
                 "checkpoint": None if checkpoint is None else str(checkpoint),
                 "task_weights": {"<CAPTION>": 1.0, "<OD>": 1.0},
                 "train": {"learning_rate": 0.01, "epochs": 2, "batch_size": 2, "warmup_fraction": 0.0},
-                "merge": {"drop_after_disagreements": 2},
+                "merge": {"drop_after_disagreements": 2, "min_agreement_to_drop": 0.0},
                 "max_new_tokens": 12,
                 "num_beams": 1,
                 "annotate_batch_size": 2,
@@ -111,7 +111,7 @@ def test_two_rounds_publish_a_version_each(refined) -> None:
     metrics = manifest.extra["refine_metrics"]
     assert metrics["steps"] == 4 and len(metrics["loss_curve"]) == 4
     assert metrics["compared"] + sum(metrics["unverified"].values()) >= 2  # each image's box was looked at
-    assert "refine_round_2" in manifest.models
+    assert "refine_round_2" in manifest.models and metrics["may_drop"] is True
     assert len(list(iter_records(root, version=2))) == 2  # earlier versions stay readable
 
 
@@ -155,3 +155,14 @@ def test_cli_needs_a_number_of_rounds(tmp_path, capsys) -> None:
 
     assert main(["refine", str(tmp_path)]) == 2
     assert "give --rounds N" in capsys.readouterr().err
+
+
+def test_a_round_may_drop_only_after_a_round_that_agreed_enough() -> None:
+    from engine.refinement import trusted
+
+    first = Manifest(1, "r", "", SCHEMA_VERSION, "f", "t", {}, {}, [], [], {})
+    assert not trusted(first, 0.5) and trusted(first, 0.0)
+    agreed = Manifest(
+        2, "r", "", SCHEMA_VERSION, "f", "t", {}, {}, [], [], {}, extra={"refine_metrics": {"agreement_rate": 0.6}}
+    )
+    assert trusted(agreed, 0.5) and not trusted(agreed, 0.7)
