@@ -53,6 +53,7 @@ def describe_round(result: RoundResult) -> str:
             ("added", stats.added),
             ("removed", stats.removed),
             ("changed", stats.changed),
+            ("unverified", stats.unverified),
         )
     )
     return (
