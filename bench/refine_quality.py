@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import tempfile
 import time
@@ -155,7 +156,7 @@ def average_precision(root: Path, version: int, gt: dict[str, Any]) -> dict[str,
         return {**result, "AP": 0.0, "AP50": 0.0, "AR100": 0.0}
     with contextlib.redirect_stdout(io.StringIO()):
         truth = COCO()
-        truth.dataset = gt
+        truth.dataset = copy.deepcopy(gt)  # COCOeval writes ignore flags into the annotations
         truth.createIndex()
         evaluation = COCOeval(truth, truth.loadRes(detections), "bbox")
         evaluation.evaluate()
