@@ -183,10 +183,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--min-agreement-to-drop", type=float, default=0.5, help="previous round's agreement needed to drop boxes"
     )
     parser.add_argument(
-        "--no-add-unscored",
-        dest="add_unscored",
-        action="store_false",
-        help="do not add new boxes without a score (Florence-2's generation gives none)",
+        "--add-unscored", action="store_true", help="add new boxes without a score (Florence-2's generation gives none)"
     )
     return parser.parse_args(argv)
 
