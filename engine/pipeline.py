@@ -43,6 +43,7 @@ from specialists.base import WeightsNotFound
 
 INGEST_STAGE = "ingest"
 MAX_INPUT_BLOCKS = 1000
+LOADER_CPUS = 0.25
 # Filter reruns of at most this many rows run in this process when nothing else needs Ray.
 IN_PROCESS_ROWS = 2000
 PIXEL_FREE_BLOCK_ROWS = 256
@@ -190,17 +191,25 @@ def _run_task_stage(batch: pa.Table, stage_config: StageConfig, kind: str, max_p
 
 
 def _check_capacity(stages: list[PlannedStage]) -> None:
-    """Fail clearly when the actor pools cannot all be placed (Ray Data would otherwise wait forever)."""
+    """Fail clearly when the stages cannot all run at once: Ray Data would otherwise wait forever.
+
+    Actor pools hold their CPUs for the whole run, so beside them there must remain room for the
+    largest task (the byte loader or a filter task), or the stream deadlocks.
+    """
     import ray
 
     resources = ray.cluster_resources()
+    largest_task = max([LOADER_CPUS] + [s.config.resources.num_cpus for s in stages if not s.holds_model])
     for name, total in (("CPU", "num_cpus"), ("GPU", "num_gpus")):
         demand = sum(getattr(s.config.resources, total) * s.config.resources.pool_size for s in stages if s.holds_model)
+        needed = demand + (largest_task if name == "CPU" else 0.0)
         available = resources.get(name, 0.0)
-        if demand > available + 1e-9:
+        if needed > available + 1e-9:
             raise ConfigError(
-                f"the stages' actor pools need {demand:g} {name}s but Ray has {available:g}; lower "
-                f"resources.{total} or pool_size in the profile, or give Ray more (ray.num_cpus / a cluster)"
+                f"the stages need {needed:g} {name}s at once (actor pools {demand:g}"
+                + (f" + the largest task {largest_task:g}" if name == "CPU" else "")
+                + f") but Ray has {available:g}; lower resources.{total} or pool_size in the profile, "
+                "or give Ray more (ray.num_cpus / a cluster)"
             )
 
 
@@ -223,7 +232,7 @@ def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConf
         fn_kwargs={"read": read_pixels},
         batch_format="pyarrow",
         batch_size=config.ray.decode_batch_size,
-        num_cpus=0.25,
+        num_cpus=LOADER_CPUS,
     )
     max_pixels = config.ingest.max_pixels
     for stage in stages:

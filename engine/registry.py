@@ -11,6 +11,8 @@ from typing import Any
 SPECIALIST_BACKENDS: dict[str, str] = {
     "rapidocr": "specialists.ocr_rapid:RapidOcr",
     "florence2": "specialists.florence2:Florence2",
+    "haar": "specialists.detect_haar:HaarDetector",
+    "grabcut": "specialists.segment_grabcut:GrabCutSegmenter",
 }
 
 FILTER_BACKENDS: dict[str, str] = {
