@@ -57,7 +57,7 @@ class HaarDetector(Specialist):
 
     def __init__(self, name: str, options: HaarOptions, resources=None) -> None:
         super().__init__(name, options, resources)
-        self._classifiers: list[tuple[str, str, Any]] = []
+        self._classifiers: list[tuple[str, Any]] = []
         self._model_id: str | None = None
 
     def _paths(self) -> list[Path]:
@@ -81,7 +81,7 @@ class HaarDetector(Specialist):
             classifier = cv2.CascadeClassifier(str(path))
             if classifier.empty():
                 raise FileNotFoundError(f"{self.name}: OpenCV could not load the cascade {path}")
-            self._classifiers.append((path.name, label, classifier))
+            self._classifiers.append((label, classifier))
 
     def annotate(self, images: list[np.ndarray], records: list[ImageRecord]) -> None:
         provenance = self.provenance()
@@ -98,7 +98,7 @@ class HaarDetector(Specialist):
         gray = cv2.equalizeHist(gray)
         side = max(8, round(self.options.min_size_fraction * min(gray.shape)))
         regions = []
-        for cascade, label, classifier in self._classifiers:
+        for label, classifier in self._classifiers:
             boxes, _, weights = classifier.detectMultiScale3(
                 gray,
                 scaleFactor=self.options.scale_factor,
