@@ -79,3 +79,16 @@ def test_fingerprint_changes_with_stage_settings_only() -> None:
     changed = {"specialists": [{"name": "ocr", "backend": "rapidocr", "options": {"min_score": 0.9}}]}
     assert parse_config(base).fingerprint() == parse_config({**base, "writer": {"rows_per_shard": 3}}).fingerprint()
     assert parse_config(base).fingerprint() != parse_config(changed).fingerprint()
+
+
+def test_run_with_refinement_rounds_but_no_checkpoint_fails_before_any_work(tmp_path, capsys) -> None:
+    from engine.cli import main as cli
+
+    profile = tmp_path / "refining.yaml"
+    profile.write_text("specialists: [{backend: rapidocr}]\nrefine: {rounds: 1}\n")
+    (tmp_path / "in").mkdir()
+    assert (
+        cli(["run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--config", str(profile)]) == 2
+    )
+    assert "refine.checkpoint is not set" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from engine.config import load_config
 from engine.pipeline import RunRequest, run_pipeline
+from engine.refinement import base_checkpoint, refine_dataset
 from engine.summary import format_counts
 
 
@@ -29,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if config.refine.rounds:
+        base_checkpoint(config)  # a profile that asks for refinement without a checkpoint fails before any work
     request = RunRequest(
         inputs=tuple(args.input),
         output=args.output,
@@ -52,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"shards: {args.output.resolve() / 'annotations'} ({len(manifest.shards)} files)")
     print(format_counts(manifest.counts))
+    if config.refine.rounds:
+        progress = (lambda _: None) if args.quiet else _progress
+        for round_result in refine_dataset(args.output, config, config.refine.rounds, args.address, progress):
+            print(f"refinement round {round_result.round}: version {round_result.version} published")
     return 0
 
 
