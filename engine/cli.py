@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from engine.errors import USER_ERRORS
 
-COMMANDS = ("run", "inspect", "versions", "diff", "audit", "export", "refine")
+COMMANDS = ("run", "inspect", "versions", "diff", "audit", "export", "refine", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,7 @@ from engine.probe_cache import PROBE_INDEX_SCHEMA, load_probe_cache, probed_from
 from engine.ray_session import ray_session
 from engine.tombstones import TOMBSTONE_SCHEMA, find_tombstones
 from engine.typed_config import ConfigError
+from engine.weights import describe_missing
 from engine.writer import ShardInfo, ShardWriter, write_table_atomically
 from schemas.arrow import ANNOTATION_SCHEMA, IN_FLIGHT_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
 from schemas.records import ImageRecord
@@ -125,10 +126,7 @@ def plan_stages(config: EngineConfig) -> list[PlannedStage]:
                 )
             )
     if missing:
-        lines = [
-            f"{c.specialist} ({c.backend}) {c.model!r}: looked in {', '.join(c.looked_in) or '-'}" for c in missing
-        ]
-        raise WeightsNotFound("weights missing for " + "; ".join(lines))
+        raise WeightsNotFound(describe_missing(missing))
     return planned
 
 

@@ -92,3 +92,32 @@ def test_run_with_refinement_rounds_but_no_checkpoint_fails_before_any_work(tmp_
     )
     assert "refine.checkpoint is not set" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_fld5b_profile_parses_with_florence_and_a_refine_section() -> None:
+    config = load_config("fld5b")
+    backends = [s.backend for s in config.specialists]
+    assert backends[0] == "florence2" and "rapidocr" in backends
+    assert config.specialists[0].resources.num_gpus == 0.5
+    assert config.refine.checkpoint == "florence-community/Florence-2-base" and config.filters
+
+
+def test_models_lists_where_weights_were_looked_for(capsys) -> None:
+    from engine.cli import main as cli
+
+    assert cli(["models"]) == 0
+    assert "3 of 3 specialists have their weights (profile offline)" in capsys.readouterr().out
+    assert cli(["models", "--config", "fld5b"]) == 1
+    printed = capsys.readouterr().out
+    assert "MISSING florence2 (florence2): florence-community/Florence-2-large" in printed
+    assert "models--florence-community--Florence-2-large" in printed
+
+
+def test_a_run_with_missing_weights_fails_before_any_work(tmp_path, capsys) -> None:
+    from engine.cli import main as cli
+
+    (tmp_path / "in").mkdir()
+    assert cli(["run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--config", "fld5b"]) == 2
+    error = capsys.readouterr().err
+    assert "weights missing for florence2 (florence2) 'florence-community/Florence-2-large': looked in" in error
+    assert not (tmp_path / "out" / "manifest.json").exists() and not (tmp_path / "out" / "annotations").exists()

@@ -1,0 +1,31 @@
+"""``fld-engine models``: each configured specialist, where its weights were looked for, and whether found."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.config import load_config
+from engine.weights import weights_checks
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("models", help="where each specialist's weights are, without loading them")
+    parser.add_argument(
+        "--config", metavar="FILE", help="a profile YAML file or bundled profile name (default: offline)"
+    )
+    parser.set_defaults(func=models)
+
+
+def models(args: argparse.Namespace) -> int:
+    """Print one block per specialist; exit 1 when any weights are missing."""
+    config = load_config(args.config)
+    checks = weights_checks(config)
+    for check in checks:
+        print(f"{'found  ' if check.found else 'MISSING'} {check.specialist} ({check.backend}): {check.model}")
+        for place in check.looked_in:
+            print(f"          looked in {place}")
+        if check.detail:
+            print(f"          {check.detail}")
+    missing = sum(not c.found for c in checks)
+    print(f"{len(checks) - missing} of {len(checks)} specialists have their weights (profile {config.profile})")
+    return 1 if missing else 0
