@@ -85,7 +85,7 @@ def test_every_input_is_annotated_or_quarantined(first_run, inputs) -> None:
 
 
 def test_manifest_is_complete_and_versioned(first_run) -> None:
-    output, result = first_run
+    output, _ = first_run
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest == json.loads((output / "versions" / "v000001.json").read_text())
     assert manifest["version"] == 1 and manifest["schema_version"] == "1.0.0"

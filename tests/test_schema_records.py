@@ -126,7 +126,7 @@ def test_validation_rejects_a_phrase_that_differs_from_its_span() -> None:
 def test_validation_rejects_unknown_kind_and_mask_of_wrong_size() -> None:
     record = full_record()
     record.regions[0].kind = "blob"  # type: ignore[assignment]
-    with pytest.raises(SchemaError, match="regions\\[0\\].kind 'blob'"):
+    with pytest.raises(SchemaError, match=r"regions\[0\].kind 'blob'"):
         validate_record(record)
     record = full_record()
     record.regions[1].mask = Mask((10, 10), "0")

@@ -32,7 +32,7 @@ def test_ocr_reads_a_rendered_sentence_into_a_line_and_words(ocr) -> None:
     words = [r for r in record.regions if r.kind == "ocr_word"]
     assert [line.text for line in lines] == ["Florence reads this line"]
     assert [word.text for word in words] == ["Florence", "reads", "this", "line"]
-    x0, y0, x1, y1 = lines[0].bbox
+    x0, y0, _, y1 = lines[0].bbox
     assert 20 <= x0 <= 40 and 40 <= y0 <= 60 and y1 <= 110
     assert lines[0].quad is not None and lines[0].score > 0.9
     assert lines[0].provenance.source == "ocr" and "PP-OCRv4" in lines[0].provenance.model
