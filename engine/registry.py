@@ -13,6 +13,9 @@ SPECIALIST_BACKENDS: dict[str, str] = {
     "florence2": "specialists.florence2:Florence2",
     "haar": "specialists.detect_haar:HaarDetector",
     "grabcut": "specialists.segment_grabcut:GrabCutSegmenter",
+    "blip": "specialists.caption_blip:ImageCaptioner",
+    "clip_region_text": "specialists.region_text_clip:ClipRegionText",
+    "llm_aggregator": "specialists.aggregator_llm:LlmAggregator",
 }
 
 FILTER_BACKENDS: dict[str, str] = {
