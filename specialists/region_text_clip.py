@@ -75,17 +75,19 @@ class ClipRegionText(Specialist):
             self.captioner = ImageCaptioner(f"{name}.captioner", caption_options, resources)
 
     def check_weights(self) -> WeightsCheck:
+        """CLIP's check, extended with the captioner's places; found only when both are."""
         check = resolve_hf_model(self.name, self.backend, self.options.model)
-        if self.captioner is None or not check.found:
+        if self.captioner is None:
             return check
         captioner = self.captioner.check_weights()
+        missing = [f"{c.model!r}: {c.detail}" for c in (check, captioner) if not c.found]
         return WeightsCheck(
             self.name,
             self.backend,
             self.options.model,
             check.looked_in + captioner.looked_in,
-            captioner.found,
-            check.detail if captioner.found else f"captioner {captioner.model!r}: {captioner.detail}",
+            check.found and captioner.found,
+            "; ".join(missing) or check.detail,
         )
 
     @property

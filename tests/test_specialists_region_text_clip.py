@@ -87,6 +87,7 @@ def test_missing_captioner_weights_are_reported_with_where_they_were_looked_for(
     options = ClipRegionTextOptions(model=model_dirs["clip"], captioner=str(tmp_path / "no-blip"))
     check = ClipRegionText("rt", options).check_weights()
     assert not check.found and str(tmp_path / "no-blip") in check.looked_in
+    assert model_dirs["clip"] in check.looked_in and "no-blip" in check.detail
 
 
 def test_missing_clip_weights_raise_the_clear_error(tmp_path) -> None:

@@ -1,0 +1,52 @@
+"""The tiny profile: every model-backed specialist on a tiny checkpoint, run in order over sample images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.config import parse_config
+from schemas.records import ImageRecord, Provenance, Region
+from schemas.validation import validate_record
+from tests.tiny_models.chain import build_specialists, run_chain
+from tests.tiny_models.profile import tiny_profile
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "images"
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory) -> dict:
+    return tiny_profile(tmp_path_factory.mktemp("tiny-models"))
+
+
+def test_profile_validates_and_every_weight_is_found(profile) -> None:
+    config = parse_config(profile, profile="tiny")
+    backends = {s.backend for s in config.specialists}
+    assert {"blip", "florence2", "clip_region_text", "llm_aggregator", "rapidocr", "haar", "grabcut"} <= backends
+    checks = [s.check_weights() for s in build_specialists(config)]
+    assert [c.specialist for c in checks if not c.found] == []
+
+
+def test_chain_writes_every_annotation_type_with_provenance_of_its_specialist(profile) -> None:
+    config = parse_config(profile, profile="tiny")
+    specialists = build_specialists(config)
+    images = [np.asarray(Image.open(SAMPLES / n).convert("RGB").resize((96, 64))) for n in ("bus.jpg", "chelsea.jpg")]
+    records = [ImageRecord(f"{i}" * 64, f"mem://{i}", 96, 64, "jpg") for i in range(len(images))]
+    # Random-init detectors may find nothing: one known object box per image keeps region text and masks exercised.
+    for record in records:
+        record.regions.append(Region("object", (10, 8, 70, 60), "bus", Provenance("ground_truth", "manual", 0)))
+    times = run_chain(specialists, records, images)
+    assert list(times) == [s.name for s in config.specialists]
+    for record in records:
+        validate_record(record)
+        sources = {a.provenance.source for a in record.texts + record.regions + record.phrases}
+        # The tiny random-init Florence-2 ends every answer at once (it ran, as `times` shows): no rows required of it.
+        assert {"blip", "region_text", "aggregator"} <= sources
+        granularities = {t.granularity for t in record.texts if t.provenance.source == "aggregator"}
+        assert granularities == {"detailed", "more_detailed"}
+        assert any(r.kind == "region_caption" and r.provenance.source == "region_text" for r in record.regions)
+        (given,) = [r for r in record.regions if r.provenance.source == "ground_truth"]
+        assert given.mask is not None and tuple(given.mask.size) == (64, 96)

@@ -1,0 +1,65 @@
+"""A profile that points every model-backed specialist at tiny random-init checkpoints built on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.tiny_models.blip import build_tiny_blip
+from tests.tiny_models.causal_lm import build_tiny_causal_lm
+from tests.tiny_models.clip import build_tiny_clip
+from tests.tiny_models.florence import build_tiny_florence2
+
+SMALL = {"num_cpus": 0.25, "batch_size": 4, "pool_size": 1}
+
+
+def build_tiny_model_dirs(tmp_dir: Path) -> dict[str, str]:
+    """Build (once per directory) each tiny checkpoint under ``tmp_dir``; name -> checkpoint directory."""
+    builders = {
+        "florence2": build_tiny_florence2,
+        "blip": build_tiny_blip,
+        "clip": build_tiny_clip,
+        "causal_lm": build_tiny_causal_lm,
+    }
+    dirs: dict[str, str] = {}
+    for name, build in builders.items():
+        directory = Path(tmp_dir) / name
+        if not (directory / "config.json").is_file():
+            build(directory)
+        dirs[name] = str(directory)
+    return dirs
+
+
+def tiny_profile(tmp_dir: Path) -> dict[str, Any]:
+    """A profile mapping (for ``engine.config.parse_config``) with every backend on tiny models, in dependency order.
+
+    Captions and boxes first (BLIP, Florence-2, OCR, Haar), then region text over the boxes, masks over the
+    boxes, and the aggregator last (it reads captions, region texts and OCR).
+    """
+    dirs = build_tiny_model_dirs(tmp_dir)
+    florence = {"model": dirs["florence2"], "max_new_tokens": 12, "num_beams": 1, "describe_regions": 2}
+    specialists = [
+        {
+            "name": "blip",
+            "backend": "blip",
+            "resources": SMALL,
+            "options": {"model": dirs["blip"], "max_new_tokens": 8},
+        },
+        {"name": "florence2", "backend": "florence2", "resources": SMALL, "options": florence},
+        {"name": "ocr", "backend": "rapidocr", "resources": SMALL},
+        {"name": "haar", "backend": "haar", "resources": SMALL},
+        {
+            "name": "region_text",
+            "backend": "clip_region_text",
+            "resources": SMALL,
+            "options": {"model": dirs["clip"], "captioner": dirs["blip"], "caption_max_new_tokens": 6},
+        },
+        {"name": "grabcut", "backend": "grabcut", "resources": SMALL},
+        {
+            "name": "aggregator",
+            "backend": "llm_aggregator",
+            "resources": SMALL,
+            "options": {"model": dirs["causal_lm"], "max_new_tokens": 12},
+        },
+    ]
+    return {"specialists": specialists, "writer": {"rows_per_shard": 100, "row_group_rows": 32}}
