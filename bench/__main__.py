@@ -20,6 +20,7 @@ SCENARIOS: dict[str, str] = {
     "refine_quality": "bench.refine_quality",
     "gpu": "bench.gpu_packing",
     "audit_exports": "bench.audit_exports",
+    "specialist_times": "bench.specialist_times",
 }
 
 
