@@ -17,7 +17,7 @@ from schemas.records import ImageRecord, Provenance, Text
 from schemas.stage import Resources
 from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
 from specialists.florence2 import hf_model_identity
-from specialists.torch_device import device_and_dtype
+from specialists.torch_device import check_dtype, device_and_dtype
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
 REGION_KINDS = ("object", "region_caption", "dense_caption")
@@ -35,8 +35,10 @@ class LlmAggregatorOptions:
     max_new_tokens: int = 256
     max_regions: int = 24
     max_ocr_lines: int = 12
+    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
 
     def __post_init__(self) -> None:
+        check_dtype(self.dtype)
         for granularity in self.granularities:
             path = prompt_path(granularity, self.prompt_version)
             if not path.is_file():
@@ -99,7 +101,7 @@ class LlmAggregator(Specialist):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = hf_snapshot_path(self.check_weights())
-        self.device, self.dtype = device_and_dtype(self.resources)
+        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"  # decoder-only: generation continues from the right edge
         if self.tokenizer.pad_token is None:

@@ -15,7 +15,7 @@ from schemas.records import ImageRecord, Text
 from schemas.stage import Resources
 from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
 from specialists.florence2 import hf_model_identity
-from specialists.torch_device import device_and_dtype
+from specialists.torch_device import check_dtype, device_and_dtype
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class ImageCaptionOptions:
     prompt: str | None = None
     max_new_tokens: int = 30
     num_beams: int = 3
+    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
+
+    def __post_init__(self) -> None:
+        check_dtype(self.dtype)
 
 
 class ImageCaptioner(Specialist):
@@ -57,7 +61,7 @@ class ImageCaptioner(Specialist):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         path = hf_snapshot_path(self.check_weights())
-        self.device, self.dtype = device_and_dtype(self.resources)
+        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
         self.processor = AutoProcessor.from_pretrained(path)
         self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=self.dtype, use_safetensors=True)
         self.model.to(self.device).eval()

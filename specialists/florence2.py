@@ -22,6 +22,7 @@ from specialists.florence_parsing import (
     location_prompt,
     parse_florence_output,
 )
+from specialists.torch_device import check_dtype, device_and_dtype
 
 DEFAULT_TASKS = (
     "<CAPTION>",
@@ -50,11 +51,13 @@ class Florence2Options:
     ground: tuple[str, ...] = ("brief",)
     describe_regions: int = 8
     round: int = 0  # the refinement round whose model this is (0: a specialist)
+    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in SUPPORTED_TASKS]
         if unknown:
             raise ValueError(f"tasks: {unknown[0]!r} is not one of {', '.join(SUPPORTED_TASKS)}")
+        check_dtype(self.dtype)
 
 
 class Florence2(Specialist):
@@ -78,12 +81,10 @@ class Florence2(Specialist):
         return self._model_id
 
     def load(self) -> None:
-        import torch
         from transformers import Florence2ForConditionalGeneration, Florence2Processor
 
         path = hf_snapshot_path(self.check_weights())
-        self.device = "cuda" if self.resources.num_gpus > 0 and torch.cuda.is_available() else "cpu"
-        self.dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
         self.processor = Florence2Processor.from_pretrained(path)
         self.model = Florence2ForConditionalGeneration.from_pretrained(path, dtype=self.dtype, use_safetensors=True)
         self.model.to(self.device).eval()

@@ -19,7 +19,7 @@ from schemas.stage import Resources
 from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
 from specialists.caption_blip import ImageCaptioner, ImageCaptionOptions
 from specialists.florence2 import hf_model_identity
-from specialists.torch_device import device_and_dtype
+from specialists.torch_device import check_dtype, device_and_dtype
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,10 @@ class ClipRegionTextOptions:
     kinds: tuple[str, ...] = ("object",)
     max_regions: int = 32
     min_side: int = 4
+    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
+
+    def __post_init__(self) -> None:
+        check_dtype(self.dtype)
 
 
 def candidate_texts(category: str, caption: str, noun_phrases: list[str]) -> list[str]:
@@ -103,7 +107,7 @@ class ClipRegionText(Specialist):
         from transformers import AutoModel, AutoProcessor
 
         path = hf_snapshot_path(resolve_hf_model(self.name, self.backend, self.options.model))
-        self.device, self.dtype = device_and_dtype(self.resources)
+        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
         self.processor = AutoProcessor.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path, dtype=self.dtype, use_safetensors=True).to(self.device).eval()
         if self.captioner is not None:

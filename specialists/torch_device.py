@@ -6,14 +6,25 @@ from typing import Any
 
 from schemas.stage import Resources
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
-def device_and_dtype(resources: Resources) -> tuple[str, Any]:
-    """``("cuda", bf16)`` when the stage asked for a GPU and this worker has one, else ``("cpu", fp32)``.
 
-    Called in the worker (never on the driver), so a CPU-only head node does not decide for GPU workers.
+def check_dtype(dtype: str) -> None:
+    """Reject a ``dtype`` option that is not one of :data:`DTYPES` (called when options are validated)."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+
+
+def device_and_dtype(resources: Resources, dtype: str = "auto") -> tuple[str, Any]:
+    """The device and torch dtype of a model stage.
+
+    CUDA when the stage asked for a GPU and this worker has one, else CPU; ``auto`` is bf16 on CUDA and
+    fp32 on CPU. Called in the worker (never on the driver), so a CPU-only head node does not decide for
+    GPU workers.
     """
     import torch
 
-    if resources.num_gpus > 0 and torch.cuda.is_available():
-        return "cuda", torch.bfloat16
-    return "cpu", torch.float32
+    device = "cuda" if resources.num_gpus > 0 and torch.cuda.is_available() else "cpu"
+    if dtype == "auto":
+        return device, torch.bfloat16 if device == "cuda" else torch.float32
+    return device, getattr(torch, dtype)

@@ -53,3 +53,8 @@ def test_missing_weights_name_every_place_looked(tmp_path) -> None:
     assert not specialist.check_weights().found
     with pytest.raises(WeightsNotFound, match=r"blip \(blip\): weights for .*absent.* looked in .*absent"):
         specialist.setup()
+
+
+def test_unknown_dtype_is_rejected_naming_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"dtype: 'fp8' is not one of auto, float32, bfloat16, float16"):
+        ImageCaptionOptions(dtype="fp8")
