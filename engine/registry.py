@@ -16,6 +16,8 @@ SPECIALIST_BACKENDS: dict[str, str] = {
     "blip": "specialists.caption_blip:ImageCaptioner",
     "clip_region_text": "specialists.region_text_clip:ClipRegionText",
     "llm_aggregator": "specialists.aggregator_llm:LlmAggregator",
+    "ultralytics": "specialists.detect_ultralytics:UltralyticsDetector",
+    "sam_hf": "specialists.segment_sam_hf:SamSegmenter",
 }
 
 FILTER_BACKENDS: dict[str, str] = {

@@ -1,0 +1,108 @@
+"""Object detection with ultralytics (YOLO or RT-DETR) from a local ``.pt`` weights file.
+
+The file must already be on disk: ultralytics would download a missing ``yolov8n.pt`` by name, so
+the path is checked first and a missing file fails with :class:`WeightsNotFound` naming it. Note that
+ultralytics ``.pt`` files are pickles (ultralytics cannot load them ``weights_only``): use files you
+trained or obtained from a source you trust.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from schemas.records import ImageRecord, Region
+from schemas.stage import Resources
+from specialists.base import Specialist, WeightsCheck, WeightsNotFound, file_sha256
+
+ARCHITECTURES = ("auto", "yolo", "rtdetr")
+
+
+@dataclass(frozen=True)
+class UltralyticsOptions:
+    """``weights``: path of a ``.pt`` file. ``architecture``: ``auto`` reads ``rtdetr`` in the file name as
+    RT-DETR, anything else as YOLO. ``min_score``: ultralytics' own confidence cut (the confidence filter
+    applies the profile's threshold later; keep this low so audits see the score distribution)."""
+
+    weights: str = "yolov8x.pt"
+    architecture: str = "auto"
+    min_score: float = 0.05
+    iou: float = 0.7
+    image_size: int = 640
+    max_detections: int = 100
+    half: bool = True  # fp16 on GPU; ignored on CPU
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture: {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
+
+
+class UltralyticsDetector(Specialist):
+    backend: ClassVar[str] = "ultralytics"
+    produces: ClassVar[frozenset[str]] = frozenset({"regions"})
+    Options: ClassVar[type] = UltralyticsOptions
+
+    def __init__(self, name: str, options: UltralyticsOptions, resources: Resources | None = None) -> None:
+        super().__init__(name, options, resources)
+        self.model: Any = None
+        self._model_id: str | None = None
+
+    @property
+    def weights_path(self) -> Path:
+        return Path(self.options.weights).expanduser().resolve()
+
+    def check_weights(self) -> WeightsCheck:
+        path = self.weights_path
+        found = path.is_file()
+        detail = "" if found else "no such file (ultralytics weights are never downloaded at run time)"
+        return WeightsCheck(self.name, self.backend, self.options.weights, (str(path),), found, detail)
+
+    @property
+    def model_id(self) -> str:
+        if self._model_id is None:
+            path = self.weights_path
+            digest = file_sha256(path)[:12] if path.is_file() else "missing"
+            self._model_id = f"{path.name}@sha256:{digest}"
+        return self._model_id
+
+    def architecture(self) -> str:
+        if self.options.architecture != "auto":
+            return self.options.architecture
+        return "rtdetr" if "rtdetr" in self.weights_path.name.lower() else "yolo"
+
+    def load(self) -> None:
+        check = self.check_weights()
+        if not check.found:
+            raise WeightsNotFound(f"{self.name} ({self.backend}): weights file not found: {check.looked_in[0]}")
+        import torch
+        from ultralytics import RTDETR, YOLO
+
+        model_class = RTDETR if self.architecture() == "rtdetr" else YOLO
+        self.model = model_class(str(self.weights_path))
+        # Same rule as torch_device: CUDA only when the stage asked for a GPU and this worker has one.
+        self.device = "cuda:0" if self.resources.num_gpus > 0 and torch.cuda.is_available() else "cpu"
+
+    def annotate(self, images: list[np.ndarray], records: list[ImageRecord]) -> None:
+        results = self.model.predict(
+            [np.ascontiguousarray(image[:, :, ::-1]) for image in images],  # ultralytics reads arrays as BGR
+            conf=self.options.min_score,
+            iou=self.options.iou,
+            imgsz=self.options.image_size,
+            max_det=self.options.max_detections,
+            half=self.options.half and self.device != "cpu",
+            device=self.device,
+            verbose=False,
+        )
+        provenance = self.provenance()
+        for record, result in zip(records, results, strict=True):
+            boxes = result.boxes
+            xyxy = boxes.xyxy.float().cpu().numpy()
+            scores = boxes.conf.float().cpu().numpy()
+            classes = boxes.cls.cpu().numpy().astype(int)
+            for box, score, class_id in zip(xyxy, scores, classes, strict=True):
+                record.regions.append(
+                    Region("object", tuple(box.tolist()), str(result.names[class_id]), provenance, score=float(score))
+                )

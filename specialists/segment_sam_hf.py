@@ -1,0 +1,136 @@
+"""Segment Anything through transformers (``SamModel``): one mask per box prompt, with SAM's quality signals.
+
+Every image of a batch is embedded in one vision pass; then all boxes of an image go through the prompt
+encoder and mask decoder together. Each object region gets ``mask`` (COCO RLE), ``polygon`` and the two
+SA-1B quality measures as metrics: ``predicted_iou`` (the model's IoU head) and ``stability_score``
+(IoU of the mask logits thresholded at +1.0 and -1.0, as ``calculate_stability_score`` in
+segment-anything). Grounded phrase regions get masks and polygons too (they have no metrics field).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from schemas.masks import encode_mask, mask_to_polygon
+from schemas.records import ImageRecord
+from schemas.stage import Resources
+from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
+from specialists.florence2 import hf_model_identity
+from specialists.torch_device import check_dtype, device_and_dtype
+
+
+@dataclass(frozen=True)
+class SamOptions:
+    """``kinds``: region kinds whose boxes are prompts. ``phrases``: also segment grounded phrase regions.
+    ``max_boxes``: at most this many prompts per image (regions first, in order)."""
+
+    model: str = "facebook/sam-vit-huge"
+    revision: str | None = None
+    kinds: tuple[str, ...] = ("object",)
+    phrases: bool = True
+    max_boxes: int = 64
+    stability_offset: float = 1.0  # SA-1B: logits thresholded at 0 +/- 1.0
+    upscale_chunk: int = 8  # boxes whose logits are upscaled to the image size at once
+    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
+
+    def __post_init__(self) -> None:
+        check_dtype(self.dtype)
+
+
+def stability_score(logits: Any, offset: float = 1.0, threshold: float = 0.0) -> Any:
+    """IoU between the masks at ``threshold + offset`` and ``threshold - offset`` over the last two dims.
+
+    The higher mask contains the lower one, so the IoU is a ratio of pixel counts (1.0 for an empty mask,
+    as in segment-anything's ``calculate_stability_score``, which divides 0 by 0 there).
+    """
+    high = (logits > threshold + offset).flatten(-2).sum(-1).float()
+    low = (logits > threshold - offset).flatten(-2).sum(-1).float()
+    return (high / low.clamp(min=1)).where(low > 0, low.new_ones(()))
+
+
+class SamSegmenter(Specialist):
+    backend: ClassVar[str] = "sam_hf"
+    produces: ClassVar[frozenset[str]] = frozenset({"masks"})
+    requires: ClassVar[frozenset[str]] = frozenset({"regions"})
+    Options: ClassVar[type] = SamOptions
+
+    def __init__(self, name: str, options: SamOptions, resources: Resources | None = None) -> None:
+        super().__init__(name, options, resources)
+        self.model: Any = None
+        self.processor: Any = None
+        self._model_id: str | None = None
+
+    def check_weights(self) -> WeightsCheck:
+        return resolve_hf_model(self.name, self.backend, self.options.model)
+
+    @property
+    def model_id(self) -> str:
+        if self._model_id is None:
+            self._model_id = hf_model_identity(self.check_weights(), self.options.revision)
+        return self._model_id
+
+    def load(self) -> None:
+        from transformers import SamModel, SamProcessor
+
+        path = hf_snapshot_path(self.check_weights())
+        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
+        self.processor = SamProcessor.from_pretrained(path)
+        self.model = SamModel.from_pretrained(path, dtype=self.dtype, use_safetensors=True).to(self.device).eval()
+
+    def prompts(self, record: ImageRecord) -> list[Any]:
+        """The annotations to segment in one image: object regions without a mask, then grounded regions."""
+        targets: list[Any] = [r for r in record.regions if r.kind in self.options.kinds and r.mask is None]
+        if self.options.phrases:
+            targets += [g for p in record.phrases for g in p.regions if g.mask is None]
+        return [t for t in targets if t.bbox[2] > t.bbox[0] and t.bbox[3] > t.bbox[1]][: self.options.max_boxes]
+
+    def annotate(self, images: list[np.ndarray], records: list[ImageRecord]) -> None:
+        import torch
+
+        jobs = [(i, self.prompts(record)) for i, record in enumerate(records)]
+        jobs = [(i, targets) for i, targets in jobs if targets]
+        if not jobs:
+            return
+        inputs = self.processor(images=[images[i] for i, _ in jobs], return_tensors="pt")
+        with torch.inference_mode():
+            embeddings = self.model.get_image_embeddings(inputs["pixel_values"].to(self.device, self.dtype))
+            for k, (_, targets) in enumerate(jobs):
+                sizes = (inputs["original_sizes"][k : k + 1], inputs["reshaped_input_sizes"][k : k + 1])
+                low_res, iou = self.decode(embeddings[k : k + 1], [t.bbox for t in targets], *sizes)
+                # Upscaled logits are boxes x H x W floats: upscale a few boxes at a time to bound memory.
+                for start in range(0, len(targets), self.options.upscale_chunk):
+                    chunk = slice(start, start + self.options.upscale_chunk)
+                    (logits,) = self.processor.image_processor.post_process_masks(
+                        low_res[:, chunk], *sizes, binarize=False
+                    )
+                    self._attach(targets[chunk], logits[:, 0], iou[chunk])
+
+    def _attach(self, targets: list[Any], logits: Any, iou: Any) -> None:
+        stability = stability_score(logits, self.options.stability_offset)
+        for target, mask_logits, predicted, stable in zip(targets, logits, iou, stability, strict=True):
+            binary = (mask_logits > 0).numpy()
+            target.mask = encode_mask(binary)
+            target.polygon = mask_to_polygon(binary)
+            if hasattr(target, "metrics"):  # a Region; a GroundedRegion keeps only its mask and polygon
+                target.metrics["predicted_iou"] = float(predicted)
+                target.metrics["stability_score"] = float(stable)
+
+    def decode(
+        self, embedding: Any, boxes: list[tuple[float, ...]], original_size: Any, reshaped_size: Any
+    ) -> tuple[Any, Any]:
+        """Low-resolution mask logits (1, boxes, 1, h, w) and predicted IoUs (boxes,) for one image's boxes.
+
+        Boxes are scaled like the image was (longest side resized), as ``SamProcessor`` does for its prompts.
+        """
+        import torch
+
+        (height, width), (new_height, new_width) = original_size[0].tolist(), reshaped_size[0].tolist()
+        scale = torch.tensor([new_width / width, new_height / height] * 2)
+        prompts = (torch.tensor(boxes, dtype=torch.float32) * scale)[None]
+        output = self.model(
+            image_embeddings=embedding, input_boxes=prompts.to(self.device, self.dtype), multimask_output=False
+        )
+        return output.pred_masks.float().cpu(), output.iou_scores[0, :, 0].float().cpu()
