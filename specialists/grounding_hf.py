@@ -1,0 +1,186 @@
+"""Phrase grounding as in FLD-5B: noun phrases of each image text, grounded to boxes by OWLv2 (transformers).
+
+Phrases are the text filter's noun-phrase spans (``Text.analysis.noun_phrases``) when it already ran,
+else spaCy noun chunks; blacklisted phrases (``filters/blacklists/phrases.txt``) are never grounded.
+Every distinct phrase of an image is one OWLv2 text query; all images of a batch go through the model
+once. A phrase's regions are its boxes scoring at least ``min_score``, de-duplicated by NMS, best
+``max_regions`` kept; a phrase with none is not written. Each occurrence becomes a text-phrase-region
+triplet with its character span, and the phrase score is its best box's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from schemas.records import GroundedRegion, ImageRecord, Phrase, Text
+from schemas.stage import Resources
+from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
+from specialists.florence2 import hf_model_identity
+from specialists.torch_device import check_dtype, device_and_dtype
+
+
+@dataclass(frozen=True)
+class GroundingOptions:
+    """``min_score``: OWLv2's sigmoid score for a box to ground a phrase (0.1, the threshold of OWLv2's model
+    card examples; the confidence filter applies the profile's grounding threshold later).
+    ``nms_iou``: boxes of one phrase overlapping a better one by more than this are the same object."""
+
+    model: str = "google/owlv2-base-patch16-ensemble"
+    revision: str | None = None
+    granularities: tuple[str, ...] = ("brief", "detailed", "more_detailed")
+    min_score: float = 0.1
+    max_regions: int = 4
+    nms_iou: float = 0.5
+    max_phrases: int = 32  # distinct phrases queried per image
+    max_query_tokens: int = 16  # OWLv2's text encoder has 16 positions
+    blacklist_files: tuple[str, ...] = ()  # more phrase lists, added to the bundled one
+    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
+
+    def __post_init__(self) -> None:
+        check_dtype(self.dtype)
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseSpan:
+    """One occurrence of a phrase in a text."""
+
+    text: Text
+    start: int
+    end: int
+
+    @property
+    def phrase(self) -> str:
+        return self.text.text[self.start : self.end]
+
+
+def ground_boxes(
+    scores: np.ndarray, boxes: np.ndarray, min_score: float, nms_iou: float, max_regions: int
+) -> list[tuple[tuple[float, ...], float]]:
+    """The boxes of one query: score >= ``min_score``, greedy NMS at ``nms_iou``, best ``max_regions`` first."""
+    from filters.nms import box_nms
+
+    keep = np.flatnonzero(scores >= min_score)
+    if keep.size == 0:
+        return []
+    kept_boxes, kept_scores = boxes[keep], scores[keep]
+    survivors = np.flatnonzero(box_nms(kept_boxes, kept_scores, nms_iou).by < 0)
+    order = survivors[np.argsort(-kept_scores[survivors], kind="stable")][:max_regions]
+    return [(tuple(float(v) for v in kept_boxes[i]), float(kept_scores[i])) for i in order]
+
+
+class OwlGrounding(Specialist):
+    backend: ClassVar[str] = "hf_grounding"
+    produces: ClassVar[frozenset[str]] = frozenset({"phrases"})
+    requires: ClassVar[frozenset[str]] = frozenset({"texts"})
+    Options: ClassVar[type] = GroundingOptions
+
+    def __init__(self, name: str, options: GroundingOptions, resources: Resources | None = None) -> None:
+        super().__init__(name, options, resources)
+        self.model: Any = None
+        self.processor: Any = None
+        self._model_id: str | None = None
+
+    def check_weights(self) -> WeightsCheck:
+        return resolve_hf_model(self.name, self.backend, self.options.model)
+
+    @property
+    def model_id(self) -> str:
+        if self._model_id is None:
+            self._model_id = hf_model_identity(self.check_weights(), self.options.revision)
+        return self._model_id
+
+    def load(self) -> None:
+        from transformers import Owlv2ForObjectDetection, Owlv2Processor
+
+        from filters.blacklist import Blacklist
+        from filters.spacy_model import load_spacy
+
+        path = hf_snapshot_path(self.check_weights())
+        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
+        self.processor = Owlv2Processor.from_pretrained(path)
+        self.model = Owlv2ForObjectDetection.from_pretrained(path, dtype=self.dtype, use_safetensors=True)
+        self.model.to(self.device).eval()
+        self.nlp = load_spacy(disable=("ner",))
+        self.blacklist = Blacklist.configured("phrases", self.options.blacklist_files, nlp=self.nlp)
+
+    def phrase_spans(self, record: ImageRecord) -> list[PhraseSpan]:
+        """Noun-phrase occurrences of the record's texts at the configured granularities, blacklist applied."""
+        texts = [t for t in record.texts if t.granularity in self.options.granularities]
+        spans: list[PhraseSpan] = []
+        unparsed = [t for t in texts if t.analysis is None or not t.analysis.noun_phrases]
+        for text in texts:
+            if text.analysis is not None and text.analysis.noun_phrases:
+                spans += [PhraseSpan(text, start, end) for start, end in text.analysis.noun_phrases]
+        for text, doc in zip(unparsed, self.nlp.pipe([t.text for t in unparsed]), strict=True):
+            spans += [PhraseSpan(text, chunk.start_char, chunk.end_char) for chunk in doc.noun_chunks]
+        spans = [s for s in spans if s.phrase.strip()]
+        blocked = self.blacklist.matches_many([s.phrase for s in spans])
+        return [span for span, bad in zip(spans, blocked, strict=True) if not bad]
+
+    def annotate(self, images: list[np.ndarray], records: list[ImageRecord]) -> None:
+        jobs = []
+        for i, record in enumerate(records):
+            spans = self.phrase_spans(record)
+            queries = list(dict.fromkeys(s.phrase.strip().lower() for s in spans))[: self.options.max_phrases]
+            if queries:
+                jobs.append((i, spans, queries))
+        if not jobs:
+            return
+        scores, boxes = self.detect([images[i] for i, _, _ in jobs], [q for _, _, q in jobs])
+        provenance = self.provenance()
+        for (i, spans, queries), image_scores, image_boxes in zip(jobs, scores, boxes, strict=True):
+            record = records[i]
+            clip = np.array([record.width, record.height] * 2, dtype=np.float64)
+            image_boxes = np.clip(image_boxes, 0, clip)
+            # A box under a pixel a side (after clipping to the image) grounds nothing.
+            sized = (image_boxes[:, 2] - image_boxes[:, 0] >= 1) & (image_boxes[:, 3] - image_boxes[:, 1] >= 1)
+            image_scores = np.where(sized[:, None], image_scores, -np.inf)
+            grounded = {
+                query: ground_boxes(
+                    image_scores[:, q],
+                    image_boxes,
+                    self.options.min_score,
+                    self.options.nms_iou,
+                    self.options.max_regions,
+                )
+                for q, query in enumerate(queries)
+            }
+            for span in spans:
+                found = grounded.get(span.phrase.strip().lower())
+                if not found:
+                    continue
+                regions = [GroundedRegion(box, score=score) for box, score in found]
+                record.phrases.append(
+                    Phrase(span.text.id, span.start, span.end, span.phrase, regions, provenance, score=found[0][1])
+                )
+
+    def detect(self, images: list[np.ndarray], queries: list[list[str]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """OWLv2 on a batch: per image, scores (patches, its queries) and boxes (patches, 4) xyxy in its pixels.
+
+        OWLv2 pads each image to a square at the bottom and right, so boxes scale by the longer side.
+        """
+        import torch
+
+        inputs = self.processor(
+            text=queries,
+            images=images,
+            return_tensors="pt",
+            truncation=True,
+            max_length=self.options.max_query_tokens,
+        )
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        with torch.inference_mode():
+            output = self.model(**inputs)
+        logits = torch.sigmoid(output.logits.float()).cpu().numpy()
+        centres = output.pred_boxes.float().cpu().numpy()
+        scores, boxes = [], []
+        for k, (image, image_queries) in enumerate(zip(images, queries, strict=True)):
+            side = float(max(image.shape[:2]))
+            cx, cy, w, h = centres[k].T
+            boxes.append(np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) * side)
+            scores.append(logits[k, :, : len(image_queries)])  # the processor pads queries with " " to the batch max
+        return scores, boxes
