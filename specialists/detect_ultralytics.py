@@ -33,7 +33,7 @@ class UltralyticsOptions:
     iou: float = 0.7
     image_size: int = 640
     max_detections: int = 100
-    half: bool = True  # fp16 on GPU; ignored on CPU
+    fp16: bool = True  # fp16 on GPU (ultralytics' quantize=16); CPU runs fp32
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -92,7 +92,7 @@ class UltralyticsDetector(Specialist):
             iou=self.options.iou,
             imgsz=self.options.image_size,
             max_det=self.options.max_detections,
-            half=self.options.half and self.device != "cpu",
+            quantize=16 if self.options.fp16 and self.device != "cpu" else None,
             device=self.device,
             verbose=False,
         )

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from engine.config import parse_config
-from schemas.records import ImageRecord, Provenance, Region
+from schemas.records import ImageRecord, Provenance, Region, Text
 from schemas.validation import validate_record
 from tests.tiny_models.chain import build_specialists, run_chain
 from tests.tiny_models.profile import tiny_profile
@@ -26,6 +26,7 @@ def test_profile_validates_and_every_weight_is_found(profile) -> None:
     config = parse_config(profile, profile="tiny")
     backends = {s.backend for s in config.specialists}
     assert {"blip", "florence2", "clip_region_text", "llm_aggregator", "rapidocr", "haar", "grabcut"} <= backends
+    assert {"ultralytics", "hf_grounding", "sam_hf"} <= backends
     checks = [s.check_weights() for s in build_specialists(config)]
     assert [c.specialist for c in checks if not c.found] == []
 
@@ -38,6 +39,8 @@ def test_chain_writes_every_annotation_type_with_provenance_of_its_specialist(pr
     # Random-init detectors may find nothing: one known object box per image keeps region text and masks exercised.
     for record in records:
         record.regions.append(Region("object", (10, 8, 70, 60), "bus", Provenance("ground_truth", "manual", 0)))
+        # Random-init captioners write no noun phrases to ground: a known caption gives grounding phrases.
+        record.texts.append(Text("brief", "a red bus on the road", Provenance("ground_truth", "manual", 0)))
     times = run_chain(specialists, records, images)
     assert list(times) == [s.name for s in config.specialists]
     for record in records:
@@ -50,3 +53,7 @@ def test_chain_writes_every_annotation_type_with_provenance_of_its_specialist(pr
         assert any(r.kind == "region_caption" and r.provenance.source == "region_text" for r in record.regions)
         (given,) = [r for r in record.regions if r.provenance.source == "ground_truth"]
         assert given.mask is not None and tuple(given.mask.size) == (64, 96)
+        assert sum(r.kind == "object" and r.provenance.source == "yolo" for r in record.regions) == 3
+        phrases = [p for p in record.phrases if p.provenance.source == "grounding"]
+        assert {p.phrase for p in phrases} >= {"a red bus", "the road"}
+        assert all(g.mask is not None and tuple(g.mask.size) == (64, 96) for p in phrases for g in p.regions)

@@ -38,9 +38,11 @@ def build_tiny_owlv2(directory: Path) -> Path:
         patch_size=8,
     )
     torch.manual_seed(0)
-    model = Owlv2ForObjectDetection(
-        Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)
-    )  # OWL: = text width
+    # OWLv2 needs projection_dim equal to the text width (its class head compares them directly).
+    model = Owlv2ForObjectDetection(Owlv2Config(text_config=text, vision_config=vision, projection_dim=32))
+    with torch.no_grad():  # random box offsets saturate the sigmoid into zero-width boxes: keep them near each patch
+        model.box_head.dense2.weight.mul_(0.01)
+        model.box_head.dense2.bias.zero_()
     image_processor = Owlv2ImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
     Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
     model.save_pretrained(directory, safe_serialization=True)

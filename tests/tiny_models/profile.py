@@ -9,6 +9,9 @@ from tests.tiny_models.blip import build_tiny_blip
 from tests.tiny_models.causal_lm import build_tiny_causal_lm
 from tests.tiny_models.clip import build_tiny_clip
 from tests.tiny_models.florence import build_tiny_florence2
+from tests.tiny_models.owlv2 import build_tiny_owlv2
+from tests.tiny_models.sam import build_tiny_sam
+from tests.tiny_models.yolo import build_tiny_yolo
 
 SMALL = {"num_cpus": 0.25, "batch_size": 4, "pool_size": 1}
 
@@ -20,6 +23,8 @@ def build_tiny_model_dirs(tmp_dir: Path) -> dict[str, str]:
         "blip": build_tiny_blip,
         "clip": build_tiny_clip,
         "causal_lm": build_tiny_causal_lm,
+        "owlv2": build_tiny_owlv2,
+        "sam": build_tiny_sam,
     }
     dirs: dict[str, str] = {}
     for name, build in builders.items():
@@ -27,14 +32,19 @@ def build_tiny_model_dirs(tmp_dir: Path) -> dict[str, str]:
         if not (directory / "config.json").is_file():
             build(directory)
         dirs[name] = str(directory)
+    yolo = Path(tmp_dir) / "yolo" / "tiny-yolov8n.pt"
+    if not yolo.is_file():
+        build_tiny_yolo(yolo)
+    dirs["yolo"] = str(yolo)
     return dirs
 
 
 def tiny_profile(tmp_dir: Path) -> dict[str, Any]:
     """A profile mapping (for ``engine.config.parse_config``) with every backend on tiny models, in dependency order.
 
-    Captions and boxes first (BLIP, Florence-2, OCR, Haar), then region text over the boxes, masks over the
-    boxes, and the aggregator last (it reads captions, region texts and OCR).
+    Captions and boxes first (BLIP, Florence-2, OCR, Haar, YOLO), grounding of the captions' phrases, then region
+    text over the boxes, masks over the boxes (GrabCut, then SAM for what is left: grounded phrase boxes), and the
+    aggregator last (it reads captions, region texts and OCR).
     """
     dirs = build_tiny_model_dirs(tmp_dir)
     florence = {"model": dirs["florence2"], "max_new_tokens": 12, "num_beams": 1, "describe_regions": 2}
@@ -49,12 +59,25 @@ def tiny_profile(tmp_dir: Path) -> dict[str, Any]:
         {"name": "ocr", "backend": "rapidocr", "resources": SMALL},
         {"name": "haar", "backend": "haar", "resources": SMALL},
         {
+            "name": "yolo",
+            "backend": "ultralytics",
+            "resources": SMALL,
+            "options": {"weights": dirs["yolo"], "min_score": 0.0, "image_size": 64, "max_detections": 3},
+        },
+        {
+            "name": "grounding",
+            "backend": "hf_grounding",
+            "resources": SMALL,
+            "options": {"model": dirs["owlv2"], "min_score": 0.0, "max_regions": 2},
+        },
+        {
             "name": "region_text",
             "backend": "clip_region_text",
             "resources": SMALL,
             "options": {"model": dirs["clip"], "captioner": dirs["blip"], "caption_max_new_tokens": 6},
         },
         {"name": "grabcut", "backend": "grabcut", "resources": SMALL},
+        {"name": "sam", "backend": "sam_hf", "resources": SMALL, "options": {"model": dirs["sam"]}},
         {
             "name": "aggregator",
             "backend": "llm_aggregator",
