@@ -54,7 +54,7 @@ def stability_score(logits: Any, offset: float = 1.0, threshold: float = 0.0) ->
 class SamSegmenter(Specialist):
     backend: ClassVar[str] = "sam_hf"
     produces: ClassVar[frozenset[str]] = frozenset({"masks"})
-    requires: ClassVar[frozenset[str]] = frozenset({"regions", "phrases"})  # boxes of both are prompts
+    requires: ClassVar[frozenset[str]] = frozenset({"regions"})
     Options: ClassVar[type] = SamOptions
 
     def __init__(self, name: str, options: SamOptions, resources: Resources | None = None) -> None:
