@@ -19,6 +19,7 @@ SPECIALIST_BACKENDS: dict[str, str] = {
     "ultralytics": "specialists.detect_ultralytics:UltralyticsDetector",
     "sam_hf": "specialists.segment_sam_hf:SamSegmenter",
     "hf_grounding": "specialists.grounding_hf:OwlGrounding",
+    "hf_detection": "specialists.detect_hf:HfDetector",
 }
 
 FILTER_BACKENDS: dict[str, str] = {

@@ -1,0 +1,92 @@
+"""Object detection with a transformers detector (DETR family: DETR, Conditional/Deformable DETR, RT-DETR).
+
+Any checkpoint that ``AutoModelForObjectDetection`` loads, with its image processor's
+``post_process_object_detection``; labels come from the checkpoint's ``id2label``. DETR checkpoints
+with a timm backbone (``facebook/detr-resnet-50``) need the ``timm`` package, which is not a
+dependency: the default is RT-DETR (native backbone), pretrained on Objects365 like the paper's DINO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from schemas.records import ImageRecord, Region
+from schemas.stage import Resources
+from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
+from specialists.florence2 import hf_model_identity
+from specialists.torch_device import check_dtype, device_and_dtype
+
+
+@dataclass(frozen=True)
+class HfDetectionOptions:
+    """``min_score``: the detector's own cut (kept low: the confidence filter applies the profile's threshold
+    later, and audits see the score distribution). ``max_detections``: best boxes kept per image."""
+
+    model: str = "PekingU/rtdetr_r50vd_coco_o365"
+    revision: str | None = None
+    min_score: float = 0.05
+    max_detections: int = 100
+    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
+
+    def __post_init__(self) -> None:
+        check_dtype(self.dtype)
+
+
+class HfDetector(Specialist):
+    backend: ClassVar[str] = "hf_detection"
+    produces: ClassVar[frozenset[str]] = frozenset({"regions"})
+    Options: ClassVar[type] = HfDetectionOptions
+
+    def __init__(self, name: str, options: HfDetectionOptions, resources: Resources | None = None) -> None:
+        super().__init__(name, options, resources)
+        self.model: Any = None
+        self.processor: Any = None
+        self._model_id: str | None = None
+
+    def check_weights(self) -> WeightsCheck:
+        return resolve_hf_model(self.name, self.backend, self.options.model)
+
+    @property
+    def model_id(self) -> str:
+        if self._model_id is None:
+            self._model_id = hf_model_identity(self.check_weights(), self.options.revision)
+        return self._model_id
+
+    def load(self) -> None:
+        from transformers import AutoImageProcessor, AutoModelForObjectDetection
+
+        path = hf_snapshot_path(self.check_weights())
+        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
+        self.processor = AutoImageProcessor.from_pretrained(path)
+        self.model = AutoModelForObjectDetection.from_pretrained(path, dtype=self.dtype, use_safetensors=True)
+        self.model.to(self.device).eval()
+
+    def annotate(self, images: list[np.ndarray], records: list[ImageRecord]) -> None:
+        import torch
+
+        inputs = self.processor(images=images, return_tensors="pt")  # pads the batch and returns pixel_mask
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        with torch.inference_mode():
+            output = self.model(**inputs)
+        output.logits = output.logits.float()
+        output.pred_boxes = output.pred_boxes.float()
+        sizes = [image.shape[:2] for image in images]
+        results = self.processor.post_process_object_detection(
+            output, threshold=self.options.min_score, target_sizes=sizes
+        )
+        labels = self.model.config.id2label
+        provenance = self.provenance()
+        for record, result in zip(records, results, strict=True):
+            scores = result["scores"].cpu().numpy()
+            order = np.argsort(-scores, kind="stable")[: self.options.max_detections]
+            boxes = result["boxes"].cpu().numpy()[order]
+            clip = np.array([record.width, record.height] * 2, dtype=np.float64)
+            boxes = np.clip(boxes, 0, clip)
+            for box, score, label in zip(boxes, scores[order], result["labels"].cpu().numpy()[order], strict=True):
+                if box[2] > box[0] and box[3] > box[1]:
+                    text = labels.get(int(label), str(int(label)))
+                    record.regions.append(Region("object", tuple(box.tolist()), text, provenance, score=float(score)))
