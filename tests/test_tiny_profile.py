@@ -26,7 +26,7 @@ def test_profile_validates_and_every_weight_is_found(profile) -> None:
     config = parse_config(profile, profile="tiny")
     backends = {s.backend for s in config.specialists}
     assert {"blip", "florence2", "clip_region_text", "llm_aggregator", "rapidocr", "haar", "grabcut"} <= backends
-    assert {"ultralytics", "hf_grounding", "sam_hf"} <= backends
+    assert {"ultralytics", "hf_detection", "hf_grounding", "sam_hf"} <= backends
     checks = [s.check_weights() for s in build_specialists(config)]
     assert [c.specialist for c in checks if not c.found] == []
 
@@ -54,6 +54,7 @@ def test_chain_writes_every_annotation_type_with_provenance_of_its_specialist(pr
         (given,) = [r for r in record.regions if r.provenance.source == "ground_truth"]
         assert given.mask is not None and tuple(given.mask.size) == (64, 96)
         assert sum(r.kind == "object" and r.provenance.source == "yolo" for r in record.regions) == 3
+        assert sum(r.kind == "object" and r.provenance.source == "detr" for r in record.regions) == 3
         phrases = [p for p in record.phrases if p.provenance.source == "grounding"]
         assert {p.phrase for p in phrases} >= {"a red bus", "the road"}
         assert all(g.mask is not None and tuple(g.mask.size) == (64, 96) for p in phrases for g in p.regions)

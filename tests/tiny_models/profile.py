@@ -8,6 +8,7 @@ from typing import Any
 from tests.tiny_models.blip import build_tiny_blip
 from tests.tiny_models.causal_lm import build_tiny_causal_lm
 from tests.tiny_models.clip import build_tiny_clip
+from tests.tiny_models.detr import build_tiny_detr
 from tests.tiny_models.florence import build_tiny_florence2
 from tests.tiny_models.owlv2 import build_tiny_owlv2
 from tests.tiny_models.sam import build_tiny_sam
@@ -25,6 +26,7 @@ def build_tiny_model_dirs(tmp_dir: Path) -> dict[str, str]:
         "causal_lm": build_tiny_causal_lm,
         "owlv2": build_tiny_owlv2,
         "sam": build_tiny_sam,
+        "detr": build_tiny_detr,
     }
     dirs: dict[str, str] = {}
     for name, build in builders.items():
@@ -42,7 +44,7 @@ def build_tiny_model_dirs(tmp_dir: Path) -> dict[str, str]:
 def tiny_profile(tmp_dir: Path) -> dict[str, Any]:
     """A profile mapping (for ``engine.config.parse_config``) with every backend on tiny models, in dependency order.
 
-    Captions and boxes first (BLIP, Florence-2, OCR, Haar, YOLO), grounding of the captions' phrases, then region
+    Captions and boxes first (BLIP, Florence-2, OCR, Haar, YOLO, DETR), grounding of the captions' phrases, then region
     text over the boxes, masks over the boxes (GrabCut, then SAM for what is left: grounded phrase boxes), and the
     aggregator last (it reads captions, region texts and OCR).
     """
@@ -63,6 +65,12 @@ def tiny_profile(tmp_dir: Path) -> dict[str, Any]:
             "backend": "ultralytics",
             "resources": SMALL,
             "options": {"weights": dirs["yolo"], "min_score": 0.0, "image_size": 64, "max_detections": 3},
+        },
+        {
+            "name": "detr",
+            "backend": "hf_detection",
+            "resources": SMALL,
+            "options": {"model": dirs["detr"], "min_score": 0.0, "max_detections": 3},
         },
         {
             "name": "grounding",
