@@ -18,6 +18,7 @@ SPECIALIST_BACKENDS: dict[str, str] = {
     "llm_aggregator": "specialists.aggregator_llm:LlmAggregator",
     "ultralytics": "specialists.detect_ultralytics:UltralyticsDetector",
     "sam_hf": "specialists.segment_sam_hf:SamSegmenter",
+    "sam_ultralytics": "specialists.segment_sam_ultralytics:UltralyticsSamSegmenter",
     "hf_grounding": "specialists.grounding_hf:OwlGrounding",
     "hf_detection": "specialists.detect_hf:HfDetector",
 }

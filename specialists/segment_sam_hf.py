@@ -5,6 +5,7 @@ encoder and mask decoder together. Each object region gets ``mask`` (COCO RLE), 
 SA-1B quality measures as metrics: ``predicted_iou`` (the model's IoU head) and ``stability_score``
 (IoU of the mask logits thresholded at +1.0 and -1.0, as ``calculate_stability_score`` in
 segment-anything). Grounded phrase regions get masks and polygons too (they have no metrics field).
+Choosing the prompts and writing the masks are shared with the ultralytics backend (``segment_sam``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from schemas.masks import encode_mask, mask_to_polygon
-from schemas.records import ImageRecord
+from schemas.records import GroundedRegion, ImageRecord, Region
 from schemas.stage import Resources
 from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
 from specialists.florence2 import hf_model_identity
+from specialists.segment_sam import box_prompts, write_masks
+from specialists.segment_sam import stability_score as stability_score  # re-exported: its original home
 from specialists.torch_device import check_dtype, device_and_dtype
 
 
@@ -38,17 +40,6 @@ class SamOptions:
 
     def __post_init__(self) -> None:
         check_dtype(self.dtype)
-
-
-def stability_score(logits: Any, offset: float = 1.0, threshold: float = 0.0) -> Any:
-    """IoU between the masks at ``threshold + offset`` and ``threshold - offset`` over the last two dims.
-
-    The higher mask contains the lower one, so the IoU is a ratio of pixel counts (1.0 for an empty mask,
-    as in segment-anything's ``calculate_stability_score``, which divides 0 by 0 there).
-    """
-    high = (logits > threshold + offset).flatten(-2).sum(-1).float()
-    low = (logits > threshold - offset).flatten(-2).sum(-1).float()
-    return (high / low.clamp(min=1)).where(low > 0, low.new_ones(()))
 
 
 class SamSegmenter(Specialist):
@@ -80,12 +71,9 @@ class SamSegmenter(Specialist):
         self.processor = SamProcessor.from_pretrained(path)
         self.model = SamModel.from_pretrained(path, dtype=self.dtype, use_safetensors=True).to(self.device).eval()
 
-    def prompts(self, record: ImageRecord) -> list[Any]:
+    def prompts(self, record: ImageRecord) -> list[Region | GroundedRegion]:
         """The annotations to segment in one image: object regions without a mask, then grounded regions."""
-        targets: list[Any] = [r for r in record.regions if r.kind in self.options.kinds and r.mask is None]
-        if self.options.phrases:
-            targets += [g for p in record.phrases for g in p.regions if g.mask is None]
-        return [t for t in targets if t.bbox[2] > t.bbox[0] and t.bbox[3] > t.bbox[1]][: self.options.max_boxes]
+        return box_prompts(record, self.options.kinds, self.options.phrases, self.options.max_boxes)
 
     def annotate(self, images: list[np.ndarray], records: list[ImageRecord]) -> None:
         import torch
@@ -106,17 +94,7 @@ class SamSegmenter(Specialist):
                     (logits,) = self.processor.image_processor.post_process_masks(
                         low_res[:, chunk], *sizes, binarize=False
                     )
-                    self._attach(targets[chunk], logits[:, 0], iou[chunk])
-
-    def _attach(self, targets: list[Any], logits: Any, iou: Any) -> None:
-        stability = stability_score(logits, self.options.stability_offset)
-        for target, mask_logits, predicted, stable in zip(targets, logits, iou, stability, strict=True):
-            binary = (mask_logits > 0).numpy()
-            target.mask = encode_mask(binary)
-            target.polygon = mask_to_polygon(binary)
-            if hasattr(target, "metrics"):  # a Region; a GroundedRegion keeps only its mask and polygon
-                target.metrics["predicted_iou"] = float(predicted)
-                target.metrics["stability_score"] = float(stable)
+                    write_masks(targets[chunk], logits[:, 0], iou[chunk], self.options.stability_offset)
 
     def decode(
         self, embedding: Any, boxes: list[tuple[float, ...]], original_size: Any, reshaped_size: Any
