@@ -20,6 +20,7 @@ SPECIALIST_BACKENDS: dict[str, str] = {
     "sam_hf": "specialists.segment_sam_hf:SamSegmenter",
     "sam_ultralytics": "specialists.segment_sam_ultralytics:UltralyticsSamSegmenter",
     "hf_grounding": "specialists.grounding_hf:OwlGrounding",
+    "grounding_dino": "specialists.grounding_dino:GroundingDino",
     "hf_detection": "specialists.detect_hf:HfDetector",
 }
 

@@ -1,8 +1,11 @@
-"""Phrase grounding as in FLD-5B: noun phrases of each image text, grounded to boxes by OWLv2 (transformers).
+"""Phrase grounding as in FLD-5B: noun phrases of each image text, grounded to boxes by a zero-shot detector.
+
+``PhraseGrounding`` is the shared part; a backend only loads its model and scores boxes against phrases:
+OWLv2 here (``hf_grounding``), Grounding DINO in ``specialists/grounding_dino.py``.
 
 Phrases are the text filter's noun-phrase spans (``Text.analysis.noun_phrases``) when it already ran,
 else spaCy noun chunks; blacklisted phrases (``filters/blacklists/phrases.txt``) are never grounded.
-Every distinct phrase of an image is one OWLv2 text query; all images of a batch go through the model
+Every distinct phrase of an image is one text query; all images of a batch go through the model
 once. A phrase's regions are its boxes scoring at least ``min_score``, de-duplicated by NMS, best
 ``max_regions`` kept; a phrase with none is not written. Each occurrence becomes a text-phrase-region
 triplet with its character span, and the phrase score is its best box's.
@@ -10,6 +13,7 @@ triplet with its character span, and the phrase score is its best box's.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -71,8 +75,9 @@ def ground_boxes(
     return [(tuple(float(v) for v in kept_boxes[i]), float(kept_scores[i])) for i in order]
 
 
-class OwlGrounding(Specialist):
-    backend: ClassVar[str] = "hf_grounding"
+class PhraseGrounding(Specialist):
+    """Phrases grounded by a transformers zero-shot detector; subclasses implement ``load_model`` and ``detect``."""
+
     produces: ClassVar[frozenset[str]] = frozenset({"phrases"})
     requires: ClassVar[frozenset[str]] = frozenset({"texts"})
     Options: ClassVar[type] = GroundingOptions
@@ -93,15 +98,12 @@ class OwlGrounding(Specialist):
         return self._model_id
 
     def load(self) -> None:
-        from transformers import Owlv2ForObjectDetection, Owlv2Processor
-
         from filters.blacklist import Blacklist
         from filters.spacy_model import load_spacy
 
         path = hf_snapshot_path(self.check_weights())
         self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
-        self.processor = Owlv2Processor.from_pretrained(path)
-        self.model = Owlv2ForObjectDetection.from_pretrained(path, dtype=self.dtype, use_safetensors=True)
+        self.load_model(path)
         self.model.to(self.device).eval()
         self.nlp = load_spacy(disable=("ner",))
         self.blacklist = Blacklist.configured("phrases", self.options.blacklist_files, nlp=self.nlp)
@@ -156,6 +158,24 @@ class OwlGrounding(Specialist):
                 record.phrases.append(
                     Phrase(span.text.id, span.start, span.end, span.phrase, regions, provenance, score=found[0][1])
                 )
+
+    @abstractmethod
+    def load_model(self, path: str) -> None:
+        """Set ``self.processor`` and ``self.model`` (in ``self.dtype``) from the checkpoint directory ``path``."""
+
+    @abstractmethod
+    def detect(self, images: list[np.ndarray], queries: list[list[str]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per image: scores (boxes, its queries) and boxes (boxes, 4) xyxy in its pixels."""
+
+
+class OwlGrounding(PhraseGrounding):
+    backend: ClassVar[str] = "hf_grounding"
+
+    def load_model(self, path: str) -> None:
+        from transformers import Owlv2ForObjectDetection, Owlv2Processor
+
+        self.processor = Owlv2Processor.from_pretrained(path)
+        self.model = Owlv2ForObjectDetection.from_pretrained(path, dtype=self.dtype, use_safetensors=True)
 
     def detect(self, images: list[np.ndarray], queries: list[list[str]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """OWLv2 on a batch: per image, scores (patches, its queries) and boxes (patches, 4) xyxy in its pixels.
