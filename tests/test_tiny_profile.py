@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from engine.config import parse_config
+from schemas.masks import decode_mask
 from schemas.records import ImageRecord, Provenance, Region, Text
 from schemas.validation import validate_record
 from tests.tiny_models.chain import build_specialists, run_chain
@@ -26,7 +27,7 @@ def test_profile_validates_and_every_weight_is_found(profile) -> None:
     config = parse_config(profile, profile="tiny")
     backends = {s.backend for s in config.specialists}
     assert {"blip", "florence2", "clip_region_text", "llm_aggregator", "rapidocr", "haar", "grabcut"} <= backends
-    assert {"ultralytics", "hf_detection", "hf_grounding", "sam_hf"} <= backends
+    assert {"ultralytics", "hf_detection", "hf_grounding", "grounding_dino", "sam_hf", "sam_ultralytics"} <= backends
     checks = [s.check_weights() for s in build_specialists(config)]
     assert [c.specialist for c in checks if not c.found] == []
 
@@ -58,3 +59,17 @@ def test_chain_writes_every_annotation_type_with_provenance_of_its_specialist(pr
         phrases = [p for p in record.phrases if p.provenance.source == "grounding"]
         assert {p.phrase for p in phrases} >= {"a red bus", "the road"}
         assert all(g.mask is not None and tuple(g.mask.size) == (64, 96) for p in phrases for g in p.regions)
+        # BLIP's random caption may give phrases too: the known caption's are exactly its two noun chunks.
+        (caption,) = [t for t in record.texts if t.provenance.source == "ground_truth"]
+        dino = [p for p in record.phrases if p.provenance.source == "grounding_dino"]
+        assert [(p.phrase, p.start, p.end) for p in dino if p.text_id == caption.id] == [
+            ("a red bus", 0, 9),
+            ("the road", 13, 21),
+        ]
+        assert all(1 <= len(p.regions) <= 2 for p in dino)
+        assert all(g.mask is not None and tuple(g.mask.size) == (64, 96) for p in dino for g in p.regions)
+        # GrabCut took the known box; ultralytics SAM the detectors' boxes, with SAM's quality metrics.
+        assert "grabcut_fill" in given.metrics
+        detected = [r for r in record.regions if r.provenance.source in ("yolo", "detr")]
+        assert all(decode_mask(r.mask).shape == (64, 96) for r in detected)
+        assert all({"predicted_iou", "stability_score"} <= set(r.metrics) for r in detected)

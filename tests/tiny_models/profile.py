@@ -10,8 +10,11 @@ from tests.tiny_models.causal_lm import build_tiny_causal_lm
 from tests.tiny_models.clip import build_tiny_clip
 from tests.tiny_models.detr import build_tiny_detr
 from tests.tiny_models.florence import build_tiny_florence2
+from tests.tiny_models.grounding_dino import build_tiny_grounding_dino
 from tests.tiny_models.owlv2 import build_tiny_owlv2
 from tests.tiny_models.sam import build_tiny_sam
+from tests.tiny_models.sam_ultralytics import IMAGE_SIZE as MOBILE_SAM_SIZE
+from tests.tiny_models.sam_ultralytics import build_tiny_mobile_sam
 from tests.tiny_models.yolo import build_tiny_yolo
 
 SMALL = {"num_cpus": 0.25, "batch_size": 4, "pool_size": 1}
@@ -25,6 +28,7 @@ def build_tiny_model_dirs(tmp_dir: Path) -> dict[str, str]:
         "clip": build_tiny_clip,
         "causal_lm": build_tiny_causal_lm,
         "owlv2": build_tiny_owlv2,
+        "grounding_dino": build_tiny_grounding_dino,
         "sam": build_tiny_sam,
         "detr": build_tiny_detr,
     }
@@ -38,15 +42,20 @@ def build_tiny_model_dirs(tmp_dir: Path) -> dict[str, str]:
     if not yolo.is_file():
         build_tiny_yolo(yolo)
     dirs["yolo"] = str(yolo)
+    mobile_sam = Path(tmp_dir) / "sam_ultralytics" / "tiny-mobile_sam.pt"  # ultralytics reads the name's ending
+    if not mobile_sam.is_file():
+        build_tiny_mobile_sam(mobile_sam)
+    dirs["sam_ultralytics"] = str(mobile_sam)
     return dirs
 
 
 def tiny_profile(tmp_dir: Path) -> dict[str, Any]:
     """A profile mapping (for ``engine.config.parse_config``) with every backend on tiny models, in dependency order.
 
-    Captions and boxes first (BLIP, Florence-2, OCR, Haar, YOLO, DETR), grounding of the captions' phrases, then region
-    text over the boxes, masks over the boxes (GrabCut, then SAM for what is left: grounded phrase boxes), and the
-    aggregator last (it reads captions, region texts and OCR).
+    Captions and boxes first (BLIP, Florence-2, OCR, Haar, YOLO, DETR), grounding of the captions' phrases (OWLv2, then
+    Grounding DINO), then region text over the boxes, masks (GrabCut for each image's first object box, transformers SAM
+    for the grounded phrase boxes, ultralytics SAM for the object boxes left), and the aggregator last (it reads
+    captions, region texts and OCR). Every mask stage is given boxes no earlier one took, so each one has work.
     """
     dirs = build_tiny_model_dirs(tmp_dir)
     florence = {"model": dirs["florence2"], "max_new_tokens": 12, "num_beams": 1, "describe_regions": 2}
@@ -79,13 +88,26 @@ def tiny_profile(tmp_dir: Path) -> dict[str, Any]:
             "options": {"model": dirs["owlv2"], "min_score": 0.0, "max_regions": 2},
         },
         {
+            "name": "grounding_dino",
+            "backend": "grounding_dino",
+            "resources": SMALL,
+            # A random-init model's scores mean nothing: thresholds of 0 keep every box, so every phrase is grounded.
+            "options": {"model": dirs["grounding_dino"], "min_score": 0.0, "box_threshold": 0.0, "max_regions": 2},
+        },
+        {
             "name": "region_text",
             "backend": "clip_region_text",
             "resources": SMALL,
             "options": {"model": dirs["clip"], "captioner": dirs["blip"], "caption_max_new_tokens": 6},
         },
-        {"name": "grabcut", "backend": "grabcut", "resources": SMALL},
-        {"name": "sam", "backend": "sam_hf", "resources": SMALL, "options": {"model": dirs["sam"]}},
+        {"name": "grabcut", "backend": "grabcut", "resources": SMALL, "options": {"max_regions": 1}},
+        {"name": "sam", "backend": "sam_hf", "resources": SMALL, "options": {"model": dirs["sam"], "kinds": []}},
+        {
+            "name": "sam_ultralytics",
+            "backend": "sam_ultralytics",
+            "resources": SMALL,
+            "options": {"weights": dirs["sam_ultralytics"], "image_size": MOBILE_SAM_SIZE, "phrases": False},
+        },
         {
             "name": "aggregator",
             "backend": "llm_aggregator",
