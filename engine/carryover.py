@@ -19,8 +19,9 @@ import pyarrow.parquet as pq
 
 from engine.config import WriterConfig
 from engine.errors import OutputError
-from engine.incremental import Level, RowPlan, StagePlan, stages_map
+from engine.incremental import Level, RowPlan, StagePlan
 from engine.ingest import WorkItem
+from engine.stage_runner import stages_map
 from engine.writer import ShardInfo, ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA
 from schemas.records import ImageRecord

@@ -62,12 +62,15 @@ class WriterConfig:
 
 @dataclass(frozen=True)
 class RayConfig:
-    """``address``: a cluster to join (``auto`` or ``ray://...``); None starts a local Ray."""
+    """``address``: a cluster to join (``auto`` or ``ray://...``); None starts a local Ray.
+    ``fuse_cpu_stages``: consecutive CPU-only stages share a Ray Data step (see
+    ``engine/stage_groups.py``); false gives every stage its own actor pool or tasks."""
 
     address: str | None = None
     num_cpus: int | None = None
     object_store_memory_mb: int | None = None
     decode_batch_size: int = 8
+    fuse_cpu_stages: bool = True
 
 
 @dataclass(frozen=True)

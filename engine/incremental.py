@@ -30,13 +30,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from engine.stage_runner import StageWorker, run_stage_on_table
-from schemas.arrow import IN_FLIGHT_SCHEMA
 from schemas.records import ImageRecord, Phrase, Region, Text
-from schemas.stage import Stage
 
 SPECIALISTS = "specialists"
 FILTERS = "filters"
@@ -122,29 +116,3 @@ class StagePlan:
 
 def _collection(record: ImageRecord, annotation: Text | Region | Phrase) -> list[Any]:
     return {Text: record.texts, Region: record.regions, Phrase: record.phrases}[type(annotation)]
-
-
-def stages_map(value: object) -> dict[str, str]:
-    """A ``stages`` cell as read from Arrow (a list of pairs) or from Python (a dict)."""
-    items = value.items() if isinstance(value, dict) else (value or [])
-    return {str(k): str(v) for k, v in items}  # type: ignore[union-attr]
-
-
-def run_stage_where_stale(stage: Stage, table: pa.Table, max_pixels: int) -> pa.Table:
-    """Run ``stage`` on the rows that do not yet carry its current fingerprint; pass the others through."""
-    fingerprint = stage.fingerprint()
-    fresh = [stages_map(cell).get(stage.name) == fingerprint for cell in table.column("stages").to_pylist()]
-    if not any(fresh):
-        return run_stage_on_table(stage, table, max_pixels)
-    if all(fresh):
-        return table
-    mask = pa.array(fresh)
-    done = table.filter(mask).select(IN_FLIGHT_SCHEMA.names).cast(IN_FLIGHT_SCHEMA)
-    return pa.concat_tables([done, run_stage_on_table(stage, table.filter(pc.invert(mask)), max_pixels)])
-
-
-class IncrementalStageWorker(StageWorker):
-    """The actor-pool callable of a model stage that skips rows it already annotated."""
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        return run_stage_where_stale(self.stage, batch, self.max_pixels)

@@ -11,12 +11,11 @@ Ray starts only when there is something to probe or annotate.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,26 +26,32 @@ import pyarrow as pa
 from engine.carryover import Candidate, plan_carry_over, previous_paths
 from engine.config import EngineConfig, StageConfig
 from engine.counts import merge_counts, value_counts
-from engine.incremental import FILTERS, IncrementalStageWorker, StagePlan, StageSpec, run_stage_where_stale
+from engine.image_bytes import INGEST_STAGE, attach_image_bytes
+from engine.incremental import FILTERS, StagePlan, StageSpec
 from engine.ingest import ProbedFile, discover, plan_work, probe_file
 from engine.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
 from engine.manifest import Manifest, all_manifests, publish
 from engine.output_lock import OutputLock
 from engine.probe_cache import PROBE_INDEX_SCHEMA, load_probe_cache, probed_from_row, split_by_cache
 from engine.ray_session import ray_session
+from engine.stage_groups import StageGroup, group_stages
+from engine.stage_runner import StageChainWorker, run_stages_on_table
 from engine.tombstones import TOMBSTONE_SCHEMA, find_tombstones
 from engine.typed_config import ConfigError
 from engine.weights import describe_missing
 from engine.writer import ShardInfo, ShardWriter, write_table_atomically
-from schemas.arrow import ANNOTATION_SCHEMA, IN_FLIGHT_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
+from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
 from schemas.records import ImageRecord
+from schemas.stage import Resources
 from specialists.base import WeightsNotFound
 
-INGEST_STAGE = "ingest"
 MAX_INPUT_BLOCKS = 1000
 LOADER_CPUS = 0.25
 # Filter reruns of at most this many rows run in this process when nothing else needs Ray.
 IN_PROCESS_ROWS = 2000
+# New files of at most this many bytes in all are probed in this process: starting Ray's probe tasks
+# costs seconds of CPU, more than hashing and decoding a few dozen MB (a small refresh, a sample run).
+IN_PROCESS_PROBE_BYTES = 64 * 1024**2
 PIXEL_FREE_BLOCK_ROWS = 256
 Progress = Callable[[str], None]
 
@@ -90,6 +95,14 @@ class PlannedStage:
     holds_model: bool
     requires: frozenset[str] = frozenset()
     produces: frozenset[str] = frozenset()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def resources(self) -> Resources:
+        return self.config.resources
 
     def spec(self) -> StageSpec:
         return StageSpec(self.config.name, self.kind, self.fingerprint, self.requires, self.produces)
@@ -143,35 +156,8 @@ def _probe_batch(batch: pa.Table, max_pixels: int, max_bytes: int) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=PROBE_INDEX_SCHEMA)
 
 
-def _attach_bytes(batch: pa.Table, read: bool) -> pa.Table:
-    """Add each row's image bytes (empty when ``read`` is False); a file that vanished or changed
-    since probing gets an ingest error."""
-    batch = batch.select(ANNOTATION_SCHEMA.names)
-    data: list[bytes] = []
-    failures: dict[int, str] = {}
-    uris, ids = batch.column("source_uri").to_pylist(), batch.column("image_id").to_pylist()
-    for i, (uri, image_id) in enumerate(zip(uris, ids, strict=True)):
-        content = b""
-        if read:
-            try:
-                content = Path(uri).read_bytes()
-                if hashlib.sha256(content).hexdigest() != image_id:
-                    failures[i] = "changed_since_probe: file bytes changed during the run"
-            except OSError as error:
-                failures[i] = f"unreadable: {error}"
-        data.append(content)
-    if failures:
-        errors = batch.column("errors").to_pylist()
-        for i, message in failures.items():
-            errors[i] = [*(errors[i] or []), {"stage": INGEST_STAGE, "message": message}]
-        index = batch.schema.get_field_index("errors")
-        batch = batch.set_column(index, "errors", pa.array(errors, type=ANNOTATION_SCHEMA.field("errors").type))
-    position = IN_FLIGHT_SCHEMA.get_field_index("image_bytes")
-    batch = batch.add_column(position, IN_FLIGHT_SCHEMA.field("image_bytes"), pa.array(data, pa.large_binary()))
-    return batch.cast(IN_FLIGHT_SCHEMA)
-
-
 _TASK_STAGES: dict[tuple[str, str], Any] = {}
+StageConfigs = tuple[tuple[StageConfig, str], ...]
 
 
 def _task_stage(stage_config: StageConfig, kind: str) -> Any:
@@ -184,11 +170,31 @@ def _task_stage(stage_config: StageConfig, kind: str) -> Any:
     return _TASK_STAGES[key]
 
 
-def _run_task_stage(batch: pa.Table, stage_config: StageConfig, kind: str, max_pixels: int) -> pa.Table:
-    return run_stage_where_stale(_task_stage(stage_config, kind), batch, max_pixels)
+def _run_task_group(batch: pa.Table, stages: StageConfigs, max_pixels: int, read_bytes: bool | None) -> pa.Table:
+    if read_bytes is not None:
+        batch = attach_image_bytes(batch, read_bytes)
+    return run_stages_on_table([_task_stage(config, kind) for config, kind in stages], batch, max_pixels)
 
 
-def _check_capacity(stages: list[PlannedStage]) -> None:
+def _named_worker(group_name: str) -> type:
+    """The actor class of one stage group, named after it: Ray's process titles and progress bars then
+    say ``MapBatches(ocr+haar)`` rather than one class name for every stage."""
+    return type(group_name, (StageChainWorker,), {"__qualname__": group_name})
+
+
+def _named_task(group_name: str) -> Callable[..., pa.Table]:
+    def run(batch: pa.Table, **kwargs: Any) -> pa.Table:
+        return _run_task_group(batch, **kwargs)
+
+    run.__name__ = run.__qualname__ = group_name
+    return run
+
+
+def _stage_configs(group: StageGroup) -> StageConfigs:
+    return tuple((stage.config, stage.kind) for stage in group.stages)  # type: ignore[attr-defined]
+
+
+def _check_capacity(groups: list[StageGroup]) -> None:
     """Fail clearly when the stages cannot all run at once: Ray Data would otherwise wait forever.
 
     Actor pools hold their CPUs for the whole run, so beside them there must remain room for the
@@ -197,9 +203,9 @@ def _check_capacity(stages: list[PlannedStage]) -> None:
     import ray
 
     resources = ray.cluster_resources()
-    largest_task = max([LOADER_CPUS] + [s.config.resources.num_cpus for s in stages if not s.holds_model])
+    largest_task = max([LOADER_CPUS] + [g.resources.num_cpus for g in groups if not g.holds_model])
     for name, total in (("CPU", "num_cpus"), ("GPU", "num_gpus")):
-        demand = sum(getattr(s.config.resources, total) * s.config.resources.pool_size for s in stages if s.holds_model)
+        demand = sum(getattr(g.resources, total) * g.resources.pool_size for g in groups if g.holds_model)
         needed = demand + (largest_task if name == "CPU" else 0.0)
         available = resources.get(name, 0.0)
         if needed > available + 1e-9:
@@ -225,16 +231,17 @@ def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConf
 
     # Blocks are the streaming unit; without file reads, larger blocks cost less scheduling.
     ds = ray.data.from_arrow(_blocks(rows, config.ray.decode_batch_size if read_pixels else PIXEL_FREE_BLOCK_ROWS))
-    ds = ds.map_batches(
-        _attach_bytes,
-        fn_kwargs={"read": read_pixels},
-        batch_format="pyarrow",
-        batch_size=config.ray.decode_batch_size,
-        num_cpus=LOADER_CPUS,
-    )
+    groups = group_stages(stages, config.ray.fuse_cpu_stages)
+    if not groups:
+        return ds.map_batches(
+            attach_image_bytes, fn_kwargs={"read": read_pixels}, batch_format="pyarrow", num_cpus=LOADER_CPUS
+        )
     max_pixels = config.ingest.max_pixels
-    for stage in stages:
-        resources = stage.config.resources
+    for position, group in enumerate(groups):
+        # The first step reads each image's bytes where it decodes them: no loader processes, one hop less.
+        read_bytes = read_pixels if position == 0 else None
+        arguments = {"stages": _stage_configs(group), "max_pixels": max_pixels, "read_bytes": read_bytes}
+        resources = group.resources
         common: dict[str, Any] = {
             "batch_format": "pyarrow",
             "batch_size": resources.batch_size,
@@ -242,17 +249,17 @@ def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConf
         }
         if resources.num_gpus:
             common["num_gpus"] = resources.num_gpus
-        if stage.holds_model:
+        if group.holds_model:
             ds = ds.map_batches(
-                IncrementalStageWorker,
-                fn_constructor_kwargs={"stage_config": stage.config, "kind": stage.kind, "max_pixels": max_pixels},
+                _named_worker(group.name),
+                fn_constructor_kwargs=arguments,
                 compute=ActorPoolStrategy(size=resources.pool_size),
                 **common,
             )
         else:
             ds = ds.map_batches(
-                _run_task_stage,
-                fn_kwargs={"stage_config": stage.config, "kind": stage.kind, "max_pixels": max_pixels},
+                _named_task(group.name),
+                fn_kwargs=arguments,
                 **common,
             )
     return ds
@@ -264,10 +271,7 @@ def run_in_process(rows: pa.Table, stages: list[PlannedStage], config: EngineCon
     for stage in created:
         stage.setup()
     for batch in _blocks(rows, PIXEL_FREE_BLOCK_ROWS):
-        table = _attach_bytes(batch, read=False)
-        for stage in created:
-            table = run_stage_where_stale(stage, table, config.ingest.max_pixels)
-        yield table
+        yield run_stages_on_table(created, attach_image_bytes(batch, read=False), config.ingest.max_pixels)
 
 
 def _ingest_failure(row: dict[str, Any]) -> str | None:
@@ -315,8 +319,20 @@ class _LazyRay:
             self.stack.enter_context(
                 ray_session(self.request.config.ray, self.request.address, self.request.progress_bars)
             )
-            _check_capacity(self.stages)
+            _check_capacity(group_stages(self.stages, self.request.config.ray.fuse_cpu_stages))
             self.started = True
+
+
+def _total_bytes(files: list[str]) -> int:
+    total = 0
+    for path in files:
+        with suppress(OSError):  # probing reports it
+            total += os.stat(path).st_size
+    return total
+
+
+def _probe_limits(config: EngineConfig) -> dict[str, int]:
+    return {"max_pixels": config.ingest.max_pixels, "max_bytes": config.ingest.max_bytes}
 
 
 def _probe_misses(files: list[str], config: EngineConfig) -> list[dict[str, Any]]:
@@ -325,10 +341,10 @@ def _probe_misses(files: list[str], config: EngineConfig) -> list[dict[str, Any]
     probe = ray.data.from_items([{"source_uri": f} for f in files], override_num_blocks=max(1, min(len(files), 32)))
     return probe.map_batches(
         _probe_batch,
-        fn_kwargs={"max_pixels": config.ingest.max_pixels, "max_bytes": config.ingest.max_bytes},
+        fn_kwargs=_probe_limits(config),
         batch_format="pyarrow",
         batch_size=16,
-        num_cpus=0.5,
+        num_cpus=1,  # hashing and decoding fill a core; fewer concurrent tasks start fewer worker processes
     ).take_all()
 
 
@@ -400,7 +416,9 @@ def _refresh(request: RunRequest, run_id: str, progress: Progress) -> RunResult:
         cache = {} if request.full else load_probe_cache(root, previous, ingest_key)
         split = split_by_cache(files, cache)
         index_rows = list(split.hit_rows)
-        if split.misses:
+        if split.misses and _total_bytes(split.misses) <= IN_PROCESS_PROBE_BYTES:
+            index_rows += _probe_batch(pa.table({"source_uri": split.misses}), **_probe_limits(config)).to_pylist()
+        elif split.misses:
             ensure_ray()
             index_rows += _probe_misses(split.misses, config)
         probed = split.hits + [probed_from_row(row) for row in index_rows[len(split.hits) :]]

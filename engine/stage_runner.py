@@ -1,18 +1,21 @@
-"""Running one stage over an Arrow batch, isolating failures to the images that caused them.
+"""Running a chain of stages over an Arrow batch, isolating failures to the images that caused them.
 
-``run_stage_on_table`` is a pure function (no Ray); ``StageWorker`` is the callable class Ray
-Data holds in an actor pool, so the stage's model loads once per actor.
+``run_stages_on_table`` is a pure function (no Ray): one Arrow -> records -> Arrow conversion and at
+most one decode per image for the whole chain. ``StageChainWorker`` is the callable class Ray Data
+holds in an actor pool, so each stage's model loads once per actor.
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from engine.image_bytes import attach_image_bytes
 from engine.ingest import BadImage, decode_image
 from schemas.arrow import IN_FLIGHT_SCHEMA
 from schemas.records import ImageRecord, StageError
@@ -26,64 +29,121 @@ def _error_message(error: BaseException) -> str:
     return trace[:MAX_ERROR_CHARS]
 
 
-def _decode(rows: list[dict[str, Any]], max_pixels: int) -> tuple[list[np.ndarray | None], list[str | None]]:
-    images: list[np.ndarray | None] = []
-    failures: list[str | None] = []
-    for row in rows:
+def stages_map(value: object) -> dict[str, str]:
+    """A ``stages`` cell as read from Arrow (a list of pairs) or from Python (a dict)."""
+    items = value.items() if isinstance(value, dict) else (value or [])
+    return {str(k): str(v) for k, v in items}  # type: ignore[union-attr]
+
+
+def _decode(rows: list[dict[str, Any]], wanted: set[int], max_pixels: int) -> tuple[list[Any], list[str | None]]:
+    images: list[np.ndarray | None] = [None] * len(rows)
+    failures: list[str | None] = [None] * len(rows)
+    for i in wanted:
         try:
-            images.append(decode_image(row["image_bytes"], max_pixels)[0])
-            failures.append(None)
+            images[i] = decode_image(rows[i]["image_bytes"], max_pixels)[0]
         except BadImage as error:
-            images.append(None)
-            failures.append(str(error))
+            failures[i] = str(error)
     return images, failures
 
 
-def run_stage_on_table(stage: Stage, table: pa.Table, max_pixels: int) -> pa.Table:
-    """Apply ``stage`` to every row of ``table`` (in-flight schema); return the updated table.
+class _Batch:
+    """The records of one Arrow batch, their decoded images, and which rows each stage must process."""
 
-    The stage first runs on the whole batch. If it raises, each image runs alone, so one bad image
-    costs only its own annotations from this stage: it gets a :class:`StageError` and the run goes on.
-    Every row records the stage's fingerprint in ``stages``.
+    def __init__(self, stages: Sequence[Stage], table: pa.Table, max_pixels: int, todo: list[list[int]]) -> None:
+        self.stages, self.todo = stages, todo
+        self.rows = table.to_pylist()
+        self.records = [ImageRecord.from_row(row) for row in self.rows]
+        wanted = {i for stage, rows in zip(stages, todo, strict=True) if stage.needs_pixels for i in rows}
+        self.images, self.failures = _decode(self.rows, wanted, max_pixels)
+
+    def run_batched(self) -> None:
+        """Each stage once over all its rows; raises if a stage raises (the caller then goes image by image)."""
+        for stage, rows in zip(self.stages, self.todo, strict=True):
+            ready = [i for i in rows if not stage.needs_pixels or self.failures[i] is None]
+            if ready:
+                images = [self.images[i] for i in ready] if stage.needs_pixels else None
+                stage.process([self.records[i] for i in ready], images)
+            self._finish(stage, rows)
+
+    def run_image_by_image(self) -> None:
+        """From the batch's original rows, every image alone; a stage failing on an image loses only its own work."""
+        self.records = [ImageRecord.from_row(row) for row in self.rows]
+        for stage, rows in zip(self.stages, self.todo, strict=True):
+            for i in rows:
+                if stage.needs_pixels and self.failures[i] is not None:
+                    continue
+                before = self.records[i].to_row()
+                try:
+                    stage.process([self.records[i]], [self.images[i]] if stage.needs_pixels else None)
+                except Exception as error:
+                    self.records[i] = ImageRecord.from_row(before)
+                    self.records[i].errors.append(StageError(stage.name, _error_message(error)))
+            self._finish(stage, rows)
+
+    def _finish(self, stage: Stage, rows: list[int]) -> None:
+        fingerprint = stage.fingerprint()
+        for i in rows:
+            if stage.needs_pixels and self.failures[i] is not None:
+                self.records[i].errors.append(StageError(stage.name, f"decode failed: {self.failures[i]}"))
+            self.records[i].stages[stage.name] = fingerprint
+
+    def table(self) -> pa.Table:
+        out_rows = []
+        for row, record in zip(self.rows, self.records, strict=True):
+            out = record.to_row()
+            out["image_bytes"] = row["image_bytes"]
+            out_rows.append(out)
+        return pa.Table.from_pylist(out_rows, schema=IN_FLIGHT_SCHEMA)
+
+
+def run_stages_on_table(stages: Sequence[Stage], table: pa.Table, max_pixels: int, only_stale: bool = True) -> pa.Table:
+    """Apply ``stages`` in order to the rows of ``table`` (in-flight schema); return the updated table.
+
+    With ``only_stale`` a stage skips rows that already carry its current fingerprint, and a batch
+    that no stage needs passes through untouched. The chain first runs batched. If a stage raises,
+    the chain runs again image by image from the original rows, so one bad image costs only that
+    stage's annotations on it: it gets a :class:`StageError` and the run goes on. Every processed
+    row records each stage's fingerprint in ``stages``.
     """
-    rows = table.to_pylist()
-    images, failures = _decode(rows, max_pixels) if stage.needs_pixels else ([None] * len(rows), [None] * len(rows))
-    records = [ImageRecord.from_row(row) for row in rows]
-    ready = [i for i, failure in enumerate(failures) if failure is None]
+    recorded = [stages_map(cell) for cell in table.column("stages").to_pylist()]
+    todo = [
+        [i for i, seen in enumerate(recorded) if not only_stale or seen.get(stage.name) != stage.fingerprint()]
+        for stage in stages
+    ]
+    if not any(todo):
+        return table
+    batch = _Batch(stages, table, max_pixels, todo)
     try:
-        stage.process([records[i] for i in ready], [images[i] for i in ready] if stage.needs_pixels else None)
+        batch.run_batched()
     except Exception:
-        records = [ImageRecord.from_row(row) for row in rows]
-        for i in ready:
-            try:
-                stage.process([records[i]], [images[i]] if stage.needs_pixels else None)  # type: ignore[list-item]
-            except Exception as error:
-                records[i] = ImageRecord.from_row(rows[i])
-                records[i].errors.append(StageError(stage.name, _error_message(error)))
-    fingerprint = stage.fingerprint()
-    out_rows = []
-    for row, record, failure in zip(rows, records, failures, strict=True):
-        if failure is not None:
-            record.errors.append(StageError(stage.name, f"decode failed: {failure}"))
-        record.stages[stage.name] = fingerprint
-        out = record.to_row()
-        out["image_bytes"] = row["image_bytes"]
-        out_rows.append(out)
-    return pa.Table.from_pylist(out_rows, schema=IN_FLIGHT_SCHEMA)
+        batch.run_image_by_image()
+    return batch.table()
 
 
-class StageWorker:
-    """A Ray Data callable class: builds and sets up one stage per actor, then runs batches."""
+def run_stage_on_table(stage: Stage, table: pa.Table, max_pixels: int) -> pa.Table:
+    """Apply one ``stage`` to every row of ``table``, whatever fingerprints the rows carry."""
+    return run_stages_on_table([stage], table, max_pixels, only_stale=False)
 
-    def __init__(self, stage_config: Any, kind: str, max_pixels: int) -> None:
-        self.stage = stage_config.create(kind)
-        self.stage.setup()
-        if stage_config.resources.num_gpus == 0:
-            _limit_torch_threads(stage_config.resources.num_cpus)
-        self.max_pixels = max_pixels
+
+class StageChainWorker:
+    """A Ray Data callable class: builds and sets up a chain of stages once per actor, then runs batches.
+
+    ``stages`` holds (stage configuration, kind) pairs; stages skip rows that already carry their
+    fingerprint (incremental refresh). ``read_bytes`` (True or False) makes the worker attach each
+    row's image bytes first, read from its file or left empty; None: the batch already has them."""
+
+    def __init__(self, stages: Sequence[tuple[Any, str]], max_pixels: int, read_bytes: bool | None = None) -> None:
+        self.stages = [config.create(kind) for config, kind in stages]
+        for stage in self.stages:
+            stage.setup()
+        if all(config.resources.num_gpus == 0 for config, _ in stages):
+            _limit_torch_threads(max(config.resources.num_cpus for config, _ in stages))
+        self.max_pixels, self.read_bytes = max_pixels, read_bytes
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return run_stage_on_table(self.stage, batch, self.max_pixels)
+        if self.read_bytes is not None:
+            batch = attach_image_bytes(batch, self.read_bytes)
+        return run_stages_on_table(self.stages, batch, self.max_pixels)
 
 
 def _limit_torch_threads(num_cpus: float) -> None:

@@ -118,3 +118,20 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, capsys) -> None:
     assert error.count("\n") == 0 and "no published version" in error
     assert cli(["run", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_probing_through_ray_tasks_finds_what_probing_in_process_finds(ray_local, inputs) -> None:
+    import pyarrow as pa
+
+    from engine.pipeline import _probe_batch, _probe_limits, _probe_misses
+
+    files = sorted(str(p) for p in inputs.rglob("*") if p.is_file())
+    config = parse_config(PROFILE)
+    here = _probe_batch(pa.table({"source_uri": files}), **_probe_limits(config)).to_pylist()
+    on_ray = _probe_misses(files, config)
+
+    def comparable(rows):
+        return sorted(({k: v for k, v in row.items() if k != "checked_ns"} for row in rows), key=str)
+
+    assert len(on_ray) == len(files) and comparable(on_ray) == comparable(here)
+    assert sum(row["reason"] is not None for row in on_ray) == 4

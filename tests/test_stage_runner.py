@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from engine.stage_runner import run_stage_on_table
+from engine.stage_runner import run_stage_on_table, run_stages_on_table
 from schemas.arrow import IN_FLIGHT_SCHEMA
 from schemas.records import ImageRecord, Provenance, Region
 from schemas.stage import Resources
@@ -57,3 +57,72 @@ def test_image_bytes_travel_through_unchanged() -> None:
     out = run_stage_on_table(BoxEveryImage(), table, 10**8)
     assert out.column("image_bytes").to_pylist() == table.column("image_bytes").to_pylist()
     assert out.schema == IN_FLIGHT_SCHEMA
+
+
+class CountEveryImage:
+    """A pixel-free stage that counts the images it processes and adds one proposal to each."""
+
+    name = "counter"
+    resources = Resources()
+    needs_pixels = False
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def fingerprint(self) -> str:
+        return "counter-v1"
+
+    def setup(self) -> None:
+        pass
+
+    def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
+        assert images is None
+        for record in records:
+            self.seen += 1
+            record.regions.append(Region("proposal", (1, 1, 4, 4), "", Provenance("counter", "m")))
+
+
+def test_a_chain_keeps_the_other_stages_work_on_the_image_one_stage_failed_on() -> None:
+    counter = CountEveryImage()
+    table = run_stages_on_table([counter, BoxEveryImage()], in_flight([40, 13, 30]), 10**8)
+    out = [ImageRecord.from_row(r) for r in table.to_pylist()]
+    assert [[r.kind for r in record.regions] for record in out] == [
+        ["proposal", "object"],
+        ["proposal"],
+        ["proposal", "object"],
+        ["proposal"],
+    ]
+    assert [e.stage for e in out[1].errors] == ["boxer"]
+    assert out[3].errors[0].message.startswith("decode failed: not_an_image")
+    assert all(r.stages == {"counter": "counter-v1", "boxer": "boxer-v1"} for r in out)
+
+
+def test_a_chain_decodes_each_image_once(monkeypatch) -> None:
+    import engine.stage_runner as runner
+
+    calls: list[int] = []
+    real = runner.decode_image
+
+    def counting(data: bytes, max_pixels: int):
+        calls.append(len(data))
+        return real(data, max_pixels)
+
+    monkeypatch.setattr(runner, "decode_image", counting)
+
+    class SecondBoxer(BoxEveryImage):
+        name = "second"
+
+        def fingerprint(self) -> str:
+            return "second-v1"
+
+    run_stages_on_table([BoxEveryImage(), SecondBoxer()], in_flight([40, 30]), 10**8)
+    assert len(calls) == 3  # two images and the broken one, not once per stage
+
+
+def test_stages_skip_rows_that_carry_their_fingerprint() -> None:
+    once = run_stages_on_table([CountEveryImage()], in_flight([40, 30]), 10**8)
+    counter = CountEveryImage()
+    assert run_stages_on_table([counter], once, 10**8) is once
+    assert counter.seen == 0
+    twice = run_stage_on_table(counter, once, 10**8)  # the one-stage form runs whatever the fingerprints say
+    assert counter.seen == 3 and [len(r) for r in twice.column("regions").to_pylist()] == [2, 2, 2]
