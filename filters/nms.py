@@ -97,20 +97,23 @@ def _kernel(boxes, scores, threshold, groups, by, iou) -> tuple[np.ndarray, np.n
     starts_mask = np.ones(count, dtype=bool)
     starts_mask[1:] = sorted_groups[1:] != sorted_groups[:-1]
     local_group = np.cumsum(starts_mask)
+    blocks = list(_blocks(np.flatnonzero(starts_mask), count, _BLOCK))
+    # Shift groups apart within each block, all blocks at once, so boxes of different groups never overlap:
+    # a box moves by its group's rank in its block times a span wider than every box (exact in float64).
+    sorted_boxes = boxes[order]
+    span = sorted_boxes.max() - sorted_boxes.min() + 1.0
+    first_group = np.repeat(local_group[[low for low, _ in blocks]], [high - low for low, high in blocks])
+    shifted = sorted_boxes + ((local_group - first_group) * span)[:, None]
+    shifted_tensor, scores_tensor = torch.from_numpy(shifted), torch.from_numpy(scores[order])
     kept = np.zeros(count, dtype=bool)
     visit = np.zeros(count, dtype=np.int64)
-    for low, high in _blocks(np.flatnonzero(starts_mask), count, _BLOCK):
+    for low, high in blocks:
+        keep = nms(shifted_tensor[low:high], scores_tensor[low:high], threshold).numpy()
         part = order[low:high]
-        block = boxes[part]
-        if local_group[high - 1] != local_group[low]:
-            # Shift groups apart so boxes of different groups never overlap (exact in float64).
-            span = block.max() - block.min() + 1.0
-            block = block + ((local_group[low:high] - local_group[low]) * span)[:, None]
-        keep = nms(torch.from_numpy(block), torch.from_numpy(scores[part]), threshold).numpy()
         kept[part[keep]] = True
         visit[part[keep]] = np.arange(len(keep))
         if high - low > _BLOCK:
-            _attribute_dense(block, keep, threshold, part, by, iou)
+            _attribute_dense(shifted[low:high], keep, threshold, part, by, iou)
     return kept, visit
 
 

@@ -9,14 +9,13 @@ trained or obtained from a source you trust.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from schemas.records import ImageRecord, Region
 from schemas.stage import Resources
-from specialists.base import Specialist, WeightsCheck, WeightsNotFound, file_sha256
+from specialists.weights_file import WeightsFileSpecialist
 
 ARCHITECTURES = ("auto", "yolo", "rtdetr")
 
@@ -40,7 +39,7 @@ class UltralyticsOptions:
             raise ValueError(f"architecture: {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
 
 
-class UltralyticsDetector(Specialist):
+class UltralyticsDetector(WeightsFileSpecialist):
     backend: ClassVar[str] = "ultralytics"
     produces: ClassVar[frozenset[str]] = frozenset({"regions"})
     Options: ClassVar[type] = UltralyticsOptions
@@ -48,25 +47,6 @@ class UltralyticsDetector(Specialist):
     def __init__(self, name: str, options: UltralyticsOptions, resources: Resources | None = None) -> None:
         super().__init__(name, options, resources)
         self.model: Any = None
-        self._model_id: str | None = None
-
-    @property
-    def weights_path(self) -> Path:
-        return Path(self.options.weights).expanduser().resolve()
-
-    def check_weights(self) -> WeightsCheck:
-        path = self.weights_path
-        found = path.is_file()
-        detail = "" if found else "no such file (ultralytics weights are never downloaded at run time)"
-        return WeightsCheck(self.name, self.backend, self.options.weights, (str(path),), found, detail)
-
-    @property
-    def model_id(self) -> str:
-        if self._model_id is None:
-            path = self.weights_path
-            digest = file_sha256(path)[:12] if path.is_file() else "missing"
-            self._model_id = f"{path.name}@sha256:{digest}"
-        return self._model_id
 
     def architecture(self) -> str:
         if self.options.architecture != "auto":
@@ -74,9 +54,7 @@ class UltralyticsDetector(Specialist):
         return "rtdetr" if "rtdetr" in self.weights_path.name.lower() else "yolo"
 
     def load(self) -> None:
-        check = self.check_weights()
-        if not check.found:
-            raise WeightsNotFound(f"{self.name} ({self.backend}): weights file not found: {check.looked_in[0]}")
+        self.require_weights()
         import torch
         from ultralytics import RTDETR, YOLO
 

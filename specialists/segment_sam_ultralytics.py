@@ -25,8 +25,8 @@ import numpy as np
 
 from schemas.records import GroundedRegion, ImageRecord, Region
 from schemas.stage import Resources
-from specialists.base import Specialist, WeightsCheck, WeightsNotFound, file_sha256
 from specialists.segment_sam import box_prompts, write_masks
+from specialists.weights_file import WeightsFileSpecialist
 
 # The file name endings ultralytics' ``build_sam`` maps to an architecture (SAM 3 has another predictor).
 WEIGHTS_NAMES = (
@@ -68,7 +68,7 @@ class UltralyticsSamOptions:
             )
 
 
-class UltralyticsSamSegmenter(Specialist):
+class UltralyticsSamSegmenter(WeightsFileSpecialist):
     backend: ClassVar[str] = "sam_ultralytics"
     produces: ClassVar[frozenset[str]] = frozenset({"masks"})
     requires: ClassVar[frozenset[str]] = frozenset({"regions"})
@@ -77,30 +77,9 @@ class UltralyticsSamSegmenter(Specialist):
     def __init__(self, name: str, options: UltralyticsSamOptions, resources: Resources | None = None) -> None:
         super().__init__(name, options, resources)
         self.predictor: Any = None
-        self._model_id: str | None = None
-
-    @property
-    def weights_path(self) -> Path:
-        return Path(self.options.weights).expanduser().resolve()
-
-    def check_weights(self) -> WeightsCheck:
-        path = self.weights_path
-        found = path.is_file()
-        detail = "" if found else "no such file (ultralytics weights are never downloaded at run time)"
-        return WeightsCheck(self.name, self.backend, self.options.weights, (str(path),), found, detail)
-
-    @property
-    def model_id(self) -> str:
-        if self._model_id is None:
-            path = self.weights_path
-            digest = file_sha256(path)[:12] if path.is_file() else "missing"
-            self._model_id = f"{path.name}@sha256:{digest}"
-        return self._model_id
 
     def load(self) -> None:
-        check = self.check_weights()
-        if not check.found:
-            raise WeightsNotFound(f"{self.name} ({self.backend}): weights file not found: {check.looked_in[0]}")
+        self.require_weights()
         import torch
         from ultralytics import SAM
 
