@@ -239,3 +239,9 @@ def test_reservoir_keeps_a_uniform_deterministic_sample() -> None:
     kept = [item for seed in range(200) for item in sample(seed)]
     assert 450 < sum(kept) / len(kept) < 550  # uniform over 0..999, not the first items
     assert sum(item < 100 for item in kept) / len(kept) < 0.15
+
+
+def test_report_numbers_keep_small_thresholds_visible() -> None:
+    from engine.audit.html_report import number
+
+    assert number(0.0001) == "0.0001" and number(0.5) == "0.500" and number(0.0) == "0.000" and number(None) == "–"

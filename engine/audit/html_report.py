@@ -33,7 +33,8 @@ def number(value: object) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        # Three decimals, but small thresholds (a 0.0001 area fraction) keep three significant digits.
+        return f"{value:.3g}" if 0 < abs(value) < 0.01 else f"{value:.3f}"
     return str(value)
 
 
