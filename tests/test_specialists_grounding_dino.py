@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from schemas.records import ImageRecord, Provenance, Text
-from schemas.validation import validate_record
+from schemas.records import Text
 from specialists.base import WeightsNotFound
 from specialists.grounding_dino import (
     DinoGroundingOptions,
@@ -16,9 +15,13 @@ from specialists.grounding_dino import (
     phrase_token_mask,
     phrases_within,
 )
-
-CAPTIONER = Provenance("captioner", "tiny", 0)
-CAPTION = "A cat sitting on a red sofa next to the window in the image."
+from tests.grounding_cases import (
+    CAPTION,
+    CAPTIONER,
+    assert_schema_valid_triplets_inside_each_image,
+    grounding_record,
+    random_image,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +37,6 @@ def grounding(dino_dir) -> GroundingDino:
     specialist = GroundingDino("grounding", options)
     specialist.setup()
     return specialist
-
-
-def _record(*texts: Text, width: int = 80, height: int = 48) -> ImageRecord:
-    return ImageRecord("f" * 64, "mem://f", width, height, "png", texts=list(texts))
-
-
-def _image(height: int = 48, width: int = 80, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
 
 
 def test_the_prompt_joins_phrases_with_dots_and_keeps_each_phrases_span() -> None:
@@ -74,23 +69,7 @@ def test_only_the_leading_phrases_that_fit_the_text_encoder_are_kept() -> None:
 
 
 def test_grounded_phrases_are_schema_valid_triplets_with_boxes_inside_each_image(grounding) -> None:
-    wide = _record(Text("brief", CAPTION, CAPTIONER))
-    tall = _record(Text("detailed", "A woman rides a bicycle.", CAPTIONER), width=30, height=60)
-    silent = _record()
-    grounding.process([wide, silent, tall], [_image(), _image(20, 20), _image(60, 30)])
-    for record in (wide, silent, tall):
-        validate_record(record)
-    assert [p.phrase for p in wide.phrases] == ["A cat", "a red sofa", "the window"]
-    assert [p.phrase for p in tall.phrases] == ["A woman", "a bicycle"] and silent.phrases == []
-    for record in (wide, tall):
-        for phrase in record.phrases:
-            text = next(t for t in record.texts if t.id == phrase.text_id)
-            assert text.text[phrase.start : phrase.end] == phrase.phrase
-            assert 1 <= len(phrase.regions) <= 2
-            assert phrase.score == max(r.score for r in phrase.regions)
-            for x0, y0, x1, y1 in (r.bbox for r in phrase.regions):
-                assert 0 <= x0 < x1 <= record.width and 0 <= y0 < y1 <= record.height
-            assert phrase.provenance.model == grounding.model_id
+    assert_schema_valid_triplets_inside_each_image(grounding)
 
 
 def test_blacklisted_phrases_are_never_put_in_the_prompt(grounding, monkeypatch) -> None:
@@ -102,7 +81,7 @@ def test_blacklisted_phrases_are_never_put_in_the_prompt(grounding, monkeypatch)
         return detect(images, queries)
 
     monkeypatch.setattr(grounding, "detect", spy)
-    grounding.process([_record(Text("brief", CAPTION, CAPTIONER))], [_image()])
+    grounding.process([grounding_record(Text("brief", CAPTION, CAPTIONER))], [random_image()])
     assert queried == [["a cat", "a red sofa", "the window"]]  # "the image" is blacklisted
 
 
@@ -110,15 +89,15 @@ def test_phrases_past_the_prompts_token_limit_are_not_grounded(dino_dir) -> None
     # "[CLS] a cat . a red sofa . [SEP]" is 9 tokens: "the window" does not fit.
     options = DinoGroundingOptions(model=dino_dir, min_score=0.0, box_threshold=0.0, max_query_tokens=9)
     short = GroundingDino("g", options)
-    record = _record(Text("brief", CAPTION, CAPTIONER))
-    short.process([record], [_image()])
+    record = grounding_record(Text("brief", CAPTION, CAPTIONER))
+    short.process([record], [random_image()])
     assert [p.phrase for p in record.phrases] == ["A cat", "a red sofa"]
 
 
 def test_a_box_whose_best_phrase_is_under_the_box_threshold_grounds_nothing(dino_dir) -> None:
     strict = GroundingDino("g", DinoGroundingOptions(model=dino_dir, min_score=0.0, box_threshold=1.1))
-    record = _record(Text("brief", CAPTION, CAPTIONER))
-    strict.process([record], [_image()])
+    record = grounding_record(Text("brief", CAPTION, CAPTIONER))
+    strict.process([record], [random_image()])
     assert record.phrases == []
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from schemas.records import ImageRecord, Provenance, Text, TextAnalysis
-from schemas.validation import validate_record
+from schemas.records import Text, TextAnalysis
 from specialists.base import WeightsNotFound
 from specialists.grounding_hf import GroundingOptions, OwlGrounding, ground_boxes
-
-CAPTIONER = Provenance("captioner", "tiny", 0)
-CAPTION = "A cat sitting on a red sofa next to the window in the image."
+from tests.grounding_cases import (
+    CAPTION,
+    CAPTIONER,
+    assert_schema_valid_triplets_inside_each_image,
+    grounding_record,
+    random_image,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +31,6 @@ def grounding(owl_dir) -> OwlGrounding:
     return specialist
 
 
-def _record(*texts: Text, width: int = 80, height: int = 48) -> ImageRecord:
-    return ImageRecord("f" * 64, "mem://f", width, height, "png", texts=list(texts))
-
-
-def _image(height: int = 48, width: int = 80, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
-
-
 def test_ground_boxes_thresholds_suppresses_overlaps_and_keeps_the_best_first() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]], dtype=float)
     scores = np.array([0.6, 0.9, 0.5, 0.05])
@@ -47,8 +42,8 @@ def test_ground_boxes_thresholds_suppresses_overlaps_and_keeps_the_best_first() 
     assert ground_boxes(scores, boxes, min_score=0.95, nms_iou=0.5, max_regions=4) == []
 
 
-def test_phrases_are_noun_chunks_with_spans_and_the_blacklist_removes_the_image(grounding) -> None:
-    record = _record(Text("brief", CAPTION, CAPTIONER))
+def test_phrases_are_noun_chunks_with_spans_and_the_blacklist_removes_therandom_image(grounding) -> None:
+    record = grounding_record(Text("brief", CAPTION, CAPTIONER))
     spans = grounding.phrase_spans(record)
     assert [(s.phrase, s.start, s.end) for s in spans] == [
         ("A cat", 0, 5),
@@ -60,41 +55,25 @@ def test_phrases_are_noun_chunks_with_spans_and_the_blacklist_removes_the_image(
 def test_the_text_filters_noun_phrase_spans_are_used_when_present(grounding) -> None:
     image = CAPTION.index("the image")
     analysed = Text("brief", CAPTION, CAPTIONER, analysis=TextAnalysis(noun_phrases=[(2, 5), (image, image + 9)]))
-    spans = grounding.phrase_spans(_record(analysed))
+    spans = grounding.phrase_spans(grounding_record(analysed))
     assert [s.phrase for s in spans] == ["cat"]  # "the image" is blacklisted
 
 
 def test_only_configured_granularities_are_grounded(owl_dir) -> None:
     brief_only = OwlGrounding("g", GroundingOptions(model=owl_dir, granularities=("brief",)))
     brief_only.setup()
-    record = _record(Text("detailed", "A woman rides a bicycle.", CAPTIONER))
+    record = grounding_record(Text("detailed", "A woman rides a bicycle.", CAPTIONER))
     assert brief_only.phrase_spans(record) == []
 
 
 def test_grounded_phrases_are_schema_valid_triplets_with_boxes_inside_each_image(grounding) -> None:
-    wide = _record(Text("brief", CAPTION, CAPTIONER))
-    tall = _record(Text("detailed", "A woman rides a bicycle.", CAPTIONER), width=30, height=60)
-    silent = _record()
-    grounding.process([wide, silent, tall], [_image(), _image(20, 20), _image(60, 30)])
-    for record in (wide, silent, tall):
-        validate_record(record)
-    assert [p.phrase for p in wide.phrases] == ["A cat", "a red sofa", "the window"]
-    assert [p.phrase for p in tall.phrases] == ["A woman", "a bicycle"] and silent.phrases == []
-    for record in (wide, tall):
-        for phrase in record.phrases:
-            text = next(t for t in record.texts if t.id == phrase.text_id)
-            assert text.text[phrase.start : phrase.end] == phrase.phrase
-            assert 1 <= len(phrase.regions) <= 2
-            assert phrase.score == max(r.score for r in phrase.regions)
-            for x0, y0, x1, y1 in (r.bbox for r in phrase.regions):
-                assert 0 <= x0 < x1 <= record.width and 0 <= y0 < y1 <= record.height
-            assert phrase.provenance.model == grounding.model_id
+    assert_schema_valid_triplets_inside_each_image(grounding)
 
 
 def test_a_phrase_without_a_box_above_min_score_is_not_written(owl_dir) -> None:
     strict = OwlGrounding("g", GroundingOptions(model=owl_dir, min_score=1.1))
-    record = _record(Text("brief", CAPTION, CAPTIONER))
-    strict.process([record], [_image()])
+    record = grounding_record(Text("brief", CAPTION, CAPTIONER))
+    strict.process([record], [random_image()])
     assert record.phrases == []
 
 
