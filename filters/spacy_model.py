@@ -37,11 +37,16 @@ def spacy_model_package() -> str:
 
 
 def load_spacy(disable: Iterable[str] = ()) -> Language:
-    """The spaCy pipeline with the components in ``disable`` excluded; cached per process and per ``disable``."""
+    """The spaCy pipeline with the components in ``disable`` excluded; cached per process and per ``disable``.
+    Its attribute ruler finds its matches faster, with the same result (``filters/spacy_fast_ruler.py``)."""
     key = tuple(sorted(set(disable)))
     if key not in _loaded:
+        from filters.spacy_fast_ruler import speed_up_attribute_ruler
+
         package = spacy_model_package()
-        _loaded[key] = importlib.import_module(package).load(exclude=list(key))
+        nlp = importlib.import_module(package).load(exclude=list(key))
+        speed_up_attribute_ruler(nlp)
+        _loaded[key] = nlp
     return _loaded[key]
 
 
