@@ -35,7 +35,7 @@ from engine.output_lock import OutputLock
 from engine.probe_cache import PROBE_INDEX_SCHEMA, load_probe_cache, probed_from_row, split_by_cache
 from engine.ray_session import ray_session
 from engine.stage_groups import StageGroup, group_stages
-from engine.stage_runner import StageChainWorker, run_stages_on_table
+from engine.stage_runner import StageChainWorker, run_step
 from engine.tombstones import TOMBSTONE_SCHEMA, find_tombstones
 from engine.typed_config import ConfigError
 from engine.weights import describe_missing
@@ -171,9 +171,7 @@ def _task_stage(stage_config: StageConfig, kind: str) -> Any:
 
 
 def _run_task_group(batch: pa.Table, stages: StageConfigs, max_pixels: int, read_bytes: bool | None) -> pa.Table:
-    if read_bytes is not None:
-        batch = attach_image_bytes(batch, read_bytes)
-    return run_stages_on_table([_task_stage(config, kind) for config, kind in stages], batch, max_pixels)
+    return run_step([_task_stage(config, kind) for config, kind in stages], batch, max_pixels, read_bytes)
 
 
 def _named_worker(group_name: str) -> type:
@@ -271,7 +269,7 @@ def run_in_process(rows: pa.Table, stages: list[PlannedStage], config: EngineCon
     for stage in created:
         stage.setup()
     for batch in _blocks(rows, PIXEL_FREE_BLOCK_ROWS):
-        yield run_stages_on_table(created, attach_image_bytes(batch, read=False), config.ingest.max_pixels)
+        yield run_step(created, batch, config.ingest.max_pixels, read_bytes=False)
 
 
 def _ingest_failure(row: dict[str, Any]) -> str | None:

@@ -49,8 +49,10 @@ def _decode(rows: list[dict[str, Any]], wanted: set[int], max_pixels: int) -> tu
 class _Batch:
     """The records of one Arrow batch, their decoded images, and which rows each stage must process."""
 
-    def __init__(self, stages: Sequence[Stage], table: pa.Table, max_pixels: int, todo: list[list[int]]) -> None:
-        self.stages, self.todo = stages, todo
+    def __init__(
+        self, stages: Sequence[Stage], fingerprints: list[str], table: pa.Table, max_pixels: int, todo: list[list[int]]
+    ) -> None:
+        self.stages, self.fingerprints, self.todo = stages, fingerprints, todo
         self.rows = table.to_pylist()
         self.records = [ImageRecord.from_row(row) for row in self.rows]
         wanted = {i for stage, rows in zip(stages, todo, strict=True) if stage.needs_pixels for i in rows}
@@ -58,17 +60,17 @@ class _Batch:
 
     def run_batched(self) -> None:
         """Each stage once over all its rows; raises if a stage raises (the caller then goes image by image)."""
-        for stage, rows in zip(self.stages, self.todo, strict=True):
+        for stage, fingerprint, rows in zip(self.stages, self.fingerprints, self.todo, strict=True):
             ready = [i for i in rows if not stage.needs_pixels or self.failures[i] is None]
             if ready:
                 images = [self.images[i] for i in ready] if stage.needs_pixels else None
                 stage.process([self.records[i] for i in ready], images)
-            self._finish(stage, rows)
+            self._finish(stage, fingerprint, rows)
 
     def run_image_by_image(self) -> None:
         """From the batch's original rows, every image alone; a stage failing on an image loses only its own work."""
         self.records = [ImageRecord.from_row(row) for row in self.rows]
-        for stage, rows in zip(self.stages, self.todo, strict=True):
+        for stage, fingerprint, rows in zip(self.stages, self.fingerprints, self.todo, strict=True):
             for i in rows:
                 if stage.needs_pixels and self.failures[i] is not None:
                     continue
@@ -78,10 +80,9 @@ class _Batch:
                 except Exception as error:
                     self.records[i] = ImageRecord.from_row(before)
                     self.records[i].errors.append(StageError(stage.name, _error_message(error)))
-            self._finish(stage, rows)
+            self._finish(stage, fingerprint, rows)
 
-    def _finish(self, stage: Stage, rows: list[int]) -> None:
-        fingerprint = stage.fingerprint()
+    def _finish(self, stage: Stage, fingerprint: str, rows: list[int]) -> None:
         for i in rows:
             if stage.needs_pixels and self.failures[i] is not None:
                 self.records[i].errors.append(StageError(stage.name, f"decode failed: {self.failures[i]}"))
@@ -106,18 +107,27 @@ def run_stages_on_table(stages: Sequence[Stage], table: pa.Table, max_pixels: in
     row records each stage's fingerprint in ``stages``.
     """
     recorded = [stages_map(cell) for cell in table.column("stages").to_pylist()]
+    fingerprints = [stage.fingerprint() for stage in stages]
     todo = [
-        [i for i, seen in enumerate(recorded) if not only_stale or seen.get(stage.name) != stage.fingerprint()]
-        for stage in stages
+        [i for i, seen in enumerate(recorded) if not only_stale or seen.get(stage.name) != fingerprint]
+        for stage, fingerprint in zip(stages, fingerprints, strict=True)
     ]
     if not any(todo):
         return table
-    batch = _Batch(stages, table, max_pixels, todo)
+    batch = _Batch(stages, fingerprints, table, max_pixels, todo)
     try:
         batch.run_batched()
     except Exception:
         batch.run_image_by_image()
     return batch.table()
+
+
+def run_step(stages: Sequence[Stage], batch: pa.Table, max_pixels: int, read_bytes: bool | None) -> pa.Table:
+    """One pipeline step: with ``read_bytes`` (True or False) each row's image bytes are attached first,
+    read from its file or left empty (the first step); None: the batch already has them."""
+    if read_bytes is not None:
+        batch = attach_image_bytes(batch, read_bytes)
+    return run_stages_on_table(stages, batch, max_pixels)
 
 
 def run_stage_on_table(stage: Stage, table: pa.Table, max_pixels: int) -> pa.Table:
@@ -129,8 +139,7 @@ class StageChainWorker:
     """A Ray Data callable class: builds and sets up a chain of stages once per actor, then runs batches.
 
     ``stages`` holds (stage configuration, kind) pairs; stages skip rows that already carry their
-    fingerprint (incremental refresh). ``read_bytes`` (True or False) makes the worker attach each
-    row's image bytes first, read from its file or left empty; None: the batch already has them."""
+    fingerprint (incremental refresh); ``read_bytes`` as for :func:`run_step`."""
 
     def __init__(self, stages: Sequence[tuple[Any, str]], max_pixels: int, read_bytes: bool | None = None) -> None:
         self.stages = [config.create(kind) for config, kind in stages]
@@ -141,9 +150,7 @@ class StageChainWorker:
         self.max_pixels, self.read_bytes = max_pixels, read_bytes
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        if self.read_bytes is not None:
-            batch = attach_image_bytes(batch, self.read_bytes)
-        return run_stages_on_table(self.stages, batch, self.max_pixels)
+        return run_step(self.stages, batch, self.max_pixels, self.read_bytes)
 
 
 def _limit_torch_threads(num_cpus: float) -> None:

@@ -63,13 +63,14 @@ class FastRulerMatch:
 
     def __call__(self, doc: Doc) -> list[tuple[int, int, int, int]]:
         matches: list[tuple[int, int, int, int]] = []
+        rules: set[int] = set()
         for i, token in enumerate(doc):
             for rule, key_hash in self.tag_rules.get(token.tag, ()):
                 matches.append((rule, key_hash, i, i + 1))
+            rules.update(self.word_rules.get(token.lower_, ()))
         found = []
         if self.always is not None:
             found += self.always(doc, allow_missing=True, as_spans=False)
-        rules = {rule for word in {token.lower_ for token in doc} for rule in self.word_rules.get(word, ())}
         for rule in rules:
             found += self.matchers[rule](doc, allow_missing=True, as_spans=False)
         matches += [(int(self.strings[key]), key, start, end) for key, start, end in found]
