@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from engine.config import EngineConfig, StageConfig
+from engine.config.settings import EngineConfig, StageConfig
 
 # Logical CPUs Ray gets beyond the model actors' share: room for the probe, load and task stages.
 TASK_CPUS = 1

@@ -25,9 +25,9 @@ import psutil
 from bench.cluster import cores_for, local_ray, pinned, scaled_config
 from bench.images import bench_images
 from bench.process_sampler import ProcessSampler
-from engine.config import EngineConfig, load_config
-from engine.ingest import decode_image
-from engine.pipeline import RunRequest, run_pipeline
+from engine.config.settings import EngineConfig, load_config
+from engine.ingest.probe import decode_image
+from engine.run import RunRequest, run_pipeline
 from schemas.records import ImageRecord
 
 RUNS = Path(__file__).resolve().parents[1] / ".state" / "bench" / "runs"

@@ -24,11 +24,11 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageDraw
 
-from engine.config import parse_config
-from engine.manifest import Manifest, publish
-from engine.reader import iter_records
-from engine.refinement import refine_dataset
-from engine.writer import ShardWriter
+from engine.config.settings import parse_config
+from engine.refine_loop import refine_dataset
+from engine.store.manifest import Manifest, publish
+from engine.store.reader import iter_records
+from engine.store.writer import ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION
 from schemas.records import ImageRecord, Provenance, Region
 

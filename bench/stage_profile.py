@@ -23,11 +23,11 @@ import pyarrow as pa
 from bench.cluster import local_ray, scaled_config
 from bench.images import bench_images
 from bench.process_sampler import ProcessSampler
-from engine.config import EngineConfig, WriterConfig, load_config
-from engine.ingest import ProbedFile, decode_image, plan_work, probe_file
-from engine.pipeline import RunRequest, run_pipeline
-from engine.stage_runner import run_stage_on_table
-from engine.writer import ShardWriter
+from engine.config.settings import EngineConfig, WriterConfig, load_config
+from engine.execute.stage_runner import run_stage_on_table
+from engine.ingest.probe import ProbedFile, decode_image, plan_work, probe_file
+from engine.run import RunRequest, run_pipeline
+from engine.store.writer import ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, IN_FLIGHT_SCHEMA
 from schemas.records import ImageRecord
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.ingest import InputError
-from engine.typed_config import ConfigError
+from engine.config.typed_config import ConfigError
+from engine.ingest.probe import InputError
 from schemas.validation import SchemaError
 from specialists.base import WeightsNotFound
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.config import EngineConfig
+from engine.config.settings import EngineConfig
 from specialists.base import WeightsCheck, WeightsNotFound
 
 

@@ -14,10 +14,10 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from engine.config import WriterConfig
-from engine.counts import merge_counts
-from engine.manifest import Manifest, publish
-from engine.writer import ShardWriter
+from engine.config.settings import WriterConfig
+from engine.store.counts import merge_counts
+from engine.store.manifest import Manifest, publish
+from engine.store.writer import ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION, records_to_table
 from schemas.masks import encode_mask
 from schemas.records import (

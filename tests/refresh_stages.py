@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from engine import registry
+from engine.config import registry
 from schemas.records import ImageRecord, Region, Text
 from schemas.stage import Resources
 from specialists.base import Specialist

@@ -19,7 +19,7 @@ from engine.audit.html_report import highlighted_text, render_html
 from engine.audit.review import choose_images, score_band, strata_of
 from engine.cli import main as cli
 from engine.exports.coco import export_coco
-from engine.reader import iter_records
+from engine.store.reader import iter_records
 from tests.audit_dataset import build_demo_dataset
 
 

@@ -10,8 +10,8 @@ from bench import overhead, writer_io
 from bench.__main__ import main as bench_main
 from bench.cluster import scaled_config
 from bench.images import bench_images
-from engine.config import parse_config
-from engine.typed_config import to_plain
+from engine.config.settings import parse_config
+from engine.config.typed_config import to_plain
 
 TINY_OCR = {"specialists": [{"name": "ocr", "backend": "rapidocr", "options": {"words": False}}]}
 

@@ -11,7 +11,7 @@ from transformers import Florence2Processor
 from engine.cli import main as cli
 from engine.exports.florence import export_florence
 from engine.exports.split import split_of
-from engine.reader import iter_records
+from engine.store.reader import iter_records
 from tests.audit_dataset import build_demo_dataset
 
 

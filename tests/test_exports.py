@@ -22,7 +22,7 @@ from engine.exports.hf import export_hf
 from engine.exports.images import write_image
 from engine.exports.split import split_of
 from engine.exports.yolo import export_yolo
-from engine.reader import iter_records
+from engine.store.reader import iter_records
 from schemas.masks import decode_mask
 from schemas.records import ImageRecord
 from tests.audit_dataset import build_demo_dataset

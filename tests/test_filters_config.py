@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import load_config, parse_config
-from engine.typed_config import ConfigError
+from engine.config.settings import load_config, parse_config
+from engine.config.typed_config import ConfigError
 from filters.text_rules import TextFilter
 
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.ingest import BadImage, InputError, decode_image, discover, plan_work, probe_file
+from engine.ingest.probe import BadImage, InputError, decode_image, discover, plan_work, probe_file
 from tests.image_files import jpeg_bytes, png_header_only, write_ingestion_zoo
 
 MAX_PIXELS = 89_478_485

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.cli import main as cli
-from engine.config import parse_config
-from engine.pipeline import RunRequest, run_pipeline
-from engine.reader import read_version
+from engine.config.settings import parse_config
+from engine.run import RunRequest, run_pipeline
+from engine.store.reader import read_version
 from tests.image_files import write_ingestion_zoo
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "images"
@@ -123,7 +123,7 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, capsys) -> None:
 def test_probing_through_ray_tasks_finds_what_probing_in_process_finds(ray_local, inputs) -> None:
     import pyarrow as pa
 
-    from engine.pipeline import _probe_batch, _probe_limits, _probe_misses
+    from engine.run import _probe_batch, _probe_limits, _probe_misses
 
     files = sorted(str(p) for p in inputs.rglob("*") if p.is_file())
     config = parse_config(PROFILE)

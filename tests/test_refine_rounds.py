@@ -11,12 +11,12 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from engine.config import parse_config
-from engine.manifest import Manifest, publish, read_manifest
-from engine.reader import iter_records
-from engine.refinement import DONE, base_checkpoint, refine_dataset
-from engine.typed_config import ConfigError
-from engine.writer import ShardWriter
+from engine.config.settings import parse_config
+from engine.config.typed_config import ConfigError
+from engine.refine_loop import DONE, base_checkpoint, refine_dataset
+from engine.store.manifest import Manifest, publish, read_manifest
+from engine.store.reader import iter_records
+from engine.store.writer import ShardWriter
 from refine.merge import AGREEMENTS, DISAGREEMENTS
 from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION
 from schemas.records import ImageRecord, Provenance, Region, Text
@@ -158,7 +158,7 @@ def test_cli_needs_a_number_of_rounds(tmp_path, capsys) -> None:
 
 
 def test_a_round_may_drop_only_after_a_round_that_agreed_enough() -> None:
-    from engine.refinement import trusted
+    from engine.refine_loop import trusted
 
     first = Manifest(1, "r", "", SCHEMA_VERSION, "f", "t", {}, {}, [], [], {})
     assert not trusted(first, 0.5) and trusted(first, 0.0)

@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from engine.cli import main as cli
-from engine.config import load_config
-from engine.manifest import require_manifest
-from engine.pipeline import RunRequest, run_pipeline
-from engine.reader import read_version
+from engine.config.settings import load_config
+from engine.run import RunRequest, run_pipeline
+from engine.store.manifest import require_manifest
+from engine.store.reader import read_version
 from tests import refresh_stages
 from tests.refresh_stages import FILTER, REPO, SPECIALIST, processed, write_images
 

@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.cli import main as cli
-from engine.config import parse_config
-from engine.pipeline import RunRequest, RunResult, run_pipeline
-from engine.reader import read_version
+from engine.config.settings import parse_config
+from engine.run import RunRequest, RunResult, run_pipeline
+from engine.store.reader import read_version
 from schemas.records import ImageRecord
 from tests import refresh_stages
 from tests.refresh_stages import FILTER, SPECIALIST, processed, write_images
@@ -214,6 +214,6 @@ def test_inspect_reports_a_corrupt_shard_in_one_line(copy_of, capsys) -> None:
 
 
 def read_manifest_shard(output: Path) -> str:
-    from engine.manifest import require_manifest
+    from engine.store.manifest import require_manifest
 
     return require_manifest(output).shards[0].path

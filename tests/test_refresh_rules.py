@@ -13,14 +13,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from engine.config import WriterConfig
+from engine.config.settings import WriterConfig
 from engine.errors import OutputError
-from engine.incremental import Level, StagePlan, StageSpec
-from engine.journal import RunJournal, clean_up_runs, unfinished_runs
-from engine.output_lock import OutputLock, read_holder
-from engine.probe_cache import RACY_NS, split_by_cache
-from engine.tombstones import find_tombstones
-from engine.writer import ShardWriter
+from engine.ingest.probe_cache import RACY_NS, split_by_cache
+from engine.refresh.incremental import Level, StagePlan, StageSpec
+from engine.refresh.tombstones import find_tombstones
+from engine.store.journal import RunJournal, clean_up_runs, unfinished_runs
+from engine.store.output_lock import OutputLock, read_holder
+from engine.store.writer import ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA
 from schemas.records import GroundedRegion, ImageRecord, Phrase, Provenance, Region, StageError, Text
 

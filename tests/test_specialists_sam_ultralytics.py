@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.registry import stage_class
+from engine.config.registry import stage_class
 from schemas.masks import decode_mask
 from schemas.records import GroundedRegion, ImageRecord, Mask, Phrase, Provenance, Region, Text
 from schemas.validation import validate_record

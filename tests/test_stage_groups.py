@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.stage_groups import group_stages
+from engine.execute.stage_groups import group_stages
 from schemas.stage import Resources
 
 

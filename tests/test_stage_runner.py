@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from engine.stage_runner import run_stage_on_table, run_stages_on_table
+from engine.execute.stage_runner import run_stage_on_table, run_stages_on_table
 from schemas.arrow import IN_FLIGHT_SCHEMA
 from schemas.records import ImageRecord, Provenance, Region
 from schemas.stage import Resources
@@ -98,7 +98,7 @@ def test_a_chain_keeps_the_other_stages_work_on_the_image_one_stage_failed_on() 
 
 
 def test_a_chain_decodes_each_image_once(monkeypatch) -> None:
-    import engine.stage_runner as runner
+    import engine.execute.stage_runner as runner
 
     calls: list[int] = []
     real = runner.decode_image

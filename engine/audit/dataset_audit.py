@@ -15,8 +15,8 @@ from engine.audit.collect import AuditStats, StatsCollector
 from engine.audit.ground_truth import GroundTruthCollector, GroundTruthResult
 from engine.audit.paper_measures import PaperMeasures, paper_measures
 from engine.audit.reservoir import Reservoir
-from engine.manifest import Manifest
-from engine.reader import manifest_of, version_dataset
+from engine.store.manifest import Manifest
+from engine.store.reader import manifest_of, version_dataset
 from filters.statistics import compute_statistics
 from schemas.records import ImageRecord
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.exports.coco import COCO_TASKS, CocoWriter
 from engine.exports.report import ExportReport
-from engine.reader import iter_records
+from engine.store.reader import iter_records
 from schemas.records import ImageRecord
 
 SCORE_BANDS = (0.3, 0.5, 0.7, 0.9)

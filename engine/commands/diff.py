@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.manifest import require_manifest
-from engine.version_diff import diff_versions
+from engine.store.manifest import require_manifest
+from engine.store.version_diff import diff_versions
 
 SHOWN_IDS = 5
 

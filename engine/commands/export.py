@@ -8,7 +8,7 @@ from pathlib import Path
 from engine.errors import OutputError
 from engine.exports.coco import COCO_TASKS
 from engine.exports.report import ExportReport
-from engine.reader import iter_records, manifest_of
+from engine.store.reader import iter_records, manifest_of
 from schemas.records import REGION_KINDS
 
 FORMATS = ("florence", "coco", "yolo", "hf")

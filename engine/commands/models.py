@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.config import load_config
+from engine.config.settings import load_config
 from engine.weights import weights_checks
 
 

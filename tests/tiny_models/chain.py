@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import EngineConfig
-from engine.registry import stage_class
+from engine.config.registry import stage_class
+from engine.config.settings import EngineConfig
 from schemas.records import ImageRecord
 
 

@@ -50,7 +50,7 @@ def build_tiny_model_dirs(tmp_dir: Path) -> dict[str, str]:
 
 
 def tiny_profile(tmp_dir: Path) -> dict[str, Any]:
-    """A profile mapping (for ``engine.config.parse_config``) with every backend on tiny models, in dependency order.
+    """A profile mapping (for ``parse_config``) with every backend on tiny models, in dependency order.
 
     Captions and boxes first (BLIP, Florence-2, OCR, Haar, YOLO, DETR), grounding of the captions' phrases (OWLv2, then
     Grounding DINO), then region text over the boxes, masks (GrabCut for each image's first object box, transformers SAM

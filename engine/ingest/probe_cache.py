@@ -19,9 +19,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from engine.carryover import read_shard
-from engine.ingest import ProbedFile
-from engine.manifest import Manifest
+from engine.ingest.probe import ProbedFile
+from engine.refresh.carryover import read_shard
+from engine.store.manifest import Manifest
 
 RACY_NS = 2_000_000_000
 

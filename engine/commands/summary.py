@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.counts import Counts
+from engine.store.counts import Counts
 
 
 def _line(label: str, counts: dict) -> str:

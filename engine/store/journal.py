@@ -25,8 +25,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.manifest import write_json_atomically
-from engine.writer import ShardInfo
+from engine.store.manifest import write_json_atomically
+from engine.store.writer import ShardInfo
 
 RUNS_DIR = "_runs"
 RUN_FILE = "run.json"

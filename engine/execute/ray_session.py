@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.config import RayConfig
+from engine.config.settings import RayConfig
 
 PACKAGES = ("engine", "schemas", "specialists", "filters", "refine")
 

@@ -8,8 +8,8 @@ Layout of an output directory::
     probes/*.parquet           (path, size, mtime) -> content id of every probed file, to skip re-hashing
     versions/v000001.json      the manifest of each published version
     manifest.json              a copy of the latest version's manifest (replaced atomically)
-    _runs/<run_id>/            journals of runs in progress or killed (see engine/journal.py)
-    .lock                      the run writing here now (see engine/output_lock.py)
+    _runs/<run_id>/            journals of runs in progress or killed (see engine/store/journal.py)
+    .lock                      the run writing here now (see engine/store/output_lock.py)
 
 A version is exactly the shards its manifest lists; shards of an unfinished run are never listed.
 ``versions/vNNNNNN.json`` is the commit point: the latest version is the highest one there, even
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.counts import Counts
 from engine.errors import OutputError
-from engine.writer import ShardInfo
+from engine.store.counts import Counts
+from engine.store.writer import ShardInfo
 
 MANIFEST_NAME = "manifest.json"
 VERSIONS_DIR = "versions"

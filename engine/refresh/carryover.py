@@ -2,7 +2,7 @@
 
 Candidates are the previous version's shards and the journaled shards of unfinished (killed)
 runs. Each wanted image takes its best candidate row, compared with the current stages by
-:class:`engine.incremental.StagePlan`: an exact row is carried as it is; a row that needs some
+:class:`engine.refresh.incremental.StagePlan`: an exact row is carried as it is; a row that needs some
 stages again is stripped of what those stages did and queued to rerun only them (filters alone
 run without pixels). A candidate shard whose rows all carry over exactly, under the same paths,
 is referenced as it is; otherwise the exact rows are rewritten into a new shard.
@@ -17,12 +17,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.config import WriterConfig
+from engine.config.settings import WriterConfig
 from engine.errors import OutputError
-from engine.incremental import Level, RowPlan, StagePlan
-from engine.ingest import WorkItem
-from engine.stage_runner import stages_map
-from engine.writer import ShardInfo, ShardWriter
+from engine.execute.stage_runner import stages_map
+from engine.ingest.probe import WorkItem
+from engine.refresh.incremental import Level, RowPlan, StagePlan
+from engine.store.writer import ShardInfo, ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA
 from schemas.records import ImageRecord
 

@@ -27,14 +27,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from engine.config import EngineConfig, RefineConfig, StageConfig
-from engine.counts import merge_counts
-from engine.ingest import BadImage, decode_image
-from engine.manifest import Manifest, all_manifests, publish
-from engine.output_lock import OutputLock
-from engine.ray_session import ray_session
-from engine.typed_config import ConfigError
-from engine.writer import ShardWriter
+from engine.config.settings import EngineConfig, RefineConfig, StageConfig
+from engine.config.typed_config import ConfigError
+from engine.execute.ray_session import ray_session
+from engine.ingest.probe import BadImage, decode_image
+from engine.store.counts import merge_counts
+from engine.store.manifest import Manifest, all_manifests, publish
+from engine.store.output_lock import OutputLock
+from engine.store.writer import ShardWriter
 from refine.merge import MergeStats
 from refine.mixing import check_task_weights, mixed_samples
 from refine.reannotate import AnnotateSettings, RoundAnnotator

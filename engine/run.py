@@ -2,7 +2,7 @@
 
 Lock the output -> probe (hash and decode-check every file not in the probe cache) -> plan
 (duplicates once, quarantine the bad, carry over rows of the previous version and of killed runs,
-queue rows that need only some stages again: see ``engine/incremental.py``) -> annotate (one
+queue rows that need only some stages again: see ``engine/refresh/incremental.py``) -> annotate (one
 streaming ``map_batches`` per stage: model stages in actor pools, the rest as tasks; a stage
 skips rows that already carry its fingerprint) -> write shards, journaling each -> write
 quarantine, tombstones and the probe index -> publish the manifest last -> clean up journals.
@@ -23,23 +23,23 @@ from typing import Any
 
 import pyarrow as pa
 
-from engine.carryover import Candidate, plan_carry_over, previous_paths
-from engine.config import EngineConfig, StageConfig
-from engine.counts import merge_counts, value_counts
-from engine.image_bytes import INGEST_STAGE, attach_image_bytes
-from engine.incremental import FILTERS, StagePlan, StageSpec
-from engine.ingest import ProbedFile, discover, plan_work, probe_file
-from engine.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
-from engine.manifest import Manifest, all_manifests, publish
-from engine.output_lock import OutputLock
-from engine.probe_cache import PROBE_INDEX_SCHEMA, load_probe_cache, probed_from_row, split_by_cache
-from engine.ray_session import ray_session
-from engine.stage_groups import StageGroup, group_stages
-from engine.stage_runner import StageChainWorker, run_step
-from engine.tombstones import TOMBSTONE_SCHEMA, find_tombstones
-from engine.typed_config import ConfigError
+from engine.config.settings import EngineConfig, StageConfig
+from engine.config.typed_config import ConfigError
+from engine.execute.ray_session import ray_session
+from engine.execute.stage_groups import StageGroup, group_stages
+from engine.execute.stage_runner import StageChainWorker, run_step
+from engine.ingest.image_bytes import INGEST_STAGE, attach_image_bytes
+from engine.ingest.probe import ProbedFile, discover, plan_work, probe_file
+from engine.ingest.probe_cache import PROBE_INDEX_SCHEMA, load_probe_cache, probed_from_row, split_by_cache
+from engine.refresh.carryover import Candidate, plan_carry_over, previous_paths
+from engine.refresh.incremental import FILTERS, StagePlan, StageSpec
+from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones
+from engine.store.counts import merge_counts, value_counts
+from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
+from engine.store.manifest import Manifest, all_manifests, publish
+from engine.store.output_lock import OutputLock
+from engine.store.writer import ShardInfo, ShardWriter, write_table_atomically
 from engine.weights import describe_missing
-from engine.writer import ShardInfo, ShardWriter, write_table_atomically
 from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
 from schemas.records import ImageRecord
 from schemas.stage import Resources

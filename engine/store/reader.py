@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from engine.manifest import Manifest, require_manifest
+from engine.store.manifest import Manifest, require_manifest
 from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA
 from schemas.records import ImageRecord
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.config import WriterConfig
-from engine.counts import Counts, count_annotations
+from engine.config.settings import WriterConfig
+from engine.store.counts import Counts, count_annotations
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from engine.image_bytes import attach_image_bytes
-from engine.ingest import BadImage, decode_image
+from engine.ingest.image_bytes import attach_image_bytes
+from engine.ingest.probe import BadImage, decode_image
 from schemas.arrow import IN_FLIGHT_SCHEMA
 from schemas.records import ImageRecord, StageError
 from schemas.stage import Stage

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from engine.registry import FILTER_BACKENDS, SPECIALIST_BACKENDS, stage_class
-from engine.typed_config import ConfigError, build, to_plain
+from engine.config.registry import FILTER_BACKENDS, SPECIALIST_BACKENDS, stage_class
+from engine.config.typed_config import ConfigError, build, to_plain
 from refine.merge import MergeSettings
 from refine.settings import TrainSettings
 from schemas.stage import Resources
@@ -64,7 +64,7 @@ class WriterConfig:
 class RayConfig:
     """``address``: a cluster to join (``auto`` or ``ray://...``); None starts a local Ray.
     ``fuse_cpu_stages``: consecutive CPU-only stages share a Ray Data step (see
-    ``engine/stage_groups.py``); false gives every stage its own actor pool or tasks."""
+    ``engine/execute/stage_groups.py``); false gives every stage its own actor pool or tasks."""
 
     address: str | None = None
     num_cpus: int | None = None
@@ -167,7 +167,7 @@ def load_config(path: str | Path | None = None) -> EngineConfig:
         path = DEFAULT_PROFILE
     candidate = Path(path)
     if candidate.suffix not in {".yaml", ".yml"} and not candidate.exists():
-        bundled = package_files.files("engine") / "profiles" / f"{path}.yaml"
+        bundled = package_files.files("engine.config") / "profiles" / f"{path}.yaml"
         if not bundled.is_file():
             raise ConfigError(f"config: no profile file or bundled profile named {str(path)!r}")
         return parse_config(yaml.safe_load(bundled.read_text()), profile=str(path))
