@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageDraw
 
-from engine.config.settings import parse_config
+from engine.config.profile import parse_config
 from engine.refine_loop import refine_dataset
 from engine.store.manifest import Manifest, publish
 from engine.store.reader import iter_records

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.config.settings import parse_config
+from engine.config.profile import parse_config
 from schemas.records import ImageRecord, Provenance, Region
 from tests.tiny_models.chain import build_specialists, run_chain
 from tests.tiny_models.profile import tiny_profile

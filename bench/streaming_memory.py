@@ -39,7 +39,7 @@ def measure(images: int, profile: str, without: list[str]) -> dict[str, Any]:
     from bench.cluster import local_ray, scaled_config
     from bench.images import bench_images
     from bench.process_sampler import ProcessSampler
-    from engine.config.settings import load_config
+    from engine.config.profile import load_config
     from engine.run import RunRequest, run_pipeline
 
     config = load_config(profile)

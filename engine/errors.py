@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.config.typed_config import ConfigError
-from engine.ingest.probe import InputError
+from engine.ingest.discover import InputError
 from schemas.validation import SchemaError
 from specialists.base import WeightsNotFound
 

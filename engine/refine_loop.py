@@ -30,15 +30,14 @@ import pyarrow as pa
 from engine.config.settings import EngineConfig, RefineConfig, StageConfig
 from engine.config.typed_config import ConfigError
 from engine.execute.ray_session import ray_session
-from engine.ingest.probe import BadImage, decode_image
-from engine.store.counts import merge_counts
+from engine.ingest.decode import BadImage, decode_image
 from engine.store.manifest import Manifest, all_manifests, publish
 from engine.store.output_lock import OutputLock
 from engine.store.writer import ShardWriter
 from refine.merge import MergeStats
 from refine.mixing import check_task_weights, mixed_samples
 from refine.reannotate import AnnotateSettings, RoundAnnotator
-from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION, records_to_table
+from schemas.arrow import ANNOTATION_SCHEMA, records_to_table
 from schemas.records import ImageRecord
 from specialists.base import hf_snapshot_path, resolve_hf_model
 
@@ -213,15 +212,21 @@ def train_round(
     result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"refinement round {round_}: training finished without a checkpoint ({result.error})")
-    target = round_dir(root, round_)
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    result.checkpoint.to_directory(str(partial))
-    (partial / DONE).write_text(json.dumps({"round": round_, "start": start}))
-    partial.replace(target)
+    target = _keep_checkpoint(result.checkpoint, root, round_, start)
     # Ray Train's own copy of the run (checkpoint included) is no longer needed once the round has its own.
     shutil.rmtree(Path(trainer_storage) / run_name, ignore_errors=True)
     return json.loads((target / TRAIN_LOG).read_text())["losses"]
+
+
+def _keep_checkpoint(checkpoint: Any, root: Path, round_: int, start: str) -> Path:
+    """Copy Ray Train's checkpoint to :func:`round_dir`, complete (``DONE``) before it takes that name."""
+    target = round_dir(root, round_)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    checkpoint.to_directory(str(partial))
+    (partial / DONE).write_text(json.dumps({"round": round_, "start": start}))
+    partial.replace(target)
+    return target
 
 
 # -- re-annotation and merge -----------------------------------------------------------------
@@ -241,7 +246,7 @@ class RefineWorker:
     ) -> None:
         tasks = [task for task, weight in refine.task_weights.items() if weight > 0]
         settings = AnnotateSettings(refine.max_new_tokens, refine.num_beams, refine.annotate_num_gpus)
-        stages = [stage.create("filters") for stage in filters]
+        stages = [stage.create() for stage in filters]
         self.annotator = RoundAnnotator(checkpoint, round_, tasks, stages, settings)
         self.annotator.setup()
         self.merge, self.max_pixels, self.may_drop = refine.merge, max_pixels, may_drop
@@ -347,89 +352,77 @@ def refine_dataset(
         first = last_round(history) + 1
         with ray_session(config.ray, address, progress_bars):
             for round_ in range(first, first + rounds):
-                previous = history[-1]
-                started = time.perf_counter()
-                checkpoint = round_dir(root, round_)
-                resumed = (checkpoint / DONE).is_file()
-                if resumed:
-                    losses = json.loads((checkpoint / TRAIN_LOG).read_text())["losses"]
-                    progress(f"round {round_}: reusing the trained checkpoint {checkpoint}")
-                else:
-                    earlier = round_dir(root, round_ - 1)
-                    start = str(earlier) if (earlier / DONE).is_file() else initial
-                    progress(f"round {round_}: training from {start}")
-                    shards = [str(root / s.path) for s in previous.shards]
-                    losses = train_round(root, shards, start, round_, config, f"{run_id}-{round_}")
-                progress(f"round {round_}: re-annotating {sum(s.rows for s in previous.shards)} images")
-                may_drop = trusted(previous, config.refine.merge.min_agreement_to_drop)
-                shards, stats, skipped = reannotate_round(
-                    root, previous, checkpoint, round_, config, f"{run_id}-r{round_:03d}", may_drop
-                )
-                manifest = _round_manifest(
-                    previous, shards, round_, checkpoint, losses, stats, skipped, run_id, may_drop
-                )
-                publish(root, manifest)
+                result, manifest = run_round(root, history[-1], round_, initial, config, run_id, progress)
                 history.append(manifest)
-                results.append(
-                    RoundResult(
-                        round_,
-                        manifest.version,
-                        checkpoint,
-                        losses,
-                        stats,
-                        sum(s.rows for s in shards),
-                        time.perf_counter() - started,
-                        resumed,
-                        skipped,
-                        manifest.extra["refine_metrics"],
-                    )
-                )
+                results.append(result)
     return results
 
 
+def run_round(
+    root: Path, previous: Manifest, round_: int, initial: str, config: EngineConfig, run_id: str, progress: Progress
+) -> tuple[RoundResult, Manifest]:
+    """One round: train (or reuse the round's checkpoint), re-annotate and merge, publish the next version."""
+    started = time.perf_counter()
+    checkpoint = round_dir(root, round_)
+    resumed = (checkpoint / DONE).is_file()
+    if resumed:
+        losses = json.loads((checkpoint / TRAIN_LOG).read_text())["losses"]
+        progress(f"round {round_}: reusing the trained checkpoint {checkpoint}")
+    else:
+        earlier = round_dir(root, round_ - 1)
+        start = str(earlier) if (earlier / DONE).is_file() else initial
+        progress(f"round {round_}: training from {start}")
+        shard_paths = [str(root / s.path) for s in previous.shards]
+        losses = train_round(root, shard_paths, start, round_, config, f"{run_id}-{round_}")
+    progress(f"round {round_}: re-annotating {sum(s.rows for s in previous.shards)} images")
+    may_drop = trusted(previous, config.refine.merge.min_agreement_to_drop)
+    round_run_id = f"{run_id}-r{round_:03d}"
+    shards, stats, skipped = reannotate_round(root, previous, checkpoint, round_, config, round_run_id, may_drop)
+    metrics = _round_metrics(checkpoint, losses, stats, skipped, may_drop)
+    manifest = _round_manifest(previous, shards, round_, checkpoint, round_run_id, metrics)
+    publish(root, manifest)
+    images = sum(s.rows for s in shards)
+    seconds = time.perf_counter() - started
+    result = RoundResult(
+        round_, manifest.version, checkpoint, losses, stats, images, seconds, resumed, skipped, metrics
+    )
+    return result, manifest
+
+
+def _round_metrics(
+    checkpoint: Path, losses: list[float], stats: MergeStats, skipped: int, may_drop: bool
+) -> dict[str, Any]:
+    """What the round's manifest records under ``extra.refine_metrics``."""
+    return {
+        **stats.to_dict(),
+        "checkpoint": str(checkpoint),
+        "steps": len(losses),
+        "loss_curve": _curve(losses),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "skipped_images": skipped,
+        "may_drop": may_drop,
+    }
+
+
 def _round_manifest(
-    previous: Manifest,
-    shards: list,
-    round_: int,
-    checkpoint: Path,
-    losses: list[float],
-    stats: MergeStats,
-    skipped: int,
-    run_id: str,
-    may_drop: bool,
+    previous: Manifest, shards: list, round_: int, checkpoint: Path, run_id: str, metrics: dict[str, Any]
 ) -> Manifest:
+    """The round's version: the previous one's stages, quarantine and probe index, the refined shards."""
     from specialists.florence2 import hf_model_identity
 
     model = hf_model_identity(resolve_hf_model(REFINE_DIR, "florence2", str(checkpoint)), None)
-    counts = merge_counts(s.counts for s in shards)
-    counts["quarantined"] = previous.counts.get("quarantined", {})
-    return Manifest(
-        version=previous.version + 1,
-        run_id=f"{run_id}-r{round_:03d}",
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        schema_version=SCHEMA_VERSION,
+    return Manifest.next(
+        previous,
+        run_id=run_id,
         config_fingerprint=previous.config_fingerprint,
         profile=previous.profile,
         stages=previous.stages,
+        stage_kinds=previous.stage_kinds,
         models={**previous.models, f"refine_round_{round_}": model},
         shards=shards,
         quarantine=previous.quarantine,
-        counts=counts,
-        parent=previous.version,
-        extra={
-            "refine_round": round_,
-            "refine_metrics": {
-                **stats.to_dict(),
-                "checkpoint": str(checkpoint),
-                "steps": len(losses),
-                "loss_curve": _curve(losses),
-                "first_loss": losses[0] if losses else None,
-                "last_loss": losses[-1] if losses else None,
-                "skipped_images": skipped,
-                "may_drop": may_drop,
-            },
-        },
         tombstones=[],
         probe_index=previous.probe_index,
-        stage_kinds=previous.stage_kinds,
+        extra={"refine_round": round_, "refine_metrics": metrics},
     )

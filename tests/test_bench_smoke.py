@@ -10,7 +10,7 @@ from bench import overhead, writer_io
 from bench.__main__ import main as bench_main
 from bench.cluster import scaled_config
 from bench.images import bench_images
-from engine.config.settings import parse_config
+from engine.config.profile import parse_config
 from engine.config.typed_config import to_plain
 
 TINY_OCR = {"specialists": [{"name": "ocr", "backend": "rapidocr", "options": {"words": False}}]}

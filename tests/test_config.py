@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config.settings import EngineConfig, load_config, parse_config
+from engine.config.profile import load_config, parse_config
+from engine.config.settings import EngineConfig
 from engine.config.typed_config import ConfigError
 from specialists.ocr_rapid import RapidOcrOptions
 

@@ -7,7 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.ingest.probe import BadImage, InputError, decode_image, discover, plan_work, probe_file
+from engine.ingest.decode import BadImage, decode_image
+from engine.ingest.discover import InputError, discover
+from engine.ingest.probe import plan_work, probe_file
 from tests.image_files import jpeg_bytes, png_header_only, write_ingestion_zoo
 
 MAX_PIXELS = 89_478_485

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.cli import main as cli
-from engine.config.settings import parse_config
+from engine.config.profile import parse_config
 from engine.run import RunRequest, run_pipeline
 from engine.store.reader import read_version
 from tests.image_files import write_ingestion_zoo
@@ -123,12 +123,12 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, capsys) -> None:
 def test_probing_through_ray_tasks_finds_what_probing_in_process_finds(ray_local, inputs) -> None:
     import pyarrow as pa
 
-    from engine.run import _probe_batch, _probe_limits, _probe_misses
+    from engine.ingest.probe import probe_batch, probe_on_ray
 
     files = sorted(str(p) for p in inputs.rglob("*") if p.is_file())
     config = parse_config(PROFILE)
-    here = _probe_batch(pa.table({"source_uri": files}), **_probe_limits(config)).to_pylist()
-    on_ray = _probe_misses(files, config)
+    here = probe_batch(pa.table({"source_uri": files}), **config.ingest.limits()).to_pylist()
+    on_ray = probe_on_ray(files, config.ingest.limits())
 
     def comparable(rows):
         return sorted(({k: v for k, v in row.items() if k != "checked_ns"} for row in rows), key=str)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from engine.config.settings import parse_config
+from engine.config.profile import parse_config
 from engine.config.typed_config import ConfigError
 from engine.refine_loop import DONE, base_checkpoint, refine_dataset
 from engine.store.manifest import Manifest, publish, read_manifest

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from engine.cli import main as cli
-from engine.config.settings import load_config
+from engine.config.profile import load_config
 from engine.run import RunRequest, run_pipeline
 from engine.store.manifest import require_manifest
 from engine.store.reader import read_version

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.cli import main as cli
-from engine.config.settings import parse_config
+from engine.config.profile import parse_config
 from engine.run import RunRequest, RunResult, run_pipeline
 from engine.store.reader import read_version
 from schemas.records import ImageRecord

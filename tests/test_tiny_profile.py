@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.config.settings import parse_config
+from engine.config.profile import parse_config
 from schemas.masks import decode_mask
 from schemas.records import ImageRecord, Provenance, Region, Text
 from schemas.validation import validate_record

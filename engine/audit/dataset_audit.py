@@ -15,8 +15,8 @@ from engine.audit.collect import AuditStats, StatsCollector
 from engine.audit.ground_truth import GroundTruthCollector, GroundTruthResult
 from engine.audit.paper_measures import PaperMeasures, paper_measures
 from engine.audit.reservoir import Reservoir
-from engine.store.manifest import Manifest
-from engine.store.reader import manifest_of, version_dataset
+from engine.store.manifest import Manifest, require_manifest
+from engine.store.reader import version_dataset
 from filters.statistics import compute_statistics
 from schemas.records import ImageRecord
 
@@ -60,7 +60,7 @@ def audit_version(
     they pull is first handed, as a record, to the other collectors.
     """
     started = time.perf_counter()
-    manifest = manifest_of(root, version)
+    manifest = require_manifest(root, version)
     stats, agreement = StatsCollector(seed=seed), AgreementCollector()
     truth = GroundTruthCollector(ground_truth) if ground_truth is not None else None
     samples: Reservoir[ImageRecord] = Reservoir(sample, seed=seed)

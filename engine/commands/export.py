@@ -8,7 +8,8 @@ from pathlib import Path
 from engine.errors import OutputError
 from engine.exports.coco import COCO_TASKS
 from engine.exports.report import ExportReport
-from engine.store.reader import iter_records, manifest_of
+from engine.store.manifest import require_manifest
+from engine.store.reader import iter_records
 from schemas.records import REGION_KINDS
 
 FORMATS = ("florence", "coco", "yolo", "hf")
@@ -39,7 +40,7 @@ def require_empty_destination(destination: Path) -> None:
 def export(args: argparse.Namespace) -> int:
     if not 0.0 <= args.val_fraction < 1.0:
         raise OutputError(f"--val-fraction {args.val_fraction}: must be at least 0 and below 1")
-    manifest = manifest_of(args.directory, args.version)
+    manifest = require_manifest(args.directory, args.version)
     require_empty_destination(args.to)
     report = run_export(args.format, args.directory, manifest.version, args.to, args.tasks, args.val_fraction)
     print(f"{args.directory} version {manifest.version}")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.config.settings import load_config
+from engine.config.profile import load_config
 from engine.config.typed_config import ConfigError
 from engine.refine_loop import RoundResult, refine_dataset
 

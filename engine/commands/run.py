@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from engine.commands.summary import format_counts
-from engine.config.settings import load_config
+from engine.config.profile import load_config
 from engine.refine_loop import base_checkpoint, refine_dataset
 from engine.run import RunRequest, run_pipeline
 

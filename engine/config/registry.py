@@ -8,6 +8,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+SPECIALISTS = "specialists"
+FILTERS = "filters"
+
 SPECIALIST_BACKENDS: dict[str, str] = {
     "rapidocr": "specialists.ocr_rapid:RapidOcr",
     "florence2": "specialists.florence2:Florence2",
@@ -34,9 +37,14 @@ FILTER_BACKENDS: dict[str, str] = {
 }
 
 
+def backends(kind: str) -> dict[str, str]:
+    """The backends registered for ``kind`` (``specialists`` or ``filters``)."""
+    return {SPECIALISTS: SPECIALIST_BACKENDS, FILTERS: FILTER_BACKENDS}[kind]
+
+
 def stage_class(kind: str, backend: str) -> Any:
-    """The class registered for ``backend`` among specialists (``kind="specialists"``) or filters."""
-    table = SPECIALIST_BACKENDS if kind == "specialists" else FILTER_BACKENDS
+    """The class registered for ``backend`` among the stages of ``kind``."""
+    table = backends(kind)
     if backend not in table:
         raise KeyError(backend)
     module, _, name = table[backend].partition(":")

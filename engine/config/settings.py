@@ -1,18 +1,14 @@
-"""The engine's configuration: YAML profiles (safe_load) into typed, validated objects."""
+"""The engine's settings: typed, frozen dataclasses that a profile (``engine/config/profile.py``) is validated into."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass, field
-from importlib import resources as package_files
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from engine.config.registry import FILTER_BACKENDS, SPECIALIST_BACKENDS, stage_class
-from engine.config.typed_config import ConfigError, build, to_plain
+from engine.config.registry import stage_class
+from engine.config.typed_config import to_plain
 from refine.merge import MergeSettings
 from refine.settings import TrainSettings
 from schemas.stage import Resources
@@ -38,18 +34,28 @@ class IngestConfig:
     max_bytes: int = 256 * 1024 * 1024
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS
 
+    def limits(self) -> dict[str, int]:
+        """The limits that decide quarantine: a probe made under other limits is not reused."""
+        return {"max_pixels": self.max_pixels, "max_bytes": self.max_bytes}
+
 
 @dataclass(frozen=True)
 class StageConfig:
-    """One configured stage: a name, a registered backend, its resources and validated options."""
+    """One configured stage: a name, a registered backend, its resources and validated options.
+
+    ``kind`` (``specialists`` or ``filters``) is the profile section the stage was read from; plain
+    data (``to_plain``, the config fingerprint) leaves it out, since the section already says it.
+    """
 
     name: str
     backend: str
     resources: Resources
     options: Any
+    kind: str = field(metadata={"plain": False})
 
-    def create(self, kind: str) -> Any:
-        return stage_class(kind, self.backend)(self.name, self.options, self.resources)
+    def create(self) -> Any:
+        """A new, not yet set up, instance of the stage."""
+        return stage_class(self.kind, self.backend)(self.name, self.options, self.resources)
 
 
 @dataclass(frozen=True)
@@ -102,79 +108,12 @@ class EngineConfig:
     refine: RefineConfig = field(default_factory=RefineConfig)
     profile: str = DEFAULT_PROFILE
 
+    @property
+    def stages(self) -> tuple[StageConfig, ...]:
+        """Every configured stage in run order: the specialists, then the filters."""
+        return self.specialists + self.filters
+
     def fingerprint(self) -> str:
         """A stable hash of everything that decides what the engine computes."""
         payload = {"specialists": to_plain(self.specialists), "filters": to_plain(self.filters)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _stage(kind: str, data: Any, where: str) -> StageConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping with name and backend")
-    unknown = sorted(set(data) - {"name", "backend", "resources", "options"})
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: backend, name, options, resources)")
-    backend = data.get("backend")
-    backends = SPECIALIST_BACKENDS if kind == "specialists" else FILTER_BACKENDS
-    if backend not in backends:
-        raise ConfigError(f"{where}.backend: {backend!r} is not one of {', '.join(sorted(backends))}")
-    name = data.get("name", backend)
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{where}.name: expected a non-empty string")
-    options_class = stage_class(kind, backend).Options
-    return StageConfig(
-        name=name,
-        backend=backend,
-        resources=build(Resources, data.get("resources"), f"{where}.resources"),
-        options=build(options_class, data.get("options"), f"{where}.options"),
-    )
-
-
-def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
-    """Validate a profile mapping into an :class:`EngineConfig`."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError("config: expected a mapping at the top level")
-    sections = {"ingest", "specialists", "filters", "writer", "ray", "refine"}
-    unknown = sorted(set(data) - sections)
-    if unknown:
-        raise ConfigError(f"config: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(sections))})")
-    stages: dict[str, tuple[StageConfig, ...]] = {}
-    for kind in ("specialists", "filters"):
-        items = data.get(kind) or []
-        if not isinstance(items, list):
-            raise ConfigError(f"{kind}: expected a list of stages")
-        stages[kind] = tuple(_stage(kind, item, f"{kind}[{i}]") for i, item in enumerate(items))
-        names = [s.name for s in stages[kind]]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ConfigError(f"{kind}: stage name {duplicates[0]!r} is used twice")
-    return EngineConfig(
-        ingest=build(IngestConfig, data.get("ingest"), "ingest"),
-        specialists=stages["specialists"],
-        filters=stages["filters"],
-        writer=build(WriterConfig, data.get("writer"), "writer"),
-        ray=build(RayConfig, data.get("ray"), "ray"),
-        refine=build(RefineConfig, data.get("refine"), "refine"),
-        profile=profile,
-    )
-
-
-def load_config(path: str | Path | None = None) -> EngineConfig:
-    """Load a profile: a YAML file path, a bundled profile name (``offline``, ``fld5b``), or the default."""
-    if path is None:
-        path = DEFAULT_PROFILE
-    candidate = Path(path)
-    if candidate.suffix not in {".yaml", ".yml"} and not candidate.exists():
-        bundled = package_files.files("engine.config") / "profiles" / f"{path}.yaml"
-        if not bundled.is_file():
-            raise ConfigError(f"config: no profile file or bundled profile named {str(path)!r}")
-        return parse_config(yaml.safe_load(bundled.read_text()), profile=str(path))
-    if not candidate.is_file():
-        raise ConfigError(f"config: file {str(candidate)!r} does not exist")
-    try:
-        data = yaml.safe_load(candidate.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config: {candidate} is not valid YAML: {error}") from None
-    return parse_config(data, profile=candidate.stem)

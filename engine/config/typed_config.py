@@ -45,18 +45,7 @@ def convert(hint: Any, value: Any, key: str) -> Any:
     if hint is Any:
         return value
     if origin in (Union, types.UnionType):
-        options = get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return convert(option, value, key)
-            except ConfigError as error:
-                errors.append(str(error))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {hint}")
+        return _convert_union(hint, value, key)
     if origin is Literal:
         if value not in get_args(hint):
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, get_args(hint)))}")
@@ -75,6 +64,25 @@ def convert(hint: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         key_type, value_type = get_args(hint) or (Any, Any)
         return {convert(key_type, k, key): convert(value_type, v, f"{key}.{k}") for k, v in value.items()}
+    return _convert_scalar(hint, value, key)
+
+
+def _convert_union(hint: Any, value: Any, key: str) -> Any:
+    options = get_args(hint)
+    if value is None and type(None) in options:
+        return None
+    errors = []
+    for option in options:
+        if option is type(None):
+            continue
+        try:
+            return convert(option, value, key)
+        except ConfigError as error:
+            errors.append(str(error))
+    raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {hint}")
+
+
+def _convert_scalar(hint: Any, value: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
@@ -97,9 +105,12 @@ def convert(hint: Any, value: Any, key: str) -> Any:
 
 
 def to_plain(value: Any) -> Any:
-    """A dataclass tree as plain JSON-able data (for fingerprints and manifests)."""
+    """A dataclass tree as plain JSON-able data (for fingerprints and manifests).
+
+    A field declared with ``metadata={"plain": False}`` is left out (it is implied by where it sits)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = [f for f in dataclasses.fields(value) if f.metadata.get("plain", True)]
+        return {f.name: to_plain(getattr(value, f.name)) for f in fields}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
     if isinstance(value, dict):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from engine.config.settings import RayConfig
@@ -56,3 +56,25 @@ def ray_session(config: RayConfig, address: str | None = None, progress: bool = 
     finally:
         if started:
             ray.shutdown()
+
+
+class LazyRay:
+    """Starts Ray on first need (entered into ``stack``), so a refresh with nothing to probe or annotate
+    never starts it; ``on_start`` runs once Ray is up (the run checks its stages fit)."""
+
+    def __init__(
+        self,
+        stack: ExitStack,
+        config: RayConfig,
+        address: str | None,
+        progress: bool,
+        on_start: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.stack, self.config, self.address, self.progress, self.on_start = stack, config, address, progress, on_start
+        self.started = False
+
+    def start(self) -> None:
+        if not self.started:
+            self.stack.enter_context(ray_session(self.config, self.address, self.progress))
+            self.on_start()
+            self.started = True

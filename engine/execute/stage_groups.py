@@ -23,7 +23,7 @@ from schemas.stage import Resources
 
 
 class GroupableStage(Protocol):
-    """What grouping needs of a planned stage (``engine.run.PlannedStage``)."""
+    """What grouping needs of a planned stage (``engine.execute.plan_stages.PlannedStage``)."""
 
     holds_model: bool
 

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from engine.config.settings import StageConfig
+from engine.ingest.decode import BadImage, decode_image
 from engine.ingest.image_bytes import attach_image_bytes
-from engine.ingest.probe import BadImage, decode_image
 from schemas.arrow import IN_FLIGHT_SCHEMA
 from schemas.records import ImageRecord, StageError
 from schemas.stage import Stage
@@ -138,15 +139,15 @@ def run_stage_on_table(stage: Stage, table: pa.Table, max_pixels: int) -> pa.Tab
 class StageChainWorker:
     """A Ray Data callable class: builds and sets up a chain of stages once per actor, then runs batches.
 
-    ``stages`` holds (stage configuration, kind) pairs; stages skip rows that already carry their
-    fingerprint (incremental refresh); ``read_bytes`` as for :func:`run_step`."""
+    Stages skip rows that already carry their fingerprint (incremental refresh); ``read_bytes`` as for
+    :func:`run_step`."""
 
-    def __init__(self, stages: Sequence[tuple[Any, str]], max_pixels: int, read_bytes: bool | None = None) -> None:
-        self.stages = [config.create(kind) for config, kind in stages]
+    def __init__(self, stages: Sequence[StageConfig], max_pixels: int, read_bytes: bool | None = None) -> None:
+        self.stages = [config.create() for config in stages]
         for stage in self.stages:
             stage.setup()
-        if all(config.resources.num_gpus == 0 for config, _ in stages):
-            _limit_torch_threads(max(config.resources.num_cpus for config, _ in stages))
+        if all(config.resources.num_gpus == 0 for config in stages):
+            _limit_torch_threads(max(config.resources.num_cpus for config in stages))
         self.max_pixels, self.read_bytes = max_pixels, read_bytes
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from engine.exports.images import source_bytes, write_image
 from engine.exports.report import ExportReport
-from engine.ingest.probe import BadImage
+from engine.ingest.decode import BadImage
 from schemas.masks import mask_area, to_coco_rle
 from schemas.records import REGION_KINDS, GroundedRegion, ImageRecord, Phrase, Region
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from engine.exports.images import source_bytes, write_image
 from engine.exports.report import ExportReport
 from engine.exports.split import split_of
-from engine.ingest.probe import BadImage
+from engine.ingest.decode import BadImage
 from refine.targets import TASKS, florence_samples
 from schemas.records import ImageRecord
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from engine.exports.images import export_bytes
 from engine.exports.report import ExportReport
 from engine.exports.split import split_of
-from engine.ingest.probe import BadImage
+from engine.ingest.decode import BadImage
 from engine.store.reader import version_dataset
 from schemas.arrow import ANNOTATION_SCHEMA
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.ingest.probe import decode_image
+from engine.ingest.decode import decode_image
 from schemas.records import ImageRecord
 
 COPYABLE_FORMATS = {"jpeg": ".jpg", "png": ".png"}

@@ -16,7 +16,7 @@ from engine.exports.coco import DEFAULT_KINDS, category_name, check_kinds
 from engine.exports.images import source_bytes, write_image
 from engine.exports.report import ExportReport
 from engine.exports.split import split_of
-from engine.ingest.probe import BadImage
+from engine.ingest.decode import BadImage
 from schemas.records import ImageRecord, Region
 
 SPLITS = ("train", "val")

@@ -1,37 +1,44 @@
-"""Ingestion: find input files, hash and probe them, decode images safely, and plan the work.
+"""Probing the input files: each is read, hashed and fully decoded once, and the work is planned.
 
 Every input ends as exactly one of: a unique image to annotate (with all paths that hold the
-same bytes), or a quarantine row with its reason. Nothing here uses Ray; the pipeline maps
-these functions over batches.
+same bytes), or a quarantine row with its reason. A few files are probed in this process; many
+are probed as Ray tasks (starting those costs more than hashing a few dozen MB).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+import time
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from dataclasses import asdict, dataclass
+from typing import Any
 
-import numpy as np
-import pyarrow.parquet as pq
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+import pyarrow as pa
 
-ImageFile.LOAD_TRUNCATED_IMAGES = False
+from engine.ingest.decode import BadImage, decode_image
 
-
-class InputError(ValueError):
-    """An input path cannot be read as a folder, a list of paths or a Parquet table."""
-
-
-class BadImage(Exception):
-    """A file that cannot become an annotated image; ``reason`` is a short machine-readable code."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+# New files of at most this many bytes in all are probed in this process: starting Ray's probe tasks
+# costs seconds of CPU, more than hashing and decoding a few dozen MB (a small refresh, a sample run).
+IN_PROCESS_PROBE_BYTES = 64 * 1024**2
+# The probe index (``probes/*.parquet``, see ``engine/ingest/probe_cache.py``): a probed file, its size
+# and mtime taken before reading, and when it was checked.
+PROBE_INDEX_SCHEMA = pa.schema(
+    [
+        pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("size_bytes", pa.int64()),
+        pa.field("mtime_ns", pa.int64()),
+        pa.field("checked_ns", pa.int64()),
+        pa.field("image_id", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("format", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+    ]
+)
+PROBED_FIELDS = ("source_uri", "size_bytes", "image_id", "width", "height", "format", "reason", "detail")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,92 +65,6 @@ class WorkItem:
     width: int
     height: int
     format: str
-
-
-def discover(inputs: Sequence[str], extensions: Sequence[str], path_column: str = "path") -> list[str]:
-    """Expand inputs (folders, recursively; ``.txt`` lists of paths; Parquet tables with a path column).
-
-    Folders contribute files with an image extension; listed paths are taken as given, so a bad
-    listed file is quarantined rather than silently skipped. The result is sorted and unique.
-    """
-    suffixes = {e.lower() for e in extensions}
-    found: set[str] = set()
-    for item in inputs:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            for root, _, names in os.walk(path, followlinks=True):
-                found.update(str(Path(root, n).resolve()) for n in names if Path(n).suffix.lower() in suffixes)
-        elif path.suffix.lower() == ".parquet" and path.is_file():
-            table = pq.read_table(path)
-            if path_column not in table.column_names:
-                raise InputError(
-                    f"input {item}: Parquet table has no {path_column!r} column (columns: {table.column_names})"
-                )
-            found.update(_resolve(p, path.parent) for p in table.column(path_column).to_pylist() if p)
-        elif path.suffix.lower() in {".txt", ".lst"} and path.is_file():
-            lines = path.read_text().splitlines()
-            found.update(
-                _resolve(line.strip(), path.parent) for line in lines if line.strip() and not line.startswith("#")
-            )
-        elif path.is_file():
-            found.add(str(path.resolve()))
-        else:
-            raise InputError(f"input {item}: no such file or folder")
-    return sorted(found)
-
-
-def _resolve(entry: str, base: Path) -> str:
-    path = Path(entry).expanduser()
-    return str((path if path.is_absolute() else base / path).resolve())
-
-
-def decode_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, str]:
-    """Decode bytes into an (H, W, 3) uint8 RGB array, EXIF orientation applied; also the format.
-
-    Raises :class:`BadImage` for empty, non-image, truncated or oversized input. The pixel count
-    is checked from the header, before any pixel is decoded.
-    """
-    if not data:
-        raise BadImage("empty", "file has zero bytes")
-    saved_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # our own limit, checked from the header below, replaces Pillow's
-    try:
-        image = Image.open(io.BytesIO(data))
-        fmt = (image.format or "").lower()
-        width, height = image.size
-        if width * height > max_pixels:
-            raise BadImage("too_large", f"{width}x{height} exceeds max_pixels={max_pixels}")
-        image.load()
-        image = ImageOps.exif_transpose(image)
-    except BadImage:
-        raise
-    except UnidentifiedImageError:
-        raise BadImage("not_an_image", "not a recognised image format") from None
-    except Image.DecompressionBombError as error:
-        raise BadImage("too_large", str(error)) from None
-    except (OSError, SyntaxError, ValueError) as error:
-        message = str(error)
-        reason = "truncated" if "truncated" in message or "broken" in message else "decode_error"
-        raise BadImage(reason, message) from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved_limit
-    return to_rgb(image), fmt
-
-
-def to_rgb(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode as 8-bit RGB: 16-bit scaled down, transparency composited on white."""
-    if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
-        values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        gray = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in {"RGBA", "LA", "PA"}:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
 def probe_file(uri: str, max_pixels: int, max_bytes: int) -> ProbedFile:
@@ -184,3 +105,53 @@ def plan_work(probed: Iterable[ProbedFile]) -> tuple[list[WorkItem], list[Probed
             )
         )
     return work, sorted(quarantined, key=lambda p: p.source_uri)
+
+
+def probed_from_row(row: dict[str, Any]) -> ProbedFile:
+    return ProbedFile(**{name: row[name] for name in PROBED_FIELDS})
+
+
+def probe_batch(batch: pa.Table, max_pixels: int, max_bytes: int) -> pa.Table:
+    """Probe each file of ``batch`` (a ``source_uri`` column) into probe index rows; its size and mtime are
+    taken before reading, for the next run's probe cache."""
+    rows = []
+    for uri in batch.column("source_uri").to_pylist():
+        checked_ns = time.time_ns()
+        try:
+            mtime_ns = os.stat(uri).st_mtime_ns
+        except OSError:
+            mtime_ns = None
+        rows.append({**asdict(probe_file(uri, max_pixels, max_bytes)), "mtime_ns": mtime_ns, "checked_ns": checked_ns})
+    return pa.Table.from_pylist(rows, schema=PROBE_INDEX_SCHEMA)
+
+
+def probe_on_ray(files: list[str], limits: dict[str, int]) -> list[dict[str, Any]]:
+    """Probe index rows of ``files``, probed as Ray tasks (Ray must be running)."""
+    import ray
+
+    probe = ray.data.from_items([{"source_uri": f} for f in files], override_num_blocks=max(1, min(len(files), 32)))
+    return probe.map_batches(
+        probe_batch,
+        fn_kwargs=limits,
+        batch_format="pyarrow",
+        batch_size=16,
+        num_cpus=1,  # hashing and decoding fill a core; fewer concurrent tasks start fewer worker processes
+    ).take_all()
+
+
+def probe_files(files: list[str], limits: dict[str, int], ensure_ray: Callable[[], None]) -> list[dict[str, Any]]:
+    """Probe index rows of ``files``: in this process when they are few bytes in all, else as Ray tasks."""
+    if not files:
+        return []
+    if _total_bytes(files) <= IN_PROCESS_PROBE_BYTES:
+        return probe_batch(pa.table({"source_uri": files}), **limits).to_pylist()
+    ensure_ray()
+    return probe_on_ray(files, limits)
+
+
+def _total_bytes(files: list[str]) -> int:
+    total = 0
+    for path in files:
+        with suppress(OSError):  # probing reports it
+            total += os.stat(path).st_size
+    return total

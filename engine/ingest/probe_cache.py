@@ -17,29 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
-from engine.ingest.probe import ProbedFile
-from engine.refresh.carryover import read_shard
+from engine.ingest.probe import ProbedFile, probed_from_row
 from engine.store.manifest import Manifest
+from engine.store.reader import read_shard
 
 RACY_NS = 2_000_000_000
-
-PROBE_INDEX_SCHEMA = pa.schema(
-    [
-        pa.field("source_uri", pa.string(), nullable=False),
-        pa.field("size_bytes", pa.int64()),
-        pa.field("mtime_ns", pa.int64()),
-        pa.field("checked_ns", pa.int64()),
-        pa.field("image_id", pa.string()),
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("format", pa.string()),
-        pa.field("reason", pa.string()),
-        pa.field("detail", pa.string()),
-    ]
-)
-PROBED_FIELDS = ("source_uri", "size_bytes", "image_id", "width", "height", "format", "reason", "detail")
 
 
 @dataclass
@@ -49,10 +31,6 @@ class CacheSplit:
     hits: list[ProbedFile]
     hit_rows: list[dict[str, Any]]
     misses: list[str]
-
-
-def probed_from_row(row: dict[str, Any]) -> ProbedFile:
-    return ProbedFile(**{name: row[name] for name in PROBED_FIELDS})
 
 
 def load_probe_cache(root: Path, previous: Manifest | None, ingest_key: dict[str, Any]) -> dict[str, dict[str, Any]]:

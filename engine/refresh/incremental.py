@@ -30,10 +30,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from engine.config.registry import FILTERS, SPECIALISTS
 from schemas.records import ImageRecord, Phrase, Region, Text
-
-SPECIALISTS = "specialists"
-FILTERS = "filters"
 
 
 class Level(IntEnum):

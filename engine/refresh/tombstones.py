@@ -7,10 +7,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
+from engine.store.reader import read_shard
+from engine.store.writer import ShardInfo
 
 TOMBSTONE_SCHEMA = pa.schema(
     [
@@ -52,3 +56,13 @@ def find_tombstones(
             }
         )
     return rows
+
+
+def previous_paths(root: Path, shards: Sequence[ShardInfo]) -> dict[str, list[str]]:
+    """image_id -> source paths of every row of a version's ``shards``."""
+    paths: dict[str, list[str]] = {}
+    for shard in shards:
+        table = read_shard(root, shard, ["image_id", "source_uris"])
+        for image_id, uris in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
+            paths[image_id] = list(uris or [])
+    return paths

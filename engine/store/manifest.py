@@ -21,12 +21,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from engine.errors import OutputError
-from engine.store.counts import Counts
+from engine.store.counts import Counts, merge_counts
 from engine.store.writer import ShardInfo
+from schemas.arrow import SCHEMA_VERSION
 
 MANIFEST_NAME = "manifest.json"
 VERSIONS_DIR = "versions"
@@ -52,6 +54,49 @@ class Manifest:
     tombstones: list[ShardInfo] = field(default_factory=list)
     probe_index: ShardInfo | None = None
     stage_kinds: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def next(
+        cls,
+        previous: Manifest | None,
+        *,
+        run_id: str,
+        config_fingerprint: str,
+        profile: str,
+        stages: dict[str, str],
+        stage_kinds: dict[str, str],
+        models: dict[str, str],
+        shards: list[ShardInfo],
+        quarantine: list[ShardInfo],
+        tombstones: list[ShardInfo],
+        probe_index: ShardInfo | None,
+        extra: dict[str, Any],
+    ) -> Manifest:
+        """The version after ``previous`` (the first one when None), holding what the caller lists.
+
+        Its number, parent, creation time, schema version and counts are set here, the same way for
+        every writer of versions (a run, a refinement round).
+        """
+        counts = merge_counts(s.counts for s in shards)
+        counts["quarantined"] = merge_counts(s.counts for s in quarantine)
+        return cls(
+            version=(previous.version if previous else 0) + 1,
+            run_id=run_id,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            schema_version=SCHEMA_VERSION,
+            config_fingerprint=config_fingerprint,
+            profile=profile,
+            stages=stages,
+            models=models,
+            shards=shards,
+            quarantine=quarantine,
+            counts=counts,
+            parent=previous.version if previous else None,
+            extra=extra,
+            tombstones=tombstones,
+            probe_index=probe_index,
+            stage_kinds=stage_kinds,
+        )
 
     def files(self) -> list[str]:
         """Every file this version lists, relative to the output directory."""

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
-from engine.store.manifest import Manifest, require_manifest
+from engine.errors import OutputError
+from engine.store.manifest import require_manifest
+from engine.store.writer import ShardInfo
 from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA
 from schemas.records import ImageRecord
 
@@ -33,5 +36,12 @@ def iter_records(root: Path, version: int | None = None, batch_size: int = 256) 
             yield ImageRecord.from_row(row)
 
 
-def manifest_of(root: Path, version: int | None = None) -> Manifest:
-    return require_manifest(root, version)
+def read_shard(root: Path, shard: ShardInfo, columns: list[str] | None = None) -> pa.Table:
+    """Read one shard listed by a manifest, with a clear error if it is missing or corrupt."""
+    path = root / shard.path
+    try:
+        return pq.read_table(path, columns=columns)
+    except FileNotFoundError:
+        raise OutputError(f"{root}: shard {shard.path} listed in the manifest is missing") from None
+    except (OSError, pa.ArrowInvalid) as error:
+        raise OutputError(f"{root}: shard {shard.path} is unreadable ({error})") from None

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.refresh.carryover import read_shard
 from engine.store.counts import Counts
 from engine.store.manifest import Manifest
+from engine.store.reader import read_shard
 
 CONTENT_COLUMNS = ["texts", "regions", "phrases", "dropped", "errors", "stages"]
 
