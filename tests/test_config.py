@@ -6,7 +6,7 @@ import pytest
 
 from engine.config.profile import load_config, parse_config
 from engine.config.settings import EngineConfig
-from engine.config.typed_config import ConfigError
+from engine.config.typed_config import ConfigError, to_plain
 from specialists.ocr_rapid import RapidOcrOptions
 
 
@@ -122,3 +122,14 @@ def test_a_run_with_missing_weights_fails_before_any_work(tmp_path, capsys) -> N
     error = capsys.readouterr().err
     assert "weights missing for florence2 (florence2) 'florence-community/Florence-2-large': looked in" in error
     assert not (tmp_path / "out" / "manifest.json").exists() and not (tmp_path / "out" / "annotations").exists()
+
+
+def test_each_stage_knows_its_kind_from_its_profile_section() -> None:
+    config = parse_config({"specialists": [{"name": "ocr", "backend": "rapidocr"}], "filters": [{"backend": "nms"}]})
+    assert [(s.name, s.kind) for s in config.stages] == [("ocr", "specialists"), ("nms", "filters")]
+    assert type(config.filters[0].create()).__name__ == "NmsFilter"
+
+
+def test_plain_stage_settings_leave_the_kind_to_their_section() -> None:
+    stage = parse_config({"filters": [{"backend": "nms"}]}).filters[0]
+    assert set(to_plain(stage)) == {"name", "backend", "resources", "options"}
