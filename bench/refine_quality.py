@@ -193,7 +193,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="fld-refine-quality-"))
     checkpoint = args.checkpoint
     if checkpoint is None:
-        from tests.tiny_models.florence import build_tiny_florence2
+        from tests.support.tiny_models.florence import build_tiny_florence2
 
         checkpoint = str(build_tiny_florence2(work / "tiny-florence2"))
     noise = {"jitter": args.jitter, "swap": args.swap, "miss": args.miss}
@@ -235,7 +235,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             **{k: v for k, v in result.stats.to_dict().items() if k != "compared"},
         }
     return {
-        "model": "tiny random-init Florence-2 (tests.tiny_models)" if args.checkpoint is None else checkpoint,
+        "model": "tiny random-init Florence-2 (tests.support.tiny_models)" if args.checkpoint is None else checkpoint,
         "images": args.images,
         "ground_truth_boxes": len(gt["annotations"]),
         "noise": noise,

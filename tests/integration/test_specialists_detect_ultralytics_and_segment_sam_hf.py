@@ -26,7 +26,7 @@ def _record(width: int = 80, height: int = 48) -> ImageRecord:
 
 @pytest.fixture(scope="module")
 def yolo(tmp_path_factory) -> UltralyticsDetector:
-    from tests.tiny_models.yolo import build_tiny_yolo
+    from tests.support.tiny_models.yolo import build_tiny_yolo
 
     weights = build_tiny_yolo(tmp_path_factory.mktemp("tiny-yolo") / "tiny-yolov8n.pt")
     options = UltralyticsOptions(weights=str(weights), min_score=0.0, image_size=64, max_detections=5)
@@ -37,7 +37,7 @@ def yolo(tmp_path_factory) -> UltralyticsDetector:
 
 @pytest.fixture(scope="module")
 def sam(tmp_path_factory) -> SamSegmenter:
-    from tests.tiny_models.sam import build_tiny_sam
+    from tests.support.tiny_models.sam import build_tiny_sam
 
     segmenter = SamSegmenter("sam", SamOptions(model=str(build_tiny_sam(tmp_path_factory.mktemp("tiny-sam")))))
     segmenter.setup()

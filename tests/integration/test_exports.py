@@ -25,7 +25,7 @@ from engine.exports.yolo import export_yolo
 from engine.store.reader import iter_records
 from schemas.masks import decode_mask
 from schemas.records import ImageRecord
-from tests.audit_dataset import build_demo_dataset
+from tests.support.audit_dataset import build_demo_dataset
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from transformers import GPT2Tokenizer, LlamaConfig, LlamaForCausalLM
 
-from tests.tiny_models.tokenizer import train_bpe
+from tests.support.tiny_models.tokenizer import train_bpe
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<s>{{ message['role'] }}\n{{ message['content'] }}</s>{% endfor %}"

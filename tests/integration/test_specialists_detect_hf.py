@@ -13,7 +13,7 @@ from specialists.detect_hf import HfDetectionOptions, HfDetector
 
 @pytest.fixture(scope="module")
 def detr_dir(tmp_path_factory) -> str:
-    from tests.tiny_models.detr import build_tiny_detr
+    from tests.support.tiny_models.detr import build_tiny_detr
 
     return str(build_tiny_detr(tmp_path_factory.mktemp("tiny-detr")))
 

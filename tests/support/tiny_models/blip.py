@@ -13,7 +13,7 @@ from transformers import (
     BlipProcessor,
 )
 
-from tests.tiny_models.wordpiece import train_wordpiece
+from tests.support.tiny_models.wordpiece import train_wordpiece
 
 IMAGE_SIZE = 32
 

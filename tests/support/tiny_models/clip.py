@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, GPT2Tokenizer
 
-from tests.tiny_models.tokenizer import train_bpe
+from tests.support.tiny_models.tokenizer import train_bpe
 
 IMAGE_SIZE = 32
 

@@ -8,7 +8,7 @@ import pytest
 from schemas.records import Text, TextAnalysis
 from specialists.base import WeightsNotFound
 from specialists.grounding_hf import GroundingOptions, OwlGrounding, ground_boxes
-from tests.grounding_cases import (
+from tests.support.grounding_cases import (
     CAPTION,
     CAPTIONER,
     assert_schema_valid_triplets_inside_each_image,
@@ -19,7 +19,7 @@ from tests.grounding_cases import (
 
 @pytest.fixture(scope="module")
 def owl_dir(tmp_path_factory) -> str:
-    from tests.tiny_models.owlv2 import build_tiny_owlv2
+    from tests.support.tiny_models.owlv2 import build_tiny_owlv2
 
     return str(build_tiny_owlv2(tmp_path_factory.mktemp("tiny-owlv2")))
 

@@ -13,7 +13,7 @@ from transformers import (
     Florence2Processor,
 )
 
-from tests.tiny_models.tokenizer import BASE_CORPUS, train_bpe
+from tests.support.tiny_models.tokenizer import BASE_CORPUS, train_bpe
 
 IMAGE_SIZE = 64
 TASK_TOKENS = [

@@ -32,14 +32,14 @@ def _objects() -> list[Region]:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    from tests.tiny_models.sam_ultralytics import build_tiny_mobile_sam
+    from tests.support.tiny_models.sam_ultralytics import build_tiny_mobile_sam
 
     return build_tiny_mobile_sam(tmp_path_factory.mktemp("tiny-sam-ultralytics") / "tiny-mobile_sam.pt")
 
 
 @pytest.fixture(scope="module")
 def sam(weights) -> UltralyticsSamSegmenter:
-    from tests.tiny_models.sam_ultralytics import IMAGE_SIZE
+    from tests.support.tiny_models.sam_ultralytics import IMAGE_SIZE
 
     segmenter = UltralyticsSamSegmenter("sam", UltralyticsSamOptions(weights=str(weights), image_size=IMAGE_SIZE))
     segmenter.setup()

@@ -13,7 +13,7 @@ from specialists.caption_blip import ImageCaptioner, ImageCaptionOptions, strip_
 
 @pytest.fixture(scope="module")
 def captioner(tmp_path_factory) -> ImageCaptioner:
-    from tests.tiny_models.blip import build_tiny_blip
+    from tests.support.tiny_models.blip import build_tiny_blip
 
     directory = build_tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
     specialist = ImageCaptioner("blip", ImageCaptionOptions(model=str(directory), max_new_tokens=6, num_beams=1))

@@ -12,7 +12,7 @@ from engine.cli import main as cli
 from engine.exports.florence import export_florence
 from engine.exports.split import split_of
 from engine.store.reader import iter_records
-from tests.audit_dataset import build_demo_dataset
+from tests.support.audit_dataset import build_demo_dataset
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from engine.execute.stage_runner import run_stage_on_table, run_stages_on_table
 from schemas.arrow import IN_FLIGHT_SCHEMA
 from schemas.records import ImageRecord, Provenance, Region
 from schemas.stage import Resources
-from tests.image_files import jpeg_bytes
+from tests.support.image_files import jpeg_bytes
 
 
 class BoxEveryImage:

@@ -20,7 +20,7 @@ from engine.audit.review import choose_images, score_band, strata_of
 from engine.cli import main as cli
 from engine.exports.coco import export_coco
 from engine.store.reader import iter_records
-from tests.audit_dataset import build_demo_dataset
+from tests.support.audit_dataset import build_demo_dataset
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +197,7 @@ def test_missing_source_image_is_drawn_as_a_placeholder_with_a_note(demo, tmp_pa
 
 
 def test_report_of_the_empty_quarantine_and_no_drops(tmp_path) -> None:
-    from tests.audit_dataset import build_records, publish_records
+    from tests.support.audit_dataset import build_records, publish_records
 
     records = build_records(tmp_path / "images")[2:]
     publish_records(tmp_path / "ds", records, quarantined=0)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from transformers import GPT2Tokenizer, Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
 
-from tests.tiny_models.tokenizer import train_bpe
+from tests.support.tiny_models.tokenizer import train_bpe
 
 IMAGE_SIZE = 32
 QUERY_TOKENS = 16

@@ -10,7 +10,7 @@ import pytest
 from engine.ingest.decode import BadImage, decode_image
 from engine.ingest.discover import InputError, discover
 from engine.ingest.probe import plan_work, probe_file
-from tests.image_files import jpeg_bytes, png_header_only, write_ingestion_zoo
+from tests.support.image_files import jpeg_bytes, png_header_only, write_ingestion_zoo
 
 MAX_PIXELS = 89_478_485
 EXTENSIONS = (".jpg", ".png")

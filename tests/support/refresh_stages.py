@@ -18,10 +18,10 @@ from specialists.base import Specialist
 
 SPECIALIST = "test_halves"
 FILTER = "test_min_score"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Ray workers register the test backends at start; the hook runs before the driver's sys.path is applied.
 RUNTIME_ENV = {
-    "worker_process_setup_hook": "tests.refresh_stages.register",
+    "worker_process_setup_hook": "tests.support.refresh_stages.register",
     "env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
 }
 
@@ -110,8 +110,8 @@ class MinScoreFilter:
 
 def register() -> None:
     """Add the test backends to the registry (also a Ray ``worker_process_setup_hook``)."""
-    registry.SPECIALIST_BACKENDS.setdefault(SPECIALIST, "tests.refresh_stages:HalvesSpecialist")
-    registry.FILTER_BACKENDS.setdefault(FILTER, "tests.refresh_stages:MinScoreFilter")
+    registry.SPECIALIST_BACKENDS.setdefault(SPECIALIST, "tests.support.refresh_stages:HalvesSpecialist")
+    registry.FILTER_BACKENDS.setdefault(FILTER, "tests.support.refresh_stages:MinScoreFilter")
 
 
 def unregister() -> None:

@@ -14,9 +14,9 @@ from engine.cli import main as cli
 from engine.config.profile import parse_config
 from engine.run import RunRequest, run_pipeline
 from engine.store.reader import read_version
-from tests.image_files import write_ingestion_zoo
+from tests.support.image_files import write_ingestion_zoo
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "images"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "images"
 PROFILE = {
     "specialists": [
         {"name": "ocr", "backend": "rapidocr", "options": {"words": False}, "resources": {"batch_size": 2}}

@@ -15,7 +15,7 @@ from specialists.grounding_dino import (
     phrase_token_mask,
     phrases_within,
 )
-from tests.grounding_cases import (
+from tests.support.grounding_cases import (
     CAPTION,
     CAPTIONER,
     assert_schema_valid_triplets_inside_each_image,
@@ -26,7 +26,7 @@ from tests.grounding_cases import (
 
 @pytest.fixture(scope="module")
 def dino_dir(tmp_path_factory) -> str:
-    from tests.tiny_models.grounding_dino import build_tiny_grounding_dino
+    from tests.support.tiny_models.grounding_dino import build_tiny_grounding_dino
 
     return str(build_tiny_grounding_dino(tmp_path_factory.mktemp("tiny-grounding-dino")))
 

@@ -23,8 +23,8 @@ from engine.config.profile import load_config
 from engine.run import RunRequest, run_pipeline
 from engine.store.manifest import require_manifest
 from engine.store.reader import read_version
-from tests import refresh_stages
-from tests.refresh_stages import FILTER, REPO, SPECIALIST, processed, write_images
+from tests.support import refresh_stages
+from tests.support.refresh_stages import FILTER, REPO, SPECIALIST, processed, write_images
 
 IMAGES = 12
 
@@ -84,7 +84,7 @@ def test_a_killed_run_is_resumed_without_redoing_or_duplicating(ray_local, tmp_p
     )
     args = ["run", "--input", str(inputs), "--output", str(output), "--config", str(profile), "--quiet"]
     ray_tmp = Path(tempfile.mkdtemp(prefix="fldk", dir="/tmp"))
-    code = "import sys; from tests.refresh_stages import run_cli; sys.exit(run_cli(sys.argv[1:]))"
+    code = "import sys; from tests.support.refresh_stages import run_cli; sys.exit(run_cli(sys.argv[1:]))"
     env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
     process = subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=env, start_new_session=True)
     journals = output / "_runs"

@@ -9,7 +9,7 @@ from PIL import Image
 from engine.audit.dataset_audit import audit_version
 from engine.audit.html_report import render_html
 from engine.audit.screenshot import find_chromium, rendered_dom, screenshot
-from tests.audit_dataset import build_demo_dataset
+from tests.support.audit_dataset import build_demo_dataset
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None, reason="headless Chromium is not installed (apt-get install -y chromium)"

@@ -45,7 +45,7 @@ def test_unknown_prompt_version_is_rejected_naming_the_file() -> None:
 
 @pytest.fixture(scope="module")
 def aggregator(tmp_path_factory) -> LlmAggregator:
-    from tests.tiny_models.causal_lm import build_tiny_causal_lm
+    from tests.support.tiny_models.causal_lm import build_tiny_causal_lm
 
     directory = build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"))
     specialist = LlmAggregator("aggregator", LlmAggregatorOptions(model=str(directory), max_new_tokens=8))

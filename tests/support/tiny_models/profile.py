@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.tiny_models.blip import build_tiny_blip
-from tests.tiny_models.causal_lm import build_tiny_causal_lm
-from tests.tiny_models.clip import build_tiny_clip
-from tests.tiny_models.detr import build_tiny_detr
-from tests.tiny_models.florence import build_tiny_florence2
-from tests.tiny_models.grounding_dino import build_tiny_grounding_dino
-from tests.tiny_models.owlv2 import build_tiny_owlv2
-from tests.tiny_models.sam import build_tiny_sam
-from tests.tiny_models.sam_ultralytics import IMAGE_SIZE as MOBILE_SAM_SIZE
-from tests.tiny_models.sam_ultralytics import build_tiny_mobile_sam
-from tests.tiny_models.yolo import build_tiny_yolo
+from tests.support.tiny_models.blip import build_tiny_blip
+from tests.support.tiny_models.causal_lm import build_tiny_causal_lm
+from tests.support.tiny_models.clip import build_tiny_clip
+from tests.support.tiny_models.detr import build_tiny_detr
+from tests.support.tiny_models.florence import build_tiny_florence2
+from tests.support.tiny_models.grounding_dino import build_tiny_grounding_dino
+from tests.support.tiny_models.owlv2 import build_tiny_owlv2
+from tests.support.tiny_models.sam import build_tiny_sam
+from tests.support.tiny_models.sam_ultralytics import IMAGE_SIZE as MOBILE_SAM_SIZE
+from tests.support.tiny_models.sam_ultralytics import build_tiny_mobile_sam
+from tests.support.tiny_models.yolo import build_tiny_yolo
 
 SMALL = {"num_cpus": 0.25, "batch_size": 4, "pool_size": 1}
 

@@ -13,8 +13,8 @@ from engine.config.profile import parse_config
 from engine.run import RunRequest, RunResult, run_pipeline
 from engine.store.reader import read_version
 from schemas.records import ImageRecord
-from tests import refresh_stages
-from tests.refresh_stages import FILTER, SPECIALIST, processed, write_images
+from tests.support import refresh_stages
+from tests.support.refresh_stages import FILTER, SPECIALIST, processed, write_images
 
 IMAGES = 6
 

@@ -15,7 +15,7 @@ from transformers import (
     SwinConfig,
 )
 
-from tests.tiny_models.wordpiece import train_wordpiece
+from tests.support.tiny_models.wordpiece import train_wordpiece
 
 
 def build_tiny_grounding_dino(directory: Path) -> Path:

@@ -12,10 +12,10 @@ from engine.config.profile import parse_config
 from schemas.masks import decode_mask
 from schemas.records import ImageRecord, Provenance, Region, Text
 from schemas.validation import validate_record
-from tests.tiny_models.chain import build_specialists, run_chain
-from tests.tiny_models.profile import tiny_profile
+from tests.support.tiny_models.chain import build_specialists, run_chain
+from tests.support.tiny_models.profile import tiny_profile
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "images"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "images"
 
 
 @pytest.fixture(scope="module")

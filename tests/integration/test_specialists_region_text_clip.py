@@ -15,8 +15,8 @@ DETECTOR = Provenance("detector", "tiny", 0)
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory) -> dict[str, str]:
-    from tests.tiny_models.blip import build_tiny_blip
-    from tests.tiny_models.clip import build_tiny_clip
+    from tests.support.tiny_models.blip import build_tiny_blip
+    from tests.support.tiny_models.clip import build_tiny_clip
 
     return {
         "clip": str(build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))),
