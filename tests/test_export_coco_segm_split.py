@@ -12,10 +12,13 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from engine.cli import main as cli
-from engine.exports.coco import export_coco
+from engine.exports.coco import coco_annotation, export_coco
 from engine.exports.split import split_of
 from engine.reader import iter_records
+from schemas.records import Provenance, Region
 from tests.audit_dataset import build_demo_dataset
+
+DETR = Provenance("detr", "tiny-detr", 0)
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +105,16 @@ def test_export_command_splits_coco_by_val_fraction(demo, tmp_path, capsys) -> N
     assert "file instances_train.json" in out and "file instances_val.json" in out
     assert len(json.loads((destination / "instances_train.json").read_text())["images"]) == 3
     assert json.loads((destination / "instances_val.json").read_text())["images"] == []
+
+
+def test_a_polygon_region_keeps_its_polygon_with_the_area_coco_rasterises() -> None:
+    region = Region("object", (0, 0, 10, 10), "roof", DETR, polygon=(0, 0, 10, 0, 0, 10))
+    entry = coco_annotation(region, 1, 1, 1, (20, 20))
+    assert entry["segmentation"] == [[0.0, 0.0, 10.0, 0.0, 0.0, 10.0]] and entry["fld_segmentation"] == "polygon"
+    assert entry["bbox"] == [0.0, 0.0, 10.0, 10.0] and entry["area"] == 45.0  # the 50 px triangle, rasterised
+
+
+def test_a_quad_of_two_points_falls_back_to_the_box_as_pycocotools_would_misread_it() -> None:
+    region = Region("ocr_line", (2, 2, 8, 6), "ab", DETR, quad=(2, 2, 8, 6))
+    entry = coco_annotation(region, 1, 1, 1, (20, 20))
+    assert entry["fld_segmentation"] == "box" and entry["segmentation"] == [[2.0, 2.0, 8.0, 2.0, 8.0, 6.0, 2.0, 6.0]]

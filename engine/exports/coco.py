@@ -114,17 +114,19 @@ def _instance(
         "area": (x1 - x0) * (y1 - y0),
         "iscrowd": 0,
     }
-    quad = region.quad if isinstance(region, Region) else None
+    # pycocotools reads a 4-value list as a box, not a polygon: polygons need three points or more.
+    polygon = region.polygon if region.polygon is not None and len(region.polygon) >= 6 else None
+    quad = region.quad if isinstance(region, Region) and region.quad is not None and len(region.quad) >= 6 else None
     if region.mask is not None:
         rle = to_coco_rle(region.mask)
         entry["segmentation"] = {"size": rle["size"], "counts": region.mask.counts}
         entry["area"] = float(mask_area(region.mask))
         entry["fld_segmentation"] = "mask"
-    elif region.polygon is not None or quad is not None:
-        points = region.polygon if region.polygon is not None else quad
+    elif polygon is not None or quad is not None:
+        points = polygon if polygon is not None else quad
         entry["segmentation"] = [list(points)]
         entry["area"] = polygon_area(points, size)
-        entry["fld_segmentation"] = "polygon" if region.polygon is not None else "quad"
+        entry["fld_segmentation"] = "polygon" if polygon is not None else "quad"
     else:
         entry["segmentation"] = [list(box_to_quad(region.bbox))]
         entry["fld_segmentation"] = "box"
