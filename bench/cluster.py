@@ -59,7 +59,7 @@ def local_ray(workers: int) -> Iterator[float]:
 
 
 def model_stage(stage: StageConfig) -> bool:
-    return stage.kind == "specialists" or bool(getattr(stage.create(), "holds_model", False))
+    return stage.create().holds_model
 
 
 def scaled_config(config: EngineConfig, workers: int) -> EngineConfig:

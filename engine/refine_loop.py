@@ -39,7 +39,7 @@ from refine.mixing import check_task_weights, mixed_samples
 from refine.reannotate import AnnotateSettings, RoundAnnotator
 from schemas.arrow import ANNOTATION_SCHEMA, records_to_table
 from schemas.records import ImageRecord
-from specialists.base import hf_snapshot_path, resolve_hf_model
+from specialists.hf_model import hf_model_identity, hf_snapshot_path, resolve_hf_model
 
 REFINE_DIR = "refine"
 TRAIN_LOG = "train.json"
@@ -409,8 +409,6 @@ def _round_manifest(
     previous: Manifest, shards: list, round_: int, checkpoint: Path, run_id: str, metrics: dict[str, Any]
 ) -> Manifest:
     """The round's version: the previous one's stages, quarantine and probe index, the refined shards."""
-    from specialists.florence2 import hf_model_identity
-
     model = hf_model_identity(resolve_hf_model(REFINE_DIR, "florence2", str(checkpoint)), None)
     return Manifest.next(
         previous,

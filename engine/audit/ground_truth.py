@@ -22,10 +22,11 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from engine.audit.agreement import greedy_match, iou_matrix
+from engine.audit.agreement import greedy_match
 from engine.audit.cer import edit_distance
 from engine.errors import OutputError
 from engine.exports.coco import category_name
+from schemas.boxes import iou_matrix
 from schemas.records import ImageRecord
 
 RECALL_IOU = 0.5
@@ -149,7 +150,8 @@ class GroundTruthCollector:
             return summary
         with_masks = sum("segmentation" in d for d in self.detections)
         gt_annotations = self.coco.dataset.get("annotations", [])
-        gt_without_masks = sum("segmentation" not in a for a in gt_annotations)
+        # Our COCO exports give box-only annotations their box as a polygon (fld_segmentation "box"): not a mask.
+        gt_without_masks = sum("segmentation" not in a or a.get("fld_segmentation") == "box" for a in gt_annotations)
         # loadRes adds box polygons to detections without masks, so decide on mask AP first.
         detections = _quiet(self.coco.loadRes, self.detections)
         summary.box_map, summary.box_ap = self._evaluate(detections, "bbox")

@@ -19,6 +19,7 @@ from engine.config.merge import merge_mappings
 from engine.config.registry import FILTERS, SPECIALISTS, backends, stage_class
 from engine.config.settings import (
     DEFAULT_PROFILE,
+    STAGE_CONFIGS,
     EngineConfig,
     IngestConfig,
     RayConfig,
@@ -48,12 +49,11 @@ def _stage(kind: str, data: Any, where: str) -> StageConfig:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}.name: expected a non-empty string")
     options_class = stage_class(kind, backend).Options
-    return StageConfig(
+    return STAGE_CONFIGS[kind](
         name=name,
         backend=backend,
         resources=build(Resources, data.get("resources"), f"{where}.resources"),
         options=build(options_class, data.get("options"), f"{where}.options"),
-        kind=kind,
     )
 
 

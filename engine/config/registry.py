@@ -8,8 +8,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-SPECIALISTS = "specialists"
-FILTERS = "filters"
+from schemas.stage import StageKind
+
+# The profile sections, and the ``kind`` each stage class declares (schemas/stage.py).
+SPECIALISTS: StageKind = "specialists"
+FILTERS: StageKind = "filters"
 
 SPECIALIST_BACKENDS: dict[str, str] = {
     "rapidocr": "specialists.ocr_rapid:RapidOcr",
@@ -37,12 +40,12 @@ FILTER_BACKENDS: dict[str, str] = {
 }
 
 
-def backends(kind: str) -> dict[str, str]:
+def backends(kind: StageKind) -> dict[str, str]:
     """The backends registered for ``kind`` (``specialists`` or ``filters``)."""
     return {SPECIALISTS: SPECIALIST_BACKENDS, FILTERS: FILTER_BACKENDS}[kind]
 
 
-def stage_class(kind: str, backend: str) -> Any:
+def stage_class(kind: StageKind, backend: str) -> Any:
     """The class registered for ``backend`` among the stages of ``kind``."""
     table = backends(kind)
     if backend not in table:

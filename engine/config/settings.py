@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from engine.config.registry import stage_class
-from engine.config.typed_config import to_plain
+from engine.config.registry import FILTERS, SPECIALISTS, stage_class
 from refine.merge import MergeSettings
 from refine.settings import TrainSettings
-from schemas.stage import Resources
+from schemas.fingerprint import canonical_hash
+from schemas.florence_tasks import REFINE_TASKS
+from schemas.stage import Resources, StageKind
 
 DEFAULT_PROFILE = "offline"
-REFINE_TASKS = (
-    "<CAPTION>",
-    "<DETAILED_CAPTION>",
-    "<MORE_DETAILED_CAPTION>",
-    "<OD>",
-    "<DENSE_REGION_CAPTION>",
-    "<OCR_WITH_REGION>",
-    "<CAPTION_TO_PHRASE_GROUNDING>",
-)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
@@ -43,19 +33,32 @@ class IngestConfig:
 class StageConfig:
     """One configured stage: a name, a registered backend, its resources and validated options.
 
-    ``kind`` (``specialists`` or ``filters``) is the profile section the stage was read from; plain
-    data (``to_plain``, the config fingerprint) leaves it out, since the section already says it.
+    A profile's sections make :class:`SpecialistConfig` and :class:`FilterConfig`, whose ``kind`` is a class
+    attribute: the section says it, so it is no setting (nor part of the plain data or a fingerprint).
     """
 
+    kind: ClassVar[StageKind]
     name: str
     backend: str
     resources: Resources
     options: Any
-    kind: str = field(metadata={"plain": False})
 
     def create(self) -> Any:
         """A new, not yet set up, instance of the stage."""
         return stage_class(self.kind, self.backend)(self.name, self.options, self.resources)
+
+
+@dataclass(frozen=True)
+class SpecialistConfig(StageConfig):
+    kind: ClassVar[StageKind] = SPECIALISTS
+
+
+@dataclass(frozen=True)
+class FilterConfig(StageConfig):
+    kind: ClassVar[StageKind] = FILTERS
+
+
+STAGE_CONFIGS: dict[str, type[StageConfig]] = {SPECIALISTS: SpecialistConfig, FILTERS: FilterConfig}
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,5 @@ class EngineConfig:
         return self.specialists + self.filters
 
     def fingerprint(self) -> str:
-        """A stable hash of everything that decides what the engine computes."""
-        payload = {"specialists": to_plain(self.specialists), "filters": to_plain(self.filters)}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        """A stable hash of everything that decides what the engine computes (how it is written does not count)."""
+        return canonical_hash({"specialists": self.specialists, "filters": self.filters})

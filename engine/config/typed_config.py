@@ -105,12 +105,9 @@ def _convert_scalar(hint: Any, value: Any, key: str) -> Any:
 
 
 def to_plain(value: Any) -> Any:
-    """A dataclass tree as plain JSON-able data (for fingerprints and manifests).
-
-    A field declared with ``metadata={"plain": False}`` is left out (it is implied by where it sits)."""
+    """A dataclass tree as plain JSON-able data (for fingerprints and manifests)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = [f for f in dataclasses.fields(value) if f.metadata.get("plain", True)]
-        return {f.name: to_plain(getattr(value, f.name)) for f in fields}
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
     if isinstance(value, dict):

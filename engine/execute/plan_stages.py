@@ -9,8 +9,7 @@ from engine.config.registry import SPECIALISTS
 from engine.config.settings import EngineConfig, StageConfig
 from engine.config.typed_config import ConfigError
 from engine.refresh.incremental import StageSpec
-from schemas.stage import Resources
-from specialists.base import WeightsCheck, WeightsNotFound
+from schemas.stage import BaseStage, Resources, WeightsCheck, WeightsNotFound
 
 
 @dataclass(frozen=True)
@@ -47,21 +46,21 @@ def plan_stages(config: EngineConfig) -> list[PlannedStage]:
     missing: list[WeightsCheck] = []
     produced: set[str] = set()
     for stage_config in config.stages:
-        stage = stage_config.create()
-        requires, produces = frozenset(getattr(stage, "requires", ())), frozenset(getattr(stage, "produces", ()))
-        if requires - produced:
+        stage: BaseStage = stage_config.create()
+        if stage.requires - produced:
             raise ConfigError(
-                f"{stage_config.kind} stage {stage_config.name!r} needs {sorted(requires - produced)} from an "
+                f"{stage.kind} stage {stage.name!r} needs {sorted(stage.requires - produced)} from an "
                 "earlier stage; put a specialist that produces them before it"
             )
-        produced |= produces
-        check = stage.check_weights() if hasattr(stage, "check_weights") else None
-        if check is not None and not check.found:
+        produced |= stage.produces
+        check = stage.check_weights()
+        if not check.found:
             missing.append(check)
-        specialist = stage_config.kind == SPECIALISTS
-        model = stage.model_id if specialist else ""
-        holds_model = specialist or bool(getattr(stage, "holds_model", False))
-        planned.append(PlannedStage(stage_config, stage.fingerprint(), model, holds_model, requires, produces))
+        # Manifests list the specialists' models; a filter's model counts in its fingerprint only.
+        model = stage.model_id if stage.kind == SPECIALISTS else ""
+        planned.append(
+            PlannedStage(stage_config, stage.fingerprint(), model, stage.holds_model, stage.requires, stage.produces)
+        )
     if missing:
         raise WeightsNotFound(describe_missing(missing))
     return planned

@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.config import registry
 from schemas.records import ImageRecord, Region, Text
-from schemas.stage import Resources
+from schemas.stage import BaseStage, StageKind
 from specialists.base import Specialist
 
 SPECIALIST = "test_halves"
@@ -84,21 +84,15 @@ class MinScoreOptions:
     log_dir: str = ""
 
 
-class MinScoreFilter:
+class MinScoreFilter(BaseStage):
     """Drops regions scored below ``min_score``; needs no pixels."""
 
+    kind: ClassVar[StageKind] = "filters"
     backend: ClassVar[str] = FILTER
     Options: ClassVar[type] = MinScoreOptions
-    needs_pixels = False
-
-    def __init__(self, name: str, options: MinScoreOptions, resources: Resources | None = None) -> None:
-        self.name, self.options, self.resources = name, options, resources or Resources()
 
     def fingerprint(self) -> str:
         return f"{FILTER}:{self.options.min_score}"
-
-    def setup(self) -> None:
-        pass
 
     def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
         threshold = self.options.min_score

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.audit.agreement import greedy_match, iou_matrix
+from engine.audit.agreement import greedy_match
 from engine.audit.cer import character_error_rate, edit_distance
 from engine.audit.dataset_audit import audit_version
 from engine.audit.drawing import PHRASE_COLOURS, Palette
@@ -20,6 +20,7 @@ from engine.audit.review import choose_images, score_band, strata_of
 from engine.cli import main as cli
 from engine.exports.coco import export_coco
 from engine.store.reader import iter_records
+from schemas.boxes import iou_matrix
 from tests.support.audit_dataset import build_demo_dataset
 
 
@@ -103,8 +104,8 @@ def test_paper_measures_sit_beside_the_paper_values(audited) -> None:
 
 
 def test_ground_truth_from_our_own_coco_export_scores_perfectly(demo, tmp_path) -> None:
-    export_coco(iter_records(demo.root), tmp_path / "gt", ("object", "ocr_line"))
-    truth = audit_version(demo.root, sample=0, ground_truth=tmp_path / "gt" / "instances.json").ground_truth
+    export_coco(iter_records(demo.root), tmp_path / "gt", ("object", "ocr_line"), val_fraction=0.0)
+    truth = audit_version(demo.root, sample=0, ground_truth=tmp_path / "gt" / "instances_train.json").ground_truth
     assert truth.images_matched == 3 and truth.box_map == pytest.approx(1.0)
     assert truth.box_ap == pytest.approx({"car": 1.0, "person": 1.0, "sign": 1.0, "ocr_line": 1.0})
     assert (truth.objects, truth.objects_found, truth.cer) == (5, 5, 0.0)
