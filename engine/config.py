@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from curation.settings import CurationSettings
 from engine.registry import FILTER_BACKENDS, SPECIALIST_BACKENDS, stage_class
 from engine.typed_config import ConfigError, build, to_plain
 from refine.merge import MergeSettings
@@ -95,6 +96,7 @@ class RefineConfig:
 @dataclass(frozen=True)
 class EngineConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    curation: CurationSettings = field(default_factory=CurationSettings)
     specialists: tuple[StageConfig, ...] = ()
     filters: tuple[StageConfig, ...] = ()
     writer: WriterConfig = field(default_factory=WriterConfig)
@@ -136,7 +138,7 @@ def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("config: expected a mapping at the top level")
-    sections = {"ingest", "specialists", "filters", "writer", "ray", "refine"}
+    sections = {"ingest", "curation", "specialists", "filters", "writer", "ray", "refine"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"config: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(sections))})")
@@ -152,6 +154,7 @@ def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
             raise ConfigError(f"{kind}: stage name {duplicates[0]!r} is used twice")
     return EngineConfig(
         ingest=build(IngestConfig, data.get("ingest"), "ingest"),
+        curation=build(CurationSettings, data.get("curation"), "curation"),
         specialists=stages["specialists"],
         filters=stages["filters"],
         writer=build(WriterConfig, data.get("writer"), "writer"),

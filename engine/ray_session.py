@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.config import RayConfig
 
-PACKAGES = ("engine", "schemas", "specialists", "filters", "refine")
+PACKAGES = ("engine", "schemas", "specialists", "filters", "refine", "curation")
 
 
 def _package_dirs() -> list[str]:
