@@ -23,9 +23,10 @@ HASH_BITS = 64
 # resized, recompressed and one-pixel copy, 97 % of the watermarked ones and about three quarters of
 # those cropped by 2-6 % (pairwise precision 0.97, recall 0.92; F0.5, which weighs precision double, is
 # within 0.003 of the best). No two different photographs or procedural scenes are grouped at any
-# threshold up to 12/12; what is grouped wrongly is different two-line text documents of one layout on
-# a plain background (3 of 60), which both hashes see alike. Wider thresholds gain a few crops and lose
-# more documents; tighter ones (4/6) keep one more document group apart and annotate 40 % more copies.
+# swept threshold up to 12/12; what is grouped wrongly is different two-line text documents of one layout
+# on a plain background (3 of 60 skipped as copies of another), which both hashes see alike. Wider
+# thresholds gain a few crops and lose more documents; tighter ones (4/6) keep one more document group
+# apart and annotate 40 % more images.
 # A false merge costs an image its annotations, a missed copy only its annotation time: precision first.
 DEFAULT_PHASH_MAX_DISTANCE = 8
 DEFAULT_DHASH_MAX_DISTANCE = 10
