@@ -153,6 +153,7 @@ SKIPPED_SCHEMA = pa.schema(
     metadata=_METADATA,
 )
 
+
 def rows_to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema = ANNOTATION_SCHEMA) -> pa.Table:
     """Build a table of ``schema`` from row dicts (as made by ``ImageRecord.to_row``)."""
     return pa.Table.from_pylist(list(rows), schema=schema)
