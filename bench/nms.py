@@ -22,7 +22,8 @@ import torch
 from torchvision.ops import batched_nms
 
 from bench.cluster import pinned
-from filters.nms import NmsFilter, NmsOptions, box_nms
+from filters.nms import NmsFilter, NmsOptions
+from schemas.boxes import box_nms
 from schemas.records import ImageRecord, Provenance, Region
 
 RATIO_TARGET = 1.2

@@ -30,6 +30,7 @@ from engine.reader import iter_records
 from engine.refinement import refine_dataset
 from engine.writer import ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION
+from schemas.boxes import box_iou
 from schemas.records import ImageRecord, Provenance, Region
 
 CLASSES = ("square", "circle", "triangle")
@@ -49,7 +50,7 @@ def render(i: int, size: int) -> tuple[np.ndarray, list[tuple[str, tuple[float, 
             side = float(rng.uniform(0.2, 0.45) * size)
             x0, y0 = float(rng.uniform(0, size - side)), float(rng.uniform(0, size - side))
             box = (x0, y0, x0 + side, y0 + side)
-            if all(_iou(box, other) == 0 for _, other in truth):
+            if all(box_iou(box, other) == 0 for _, other in truth):
                 break
         else:
             continue
@@ -62,13 +63,6 @@ def render(i: int, size: int) -> tuple[np.ndarray, list[tuple[str, tuple[float, 
             draw.polygon([(box[0], box[3]), ((box[0] + box[2]) / 2, box[1]), (box[2], box[3])], fill=COLOURS[label])
         truth.append((label, box))
     return np.asarray(image), truth
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union if union > 0 else 0.0
 
 
 def corrupt(

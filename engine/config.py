@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from importlib import resources as package_files
 from pathlib import Path
@@ -13,21 +11,14 @@ import yaml
 
 from curation.settings import CurationSettings
 from engine.registry import FILTER_BACKENDS, SPECIALIST_BACKENDS, stage_class
-from engine.typed_config import ConfigError, build, to_plain
+from engine.typed_config import ConfigError, build
 from refine.merge import MergeSettings
 from refine.settings import TrainSettings
+from schemas.fingerprint import canonical_hash
+from schemas.florence_tasks import REFINE_TASKS
 from schemas.stage import Resources
 
 DEFAULT_PROFILE = "offline"
-REFINE_TASKS = (
-    "<CAPTION>",
-    "<DETAILED_CAPTION>",
-    "<MORE_DETAILED_CAPTION>",
-    "<OD>",
-    "<DENSE_REGION_CAPTION>",
-    "<OCR_WITH_REGION>",
-    "<CAPTION_TO_PHRASE_GROUNDING>",
-)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
@@ -105,9 +96,8 @@ class EngineConfig:
     profile: str = DEFAULT_PROFILE
 
     def fingerprint(self) -> str:
-        """A stable hash of everything that decides what the engine computes."""
-        payload = {"specialists": to_plain(self.specialists), "filters": to_plain(self.filters)}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        """A stable hash of everything that decides what the engine computes (how it is written does not count)."""
+        return canonical_hash({"specialists": self.specialists, "filters": self.filters})
 
 
 def _stage(kind: str, data: Any, where: str) -> StageConfig:

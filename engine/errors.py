@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from engine.ingest import InputError
 from engine.typed_config import ConfigError
+from schemas.stage import WeightsNotFound
 from schemas.validation import SchemaError
-from specialists.base import WeightsNotFound
 
 
 class OutputError(RuntimeError):

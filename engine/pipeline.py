@@ -42,8 +42,7 @@ from engine.weights import describe_missing
 from engine.writer import ShardInfo, ShardWriter, write_table_atomically
 from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
 from schemas.records import ImageRecord
-from schemas.stage import Resources
-from specialists.base import WeightsNotFound
+from schemas.stage import Resources, WeightsNotFound
 
 MAX_INPUT_BLOCKS = 1000
 LOADER_CPUS = 0.25

@@ -40,7 +40,7 @@ from refine.mixing import check_task_weights, mixed_samples
 from refine.reannotate import AnnotateSettings, RoundAnnotator
 from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION, records_to_table
 from schemas.records import ImageRecord
-from specialists.base import hf_snapshot_path, resolve_hf_model
+from specialists.hf_model import hf_model_identity, hf_snapshot_path, resolve_hf_model
 
 REFINE_DIR = "refine"
 TRAIN_LOG = "train.json"
@@ -398,8 +398,6 @@ def _round_manifest(
     run_id: str,
     may_drop: bool,
 ) -> Manifest:
-    from specialists.florence2 import hf_model_identity
-
     model = hf_model_identity(resolve_hf_model(REFINE_DIR, "florence2", str(checkpoint)), None)
     counts = merge_counts(s.counts for s in shards)
     counts["quarantined"] = previous.counts.get("quarantined", {})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.config import EngineConfig
-from specialists.base import WeightsCheck, WeightsNotFound
+from schemas.stage import WeightsCheck, WeightsNotFound
 
 
 def weights_checks(config: EngineConfig) -> list[WeightsCheck]:

@@ -6,14 +6,11 @@ returns a :class:`Verdict` naming the rule for each annotation to drop. Like Dat
 that measures something first (:meth:`Filter.measure`, once per batch) keeps the measured value on
 the annotation, so audits can re-threshold without recomputing. The base class applies the decision
 to every record, writes each drop to ``record.dropped`` with stage, rule, value, threshold and
-``by``, counts drops per rule, and implements the :class:`schemas.stage.Stage` protocol.
+``by``, counts drops per rule, and implements the stage contract (:class:`schemas.stage.BaseStage`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,7 +19,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from schemas.records import ImageRecord, Phrase, Region, Text
-from schemas.stage import Resources
+from schemas.stage import BaseStage, Resources, StageKind
 
 Annotation = Text | Region | Phrase
 Target = Literal["texts", "regions", "phrases"]
@@ -57,26 +54,22 @@ def first_drop(*verdicts: Verdict | None) -> Verdict | None:
     return next((v for v in verdicts if v is not None), None)
 
 
-class Filter:
+class Filter(BaseStage):
     """Base class of every filter stage.
 
     Subclasses set ``backend`` and ``Options`` (a frozen dataclass validated from the profile) and
     either ``targets`` with :meth:`check`, or override :meth:`decide`. ``measure`` and ``load`` are
-    optional hooks; ``model_id`` names any model the filter uses (for the fingerprint).
+    optional hooks; ``model_id`` names any model the filter uses (for the fingerprint). Filters need no
+    pixels and hold no model, except those that load one (spaCy) and set ``holds_model``: they run in an
+    actor pool, so it loads once per worker.
     """
 
-    backend: ClassVar[str]
-    Options: ClassVar[type]
+    kind: ClassVar[StageKind] = "filters"
     targets: ClassVar[tuple[Target, ...]] = ()
-    # Filters that load a model (spaCy) run in an actor pool, so it loads once per worker.
-    holds_model: ClassVar[bool] = False
 
     def __init__(self, name: str, options: Any, resources: Resources | None = None) -> None:
-        self.name = name
-        self.options = options
-        self.resources = resources or Resources()
+        super().__init__(name, options, resources)
         self.drop_counts: Counter[str] = Counter()
-        self._loaded = False
 
     # -- what a filter implements ------------------------------------------------------------
     def check(self, annotation: Any, record: ImageRecord) -> Verdict | None:
@@ -94,28 +87,7 @@ class Filter:
     def measure(self, records: list[ImageRecord]) -> None:
         """Compute and store statistics on the annotations of a whole batch before deciding."""
 
-    def load(self) -> None:
-        """Load models or lists; called once per worker."""
-
-    @property
-    def model_id(self) -> str:
-        return ""
-
     # -- what the base class does once -------------------------------------------------------
-    @property
-    def needs_pixels(self) -> bool:
-        return False
-
-    def fingerprint(self) -> str:
-        options = dataclasses.asdict(self.options) if dataclasses.is_dataclass(self.options) else self.options
-        payload = json.dumps([self.backend, self.model_id, options], sort_keys=True, default=str)
-        return hashlib.sha1(payload.encode()).hexdigest()[:16]
-
-    def setup(self) -> None:
-        if not self._loaded:
-            self.load()
-            self._loaded = True
-
     def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
         """Measure, decide and drop, recording every drop on its record."""
         self.setup()

@@ -11,8 +11,9 @@ from typing import ClassVar
 
 from filters.base import Annotation, Filter, Verdict
 from filters.blacklist import LEMMA_DISABLE, Blacklist
-from filters.spacy_model import load_spacy, spacy_model_id
+from filters.spacy_model import load_spacy, spacy_model_id, spacy_weights_check
 from schemas.records import ImageRecord
+from schemas.stage import WeightsCheck
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class BlacklistFilter(Filter):
     @property
     def model_id(self) -> str:
         return spacy_model_id()
+
+    def check_weights(self) -> WeightsCheck:
+        return spacy_weights_check(self.name, self.backend)
 
     def measure(self, records: list[ImageRecord]) -> None:
         # One nlp.pipe pass over every new string of the batch; decide() then hits the caches.

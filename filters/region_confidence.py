@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from filters.base import Filter, Verdict, below, first_drop
+from schemas.metrics import PREDICTED_IOU, STABILITY_SCORE
 from schemas.records import ImageRecord, Phrase, Region
 
 
@@ -22,7 +23,7 @@ class ConfidenceOptions:
         default_factory=lambda: {"object": 0.3, "ocr_line": 0.5, "ocr_word": 0.5}
     )
     min_score_by_source: dict[str, float] = field(default_factory=dict)
-    min_metrics: dict[str, float] = field(default_factory=lambda: {"predicted_iou": 0.88, "stability_score": 0.95})
+    min_metrics: dict[str, float] = field(default_factory=lambda: {PREDICTED_IOU: 0.88, STABILITY_SCORE: 0.95})
     min_phrase_score: float | None = 0.3
 
 

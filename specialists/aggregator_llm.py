@@ -15,30 +15,26 @@ import numpy as np
 
 from schemas.records import ImageRecord, Provenance, Text
 from schemas.stage import Resources
-from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
-from specialists.florence2 import hf_model_identity
-from specialists.torch_device import check_dtype, device_and_dtype
+from specialists.hf_model import HfModelOptions, HfSpecialist
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
 REGION_KINDS = ("object", "region_caption", "dense_caption")
 
 
 @dataclass(frozen=True)
-class LlmAggregatorOptions:
+class LlmAggregatorOptions(HfModelOptions):
     """``granularities``: texts to write; ``prompt_version``: suffix of the prompt files used (``detailed_v1.txt``).
     ``max_regions``/``max_ocr_lines`` bound the prompt; ``max_new_tokens`` bounds each answer."""
 
     model: str = "Qwen/Qwen2.5-0.5B-Instruct"
-    revision: str | None = None
     granularities: tuple[str, ...] = ("detailed", "more_detailed")
     prompt_version: str = "v1"
     max_new_tokens: int = 256
     max_regions: int = 24
     max_ocr_lines: int = 12
-    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
 
     def __post_init__(self) -> None:
-        check_dtype(self.dtype)
+        super().__post_init__()
         for granularity in self.granularities:
             path = prompt_path(granularity, self.prompt_version)
             if not path.is_file():
@@ -66,48 +62,31 @@ def build_prompt(template: str, record: ImageRecord, max_regions: int, max_ocr_l
     )
 
 
-class LlmAggregator(Specialist):
+class LlmAggregator(HfSpecialist):
     backend: ClassVar[str] = "llm_aggregator"
     produces: ClassVar[frozenset[str]] = frozenset({"texts"})
     requires: ClassVar[frozenset[str]] = frozenset({"texts"})
     Options: ClassVar[type] = LlmAggregatorOptions
+    needs_pixels: ClassVar[bool] = False
+    tokenizer: Any = None
 
     def __init__(self, name: str, options: LlmAggregatorOptions, resources: Resources | None = None) -> None:
         super().__init__(name, options, resources)
-        self.model: Any = None
-        self.tokenizer: Any = None
-        self._model_id: str | None = None
         self.templates = {g: prompt_path(g, options.prompt_version).read_text() for g in options.granularities}
-
-    @property
-    def needs_pixels(self) -> bool:
-        return False
-
-    def check_weights(self) -> WeightsCheck:
-        return resolve_hf_model(self.name, self.backend, self.options.model)
-
-    @property
-    def model_id(self) -> str:
-        if self._model_id is None:
-            self._model_id = hf_model_identity(self.check_weights(), self.options.revision)
-        return self._model_id
 
     def prompt_provenance(self, granularity: str) -> Provenance:
         """Model identity plus the prompt file (``...+prompt:detailed_v1``)."""
         prompt = f"{granularity}_{self.options.prompt_version}"
         return Provenance(source=self.name, model=f"{self.model_id}+prompt:{prompt}", round=0)
 
-    def load(self) -> None:
+    def load_model(self, path: str) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        path = hf_snapshot_path(self.check_weights())
-        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"  # decoder-only: generation continues from the right edge
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype, use_safetensors=True)
-        self.model.to(self.device).eval()
 
     def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
         self.setup()
@@ -125,8 +104,6 @@ class LlmAggregator(Specialist):
 
     def generate(self, prompts: list[str]) -> list[str]:
         """Answers to a batch of user prompts (chat template when the tokenizer has one), greedy."""
-        import torch
-
         if not prompts:
             return []
         if self.tokenizer.chat_template:
@@ -138,13 +115,9 @@ class LlmAggregator(Specialist):
             ]
         else:
             inputs = prompts
-        encoded = self.tokenizer(inputs, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        with torch.inference_mode():
-            generated = self.model.generate(
-                **encoded,
-                max_new_tokens=self.options.max_new_tokens,
-                do_sample=False,
-                pad_token_id=self.tokenizer.pad_token_id,
-            )
+        encoded = self.tokenizer(inputs, return_tensors="pt", padding=True, add_special_tokens=False)
+        generated = self.generate_ids(
+            encoded, max_new_tokens=self.options.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id
+        )
         answers = self.tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
         return [" ".join(a.split()) for a in answers]

@@ -14,8 +14,10 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from schemas.metrics import HAAR_LEVEL_WEIGHT
 from schemas.records import ImageRecord, Provenance, Region
-from specialists.base import Specialist, WeightsCheck, file_sha256
+from schemas.stage import WeightsCheck
+from specialists.base import Specialist, file_sha256
 
 CASCADES = {
     "haarcascade_frontalface_default.xml": "face",
@@ -60,8 +62,12 @@ class HaarDetector(Specialist):
         self._classifiers: list[tuple[str, Any]] = []
         self._model_id: str | None = None
 
+    def _cascades(self) -> list[tuple[Path, str]]:
+        """(cascade file, label) in file-name order, so the order the profile lists them in changes nothing."""
+        return [(cascade_dir() / file, label) for file, label in sorted(self.options.cascades.items())]
+
     def _paths(self) -> list[Path]:
-        return [cascade_dir() / file for file in self.options.cascades]
+        return [path for path, _ in self._cascades()]
 
     @property
     def model_id(self) -> str:
@@ -77,7 +83,7 @@ class HaarDetector(Specialist):
 
     def load(self) -> None:
         self._classifiers = []
-        for path, label in zip(self._paths(), self.options.cascades.values(), strict=True):
+        for path, label in self._cascades():
             classifier = cv2.CascadeClassifier(str(path))
             if classifier.empty():
                 raise FileNotFoundError(f"{self.name}: OpenCV could not load the cascade {path}")
@@ -110,6 +116,6 @@ class HaarDetector(Specialist):
                 box = (x / scale, y / scale, min((x + w) / scale, width), min((y + h) / scale, height))
                 score = level_weight_to_score(float(weight))
                 regions.append(
-                    Region("object", box, label, provenance, score=score, metrics={"haar_level_weight": float(weight)})
+                    Region("object", box, label, provenance, score=score, metrics={HAAR_LEVEL_WEIGHT: float(weight)})
                 )
         return regions

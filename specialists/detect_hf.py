@@ -9,69 +9,37 @@ dependency: the default is RT-DETR (native backbone), pretrained on Objects365 l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from schemas.records import ImageRecord, Region
-from schemas.stage import Resources
-from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
-from specialists.florence2 import hf_model_identity
-from specialists.torch_device import check_dtype, device_and_dtype
+from specialists.hf_model import HfModelOptions, HfSpecialist
 
 
 @dataclass(frozen=True)
-class HfDetectionOptions:
+class HfDetectionOptions(HfModelOptions):
     """``min_score``: the detector's own cut (kept low: the confidence filter applies the profile's threshold
     later, and audits see the score distribution). ``max_detections``: best boxes kept per image."""
 
     model: str = "PekingU/rtdetr_r50vd_coco_o365"
-    revision: str | None = None
     min_score: float = 0.05
     max_detections: int = 100
-    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
-
-    def __post_init__(self) -> None:
-        check_dtype(self.dtype)
 
 
-class HfDetector(Specialist):
+class HfDetector(HfSpecialist):
     backend: ClassVar[str] = "hf_detection"
     produces: ClassVar[frozenset[str]] = frozenset({"regions"})
     Options: ClassVar[type] = HfDetectionOptions
 
-    def __init__(self, name: str, options: HfDetectionOptions, resources: Resources | None = None) -> None:
-        super().__init__(name, options, resources)
-        self.model: Any = None
-        self.processor: Any = None
-        self._model_id: str | None = None
-
-    def check_weights(self) -> WeightsCheck:
-        return resolve_hf_model(self.name, self.backend, self.options.model)
-
-    @property
-    def model_id(self) -> str:
-        if self._model_id is None:
-            self._model_id = hf_model_identity(self.check_weights(), self.options.revision)
-        return self._model_id
-
-    def load(self) -> None:
+    def load_model(self, path: str) -> None:
         from transformers import AutoImageProcessor, AutoModelForObjectDetection
 
-        path = hf_snapshot_path(self.check_weights())
-        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
         self.processor = AutoImageProcessor.from_pretrained(path)
         self.model = AutoModelForObjectDetection.from_pretrained(path, dtype=self.dtype, use_safetensors=True)
-        self.model.to(self.device).eval()
 
     def annotate(self, images: list[np.ndarray], records: list[ImageRecord]) -> None:
-        import torch
-
-        inputs = self.processor(images=images, return_tensors="pt")  # pads the batch and returns pixel_mask
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        with torch.inference_mode():
-            output = self.model(**inputs)
+        output = self.infer(self.processor(images=images, return_tensors="pt"))  # pads the batch, with pixel_mask
         output.logits = output.logits.float()
         output.pred_boxes = output.pred_boxes.float()
         sizes = [image.shape[:2] for image in images]

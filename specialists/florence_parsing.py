@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from schemas.florence_tasks import (
+    BOX_TASKS,
+    CAPTION_TASKS,
+    GROUNDING_TASK,
+    OCR_REGION_TASK,
+    REGION_DESCRIPTION_TASK,
+    SUPPORTED_TASKS,
+)
 from schemas.geometry import clip_box, quad_to_box
 from schemas.records import GroundedRegion, Phrase, Provenance, Region, Text
-
-CAPTION_TASKS = {"<CAPTION>": "brief", "<DETAILED_CAPTION>": "detailed", "<MORE_DETAILED_CAPTION>": "more_detailed"}
-BOX_TASKS = {"<OD>": "object", "<DENSE_REGION_CAPTION>": "dense_caption", "<REGION_PROPOSAL>": "proposal"}
-INPUT_TASKS = ("<CAPTION_TO_PHRASE_GROUNDING>", "<REGION_TO_DESCRIPTION>")
-SUPPORTED_TASKS = (*CAPTION_TASKS, *BOX_TASKS, "<OCR_WITH_REGION>", *INPUT_TASKS)
 
 Annotation = Text | Region | Phrase
 
@@ -55,7 +58,7 @@ def parse_florence_output(
             if box is not None:
                 out.append(Region(BOX_TASKS[task], box, _clean(label), provenance))  # type: ignore[arg-type]
         return out
-    if task == "<OCR_WITH_REGION>":
+    if task == OCR_REGION_TASK:
         out = []
         for quad, label in zip(parsed.get("quad_boxes", []), parsed.get("labels", []), strict=False):
             quad = tuple(min(max(float(v), 0.0), float(width if i % 2 == 0 else height)) for i, v in enumerate(quad))
@@ -63,12 +66,12 @@ def parse_florence_output(
             if box is not None and text:
                 out.append(Region("ocr_line", box, text, provenance, quad=quad))
         return out
-    if task == "<REGION_TO_DESCRIPTION>":
+    if task == REGION_DESCRIPTION_TASK:
         text = _clean(str(parsed))
         if region is None or not text:
             return []
         return [Region("region_caption", region, text, provenance)]
-    if task == "<CAPTION_TO_PHRASE_GROUNDING>":
+    if task == GROUNDING_TASK:
         return _phrases(parsed, width, height, provenance, caption)
     raise ValueError(f"unsupported Florence-2 task {task!r} (supported: {', '.join(SUPPORTED_TASKS)})")
 

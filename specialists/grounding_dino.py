@@ -93,11 +93,7 @@ class GroundingDino(PhraseGrounding):
             return_tensors="pt",
         )
         offsets = text.pop("offset_mapping").numpy()
-        inputs = {**text, **self.processor.image_processor(images=images, return_tensors="pt")}
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        with torch.inference_mode():
-            output = self.model(**inputs)
+        output = self.infer({**text, **self.processor.image_processor(images=images, return_tensors="pt")})
         token_probs = torch.sigmoid(output.logits.float()).cpu().numpy()[:, :, : offsets.shape[1]]
         centres = output.pred_boxes.float().cpu().numpy()
         scores, boxes = [], []

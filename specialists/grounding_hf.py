@@ -15,25 +15,22 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
+from schemas.boxes import box_nms
 from schemas.records import GroundedRegion, ImageRecord, Phrase, Text
-from schemas.stage import Resources
-from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
-from specialists.florence2 import hf_model_identity
-from specialists.torch_device import check_dtype, device_and_dtype
+from specialists.hf_model import HfModelOptions, HfSpecialist
 
 
 @dataclass(frozen=True)
-class GroundingOptions:
+class GroundingOptions(HfModelOptions):
     """``min_score``: OWLv2's sigmoid score for a box to ground a phrase (0.1, the threshold of OWLv2's model
     card examples; the confidence filter applies the profile's grounding threshold later).
     ``nms_iou``: boxes of one phrase overlapping a better one by more than this are the same object."""
 
     model: str = "google/owlv2-base-patch16-ensemble"
-    revision: str | None = None
     granularities: tuple[str, ...] = ("brief", "detailed", "more_detailed")
     min_score: float = 0.1
     max_regions: int = 4
@@ -41,10 +38,6 @@ class GroundingOptions:
     max_phrases: int = 32  # distinct phrases queried per image
     max_query_tokens: int = 16  # OWLv2's text encoder has 16 positions
     blacklist_files: tuple[str, ...] = ()  # more phrase lists, added to the bundled one
-    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
-
-    def __post_init__(self) -> None:
-        check_dtype(self.dtype)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +57,6 @@ def ground_boxes(
     scores: np.ndarray, boxes: np.ndarray, min_score: float, nms_iou: float, max_regions: int
 ) -> list[tuple[tuple[float, ...], float]]:
     """The boxes of one query: score >= ``min_score``, greedy NMS at ``nms_iou``, best ``max_regions`` first."""
-    from filters.nms import box_nms
-
     keep = np.flatnonzero(scores >= min_score)
     if keep.size == 0:
         return []
@@ -75,36 +66,18 @@ def ground_boxes(
     return [(tuple(float(v) for v in kept_boxes[i]), float(kept_scores[i])) for i in order]
 
 
-class PhraseGrounding(Specialist):
+class PhraseGrounding(HfSpecialist):
     """Phrases grounded by a transformers zero-shot detector; subclasses implement ``load_model`` and ``detect``."""
 
     produces: ClassVar[frozenset[str]] = frozenset({"phrases"})
     requires: ClassVar[frozenset[str]] = frozenset({"texts"})
     Options: ClassVar[type] = GroundingOptions
 
-    def __init__(self, name: str, options: GroundingOptions, resources: Resources | None = None) -> None:
-        super().__init__(name, options, resources)
-        self.model: Any = None
-        self.processor: Any = None
-        self._model_id: str | None = None
-
-    def check_weights(self) -> WeightsCheck:
-        return resolve_hf_model(self.name, self.backend, self.options.model)
-
-    @property
-    def model_id(self) -> str:
-        if self._model_id is None:
-            self._model_id = hf_model_identity(self.check_weights(), self.options.revision)
-        return self._model_id
-
     def load(self) -> None:
         from filters.blacklist import Blacklist
         from filters.spacy_model import load_spacy
 
-        path = hf_snapshot_path(self.check_weights())
-        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
-        self.load_model(path)
-        self.model.to(self.device).eval()
+        super().load()
         self.nlp = load_spacy(disable=("ner",))
         self.blacklist = Blacklist.configured("phrases", self.options.blacklist_files, nlp=self.nlp)
 
@@ -160,10 +133,6 @@ class PhraseGrounding(Specialist):
                 )
 
     @abstractmethod
-    def load_model(self, path: str) -> None:
-        """Set ``self.processor`` and ``self.model`` (in ``self.dtype``) from the checkpoint directory ``path``."""
-
-    @abstractmethod
     def detect(self, images: list[np.ndarray], queries: list[list[str]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Per image: scores (boxes, its queries) and boxes (boxes, 4) xyxy in its pixels."""
 
@@ -191,10 +160,7 @@ class OwlGrounding(PhraseGrounding):
             truncation=True,
             max_length=self.options.max_query_tokens,
         )
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        with torch.inference_mode():
-            output = self.model(**inputs)
+        output = self.infer(inputs)
         logits = torch.sigmoid(output.logits.float()).cpu().numpy()
         centres = output.pred_boxes.float().cpu().numpy()
         scores, boxes = [], []

@@ -11,7 +11,8 @@ import numpy as np
 
 from schemas.geometry import order_quad_clockwise, quad_to_box
 from schemas.records import ImageRecord, Provenance, Region
-from specialists.base import Specialist, WeightsCheck, file_sha256
+from schemas.stage import WeightsCheck
+from specialists.base import Specialist, file_sha256
 
 
 @dataclass(frozen=True)

@@ -14,31 +14,25 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.metrics import CANDIDATES, CLIP_SIMILARITY
 from schemas.records import ImageRecord, Region
-from schemas.stage import Resources
-from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
+from schemas.stage import Resources, WeightsCheck
 from specialists.caption_blip import ImageCaptioner, ImageCaptionOptions
-from specialists.florence2 import hf_model_identity
-from specialists.torch_device import check_dtype, device_and_dtype
+from specialists.hf_model import HfModelOptions, HfSpecialist
 
 
 @dataclass(frozen=True)
-class ClipRegionTextOptions:
+class ClipRegionTextOptions(HfModelOptions):
     """``captioner``: checkpoint of an image-to-text model for crop captions (None: category and nothing else
     unless noun phrases come from elsewhere). ``min_side``: boxes smaller than this many pixels are skipped."""
 
     model: str = "openai/clip-vit-large-patch14"
-    revision: str | None = None
     captioner: str | None = None
     caption_max_new_tokens: int = 20
     noun_phrases: bool = True
     kinds: tuple[str, ...] = ("object",)
     max_regions: int = 32
     min_side: int = 4
-    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
-
-    def __post_init__(self) -> None:
-        check_dtype(self.dtype)
 
 
 def candidate_texts(category: str, caption: str, noun_phrases: list[str]) -> list[str]:
@@ -60,7 +54,7 @@ def crop(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarra
     return image[y0:y1, x0:x1]
 
 
-class ClipRegionText(Specialist):
+class ClipRegionText(HfSpecialist):
     backend: ClassVar[str] = "clip_region_text"
     produces: ClassVar[frozenset[str]] = frozenset({"regions"})
     requires: ClassVar[frozenset[str]] = frozenset({"regions"})
@@ -68,10 +62,7 @@ class ClipRegionText(Specialist):
 
     def __init__(self, name: str, options: ClipRegionTextOptions, resources: Resources | None = None) -> None:
         super().__init__(name, options, resources)
-        self.model: Any = None
-        self.processor: Any = None
         self.captioner: ImageCaptioner | None = None
-        self._model_id: str | None = None
         if options.captioner:
             caption_options = ImageCaptionOptions(
                 model=options.captioner, max_new_tokens=options.caption_max_new_tokens, num_beams=1
@@ -80,7 +71,7 @@ class ClipRegionText(Specialist):
 
     def check_weights(self) -> WeightsCheck:
         """CLIP's check, extended with the captioner's places; found only when both are."""
-        check = resolve_hf_model(self.name, self.backend, self.options.model)
+        check = self.model_check()
         if self.captioner is None:
             return check
         captioner = self.captioner.check_weights()
@@ -96,20 +87,18 @@ class ClipRegionText(Specialist):
 
     @property
     def model_id(self) -> str:
-        if self._model_id is None:
-            clip = hf_model_identity(
-                resolve_hf_model(self.name, self.backend, self.options.model), self.options.revision
-            )
-            self._model_id = clip if self.captioner is None else f"{clip}+{self.captioner.model_id}"
-        return self._model_id
+        """CLIP's identity, then the captioner's."""
+        clip = super().model_id
+        return clip if self.captioner is None else f"{clip}+{self.captioner.model_id}"
 
-    def load(self) -> None:
+    def load_model(self, path: str) -> None:
         from transformers import AutoModel, AutoProcessor
 
-        path = hf_snapshot_path(resolve_hf_model(self.name, self.backend, self.options.model))
-        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
         self.processor = AutoProcessor.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path, dtype=self.dtype, use_safetensors=True).to(self.device).eval()
+        self.model = AutoModel.from_pretrained(path, dtype=self.dtype, use_safetensors=True)
+
+    def load(self) -> None:
+        super().load()
         if self.captioner is not None:
             self.captioner.setup()
         if self.options.noun_phrases:
@@ -149,7 +138,7 @@ class ClipRegionText(Specialist):
                     texts[best],
                     provenance,
                     score=score,
-                    metrics={"clip_similarity": score, "candidates": float(len(texts))},
+                    metrics={CLIP_SIMILARITY: score, CANDIDATES: float(len(texts))},
                 )
             )
 

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from schemas.masks import encode_mask, mask_to_polygon
+from schemas.metrics import GRABCUT_FILL, GRABCUT_INSIDE, GRABCUT_ITERATIONS
 from schemas.records import ImageRecord, Region
 from specialists.base import Specialist
 
@@ -79,6 +80,6 @@ class GrabCutSegmenter(Specialist):
         inside = full[int(y0) : int(np.ceil(y1)), int(x0) : int(np.ceil(x1))].sum()
         region.mask = encode_mask(full)
         region.polygon = mask_to_polygon(full)
-        region.metrics["grabcut_fill"] = float(full.sum() / box_area)
-        region.metrics["grabcut_inside"] = float(inside / max(1, full.sum()))
-        region.metrics["grabcut_iterations"] = float(self.options.iterations)
+        region.metrics[GRABCUT_FILL] = float(full.sum() / box_area)
+        region.metrics[GRABCUT_INSIDE] = float(inside / max(1, full.sum()))
+        region.metrics[GRABCUT_ITERATIONS] = float(self.options.iterations)

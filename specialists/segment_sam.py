@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.masks import encode_mask, mask_to_polygon
+from schemas.metrics import PREDICTED_IOU, STABILITY_SCORE
 from schemas.records import GroundedRegion, ImageRecord, Region
 
 
@@ -52,5 +53,5 @@ def write_masks(
         target.mask = encode_mask(binary)
         target.polygon = mask_to_polygon(binary)
         if isinstance(target, Region):
-            target.metrics["predicted_iou"] = float(predicted)
-            target.metrics["stability_score"] = float(stable)
+            target.metrics[PREDICTED_IOU] = float(predicted)
+            target.metrics[STABILITY_SCORE] = float(stable)

@@ -16,60 +16,35 @@ from typing import Any, ClassVar
 import numpy as np
 
 from schemas.records import GroundedRegion, ImageRecord, Region
-from schemas.stage import Resources
-from specialists.base import Specialist, WeightsCheck, hf_snapshot_path, resolve_hf_model
-from specialists.florence2 import hf_model_identity
+from specialists.hf_model import HfModelOptions, HfSpecialist
 from specialists.segment_sam import box_prompts, write_masks
 from specialists.segment_sam import stability_score as stability_score  # re-exported: its original home
-from specialists.torch_device import check_dtype, device_and_dtype
 
 
 @dataclass(frozen=True)
-class SamOptions:
+class SamOptions(HfModelOptions):
     """``kinds``: region kinds whose boxes are prompts. ``phrases``: also segment grounded phrase regions.
     ``max_boxes``: at most this many prompts per image (regions first, in order)."""
 
     model: str = "facebook/sam-vit-huge"
-    revision: str | None = None
     kinds: tuple[str, ...] = ("object",)
     phrases: bool = True
     max_boxes: int = 64
     stability_offset: float = 1.0  # SA-1B: logits thresholded at 0 +/- 1.0
     upscale_chunk: int = 8  # boxes whose logits are upscaled to the image size at once
-    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; or float32, bfloat16, float16
-
-    def __post_init__(self) -> None:
-        check_dtype(self.dtype)
 
 
-class SamSegmenter(Specialist):
+class SamSegmenter(HfSpecialist):
     backend: ClassVar[str] = "sam_hf"
     produces: ClassVar[frozenset[str]] = frozenset({"masks"})
     requires: ClassVar[frozenset[str]] = frozenset({"regions"})
     Options: ClassVar[type] = SamOptions
 
-    def __init__(self, name: str, options: SamOptions, resources: Resources | None = None) -> None:
-        super().__init__(name, options, resources)
-        self.model: Any = None
-        self.processor: Any = None
-        self._model_id: str | None = None
-
-    def check_weights(self) -> WeightsCheck:
-        return resolve_hf_model(self.name, self.backend, self.options.model)
-
-    @property
-    def model_id(self) -> str:
-        if self._model_id is None:
-            self._model_id = hf_model_identity(self.check_weights(), self.options.revision)
-        return self._model_id
-
-    def load(self) -> None:
+    def load_model(self, path: str) -> None:
         from transformers import SamModel, SamProcessor
 
-        path = hf_snapshot_path(self.check_weights())
-        self.device, self.dtype = device_and_dtype(self.resources, self.options.dtype)
         self.processor = SamProcessor.from_pretrained(path)
-        self.model = SamModel.from_pretrained(path, dtype=self.dtype, use_safetensors=True).to(self.device).eval()
+        self.model = SamModel.from_pretrained(path, dtype=self.dtype, use_safetensors=True)
 
     def prompts(self, record: ImageRecord) -> list[Region | GroundedRegion]:
         """The annotations to segment in one image: object regions without a mask, then grounded regions."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from specialists.base import Specialist, WeightsCheck, WeightsNotFound, file_sha256
+from schemas.stage import WeightsCheck, WeightsNotFound
+from specialists.base import Specialist, file_sha256
 
 
 class WeightsFileSpecialist(Specialist):

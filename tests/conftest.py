@@ -31,3 +31,20 @@ def tiny_florence2_dir(tmp_path_factory):
     from tests.tiny_models.florence import build_tiny_florence2
 
     return build_tiny_florence2(tmp_path_factory.mktemp("tiny-florence2"))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A moto S3 server for the whole session; AWS_ENDPOINT_URL points at it."""
+    from tests.s3_server import s3_server
+
+    with s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint) -> str:
+    """A fresh, empty bucket on the test S3 server, as ``s3://name``."""
+    from tests.s3_server import new_bucket
+
+    return new_bucket()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.audit.agreement import greedy_match, iou_matrix
+from engine.audit.agreement import greedy_match
 from engine.audit.cer import character_error_rate, edit_distance
 from engine.audit.dataset_audit import audit_version
 from engine.audit.drawing import PHRASE_COLOURS, Palette
@@ -20,6 +20,7 @@ from engine.audit.review import choose_images, score_band, strata_of
 from engine.cli import main as cli
 from engine.exports.coco import export_coco
 from engine.reader import iter_records
+from schemas.boxes import iou_matrix
 from tests.audit_dataset import build_demo_dataset
 
 

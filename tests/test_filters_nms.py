@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from filters.nms import NmsFilter, NmsOptions, box_nms, iou_matrix
-from schemas.geometry import box_iou
+from filters.nms import NmsFilter, NmsOptions
+from schemas.boxes import box_iou, box_nms, iou_matrix
 from schemas.masks import encode_mask
 from schemas.records import ImageRecord, Provenance, Region
 
@@ -61,7 +61,7 @@ def test_box_nms_agrees_with_brute_force_on_random_boxes(seed: int, threshold: f
 
 @pytest.mark.parametrize("rows", [256, 5])
 def test_one_large_group_agrees_with_brute_force(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
-    monkeypatch.setattr("filters.nms._ROWS", rows)
+    monkeypatch.setattr("schemas.boxes._ROWS", rows)
     rng = np.random.default_rng(11)
     boxes, scores = clustered_boxes(rng, 600), rng.random(600)
     groups = np.zeros(600, dtype=np.int64)
@@ -74,8 +74,8 @@ def test_box_nms_is_the_same_in_small_kernel_blocks_and_pair_chunks(monkeypatch:
     rng = np.random.default_rng(7)
     boxes, scores, groups = clustered_boxes(rng, 400), rng.random(400).astype(np.float32), rng.integers(0, 40, 400)
     default = box_nms(boxes, scores, 0.4, groups)
-    monkeypatch.setattr("filters.nms._BLOCK", 3)
-    monkeypatch.setattr("filters.nms._PAIR_CHUNK", 7)
+    monkeypatch.setattr("schemas.boxes._BLOCK", 3)
+    monkeypatch.setattr("schemas.boxes._PAIR_CHUNK", 7)
     chunked = box_nms(boxes, scores, 0.4, groups)
     assert np.array_equal(default.by, chunked.by) and np.array_equal(default.iou, chunked.iou)
     assert (~default.kept).sum() > 20

@@ -17,6 +17,7 @@ from filters.region_confidence import ConfidenceFilter, ConfidenceOptions
 from filters.region_geometry import GeometryFilter, GeometryOptions
 from schemas.arrow import rows_to_table, table_to_rows
 from schemas.masks import encode_mask
+from schemas.metrics import CLIP_SIMILARITY
 from schemas.records import GroundedRegion, ImageRecord, Phrase, Provenance, Region, Text
 from schemas.stage import Stage
 
@@ -99,14 +100,16 @@ def test_geometry_drops_tiny_and_fragmented_masks() -> None:
     assert [(d.rule, d.value) for d in record.dropped] == [("mask_fragments", 100.0), ("tiny_mask", 1e-4)]
 
 
-def test_agreement_thresholds_the_stored_clip_score_and_keeps_unscored() -> None:
-    agree = Region("object", (0, 0, 9, 9), "dog", DETECTOR, metrics={"clip_score": 0.31})
-    disagree = Region("object", (0, 0, 8, 8), "dog", DETECTOR, metrics={"clip_score": 0.12})
+def test_agreement_thresholds_the_stored_clip_similarity_and_keeps_unscored() -> None:
+    agree = Region("object", (0, 0, 9, 9), "dog", DETECTOR, metrics={CLIP_SIMILARITY: 0.31})
+    disagree = Region("object", (0, 0, 8, 8), "dog", DETECTOR, metrics={CLIP_SIMILARITY: 0.12})
     unscored = Region("object", (0, 0, 7, 7), "dog", DETECTOR)
     record = _record([agree, disagree, unscored])
     AgreementFilter("agreement", AgreementOptions()).process([record], None)
     assert record.regions == [agree, unscored]
-    assert [(d.rule, d.value, d.threshold) for d in record.dropped] == [("min_clip_score", pytest.approx(0.12), 0.2)]
+    assert [(d.rule, d.value, d.threshold) for d in record.dropped] == [
+        ("min_clip_similarity", pytest.approx(0.12), 0.2)
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from engine.writer import ShardWriter
 from refine.merge import AGREEMENTS, DISAGREEMENTS
 from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION
 from schemas.records import ImageRecord, Provenance, Region, Text
+from schemas.stage import WeightsNotFound
 from schemas.validation import validate_record
-from specialists.base import WeightsNotFound
 
 HAAR = Provenance("haar", "opencv", 0)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from transformers import Florence2Processor
 
-from refine.targets import TASKS, florence_samples
+from refine.targets import florence_samples
+from schemas.florence_tasks import TRAINING_TASKS as TASKS
 from schemas.records import GroundedRegion, ImageRecord, Phrase, Provenance, Region, Text
 
 P = Provenance("test", "m", 0)

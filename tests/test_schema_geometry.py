@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from schemas.geometry import (
-    box_iou,
     box_to_quad,
     dequantize,
     dequantize_points,
@@ -43,11 +42,6 @@ def test_quads_run_clockwise_from_top_left() -> None:
     assert order_quad_clockwise(shuffled) == (12, 10, 98, 5, 100, 50, 10, 60)
     assert quad_to_box((12, 10, 98, 5, 100, 50, 10, 60)) == (10, 5, 100, 60)
     assert box_to_quad((1, 2, 3, 4)) == (1, 2, 3, 2, 3, 4, 1, 4)
-
-
-def test_box_iou() -> None:
-    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
-    assert box_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
 
 
 def test_mask_rle_round_trip_area_box_iou_and_polygon() -> None:

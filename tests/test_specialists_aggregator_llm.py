@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from schemas.records import ImageRecord, Provenance, Region, Text
+from schemas.stage import WeightsNotFound
 from schemas.validation import validate_record
 from specialists.aggregator_llm import LlmAggregator, LlmAggregatorOptions, build_prompt, prompt_path
-from specialists.base import WeightsNotFound
 
 PROV = Provenance("other", "tiny", 0)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from schemas.records import ImageRecord
+from schemas.stage import WeightsNotFound
 from schemas.validation import validate_record
-from specialists.base import WeightsNotFound
 from specialists.caption_blip import ImageCaptioner, ImageCaptionOptions, strip_prompt
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from schemas.records import ImageRecord, Provenance, Region, Text
+from schemas.stage import WeightsNotFound
 from schemas.validation import validate_record
-from specialists.base import WeightsNotFound
 from specialists.florence2 import Florence2, Florence2Options
 from specialists.florence_parsing import location_prompt, parse_florence_output
 

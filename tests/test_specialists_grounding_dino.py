@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from schemas.records import Text
-from specialists.base import WeightsNotFound
+from schemas.stage import WeightsNotFound
 from specialists.grounding_dino import (
     DinoGroundingOptions,
     GroundingDino,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from schemas.records import Text, TextAnalysis
-from specialists.base import WeightsNotFound
+from schemas.stage import WeightsNotFound
 from specialists.grounding_hf import GroundingOptions, OwlGrounding, ground_boxes
 from tests.grounding_cases import (
     CAPTION,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from filters.region_agreement import AgreementFilter, AgreementOptions
+from schemas.metrics import CLIP_SIMILARITY
 from schemas.records import ImageRecord, Provenance, Region
+from schemas.stage import WeightsNotFound
 from schemas.validation import validate_record
-from specialists.base import WeightsNotFound
 from specialists.region_text_clip import ClipRegionText, ClipRegionTextOptions, candidate_texts, crop
 
 DETECTOR = Provenance("detector", "tiny", 0)
@@ -93,3 +95,28 @@ def test_missing_captioner_weights_are_reported_with_where_they_were_looked_for(
 def test_missing_clip_weights_raise_the_clear_error(tmp_path) -> None:
     with pytest.raises(WeightsNotFound, match=r"rt \(clip_region_text\): weights for .*no-clip.* looked in"):
         ClipRegionText("rt", ClipRegionTextOptions(model=str(tmp_path / "no-clip"))).setup()
+
+
+def test_agreement_filter_reads_the_similarity_clip_wrote(model_dirs) -> None:
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    record = ImageRecord("e" * 64, "mem://e", 64, 48, "png")
+    record.regions += [
+        Region("object", (2, 2, 30, 40), "cat", DETECTOR, score=0.9),
+        Region("object", (30, 10, 60, 45), "a red sofa", DETECTOR, score=0.8),
+    ]
+    ClipRegionText("rt", ClipRegionTextOptions(model=model_dirs["clip"], noun_phrases=False)).process([record], [image])
+    low, high = sorted((r for r in record.regions if r.kind == "region_caption"), key=lambda r: r.score)
+    assert low.metrics[CLIP_SIMILARITY] < high.metrics[CLIP_SIMILARITY]
+    threshold = (low.metrics[CLIP_SIMILARITY] + high.metrics[CLIP_SIMILARITY]) / 2
+    AgreementFilter("agreement", AgreementOptions(min_score_by_kind={"region_caption": threshold})).process(
+        [record], None
+    )
+    assert high in record.regions and low not in record.regions
+    (drop,) = record.dropped
+    assert (drop.rule, drop.value, drop.threshold) == (
+        f"min_{CLIP_SIMILARITY}",
+        pytest.approx(low.metrics[CLIP_SIMILARITY]),
+        threshold,
+    )
+    assert drop.restore() == low

@@ -8,8 +8,8 @@ import pytest
 from engine.registry import stage_class
 from schemas.masks import decode_mask
 from schemas.records import GroundedRegion, ImageRecord, Mask, Phrase, Provenance, Region, Text
+from schemas.stage import WeightsNotFound
 from schemas.validation import validate_record
-from specialists.base import WeightsNotFound
 from specialists.segment_sam_ultralytics import WEIGHTS_NAMES, UltralyticsSamOptions, UltralyticsSamSegmenter
 
 DETECTOR = Provenance("detector", "tiny", 0)

@@ -8,8 +8,8 @@ import torch
 
 from schemas.masks import decode_mask
 from schemas.records import GroundedRegion, ImageRecord, Phrase, Provenance, Region, Text
+from schemas.stage import WeightsNotFound
 from schemas.validation import validate_record
-from specialists.base import WeightsNotFound
 from specialists.detect_ultralytics import UltralyticsDetector, UltralyticsOptions
 from specialists.segment_sam_hf import SamOptions, SamSegmenter, stability_score
 

@@ -18,24 +18,12 @@ from itertools import combinations
 
 import numpy as np
 
+from schemas.boxes import boxes_of, iou_matrix
 from schemas.records import ImageRecord, Region
 
 IOU_THRESHOLD = 0.5
 WORD = re.compile(r"\w+")
 SPECIALISTS = "specialists (round 0)"
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def greedy_match(ious: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
@@ -109,10 +97,6 @@ def source_label(source: str, round_: int) -> str:
     return f"{source} (round {round_})" if round_ > 0 else source
 
 
-def _boxes(regions: list[Region]) -> np.ndarray:
-    return np.asarray([r.bbox for r in regions], dtype=np.float64).reshape(-1, 4)
-
-
 class AgreementCollector:
     """Feed records with :meth:`add`; :attr:`pairs` ``[(kind, a, b)]`` holds the totals.
 
@@ -175,7 +159,7 @@ class AgreementCollector:
         totals.images += 1
         totals.boxes_a += len(regions_a)
         totals.boxes_b += len(regions_b)
-        for i, j, iou in greedy_match(iou_matrix(_boxes(regions_a), _boxes(regions_b)), self.threshold):
+        for i, j, iou in greedy_match(iou_matrix(boxes_of(regions_a), boxes_of(regions_b)), self.threshold):
             totals.matched += 1
             totals.iou_sum += iou
             totals.same_label += regions_a[i].text.strip().lower() == regions_b[j].text.strip().lower()

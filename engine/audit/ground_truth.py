@@ -22,10 +22,11 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from engine.audit.agreement import greedy_match, iou_matrix
+from engine.audit.agreement import greedy_match
 from engine.audit.cer import edit_distance
 from engine.errors import OutputError
 from engine.exports.coco import category_name
+from schemas.boxes import iou_matrix
 from schemas.records import ImageRecord
 
 RECALL_IOU = 0.5

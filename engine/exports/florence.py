@@ -19,7 +19,8 @@ from engine.exports.images import source_bytes, write_image
 from engine.exports.report import ExportReport
 from engine.exports.split import split_of
 from engine.ingest import BadImage
-from refine.targets import TASKS, florence_samples
+from refine.targets import florence_samples
+from schemas.florence_tasks import TRAINING_TASKS as TASKS
 from schemas.records import ImageRecord
 
 SPLIT_FILES = {"train": "train.jsonl", "val": "val.jsonl"}
