@@ -111,3 +111,9 @@ def test_representatives_prefer_pixels_over_uri() -> None:
         component, np.array([100, 400, 9]), np.array(["a", "z", "m"]), np.array(["1", "2", "3"])
     )
     assert chosen.tolist() == [1, 1, 2]
+
+
+def test_no_images_and_one_image_need_no_pairs() -> None:
+    assert group_near_duplicates(_columns([]), DedupSettings()).component.size == 0
+    alone = group_near_duplicates(_columns([_image(1, 1, 10, 10, "a.jpg", "1")]), DedupSettings())
+    assert (alone.component.tolist(), alone.representative.tolist(), alone.plan) == ([0], [0], None)
