@@ -2,6 +2,9 @@
 
 Gates first (an image below a gate takes no part in grouping, so it cannot become a representative),
 then near-duplicate groups among the rest. Every input row ends in exactly one of the two tables.
+This is the in-memory path, for tests and runs that fit one process; on Ray Data the gates are a
+``map_batches`` that splits rows into kept and skipped, and the grouping follows the steps in
+``curation/near_duplicates.py``, ending in a join of the representatives back onto the probe rows.
 """
 
 from __future__ import annotations
