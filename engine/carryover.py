@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.config import WriterConfig
-from engine.errors import OutputError
 from engine.incremental import Level, RowPlan, StagePlan
 from engine.ingest import WorkItem
+from engine.reader import shard_error
 from engine.stage_runner import stages_map
 from engine.writer import ShardInfo, ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA
@@ -66,10 +66,8 @@ def read_shard(root: Path, shard: ShardInfo, columns: list[str] | None = None) -
     path = root / shard.path
     try:
         return pq.read_table(path, columns=columns)
-    except FileNotFoundError:
-        raise OutputError(f"{root}: shard {shard.path} listed in the manifest is missing") from None
     except (OSError, pa.ArrowInvalid) as error:
-        raise OutputError(f"{root}: shard {shard.path} is unreadable ({error})") from None
+        raise shard_error(root, shard.path, error) from None
 
 
 def _with_paths(table: pa.Table, uris: list[list[str]]) -> pa.Table:

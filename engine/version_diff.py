@@ -7,14 +7,18 @@ and are not compared.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from engine.carryover import read_shard
 from engine.counts import Counts
 from engine.manifest import Manifest
+from engine.reader import iter_batches
 
 CONTENT_COLUMNS = ["texts", "regions", "phrases", "dropped", "errors", "stages"]
 
@@ -69,3 +73,16 @@ def diff_versions(root: Path, older: Manifest, newer: Manifest) -> VersionDiff:
         reannotated=reannotated,
         count_changes={k: v for k, v in changes.items() if v[0] != v[1]},
     )
+
+
+def source_paths(root: Path, manifest: Manifest, image_ids: Collection[str]) -> dict[str, list[str]]:
+    """The source paths of ``image_ids`` in the version of ``manifest`` (a scan of two columns)."""
+    if not image_ids:
+        return {}
+    wanted = pa.array(sorted(image_ids), pa.string())
+    paths: dict[str, list[str]] = {}
+    for batch in iter_batches(root, manifest.version, columns=["image_id", "source_uris"], batch_size=4096):
+        found = batch.filter(pc.is_in(batch.column(0), value_set=wanted))
+        for image_id, uris in zip(found.column(0).to_pylist(), found.column(1).to_pylist(), strict=True):
+            paths[image_id] = list(uris or [])
+    return paths

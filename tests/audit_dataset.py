@@ -121,32 +121,36 @@ def build_records(folder: Path) -> list[ImageRecord]:
     return [street, sign, bare]
 
 
-def publish_records(root: Path, records: list[ImageRecord], quarantined: int = 1) -> None:
-    """Write ``records`` (two per shard) and a quarantine shard, and publish them as version 1."""
+def publish_records(
+    root: Path, records: list[ImageRecord], quarantined: int = 1, version: int = 1, models: dict | None = None
+) -> None:
+    """Write ``records`` (two per shard) and a quarantine shard, and publish them as ``version``."""
     config = WriterConfig(rows_per_shard=2, row_group_rows=2)
-    writer = ShardWriter(root, "annotations", "demo", ANNOTATION_SCHEMA, config)
+    prefix = "demo" if version == 1 else f"demo-v{version}"
+    writer = ShardWriter(root, "annotations", prefix, ANNOTATION_SCHEMA, config)
     writer.write(records_to_table(records))
     shards = writer.close()
     rows = [
         {"source_uri": f"/data/broken{i}.jpg", "image_id": None, "reason": "truncated", "detail": "", "size_bytes": 9}
         for i in range(quarantined)
     ]
-    quarantine = ShardWriter(root, "quarantine", "demo", QUARANTINE_SCHEMA, config, count=None)
+    quarantine = ShardWriter(root, "quarantine", prefix, QUARANTINE_SCHEMA, config, count=None)
     quarantine.write(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
     counts = merge_counts(s.counts for s in shards)
     counts["quarantined"] = {"total": quarantined, "truncated": quarantined}
     manifest = Manifest(
-        version=1,
-        run_id="demo",
+        version=version,
+        run_id=prefix,
         created_at="2026-11-24T12:00:00Z",
         schema_version=SCHEMA_VERSION,
         config_fingerprint="demo",
         profile="demo",
         stages={},
-        models={},
+        models=dict(models or {}),
         shards=shards,
         quarantine=quarantine.close(),
         counts=counts,
+        parent=None if version == 1 else version - 1,
     )
     publish(root, manifest)
 

@@ -104,8 +104,8 @@ def test_paper_measures_sit_beside_the_paper_values(audited) -> None:
 
 
 def test_ground_truth_from_our_own_coco_export_scores_perfectly(demo, tmp_path) -> None:
-    export_coco(iter_records(demo.root), tmp_path / "gt", ("object", "ocr_line"))
-    truth = audit_version(demo.root, sample=0, ground_truth=tmp_path / "gt" / "instances.json").ground_truth
+    export_coco(iter_records(demo.root), tmp_path / "gt", ("object", "ocr_line"), val_fraction=0.0)
+    truth = audit_version(demo.root, sample=0, ground_truth=tmp_path / "gt" / "instances_train.json").ground_truth
     assert truth.images_matched == 3 and truth.box_map == pytest.approx(1.0)
     assert truth.box_ap == pytest.approx({"car": 1.0, "person": 1.0, "sign": 1.0, "ocr_line": 1.0})
     assert (truth.objects, truth.objects_found, truth.cer) == (5, 5, 0.0)

@@ -36,7 +36,7 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def coco_export(demo, tmp_path_factory) -> Path:
     destination = tmp_path_factory.mktemp("coco") / "out"
-    report = export_coco(iter_records(demo.root), destination, ("object", "ocr_line"))
+    report = export_coco(iter_records(demo.root), destination, ("object", "ocr_line"), val_fraction=0.0)
     assert report.images == 3 and report.annotations["instances object"] == 5
     return destination
 
@@ -58,7 +58,7 @@ def self_evaluation(path: Path, kind: str, keep=lambda a: True) -> float:
 
 
 def test_coco_export_loads_in_pycocotools_with_categories_and_provenance(coco_export) -> None:
-    coco = quiet(COCO, str(coco_export / "instances.json"))
+    coco = quiet(COCO, str(coco_export / "instances_train.json"))
     names = {c["name"] for c in coco.loadCats(coco.getCatIds())}
     assert names == {"car", "person", "sign", "ocr_line"}
     assert len(coco.getImgIds()) == 3 and len(coco.getAnnIds()) == 6
@@ -72,14 +72,14 @@ def test_coco_export_loads_in_pycocotools_with_categories_and_provenance(coco_ex
 
 
 def test_coco_export_evaluated_against_itself_scores_ap_one(coco_export) -> None:
-    path = coco_export / "instances.json"
+    path = coco_export / "instances_train.json"
     assert self_evaluation(path, "bbox") == pytest.approx(1.0)
     assert self_evaluation(path, "segm", keep=lambda a: "segmentation" in a) == pytest.approx(1.0)
 
 
 def test_coco_masks_are_rle_that_decode_to_the_original_mask(coco_export, demo) -> None:
-    coco = quiet(COCO, str(coco_export / "instances.json"))
-    masked = [a for a in coco.dataset["annotations"] if "segmentation" in a]
+    coco = quiet(COCO, str(coco_export / "instances_train.json"))
+    masked = [a for a in coco.dataset["annotations"] if isinstance(a["segmentation"], dict)]  # RLE
     assert len(masked) == 1 and isinstance(masked[0]["segmentation"]["counts"], str)
     original = next(r for r in demo.records[0].regions if r.mask is not None)
     assert np.array_equal(coco.annToMask(masked[0]).astype(bool), decode_mask(original.mask))
@@ -87,7 +87,7 @@ def test_coco_masks_are_rle_that_decode_to_the_original_mask(coco_export, demo) 
 
 
 def test_coco_captions_json_holds_every_text_with_its_granularity(coco_export) -> None:
-    captions = quiet(COCO, str(coco_export / "captions.json"))
+    captions = quiet(COCO, str(coco_export / "captions_train.json"))
     texts = {(a["fld_granularity"], a["caption"]) for a in captions.dataset["annotations"]}
     assert ("brief", "A sign that says OPEN & <close>.") in texts and len(texts) == 4
 
@@ -163,7 +163,8 @@ def test_export_command_prints_counts_and_refuses_a_used_destination(demo, tmp_p
     assert cli(["export", str(demo.root), "--format", "coco", "--to", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
     assert "coco export" in out and "instances object" in out and "records/s" in out
-    assert json.loads((tmp_path / "c" / "instances.json").read_text())["images"]
+    split_files = [json.loads((tmp_path / "c" / f"instances_{s}.json").read_text()) for s in ("train", "val")]
+    assert sum(len(data["images"]) for data in split_files) == 3
     assert cli(["export", str(demo.root), "--format", "coco", "--to", str(tmp_path / "c")]) == 2
     assert "must be a new or empty folder" in capsys.readouterr().err
     assert cli(["export", str(demo.root), "--format", "yolo", "--tasks", "cars", "--to", str(tmp_path / "y")]) == 2
@@ -191,13 +192,13 @@ def test_hf_export_splits_by_image_id_into_train_and_validation(demo, tmp_path, 
 
 
 def test_coco_phrase_task_exports_grounded_regions_with_their_masks(demo, tmp_path) -> None:
-    report = export_coco(iter_records(demo.root), tmp_path / "coco", ("phrase",))
+    report = export_coco(iter_records(demo.root), tmp_path / "coco", ("phrase",), val_fraction=0.0)
     assert report.annotations == {"instances phrase": 2, "captions brief": 3, "captions detailed": 1}
-    coco = quiet(COCO, str(tmp_path / "coco" / "instances.json"))
+    coco = quiet(COCO, str(tmp_path / "coco" / "instances_train.json"))
     assert {c["name"] for c in coco.dataset["categories"]} == {"a red car", "a person"}
     car = coco.loadAnns(coco.getAnnIds(catIds=coco.getCatIds(catNms=["a red car"])))[0]
     assert car["fld_kind"] == "phrase" and car["fld_source"] == "grounder" and car["area"] == 40 * 30
     assert car["fld_text_id"] == demo.records[0].texts[0].id
     assert self_evaluation(
-        tmp_path / "coco" / "instances.json", "segm", keep=lambda a: "segmentation" in a
+        tmp_path / "coco" / "instances_train.json", "segm", keep=lambda a: "segmentation" in a
     ) == pytest.approx(1.0)

@@ -16,7 +16,7 @@ from engine.audit.ground_truth import GroundTruthCollector, GroundTruthResult
 from engine.audit.paper_measures import PaperMeasures, paper_measures
 from engine.audit.reservoir import Reservoir
 from engine.manifest import Manifest
-from engine.reader import manifest_of, version_dataset
+from engine.reader import iter_batches, manifest_of
 from filters.statistics import compute_statistics
 from schemas.records import ImageRecord
 
@@ -39,7 +39,7 @@ class AuditResult:
 def quarantine_reasons(root: Path, version: int | None) -> Counter[str]:
     """Quarantined inputs per reason, read from the version's quarantine shards batch by batch."""
     reasons: Counter[str] = Counter()
-    for batch in version_dataset(root, version, quarantine=True).to_batches(columns=["reason"]):
+    for batch in iter_batches(root, version, columns=["reason"], quarantine=True):
         if batch.num_rows:
             counted = pc.value_counts(batch.column(0))
             for value, count in zip(counted.field("values"), counted.field("counts"), strict=True):
@@ -66,7 +66,7 @@ def audit_version(
     samples: Reservoir[ImageRecord] = Reservoir(sample, seed=seed)
 
     def rows() -> Iterator[dict]:
-        for batch in version_dataset(root, manifest.version).to_batches(batch_size=BATCH_ROWS):
+        for batch in iter_batches(root, manifest.version, batch_size=BATCH_ROWS):
             for row in batch.to_pylist():
                 record = ImageRecord.from_row(row)
                 stats.add(record)
