@@ -20,6 +20,7 @@ from engine.config.registry import FILTERS, SPECIALISTS, backends, stage_class
 from engine.config.settings import (
     DEFAULT_PROFILE,
     STAGE_CONFIGS,
+    CurationSettings,
     EngineConfig,
     IngestConfig,
     RayConfig,
@@ -63,7 +64,7 @@ def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("config: expected a mapping at the top level")
-    sections = {"ingest", "specialists", "filters", "writer", "ray", "refine"}
+    sections = {"ingest", "curation", "specialists", "filters", "writer", "ray", "refine"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"config: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(sections))})")
@@ -79,6 +80,7 @@ def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
             raise ConfigError(f"{kind}: stage name {duplicates[0]!r} is used twice")
     return EngineConfig(
         ingest=build(IngestConfig, data.get("ingest"), "ingest"),
+        curation=build(CurationSettings, data.get("curation"), "curation"),
         specialists=stages[SPECIALISTS],
         filters=stages[FILTERS],
         writer=build(WriterConfig, data.get("writer"), "writer"),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from engine.config.registry import FILTERS, SPECIALISTS, stage_class
+from filters.curation.settings import CurationSettings
 from refine.merge import MergeSettings
 from refine.settings import TrainSettings
 from schemas.fingerprint import canonical_hash
@@ -104,6 +105,7 @@ class RefineConfig:
 @dataclass(frozen=True)
 class EngineConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    curation: CurationSettings = field(default_factory=CurationSettings)
     specialists: tuple[StageConfig, ...] = ()
     filters: tuple[StageConfig, ...] = ()
     writer: WriterConfig = field(default_factory=WriterConfig)
