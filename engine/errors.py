@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.config.typed_config import ConfigError
-from engine.ingest.discover import InputError
+from engine.ingest.sources import InputError
 from schemas.stage import WeightsNotFound
 from schemas.validation import SchemaError
 

@@ -31,6 +31,7 @@ from engine.config.settings import EngineConfig, RefineConfig, StageConfig
 from engine.config.typed_config import ConfigError
 from engine.execute.ray_session import ray_session
 from engine.ingest.decode import BadImage, decode_image
+from engine.ingest.locator import read_source
 from engine.store.manifest import Manifest, all_manifests, publish
 from engine.store.output_lock import OutputLock
 from engine.store.writer import ShardWriter
@@ -128,7 +129,7 @@ def sample_dataset(shard_paths: list[str], weights: dict[str, float], seed: int)
 
 
 def _decoded(uri: str, max_pixels: int) -> Any:
-    return decode_image(Path(uri).read_bytes(), max_pixels)[0]
+    return decode_image(read_source(uri), max_pixels)[0]
 
 
 def _train_worker(loop_config: dict[str, Any]) -> None:

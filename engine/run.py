@@ -2,9 +2,10 @@
 
 Holding the output's lock, a run goes through six phases, in this order:
 
-1. **plan the run**: find the input files, plan the stages (order and weights checked before any
-   work), read the published versions and the journals of killed runs, start this run's journal;
-2. **probe**: hash and decode-check every file the previous version's probe index does not vouch for;
+1. **plan the run**: find the sources (files, WebDataset shards, Parquet tables; before the lock, so an
+   unusable input creates nothing), plan the stages (order and weights checked before any work), read
+   the published versions and the journals of killed runs, start this run's journal;
+2. **probe**: hash and decode-check every image the previous version's probe index does not vouch for;
 3. **plan carry-over**: rows of the previous version and of killed runs are reused exactly, or queued
    to rerun only the stages that changed (``engine/refresh/``); the other images are new;
 4. **annotate**: new and stale images through their stages (one streaming ``map_batches`` per stage
@@ -21,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,13 @@ from engine.execute.plan_stages import PlannedStage, plan_stages
 from engine.execute.ray_session import LazyRay
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
+from engine.ingest.captions import alt_texts
 from engine.ingest.discover import discover
-from engine.ingest.probe import PROBE_INDEX_SCHEMA, ProbedFile, WorkItem, plan_work, probe_files, probed_from_row
-from engine.ingest.probe_cache import load_probe_cache, split_by_cache
+from engine.ingest.image_bytes import with_locators
+from engine.ingest.locator import Locator
+from engine.ingest.probe import PROBE_INDEX_SCHEMA, ProbedFile, WorkItem, plan_work, probe_sources, probed_from_row
+from engine.ingest.probe_cache import load_probe_cache, probe_key, split_by_cache
+from engine.ingest.sources import InputOptions, Source
 from engine.refresh.carryover import Candidate, CarryOver, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
 from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones, previous_paths
@@ -47,7 +52,7 @@ from engine.store.manifest import Manifest, all_manifests, publish
 from engine.store.output_lock import OutputLock
 from engine.store.writer import ShardInfo, ShardWriter, write_table_atomically
 from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA
-from schemas.records import ImageRecord
+from schemas.records import Granularity, ImageRecord
 
 Progress = Callable[[str], None]
 
@@ -61,6 +66,10 @@ class RunRequest:
     limit: int | None = None
     full: bool = False
     progress_bars: bool = True
+    input_options: InputOptions = field(default_factory=InputOptions)
+
+    def probe_key(self) -> dict[str, Any]:
+        return probe_key(self.config.ingest, self.input_options)
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,11 @@ class RunResult:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run starts from: its input files and stages, the versions and killed runs before it."""
+    """What a run starts from: its sources and stages, the versions and killed runs before it."""
 
     request: RunRequest
     run_id: str
-    files: list[str]
+    sources: list[Source]
     stages: list[PlannedStage]
     history: list[Manifest]
     unfinished: list[UnfinishedRun]
@@ -108,8 +117,8 @@ class RunPlan:
 
 @dataclass(frozen=True)
 class Probed:
-    """What probing found: every file (``probed``, with its probe index rows), the unique images to
-    annotate (``work``) and the files to quarantine; how many came from the probe cache."""
+    """What probing found: every image (``probed``, with its probe index rows), the unique images to
+    annotate (``work``) and the images to quarantine; how many came from the probe cache."""
 
     probed: list[ProbedFile]
     index_rows: list[dict[str, Any]]
@@ -119,6 +128,11 @@ class Probed:
     seconds: float
     work: list[WorkItem]
     quarantined: list[ProbedFile]
+
+    @property
+    def locators(self) -> dict[str, Locator]:
+        """Where each image inside a container lies, by ``source_uri`` (plain files have none)."""
+        return {p.source_uri: p.locator for p in self.probed if p.locator is not None and p.reason is None}
 
 
 @dataclass(frozen=True)
@@ -133,16 +147,17 @@ class SideTables:
 def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
     """Annotate ``request.inputs`` into a new version of ``request.output``, holding its lock."""
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    sources = find_sources(request)
     with OutputLock(request.output, run_id):
-        started = time.perf_counter()
-        run = plan_run(request, run_id)
-        progress(f"fld-engine: {len(run.files)} input files, {len(run.stages)} stages, output {run.root}")
+        run = plan_run(request, run_id, sources)
+        progress(f"fld-engine: {len(run.sources)} inputs, {len(run.stages)} stages, output {run.root}")
         with ExitStack() as stack:
             ray = _lazy_ray(stack, run)
             probed = probe(run, ray)
             carry = carry_over(run, probed)
             progress(_plan_summary(run, probed, carry))
-            annotated = annotate(run, carry, ray, progress)
+            annotated = annotate(run, carry, probed.locators, ray, progress)
         side_tables = write_side_tables(run, probed, carry, annotated)
         manifest = publish_version(run, probed, carry, annotated, side_tables)
         return _result(manifest, run, side_tables, time.perf_counter() - started)
@@ -151,12 +166,15 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
 # -- 1. plan the run -------------------------------------------------------------------------
 
 
-def plan_run(request: RunRequest, run_id: str) -> RunPlan:
-    """Input files, planned stages, earlier versions and killed runs; this run's journal started."""
+def find_sources(request: RunRequest) -> list[Source]:
+    """The sources of the request's inputs, sorted by URI (the first ``limit`` of them with ``--limit``)."""
+    sources = discover(request.inputs, request.config.ingest.extensions, request.input_options)
+    return sources if request.limit is None else sources[: request.limit]
+
+
+def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan:
+    """Planned stages, earlier versions and killed runs for ``sources``; this run's journal started."""
     config, root = request.config, request.output
-    files = discover(request.inputs, config.ingest.extensions)
-    if request.limit is not None:
-        files = files[: request.limit]
     stages = plan_stages(config)
     history = all_manifests(root)
     unfinished = unfinished_runs(root, {m.run_id for m in history})
@@ -165,7 +183,7 @@ def plan_run(request: RunRequest, run_id: str) -> RunPlan:
     stage_plan = StagePlan([s.spec() for s in stages], known_filters)
     journal = RunJournal(root, run_id)
     journal.start({"config_fingerprint": config.fingerprint(), "inputs": list(request.inputs), "full": request.full})
-    return RunPlan(request, run_id, files, stages, history, unfinished, stage_plan, journal)
+    return RunPlan(request, run_id, sources, stages, history, unfinished, stage_plan, journal)
 
 
 def _lazy_ray(stack: ExitStack, run: RunPlan) -> LazyRay:
@@ -179,16 +197,17 @@ def _lazy_ray(stack: ExitStack, run: RunPlan) -> LazyRay:
 
 
 def probe(run: RunPlan, ray: LazyRay) -> Probed:
-    """Hash and decode-check every input file that the previous version's probe index does not vouch for."""
+    """Hash and decode-check every image that the previous version's probe index does not vouch for."""
     started = time.perf_counter()
-    limits = run.config.ingest.limits()
-    cache = {} if run.request.full else load_probe_cache(run.root, run.previous, limits)
-    split = split_by_cache(run.files, cache)
-    fresh = probe_files(split.misses, limits, ray.start)
+    ingest = run.config.ingest
+    limits = {**ingest.limits(), "extensions": list(ingest.extensions)}
+    cache = {} if run.request.full else load_probe_cache(run.root, run.previous, run.request.probe_key())
+    split = split_by_cache(run.sources, cache)
+    fresh = probe_sources(split.misses, limits, ray.start)
     probed = split.hits + [probed_from_row(row) for row in fresh]
     seconds = time.perf_counter() - started
     work, quarantined = plan_work(probed)
-    unchanged = not split.misses and len(split.hits) == len(cache)
+    unchanged = not split.misses and len(split.hit_rows) == sum(len(rows) for rows in cache.values())
     return Probed(
         probed, split.hit_rows + fresh, len(split.hits), len(split.misses), unchanged, seconds, work, quarantined
     )
@@ -210,7 +229,8 @@ def carry_over(run: RunPlan, probed: Probed) -> CarryOver:
 
 def _plan_summary(run: RunPlan, probed: Probed, carry: CarryOver) -> str:
     return (
-        f"probed {len(run.files)} files ({probed.cached} from the probe cache) in {probed.seconds:.1f}s: "
+        f"probed {len(run.sources)} inputs, {len(probed.probed)} images ({probed.cached} from the probe cache) "
+        f"in {probed.seconds:.1f}s: "
         f"{len(probed.work)} unique images, {len(probed.quarantined)} quarantined, {len(carry.image_ids)} carried "
         f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.num_rows} to re-annotate, "
         f"{carry.rerun_filters.num_rows} to re-filter, {len(carry.new)} new"
@@ -220,15 +240,19 @@ def _plan_summary(run: RunPlan, probed: Probed, carry: CarryOver) -> str:
 # -- 4. annotate -----------------------------------------------------------------------------
 
 
-def annotate(run: RunPlan, carry: CarryOver, ray: LazyRay, progress: Progress) -> Annotated:
-    """New and stale images through the stages they need (with pixels), then the filters over rows whose
-    filters changed (without pixels); each shard is journaled once written."""
+def annotate(
+    run: RunPlan, carry: CarryOver, locators: dict[str, Locator], ray: LazyRay, progress: Progress
+) -> Annotated:
+    """New and stale images through the stages they need (with pixels, read in container order by their
+    ``locators``), then the filters over rows whose filters changed (without pixels); each shard is
+    journaled once written."""
     config = run.config
     writer = ShardWriter(
         run.root, "annotations", f"part-{run.run_id}", ANNOTATION_SCHEMA, config.writer, run.journal.record
     )
     sink = AnnotationSink(writer, progress)
-    pixel_rows = pa.concat_tables([_new_rows(carry.new), carry.rerun_pixels])
+    new_rows = _new_rows(carry.new, config.ingest.caption_granularity)
+    pixel_rows = with_locators(pa.concat_tables([new_rows, carry.rerun_pixels]), locators)
     annotated = 0
     if pixel_rows.num_rows:
         ray.start()
@@ -242,10 +266,20 @@ def annotate(run: RunPlan, carry: CarryOver, ray: LazyRay, progress: Progress) -
     return sink.close(annotated)
 
 
-def _new_rows(items: list[WorkItem]) -> pa.Table:
-    """Empty annotation rows (identity only) for images annotated for the first time."""
+def _new_rows(items: list[WorkItem], caption_granularity: Granularity) -> pa.Table:
+    """Rows for images annotated for the first time: identity, the input's metadata and its captions."""
     rows = [
-        ImageRecord(i.image_id, i.source_uri, i.width, i.height, i.format, list(i.source_uris)).to_row() for i in items
+        ImageRecord(
+            i.image_id,
+            i.source_uri,
+            i.width,
+            i.height,
+            i.format,
+            list(i.source_uris),
+            texts=alt_texts(i.captions, caption_granularity),
+            metadata=i.metadata,
+        ).to_row()
+        for i in items
     ]
     return pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
 
@@ -342,7 +376,7 @@ def publish_version(
         quarantine=side_tables.quarantine,
         tombstones=side_tables.tombstones,
         probe_index=side_tables.probe_index,
-        extra={"inputs": list(request.inputs), "full": request.full, "ingest": config.ingest.limits(), **stats},
+        extra={"inputs": list(request.inputs), "full": request.full, "ingest": request.probe_key(), **stats},
     )
     publish(run.root, manifest)
     referenced = {path for m in [*run.history, manifest] for path in m.files()}
@@ -355,7 +389,7 @@ def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: 
     extra = manifest.extra
     return RunResult(
         manifest,
-        len(run.files),
+        len(run.sources),
         extra["annotated"],
         extra["carried"],
         side_tables.quarantined,

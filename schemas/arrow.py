@@ -7,7 +7,9 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0.0"
+# 1.1.0: ``metadata``, the input's own per-image metadata (a WebDataset ``.json`` member, a table's
+# other columns) as a JSON string. Shards of 1.0.0 read with it null.
+SCHEMA_VERSION = "1.1.0"
 
 PROVENANCE = pa.struct([("source", pa.string()), ("model", pa.string()), ("round", pa.int32())])
 RLE_MASK = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
@@ -108,6 +110,7 @@ IDENTITY_FIELDS = [
     pa.field("width", pa.int32(), nullable=False),
     pa.field("height", pa.int32(), nullable=False),
     pa.field("format", pa.string()),
+    pa.field("metadata", pa.string()),
 ]
 
 ANNOTATION_FIELDS = [
@@ -152,6 +155,15 @@ SKIPPED_SCHEMA = pa.schema(
     ],
     metadata=_METADATA,
 )
+
+
+def conform(table: pa.Table, schema: pa.Schema = ANNOTATION_SCHEMA) -> pa.Table:
+    """``table`` with ``schema``'s columns in its order: a column that shards of an older schema version
+    lack (nullable by construction) is added as nulls."""
+    missing = [f for f in schema if f.name not in table.column_names]
+    for field in missing:
+        table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(schema.names) if missing else table
 
 
 def rows_to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema = ANNOTATION_SCHEMA) -> pa.Table:

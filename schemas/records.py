@@ -350,7 +350,8 @@ class ImageMeasures:
 
 @dataclass(slots=True)
 class ImageRecord:
-    """All annotations of one image: one row of an annotation shard."""
+    """All annotations of one image: one row of an annotation shard. ``metadata`` is what the input said
+    of the image (a WebDataset ``.json`` member, a Parquet table's other columns), as JSON text."""
 
     image_id: str
     source_uri: str
@@ -364,6 +365,7 @@ class ImageRecord:
     dropped: list[Drop] = field(default_factory=list)
     errors: list[StageError] = field(default_factory=list)
     stages: dict[str, str] = field(default_factory=dict)
+    metadata: str | None = None
 
     def __post_init__(self) -> None:
         if not self.source_uris:
@@ -377,6 +379,7 @@ class ImageRecord:
             "width": self.width,
             "height": self.height,
             "format": self.format,
+            "metadata": self.metadata,
             "texts": [t.to_dict() for t in self.texts],
             "regions": [r.to_dict() for r in self.regions],
             "phrases": [p.to_dict() for p in self.phrases],
@@ -400,6 +403,7 @@ class ImageRecord:
             dropped=[Drop.from_dict(d) for d in row.get("dropped") or []],
             errors=[StageError(**e) for e in row.get("errors") or []],
             stages=_str_map(row.get("stages")),
+            metadata=row.get("metadata"),
         )
 
     def text_by_id(self, text_id: str) -> Text | None:

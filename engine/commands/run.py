@@ -8,6 +8,7 @@ from pathlib import Path
 
 from engine.commands.summary import format_counts
 from engine.config.profile import load_config
+from engine.ingest.sources import InputOptions
 from engine.refine_loop import base_checkpoint, refine_dataset
 from engine.run import RunRequest, run_pipeline
 
@@ -15,7 +16,26 @@ from engine.run import RunRequest, run_pipeline
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="annotate images into versioned Parquet shards")
     parser.add_argument(
-        "--input", nargs="+", required=True, metavar="PATH", help="folders, .txt path lists or Parquet tables"
+        "--input",
+        nargs="+",
+        required=True,
+        metavar="URI",
+        help="folders or prefixes (local, s3://, gs://, ...), .txt lists of paths or URIs, WebDataset .tar shards, "
+        "Parquet tables (paths or image bytes), image files",
+    )
+    parser.add_argument(
+        "--path-column", metavar="NAME", help="Parquet inputs: the column of paths or URIs (default: path)"
+    )
+    parser.add_argument(
+        "--image-column",
+        metavar="NAME",
+        help="Parquet inputs: the column of image bytes (default: detected, e.g. img2dataset's jpg, "
+        "a Hugging Face image struct)",
+    )
+    parser.add_argument(
+        "--caption-column",
+        metavar="NAME",
+        help="Parquet inputs: the column of captions kept as alt-text texts (default: caption, when present)",
     )
     parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="the dataset directory")
     parser.add_argument(
@@ -40,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         full=args.full,
         progress_bars=not args.quiet and sys.stderr.isatty(),
+        input_options=InputOptions(args.path_column, args.image_column, args.caption_column),
     )
     result = run_pipeline(request, progress=(lambda _: None) if args.quiet else _progress)
     manifest = result.manifest
@@ -51,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"since version {manifest.parent}: {result.reannotated} re-annotated, {result.refiltered} re-filtered, "
             f"{result.resumed} resumed from killed runs, {result.tombstoned} removed (tombstones), "
-            f"{result.probe_cached}/{result.files} files from the probe cache"
+            f"{result.probe_cached} images of {result.files} inputs from the probe cache"
         )
     print(f"shards: {args.output.resolve() / 'annotations'} ({len(manifest.shards)} files)")
     print(format_counts(manifest.counts))

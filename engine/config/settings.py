@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from engine.config.registry import FILTERS, SPECIALISTS, stage_class
 from filters.curation.settings import CurationSettings
@@ -19,11 +19,13 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", "
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """``max_pixels`` guards against decompression bombs; larger images are quarantined."""
+    """``max_pixels`` guards against decompression bombs; larger images are quarantined.
+    ``caption_granularity``: the granularity of the captions that come with the inputs (alt text)."""
 
     max_pixels: int = 89_478_485
     max_bytes: int = 256 * 1024 * 1024
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+    caption_granularity: Literal["brief", "detailed", "more_detailed"] = "brief"
 
     def limits(self) -> dict[str, int]:
         """The limits that decide quarantine: a probe made under other limits is not reused."""

@@ -24,6 +24,7 @@ from engine.exports.images import export_bytes
 from engine.exports.report import ExportReport
 from engine.exports.split import split_of
 from engine.ingest.decode import BadImage
+from engine.ingest.locator import read_source
 from engine.store.manifest import require_manifest
 from engine.store.reader import iter_batches
 from schemas.arrow import ANNOTATION_SCHEMA
@@ -56,7 +57,7 @@ def _image_of(image_id: str, uris: list[str], keep_exif: bool = False) -> tuple[
     """The ``{bytes, path}`` image cell for a row, or None and why it cannot be exported."""
     for uri in uris:
         try:
-            data = Path(uri).read_bytes()
+            data = read_source(uri, image_id)
         except OSError:
             continue
         if hashlib.sha256(data).hexdigest() == image_id:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from engine.exports.location_metadata import without_location
 from engine.ingest.decode import decode_image
+from engine.ingest.locator import read_source
 from schemas.records import ImageRecord
 
 COPYABLE_FORMATS = {"jpeg": ".jpg", "png": ".png"}
@@ -25,10 +26,11 @@ MAX_PIXELS = 200_000_000
 
 
 def source_bytes(record: ImageRecord) -> bytes | None:
-    """The bytes of the first source path that still holds this image (same sha256), else None."""
+    """The bytes of the first source (a file, or a member of a WebDataset shard or Parquet table) that still
+    holds this image (same sha256), else None."""
     for uri in record.source_uris or [record.source_uri]:
         try:
-            data = Path(uri).read_bytes()
+            data = read_source(uri, record.image_id)
         except OSError:
             continue
         if hashlib.sha256(data).hexdigest() == record.image_id:

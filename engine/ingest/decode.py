@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 class BadImage(Exception):
@@ -40,6 +41,8 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, str]:
     except BadImage:
         raise
     except UnidentifiedImageError:
+        if data[:4] in TIFF_MAGIC:  # a TIFF layout Pillow cannot decode (float RGB, 64-bit, ...)
+            raise BadImage("unsupported_mode", "a TIFF whose sample format Pillow cannot decode") from None
         raise BadImage("not_an_image", "not a recognised image format") from None
     except Image.DecompressionBombError as error:
         raise BadImage("too_large", str(error)) from None
@@ -53,11 +56,12 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, str]:
 
 
 def to_rgb(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode as 8-bit RGB: 16-bit scaled down, transparency composited on white."""
-    if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
-        values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        gray = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    """Any Pillow mode as 8-bit RGB: 16-bit and 32-bit integer and float values scaled to 0-255,
+    transparency composited on white. Values whose range has no clear scale (floats outside 0-1 and
+    0-255, integers beyond 16 bits, NaN) raise :class:`BadImage` ``unsupported_mode``: an image is never
+    annotated as a black or white square it is not."""
+    if image.mode.startswith("I") or image.mode == "F":
+        gray = _scaled_to_8bit(np.asarray(image), image.mode)
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
@@ -65,4 +69,28 @@ def to_rgb(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    try:
+        converted = image.convert("RGB")
+    except ValueError as error:  # a mode Pillow cannot convert (LAB, HSV in some builds, ...)
+        raise BadImage("unsupported_mode", f"mode {image.mode}: {error}") from None
+    return np.ascontiguousarray(np.asarray(converted, dtype=np.uint8))
+
+
+def _scaled_to_8bit(values: np.ndarray, mode: str) -> np.ndarray:
+    """One channel of 16/32-bit integers or floats as uint8: floats within 0-1 and integers within 16 bits
+    scaled, values already within 0-255 kept."""
+    values = values.astype(np.float64)
+    if not values.size:
+        return values.astype(np.uint8)
+    if not np.isfinite(values).all():
+        raise BadImage("unsupported_mode", f"mode {mode}: values include NaN or infinity")
+    low, high = float(values.min()), float(values.max())
+    if low < 0:
+        raise BadImage("unsupported_mode", f"mode {mode}: negative values ({low:g} to {high:g})")
+    if mode == "F":
+        peak = 1.0 if high <= 1.0 else 255.0 if high <= 255 else None
+    else:
+        peak = 65535.0 if mode.startswith("I;16") or 255 < high <= 65535 else 255.0 if high <= 255 else None
+    if peak is None:
+        raise BadImage("unsupported_mode", f"mode {mode}: values up to {high:g} have no known scale")
+    return np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -1,50 +1,127 @@
-"""Finding input files: folders (recursively, by image extension), text lists of paths, Parquet tables of paths."""
+"""Finding the sources to probe: folders and object prefixes, lists of paths or URIs, WebDataset
+shards, Parquet tables and single image files, local or remote (``engine/store/location.py``).
+
+Folders and prefixes are listed lazily (S3 page by page) and contribute image files by extension
+and ``.tar`` shards; names that cannot be read as files (FIFOs, devices, dangling or looping links)
+become sources with their ``problem``, quarantined without being opened. Listed paths are taken as
+given, so a bad listed file is quarantined rather than silently skipped. An input that cannot be
+used at all (missing, a corrupt table, a list that is not UTF-8) is one :class:`InputError` naming it.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterable, Iterator, Sequence
 
-import pyarrow.parquet as pq
+import pyarrow as pa
+
+from engine.ingest.parquet_input import iter_path_sources, read_layout
+from engine.ingest.sources import InputError, InputOptions, Source, SourceKind
+from engine.store.location import Entry, Location, StorageError, location
+
+LIST_SUFFIXES = (".txt", ".lst")
+TAR_SUFFIX = ".tar"
+PARQUET_SUFFIX = ".parquet"
+
+__all__ = ["InputError", "discover", "iter_sources"]
 
 
-class InputError(ValueError):
-    """An input path cannot be read as a folder, a list of paths or a Parquet table."""
+def discover(inputs: Sequence[str], extensions: Sequence[str], options: InputOptions | None = None) -> list[Source]:
+    """Every source of ``inputs``, sorted by URI, each once (the one list the run holds)."""
+    sources = list(iter_sources(inputs, extensions, options or InputOptions()))
+    sources.sort(key=lambda s: s.uri)
+    unique = [s for i, s in enumerate(sources) if i == 0 or s.uri != sources[i - 1].uri]
+    return unique
 
 
-def discover(inputs: Sequence[str], extensions: Sequence[str], path_column: str = "path") -> list[str]:
-    """Expand inputs (folders, recursively; ``.txt`` lists of paths; Parquet tables with a path column).
-
-    Folders contribute files with an image extension; listed paths are taken as given, so a bad
-    listed file is quarantined rather than silently skipped. The result is sorted and unique.
-    """
+def iter_sources(inputs: Iterable[str], extensions: Sequence[str], options: InputOptions) -> Iterator[Source]:
+    """The sources of each input in turn, lazily."""
     suffixes = {e.lower() for e in extensions}
-    found: set[str] = set()
     for item in inputs:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            for root, _, names in os.walk(path, followlinks=True):
-                found.update(str(Path(root, n).resolve()) for n in names if Path(n).suffix.lower() in suffixes)
-        elif path.suffix.lower() == ".parquet" and path.is_file():
-            table = pq.read_table(path)
-            if path_column not in table.column_names:
-                raise InputError(
-                    f"input {item}: Parquet table has no {path_column!r} column (columns: {table.column_names})"
-                )
-            found.update(_resolve(p, path.parent) for p in table.column(path_column).to_pylist() if p)
-        elif path.suffix.lower() in {".txt", ".lst"} and path.is_file():
-            lines = path.read_text().splitlines()
-            found.update(
-                _resolve(line.strip(), path.parent) for line in lines if line.strip() and not line.startswith("#")
-            )
-        elif path.is_file():
-            found.add(str(path.resolve()))
+        try:
+            place = location(item)
+        except StorageError as error:
+            raise InputError(f"input {item}: {error}") from None
+        yield from _sources_of(place, item, suffixes, options)
+
+
+def _sources_of(place: Location, item: str, suffixes: set[str], options: InputOptions) -> Iterator[Source]:
+    try:
+        kind = place.info().type
+    except (OSError, pa.ArrowException) as error:
+        raise InputError(f"input {item}: cannot be reached ({_first_line(error)})") from None
+    suffix = place.suffix
+    if kind == pa.fs.FileType.Directory:
+        yield from _listed_folder(place, item, suffixes)
+    elif kind == pa.fs.FileType.NotFound:
+        raise InputError(f"input {item}: no such file or folder")
+    elif suffix == PARQUET_SUFFIX:
+        yield from _table(place, suffixes, options)
+    elif suffix in LIST_SUFFIXES:
+        yield from _listed_entries(place, item, suffixes, options)
+    elif kind != pa.fs.FileType.File:  # a FIFO or device named as an input: quarantined, never opened
+        yield Source(_kind_of(suffix), place.uri, problem="not a regular file")
+    else:
+        yield Source(_kind_of(suffix), place.uri)
+
+
+def _kind_of(suffix: str) -> SourceKind:
+    return SourceKind.TAR if suffix == TAR_SUFFIX else SourceKind.FILE
+
+
+def _listed_folder(folder: Location, item: str, suffixes: set[str]) -> Iterator[Source]:
+    """Image files and ``.tar`` shards below a folder or prefix, as listed (never the whole listing held here)."""
+    try:
+        for entry in folder.iter_files(special=True):
+            suffix = _suffix(entry)
+            if suffix in suffixes or suffix == TAR_SUFFIX:
+                yield Source(_kind_of(suffix), entry.uri, entry.size, entry.mtime_ns, entry.etag, problem=entry.special)
+    except (OSError, pa.ArrowException) as error:
+        raise InputError(f"input {item}: cannot be listed ({_first_line(error)})") from None
+
+
+def _suffix(entry: Entry) -> str:
+    name = entry.uri.rstrip("/").rsplit("/", 1)[-1]
+    return name[name.rfind(".") :].lower() if "." in name.lstrip(".") else ""
+
+
+def _listed_entries(listing: Location, item: str, suffixes: set[str], options: InputOptions) -> Iterator[Source]:
+    """Each line of a UTF-8 list (``#`` comments and blank lines skipped): a path relative to the list's
+    folder, an absolute path or a URI. ``.tar`` entries are shards, ``.parquet`` entries tables."""
+    try:
+        data = listing.read_bytes()
+    except OSError as error:
+        raise InputError(f"input {item}: cannot be read ({error.strerror or error})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"input {item}: a list of paths must be UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})"
+        ) from None
+    base = listing.parent
+    for line in text.splitlines():
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        try:
+            place = location(entry) if "://" in entry or entry.startswith(("/", "~")) else base / entry
+        except StorageError as error:
+            yield Source(SourceKind.FILE, entry, problem=str(error))
+            continue
+        if place.suffix == PARQUET_SUFFIX:
+            yield from _table(place, suffixes, options)
         else:
-            raise InputError(f"input {item}: no such file or folder")
-    return sorted(found)
+            yield Source(_kind_of(place.suffix), place.uri)
 
 
-def _resolve(entry: str, base: Path) -> str:
-    path = Path(entry).expanduser()
-    return str((path if path.is_absolute() else base / path).resolve())
+def _table(table: Location, suffixes: set[str], options: InputOptions) -> Iterator[Source]:
+    """A Parquet input: its path column's files, or the table itself as a source of image bytes."""
+    layout = read_layout(table, options, sorted(suffixes))
+    if layout.mode == "paths":
+        yield from iter_path_sources(table, layout)
+        return
+    stamp = table.stat()
+    yield Source(SourceKind.TABLE, table.uri, stamp.size, stamp.mtime_ns, stamp.etag, layout=layout.to_json())
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

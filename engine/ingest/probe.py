@@ -1,34 +1,46 @@
-"""Probing the input files: each is read, hashed and fully decoded once, and the work is planned.
+"""Probing the sources: every image is read, hashed and fully decoded once, and the work is planned.
 
-Every input ends as exactly one of: a unique image to annotate (with all paths that hold the
-same bytes), or a quarantine row with its reason. A few files are probed in this process; many
-are probed as Ray tasks (starting those costs more than hashing a few dozen MB).
+Every image ends as exactly one of: a unique image to annotate (with all the places that hold the
+same bytes, and every caption they came with), or a quarantine row with its reason. Probing a
+source is a pure function, :func:`probe_source` (source -> probe index rows): a file gives one
+row, a WebDataset shard or a Parquet table of image bytes one row per image, each with the
+:class:`~engine.ingest.locator.Locator` that reads it back without rescanning the container. A few
+small sources are probed in this process; more are probed as Ray tasks, one container per task.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pyarrow as pa
 
+from engine.config.settings import IMAGE_EXTENSIONS
 from engine.ingest.decode import BadImage, decode_image
+from engine.ingest.locator import LOCATOR, Locator
+from engine.ingest.parquet_input import TableLayout, iter_table_images
+from engine.ingest.sources import InputError, Source, SourceKind, member_uri, sources_table
+from engine.ingest.webdataset import ShardError, iter_samples
+from engine.store.location import Entry, StorageError, location
 
-# New files of at most this many bytes in all are probed in this process: starting Ray's probe tasks
+# New sources of at most this many bytes in all are probed in this process: starting Ray's probe tasks
 # costs seconds of CPU, more than hashing and decoding a few dozen MB (a small refresh, a sample run).
 IN_PROCESS_PROBE_BYTES = 64 * 1024**2
-# The probe index (``probes/*.parquet``, see ``engine/ingest/probe_cache.py``): a probed file, its size
-# and mtime taken before reading, and when it was checked.
+FILES_PER_TASK = 16
+# The probe index (``probes/*.parquet``, see ``engine/ingest/probe_cache.py``): a probed image, what the
+# object holding it (the file, or its container) looked like before reading (size, mtime, ETag), when it
+# was checked, what probing found, the caption and metadata it came with, and its locator in a container.
 PROBE_INDEX_SCHEMA = pa.schema(
     [
         pa.field("source_uri", pa.string(), nullable=False),
         pa.field("size_bytes", pa.int64()),
+        pa.field("object_size", pa.int64()),
         pa.field("mtime_ns", pa.int64()),
+        pa.field("etag", pa.string()),
         pa.field("checked_ns", pa.int64()),
         pa.field("image_id", pa.string()),
         pa.field("width", pa.int32()),
@@ -36,14 +48,17 @@ PROBE_INDEX_SCHEMA = pa.schema(
         pa.field("format", pa.string()),
         pa.field("reason", pa.string()),
         pa.field("detail", pa.string()),
+        pa.field("caption", pa.string()),
+        pa.field("metadata", pa.string()),
+        pa.field("locator", LOCATOR),
     ]
 )
-PROBED_FIELDS = ("source_uri", "size_bytes", "image_id", "width", "height", "format", "reason", "detail")
 
 
 @dataclass(frozen=True, slots=True)
 class ProbedFile:
-    """What probing one input file found: its content id and image facts, or why it is quarantined."""
+    """What probing one image found: its content id and image facts, or why it is quarantined; the
+    caption and metadata it came with, and where it lies inside its container."""
 
     source_uri: str
     size_bytes: int
@@ -53,11 +68,18 @@ class ProbedFile:
     format: str = ""
     reason: str | None = None
     detail: str | None = None
+    caption: str | None = None
+    metadata: str | None = None
+    locator: Locator | None = None
+
+
+PROBED_FIELDS = tuple(f.name for f in fields(ProbedFile))
 
 
 @dataclass(frozen=True, slots=True)
 class WorkItem:
-    """A unique image (by content) to annotate, with every path that holds its bytes."""
+    """A unique image (by content) to annotate, with every place that holds its bytes, their captions,
+    the metadata of the first place, and where to read it."""
 
     image_id: str
     source_uri: str
@@ -65,29 +87,132 @@ class WorkItem:
     width: int
     height: int
     format: str
+    captions: tuple[str, ...] = ()
+    metadata: str | None = None
+    locator: Locator | None = None
 
 
-def probe_file(uri: str, max_pixels: int, max_bytes: int) -> ProbedFile:
-    """Read, hash and fully decode one file; a failure becomes a quarantine reason, never an exception."""
-    try:
-        size = os.path.getsize(uri)
-        if size > max_bytes:
-            return ProbedFile(uri, size, reason="too_large", detail=f"{size} bytes exceeds max_bytes={max_bytes}")
-        with open(uri, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        return ProbedFile(uri, 0, reason="unreadable", detail=f"{type(error).__name__}: {error.strerror or error}")
+def probe_bytes(uri: str, data: bytes, max_pixels: int, **context: Any) -> ProbedFile:
+    """Hash and fully decode one image's bytes; a failure becomes a quarantine reason, never an exception."""
     image_id = hashlib.sha256(data).hexdigest()
     try:
         pixels, fmt = decode_image(data, max_pixels)
     except BadImage as error:
-        return ProbedFile(uri, len(data), image_id=image_id, reason=error.reason, detail=error.detail)
+        return ProbedFile(uri, len(data), image_id=image_id, reason=error.reason, detail=error.detail, **context)
     height, width = pixels.shape[:2]
-    return ProbedFile(uri, len(data), image_id, width, height, fmt)
+    return ProbedFile(uri, len(data), image_id, width, height, fmt, **context)
+
+
+def probe_file(uri: str, max_pixels: int, max_bytes: int) -> ProbedFile:
+    """Read (at most ``max_bytes``; only regular files), hash and fully decode one file."""
+    try:
+        data = location(uri).read_bytes(max_bytes)
+    except (OSError, StorageError, pa.ArrowException) as error:
+        return ProbedFile(uri, 0, reason="unreadable", detail=_describe(error))
+    if len(data) > max_bytes:
+        return ProbedFile(uri, len(data), reason="too_large", detail=f"more than max_bytes={max_bytes} bytes")
+    return probe_bytes(uri, data, max_pixels)
+
+
+def probe_source(
+    source: Source, max_pixels: int, max_bytes: int, extensions: Collection[str] = IMAGE_EXTENSIONS
+) -> list[dict[str, Any]]:
+    """Probe index rows of one source: a file's one row, or a row per image of a container (and one for
+    the container itself if it breaks: the images before the break are kept)."""
+    checked_ns = time.time_ns()
+    if source.problem is not None:
+        return [_row(ProbedFile(source.uri, 0, reason="unreadable", detail=source.problem), None, checked_ns)]
+    stamp = source.stamp()  # before reading: a change after it is seen by the next run
+    if source.kind == SourceKind.FILE:
+        probed = probe_file(source.uri, max_pixels, max_bytes)
+        probed = ProbedFile(**{**_fields(probed), "caption": source.caption, "metadata": source.metadata})
+        return [_row(probed, stamp if probed.reason != "unreadable" else None, checked_ns)]
+    images = (
+        _tar_images(source, max_pixels, max_bytes, extensions)
+        if source.kind == SourceKind.TAR
+        else _table_images(source, max_pixels, max_bytes)
+    )
+    return [_row(probed, stamp, checked_ns) for probed in images]
+
+
+def _tar_images(source: Source, max_pixels: int, max_bytes: int, extensions: Collection[str]) -> Iterator[ProbedFile]:
+    """Every image member of a WebDataset shard, streamed (never unpacked to disk)."""
+    try:
+        with location(source.uri).open_input_stream() as stream:
+            for sample in iter_samples(stream, extensions, max_bytes):
+                caption = _caption(sample.caption)
+                for image in sample.images:
+                    uri = member_uri(source.uri, image.name)
+                    context = {
+                        "caption": caption,
+                        "metadata": sample.metadata,
+                        "locator": Locator(source.uri, offset=image.offset, length=image.size),
+                    }
+                    if image.data is None:
+                        detail = f"{image.size} bytes exceeds max_bytes={max_bytes}"
+                        yield ProbedFile(uri, image.size, reason="too_large", detail=detail, **context)
+                    else:
+                        yield probe_bytes(uri, image.data, max_pixels, **context)
+    except ShardError as error:
+        yield ProbedFile(source.uri, source.size or 0, reason=error.reason, detail=error.detail)
+    except (OSError, StorageError, pa.ArrowException) as error:
+        yield ProbedFile(source.uri, source.size or 0, reason="unreadable", detail=_describe(error))
+
+
+def _table_images(source: Source, max_pixels: int, max_bytes: int) -> Iterator[ProbedFile]:
+    """Every row of a Parquet table of image bytes."""
+    layout = TableLayout.from_json(source.layout or "")
+    try:
+        for row in iter_table_images(location(source.uri), layout):
+            uri = member_uri(source.uri, row.member)
+            context = {
+                "caption": _caption(row.caption),
+                "metadata": row.metadata,
+                "locator": Locator(source.uri, row_group=row.row_group, row=row.row, column=layout.column),
+            }
+            if not row.data:
+                yield ProbedFile(
+                    uri, 0, reason="empty", detail=f"no image bytes in column {layout.column!r}", **context
+                )
+            elif len(row.data) > max_bytes:
+                detail = f"{len(row.data)} bytes exceeds max_bytes={max_bytes}"
+                yield ProbedFile(uri, len(row.data), reason="too_large", detail=detail, **context)
+            else:
+                yield probe_bytes(uri, row.data, max_pixels, **context)
+    except (InputError, OSError, StorageError, pa.ArrowException) as error:
+        yield ProbedFile(source.uri, source.size or 0, reason="unreadable", detail=_describe(error))
+
+
+def _caption(text: str | None) -> str | None:
+    """A caption as kept: surrounding whitespace removed; an empty one is no caption."""
+    text = (text or "").strip()
+    return text or None
+
+
+def _row(probed: ProbedFile, stamp: Entry | None, checked_ns: int) -> dict[str, Any]:
+    row = _fields(probed)
+    row["locator"] = None if probed.locator is None else probed.locator.to_dict()
+    return {
+        **row,
+        "object_size": None if stamp is None else stamp.size,
+        "mtime_ns": None if stamp is None else stamp.mtime_ns,
+        "etag": None if stamp is None else stamp.etag,
+        "checked_ns": checked_ns,
+    }
+
+
+def _fields(probed: ProbedFile) -> dict[str, Any]:
+    return {name: getattr(probed, name) for name in PROBED_FIELDS}
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{type(error).__name__}: {error.strerror}"
+    return f"{type(error).__name__}: {error}"
 
 
 def plan_work(probed: Iterable[ProbedFile]) -> tuple[list[WorkItem], list[ProbedFile]]:
-    """Group good files by content (duplicates annotated once); return work items and quarantined files."""
+    """Group good images by content (duplicates annotated once); return work items and quarantined ones."""
     by_id: dict[str, list[ProbedFile]] = {}
     quarantined: list[ProbedFile] = []
     for item in probed:
@@ -99,59 +224,82 @@ def plan_work(probed: Iterable[ProbedFile]) -> tuple[list[WorkItem], list[Probed
     for image_id in sorted(by_id):
         copies = sorted(by_id[image_id], key=lambda p: p.source_uri)
         first = copies[0]
+        captions = tuple(dict.fromkeys(c.caption for c in copies if c.caption))
         work.append(
             WorkItem(
-                image_id, first.source_uri, tuple(c.source_uri for c in copies), first.width, first.height, first.format
+                image_id,
+                first.source_uri,
+                tuple(c.source_uri for c in copies),
+                first.width,
+                first.height,
+                first.format,
+                captions,
+                first.metadata,
+                first.locator,
             )
         )
     return work, sorted(quarantined, key=lambda p: p.source_uri)
 
 
 def probed_from_row(row: dict[str, Any]) -> ProbedFile:
-    return ProbedFile(**{name: row[name] for name in PROBED_FIELDS})
+    values = {name: row.get(name) for name in PROBED_FIELDS}
+    values["locator"] = Locator.from_dict(row.get("locator"))
+    return ProbedFile(**values)
 
 
-def probe_batch(batch: pa.Table, max_pixels: int, max_bytes: int) -> pa.Table:
-    """Probe each file of ``batch`` (a ``source_uri`` column) into probe index rows; its size and mtime are
-    taken before reading, for the next run's probe cache."""
+def probe_batch(
+    batch: pa.Table, max_pixels: int, max_bytes: int, extensions: Collection[str] = IMAGE_EXTENSIONS
+) -> pa.Table:
+    """Probe index rows of every source of ``batch`` (``engine.ingest.sources.SOURCE_SCHEMA`` rows)."""
     rows = []
-    for uri in batch.column("source_uri").to_pylist():
-        checked_ns = time.time_ns()
-        try:
-            mtime_ns = os.stat(uri).st_mtime_ns
-        except OSError:
-            mtime_ns = None
-        rows.append({**asdict(probe_file(uri, max_pixels, max_bytes)), "mtime_ns": mtime_ns, "checked_ns": checked_ns})
+    for row in batch.to_pylist():
+        rows.extend(probe_source(Source.from_row(row), max_pixels, max_bytes, extensions))
     return pa.Table.from_pylist(rows, schema=PROBE_INDEX_SCHEMA)
 
 
-def probe_on_ray(files: list[str], limits: dict[str, int]) -> list[dict[str, Any]]:
-    """Probe index rows of ``files``, probed as Ray tasks (Ray must be running)."""
+def probe_on_ray(sources: list[Source], limits: dict[str, Any]) -> list[dict[str, Any]]:
+    """Probe index rows of ``sources``, probed as Ray tasks (Ray must be running): a task per container,
+    files a few per task."""
     import ray
 
-    probe = ray.data.from_items([{"source_uri": f} for f in files], override_num_blocks=max(1, min(len(files), 32)))
+    files = [s for s in sources if not s.is_container]
+    blocks = [sources_table([s]) for s in sources if s.is_container]
+    blocks += [sources_table(files[i : i + FILES_PER_TASK]) for i in range(0, len(files), FILES_PER_TASK)]
+    probe = ray.data.from_arrow(blocks)
     return probe.map_batches(
         probe_batch,
         fn_kwargs=limits,
         batch_format="pyarrow",
-        batch_size=16,
+        batch_size=None,  # one block per call: a container, or a handful of files
         num_cpus=1,  # hashing and decoding fill a core; fewer concurrent tasks start fewer worker processes
     ).take_all()
 
 
-def probe_files(files: list[str], limits: dict[str, int], ensure_ray: Callable[[], None]) -> list[dict[str, Any]]:
-    """Probe index rows of ``files``: in this process when they are few bytes in all, else as Ray tasks."""
-    if not files:
+def probe_sources(
+    sources: list[Source], limits: dict[str, Any], ensure_ray: Callable[[], None]
+) -> list[dict[str, Any]]:
+    """Probe index rows of ``sources``: in this process when they are few bytes in all, else as Ray tasks."""
+    if not sources:
         return []
-    if _total_bytes(files) <= IN_PROCESS_PROBE_BYTES:
-        return probe_batch(pa.table({"source_uri": files}), **limits).to_pylist()
+    if _total_bytes(sources) <= IN_PROCESS_PROBE_BYTES:
+        return probe_batch(sources_table(sources), **limits).to_pylist()
     ensure_ray()
-    return probe_on_ray(files, limits)
+    return probe_on_ray(sources, limits)
 
 
-def _total_bytes(files: list[str]) -> int:
+def _total_bytes(sources: list[Source]) -> int:
+    """The bytes to probe; an object of unknown size far away counts as enough to go to Ray."""
     total = 0
-    for path in files:
+    for source in sources:
+        if source.size is not None:
+            total += source.size
+            continue
+        place = None
+        with suppress(StorageError):
+            place = location(source.uri)
+        if place is None or not place.is_local:
+            total += IN_PROCESS_PROBE_BYTES
+            continue
         with suppress(OSError):  # probing reports it
-            total += os.stat(path).st_size
+            total += place.stat().size
     return total

@@ -1,23 +1,26 @@
-"""Skipping the re-hash of unchanged files: the previous version's (path, size, mtime) -> probe result.
+"""Skipping the re-hash of unchanged sources: the previous version's probe index, by the object probed.
 
-Each version lists a probe index (``probes/*.parquet``) with every input file's size, mtime and
-what probing it found (content id and image facts, or the quarantine reason). The next run stats
-each input and reuses the entry when size and mtime are unchanged, instead of reading, hashing and
-decoding the file again. As in git's index, an entry whose mtime was within ``RACY_NS`` of the
-moment it was checked is not trusted (the file may have changed again within the clock's
-resolution). The cache is used only when the ingest limits that decide quarantine are unchanged;
-``--full`` never uses it.
+Each version lists a probe index (``probes/*.parquet``) with every probed image, what the object
+holding it (the file, or its WebDataset shard or Parquet table) looked like before it was read, and
+what probing found. The next run compares each source with that: the same size and the same ETag
+(object stores), or the same size and mtime (files), and the source's rows are reused instead of
+reading, hashing and decoding it again; a container's rows come back all together. As in git's
+index, an mtime within ``RACY_NS`` of the moment it was checked is not trusted (the file may have
+changed again within the clock's resolution). The cache is used only when the ingest settings
+that decide what probing finds are unchanged (:func:`probe_key`); ``--full`` never uses it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.config.settings import IngestConfig
 from engine.ingest.probe import ProbedFile, probed_from_row
+from engine.ingest.sources import InputOptions, Source
+from engine.store.location import Entry
 from engine.store.manifest import Manifest
 from engine.store.reader import read_shard
 
@@ -26,39 +29,53 @@ RACY_NS = 2_000_000_000
 
 @dataclass
 class CacheSplit:
-    """Probe results reused from the cache (with their index rows), and the files still to probe."""
+    """Probe results reused from the cache (with their index rows), and the sources still to probe."""
 
     hits: list[ProbedFile]
     hit_rows: list[dict[str, Any]]
-    misses: list[str]
+    misses: list[Source]
 
 
-def load_probe_cache(root: Path, previous: Manifest | None, ingest_key: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """source_uri -> index row from the previous version, if its ingest limits equal ``ingest_key``."""
+def probe_key(ingest: IngestConfig, options: InputOptions) -> dict[str, Any]:
+    """The settings that decide what probing finds: limits, image extensions, the table columns."""
+    return {**ingest.limits(), "extensions": sorted(ingest.extensions), "columns": options.to_dict()}
+
+
+def object_of(row: dict[str, Any]) -> str:
+    """The object a probe index row came from: its container, or the file itself."""
+    locator = row.get("locator")
+    return locator["container"] if locator else row["source_uri"]
+
+
+def load_probe_cache(
+    root: Path, previous: Manifest | None, ingest_key: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """Object URI -> its index rows from the previous version, if probed under the same ``ingest_key``."""
     if previous is None or previous.probe_index is None or previous.extra.get("ingest") != ingest_key:
         return {}
-    table = read_shard(root, previous.probe_index)
-    return {row["source_uri"]: row for row in table.to_pylist()}
+    cache: dict[str, list[dict[str, Any]]] = {}
+    for row in read_shard(root, previous.probe_index).to_pylist():
+        cache.setdefault(object_of(row), []).append(row)
+    return cache
 
 
-def split_by_cache(files: Iterable[str], cache: dict[str, dict[str, Any]]) -> CacheSplit:
-    """Stat every file; reuse the cached probe of those whose size and mtime are unchanged and not racy."""
+def split_by_cache(sources: Iterable[Source], cache: dict[str, list[dict[str, Any]]]) -> CacheSplit:
+    """Reuse the cached rows of every source whose object is unchanged; the others are to probe."""
     split = CacheSplit([], [], [])
-    for uri in files:
-        row = cache.get(uri)
-        if row is not None:
-            try:
-                stat = os.stat(uri)
-            except OSError:
-                stat = None
-            if (
-                stat is not None
-                and stat.st_size == row["size_bytes"]
-                and stat.st_mtime_ns == row["mtime_ns"]
-                and row["mtime_ns"] < row["checked_ns"] - RACY_NS
-            ):
-                split.hits.append(probed_from_row(row))
-                split.hit_rows.append(row)
-                continue
-        split.misses.append(uri)
+    for source in sources:
+        rows = cache.get(source.uri)
+        if rows and source.problem is None and _unchanged(source.stamp(), rows[0]):
+            split.hits.extend(probed_from_row(row) for row in rows)
+            split.hit_rows.extend(rows)
+        else:
+            split.misses.append(source)
     return split
+
+
+def _unchanged(now: Entry | None, row: dict[str, Any]) -> bool:
+    if now is None or now.special is not None or row.get("object_size") != now.size:
+        return False
+    if now.etag is not None:
+        return now.etag == row.get("etag")
+    mtime = row.get("mtime_ns")
+    return now.mtime_ns is not None and now.mtime_ns == mtime and mtime < row["checked_ns"] - RACY_NS

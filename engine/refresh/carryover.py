@@ -23,7 +23,7 @@ from engine.refresh.incremental import Level, RowPlan, StagePlan
 from engine.store.journal import UnfinishedRun
 from engine.store.reader import read_shard
 from engine.store.writer import ShardInfo, ShardWriter
-from schemas.arrow import ANNOTATION_SCHEMA
+from schemas.arrow import ANNOTATION_SCHEMA, conform
 from schemas.records import ImageRecord
 
 KEY_COLUMNS = ["image_id", "source_uris", "stages"]
@@ -143,7 +143,7 @@ class _RowTaker:
         if all(exact) and all(list(row["source_uris"]) == self.wanted[row["image_id"]] for row in rows):
             self.carry.shards.append(candidate.shard)
             return
-        table = read_shard(self.root, candidate.shard)
+        table = conform(read_shard(self.root, candidate.shard))  # shards of an older schema version gain its columns
         if any(exact):
             kept = table.filter(pa.array(exact))
             self.writer.write(_with_paths(kept, [self.wanted[i] for i in kept.column("image_id").to_pylist()]))

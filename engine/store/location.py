@@ -20,11 +20,12 @@ Local paths whose bytes are not UTF-8 are kept losslessly as percent-encoded ``f
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -36,6 +37,9 @@ import pyarrow.fs as pafs
 PYARROW_SCHEMES = {"s3": "s3", "gs": "gs", "gcs": "gs", "hdfs": "hdfs", "viewfs": "viewfs"}
 BUCKET_SCHEMES = {"s3", "gs"}
 READ_CHUNK = 1 << 20
+# Ranges of one file closer than this are fetched in one read (an object store request costs more
+# than reading a few hundred KB more).
+RANGE_GAP = 256 * 1024
 
 
 class StorageError(RuntimeError):
@@ -51,12 +55,15 @@ class Entry:
     """A listed file: its URI, size, and what tells a later run whether it changed.
 
     ``mtime_ns`` for local files; ``etag`` (or the object version) for objects in a store.
+    ``special`` says why a listed name cannot be read as a file (a FIFO, a device, a dangling or
+    looping link); such entries are listed only on request (``iter_files(special=True)``).
     """
 
     uri: str
     size: int
     mtime_ns: int | None = None
     etag: str | None = None
+    special: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,11 +167,59 @@ class Location:
     def read_text(self) -> str:
         return self.read_bytes().decode()
 
+    def stat(self) -> Entry:
+        """Size and change token of a file, taken without reading it: mtime locally, the ETag in S3
+        (a ``HEAD``), the modification time elsewhere. Raises ``FileNotFoundError`` if it is absent."""
+        if self.is_local:
+            status = os.stat(self.path)
+            return Entry(self.uri, status.st_size, status.st_mtime_ns, special=_special_kind(status.st_mode))
+        if self.scheme == "s3":
+            client, bucket, key = _s3_target(self)
+            try:
+                head = client.head_object(Bucket=bucket, Key=key)
+            except client.exceptions.ClientError as error:
+                if _s3_code(error) in {"404", "NoSuchKey", "NotFound"}:
+                    raise FileNotFoundError(self.uri) from None
+                raise
+            return Entry(self.uri, int(head["ContentLength"]), etag=str(head.get("ETag", "")).strip('"') or None)
+        info = self.info()
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(self.uri)
+        return Entry(self.uri, int(info.size or 0), info.mtime_ns)
+
     @contextmanager
     def open_input(self) -> Iterator[Any]:
-        """A seekable input file (pyarrow ``NativeFile``)."""
+        """A seekable input file (pyarrow ``NativeFile``). Locally only a regular file is opened (a FIFO
+        is refused without blocking)."""
+        if self.is_local:
+            with _open_local(self.path) as handle:
+                yield handle
+            return
         with self.filesystem.open_input_file(self.path) as handle:
             yield handle
+
+    @contextmanager
+    def open_input_stream(self) -> Iterator[Any]:
+        """A sequential input stream (for one pass, e.g. ``tarfile`` stream mode); locally only a regular
+        file is opened (a FIFO or device is refused without blocking)."""
+        if self.is_local:
+            with _open_local(self.path) as handle:
+                yield handle
+            return
+        with self.filesystem.open_input_stream(self.path) as handle:
+            yield handle
+
+    def read_ranges(self, ranges: Sequence[tuple[int, int]], max_gap: int = RANGE_GAP) -> list[bytes]:
+        """The bytes of each ``(offset, length)`` range, in the order given. Ranges closer than ``max_gap``
+        are read together, so neighbouring members of a container cost one request, not one each."""
+        spans = _coalesce(ranges, max_gap)
+        chunks: dict[tuple[int, int], bytes] = {}
+        with self.open_input() as handle:
+            for start, end, members in spans:
+                data = _read_at(handle, start, end - start)
+                for offset, length in members:
+                    chunks[(offset, length)] = data[offset - start : offset - start + length]
+        return [chunks[(offset, length)] for offset, length in ranges]
 
     # -- writing ----------------------------------------------------------------------------
     @contextmanager
@@ -270,14 +325,16 @@ class Location:
             os.makedirs(self.path, exist_ok=True)
 
     # -- listing ----------------------------------------------------------------------------
-    def iter_files(self, recursive: bool = True) -> Iterator[Entry]:
+    def iter_files(self, recursive: bool = True, special: bool = False) -> Iterator[Entry]:
         """Files below this folder, lazily, in a stable order per folder.
 
         Locally, symlinks are followed but no real directory is visited twice (a link loop ends),
-        and only regular files are listed. In S3 the listing is paged, never held whole.
+        and only regular files are listed; with ``special`` the names that cannot be read as files
+        (FIFOs, devices, dangling or looping links) are listed too, with ``Entry.special`` saying
+        why. In S3 the listing is paged, never held whole.
         """
         if self.is_local:
-            yield from _walk_local(self.path, recursive)
+            yield from _walk_local(self.path, recursive, special)
         elif self.scheme == "s3":
             yield from _walk_s3(self, recursive)
         else:
@@ -414,7 +471,7 @@ def _read_regular_file(path: str, limit: int | None) -> bytes:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise IsADirectoryError(path) if stat.S_ISDIR(mode) else OSError(f"{path}: not a regular file")
+            raise IsADirectoryError(path) if stat.S_ISDIR(mode) else OSError(f"{path}: {_special_kind(mode)}")
         os.set_blocking(fd, True)
         chunks, total = [], 0
         while limit is None or total < limit:
@@ -426,6 +483,57 @@ def _read_regular_file(path: str, limit: int | None) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _special_kind(mode: int) -> str | None:
+    """Why a file of this mode cannot be read as a file, or None for regular files and folders."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO, not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a regular file"
+    return "not a regular file"
+
+
+@contextmanager
+def _open_local(path: str) -> Iterator[Any]:
+    """A pyarrow input file over a local regular file, opened without blocking (a FIFO would block in
+    open()) and refused unless regular. The checked descriptor itself is read (no second open by
+    name), through a Python file object, which also serves names that are not UTF-8."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise IsADirectoryError(path) if stat.S_ISDIR(mode) else OSError(f"{path}: {_special_kind(mode)}")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    with pa.PythonFile(os.fdopen(fd, "rb"), mode="r") as handle:
+        yield handle
+
+
+def _coalesce(ranges: Sequence[tuple[int, int]], max_gap: int) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """Spans ``(start, end, ranges in it)`` covering ``ranges``, merged where the gap is under ``max_gap``."""
+    spans: list[tuple[int, int, list[tuple[int, int]]]] = []
+    for offset, length in sorted(set(ranges)):
+        if spans and offset - spans[-1][1] <= max_gap:
+            start, end, members = spans[-1]
+            spans[-1] = (start, max(end, offset + length), [*members, (offset, length)])
+        else:
+            spans.append((offset, offset + length, [(offset, length)]))
+    return spans
+
+
+def _read_at(handle: Any, offset: int, length: int) -> bytes:
+    data = handle.read_at(length, offset)
+    data = data.to_pybytes() if isinstance(data, pa.Buffer) else bytes(data)
+    if len(data) != length:
+        raise OSError(f"short read: {len(data)} of {length} bytes at offset {offset} (file truncated?)")
+    return data
 
 
 def _read_stream(stream: Any, limit: int | None) -> bytes:
@@ -450,7 +558,7 @@ def _link_exclusively(path: str, data: bytes) -> bool:
     return True
 
 
-def _walk_local(root: str, recursive: bool) -> Iterator[Entry]:
+def _walk_local(root: str, recursive: bool, special: bool = False) -> Iterator[Entry]:
     try:
         top = os.stat(root)
     except OSError:
@@ -468,7 +576,10 @@ def _walk_local(root: str, recursive: bool) -> Iterator[Entry]:
         for item in items:
             try:
                 status = item.stat(follow_symlinks=True)
-            except OSError:  # a dangling link: not a file we can list
+            except OSError as error:  # a dangling or looping link: not a file we can list
+                if special:
+                    why = "a symlink loop" if error.errno == errno.ELOOP else "a dangling symlink"
+                    yield Entry(_local(item.path).uri, 0, special=why)
                 continue
             if stat.S_ISDIR(status.st_mode):
                 if recursive and (status.st_dev, status.st_ino) not in seen:
@@ -476,6 +587,8 @@ def _walk_local(root: str, recursive: bool) -> Iterator[Entry]:
                     folders.append(item.path)
             elif stat.S_ISREG(status.st_mode):
                 yield Entry(_local(item.path).uri, status.st_size, mtime_ns=status.st_mtime_ns)
+            elif special:
+                yield Entry(_local(item.path).uri, 0, special=_special_kind(status.st_mode))
         stack.extend(reversed(folders))
 
 
@@ -540,7 +653,14 @@ def _walk_s3(folder: Location, recursive: bool) -> Iterator[Entry]:
     arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
     if not recursive:
         arguments["Delimiter"] = "/"
-    for page in client.get_paginator("list_objects_v2").paginate(**arguments):
+    pages = iter(client.get_paginator("list_objects_v2").paginate(**arguments))
+    while True:
+        try:
+            page = next(pages, None)
+        except client.exceptions.ClientError as error:  # no such bucket, access denied: an OSError like local ones
+            raise OSError(f"{folder.uri}: {_s3_code(error) or _first_line(error)}") from None
+        if page is None:
+            return
         for item in page.get("Contents", []):
             if item["Key"].endswith("/"):
                 continue

@@ -88,7 +88,7 @@ def test_manifest_is_complete_and_versioned(first_run) -> None:
     output, _ = first_run
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest == json.loads((output / "versions" / "v000001.json").read_text())
-    assert manifest["version"] == 1 and manifest["schema_version"] == "1.0.0"
+    assert manifest["version"] == 1 and manifest["schema_version"] == "1.1.0"
     assert manifest["models"]["ocr"].startswith("rapidocr-onnxruntime==")
     assert [s["rows"] for s in manifest["shards"]] == [3, 3, 3]
     assert not list(output.rglob("*.partial"))
@@ -121,14 +121,15 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, capsys) -> None:
 
 
 def test_probing_through_ray_tasks_finds_what_probing_in_process_finds(ray_local, inputs) -> None:
-    import pyarrow as pa
 
     from engine.ingest.probe import probe_batch, probe_on_ray
+    from engine.ingest.sources import Source, SourceKind, sources_table
 
     files = sorted(str(p) for p in inputs.rglob("*") if p.is_file())
+    sources = [Source(SourceKind.FILE, f) for f in files]
     config = parse_config(PROFILE)
-    here = probe_batch(pa.table({"source_uri": files}), **config.ingest.limits()).to_pylist()
-    on_ray = probe_on_ray(files, config.ingest.limits())
+    here = probe_batch(sources_table(sources), **config.ingest.limits()).to_pylist()
+    on_ray = probe_on_ray(sources, config.ingest.limits())
 
     def comparable(rows):
         return sorted(({k: v for k, v in row.items() if k != "checked_ns"} for row in rows), key=str)

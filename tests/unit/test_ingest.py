@@ -22,8 +22,12 @@ def zoo(tmp_path_factory):
     return folder, write_ingestion_zoo(folder)
 
 
+def uris(inputs: list[str]) -> list[str]:
+    return [source.uri for source in discover(inputs, EXTENSIONS)]
+
+
 def probe_zoo(folder):
-    files = discover([str(folder)], EXTENSIONS)
+    files = uris([str(folder)])
     return files, [probe_file(f, MAX_PIXELS, 1 << 30) for f in files]
 
 
@@ -95,11 +99,11 @@ def test_discover_reads_folders_path_lists_and_parquet_tables(tmp_path) -> None:
         (tmp_path / "imgs" / name).write_bytes(jpeg_bytes())
     (tmp_path / "list.txt").write_text("imgs/a.jpg\n# a comment\n\nimgs/notes.txt\n")
     pq.write_table(pa.table({"path": [str(tmp_path / "imgs/nested/b.png")]}), tmp_path / "paths.parquet")
-    folder = discover([str(tmp_path / "imgs")], EXTENSIONS)
+    folder = uris([str(tmp_path / "imgs")])
     assert [f.rsplit("imgs/", 1)[1] for f in folder] == ["a.jpg", "nested/b.png"]
-    listed = discover([str(tmp_path / "list.txt")], EXTENSIONS)
+    listed = uris([str(tmp_path / "list.txt")])
     assert [f.rsplit("/", 1)[1] for f in listed] == ["a.jpg", "notes.txt"]
-    assert discover([str(tmp_path / "paths.parquet")], EXTENSIONS) == [str(tmp_path / "imgs/nested/b.png")]
+    assert uris([str(tmp_path / "paths.parquet")]) == [str(tmp_path / "imgs/nested/b.png")]
 
 
 def test_discover_names_a_missing_input_and_a_table_without_a_path_column(tmp_path) -> None:

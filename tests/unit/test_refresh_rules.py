@@ -16,6 +16,7 @@ import pytest
 from engine.config.settings import WriterConfig
 from engine.errors import OutputError
 from engine.ingest.probe_cache import RACY_NS, split_by_cache
+from engine.ingest.sources import Source, SourceKind
 from engine.refresh.incremental import Level, StagePlan, StageSpec
 from engine.refresh.tombstones import find_tombstones
 from engine.store.journal import RunJournal, clean_up_runs, unfinished_runs
@@ -146,15 +147,17 @@ def test_probe_cache_trusts_only_unchanged_files_checked_well_after_their_mtime(
 
     def entry(path: Path, checked_ns: int) -> dict:
         stat = path.stat()
-        return {"source_uri": str(path), "size_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                "checked_ns": checked_ns, "image_id": "id-" + path.stem, "width": 1, "height": 1,
-                "format": "png", "reason": None, "detail": None}  # fmt: skip
+        return {"source_uri": str(path), "size_bytes": stat.st_size, "object_size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns, "etag": None, "checked_ns": checked_ns,
+                "image_id": "id-" + path.stem, "width": 1, "height": 1, "format": "png",
+                "reason": None, "detail": None, "locator": None}  # fmt: skip
 
-    cache = {str(p): entry(p, time.time_ns()) for p in (old, racy, changed)}
+    cache = {str(p): [entry(p, time.time_ns())] for p in (old, racy, changed)}
     changed.write_bytes(b"y" * 11)
-    split = split_by_cache([str(old), str(racy), str(changed), str(tmp_path / "new.png")], cache)
+    sources = [Source(SourceKind.FILE, str(p)) for p in (old, racy, changed, tmp_path / "new.png")]
+    split = split_by_cache(sources, cache)
     assert [p.image_id for p in split.hits] == ["id-old"]
-    assert split.misses == [str(racy), str(changed), str(tmp_path / "new.png")]
+    assert [s.uri for s in split.misses] == [str(racy), str(changed), str(tmp_path / "new.png")]
 
 
 def test_a_second_writer_is_refused_with_the_holder_named(tmp_path) -> None:
