@@ -120,3 +120,57 @@ def test_non_images_stay_quarantined_after_ultralytics_patches_image_open() -> N
     with pytest.raises(BadImage) as caught:
         decode_image(b"this is not an image\n" * 10, MAX_PIXELS)
     assert caught.value.reason == "not_an_image"
+
+
+def tiff_bytes(values: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, "TIFF")
+    return buffer.getvalue()
+
+
+def test_a_float32_tiff_of_values_0_to_1_is_scaled_not_black() -> None:
+    values = np.linspace(0.0, 1.0, 20 * 30, dtype=np.float32).reshape(20, 30)
+    pixels, fmt = decode_image(tiff_bytes(values), MAX_PIXELS)
+    assert fmt == "tiff" and pixels.shape == (20, 30, 3)
+    assert pixels[0, 0, 0] == 0 and pixels[-1, -1, 0] == 255 and pixels[10, 15, 1] == round(values[10, 15] * 255)
+
+
+def test_a_float32_tiff_of_values_0_to_255_is_kept() -> None:
+    values = np.full((8, 8), 200.0, dtype=np.float32)
+    assert decode_image(tiff_bytes(values), MAX_PIXELS)[0][0, 0].tolist() == [200, 200, 200]
+
+
+@pytest.mark.parametrize(
+    ("values", "detail"),
+    [
+        (np.array([[0.0, np.nan]], dtype=np.float32), "NaN or infinity"),
+        (np.array([[-1.0, 0.5]], dtype=np.float32), "negative values"),
+        (np.array([[0.0, 4000.0]], dtype=np.float32), "values up to 4000 have no known scale"),
+        (np.array([[0, 1_000_000]], dtype=np.int32), "values up to 1e+06 have no known scale"),
+    ],
+)
+def test_images_whose_values_have_no_known_scale_are_quarantined_as_unsupported(values, detail) -> None:
+    with pytest.raises(BadImage) as caught:
+        decode_image(tiff_bytes(values), MAX_PIXELS)
+    assert caught.value.reason == "unsupported_mode" and detail in caught.value.detail
+
+
+def test_a_float_rgb_tiff_pillow_cannot_decode_is_quarantined_as_unsupported() -> None:
+    import io
+
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.random.default_rng(0).random((8, 8, 3)).astype(np.float32))
+    with pytest.raises(BadImage) as caught:
+        decode_image(buffer.getvalue(), MAX_PIXELS)
+    assert caught.value.reason == "unsupported_mode"
+
+
+def test_32_bit_integers_within_16_bits_are_scaled() -> None:
+    values = np.array([[0, 65535]], dtype=np.int32)
+    assert decode_image(tiff_bytes(values), MAX_PIXELS)[0][0, :, 0].tolist() == [0, 255]

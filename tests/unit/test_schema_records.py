@@ -6,7 +6,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION, records_to_table, schema_version_of, table_to_rows
+from schemas.arrow import (
+    ANNOTATION_SCHEMA,
+    SCHEMA_VERSION,
+    conform,
+    records_to_table,
+    schema_version_of,
+    table_to_rows,
+)
 from schemas.records import Drop, GroundedRegion, ImageRecord, Mask, Phrase, Provenance, Region, StageError, Text
 from schemas.validation import SchemaError, validate_record
 
@@ -64,6 +71,23 @@ def test_record_round_trips_through_parquet_and_pandas(tmp_path) -> None:
     frame = pd.read_parquet(tmp_path / "shard.parquet")
     assert frame.loc[0, "source_uris"].tolist() == ["/data/a.jpg", "/data/copy/a.jpg"]
     assert len(frame.loc[0, "regions"]) == 2
+
+
+def test_input_metadata_round_trips_through_parquet(tmp_path) -> None:
+    record = full_record()
+    record.metadata = '{"url":"https://example.com/a.jpg","key":"000000001","width":640}'
+    pq.write_table(records_to_table([record]), tmp_path / "s.parquet")
+    back = ImageRecord.from_row(table_to_rows(pq.read_table(tmp_path / "s.parquet"))[0])
+    assert back.metadata == record.metadata
+    assert pq.read_schema(tmp_path / "s.parquet").field("metadata").type == "string"
+
+
+def test_a_shard_of_the_previous_schema_version_reads_with_null_metadata() -> None:
+    old = records_to_table([full_record()]).drop_columns(["metadata"])
+    conformed = conform(old)
+    assert conformed.schema.names == ANNOTATION_SCHEMA.names
+    assert conformed.column("metadata").to_pylist() == [None]
+    assert {k: v for k, v in table_to_rows(conformed)[0].items() if k != "metadata"} == table_to_rows(old)[0]
 
 
 def test_schema_version_is_stamped_in_shard_metadata(tmp_path) -> None:
