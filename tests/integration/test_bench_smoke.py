@@ -67,3 +67,21 @@ def test_bench_images_are_distinct_and_cached(tmp_path) -> None:
 def test_unknown_scenario_is_a_usage_error(capsys) -> None:
     assert bench_main(["nope"]) == 2
     assert "unknown scenario 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_input_sources_scenario_runs_every_variant_over_the_same_images(tmp_path, monkeypatch) -> None:
+    from bench import input_sources
+
+    monkeypatch.setattr(input_sources, "RUNS", tmp_path / "runs")
+    profile = tmp_path / "one_filter.yaml"
+    profile.write_text(json.dumps({"filters": [{"name": "confidence", "backend": "confidence"}]}))
+    result = input_sources.main(["--images", "4", "--per-shard", "2", "--workers", "1", "--profile", str(profile)])
+    variants = ("local_files", "s3_files", "local_webdataset", "s3_webdataset", "local_parquet", "s3_parquet")
+    assert [(result[v]["annotated"], result[v]["quarantined"]) for v in variants] == [(4, 0)] * 6
+    assert result["seconds_vs_local_files"]["local_files"] == 1
+    assert all(
+        result["seconds_vs_local_files"][v]
+        == pytest.approx(result[v]["seconds"] / result["local_files"]["seconds"], abs=1e-3)
+        for v in variants
+    )

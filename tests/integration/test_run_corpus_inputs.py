@@ -37,6 +37,8 @@ PROFILE = {
     "writer": {"rows_per_shard": 4, "row_group_rows": 2},
     "ray": {"num_cpus": 2},
 }
+# Where the text filter's judgement is not the point: one filter without a model (no actor to start).
+CHEAP = {**PROFILE, "filters": [{"name": "confidence", "backend": "confidence"}]}
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +51,8 @@ def ray_local(s3_endpoint):
     ray.shutdown()
 
 
-def run(inputs: list[str], output: Path) -> RunResult:
-    request = RunRequest(tuple(inputs), output, parse_config(PROFILE), progress_bars=False)
+def run(inputs: list[str], output: Path, profile: dict = PROFILE) -> RunResult:
+    request = RunRequest(tuple(inputs), output, parse_config(profile), progress_bars=False)
     return run_pipeline(request, progress=lambda _: None)
 
 
@@ -143,6 +145,25 @@ def test_a_rerun_of_the_same_inputs_carries_everything_over(local_run) -> None:
     assert [s.path for s in second.manifest.shards] == [s.path for s in first.manifest.shards]
 
 
+def test_probing_containers_on_ray_finds_what_probing_in_process_finds(local_run) -> None:
+    from engine.ingest.discover import discover
+    from engine.ingest.probe import probe_batch, probe_on_ray
+    from engine.ingest.sources import sources_table
+
+    inputs, _, _ = local_run
+    config = parse_config(PROFILE).ingest
+    sources = discover([str(p) for p in inputs.values()], config.extensions)
+    limits = {**config.limits(), "extensions": list(config.extensions)}
+
+    def comparable(rows):
+        return sorted(({k: v for k, v in row.items() if k != "checked_ns"} for row in rows), key=str)
+
+    on_ray = probe_on_ray(sources, limits)
+    assert len(on_ray) == 10 and comparable(on_ray) == comparable(
+        probe_batch(sources_table(sources), **limits).to_pylist()
+    )
+
+
 def test_an_export_reads_images_out_of_shards_and_tables(local_run, tmp_path) -> None:
     _, output, _ = local_run
     assert cli(["export", str(output), "--format", "coco", "--to", str(tmp_path / "coco"), "--val-fraction", "0"]) == 0
@@ -158,7 +179,7 @@ def test_inputs_on_s3_are_annotated_and_carried_over(ray_local, s3_bucket, tmp_p
             location(f"{s3_bucket}/raw/{path.relative_to(inputs['photos'])}").write_bytes(path.read_bytes())
     location(f"{s3_bucket}/laion/00000.parquet").write_bytes(inputs["img2dataset"].read_bytes())
     remote = [f"{s3_bucket}/raw/", f"{s3_bucket}/laion/00000.parquet"]
-    first = run(remote, tmp_path / "out")
+    first = run(remote, tmp_path / "out", CHEAP)
     assert (first.annotated, first.quarantined) == (7, 1)
     uris = sorted(records(tmp_path / "out"))
     assert uris[:3] == [f"{s3_bucket}/laion/00000.parquet#{i:09d}" for i in range(3)]
@@ -168,7 +189,7 @@ def test_inputs_on_s3_are_annotated_and_carried_over(ray_local, s3_bucket, tmp_p
         f"{s3_bucket}/raw/shards/00000.tar#00000.jpg",
         f"{s3_bucket}/raw/shards/00000.tar#00002.jpg",
     ]
-    second = run(remote, tmp_path / "out")
+    second = run(remote, tmp_path / "out", CHEAP)
     assert (second.annotated, second.carried, second.probe_cached) == (0, 7, 8)
     assert sorted(records(tmp_path / "out")) == uris
 
@@ -179,7 +200,7 @@ def test_a_list_of_http_urls_is_annotated(ray_local, tmp_path) -> None:
         (tmp_path / "site" / f"{i}.jpg").write_bytes(jpeg_bytes(30, 20, seed=300 + i))
     with http_server(tmp_path / "site") as base:
         (tmp_path / "urls.txt").write_text(f"{base}/0.jpg\n{base}/1.jpg\n{base}/missing.jpg\n")
-        result = run([str(tmp_path / "urls.txt")], tmp_path / "out")
+        result = run([str(tmp_path / "urls.txt")], tmp_path / "out", CHEAP)
         assert sorted(records(tmp_path / "out")) == [f"{base}/0.jpg", f"{base}/1.jpg"]
         assert quarantine(tmp_path / "out", result)[f"{base}/missing.jpg"][0] == "unreadable"
 
@@ -200,7 +221,7 @@ def test_hostile_files_end_annotated_or_quarantined_with_a_reason(ray_local, tmp
         handle.write(jpeg_bytes(seed=2))
     Image.fromarray(np.linspace(0, 1, 600, dtype=np.float32).reshape(20, 30)).save(folder / "float.tif")
     Image.fromarray(np.full((8, 8), 9000.0, dtype=np.float32)).save(folder / "depth.tif")
-    result = run([str(folder)], tmp_path / "out")
+    result = run([str(folder)], tmp_path / "out", CHEAP)
     assert sorted(records(tmp_path / "out")) == sorted(
         [str(folder / "float.tif"), f"file://{folder}/caf%E9.jpg", str(folder / "good.jpg")]
     )
@@ -216,7 +237,7 @@ def test_cli_flags_name_the_image_and_caption_columns(ray_local, tmp_path, capsy
     table = hf_image_table(2, seed=5).rename_columns(["picture", "alt"])
     path = write_parquet(table, tmp_path / "t.parquet")
     profile = tmp_path / "profile.yaml"
-    profile.write_text(json.dumps(PROFILE))
+    profile.write_text(json.dumps(CHEAP))
     arguments = ["run", "--input", str(path), "--output", str(tmp_path / "out"), "--config", str(profile), "--quiet"]
     assert cli([*arguments, "--image-column", "picture", "--caption-column", "alt"]) == 0
     texts = {
