@@ -29,8 +29,13 @@ def discover(inputs: Sequence[str], extensions: Sequence[str], options: InputOpt
     """Every source of ``inputs``, sorted by URI, each once (the one list the run holds)."""
     sources = list(iter_sources(inputs, extensions, options or InputOptions()))
     sources.sort(key=lambda s: s.uri)
-    unique = [s for i, s in enumerate(sources) if i == 0 or s.uri != sources[i - 1].uri]
-    return unique
+    kept = 0
+    for source in sources:  # duplicates dropped in place: the listing is never held twice
+        if kept == 0 or source.uri != sources[kept - 1].uri:
+            sources[kept] = source
+            kept += 1
+    del sources[kept:]
+    return sources
 
 
 def iter_sources(inputs: Iterable[str], extensions: Sequence[str], options: InputOptions) -> Iterator[Source]:

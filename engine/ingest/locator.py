@@ -17,6 +17,8 @@ import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -37,16 +39,20 @@ LOCATOR = pa.struct(
         ("row_group", pa.int32()),
         ("row", pa.int64()),
         ("column", pa.string()),
+        ("version", pa.string()),
     ]
 )
 # Row groups of image bytes kept per process: a worker takes a row group's batches in turn.
 CACHED_ROW_GROUPS = 2
+# Reads from a store in flight at once per process (their latency, not their bytes, is what costs).
+REMOTE_READS = 8
 
 
 @dataclass(frozen=True, slots=True)
 class Locator:
     """Where an image lies inside its container: ``offset``/``length`` of a tar member's data, or
-    ``row_group``/``row``/``column`` of a Parquet cell."""
+    ``row_group``/``row``/``column`` of a Parquet cell; ``version`` is the container's ETag or size and
+    mtime when probed (a row group read once is kept under it)."""
 
     container: str
     offset: int | None = None
@@ -54,6 +60,7 @@ class Locator:
     row_group: int | None = None
     row: int | None = None
     column: str | None = None
+    version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,19 +77,31 @@ class Locator:
 
 
 def read_images(uris: Sequence[str], locators: Sequence[Locator | None]) -> list[bytes | OSError]:
-    """The bytes of each image (or the error reading it), grouped into one read per container range."""
-    results: list[bytes | OSError] = [OSError("not read")] * len(uris)
-    by_container: dict[str, list[int]] = {}
+    """The bytes of each image (or the error reading it), grouped into one read per container range;
+    reads from a store run a few at a time."""
+    groups: dict[str, list[int]] = {}
     for i, (uri, locator) in enumerate(zip(uris, locators, strict=True)):
-        if locator is None:
-            results[i] = _read_file(uri)
-        else:
-            by_container.setdefault(locator.container, []).append(i)
-    for container, indexes in by_container.items():
-        found = _read_container(container, [locators[i] for i in indexes])  # type: ignore[misc]
-        for i, data in zip(indexes, found, strict=True):
+        groups.setdefault(uri if locator is None else locator.container, []).append(i)
+
+    def read(key: str) -> list[bytes | OSError]:
+        indexes = groups[key]
+        if locators[indexes[0]] is None:
+            return [_read_file(key)]
+        return _read_container(key, [locators[i] for i in indexes])  # type: ignore[misc]
+
+    remote = [key for key in groups if not is_local_uri(key)]
+    with ThreadPoolExecutor(REMOTE_READS) if len(remote) > 1 else nullcontext() as pool:
+        found = dict(zip(remote, pool.map(read, remote) if pool else map(read, remote), strict=True))
+        found.update((key, read(key)) for key in groups if key not in found)
+    results: list[bytes | OSError] = [OSError("not read")] * len(uris)
+    for key, indexes in groups.items():
+        for i, data in zip(indexes, found[key], strict=True):
             results[i] = data
     return results
+
+
+def is_local_uri(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
 
 
 def read_order(locators: Sequence[Locator | None], uris: Sequence[str]) -> list[int]:
@@ -127,10 +146,13 @@ _ROW_GROUPS: OrderedDict[tuple[Any, ...], pa.Array] = OrderedDict()
 
 def _read_rows(place: Location, locators: list[Locator]) -> list[bytes | OSError]:
     """Parquet rows, by row group: one read of the image column per row group (cached per process)."""
-    stamp = place.stat()
+    version = locators[0].version
+    if version is None:  # no version recorded: ask the store (a HEAD), so a changed table is read again
+        stamp = place.stat()
+        version = f"{stamp.size}:{stamp.mtime_ns}:{stamp.etag}"
     out: list[bytes | OSError] = []
     for loc in locators:
-        key = (place.uri, stamp.size, stamp.mtime_ns, stamp.etag, loc.row_group, loc.column)
+        key = (place.uri, version, loc.row_group, loc.column)
         values = _ROW_GROUPS.get(key)
         if values is None:
             with place.open_input() as handle:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import suppress
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -21,7 +22,7 @@ import pyarrow as pa
 
 from engine.config.settings import IMAGE_EXTENSIONS
 from engine.ingest.decode import BadImage, decode_image
-from engine.ingest.locator import LOCATOR, Locator
+from engine.ingest.locator import LOCATOR, REMOTE_READS, Locator, is_local_uri
 from engine.ingest.parquet_input import TableLayout, iter_table_images
 from engine.ingest.sources import InputError, Source, SourceKind, member_uri, sources_table
 from engine.ingest.webdataset import ShardError, iter_samples
@@ -127,15 +128,18 @@ def probe_source(
         probed = probe_file(source.uri, max_pixels, max_bytes)
         probed = ProbedFile(**{**_fields(probed), "caption": source.caption, "metadata": source.metadata})
         return [_row(probed, stamp if probed.reason != "unreadable" else None, checked_ns)]
+    version = None if stamp is None else stamp.etag or f"{stamp.size}:{stamp.mtime_ns}"
     images = (
-        _tar_images(source, max_pixels, max_bytes, extensions)
+        _tar_images(source, version, max_pixels, max_bytes, extensions)
         if source.kind == SourceKind.TAR
-        else _table_images(source, max_pixels, max_bytes)
+        else _table_images(source, version, max_pixels, max_bytes)
     )
     return [_row(probed, stamp, checked_ns) for probed in images]
 
 
-def _tar_images(source: Source, max_pixels: int, max_bytes: int, extensions: Collection[str]) -> Iterator[ProbedFile]:
+def _tar_images(
+    source: Source, version: str | None, max_pixels: int, max_bytes: int, extensions: Collection[str]
+) -> Iterator[ProbedFile]:
     """Every image member of a WebDataset shard, streamed (never unpacked to disk)."""
     try:
         with location(source.uri).open_input_stream() as stream:
@@ -146,7 +150,7 @@ def _tar_images(source: Source, max_pixels: int, max_bytes: int, extensions: Col
                     context = {
                         "caption": caption,
                         "metadata": sample.metadata,
-                        "locator": Locator(source.uri, offset=image.offset, length=image.size),
+                        "locator": Locator(source.uri, offset=image.offset, length=image.size, version=version),
                     }
                     if image.data is None:
                         detail = f"{image.size} bytes exceeds max_bytes={max_bytes}"
@@ -159,7 +163,7 @@ def _tar_images(source: Source, max_pixels: int, max_bytes: int, extensions: Col
         yield ProbedFile(source.uri, source.size or 0, reason="unreadable", detail=_describe(error))
 
 
-def _table_images(source: Source, max_pixels: int, max_bytes: int) -> Iterator[ProbedFile]:
+def _table_images(source: Source, version: str | None, max_pixels: int, max_bytes: int) -> Iterator[ProbedFile]:
     """Every row of a Parquet table of image bytes."""
     layout = TableLayout.from_json(source.layout or "")
     try:
@@ -168,7 +172,9 @@ def _table_images(source: Source, max_pixels: int, max_bytes: int) -> Iterator[P
             context = {
                 "caption": _caption(row.caption),
                 "metadata": row.metadata,
-                "locator": Locator(source.uri, row_group=row.row_group, row=row.row, column=layout.column),
+                "locator": Locator(
+                    source.uri, row_group=row.row_group, row=row.row, column=layout.column, version=version
+                ),
             }
             if not row.data:
                 yield ProbedFile(
@@ -250,11 +256,17 @@ def probed_from_row(row: dict[str, Any]) -> ProbedFile:
 def probe_batch(
     batch: pa.Table, max_pixels: int, max_bytes: int, extensions: Collection[str] = IMAGE_EXTENSIONS
 ) -> pa.Table:
-    """Probe index rows of every source of ``batch`` (``engine.ingest.sources.SOURCE_SCHEMA`` rows)."""
-    rows = []
-    for row in batch.to_pylist():
-        rows.extend(probe_source(Source.from_row(row), max_pixels, max_bytes, extensions))
-    return pa.Table.from_pylist(rows, schema=PROBE_INDEX_SCHEMA)
+    """Probe index rows of every source of ``batch`` (``engine.ingest.sources.SOURCE_SCHEMA`` rows); sources
+    in a store are read a few at a time (each costs a round trip more than its bytes)."""
+    sources = [Source.from_row(row) for row in batch.to_pylist()]
+
+    def probe(source: Source) -> list[dict[str, Any]]:
+        return probe_source(source, max_pixels, max_bytes, extensions)
+
+    remote = sum(not is_local_uri(s.uri) for s in sources) > 1
+    with ThreadPoolExecutor(REMOTE_READS) if remote else nullcontext() as pool:
+        found = list(pool.map(probe, sources) if pool else map(probe, sources))
+    return pa.Table.from_pylist([row for rows in found for row in rows], schema=PROBE_INDEX_SCHEMA)
 
 
 def probe_on_ray(sources: list[Source], limits: dict[str, Any]) -> list[dict[str, Any]]:

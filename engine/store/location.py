@@ -161,6 +161,8 @@ class Location:
         limit = None if max_bytes is None else max_bytes + 1
         if self.is_local:
             return _read_regular_file(self.path, limit)
+        if self.scheme == "s3":  # one GET (pyarrow's stream asks the size with a HEAD first)
+            return _s3_get(self, 0, limit)
         with self.filesystem.open_input_stream(self.path) as stream:
             return _read_stream(stream, limit)
 
@@ -214,11 +216,20 @@ class Location:
         are read together, so neighbouring members of a container cost one request, not one each."""
         spans = _coalesce(ranges, max_gap)
         chunks: dict[tuple[int, int], bytes] = {}
-        with self.open_input() as handle:
+
+        def keep(start: int, end: int, data: bytes, members: list[tuple[int, int]]) -> None:
+            if len(data) != end - start:
+                raise OSError(f"{self.uri}: short read at offset {start} (file truncated?)")
+            for offset, length in members:
+                chunks[(offset, length)] = data[offset - start : offset - start + length]
+
+        if self.scheme == "s3":  # one ranged GET per span, no HEAD
             for start, end, members in spans:
-                data = _read_at(handle, start, end - start)
-                for offset, length in members:
-                    chunks[(offset, length)] = data[offset - start : offset - start + length]
+                keep(start, end, _s3_get(self, start, end - start), members)
+        else:
+            with self.open_input() as handle:
+                for start, end, members in spans:
+                    keep(start, end, _read_at(handle, start, end - start), members)
         return [chunks[(offset, length)] for offset, length in ranges]
 
     # -- writing ----------------------------------------------------------------------------
@@ -530,10 +541,7 @@ def _coalesce(ranges: Sequence[tuple[int, int]], max_gap: int) -> list[tuple[int
 
 def _read_at(handle: Any, offset: int, length: int) -> bytes:
     data = handle.read_at(length, offset)
-    data = data.to_pybytes() if isinstance(data, pa.Buffer) else bytes(data)
-    if len(data) != length:
-        raise OSError(f"short read: {len(data)} of {length} bytes at offset {offset} (file truncated?)")
-    return data
+    return data.to_pybytes() if isinstance(data, pa.Buffer) else bytes(data)
 
 
 def _read_stream(stream: Any, limit: int | None) -> bytes:
@@ -633,6 +641,23 @@ def _s3_client() -> Any:
 
 def _s3_code(error: Any) -> str:
     return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _s3_get(target: Location, start: int, length: int | None) -> bytes:
+    """``length`` bytes from ``start`` (None: to the end) in one GET; a missing object is FileNotFoundError."""
+    client, bucket, key = _s3_target(target)
+    arguments: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if start or length is not None:
+        arguments["Range"] = f"bytes={start}-" + ("" if length is None else str(start + length - 1))
+    try:
+        return client.get_object(**arguments)["Body"].read()
+    except client.exceptions.ClientError as error:
+        code = _s3_code(error)
+        if code in {"NoSuchKey", "404", "NotFound"}:
+            raise FileNotFoundError(f"{target.uri}: no such object") from None
+        if code == "InvalidRange":  # a range past the end of an empty or short object
+            return b""
+        raise OSError(f"{target.uri}: {code or _first_line(error)}") from None
 
 
 def _s3_conditional_put(target: Location, data: bytes, condition: dict[str, str]) -> bool:

@@ -159,3 +159,31 @@ def test_s3_output_check_passes_and_leaves_nothing(s3_bucket) -> None:
     out = location(f"{s3_bucket}/out")
     out.check_writable_folder()
     assert list(out.iter_files()) == []
+
+
+def test_ranges_are_read_in_the_order_asked_local_and_s3(tmp_path, s3_bucket) -> None:
+    data = bytes(range(256)) * 8
+    for place in (location(tmp_path / "blob.bin"), location(f"{s3_bucket}/blob.bin")):
+        place.write_bytes(data)
+        ranges = [(1000, 5), (0, 3), (1500, 10)]
+        assert place.read_ranges(ranges, max_gap=100) == [data[o : o + n] for o, n in ranges]
+        with pytest.raises(OSError, match="short read"):
+            place.read_ranges([(2040, 100)])
+
+
+def test_an_empty_s3_object_reads_as_empty_and_a_missing_one_is_not_found(s3_bucket) -> None:
+    location(f"{s3_bucket}/empty.png").write_bytes(b"")
+    assert location(f"{s3_bucket}/empty.png").read_bytes(max_bytes=10) == b""
+    with pytest.raises(FileNotFoundError):
+        location(f"{s3_bucket}/none.png").read_bytes()
+
+
+def test_stat_gives_size_and_change_token(tmp_path, s3_bucket) -> None:
+    (tmp_path / "a.bin").write_bytes(b"abc")
+    local = location(tmp_path / "a.bin").stat()
+    assert (local.size, local.mtime_ns) == (3, (tmp_path / "a.bin").stat().st_mtime_ns)
+    remote = location(f"{s3_bucket}/a.bin")
+    remote.write_bytes(b"abcd")
+    first = remote.stat()
+    remote.write_bytes(b"wxyz")
+    assert first.size == 4 and first.etag and remote.stat().etag != first.etag

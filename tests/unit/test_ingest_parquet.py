@@ -88,6 +88,23 @@ def test_locators_read_table_rows_back_by_row_group(tmp_path) -> None:
     assert found == [image["bytes"] for image in table.column("image").to_pylist()]
 
 
+def test_a_rewritten_table_is_read_again_not_from_the_row_group_cache(tmp_path) -> None:
+    import os
+
+    path = write_parquet(img2dataset_table(2, seed=1), tmp_path / "t.parquet")
+    first = [probed_from_row(r) for r in probe(path)]
+    assert read_images([p.source_uri for p in first], [p.locator for p in first])[0] == jpeg_of(path, 0)
+    write_parquet(img2dataset_table(2, seed=2), path)
+    os.utime(path, ns=(1, 1))  # a different mtime even on a coarse clock
+    again = [probed_from_row(r) for r in probe(path)]
+    assert read_images([p.source_uri for p in again], [p.locator for p in again])[0] == jpeg_of(path, 0)
+    assert first[0].image_id != again[0].image_id
+
+
+def jpeg_of(path, row: int) -> bytes:
+    return pq.read_table(path).column("jpg")[row].as_py()
+
+
 def test_a_row_is_read_by_its_source_uri_and_image_id(tmp_path) -> None:
     import hashlib
 

@@ -101,7 +101,8 @@ def test_locators_read_each_member_back_exactly(tmp_path) -> None:
     probed = [probed_from_row(r) for r in probe_tar(tar)]
     found = read_images([p.source_uri for p in probed], [p.locator for p in probed])
     assert found == [data for name, data in members if name.endswith(".jpg")]
-    assert probed[0].locator == Locator(str(tar), offset=512, length=len(members[0][1]))
+    version = f"{tar.stat().st_size}:{tar.stat().st_mtime_ns}"
+    assert probed[0].locator == Locator(str(tar), offset=512, length=len(members[0][1]), version=version)
 
 
 def test_a_member_is_read_by_its_source_uri_without_a_locator(tmp_path) -> None:
@@ -126,3 +127,11 @@ def test_identical_images_in_a_shard_are_annotated_once_with_every_caption(tmp_p
     assert not quarantined and len(work) == 1
     assert work[0].captions == ("first caption", "second caption")
     assert work[0].image_id == hashlib.sha256(same).hexdigest()
+
+
+def test_a_member_name_that_is_not_utf8_is_percent_encoded_and_read_back(tmp_path) -> None:
+    data = jpeg_bytes(16, 16, seed=8)
+    tar = write_tar(tmp_path / "s.tar", [(b"caf\xe9.jpg".decode("utf-8", "surrogateescape"), data)])
+    (row,) = probe_tar(tar)
+    assert row["source_uri"] == f"{tar}#caf%E9.jpg" and row["reason"] is None
+    assert read_source(row["source_uri"]) == data
