@@ -51,6 +51,7 @@ class ProcessSampler:
     def __init__(self, interval: float = 0.5, memory: bool = True) -> None:
         self.interval, self.memory = interval, memory
         self._driver_start = 0.0
+        self._at_start: dict[int, float] = {}
         self.peaks = ProcessPeaks()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -83,6 +84,11 @@ class ProcessSampler:
         own = psutil.Process().pid
         return sum(s.cpu_s for pid, s in self.peaks.processes.items() if pid != own) + self.driver_cpu_s()
 
+    def cpu_s_in_block(self) -> float:
+        """CPU seconds spent inside the block by the driver and every process it started (processes that
+        were already running count from the block's start: a Ray kept up between runs)."""
+        return sum(max(0.0, s.cpu_s - self._at_start.get(pid, 0.0)) for pid, s in self.peaks.processes.items())
+
     def cpu_by_name(self) -> dict[str, float]:
         """CPU seconds summed over processes of the same title (Ray titles workers by what they run)."""
         own = psutil.Process().pid
@@ -102,6 +108,7 @@ class ProcessSampler:
     def __enter__(self) -> ProcessSampler:
         self.sample()
         self._driver_start = self.peaks.processes[psutil.Process().pid].cpu_s
+        self._at_start = {pid: stats.cpu_s for pid, stats in self.peaks.processes.items()}
         self._thread.start()
         return self
 
