@@ -21,6 +21,7 @@ SCENARIOS: dict[str, str] = {
     "gpu": "bench.gpu_packing",
     "audit_exports": "bench.audit_exports",
     "specialist_times": "bench.specialist_times",
+    "near_dups": "bench.near_dups",
 }
 
 

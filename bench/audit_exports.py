@@ -20,8 +20,8 @@ from PIL import Image
 from bench.writer_io import RUNS, annotated_record, write_engine
 from engine.audit.dataset_audit import audit_version
 from engine.audit.html_report import render_html
-from engine.config import WriterConfig
-from engine.reader import iter_records
+from engine.config.settings import WriterConfig
+from engine.store.reader import iter_records
 from schemas.arrow import records_to_table
 from schemas.masks import encode_mask
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from engine.config import EngineConfig, StageConfig
+from engine.config.settings import EngineConfig, StageConfig
 
 # Logical CPUs Ray gets beyond the model actors' share: room for the probe, load and task stages.
 TASK_CPUS = 1
@@ -58,25 +58,23 @@ def local_ray(workers: int) -> Iterator[float]:
             ray.shutdown()
 
 
-def model_stage(stage: StageConfig, kind: str) -> bool:
-    return kind == "specialists" or bool(getattr(stage.create(kind), "holds_model", False))
+def model_stage(stage: StageConfig) -> bool:
+    return stage.create().holds_model
 
 
 def scaled_config(config: EngineConfig, workers: int) -> EngineConfig:
     """``config`` with ``workers`` actors per model stage, all model actors together asking ``workers`` CPUs."""
-    model_stages = sum(model_stage(s, "specialists") for s in config.specialists) + sum(
-        model_stage(s, "filters") for s in config.filters
-    )
+    model_stages = sum(model_stage(s) for s in config.stages)
     share = 1.0 / max(1, model_stages)
 
-    def scale(stage: StageConfig, kind: str) -> StageConfig:
-        if not model_stage(stage, kind):
+    def scale(stage: StageConfig) -> StageConfig:
+        if not model_stage(stage):
             return stage
         return replace(stage, resources=replace(stage.resources, num_cpus=share, pool_size=workers))
 
     return replace(
         config,
-        specialists=tuple(scale(s, "specialists") for s in config.specialists),
-        filters=tuple(scale(s, "filters") for s in config.filters),
+        specialists=tuple(scale(s) for s in config.specialists),
+        filters=tuple(scale(s) for s in config.filters),
         ray=replace(config.ray, num_cpus=workers + TASK_CPUS),
     )

@@ -62,7 +62,7 @@ WORDS = (
 )
 
 
-def _text_image(rng: np.random.Generator) -> Image.Image:
+def text_image(rng: np.random.Generator) -> Image.Image:
     width, lines = int(rng.integers(480, 720)), int(rng.integers(2, 6))
     size = int(rng.integers(22, 40))
     background = tuple(int(v) for v in rng.integers(200, 256, 3))
@@ -77,7 +77,7 @@ def _text_image(rng: np.random.Generator) -> Image.Image:
     return image
 
 
-def _photo_image(rng: np.random.Generator) -> Image.Image:
+def photo_image(rng: np.random.Generator) -> Image.Image:
     from skimage import data
 
     pixels = getattr(data, PHOTOS[int(rng.integers(len(PHOTOS)))])()[:, :, :3]
@@ -91,7 +91,7 @@ def _photo_image(rng: np.random.Generator) -> Image.Image:
     return image.resize((max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))))
 
 
-def _scene_image(rng: np.random.Generator) -> Image.Image:
+def scene_image(rng: np.random.Generator) -> Image.Image:
     width, height = int(rng.integers(400, 640)), int(rng.integers(300, 480))
     top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
     ramp = np.linspace(0.0, 1.0, height)[:, None, None]
@@ -108,9 +108,9 @@ def _scene_image(rng: np.random.Generator) -> Image.Image:
 
 
 MAKERS: tuple[tuple[Callable[[np.random.Generator], Image.Image], str], ...] = (
-    (_text_image, "png"),
-    (_photo_image, "jpg"),
-    (_scene_image, "jpg"),
+    (text_image, "png"),
+    (photo_image, "jpg"),
+    (scene_image, "jpg"),
 )
 
 

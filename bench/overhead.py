@@ -25,9 +25,10 @@ import psutil
 from bench.cluster import cores_for, local_ray, pinned, scaled_config
 from bench.images import bench_images
 from bench.process_sampler import ProcessSampler
-from engine.config import EngineConfig, load_config
-from engine.ingest import decode_image
-from engine.pipeline import RunRequest, run_pipeline
+from engine.config.profile import load_config
+from engine.config.settings import EngineConfig
+from engine.ingest.decode import decode_image
+from engine.run import RunRequest, run_pipeline
 from schemas.records import ImageRecord
 
 RUNS = Path(__file__).resolve().parents[1] / ".state" / "bench" / "runs"
@@ -36,7 +37,7 @@ SPEEDUP_TARGET = 1.6
 
 
 def stage_objects(config: EngineConfig) -> list[Any]:
-    return [s.create("specialists") for s in config.specialists] + [s.create("filters") for s in config.filters]
+    return [s.create() for s in config.stages]
 
 
 def run_loop(config: EngineConfig, paths: list[Path]) -> dict[str, Any]:

@@ -24,11 +24,11 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageDraw
 
-from engine.config import parse_config
-from engine.manifest import Manifest, publish
-from engine.reader import iter_records
-from engine.refinement import refine_dataset
-from engine.writer import ShardWriter
+from engine.config.profile import parse_config
+from engine.refine_loop import refine_dataset
+from engine.store.manifest import Manifest, publish
+from engine.store.reader import iter_records
+from engine.store.writer import ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION
 from schemas.boxes import box_iou
 from schemas.records import ImageRecord, Provenance, Region
@@ -187,7 +187,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="fld-refine-quality-"))
     checkpoint = args.checkpoint
     if checkpoint is None:
-        from tests.tiny_models.florence import build_tiny_florence2
+        from tests.support.tiny_models.florence import build_tiny_florence2
 
         checkpoint = str(build_tiny_florence2(work / "tiny-florence2"))
     noise = {"jitter": args.jitter, "swap": args.swap, "miss": args.miss}
@@ -229,7 +229,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             **{k: v for k, v in result.stats.to_dict().items() if k != "compared"},
         }
     return {
-        "model": "tiny random-init Florence-2 (tests.tiny_models)" if args.checkpoint is None else checkpoint,
+        "model": "tiny random-init Florence-2 (tests.support.tiny_models)" if args.checkpoint is None else checkpoint,
         "images": args.images,
         "ground_truth_boxes": len(gt["annotations"]),
         "noise": noise,

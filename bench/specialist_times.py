@@ -1,6 +1,6 @@
 """Per-specialist time per image with the tiny test checkpoints (and the offline models), in one process.
 
-Every specialist of ``tests.tiny_models.profile.tiny_profile`` runs in profile order over the sample
+Every specialist of ``tests.support.tiny_models.profile.tiny_profile`` runs in profile order over the sample
 images at their own size, in batches like the profile's; each image carries one known object box so
 region text and masks have work even when the random-init detectors find nothing. Times are wall
 seconds per image after the model is loaded (load time reported apart), one torch thread.
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.config import parse_config
+from engine.config.profile import parse_config
 from schemas.records import ImageRecord, Provenance, Region
-from tests.tiny_models.chain import build_specialists, run_chain
-from tests.tiny_models.profile import tiny_profile
+from tests.support.tiny_models.chain import build_specialists, run_chain
+from tests.support.tiny_models.profile import tiny_profile
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "images"
 

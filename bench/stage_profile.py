@@ -23,11 +23,13 @@ import pyarrow as pa
 from bench.cluster import local_ray, scaled_config
 from bench.images import bench_images
 from bench.process_sampler import ProcessSampler
-from engine.config import EngineConfig, WriterConfig, load_config
-from engine.ingest import ProbedFile, decode_image, plan_work, probe_file
-from engine.pipeline import RunRequest, run_pipeline
-from engine.stage_runner import run_stage_on_table
-from engine.writer import ShardWriter
+from engine.config.profile import load_config
+from engine.config.settings import EngineConfig, WriterConfig
+from engine.execute.stage_runner import run_stage_on_table
+from engine.ingest.decode import decode_image
+from engine.ingest.probe import ProbedFile, plan_work, probe_file
+from engine.run import RunRequest, run_pipeline
+from engine.store.writer import ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, IN_FLIGHT_SCHEMA
 from schemas.records import ImageRecord
 
@@ -79,29 +81,28 @@ def profile_in_process(config: EngineConfig, paths: list[Path]) -> dict[str, Any
         decode_image(data, config.ingest.max_pixels)
     decode = time.perf_counter() - started
     stages: list[dict[str, Any]] = []
-    for kind, stage_configs in (("specialists", config.specialists), ("filters", config.filters)):
-        for stage_config in stage_configs:
-            stage = TimedStage(stage_config.create(kind))
-            setup_started = time.perf_counter()
-            stage.setup()
-            setup = time.perf_counter() - setup_started
-            batch, started, outputs = stage_config.resources.batch_size, time.perf_counter(), []
-            for offset in range(0, table.num_rows, batch):
-                outputs.append(run_stage_on_table(stage, table.slice(offset, batch), config.ingest.max_pixels))
-            total = time.perf_counter() - started
-            table = pa.concat_tables(outputs)
-            stage_decode = decode if stage.needs_pixels else 0.0
-            stages.append(
-                {
-                    "stage": f"{stage_config.name}({stage_config.backend})",
-                    "setup_s": round(setup, 3),
-                    "model_ms": 1000 * stage.seconds / count,
-                    "decode_ms": 1000 * stage_decode / count,
-                    "arrow_records_ms": 1000 * max(0.0, total - stage.seconds - stage_decode) / count,
-                    "out_kib_per_image": table.nbytes / 1024 / count,
-                    "out_annotation_kib_per_image": table.drop_columns(["image_bytes"]).nbytes / 1024 / count,
-                }
-            )
+    for stage_config in config.stages:
+        stage = TimedStage(stage_config.create())
+        setup_started = time.perf_counter()
+        stage.setup()
+        setup = time.perf_counter() - setup_started
+        batch, started, outputs = stage_config.resources.batch_size, time.perf_counter(), []
+        for offset in range(0, table.num_rows, batch):
+            outputs.append(run_stage_on_table(stage, table.slice(offset, batch), config.ingest.max_pixels))
+        total = time.perf_counter() - started
+        table = pa.concat_tables(outputs)
+        stage_decode = decode if stage.needs_pixels else 0.0
+        stages.append(
+            {
+                "stage": f"{stage_config.name}({stage_config.backend})",
+                "setup_s": round(setup, 3),
+                "model_ms": 1000 * stage.seconds / count,
+                "decode_ms": 1000 * stage_decode / count,
+                "arrow_records_ms": 1000 * max(0.0, total - stage.seconds - stage_decode) / count,
+                "out_kib_per_image": table.nbytes / 1024 / count,
+                "out_annotation_kib_per_image": table.drop_columns(["image_bytes"]).nbytes / 1024 / count,
+            }
+        )
     output = RUNS / "profile-writer"
     shutil.rmtree(output, ignore_errors=True)
     started = time.perf_counter()

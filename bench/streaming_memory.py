@@ -39,8 +39,8 @@ def measure(images: int, profile: str, without: list[str]) -> dict[str, Any]:
     from bench.cluster import local_ray, scaled_config
     from bench.images import bench_images
     from bench.process_sampler import ProcessSampler
-    from engine.config import load_config
-    from engine.pipeline import RunRequest, run_pipeline
+    from engine.config.profile import load_config
+    from engine.run import RunRequest, run_pipeline
 
     config = load_config(profile)
     config = replace(

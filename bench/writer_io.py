@@ -1,10 +1,10 @@
-"""Writer throughput: nested annotation shards through engine.writer/engine.reader against raw pyarrow.
+"""Writer throughput: nested annotation shards through engine.store.writer/engine.store.reader against raw pyarrow.
 
 Both sides get the same table (generated records with the annotation density of a full FLD-5B
 style image: captions, OCR lines with quads, objects, grounded phrases, drops) and the same
 Parquet settings (the profile's compression and row groups). The engine writes it in the batch
 size the pipeline hands it, in shards, with counts, fsync and atomic renames; raw pyarrow writes
-one file with ``pq.write_table``. Reading: ``engine.reader.read_version`` (manifest, dataset over
+one file with ``pq.write_table``. Reading: ``engine.store.reader.read_version`` (manifest, dataset over
 shards) against ``pq.read_table`` of the raw file. Ratios are engine/raw of the best run's wall
 time and of its CPU time (this process, all threads): the CPU ratio holds on a shared machine.
 """
@@ -22,11 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.config import WriterConfig
-from engine.counts import merge_counts
-from engine.manifest import Manifest, publish
-from engine.reader import read_version
-from engine.writer import ShardWriter
+from engine.config.settings import WriterConfig
+from engine.store.counts import merge_counts
+from engine.store.manifest import Manifest, publish
+from engine.store.reader import read_version
+from engine.store.writer import ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION, records_to_table
 from schemas.records import GroundedRegion, ImageRecord, Phrase, Provenance, Region, Text
 

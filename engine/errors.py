@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.ingest import InputError
-from engine.typed_config import ConfigError
+from engine.config.typed_config import ConfigError
+from engine.ingest.discover import InputError
 from schemas.stage import WeightsNotFound
 from schemas.validation import SchemaError
 

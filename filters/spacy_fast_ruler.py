@@ -6,7 +6,7 @@ first token. spaCy's Matcher tries every pattern at every token, a quarter of ``
 short captions. Here a tag-map rule matches where a token has its tag (a dictionary lookup), an
 exception keyed on words runs only when one of its words is in the text, and the rest run as before.
 The matches, and their order (by rule), are the ruler's own, and the ruler's own ``set_annotations``
-writes them, so the parse is unchanged (``tests/test_filters_text.py`` compares both on captions).
+writes them, so the parse is unchanged (``tests/integration/test_filters_text.py`` compares both on captions).
 """
 
 from __future__ import annotations

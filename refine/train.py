@@ -1,7 +1,7 @@
 """Fine-tuning Florence-2 on multitask samples: the per-worker training loop (torch only, no Ray).
 
 AdamW with linear warm-up then cosine or linear decay, gradient clipping, bf16 autocast on GPU,
-padded label positions masked to -100, optional frozen vision tower. ``engine/refinement.py``
+padded label positions masked to -100, optional frozen vision tower. ``engine/refine_loop.py``
 runs :func:`train_epochs` inside Ray Train's ``TorchTrainer`` (DDP, one worker per GPU).
 """
 

@@ -1,4 +1,4 @@
-"""The Arrow schema of annotation and quarantine shards, and row/table conversions."""
+"""The Arrow schema of annotation, quarantine and skipped shards, and row/table conversions."""
 
 from __future__ import annotations
 
@@ -83,6 +83,22 @@ DROP = pa.struct(
     ]
 )
 
+# What curation measured on an image (``schemas.records.ImageMeasures``): a column of the probe index
+# and, later, of annotation rows.
+IMAGE_MEASURES = pa.struct(
+    [
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("aspect_ratio", pa.float32()),
+        ("phash", pa.uint64()),
+        ("dhash", pa.uint64()),
+        ("sharpness", pa.float32()),
+        ("brightness", pa.float32()),
+        ("contrast", pa.float32()),
+        ("single_colour_fraction", pa.float32()),
+    ]
+)
+
 STAGE_ERROR = pa.struct([("stage", pa.string()), ("message", pa.string())])
 
 _METADATA = {b"fld_engine.schema_version": SCHEMA_VERSION.encode()}
@@ -119,6 +135,22 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("reason", pa.string(), nullable=False),
         pa.field("detail", pa.string()),
         pa.field("size_bytes", pa.int64()),
+    ],
+    metadata=_METADATA,
+)
+
+
+# Good files not worth annotating: a near-duplicate of a representative (``duplicate_of``) or below an
+# image gate. Like quarantine, one row per image, with the measured value and the threshold it crossed.
+SKIPPED_SCHEMA = pa.schema(
+    [
+        pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("threshold", pa.float64()),
+        pa.field("detail", pa.string()),
+        pa.field("duplicate_of", pa.string()),
     ],
     metadata=_METADATA,
 )

@@ -370,6 +370,36 @@ class StageError:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class ImageMeasures:
+    """What curation measured on one decoded image (``schemas.arrow.IMAGE_MEASURES``), kept so audits and
+    later runs re-threshold without decoding again.
+
+    ``phash`` and ``dhash`` are 64-bit perceptual hashes as unsigned integers (bit 63 = the first bit of
+    imagehash's hex string). ``aspect_ratio`` is long side / short side (>= 1). ``sharpness`` (variance
+    of the Laplacian), ``brightness`` (mean) and ``contrast`` (standard deviation) are in grey levels
+    (0-255) of the image scaled to at most ``curation.measures.MEASURE_SIDE`` pixels.
+    ``single_colour_fraction`` is the share of pixels in the most common quantised colour.
+    """
+
+    width: int
+    height: int
+    aspect_ratio: float
+    phash: int
+    dhash: int
+    sharpness: float
+    brightness: float
+    contrast: float
+    single_colour_fraction: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageMeasures:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
 @dataclass(slots=True)
 class ImageRecord:
     """All annotations of one image: one row of an annotation shard."""

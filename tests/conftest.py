@@ -28,7 +28,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_florence2_dir(tmp_path_factory):
     """A tiny random-init Florence-2 checkpoint and processor on disk (built once per session)."""
-    from tests.tiny_models.florence import build_tiny_florence2
+    from tests.support.tiny_models.florence import build_tiny_florence2
 
     return build_tiny_florence2(tmp_path_factory.mktemp("tiny-florence2"))
 
@@ -36,7 +36,7 @@ def tiny_florence2_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A moto S3 server for the whole session; AWS_ENDPOINT_URL points at it."""
-    from tests.s3_server import s3_server
+    from tests.support.s3_server import s3_server
 
     with s3_server() as endpoint:
         yield endpoint
@@ -45,6 +45,6 @@ def s3_endpoint():
 @pytest.fixture
 def s3_bucket(s3_endpoint) -> str:
     """A fresh, empty bucket on the test S3 server, as ``s3://name``."""
-    from tests.s3_server import new_bucket
+    from tests.support.s3_server import new_bucket
 
     return new_bucket()

@@ -15,8 +15,8 @@ from engine.audit.collect import AuditStats, StatsCollector
 from engine.audit.ground_truth import GroundTruthCollector, GroundTruthResult
 from engine.audit.paper_measures import PaperMeasures, paper_measures
 from engine.audit.reservoir import Reservoir
-from engine.manifest import Manifest
-from engine.reader import manifest_of, version_dataset
+from engine.store.manifest import Manifest, require_manifest
+from engine.store.reader import iter_batches
 from filters.statistics import compute_statistics
 from schemas.records import ImageRecord
 
@@ -39,7 +39,7 @@ class AuditResult:
 def quarantine_reasons(root: Path, version: int | None) -> Counter[str]:
     """Quarantined inputs per reason, read from the version's quarantine shards batch by batch."""
     reasons: Counter[str] = Counter()
-    for batch in version_dataset(root, version, quarantine=True).to_batches(columns=["reason"]):
+    for batch in iter_batches(root, version, columns=["reason"], quarantine=True):
         if batch.num_rows:
             counted = pc.value_counts(batch.column(0))
             for value, count in zip(counted.field("values"), counted.field("counts"), strict=True):
@@ -60,13 +60,13 @@ def audit_version(
     they pull is first handed, as a record, to the other collectors.
     """
     started = time.perf_counter()
-    manifest = manifest_of(root, version)
+    manifest = require_manifest(root, version)
     stats, agreement = StatsCollector(seed=seed), AgreementCollector()
     truth = GroundTruthCollector(ground_truth) if ground_truth is not None else None
     samples: Reservoir[ImageRecord] = Reservoir(sample, seed=seed)
 
     def rows() -> Iterator[dict]:
-        for batch in version_dataset(root, manifest.version).to_batches(batch_size=BATCH_ROWS):
+        for batch in iter_batches(root, manifest.version, batch_size=BATCH_ROWS):
             for row in batch.to_pylist():
                 record = ImageRecord.from_row(row)
                 stats.add(record)

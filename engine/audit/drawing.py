@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from engine.exports.images import decoded_pixels, source_bytes
-from engine.ingest import BadImage
+from engine.ingest.decode import BadImage
 from schemas.masks import decode_mask
 from schemas.records import ImageRecord, Region
 

@@ -150,7 +150,8 @@ class GroundTruthCollector:
             return summary
         with_masks = sum("segmentation" in d for d in self.detections)
         gt_annotations = self.coco.dataset.get("annotations", [])
-        gt_without_masks = sum("segmentation" not in a for a in gt_annotations)
+        # Our COCO exports give box-only annotations their box as a polygon (fld_segmentation "box"): not a mask.
+        gt_without_masks = sum("segmentation" not in a or a.get("fld_segmentation") == "box" for a in gt_annotations)
         # loadRes adds box polygons to detections without masks, so decide on mask AP first.
         detections = _quiet(self.coco.loadRes, self.detections)
         summary.box_map, summary.box_ap = self._evaluate(detections, "bbox")

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from engine.exports.coco import COCO_TASKS, CocoWriter
+from engine.exports.destination import export_folder
 from engine.exports.report import ExportReport
-from engine.reader import iter_records
+from engine.store.reader import iter_records
 from schemas.records import ImageRecord
 
 SCORE_BANDS = (0.3, 0.5, 0.7, 0.9)
@@ -68,11 +69,15 @@ def choose_images(records: Iterable[ImageRecord], k: int) -> tuple[list[str], di
 
 
 def export_review(root: Path, destination: Path, k: int, version: int | None = None) -> ExportReport:
-    """Write the ``k`` review images with all their regions as COCO under ``destination``."""
+    """Write the ``k`` review images with all their regions as one COCO file under ``destination``
+    (images without location metadata); a failed export removes what it wrote."""
     started = time.perf_counter()
     chosen, candidates = choose_images(iter_records(root, version), k)
     wanted = set(chosen)
-    with CocoWriter(destination, COCO_TASKS, ExportReport("review", destination)) as writer:
+    with (
+        export_folder(destination, "the review folder"),
+        CocoWriter(destination, COCO_TASKS, ExportReport("review", destination)) as writer,
+    ):
         for record in iter_records(root, version):
             if record.image_id in wanted:
                 writer.add(record)

@@ -10,8 +10,8 @@ from pathlib import Path
 from engine.audit.dataset_audit import audit_version
 from engine.audit.review import export_review
 from engine.audit.text_summary import format_summary
-from engine.commands.export import require_empty_destination
 from engine.errors import OutputError
+from engine.exports.destination import check_output_file, check_output_folder, write_text_atomically
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,13 +33,15 @@ def audit(args: argparse.Namespace) -> int:
             raise OutputError("--review needs --to DIR, the folder for the review sample")
         if args.review <= 0:
             raise OutputError(f"--review {args.review}: the number of images must be positive")
-        require_empty_destination(args.to)
+        check_output_folder(args.to, "the review folder")
         print(export_review(args.directory, args.to, args.review, args.version).format_lines())
         return 0
     if args.sample < 0:
         raise OutputError(f"--sample {args.sample}: the number of images must be zero or more")
     if args.ground_truth is not None and not args.ground_truth.is_file():
         raise OutputError(f"--ground-truth {args.ground_truth}: no such file")
+    if args.html is not None:
+        check_output_file(args.html, "the HTML report")
     result = audit_version(args.directory, args.version, args.sample, args.ground_truth, args.seed)
     print(format_summary(result))
     if args.html is not None:
@@ -47,7 +49,6 @@ def audit(args: argparse.Namespace) -> int:
 
         started = time.perf_counter()
         document = render_html(result)
-        args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(document, encoding="utf-8")
+        write_text_atomically(args.html, document)
         print(f"report: {args.html} ({len(document) / 1e6:.2f} MB, rendered in {time.perf_counter() - started:.2f}s)")
     return 0

@@ -1,12 +1,13 @@
-"""``fld-engine diff``: images added, removed and re-annotated between two versions, and count changes."""
+"""``fld-engine diff``: images added, removed and re-annotated between two versions (the first few with
+their source paths), and count changes."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from engine.manifest import require_manifest
-from engine.version_diff import diff_versions
+from engine.store.manifest import require_manifest
+from engine.store.version_diff import diff_versions, source_paths
 
 SHOWN_IDS = 5
 
@@ -16,14 +17,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("directory", type=Path, metavar="DIR")
     parser.add_argument("--from", dest="older", type=int, required=True, metavar="N", help="the older version")
     parser.add_argument("--to", dest="newer", type=int, metavar="M", help="the newer version (default: the latest)")
-    parser.add_argument("--ids", action="store_true", help="list every image id, not only the first few")
+    parser.add_argument("--ids", action="store_true", help="list every image with its path, not only the first few")
     parser.set_defaults(func=diff)
 
 
-def _ids_line(label: str, ids: list[str], all_ids: bool) -> str:
+def printable(path: str) -> str:
+    """A path safe to print on one line: undecodable bytes and control characters escaped."""
+    text = path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def image_lines(label: str, ids: list[str], paths: dict[str, list[str]], all_ids: bool) -> list[str]:
+    """A count line, then one line per shown image (short id and source path), then how many are not shown."""
     shown = ids if all_ids else ids[:SHOWN_IDS]
-    more = "" if len(shown) == len(ids) else f" ... (+{len(ids) - len(shown)}, --ids lists all)"
-    return f"  {label:<12} {len(ids):>8}" + (f"   {' '.join(i[:12] for i in shown)}{more}" if ids else "")
+    lines = [f"  {label:<12} {len(ids):>8}"]
+    for image_id in shown:
+        uris = paths.get(image_id) or ["(no source path)"]
+        others = f"  (+{len(uris) - 1} more paths)" if len(uris) > 1 else ""
+        lines.append(f"      {image_id[:12]}  {printable(uris[0])}{others}")
+    if len(shown) < len(ids):
+        lines.append(f"      ... and {len(ids) - len(shown)} more (--ids lists all)")
+    return lines
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -41,9 +55,12 @@ def diff(args: argparse.Namespace) -> int:
         print(
             f"  config {older.config_fingerprint} -> {newer.config_fingerprint} (stages changed: {', '.join(changed)})"
         )
-    print(_ids_line("added", result.added, args.ids))
-    print(_ids_line("removed", result.removed, args.ids))
-    print(_ids_line("re-annotated", result.reannotated, args.ids))
+    groups = {"added": result.added, "removed": result.removed, "re-annotated": result.reannotated}
+    shown = {label: ids if args.ids else ids[:SHOWN_IDS] for label, ids in groups.items()}
+    new_paths = source_paths(root, newer, [*shown["added"], *shown["re-annotated"]])
+    old_paths = source_paths(root, older, shown["removed"])
+    for label, ids in groups.items():
+        print("\n".join(image_lines(label, ids, old_paths if label == "removed" else new_paths, args.ids)))
     if result.count_changes:
         print("counts:")
         for key, (before, after) in result.count_changes.items():

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from engine.errors import OutputError
 from engine.exports.coco import COCO_TASKS
+from engine.exports.destination import check_output_folder
 from engine.exports.report import ExportReport
-from engine.reader import iter_records, manifest_of
+from engine.store.manifest import require_manifest
+from engine.store.reader import iter_records
 from schemas.records import REGION_KINDS
 
 FORMATS = ("florence", "coco", "yolo", "hf")
@@ -27,30 +29,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="florence: Florence-2 tasks (e.g. '<OD>' '<OCR>'; default all); coco/yolo: region kinds "
         f"({', '.join(REGION_KINDS)}; default object), coco also 'phrase' (grounded phrases with their masks)",
     )
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="share of images in validation (default 0.1)")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of images in validation, split by image id (default 0.1)",
+    )
+    parser.add_argument(
+        "--keep-exif",
+        action="store_true",
+        help="copy image metadata as it is; by default location metadata (Exif GPS, XMP, IPTC) is removed",
+    )
     parser.set_defaults(func=export)
-
-
-def require_empty_destination(destination: Path) -> None:
-    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-        raise OutputError(f"{destination}: the export destination must be a new or empty folder")
 
 
 def export(args: argparse.Namespace) -> int:
     if not 0.0 <= args.val_fraction < 1.0:
         raise OutputError(f"--val-fraction {args.val_fraction}: must be at least 0 and below 1")
-    manifest = manifest_of(args.directory, args.version)
-    require_empty_destination(args.to)
-    report = run_export(args.format, args.directory, manifest.version, args.to, args.tasks, args.val_fraction)
+    check_output_folder(args.to)
+    manifest = require_manifest(args.directory, args.version)
+    report = run_export(
+        args.format, args.directory, manifest.version, args.to, args.tasks, args.val_fraction, args.keep_exif
+    )
     print(f"{args.directory} version {manifest.version}")
     print(report.format_lines())
     return 0
 
 
 def run_export(
-    fmt: str, root: Path, version: int, destination: Path, tasks: list[str] | None, val_fraction: float
+    fmt: str,
+    root: Path,
+    version: int,
+    destination: Path,
+    tasks: list[str] | None,
+    val_fraction: float,
+    keep_exif: bool = False,
 ) -> ExportReport:
-    """Stream ``root``'s ``version`` into the exporter of ``fmt``."""
+    """Stream ``root``'s ``version`` into the exporter of ``fmt``; a failed export leaves no output."""
     records = iter_records(root, version)
     if fmt in ("coco", "yolo"):
         allowed = COCO_TASKS if fmt == "coco" else REGION_KINDS
@@ -61,20 +76,20 @@ def run_export(
         if fmt == "coco":
             from engine.exports.coco import export_coco
 
-            return export_coco(records, destination, kinds)
+            return export_coco(records, destination, kinds, val_fraction, keep_exif)
         from engine.exports.yolo import export_yolo
 
-        return export_yolo(records, destination, kinds, val_fraction)
+        return export_yolo(records, destination, kinds, val_fraction, keep_exif)
     if fmt == "hf":
         if tasks:
             raise OutputError("--tasks: the hf export writes every annotation; it takes no tasks")
         from engine.exports.hf import export_hf
 
-        return export_hf(root, destination, version, val_fraction)
+        return export_hf(root, destination, version, val_fraction, keep_exif=keep_exif)
     from engine.exports.florence import check_tasks, export_florence
 
     try:
         check_tasks(tasks)
     except ValueError as error:
         raise OutputError(f"--tasks: {error}") from None
-    return export_florence(records, destination, tasks, val_fraction)
+    return export_florence(records, destination, tasks, val_fraction, keep_exif)

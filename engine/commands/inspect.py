@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from engine.commands.summary import format_counts
 from engine.errors import OutputError
-from engine.manifest import require_manifest
-from engine.reader import version_dataset
-from engine.summary import format_counts
+from engine.store.manifest import require_manifest
+from engine.store.reader import version_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

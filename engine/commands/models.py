@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from engine.config import load_config
-from engine.weights import weights_checks
+from engine.config.profile import load_config
+from engine.execute.plan_stages import weights_checks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.config import load_config
-from engine.refinement import RoundResult, refine_dataset
-from engine.typed_config import ConfigError
+from engine.config.profile import load_config
+from engine.config.typed_config import ConfigError
+from engine.refine_loop import RoundResult, refine_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.config import load_config
-from engine.pipeline import RunRequest, run_pipeline
-from engine.refinement import base_checkpoint, refine_dataset
-from engine.summary import format_counts
+from engine.commands.summary import format_counts
+from engine.config.profile import load_config
+from engine.refine_loop import base_checkpoint, refine_dataset
+from engine.run import RunRequest, run_pipeline
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from engine.errors import OutputError
-from engine.manifest import all_manifests
+from engine.store.manifest import all_manifests
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

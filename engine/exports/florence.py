@@ -15,10 +15,11 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from engine.exports.destination import export_folder
 from engine.exports.images import source_bytes, write_image
 from engine.exports.report import ExportReport
 from engine.exports.split import split_of
-from engine.ingest import BadImage
+from engine.ingest.decode import BadImage
 from refine.targets import florence_samples
 from schemas.florence_tasks import TRAINING_TASKS as TASKS
 from schemas.records import ImageRecord
@@ -39,14 +40,15 @@ def export_florence(
     destination: Path,
     tasks: Sequence[str] | None = None,
     val_fraction: float = 0.1,
+    keep_exif: bool = False,
 ) -> ExportReport:
     """Write the Florence-2 samples of ``records`` (``tasks``, default all) as JSONL with their images."""
     started = time.perf_counter()
     chosen = check_tasks(tasks)
     report = ExportReport("florence", destination)
-    destination.mkdir(parents=True, exist_ok=True)
     lines = dict.fromkeys(SPLIT_FILES, 0)
     with contextlib.ExitStack() as files:
+        files.enter_context(export_folder(destination))
         handles = {
             split: files.enter_context(open(destination / name, "w", encoding="utf-8"))
             for split, name in SPLIT_FILES.items()
@@ -62,7 +64,7 @@ def export_florence(
                 report.skip("source missing or changed since annotation")
                 continue
             try:
-                file_name = write_image(record, data, destination / "images")
+                file_name = write_image(record, data, destination / "images", keep_exif)
             except BadImage as error:
                 report.skip(f"undecodable image ({error.reason})")
                 continue

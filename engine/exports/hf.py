@@ -4,6 +4,8 @@
 (``{bytes, path}``, declared as a ``datasets.Image`` feature in the schema metadata). Arrow maps,
 which ``datasets`` cannot type, become lists of ``{key, value}``. The version's Arrow batches are
 carried over column by column (no per-row Python objects); only the image bytes are read per row.
+``README.md`` is the dataset card (:mod:`engine.exports.hf_card`), so ``datasets.load_dataset(DEST)``
+reads the export with its declared features.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engine.exports.destination import export_folder
+from engine.exports.hf_card import CardCounts, write_card
 from engine.exports.images import export_bytes
 from engine.exports.report import ExportReport
 from engine.exports.split import split_of
-from engine.ingest import BadImage
-from engine.reader import version_dataset
+from engine.ingest.decode import BadImage
+from engine.store.manifest import require_manifest
+from engine.store.reader import iter_batches
 from schemas.arrow import ANNOTATION_SCHEMA
 
 HF_SPLITS = {"train": "train", "val": "validation"}
@@ -47,7 +52,7 @@ HF_SCHEMA = pa.schema(
 )
 
 
-def _image_of(image_id: str, uris: list[str]) -> tuple[dict | None, str]:
+def _image_of(image_id: str, uris: list[str], keep_exif: bool = False) -> tuple[dict | None, str]:
     """The ``{bytes, path}`` image cell for a row, or None and why it cannot be exported."""
     for uri in uris:
         try:
@@ -56,7 +61,7 @@ def _image_of(image_id: str, uris: list[str]) -> tuple[dict | None, str]:
             continue
         if hashlib.sha256(data).hexdigest() == image_id:
             try:
-                payload, suffix = export_bytes(data)
+                payload, suffix = export_bytes(data, keep_exif)
             except BadImage as error:
                 return None, f"undecodable image ({error.reason})"
             return {"bytes": payload, "path": image_id[:16] + suffix}, ""
@@ -97,33 +102,44 @@ def export_hf(
     version: int | None = None,
     val_fraction: float = 0.1,
     rows_per_shard: int = 500,
+    keep_exif: bool = False,
 ) -> ExportReport:
-    """Write ``root``'s version with image bytes as train/validation Parquet shards under ``destination/data``."""
+    """Write ``root``'s version with image bytes as train/validation Parquet shards under ``destination/data``,
+    and its dataset card; a failed export removes what it wrote."""
     started = time.perf_counter()
     report = ExportReport("hf", destination)
-    shards = {split: _SplitShards(destination / "data", name, rows_per_shard) for split, name in HF_SPLITS.items()}
-    for batch in version_dataset(root, version).to_batches(batch_size=BATCH_ROWS):
-        ids = batch.column("image_id").to_pylist()
-        uris = batch.column("source_uris").to_pylist()
-        images, splits = [], []
-        for image_id, row_uris in zip(ids, uris, strict=True):
-            image, reason = _image_of(image_id, row_uris or [])
-            images.append(image)
-            splits.append(split_of(image_id, val_fraction) if image is not None else None)
-            if image is None:
-                report.skip(reason)
-        report.records += batch.num_rows
-        columns = [pa.array(images, IMAGE)]
-        columns += [batch.column(f.name).cast(without_maps(f.type)) for f in ANNOTATION_SCHEMA]
-        table = pa.Table.from_arrays(columns, schema=HF_SCHEMA)
+    manifest = require_manifest(root, version)
+    counts = CardCounts()
+    with export_folder(destination):
+        shards = {split: _SplitShards(destination / "data", name, rows_per_shard) for split, name in HF_SPLITS.items()}
+        for batch in iter_batches(root, manifest.version, batch_size=BATCH_ROWS):
+            ids = batch.column("image_id").to_pylist()
+            uris = batch.column("source_uris").to_pylist()
+            images, splits = [], []
+            for image_id, row_uris in zip(ids, uris, strict=True):
+                image, reason = _image_of(image_id, row_uris or [], keep_exif)
+                images.append(image)
+                splits.append(split_of(image_id, val_fraction) if image is not None else None)
+                if image is None:
+                    report.skip(reason)
+            report.records += batch.num_rows
+            columns = [pa.array(images, IMAGE)]
+            columns += [batch.column(f.name).cast(without_maps(f.type)) for f in ANNOTATION_SCHEMA]
+            table = pa.Table.from_arrays(columns, schema=HF_SCHEMA)
+            for split, writer in shards.items():
+                part = table.filter(pa.array([s == split for s in splits]))
+                writer.add(part)
+                counts.add(HF_SPLITS[split], part)
+            kept = table.filter(pa.array([s is not None for s in splits]))
+            report.images += kept.num_rows
+            for column in ("texts", "regions", "phrases"):
+                report.annotations[column] += len(kept.column(column).combine_chunks().flatten())
+        data_files = {}
         for split, writer in shards.items():
-            writer.add(table.filter(pa.array([s == split for s in splits])))
-        kept = table.filter(pa.array([s is not None for s in splits]))
-        report.images += kept.num_rows
-        for column in ("texts", "regions", "phrases"):
-            report.annotations[column] += len(kept.column(column).combine_chunks().flatten())
-    for writer in shards.values():
-        writer.flush()
-        report.files.update({f"data/{name}": rows for name, rows in writer.written.items()})
+            writer.flush()
+            report.files.update({f"data/{name}": rows for name, rows in writer.written.items()})
+            if writer.written:
+                data_files[HF_SPLITS[split]] = f"data/{HF_SPLITS[split]}-*.parquet"
+        write_card(destination, root, manifest, HF_SCHEMA, counts, data_files, keep_exif)
     report.seconds = time.perf_counter() - started
     return report

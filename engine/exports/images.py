@@ -1,7 +1,8 @@
 """The image file behind a record, checked against its content id, as written into an export.
 
 A record's geometry refers to the decoded image (EXIF orientation applied, any mode as RGB).
-Files whose pixels already read that way (JPEG/PNG, no rotation) are copied byte for byte;
+Files whose pixels already read that way (JPEG/PNG, no rotation) are copied with their compressed
+pixels byte for byte, by default without location metadata (:mod:`engine.exports.location_metadata`);
 others are written as PNG from the decoded pixels, so boxes and pixels always agree.
 """
 
@@ -14,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.ingest import decode_image
+from engine.exports.location_metadata import without_location
+from engine.ingest.decode import decode_image
 from schemas.records import ImageRecord
 
 COPYABLE_FORMATS = {"jpeg": ".jpg", "png": ".png"}
@@ -50,20 +52,23 @@ def _copyable_suffix(data: bytes) -> str | None:
     return suffix if suffix and plain_mode and not rotated else None
 
 
-def export_bytes(data: bytes) -> tuple[bytes, str]:
-    """The bytes to write for an image and their file suffix: the original when it reads as decoded, else PNG."""
+def export_bytes(data: bytes, keep_exif: bool = False) -> tuple[bytes, str]:
+    """The bytes to write for an image and their file suffix: the original when it reads as decoded
+    (without location metadata unless ``keep_exif``), else PNG of the decoded pixels."""
     suffix = _copyable_suffix(data)
     if suffix is not None:
-        return data, suffix
+        payload = data if keep_exif else without_location(data)
+        if payload is not None:
+            return payload, suffix
     buffer = io.BytesIO()
     Image.fromarray(decoded_pixels(data)).save(buffer, "PNG")
     return buffer.getvalue(), ".png"
 
 
-def write_image(record: ImageRecord, data: bytes, folder: Path) -> str:
+def write_image(record: ImageRecord, data: bytes, folder: Path, keep_exif: bool = False) -> str:
     """Write the image into ``folder`` as ``<image_id[:16]><suffix>``; return the file name."""
     folder.mkdir(parents=True, exist_ok=True)
-    payload, suffix = export_bytes(data)
+    payload, suffix = export_bytes(data, keep_exif)
     name = record.image_id[:16] + suffix
     (folder / name).write_bytes(payload)
     return name

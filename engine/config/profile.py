@@ -1,0 +1,168 @@
+"""Profiles: YAML (``yaml.safe_load``) validated into an :class:`EngineConfig`, errors naming the key.
+
+A profile may start from another with ``extends: NAME`` (a bundled profile) or ``extends: PATH.yaml``
+(relative to the extending file); the chain is merged base first (``engine/config/merge.py``: mappings
+merged at any depth, lists replaced), and only the merged result is validated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources as package_files
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.config.merge import merge_mappings
+from engine.config.registry import FILTERS, SPECIALISTS, backends, stage_class
+from engine.config.settings import (
+    DEFAULT_PROFILE,
+    STAGE_CONFIGS,
+    CurationSettings,
+    EngineConfig,
+    IngestConfig,
+    RayConfig,
+    RefineConfig,
+    StageConfig,
+    WriterConfig,
+)
+from engine.config.typed_config import ConfigError, build
+from schemas.stage import Resources
+
+BUNDLED = package_files.files("engine.config") / "profiles"
+EXTENDS = "extends"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _stage(kind: str, data: Any, where: str) -> StageConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping with name and backend")
+    unknown = sorted(set(data) - {"name", "backend", "resources", "options"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: backend, name, options, resources)")
+    backend = data.get("backend")
+    known = backends(kind)
+    if backend not in known:
+        raise ConfigError(f"{where}.backend: {backend!r} is not one of {', '.join(sorted(known))}")
+    name = data.get("name", backend)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}.name: expected a non-empty string")
+    options_class = stage_class(kind, backend).Options
+    return STAGE_CONFIGS[kind](
+        name=name,
+        backend=backend,
+        resources=build(Resources, data.get("resources"), f"{where}.resources"),
+        options=build(options_class, data.get("options"), f"{where}.options"),
+    )
+
+
+def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
+    """Validate a profile mapping into an :class:`EngineConfig`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("config: expected a mapping at the top level")
+    sections = {"ingest", "curation", "specialists", "filters", "writer", "ray", "refine"}
+    unknown = sorted(set(data) - sections)
+    if unknown:
+        raise ConfigError(f"config: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(sections))})")
+    stages: dict[str, tuple[StageConfig, ...]] = {}
+    for kind in (SPECIALISTS, FILTERS):
+        items = data.get(kind) or []
+        if not isinstance(items, list):
+            raise ConfigError(f"{kind}: expected a list of stages")
+        stages[kind] = tuple(_stage(kind, item, f"{kind}[{i}]") for i, item in enumerate(items))
+        names = [s.name for s in stages[kind]]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"{kind}: stage name {duplicates[0]!r} is used twice")
+    return EngineConfig(
+        ingest=build(IngestConfig, data.get("ingest"), "ingest"),
+        curation=build(CurationSettings, data.get("curation"), "curation"),
+        specialists=stages[SPECIALISTS],
+        filters=stages[FILTERS],
+        writer=build(WriterConfig, data.get("writer"), "writer"),
+        ray=build(RayConfig, data.get("ray"), "ray"),
+        refine=build(RefineConfig, data.get("refine"), "refine"),
+        profile=profile,
+    )
+
+
+def load_config(path: str | Path | None = None) -> EngineConfig:
+    """Load a profile: a YAML file path, a bundled profile name (``offline``, ``fld5b``), or the default.
+
+    Its ``extends:`` chain is merged first (:func:`read_profile`); the merged mapping is validated.
+    """
+    reference = str(path if path is not None else DEFAULT_PROFILE)
+    candidate = Path(reference)
+    if candidate.suffix not in YAML_SUFFIXES and not candidate.exists():
+        source = _bundled(reference, "config")
+    elif not candidate.is_file():
+        raise ConfigError(f"config: file {reference!r} does not exist")
+    else:
+        source = ProfileSource(candidate.stem, str(candidate.resolve()), candidate, candidate.parent)
+    return parse_config(read_profile(source), profile=source.name)
+
+
+@dataclass(frozen=True)
+class ProfileSource:
+    """Where a profile's YAML is: ``label`` names it in messages (and identifies it in an ``extends:``
+    chain); the relative paths it extends are resolved from ``folder``."""
+
+    name: str
+    label: str
+    location: Traversable | Path
+    folder: Traversable | Path
+
+
+def read_profile(source: ProfileSource, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The profile's mapping with what it ``extends:`` laid under it (:func:`merge_mappings`), not validated.
+
+    ``extends:`` names a bundled profile, or a YAML file (``.yaml``, ``.yml``) relative to this one.
+    """
+    chain = (*chain, source.label)
+    if chain.count(source.label) > 1:
+        raise ConfigError(f"config: profiles extend each other in a cycle: {' -> '.join(chain)}")
+    data = _read_yaml(source)
+    reference = data.pop(EXTENDS, None)
+    if reference is None:
+        return data
+    if not isinstance(reference, str) or not reference:
+        raise ConfigError(f"{source.label}: extends: expected a bundled profile name or a YAML path, got {reference!r}")
+    return merge_mappings(read_profile(_extended(reference, source), chain), data)
+
+
+def _read_yaml(source: ProfileSource) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(source.location.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config: {source.label} is not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {source.label}: expected a mapping at the top level")
+    return data
+
+
+def _extended(reference: str, source: ProfileSource) -> ProfileSource:
+    """The profile ``source`` extends: a YAML path (relative to ``source``) or a bundled profile name."""
+    where = f"{source.label}: extends"
+    relative = Path(reference)
+    if relative.suffix not in YAML_SUFFIXES:
+        return _bundled(reference, where)
+    folder = source.folder.joinpath(*relative.parent.parts) if relative.parent.parts else source.folder
+    location = folder / relative.name
+    if not location.is_file():
+        raise ConfigError(f"{where}: file {reference!r} does not exist (looked for {location})")
+    label = str(location.resolve()) if isinstance(location, Path) else str(location)
+    return ProfileSource(relative.stem, label, location, folder)
+
+
+def _bundled(name: str, where: str) -> ProfileSource:
+    location = BUNDLED / f"{name}.yaml"
+    if not location.is_file():
+        bundled = sorted(entry.name[: -len(".yaml")] for entry in BUNDLED.iterdir() if entry.name.endswith(".yaml"))
+        raise ConfigError(f"{where}: no profile file or bundled profile named {name!r} (bundled: {', '.join(bundled)})")
+    return ProfileSource(name, name, location, BUNDLED)

@@ -1,0 +1,152 @@
+"""The Ray Data pipeline over rows of the annotation schema: one streaming ``map_batches`` step per stage group.
+
+Groups holding a model run in actor pools that set their stages up once; the others run as tasks that
+keep one set-up copy of each stage per worker process. The first step reads each image's bytes where it
+decodes them. Small pixel-free reruns (filters only) run in this process instead, where Ray would cost more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from engine.config.settings import EngineConfig, StageConfig
+from engine.config.typed_config import ConfigError
+from engine.execute.plan_stages import PlannedStage
+from engine.execute.ray_session import LazyRay
+from engine.execute.stage_groups import StageGroup, group_stages
+from engine.execute.stage_runner import StageChainWorker, run_step
+from engine.ingest.image_bytes import attach_image_bytes
+
+MAX_INPUT_BLOCKS = 1000
+LOADER_CPUS = 0.25
+# Filter reruns of at most this many rows run in this process when nothing else needs Ray.
+IN_PROCESS_ROWS = 2000
+PIXEL_FREE_BLOCK_ROWS = 256
+
+_TASK_STAGES: dict[str, Any] = {}
+
+
+def _task_stage(stage_config: StageConfig) -> Any:
+    """One set-up stage per worker process and configuration (keyed by repr: options may hold dicts)."""
+    key = repr(stage_config)
+    if key not in _TASK_STAGES:
+        stage = stage_config.create()
+        stage.setup()
+        _TASK_STAGES[key] = stage
+    return _TASK_STAGES[key]
+
+
+def _run_task_group(
+    batch: pa.Table, stages: tuple[StageConfig, ...], max_pixels: int, read_bytes: bool | None
+) -> pa.Table:
+    return run_step([_task_stage(config) for config in stages], batch, max_pixels, read_bytes)
+
+
+def _named_worker(group_name: str) -> type:
+    """The actor class of one stage group, named after it: Ray's process titles and progress bars then
+    say ``MapBatches(ocr+haar)`` rather than one class name for every stage."""
+    return type(group_name, (StageChainWorker,), {"__qualname__": group_name})
+
+
+def _named_task(group_name: str) -> Callable[..., pa.Table]:
+    def run(batch: pa.Table, **kwargs: Any) -> pa.Table:
+        return _run_task_group(batch, **kwargs)
+
+    run.__name__ = run.__qualname__ = group_name
+    return run
+
+
+def check_capacity(groups: list[StageGroup]) -> None:
+    """Fail clearly when the stages cannot all run at once: Ray Data would otherwise wait forever.
+
+    Actor pools hold their CPUs for the whole run, so beside them there must remain room for the
+    largest task (the byte loader or a filter task), or the stream deadlocks.
+    """
+    import ray
+
+    resources = ray.cluster_resources()
+    largest_task = max([LOADER_CPUS] + [g.resources.num_cpus for g in groups if not g.holds_model])
+    for name, total in (("CPU", "num_cpus"), ("GPU", "num_gpus")):
+        demand = sum(getattr(g.resources, total) * g.resources.pool_size for g in groups if g.holds_model)
+        needed = demand + (largest_task if name == "CPU" else 0.0)
+        available = resources.get(name, 0.0)
+        if needed > available + 1e-9:
+            raise ConfigError(
+                f"the stages need {needed:g} {name}s at once (actor pools {demand:g}"
+                + (f" + the largest task {largest_task:g}" if name == "CPU" else "")
+                + f") but Ray has {available:g}; lower resources.{total} or pool_size in the profile, "
+                "or give Ray more (ray.num_cpus / a cluster)"
+            )
+
+
+def _blocks(table: pa.Table, rows_per_block: int) -> list[pa.Table]:
+    count = min(MAX_INPUT_BLOCKS, max(1, table.num_rows // max(1, rows_per_block)))
+    size = -(-table.num_rows // count)
+    return [table.slice(start, size) for start in range(0, table.num_rows, size)] or [table]
+
+
+def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConfig, read_pixels: bool = True) -> Any:
+    """The lazy Ray Data pipeline over ``rows`` (annotation schema): attach bytes, then one ``map_batches``
+    per stage group. Without ``read_pixels`` no file is read (for stages that do not need pixels)."""
+    import ray
+
+    # Blocks are the streaming unit; without file reads, larger blocks cost less scheduling.
+    ds = ray.data.from_arrow(_blocks(rows, config.ray.decode_batch_size if read_pixels else PIXEL_FREE_BLOCK_ROWS))
+    groups = group_stages(stages, config.ray.fuse_cpu_stages)
+    if not groups:
+        return ds.map_batches(
+            attach_image_bytes, fn_kwargs={"read": read_pixels}, batch_format="pyarrow", num_cpus=LOADER_CPUS
+        )
+    for position, group in enumerate(groups):
+        # The first step reads each image's bytes where it decodes them: no loader processes, one hop less.
+        ds = _add_step(ds, group, config.ingest.max_pixels, read_bytes=read_pixels if position == 0 else None)
+    return ds
+
+
+def _add_step(ds: Any, group: StageGroup, max_pixels: int, read_bytes: bool | None) -> Any:
+    """One ``map_batches`` step running ``group``'s stages: an actor pool when one holds a model, else tasks."""
+    from ray.data import ActorPoolStrategy
+
+    stages = tuple(stage.config for stage in group.stages)  # type: ignore[attr-defined]
+    arguments = {"stages": stages, "max_pixels": max_pixels, "read_bytes": read_bytes}
+    resources = group.resources
+    common: dict[str, Any] = {
+        "batch_format": "pyarrow",
+        "batch_size": resources.batch_size,
+        "num_cpus": resources.num_cpus,
+    }
+    if resources.num_gpus:
+        common["num_gpus"] = resources.num_gpus
+    if group.holds_model:
+        return ds.map_batches(
+            _named_worker(group.name),
+            fn_constructor_kwargs=arguments,
+            compute=ActorPoolStrategy(size=resources.pool_size),
+            **common,
+        )
+    return ds.map_batches(_named_task(group.name), fn_kwargs=arguments, **common)
+
+
+def streamed(dataset: Any) -> Iterator[pa.Table]:
+    """The output batches of a Ray dataset as they are ready, in Arrow."""
+    return dataset.iter_batches(batch_format="pyarrow", batch_size=None)
+
+
+def run_in_process(rows: pa.Table, stages: list[PlannedStage], config: EngineConfig) -> Iterator[pa.Table]:
+    """The pixel-free stages over ``rows`` in this process (small filter reruns, where Ray would cost more)."""
+    created = [stage.config.create() for stage in stages]
+    for stage in created:
+        stage.setup()
+    for batch in _blocks(rows, PIXEL_FREE_BLOCK_ROWS):
+        yield run_step(created, batch, config.ingest.max_pixels, read_bytes=False)
+
+
+def refilter(rows: pa.Table, filters: list[PlannedStage], config: EngineConfig, ray: LazyRay) -> Iterator[pa.Table]:
+    """The filters over ``rows`` without reading pixels: on Ray when it already runs or the rows are many."""
+    if ray.started or rows.num_rows > IN_PROCESS_ROWS:
+        ray.start()
+        return streamed(build_dataset(rows, filters, config, read_pixels=False))
+    return run_in_process(rows, filters, config)

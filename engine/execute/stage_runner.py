@@ -1,0 +1,198 @@
+"""Running a chain of stages over an Arrow batch, isolating failures to the images that caused them.
+
+``run_stages_on_table`` is a pure function (no Ray): one Arrow -> records -> Arrow conversion and at
+most one decode per image for the whole chain. ``StageChainWorker`` is the callable class Ray Data
+holds in an actor pool, so each stage's model loads once per actor.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from engine.config.settings import StageConfig
+from engine.ingest.decode import BadImage, decode_image
+from engine.ingest.image_bytes import attach_image_bytes
+from schemas.arrow import IN_FLIGHT_SCHEMA
+from schemas.records import ImageRecord, StageError
+from schemas.stage import Stage, stage_fingerprint
+from schemas.validation import SchemaError, validate_record
+
+MAX_ERROR_CHARS = 2000
+# The stage name of an error on a row that was invalid before any stage of the chain touched it.
+INPUT_CHECK = "input_check"
+
+
+def _problem(record: ImageRecord) -> str | None:
+    """Why ``record`` is invalid, or None."""
+    try:
+        validate_record(record)
+    except SchemaError as error:
+        return str(error)
+    return None
+
+
+def _error_message(error: BaseException) -> str:
+    trace = "".join(traceback.format_exception_only(type(error), error)).strip()
+    return trace[:MAX_ERROR_CHARS]
+
+
+def stages_map(value: object) -> dict[str, str]:
+    """A ``stages`` cell as read from Arrow (a list of pairs) or from Python (a dict)."""
+    items = value.items() if isinstance(value, dict) else (value or [])
+    return {str(k): str(v) for k, v in items}  # type: ignore[union-attr]
+
+
+def _decode(rows: list[dict[str, Any]], wanted: set[int], max_pixels: int) -> tuple[list[Any], list[str | None]]:
+    images: list[np.ndarray | None] = [None] * len(rows)
+    failures: list[str | None] = [None] * len(rows)
+    for i in wanted:
+        try:
+            images[i] = decode_image(rows[i]["image_bytes"], max_pixels)[0]
+        except BadImage as error:
+            failures[i] = str(error)
+    return images, failures
+
+
+class _Batch:
+    """The records of one Arrow batch, their decoded images, and which rows each stage must process."""
+
+    def __init__(
+        self, stages: Sequence[Stage], fingerprints: list[str], table: pa.Table, max_pixels: int, todo: list[list[int]]
+    ) -> None:
+        self.stages, self.fingerprints, self.todo = stages, fingerprints, todo
+        self.rows = table.to_pylist()
+        self.records = [ImageRecord.from_row(row) for row in self.rows]
+        wanted = {i for stage, rows in zip(stages, todo, strict=True) if stage.needs_pixels for i in rows}
+        self.images, self.failures = _decode(self.rows, wanted, max_pixels)
+
+    def run_batched(self) -> None:
+        """Each stage once over all its rows; raises if a stage raises (the caller then goes image by image)."""
+        for stage, fingerprint, rows in zip(self.stages, self.fingerprints, self.todo, strict=True):
+            ready = [i for i in rows if not stage.needs_pixels or self.failures[i] is None]
+            if ready:
+                images = [self.images[i] for i in ready] if stage.needs_pixels else None
+                stage.process([self.records[i] for i in ready], images)
+            self._finish(stage, fingerprint, rows)
+
+    def invalid(self) -> list[int]:
+        """Rows a stage processed that now fail ``validate_record``."""
+        processed = sorted({i for rows in self.todo for i in rows})
+        return [i for i in processed if _problem(self.records[i]) is not None]
+
+    def run_image_by_image(self, only: Sequence[int] | None = None) -> None:
+        """From the batch's original rows, every image (of ``only``) alone: a stage that fails on an image, or
+        leaves its record invalid (``schemas.validation``), loses only its own work there and leaves a
+        :class:`StageError` on it; the record goes on to the next stage as it was before."""
+        indices = range(len(self.rows)) if only is None else only
+        for i in indices:
+            self.records[i] = ImageRecord.from_row(self.rows[i])
+            problem = _problem(self.records[i])
+            if problem is not None:  # not a stage's doing: say so once, and blame no stage for it
+                self.records[i].errors.append(StageError(INPUT_CHECK, f"invalid record: {problem}"))
+        chosen = set(indices)
+        for stage, fingerprint, rows in zip(self.stages, self.fingerprints, self.todo, strict=True):
+            rows = [i for i in rows if i in chosen]
+            for i in rows:
+                if stage.needs_pixels and self.failures[i] is not None:
+                    continue
+                before = self.records[i].to_row()
+                valid_before = _problem(self.records[i]) is None
+                try:
+                    stage.process([self.records[i]], [self.images[i]] if stage.needs_pixels else None)
+                    problem = _problem(self.records[i]) if valid_before else None
+                    if problem is not None:
+                        raise SchemaError(f"invalid record: {problem}")
+                except Exception as error:
+                    self.records[i] = ImageRecord.from_row(before)
+                    self.records[i].errors.append(StageError(stage.name, _error_message(error)))
+            self._finish(stage, fingerprint, rows)
+
+    def _finish(self, stage: Stage, fingerprint: str, rows: list[int]) -> None:
+        for i in rows:
+            if stage.needs_pixels and self.failures[i] is not None:
+                self.records[i].errors.append(StageError(stage.name, f"decode failed: {self.failures[i]}"))
+            self.records[i].stages[stage.name] = fingerprint
+
+    def table(self) -> pa.Table:
+        out_rows = []
+        for row, record in zip(self.rows, self.records, strict=True):
+            out = record.to_row()
+            out["image_bytes"] = row["image_bytes"]
+            out_rows.append(out)
+        return pa.Table.from_pylist(out_rows, schema=IN_FLIGHT_SCHEMA)
+
+
+def run_stages_on_table(stages: Sequence[Stage], table: pa.Table, max_pixels: int, only_stale: bool = True) -> pa.Table:
+    """Apply ``stages`` in order to the rows of ``table`` (in-flight schema); return the updated table.
+
+    With ``only_stale`` a stage skips rows that already carry its current fingerprint, and a batch
+    that no stage needs passes through untouched. The chain first runs batched. If a stage raises,
+    the chain runs again image by image from the original rows, so one bad image costs only that
+    stage's annotations on it: it gets a :class:`StageError` and the run goes on. A row that the chain
+    leaves invalid (``schemas.validation.validate_record``) runs again alone, so the stage that broke it
+    loses its work there and gets the error: no shard holds an inconsistent row. Every processed row
+    records each stage's fingerprint in ``stages`` (``schemas.stage.stage_fingerprint``).
+    """
+    recorded = [stages_map(cell) for cell in table.column("stages").to_pylist()]
+    fingerprints = [stage_fingerprint(stage) for stage in stages]
+    todo = [
+        [i for i, seen in enumerate(recorded) if not only_stale or seen.get(stage.name) != fingerprint]
+        for stage, fingerprint in zip(stages, fingerprints, strict=True)
+    ]
+    if not any(todo):
+        return table
+    batch = _Batch(stages, fingerprints, table, max_pixels, todo)
+    try:
+        batch.run_batched()
+    except Exception:
+        batch.run_image_by_image()
+        return batch.table()
+    invalid = batch.invalid()
+    if invalid:  # rare: find, image by image, the stage that broke each record
+        batch.run_image_by_image(invalid)
+    return batch.table()
+
+
+def run_step(stages: Sequence[Stage], batch: pa.Table, max_pixels: int, read_bytes: bool | None) -> pa.Table:
+    """One pipeline step: with ``read_bytes`` (True or False) each row's image bytes are attached first,
+    read from its file or left empty (the first step); None: the batch already has them."""
+    if read_bytes is not None:
+        batch = attach_image_bytes(batch, read_bytes)
+    return run_stages_on_table(stages, batch, max_pixels)
+
+
+def run_stage_on_table(stage: Stage, table: pa.Table, max_pixels: int) -> pa.Table:
+    """Apply one ``stage`` to every row of ``table``, whatever fingerprints the rows carry."""
+    return run_stages_on_table([stage], table, max_pixels, only_stale=False)
+
+
+class StageChainWorker:
+    """A Ray Data callable class: builds and sets up a chain of stages once per actor, then runs batches.
+
+    Stages skip rows that already carry their fingerprint (incremental refresh); ``read_bytes`` as for
+    :func:`run_step`."""
+
+    def __init__(self, stages: Sequence[StageConfig], max_pixels: int, read_bytes: bool | None = None) -> None:
+        self.stages = [config.create() for config in stages]
+        for stage in self.stages:
+            stage.setup()
+        if all(config.resources.num_gpus == 0 for config in stages):
+            _limit_torch_threads(max(config.resources.num_cpus for config in stages))
+        self.max_pixels, self.read_bytes = max_pixels, read_bytes
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return run_step(self.stages, batch, self.max_pixels, self.read_bytes)
+
+
+def _limit_torch_threads(num_cpus: float) -> None:
+    """Keep a CPU actor within its CPU share (torch defaults to every core)."""
+    torch = sys.modules.get("torch")
+    if torch is None:  # the stage does not use torch: do not import it just for this
+        return
+    torch.set_num_threads(max(1, round(num_cpus)))

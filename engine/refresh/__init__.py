@@ -1,0 +1,1 @@
+"""Incremental refresh: which earlier rows carry over, which stages rerun, which images are gone."""

@@ -1,0 +1,164 @@
+"""Carrying rows over from earlier work, so a rerun does only what is new and never duplicates a row.
+
+Candidates are the previous version's shards and the journaled shards of unfinished (killed)
+runs. Each wanted image takes its best candidate row, compared with the current stages by
+:class:`engine.refresh.incremental.StagePlan`: an exact row is carried as it is; a row that needs some
+stages again is stripped of what those stages did and queued to rerun only them (filters alone
+run without pixels). A candidate shard whose rows all carry over exactly, under the same paths,
+is referenced as it is; otherwise the exact rows are rewritten into a new shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from engine.config.settings import WriterConfig
+from engine.execute.stage_runner import stages_map
+from engine.ingest.probe import WorkItem
+from engine.refresh.incremental import Level, RowPlan, StagePlan
+from engine.store.journal import UnfinishedRun
+from engine.store.reader import read_shard
+from engine.store.writer import ShardInfo, ShardWriter
+from schemas.arrow import ANNOTATION_SCHEMA
+from schemas.records import ImageRecord
+
+KEY_COLUMNS = ["image_id", "source_uris", "stages"]
+
+
+@dataclass
+class CarryOver:
+    """Rows carried exactly (``image_ids``, in ``shards``), rows stripped to rerun some stages, and the
+    images with no earlier row to reuse (``new``)."""
+
+    image_ids: set[str] = field(default_factory=set)
+    shards: list[ShardInfo] = field(default_factory=list)
+    resumed: int = 0
+    rerun_pixels: pa.Table = field(default_factory=ANNOTATION_SCHEMA.empty_table)
+    rerun_filters: pa.Table = field(default_factory=ANNOTATION_SCHEMA.empty_table)
+    rerun_ids: set[str] = field(default_factory=set)
+    stale_specialists: set[str] = field(default_factory=set)
+    new: list[WorkItem] = field(default_factory=list)
+
+    def queue(self, rows: list[dict], level: Level) -> None:
+        """Add stripped rows to rerun (kept as Arrow, far smaller than Python dicts)."""
+        if not rows:
+            return
+        table = pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
+        if level == Level.REANNOTATE:
+            self.rerun_pixels = pa.concat_tables([self.rerun_pixels, table])
+        else:
+            self.rerun_filters = pa.concat_tables([self.rerun_filters, table])
+        self.rerun_ids.update(row["image_id"] for row in rows)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A shard that may hold rows to carry over; ``resumed`` when a killed run wrote it."""
+
+    shard: ShardInfo
+    resumed: bool = False
+
+
+def resumable(runs: list[UnfinishedRun], full: bool, config_fingerprint: str) -> list[Candidate]:
+    """Shards of killed runs to offer for carry-over; under ``--full`` only those of a ``--full`` run of this config."""
+    return [
+        Candidate(shard, resumed=True)
+        for run in runs
+        if not full or (run.meta.get("full") and run.meta.get("config_fingerprint") == config_fingerprint)
+        for shard in run.shards
+    ]
+
+
+def _with_paths(table: pa.Table, uris: list[list[str]]) -> pa.Table:
+    table = table.set_column(
+        table.schema.get_field_index("source_uris"), "source_uris", pa.array(uris, type=pa.list_(pa.string()))
+    )
+    return table.set_column(
+        table.schema.get_field_index("source_uri"), "source_uri", pa.array([u[0] for u in uris], pa.string())
+    )
+
+
+def plan_carry_over(
+    root: Path,
+    candidates: Sequence[Candidate],
+    work: list[WorkItem],
+    plan: StagePlan,
+    writer_config: WriterConfig,
+    run_id: str,
+    on_shard: Callable[[ShardInfo, pa.Table], None] | None = None,
+) -> CarryOver:
+    """Choose, for each image of ``work``, the best candidate row, and prepare what to carry and rerun."""
+    wanted = {item.image_id: list(item.source_uris) for item in work}
+    keys = [read_shard(root, c.shard, KEY_COLUMNS).to_pylist() for c in candidates]
+    writer = ShardWriter(
+        root, "annotations", f"part-{run_id}-carried", ANNOTATION_SCHEMA, writer_config, on_shard=on_shard
+    )
+    taker = _RowTaker(root, wanted, plan, writer)
+    for candidate, rows, picks in zip(candidates, keys, _choose_rows(keys, wanted, plan), strict=True):
+        if picks:
+            taker.take(candidate, rows, picks)
+    carry = taker.carry
+    carry.shards.extend(writer.close())
+    carry.new = [item for item in work if item.image_id not in carry.image_ids | carry.rerun_ids]
+    return carry
+
+
+def _choose_rows(keys: list[list[dict]], wanted: dict[str, list[str]], plan: StagePlan) -> list[dict[int, RowPlan]]:
+    """Per candidate shard, row index -> plan of the rows chosen from it: each wanted image's best row
+    (the least work to redo, then the earliest candidate)."""
+    best: dict[str, tuple[int, int, int, RowPlan]] = {}
+    for shard_index, rows in enumerate(keys):
+        for row_index, row in enumerate(rows):
+            image_id = row["image_id"]
+            if image_id not in wanted:
+                continue
+            row_plan = plan.classify(stages_map(row["stages"]))
+            choice = (int(row_plan.level), shard_index, row_index, row_plan)
+            if image_id not in best or choice[:3] < best[image_id][:3]:
+                best[image_id] = choice
+    chosen: list[dict[int, RowPlan]] = [{} for _ in keys]
+    for _, shard_index, row_index, row_plan in best.values():
+        chosen[shard_index][row_index] = row_plan
+    return chosen
+
+
+class _RowTaker:
+    """Takes the chosen rows of each candidate shard into a :class:`CarryOver`."""
+
+    def __init__(self, root: Path, wanted: dict[str, list[str]], plan: StagePlan, writer: ShardWriter) -> None:
+        self.root, self.wanted, self.plan, self.writer = root, wanted, plan, writer
+        self.carry = CarryOver()
+
+    def take(self, candidate: Candidate, rows: list[dict], picks: dict[int, RowPlan]) -> None:
+        """Carry the exact rows (the shard as it is when all its rows are exact under the same paths, else
+        rewritten), and queue the others stripped of what must run again."""
+        exact = [picks.get(i) is not None and picks[i].level == Level.EXACT for i in range(len(rows))]
+        self.carry.image_ids.update(row["image_id"] for row, kept in zip(rows, exact, strict=True) if kept)
+        if candidate.resumed:
+            self.carry.resumed += sum(exact)
+        if all(exact) and all(list(row["source_uris"]) == self.wanted[row["image_id"]] for row in rows):
+            self.carry.shards.append(candidate.shard)
+            return
+        table = read_shard(self.root, candidate.shard)
+        if any(exact):
+            kept = table.filter(pa.array(exact))
+            self.writer.write(_with_paths(kept, [self.wanted[i] for i in kept.column("image_id").to_pylist()]))
+        self._queue_stale(table, picks)
+
+    def _queue_stale(self, table: pa.Table, picks: dict[int, RowPlan]) -> None:
+        stale = [(i, row_plan) for i, row_plan in sorted(picks.items()) if row_plan.level != Level.EXACT]
+        stale_rows = table.take([i for i, _ in stale]).to_pylist() if stale else []
+        queued: dict[Level, list[dict]] = {Level.REFILTER: [], Level.REANNOTATE: []}
+        for (_, row_plan), row in zip(stale, stale_rows, strict=True):
+            record = ImageRecord.from_row(row)
+            self.plan.strip(record, row_plan)
+            record.source_uris = self.wanted[record.image_id]
+            record.source_uri = record.source_uris[0]
+            queued[row_plan.level].append(record.to_row())
+            self.carry.stale_specialists |= row_plan.stale
+        for level, rows_to_rerun in queued.items():
+            self.carry.queue(rows_to_rerun, level)

@@ -1,0 +1,368 @@
+"""A run: images in, a new published version of the output directory out, on Ray Data.
+
+Holding the output's lock, a run goes through six phases, in this order:
+
+1. **plan the run**: find the input files, plan the stages (order and weights checked before any
+   work), read the published versions and the journals of killed runs, start this run's journal;
+2. **probe**: hash and decode-check every file the previous version's probe index does not vouch for;
+3. **plan carry-over**: rows of the previous version and of killed runs are reused exactly, or queued
+   to rerun only the stages that changed (``engine/refresh/``); the other images are new;
+4. **annotate**: new and stale images through their stages (one streaming ``map_batches`` per stage
+   group), changed filters over carried rows; every shard is journaled once written;
+5. **write the side tables**: quarantine, tombstones and the probe index;
+6. **publish**: the manifest (``Manifest.next``) last; then delete what killed runs left behind.
+
+Ray starts only when there is something to probe or annotate.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from engine.config.registry import FILTERS
+from engine.config.settings import EngineConfig
+from engine.execute.dataset import build_dataset, check_capacity, refilter, streamed
+from engine.execute.plan_stages import PlannedStage, plan_stages
+from engine.execute.ray_session import LazyRay
+from engine.execute.sink import Annotated, AnnotationSink
+from engine.execute.stage_groups import group_stages
+from engine.ingest.discover import discover
+from engine.ingest.probe import PROBE_INDEX_SCHEMA, ProbedFile, WorkItem, plan_work, probe_files, probed_from_row
+from engine.ingest.probe_cache import load_probe_cache, split_by_cache
+from engine.refresh.carryover import Candidate, CarryOver, plan_carry_over, resumable
+from engine.refresh.incremental import StagePlan
+from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones, previous_paths
+from engine.store.counts import value_counts
+from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
+from engine.store.manifest import Manifest, all_manifests, publish
+from engine.store.output_lock import OutputLock
+from engine.store.writer import ShardInfo, ShardWriter, write_table_atomically
+from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA
+from schemas.records import ImageRecord
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    inputs: tuple[str, ...]
+    output: Path
+    config: EngineConfig
+    address: str | None = None
+    limit: int | None = None
+    full: bool = False
+    progress_bars: bool = True
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """``annotated``: images that went through specialists (new ones and ``reannotated`` ones)."""
+
+    manifest: Manifest
+    files: int
+    annotated: int
+    carried: int
+    quarantined: int
+    seconds: float
+    reannotated: int = 0
+    refiltered: int = 0
+    resumed: int = 0
+    tombstoned: int = 0
+    probe_cached: int = 0
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run starts from: its input files and stages, the versions and killed runs before it."""
+
+    request: RunRequest
+    run_id: str
+    files: list[str]
+    stages: list[PlannedStage]
+    history: list[Manifest]
+    unfinished: list[UnfinishedRun]
+    stage_plan: StagePlan
+    journal: RunJournal
+
+    @property
+    def root(self) -> Path:
+        return self.request.output
+
+    @property
+    def config(self) -> EngineConfig:
+        return self.request.config
+
+    @property
+    def previous(self) -> Manifest | None:
+        return self.history[-1] if self.history else None
+
+
+@dataclass(frozen=True)
+class Probed:
+    """What probing found: every file (``probed``, with its probe index rows), the unique images to
+    annotate (``work``) and the files to quarantine; how many came from the probe cache."""
+
+    probed: list[ProbedFile]
+    index_rows: list[dict[str, Any]]
+    cached: int
+    hashed: int
+    index_unchanged: bool
+    seconds: float
+    work: list[WorkItem]
+    quarantined: list[ProbedFile]
+
+
+@dataclass(frozen=True)
+class SideTables:
+    quarantine: list[ShardInfo]
+    quarantined: int
+    tombstones: list[ShardInfo]
+    tombstoned: int
+    probe_index: ShardInfo | None
+
+
+def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
+    """Annotate ``request.inputs`` into a new version of ``request.output``, holding its lock."""
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    with OutputLock(request.output, run_id):
+        started = time.perf_counter()
+        run = plan_run(request, run_id)
+        progress(f"fld-engine: {len(run.files)} input files, {len(run.stages)} stages, output {run.root}")
+        with ExitStack() as stack:
+            ray = _lazy_ray(stack, run)
+            probed = probe(run, ray)
+            carry = carry_over(run, probed)
+            progress(_plan_summary(run, probed, carry))
+            annotated = annotate(run, carry, ray, progress)
+        side_tables = write_side_tables(run, probed, carry, annotated)
+        manifest = publish_version(run, probed, carry, annotated, side_tables)
+        return _result(manifest, run, side_tables, time.perf_counter() - started)
+
+
+# -- 1. plan the run -------------------------------------------------------------------------
+
+
+def plan_run(request: RunRequest, run_id: str) -> RunPlan:
+    """Input files, planned stages, earlier versions and killed runs; this run's journal started."""
+    config, root = request.config, request.output
+    files = discover(request.inputs, config.ingest.extensions)
+    if request.limit is not None:
+        files = files[: request.limit]
+    stages = plan_stages(config)
+    history = all_manifests(root)
+    unfinished = unfinished_runs(root, {m.run_id for m in history})
+    # A stage that earlier versions ran as a filter and that is gone now did not add annotations.
+    known_filters = {name for m in history for name, kind in m.stage_kinds.items() if kind == FILTERS}
+    stage_plan = StagePlan([s.spec() for s in stages], known_filters)
+    journal = RunJournal(root, run_id)
+    journal.start({"config_fingerprint": config.fingerprint(), "inputs": list(request.inputs), "full": request.full})
+    return RunPlan(request, run_id, files, stages, history, unfinished, stage_plan, journal)
+
+
+def _lazy_ray(stack: ExitStack, run: RunPlan) -> LazyRay:
+    """Ray for this run, started on first need; once up, it must fit every stage at once."""
+    groups = group_stages(run.stages, run.config.ray.fuse_cpu_stages)
+    request = run.request
+    return LazyRay(stack, run.config.ray, request.address, request.progress_bars, lambda: check_capacity(groups))
+
+
+# -- 2. probe --------------------------------------------------------------------------------
+
+
+def probe(run: RunPlan, ray: LazyRay) -> Probed:
+    """Hash and decode-check every input file that the previous version's probe index does not vouch for."""
+    started = time.perf_counter()
+    limits = run.config.ingest.limits()
+    cache = {} if run.request.full else load_probe_cache(run.root, run.previous, limits)
+    split = split_by_cache(run.files, cache)
+    fresh = probe_files(split.misses, limits, ray.start)
+    probed = split.hits + [probed_from_row(row) for row in fresh]
+    seconds = time.perf_counter() - started
+    work, quarantined = plan_work(probed)
+    unchanged = not split.misses and len(split.hits) == len(cache)
+    return Probed(
+        probed, split.hit_rows + fresh, len(split.hits), len(split.misses), unchanged, seconds, work, quarantined
+    )
+
+
+# -- 3. plan carry-over ----------------------------------------------------------------------
+
+
+def carry_over(run: RunPlan, probed: Probed) -> CarryOver:
+    """Which images' earlier rows (previous version, killed runs) carry over as they are, which rerun
+    some stages, and which images are new. ``--full`` reuses only shards of a killed ``--full`` run."""
+    previous = run.previous
+    candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
+    candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
+    return plan_carry_over(
+        run.root, candidates, probed.work, run.stage_plan, run.config.writer, run.run_id, on_shard=run.journal.record
+    )
+
+
+def _plan_summary(run: RunPlan, probed: Probed, carry: CarryOver) -> str:
+    return (
+        f"probed {len(run.files)} files ({probed.cached} from the probe cache) in {probed.seconds:.1f}s: "
+        f"{len(probed.work)} unique images, {len(probed.quarantined)} quarantined, {len(carry.image_ids)} carried "
+        f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.num_rows} to re-annotate, "
+        f"{carry.rerun_filters.num_rows} to re-filter, {len(carry.new)} new"
+    )
+
+
+# -- 4. annotate -----------------------------------------------------------------------------
+
+
+def annotate(run: RunPlan, carry: CarryOver, ray: LazyRay, progress: Progress) -> Annotated:
+    """New and stale images through the stages they need (with pixels), then the filters over rows whose
+    filters changed (without pixels); each shard is journaled once written."""
+    config = run.config
+    writer = ShardWriter(
+        run.root, "annotations", f"part-{run.run_id}", ANNOTATION_SCHEMA, config.writer, run.journal.record
+    )
+    sink = AnnotationSink(writer, progress)
+    pixel_rows = pa.concat_tables([_new_rows(carry.new), carry.rerun_pixels])
+    annotated = 0
+    if pixel_rows.num_rows:
+        ray.start()
+        # Only new images need every specialist; carried rows rerun their stale ones (and all filters).
+        needed = [s for s in run.stages if s.kind == FILTERS or carry.new or s.name in carry.stale_specialists]
+        annotated = sink.drain(streamed(build_dataset(pixel_rows, needed, config)), "annotated", pixel_rows.num_rows)
+    if carry.rerun_filters.num_rows:
+        filters = [s for s in run.stages if s.kind == FILTERS]
+        batches = refilter(carry.rerun_filters, filters, config, ray)
+        sink.drain(batches, "re-filtered", carry.rerun_filters.num_rows)
+    return sink.close(annotated)
+
+
+def _new_rows(items: list[WorkItem]) -> pa.Table:
+    """Empty annotation rows (identity only) for images annotated for the first time."""
+    rows = [
+        ImageRecord(i.image_id, i.source_uri, i.width, i.height, i.format, list(i.source_uris)).to_row() for i in items
+    ]
+    return pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
+
+
+# -- 5. write the side tables ----------------------------------------------------------------
+
+
+def write_side_tables(run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated) -> SideTables:
+    """The new version's quarantine, its tombstones (images of the previous version it no longer holds,
+    and why) and its probe index."""
+    quarantine_rows = [_quarantine_row(p) for p in probed.quarantined] + annotated.late_quarantine
+    tombstone_rows = _tombstone_rows(run, probed, carry, annotated)
+    return SideTables(
+        quarantine=_write_quarantine(run, quarantine_rows),
+        quarantined=len(quarantine_rows),
+        tombstones=[_write_one(run, "tombstones", tombstone_rows, TOMBSTONE_SCHEMA)] if tombstone_rows else [],
+        tombstoned=len(tombstone_rows),
+        probe_index=_probe_index(run, probed),
+    )
+
+
+def _quarantine_row(probed: ProbedFile) -> dict[str, Any]:
+    return {
+        "source_uri": probed.source_uri,
+        "image_id": probed.image_id,
+        "reason": probed.reason,
+        "detail": probed.detail,
+        "size_bytes": probed.size_bytes,
+    }
+
+
+def _write_quarantine(run: RunPlan, rows: list[dict[str, Any]]) -> list[ShardInfo]:
+    def count(table: pa.Table) -> dict[str, int]:
+        return {"total": table.num_rows, **value_counts(table.column("reason"))}
+
+    writer = ShardWriter(
+        run.root, "quarantine", f"part-{run.run_id}", QUARANTINE_SCHEMA, run.config.writer, count=count
+    )
+    if rows:
+        writer.write(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+    return writer.close()
+
+
+def _tombstone_rows(run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated) -> list[dict[str, Any]]:
+    kept = carry.image_ids | annotated.written
+    path_ids = {p.source_uri: (p.image_id if p.reason is None else None) for p in probed.probed}
+    path_ids.update({row["source_uri"]: None for row in annotated.late_quarantine})
+    previous = previous_paths(run.root, run.previous.shards) if run.previous else {}
+    return find_tombstones(previous, kept, path_ids)
+
+
+def _probe_index(run: RunPlan, probed: Probed) -> ShardInfo | None:
+    """The previous version's probe index when every file came from it unchanged, else a new one."""
+    previous = run.previous
+    if previous is not None and previous.probe_index is not None and probed.index_unchanged:
+        return previous.probe_index
+    return _write_one(run, "probes", probed.index_rows, PROBE_INDEX_SCHEMA)
+
+
+def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]], schema: pa.Schema) -> ShardInfo:
+    relative = f"{folder}/part-{run.run_id}.parquet"
+    table = pa.Table.from_pylist(rows, schema)
+    return ShardInfo(relative, table.num_rows, write_table_atomically(table, run.root / relative, run.config.writer))
+
+
+# -- 6. publish ------------------------------------------------------------------------------
+
+
+def publish_version(
+    run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated, side_tables: SideTables
+) -> Manifest:
+    """Publish the new version's manifest (the commit point), then delete what killed runs left behind."""
+    config, request = run.config, run.request
+    stats = {
+        "annotated": annotated.annotated,
+        "reannotated": carry.rerun_pixels.num_rows,
+        "refiltered": carry.rerun_filters.num_rows,
+        "carried": len(carry.image_ids),
+        "resumed": carry.resumed,
+        "tombstoned": side_tables.tombstoned,
+        "probe_cached": probed.cached,
+        "probe_hashed": probed.hashed,
+        "probe_seconds": round(probed.seconds, 3),
+    }
+    manifest = Manifest.next(
+        run.previous,
+        run_id=run.run_id,
+        config_fingerprint=config.fingerprint(),
+        profile=config.profile,
+        stages=run.stage_plan.fingerprints,
+        stage_kinds={s.name: s.kind for s in run.stages},
+        models={s.name: s.model for s in run.stages if s.model},
+        shards=carry.shards + annotated.shards,
+        quarantine=side_tables.quarantine,
+        tombstones=side_tables.tombstones,
+        probe_index=side_tables.probe_index,
+        extra={"inputs": list(request.inputs), "full": request.full, "ingest": config.ingest.limits(), **stats},
+    )
+    publish(run.root, manifest)
+    referenced = {path for m in [*run.history, manifest] for path in m.files()}
+    clean_up_runs(run.root, {m.run_id for m in run.history} | {run.run_id}, referenced)
+    return manifest
+
+
+def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: float) -> RunResult:
+    """The run's numbers, as its manifest published them."""
+    extra = manifest.extra
+    return RunResult(
+        manifest,
+        len(run.files),
+        extra["annotated"],
+        extra["carried"],
+        side_tables.quarantined,
+        seconds,
+        reannotated=extra["reannotated"],
+        refiltered=extra["refiltered"],
+        resumed=extra["resumed"],
+        tombstoned=extra["tombstoned"],
+        probe_cached=extra["probe_cached"],
+    )

@@ -1,0 +1,87 @@
+"""What changed between two versions of a dataset: images added, removed and re-annotated, and counts.
+
+An image is *re-annotated* when both versions hold it but its row differs (its annotations, drops,
+errors or stage fingerprints). Rows read from a shard both versions list are equal by construction
+and are not compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.store.counts import Counts
+from engine.store.manifest import Manifest
+from engine.store.reader import iter_batches, read_shard
+
+CONTENT_COLUMNS = ["texts", "regions", "phrases", "dropped", "errors", "stages"]
+
+
+@dataclass
+class VersionDiff:
+    older: int
+    newer: int
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    reannotated: list[str] = field(default_factory=list)
+    count_changes: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def _rows_by_id(root: Path, manifest: Manifest, skip: set[str]) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for shard in manifest.shards:
+        if shard.path in skip:
+            continue
+        for row in read_shard(root, shard, ["image_id", *CONTENT_COLUMNS]).to_pylist():
+            rows[row.pop("image_id")] = row
+    return rows
+
+
+def _ids(root: Path, manifest: Manifest) -> set[str]:
+    return {i for s in manifest.shards for i in read_shard(root, s, ["image_id"]).column(0).to_pylist()}
+
+
+def flatten_counts(counts: Counts, prefix: str = "") -> Iterator[tuple[str, int]]:
+    """``{"regions": {"total": 3, "ocr_line": 2}}`` -> ``("regions.total", 3), ("regions.ocr_line", 2)``."""
+    for key, value in sorted(counts.items()):
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from flatten_counts(value, name + ".")
+        else:
+            yield name, int(value)
+
+
+def diff_versions(root: Path, older: Manifest, newer: Manifest) -> VersionDiff:
+    old_ids, new_ids = _ids(root, older), _ids(root, newer)
+    shared = {s.path for s in older.shards} & {s.path for s in newer.shards}
+    old_rows, new_rows = _rows_by_id(root, older, shared), _rows_by_id(root, newer, shared)
+    both = old_ids & new_ids
+    reannotated = sorted(i for i in both if i in old_rows and i in new_rows and old_rows[i] != new_rows[i])
+    before, after = dict(flatten_counts(older.counts)), dict(flatten_counts(newer.counts))
+    changes = {k: (before.get(k, 0), after.get(k, 0)) for k in sorted(before.keys() | after.keys())}
+    return VersionDiff(
+        older.version,
+        newer.version,
+        added=sorted(new_ids - old_ids),
+        removed=sorted(old_ids - new_ids),
+        reannotated=reannotated,
+        count_changes={k: v for k, v in changes.items() if v[0] != v[1]},
+    )
+
+
+def source_paths(root: Path, manifest: Manifest, image_ids: Collection[str]) -> dict[str, list[str]]:
+    """The source paths of ``image_ids`` in the version of ``manifest`` (a scan of two columns)."""
+    if not image_ids:
+        return {}
+    wanted = pa.array(sorted(image_ids), pa.string())
+    paths: dict[str, list[str]] = {}
+    for batch in iter_batches(root, manifest.version, columns=["image_id", "source_uris"], batch_size=4096):
+        found = batch.filter(pc.is_in(batch.column(0), value_set=wanted))
+        for image_id, uris in zip(found.column(0).to_pylist(), found.column(1).to_pylist(), strict=True):
+            paths[image_id] = list(uris or [])
+    return paths

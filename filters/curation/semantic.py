@@ -1,0 +1,66 @@
+"""Semantic near-duplicates: image embeddings (CLIP, SigLIP) within a cosine similarity, on the same
+candidate -> verify -> components machinery as the perceptual hashes.
+
+An embedding becomes a 64-bit SimHash (Charikar 2002): the signs of its projections on 64 random
+hyperplanes. Two embeddings at angle ``theta`` differ in each bit with probability ``theta / pi``,
+so pairs above ``min_cosine`` are, with probability ``recall``, within :func:`hamming_budget` bits:
+:func:`curation.hash_bands.pairs_within` finds those candidates without comparing all pairs, and
+each candidate is verified by its exact cosine. Unlike the perceptual hashes (where the Hamming
+distance *is* the criterion), this step is probabilistic: a pair just above ``min_cosine`` is missed
+with probability at most ``1 - recall``. Groups and representatives then come from
+:func:`curation.near_duplicates.connected_components` and :func:`~curation.near_duplicates.pick_representatives`.
+
+Not yet configured in a profile: no specialist writes embeddings yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binom
+
+from filters.curation.hash_bands import HASH_BITS, pairs_within
+from filters.curation.measures import hash_to_int
+
+
+@dataclass(frozen=True)
+class SemanticPairs:
+    """Pairs of rows (``left`` < ``right``) with cosine similarity at least the minimum, and the cost."""
+
+    left: np.ndarray
+    right: np.ndarray
+    cosine: np.ndarray
+    hamming_budget: int
+    candidates: int
+
+
+def hyperplanes(dimensions: int, seed: int, bits: int = HASH_BITS) -> np.ndarray:
+    """The (dimensions, bits) random Gaussian hyperplanes of a SimHash; the same seed, the same hash."""
+    return np.random.default_rng(seed).standard_normal((dimensions, bits))
+
+
+def simhash(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
+    """One 64-bit SimHash (uint64) per row of ``embeddings`` (N, D): bit i set when the projection on
+    hyperplane i is positive, first hyperplane most significant."""
+    signs = embeddings.astype(np.float64) @ hyperplanes(embeddings.shape[1], seed) > 0
+    return np.array([hash_to_int(row) for row in signs], dtype=np.uint64)
+
+
+def hamming_budget(min_cosine: float, recall: float = 0.999, bits: int = HASH_BITS) -> int:
+    """The Hamming distance within which a pair of cosine ``min_cosine`` falls with probability ``recall``."""
+    if not -1.0 < min_cosine < 1.0:
+        raise ValueError(f"min_cosine must be in (-1, 1), got {min_cosine}")
+    flip = np.arccos(min_cosine) / np.pi
+    return int(binom.ppf(recall, bits, flip))
+
+
+def semantic_pairs(embeddings: np.ndarray, min_cosine: float, recall: float = 0.999, seed: int = 0) -> SemanticPairs:
+    """Pairs of rows whose embeddings have cosine similarity at least ``min_cosine`` (each found with
+    probability at least ``recall``), without comparing all pairs."""
+    budget = hamming_budget(min_cosine, recall)
+    matches = pairs_within([simhash(embeddings, seed)], [budget])
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    cosine = np.einsum("ij,ij->i", unit[matches.left], unit[matches.right])
+    close = cosine >= min_cosine
+    return SemanticPairs(matches.left[close], matches.right[close], cosine[close], budget, matches.candidates)

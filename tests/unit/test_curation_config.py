@@ -1,0 +1,55 @@
+"""The profile's curation section: typed defaults, and bad values failing with the key named."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from engine.config.profile import parse_config
+from engine.config.typed_config import ConfigError
+from filters.curation.settings import CurationSettings, DedupSettings, GateSettings
+
+
+def test_the_default_curation_groups_by_both_hashes_and_gates_tiny_images() -> None:
+    curation = parse_config({}).curation
+    assert curation == CurationSettings()
+    assert curation.dedup.max_distances() == {"phash": 8, "dhash": 10}
+    assert curation.gates == GateSettings(min_side=16)
+
+
+def test_a_curation_section_is_read_into_typed_settings() -> None:
+    text = """
+curation:
+  dedup: {enabled: true, hashes: [dhash], dhash_max_distance: 6, max_aspect_change: null}
+  gates: {min_side: 32, max_aspect_ratio: 8, min_sharpness: 20, max_single_colour_fraction: 0.98}
+"""
+    curation = parse_config(yaml.safe_load(text)).curation
+    assert curation.dedup == DedupSettings(hashes=("dhash",), dhash_max_distance=6, max_aspect_change=None)
+    assert curation.gates == GateSettings(32, 8.0, 20.0, 0.98)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"dedup": {"phash_max_distance": 40}}, "curation.dedup: phash_max_distance must be between 0 and 31"),
+        ({"dedup": {"dhash_max_distance": -1}}, "curation.dedup: dhash_max_distance must be between 0 and 31"),
+        ({"dedup": {"phash_max_distance": 4.5}}, "curation.dedup.phash_max_distance: expected an integer"),
+        ({"dedup": {"hashes": ["ahash"]}}, r"curation.dedup.hashes\[0\]: 'ahash' is not one of 'phash', 'dhash'"),
+        ({"dedup": {"hashes": []}}, "curation.dedup: hashes must list at least one"),
+        ({"dedup": {"hashes": ["phash", "phash"]}}, "curation.dedup: hashes names a hash twice"),
+        ({"dedup": {"max_aspect_change": 1.5}}, "curation.dedup: max_aspect_change must be a fraction"),
+        ({"dedup": {"enabled": "yes"}}, "curation.dedup.enabled: expected true or false"),
+        ({"gates": {"min_side": 0}}, "curation.gates: min_side must be at least 1"),
+        ({"gates": {"max_aspect_ratio": 0.5}}, "curation.gates: max_aspect_ratio must be at least 1"),
+        ({"gates": {"min_sharpness": -3}}, "curation.gates: min_sharpness must be at least 0"),
+        (
+            {"gates": {"max_single_colour_fraction": 1.5}},
+            r"curation.gates: max_single_colour_fraction must be in \(0, 1\]",
+        ),
+        ({"gates": {"min_sharpnes": 3}}, "curation.gates: unknown key 'min_sharpnes'"),
+        ({"dedupe": {}}, "curation: unknown key 'dedupe'"),
+    ],
+)
+def test_a_bad_curation_value_fails_naming_the_key(section: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"curation": section})
