@@ -265,6 +265,14 @@ class Phrase:
         )
 
 
+MASK_DROP_SUFFIX = " (mask)"
+
+
+def drop_key(stage: str, rule: str, annotation_type: str) -> str:
+    """How counts and audits name a drop: ``stage/rule``, with `` (mask)`` for a mask drop."""
+    return f"{stage}/{rule}" + (MASK_DROP_SUFFIX if annotation_type == MASK_DROP else "")
+
+
 @dataclass(slots=True)
 class Drop:
     """An annotation a stage removed, with the rule, the measured value and the threshold.
@@ -287,6 +295,11 @@ class Drop:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def key(self) -> str:
+        """``stage/rule`` as counts and audits name it; a mask drop says so (its region was kept)."""
+        return drop_key(self.stage, self.rule, self.annotation_type)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Drop:

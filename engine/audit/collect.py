@@ -111,7 +111,7 @@ class StatsCollector:
         for granularity in {*granularity_of.values(), *per_granularity}:
             stats.phrases_per_image[granularity][per_granularity[granularity]] += 1
         for drop in record.dropped:
-            rule = f"{drop.stage}/{drop.rule}"
+            rule = drop.key
             stats.drops[rule] += 1
             if drop.value is not None:
                 self._series(stats.drop_values, rule).add(float(drop.value))

@@ -186,3 +186,16 @@ def test_mask_drops_round_trip_through_arrow() -> None:
     record.drop_mask(record.regions[1], stage="geometry", rule="tiny_mask", value=1e-5, threshold=1e-4)
     back = ImageRecord.from_row(table_to_rows(records_to_table([record]))[0])
     assert back.dropped[-1] == record.dropped[-1]
+
+
+def test_counts_name_a_mask_drop_apart_from_a_region_drop() -> None:
+    from engine.store.counts import count_annotations
+
+    record = full_record()
+    record.drop_mask(record.regions[1], stage="geometry", rule="tiny_mask")
+    record.drop(record.regions[0], stage="geometry", rule="tiny")
+    assert [d.key for d in record.dropped[-2:]] == ["geometry/tiny_mask (mask)", "geometry/tiny"]
+    counts = count_annotations(records_to_table([record]))
+    assert counts["dropped"] == {"total": 3, "region_filter/min_score": 1, "geometry/tiny_mask (mask)": 1,
+                                 "geometry/tiny": 1}  # fmt: skip
+    assert counts["regions"] == {"total": 1, "object": 1}  # the masked region stays
