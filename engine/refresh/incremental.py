@@ -25,7 +25,9 @@ recorded fingerprint of exactly the stages downstream of it. Against the current
   holding output of a specialist after it: every specialist after a rerunning filter is stale.
 
 A stage that edits annotations made by others (masks added to phrases, metrics on regions)
-must set those fields rather than append to them, so running it again is idempotent. Stage
+must set those fields rather than append to them, so running it again is idempotent. Masks have no
+source of their own: when a mask stage (one that ``produces`` masks) is stale, every mask is cleared and
+every mask stage runs again. Stage
 errors are not retried by themselves; ``--full`` recomputes everything.
 """
 
@@ -37,7 +39,10 @@ from enum import IntEnum
 
 from engine.config.registry import FILTERS, SPECIALISTS
 from schemas.fingerprint import canonical_hash
-from schemas.records import MASK_DROP, Drop, ImageRecord
+from schemas.records import MASK_DROP, MASK_METRICS, Drop, ImageRecord
+
+# The annotation type of mask stages (SAM, GrabCut): they write masks onto regions others made.
+MASKS = "masks"
 
 
 class Level(IntEnum):
@@ -98,27 +103,39 @@ class StagePlan:
         self.known_filters = frozenset(known_filters) | self.filter_names
         last_specialist = max((i for i, s in enumerate(self.stages) if s.kind == SPECIALISTS), default=-1)
         self.final_filters = frozenset(s.name for s in self.stages[last_specialist + 1 :] if s.kind == FILTERS)
+        self.mask_stages = frozenset(s.name for s in self.specialists if MASKS in s.produces)
 
     def classify(self, recorded: Mapping[str, str]) -> RowPlan:
         if dict(recorded) == self.fingerprints:
             return RowPlan(Level.EXACT)
         removed = frozenset(recorded) - frozenset(self.fingerprints)
+        stale, refilter = self._walk(recorded, removed, frozenset())
+        if stale & self.mask_stages and self.mask_stages - stale:
+            # Masks sit on other stages' regions, without a source of their own: a stale mask stage has every
+            # mask cleared (strip), so every mask stage runs again.
+            stale, refilter = self._walk(recorded, removed, self.mask_stages)
+        if removed & self.known_filters and not stale:
+            refilter |= self.final_filters
+        level = Level.REANNOTATE if stale else Level.REFILTER
+        return RowPlan(level, frozenset(stale), removed, frozenset(refilter))
+
+    def _walk(
+        self, recorded: Mapping[str, str], removed: frozenset[str], forced: frozenset[str]
+    ) -> tuple[set[str], set[str]]:
+        """The stale specialists and the filters to run again, in run order (``forced`` stale anyway)."""
         unknown_outputs = bool(removed - self.known_filters)
         stale: set[str] = set()
         stale_types: set[str] = set()
         refilter: set[str] = set()
         for spec in self.stages:
-            changed = recorded.get(spec.name) != spec.fingerprint
+            changed = recorded.get(spec.name) != spec.fingerprint or spec.name in forced
             if spec.kind == SPECIALISTS:
                 if changed or spec.requires & stale_types or (unknown_outputs and spec.requires) or refilter:
                     stale.add(spec.name)
                     stale_types |= spec.produces
             elif changed or stale or refilter:
                 refilter.add(spec.name)
-        if removed & self.known_filters and not stale:
-            refilter |= self.final_filters
-        level = Level.REANNOTATE if stale else Level.REFILTER
-        return RowPlan(level, frozenset(stale), removed, frozenset(refilter))
+        return stale, refilter
 
     def strip(self, record: ImageRecord, plan: RowPlan) -> None:
         """Undo, in place, what the stages that will run again (and removed stages) did to ``record``."""
@@ -130,6 +147,8 @@ class StagePlan:
         undone = [d for d in record.dropped if d.stage not in fresh]
         record.dropped = [d for d in record.dropped if d.stage in fresh]
         record.restore([d for d in undone if d.annotation_type == MASK_DROP or _source(d) not in gone])
+        if plan.stale & self.mask_stages:
+            _clear_masks(record)
         text_ids = {t.id for t in record.texts}
         record.phrases = [p for p in record.phrases if p.text_id in text_ids]
         record.errors = [e for e in record.errors if e.stage in fresh]
@@ -138,3 +157,14 @@ class StagePlan:
 
 def _source(drop: Drop) -> str:
     return drop.restore().provenance.source
+
+
+def _clear_masks(record: ImageRecord) -> None:
+    """Every mask and polygon, and the metrics that measured the masks, so the mask stages make them again."""
+    for region in record.regions:
+        region.mask, region.polygon = None, None
+        for name in MASK_METRICS:
+            region.metrics.pop(name, None)
+    for phrase in record.phrases:
+        for grounded in phrase.regions:
+            grounded.mask, grounded.polygon = None, None

@@ -288,3 +288,14 @@ def test_a_changed_final_filter_only_refilters(ordered_store, tmp_path) -> None:
     assert all(g.score >= 0.6 for r in rows for g in r.regions)
     ordered_refresh(inputs, tmp_path / "full", logs, full=True, final_min=0.6)
     assert comparable(output) == comparable(tmp_path / "full")
+
+
+def test_inspect_says_which_paper_measures_the_version_cannot_give_and_why(store, capsys) -> None:
+    _, output, _, _ = store
+    assert cli(["inspect", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "cannot be computed for this version:" in printed
+    assert f"none of the {IMAGES} brief texts was analysed (no spacy_text filter ran)" in printed
+    assert (
+        "detailed: avg tokens, grounded regions per text," in printed and "no detailed texts in this version" in printed
+    )

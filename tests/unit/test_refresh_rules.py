@@ -279,3 +279,24 @@ def test_a_dropped_mask_is_restored_onto_its_region_when_its_filter_reruns() -> 
     record.stages = dict(CURRENT)
     PLAN.strip(record, PLAN.classify({**CURRENT, "threshold": "t0"}))
     assert record.regions[0].mask == Mask((80, 100), "abc") and record.dropped == []
+
+
+DETECTOR = StageSpec("detector", "specialists", "d1", produces=frozenset({"regions"}))
+GRABCUT = StageSpec("grabcut", "specialists", "gc1", frozenset({"regions"}), frozenset({"masks"}))
+SAM = StageSpec("sam", "specialists", "s1", frozenset({"regions"}), frozenset({"masks"}))
+MASK_PLAN = StagePlan([DETECTOR, GRABCUT, SAM, THRESHOLD])
+MASK_CURRENT = {"detector": "d1", "grabcut": "gc1", "sam": "s1", "threshold": "t1"}
+
+
+def test_a_stale_mask_stage_clears_every_mask_and_reruns_every_mask_stage() -> None:
+    row_plan = MASK_PLAN.classify({**MASK_CURRENT, "sam": "s0"})
+    assert (row_plan.stale, row_plan.refilter) == ({"grabcut", "sam"}, {"threshold"})
+    detector = Provenance("detector", "m")
+    masked = Region("object", (0, 0, 50, 50), "dog", detector, 0.9, mask=Mask((80, 100), "abc"),
+                    polygon=(0, 0, 5, 0, 5, 5), metrics={"predicted_iou": 0.9, "clip_similarity": 0.3})  # fmt: skip
+    record = ImageRecord("id", "/a.png", 100, 80, "png", regions=[masked])
+    record.stages = dict(MASK_CURRENT)
+    MASK_PLAN.strip(record, row_plan)
+    (region,) = record.regions
+    assert (region.mask, region.polygon, region.metrics) == (None, None, {"clip_similarity": 0.3})
+    assert record.stages == {"detector": "d1"}
