@@ -285,6 +285,7 @@ class MeasureRow:
         return self.ours / self.paper if self.ours is not None and self.paper else None
 
 
+REGION_TEXT_COUNT = "region-text regions"
 LABELS = {
     "avg_tokens": "avg tokens",
     "grounded_regions_per_text": "grounded regions per text",
@@ -303,11 +304,15 @@ def measure_rows(stats: CorpusStatistics) -> list[MeasureRow]:
     rows = []
     for granularity in GRANULARITIES:
         part = stats.by_granularity[granularity]
+        # Table 2's annotation counts ("#Image Annotations", "#Regions"): corpus-size numbers, no paper ratio.
+        rows.append(MeasureRow(granularity, "text annotations", float(part.texts), None))
+        rows.append(MeasureRow(granularity, "grounded regions", float(part.grounded_regions), None))
         for measure in TEXT_MEASURES:
             paper = PAPER_REFERENCE[granularity].get(measure)
             rows.append(
                 MeasureRow(granularity, LABELS[measure], part.value(measure), paper, part.missing.get(measure, ""))
             )
+    rows.append(MeasureRow("region-text", REGION_TEXT_COUNT, float(stats.region_text_regions), None))
     missing = stats.missing.get("regions_per_image", "")
     ours = None if missing else stats.regions_per_image
     rows.append(MeasureRow("region-text", "regions per image", ours, PAPER_REGIONS_PER_IMAGE, missing))
@@ -335,6 +340,11 @@ def format_paper_comparison(stats: CorpusStatistics) -> str:
         part = stats.by_granularity[g]
         texts += f"{f'{part.texts} ({part.unanalysed})':>27}"
     lines.append(texts)
+    grounded = f"{'grounded regions (phrases)':<32}"
+    for g in GRANULARITIES:
+        part = stats.by_granularity[g]
+        grounded += f"{f'{part.grounded_regions} ({part.grounded_phrases})':>27}"
+    lines.append(grounded)
     for measure in TEXT_MEASURES:
         line = f"{LABELS[measure]:<32}"
         for g in GRANULARITIES:
@@ -342,7 +352,9 @@ def format_paper_comparison(stats: CorpusStatistics) -> str:
             line += f"{_cell(row.ours):>9}{_cell(row.paper):>9}{_cell(row.ratio):>9}"
         lines.append(line)
     for row in rows:
-        if row.column == "region-text":
+        if row.column == "region-text" and row.measure == REGION_TEXT_COUNT:
+            lines.append(f"{row.measure:<32}{stats.region_text_regions:>9}")
+        elif row.column == "region-text":
             lines.append(f"{row.measure:<32}{_cell(row.ours):>9}{_cell(row.paper):>9}{_cell(row.ratio):>9}")
     if stats.regions_by_kind_per_image:
         kinds = ", ".join(f"{k} {v:.2f}" for k, v in stats.regions_by_kind_per_image.items())

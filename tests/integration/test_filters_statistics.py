@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from filters.statistics import PAPER_REFERENCE, compute_statistics, format_paper_comparison
+from filters.statistics import PAPER_REFERENCE, compute_statistics, format_paper_comparison, measure_rows
 from filters.text_analysis import TextAnalyzer
 from schemas.records import GroundedRegion, ImageRecord, Phrase, Provenance, Region, Text, TextAnalysis
 from schemas.validation import validate_record
@@ -131,3 +131,14 @@ def test_unanalysed_texts_make_the_text_measures_missing_not_zero() -> None:
     brief = stats.by_granularity["brief"]
     assert brief.value("avg_objects") is None
     assert brief.missing["avg_objects"] == "none of the 1 brief texts was analysed (no spacy_text filter ran)"
+
+
+def test_the_comparison_counts_annotations_per_type() -> None:
+    stats = compute_statistics(_hand_counted_rows())
+    rows = {(r.column, r.measure): r.ours for r in measure_rows(stats)}
+    assert (rows[("brief", "text annotations")], rows[("brief", "grounded regions")]) == (2.0, 3.0)
+    assert rows[("region-text", "region-text regions")] == 3.0
+    report = format_paper_comparison(stats)
+    assert next(line for line in report.splitlines() if line.startswith("grounded regions (phrases)")).split()[3:] == [
+        "3", "(2)", "0", "(0)", "0", "(0)"]  # fmt: skip
+    assert next(line for line in report.splitlines() if line.startswith("region-text regions")).split()[-1] == "3"
