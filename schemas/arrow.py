@@ -7,8 +7,9 @@ from typing import Any
 
 import pyarrow as pa
 
-# 1.1.0: ``metadata``, the input's own per-image metadata (a WebDataset ``.json`` member, a table's
-# other columns) as a JSON string. Shards of 1.0.0 read with it null.
+# 1.1.0: the top-level ``metadata`` column, the input's own per-image metadata (a WebDataset ``.json`` member,
+# a table's other columns) as JSON text; shards of 1.0.0 read with it null (``conform``). Additive nested
+# fields keep the version: ``texts.analysis.linking_words`` reads as null from shards written before it.
 SCHEMA_VERSION = "1.1.0"
 
 PROVENANCE = pa.struct([("source", pa.string()), ("model", pa.string()), ("round", pa.int32())])
@@ -25,6 +26,7 @@ TEXT_ANALYSIS = pa.struct(
         ("noun_phrases", pa.list_(pa.list_(pa.int32()))),
         ("object_complexity", pa.float32()),
         ("action_complexity", pa.float32()),
+        ("linking_words", pa.int32()),
     ]
 )
 
