@@ -13,11 +13,13 @@ that decide what probing finds are unchanged (:func:`probe_key`); ``--full`` nev
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.config.settings import IngestConfig
+from engine.ingest.locator import REMOTE_READS, is_local_uri
 from engine.ingest.probe import ProbedFile, probed_from_row
 from engine.ingest.sources import InputOptions, Source
 from engine.store.location import Entry
@@ -60,11 +62,20 @@ def load_probe_cache(
 
 
 def split_by_cache(sources: Iterable[Source], cache: dict[str, list[dict[str, Any]]]) -> CacheSplit:
-    """Reuse the cached rows of every source whose object is unchanged; the others are to probe."""
+    """Reuse the cached rows of every source whose object is unchanged; the others are to probe. Sources
+    not listed with a stamp (named by a list or a table) are stated, those in a store a few at a time."""
+    sources = list(sources)
+    cached = [s for s in sources if s.uri in cache and s.problem is None]
+    remote = [s for s in cached if not is_local_uri(s.uri) and s.stamp_from_listing() is None]
+    stamps: dict[str, Entry | None] = {}
+    if len(remote) > 1:
+        with ThreadPoolExecutor(REMOTE_READS) as pool:
+            stamps = dict(zip([s.uri for s in remote], pool.map(Source.stamp, remote), strict=True))
     split = CacheSplit([], [], [])
     for source in sources:
         rows = cache.get(source.uri)
-        if rows and source.problem is None and _unchanged(source.stamp(), rows[0]):
+        now = stamps[source.uri] if source.uri in stamps else source.stamp() if rows else None
+        if rows and source.problem is None and _unchanged(now, rows[0]):
             split.hits.extend(probed_from_row(row) for row in rows)
             split.hit_rows.extend(rows)
         else:

@@ -74,11 +74,18 @@ class Source:
     def is_container(self) -> bool:
         return self.kind != SourceKind.FILE
 
+    def stamp_from_listing(self) -> Entry | None:
+        """What the listing said of the object (size and mtime, or the ETag), if it was listed."""
+        if self.size is not None and (self.mtime_ns is not None or self.etag is not None):
+            return Entry(self.uri, self.size, self.mtime_ns, self.etag)
+        return None
+
     def stamp(self) -> Entry | None:
         """What the object looks like, as listed, else stated now (size and mtime, or the ETag: a ``HEAD``
         in an object store); None when it cannot be had (reading it will say why)."""
-        if self.size is not None and (self.mtime_ns is not None or self.etag is not None):
-            return Entry(self.uri, self.size, self.mtime_ns, self.etag)
+        listed = self.stamp_from_listing()
+        if listed is not None:
+            return listed
         try:
             return location(self.uri).stat()
         except (OSError, StorageError, pa.ArrowException):

@@ -194,6 +194,18 @@ def test_inputs_on_s3_are_annotated_and_carried_over(ray_local, s3_bucket, tmp_p
     assert sorted(records(tmp_path / "out")) == uris
 
 
+def test_a_list_of_s3_uris_is_probed_once_and_then_known_by_etag(ray_local, s3_bucket, tmp_path) -> None:
+    uris = [f"{s3_bucket}/listed/{i}.jpg" for i in range(3)]
+    for i, uri in enumerate(uris):
+        location(uri).write_bytes(jpeg_bytes(30, 20, seed=400 + i))
+    (tmp_path / "uris.txt").write_text("\n".join(uris) + "\n")
+    first = run([str(tmp_path / "uris.txt")], tmp_path / "out", CHEAP)
+    location(uris[0]).write_bytes(jpeg_bytes(30, 20, seed=499))  # rewritten: a new ETag
+    second = run([str(tmp_path / "uris.txt")], tmp_path / "out", CHEAP)
+    assert (first.annotated, second.annotated, second.carried, second.probe_cached) == (3, 1, 2, 2)
+    assert sorted(records(tmp_path / "out")) == uris
+
+
 def test_a_list_of_http_urls_is_annotated(ray_local, tmp_path) -> None:
     (tmp_path / "site").mkdir()
     for i in range(2):
