@@ -40,7 +40,15 @@ from engine.ingest.captions import alt_texts
 from engine.ingest.discover import discover
 from engine.ingest.image_bytes import with_locators
 from engine.ingest.locator import Locator
-from engine.ingest.probe import PROBE_INDEX_SCHEMA, ProbedFile, WorkItem, plan_work, probe_sources, probed_from_row
+from engine.ingest.probe import (
+    PROBE_INDEX_SCHEMA,
+    ProbedFile,
+    WorkItem,
+    plan_work,
+    probe_settings,
+    probe_sources,
+    probed_from_row,
+)
 from engine.ingest.probe_cache import load_probe_cache, probe_key, split_by_cache
 from engine.ingest.sources import InputOptions, Source
 from engine.refresh.carryover import Candidate, CarryOver, plan_carry_over, resumable
@@ -199,8 +207,7 @@ def _lazy_ray(stack: ExitStack, run: RunPlan) -> LazyRay:
 def probe(run: RunPlan, ray: LazyRay) -> Probed:
     """Hash and decode-check every image that the previous version's probe index does not vouch for."""
     started = time.perf_counter()
-    ingest = run.config.ingest
-    limits = {**ingest.limits(), "extensions": list(ingest.extensions)}
+    limits = probe_settings(run.config.ingest)
     cache = {} if run.request.full else load_probe_cache(run.root, run.previous, run.request.probe_key())
     split = split_by_cache(run.sources, cache)
     fresh = probe_sources(split.misses, limits, ray.start)

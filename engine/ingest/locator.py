@@ -18,7 +18,6 @@ import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -90,9 +89,13 @@ def read_images(uris: Sequence[str], locators: Sequence[Locator | None]) -> list
         return _read_container(key, [locators[i] for i in indexes])  # type: ignore[misc]
 
     remote = [key for key in groups if not is_local_uri(key)]
-    with ThreadPoolExecutor(REMOTE_READS) if len(remote) > 1 else nullcontext() as pool:
-        found = dict(zip(remote, pool.map(read, remote) if pool else map(read, remote), strict=True))
-        found.update((key, read(key)) for key in groups if key not in found)
+    found: dict[str, list[bytes | OSError]] = {}
+    if len(remote) > 1:
+        with ThreadPoolExecutor(REMOTE_READS) as pool:
+            found = dict(zip(remote, pool.map(read, remote), strict=True))
+    for key in groups:
+        if key not in found:
+            found[key] = read(key)
     results: list[bytes | OSError] = [OSError("not read")] * len(uris)
     for key, indexes in groups.items():
         for i, data in zip(indexes, found[key], strict=True):

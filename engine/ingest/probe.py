@@ -14,13 +14,13 @@ import hashlib
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from dataclasses import dataclass, fields
 from typing import Any
 
 import pyarrow as pa
 
-from engine.config.settings import IMAGE_EXTENSIONS
+from engine.config.settings import IMAGE_EXTENSIONS, IngestConfig
 from engine.ingest.decode import BadImage, decode_image
 from engine.ingest.locator import LOCATOR, REMOTE_READS, Locator, is_local_uri
 from engine.ingest.parquet_input import TableLayout, iter_table_images
@@ -91,6 +91,11 @@ class WorkItem:
     captions: tuple[str, ...] = ()
     metadata: str | None = None
     locator: Locator | None = None
+
+
+def probe_settings(ingest: IngestConfig) -> dict[str, Any]:
+    """The keyword arguments of :func:`probe_source` (and :func:`probe_batch`) that ``ingest`` decides."""
+    return {**ingest.limits(), "extensions": list(ingest.extensions)}
 
 
 def probe_bytes(uri: str, data: bytes, max_pixels: int, **context: Any) -> ProbedFile:
@@ -263,9 +268,11 @@ def probe_batch(
     def probe(source: Source) -> list[dict[str, Any]]:
         return probe_source(source, max_pixels, max_bytes, extensions)
 
-    remote = sum(not is_local_uri(s.uri) for s in sources) > 1
-    with ThreadPoolExecutor(REMOTE_READS) if remote else nullcontext() as pool:
-        found = list(pool.map(probe, sources) if pool else map(probe, sources))
+    if sum(not is_local_uri(s.uri) for s in sources) > 1:
+        with ThreadPoolExecutor(REMOTE_READS) as pool:
+            found = list(pool.map(probe, sources))
+    else:
+        found = [probe(source) for source in sources]
     return pa.Table.from_pylist([row for rows in found for row in rows], schema=PROBE_INDEX_SCHEMA)
 
 

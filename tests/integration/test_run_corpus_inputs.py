@@ -147,13 +147,13 @@ def test_a_rerun_of_the_same_inputs_carries_everything_over(local_run) -> None:
 
 def test_probing_containers_on_ray_finds_what_probing_in_process_finds(local_run) -> None:
     from engine.ingest.discover import discover
-    from engine.ingest.probe import probe_batch, probe_on_ray
+    from engine.ingest.probe import probe_batch, probe_on_ray, probe_settings
     from engine.ingest.sources import sources_table
 
     inputs, _, _ = local_run
     config = parse_config(PROFILE).ingest
     sources = discover([str(p) for p in inputs.values()], config.extensions)
-    limits = {**config.limits(), "extensions": list(config.extensions)}
+    limits = probe_settings(config)
 
     def comparable(rows):
         return sorted(({k: v for k, v in row.items() if k != "checked_ns"} for row in rows), key=str)
