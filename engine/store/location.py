@@ -379,7 +379,7 @@ class Location:
 
 
 # -- resolving URIs -------------------------------------------------------------------------
-_FILESYSTEMS: dict[tuple[str, str], pafs.FileSystem] = {}
+_FILESYSTEMS: dict[tuple[str, str, str | None], pafs.FileSystem] = {}
 _FILESYSTEMS_LOCK = threading.Lock()
 _LOCAL = pafs.LocalFileSystem()
 
@@ -427,8 +427,9 @@ def _pyarrow_location(text: str, scheme: str, netloc: str) -> Location:
 
 
 def _pyarrow_filesystem(text: str, scheme: str, netloc: str) -> pafs.FileSystem:
-    """One filesystem per (scheme, bucket or host), built once: pyarrow looks the S3 region up on the network."""
-    key = (scheme, netloc)
+    """One filesystem per (scheme, bucket or host, S3 endpoint), built once: pyarrow looks the S3 region up on
+    the network."""
+    key = (scheme, netloc, os.environ.get("AWS_ENDPOINT_URL") if scheme == "s3" else None)
     with _FILESYSTEMS_LOCK:
         if key in _FILESYSTEMS:
             return _FILESYSTEMS[key]
@@ -624,18 +625,20 @@ def _s3_target(target: Location) -> tuple[Any, str, str]:
     return _s3_client(), bucket, key
 
 
-_S3_CLIENTS: dict[int, Any] = {}
+_S3_CLIENTS: dict[tuple[int, str | None], Any] = {}
 
 
 def _s3_client() -> Any:
-    """One boto3 client per process (boto3 reads AWS_ENDPOINT_URL and the credentials from the environment)."""
-    client = _S3_CLIENTS.get(os.getpid())
+    """One boto3 client per process and endpoint (boto3 reads AWS_ENDPOINT_URL and the credentials from the
+    environment once, when the client is made: a process that points the variable elsewhere gets a new one)."""
+    key = (os.getpid(), os.environ.get("AWS_ENDPOINT_URL"))
+    client = _S3_CLIENTS.get(key)
     if client is None:
         import boto3
 
         client = boto3.session.Session().client("s3")
         _S3_CLIENTS.clear()
-        _S3_CLIENTS[os.getpid()] = client
+        _S3_CLIENTS[key] = client
     return client
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -76,11 +77,15 @@ def write_corpus(folder: Path) -> dict[str, Path]:
     members[3] = ("00001.jpg", jpeg_bytes(200, 150, seed=2)[:700])  # a truncated JPEG
     members[7] = ("00002.txt", b"   ")  # an empty caption
     write_tar(folder / "photos" / "shards" / "00000.tar", members)
-    return {
+    inputs = {
         "photos": folder / "photos",
         "img2dataset": write_parquet(img2dataset_table(3, seed=2), folder / "laion" / "00000.parquet"),
         "hf": write_parquet(hf_image_table(2, seed=3), folder / "hf" / "train.parquet", row_group_size=1),
     }
+    an_hour_ago = time.time_ns() - 3600 * 10**9  # the probe cache trusts no mtime of the last seconds
+    for path in folder.rglob("*"):
+        os.utime(path, ns=(an_hour_ago, an_hour_ago))
+    return inputs
 
 
 @pytest.fixture(scope="module")

@@ -187,3 +187,14 @@ def test_stat_gives_size_and_change_token(tmp_path, s3_bucket) -> None:
     first = remote.stat()
     remote.write_bytes(b"wxyz")
     assert first.size == 4 and first.etag and remote.stat().etag != first.etag
+
+
+def test_a_second_s3_endpoint_in_the_same_process_is_used_and_then_left(s3_bucket) -> None:
+    from tests.support.s3_server import new_bucket, s3_server
+
+    with s3_server():
+        other = new_bucket()
+        location(f"{other}/a.bin").write_bytes(b"there")
+        assert [e.uri for e in location(other).iter_files()] == [f"{other}/a.bin"]
+    location(f"{s3_bucket}/a.bin").write_bytes(b"here")  # the first server again, once the second is gone
+    assert location(f"{s3_bucket}/a.bin").read_bytes() == b"here"
