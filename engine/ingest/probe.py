@@ -18,12 +18,14 @@ from typing import Any
 import pyarrow as pa
 
 from engine.ingest.decode import BadImage, decode_image
+from engine.store.location import Entry, StorageError, location
 
 # New files of at most this many bytes in all are probed in this process: starting Ray's probe tasks
 # costs seconds of CPU, more than hashing and decoding a few dozen MB (a small refresh, a sample run).
 IN_PROCESS_PROBE_BYTES = 64 * 1024**2
 # The probe index (``probes/*.parquet``, see ``engine/ingest/probe_cache.py``): a probed file, its size
-# and mtime taken before reading, and when it was checked.
+# and change key (mtime for local files, ETag for objects in a store) taken before reading, and when it
+# was checked.
 PROBE_INDEX_SCHEMA = pa.schema(
     [
         pa.field("source_uri", pa.string(), nullable=False),
@@ -36,6 +38,7 @@ PROBE_INDEX_SCHEMA = pa.schema(
         pa.field("format", pa.string()),
         pa.field("reason", pa.string()),
         pa.field("detail", pa.string()),
+        pa.field("etag", pa.string()),
     ]
 )
 PROBED_FIELDS = ("source_uri", "size_bytes", "image_id", "width", "height", "format", "reason", "detail")
@@ -112,17 +115,23 @@ def probed_from_row(row: dict[str, Any]) -> ProbedFile:
 
 
 def probe_batch(batch: pa.Table, max_pixels: int, max_bytes: int) -> pa.Table:
-    """Probe each file of ``batch`` (a ``source_uri`` column) into probe index rows; its size and mtime are
-    taken before reading, for the next run's probe cache."""
+    """Probe each file of ``batch`` (a ``source_uri`` column) into probe index rows; its change key (mtime
+    or ETag) is taken before reading, for the next run's probe cache."""
     rows = []
     for uri in batch.column("source_uri").to_pylist():
         checked_ns = time.time_ns()
-        try:
-            mtime_ns = os.stat(uri).st_mtime_ns
-        except OSError:
-            mtime_ns = None
-        rows.append({**asdict(probe_file(uri, max_pixels, max_bytes)), "mtime_ns": mtime_ns, "checked_ns": checked_ns})
+        entry = file_entry(uri)
+        keys = {"mtime_ns": entry.mtime_ns, "etag": entry.etag} if entry else {"mtime_ns": None, "etag": None}
+        rows.append({**asdict(probe_file(uri, max_pixels, max_bytes)), **keys, "checked_ns": checked_ns})
     return pa.Table.from_pylist(rows, schema=PROBE_INDEX_SCHEMA)
+
+
+def file_entry(uri: str) -> Entry | None:
+    """A file's size and change key (local: mtime; object stores: ETag), or None if it cannot be found."""
+    try:
+        return location(uri).stat()
+    except (OSError, StorageError, pa.ArrowException):
+        return None
 
 
 def probe_on_ray(files: list[str], limits: dict[str, int]) -> list[dict[str, Any]]:

@@ -1,23 +1,23 @@
-"""Skipping the re-hash of unchanged files: the previous version's (path, size, mtime) -> probe result.
+"""Skipping the re-hash of unchanged files: the previous version's (path, size, change key) -> probe result.
 
-Each version lists a probe index (``probes/*.parquet``) with every input file's size, mtime and
-what probing it found (content id and image facts, or the quarantine reason). The next run stats
-each input and reuses the entry when size and mtime are unchanged, instead of reading, hashing and
-decoding the file again. As in git's index, an entry whose mtime was within ``RACY_NS`` of the
-moment it was checked is not trusted (the file may have changed again within the clock's
-resolution). The cache is used only when the ingest limits that decide quarantine are unchanged;
-``--full`` never uses it.
+Each version lists a probe index (``probes/*.parquet``) with every input file's size, change key and
+what probing it found (content id and image facts, or the quarantine reason). The change key is the
+mtime for local files and the ETag for objects in a store (an object's mtime says when it was
+uploaded, not whether its bytes changed). The next run stats each input and reuses the entry when
+size and change key are unchanged, instead of reading, hashing and decoding the file again. As in
+git's index, a local entry whose mtime was within ``RACY_NS`` of the moment it was checked is not
+trusted (the file may have changed again within the clock's resolution). The cache is used only
+when the ingest limits that decide quarantine are unchanged; ``--full`` never uses it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from engine.ingest.probe import ProbedFile, probed_from_row
+from engine.ingest.probe import ProbedFile, file_entry, probed_from_row
+from engine.store.location import Entry, Where
 from engine.store.manifest import Manifest
 from engine.store.reader import read_shard
 
@@ -33,7 +33,7 @@ class CacheSplit:
     misses: list[str]
 
 
-def load_probe_cache(root: Path, previous: Manifest | None, ingest_key: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def load_probe_cache(root: Where, previous: Manifest | None, ingest_key: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """source_uri -> index row from the previous version, if its ingest limits equal ``ingest_key``."""
     if previous is None or previous.probe_index is None or previous.extra.get("ingest") != ingest_key:
         return {}
@@ -41,22 +41,28 @@ def load_probe_cache(root: Path, previous: Manifest | None, ingest_key: dict[str
     return {row["source_uri"]: row for row in table.to_pylist()}
 
 
+def unchanged(entry: Entry, row: dict[str, Any]) -> bool:
+    """Whether a file is as it was when its probe index row was made: same size and ETag (objects), or
+    same size and an mtime that was not racy (local files)."""
+    if entry.size != row["size_bytes"]:
+        return False
+    if entry.etag is not None or row.get("etag") is not None:
+        return entry.etag == row.get("etag")
+    return (
+        entry.mtime_ns is not None
+        and entry.mtime_ns == row["mtime_ns"]
+        and row["mtime_ns"] < row["checked_ns"] - RACY_NS
+    )
+
+
 def split_by_cache(files: Iterable[str], cache: dict[str, dict[str, Any]]) -> CacheSplit:
-    """Stat every file; reuse the cached probe of those whose size and mtime are unchanged and not racy."""
+    """Stat every cached file; reuse the cached probe of those unchanged since (see :func:`unchanged`)."""
     split = CacheSplit([], [], [])
     for uri in files:
         row = cache.get(uri)
         if row is not None:
-            try:
-                stat = os.stat(uri)
-            except OSError:
-                stat = None
-            if (
-                stat is not None
-                and stat.st_size == row["size_bytes"]
-                and stat.st_mtime_ns == row["mtime_ns"]
-                and row["mtime_ns"] < row["checked_ns"] - RACY_NS
-            ):
+            entry = file_entry(uri)
+            if entry is not None and unchanged(entry, row):
                 split.hits.append(probed_from_row(row))
                 split.hit_rows.append(row)
                 continue
