@@ -197,17 +197,26 @@ def _parse(target: Location) -> Manifest:
         raise OutputError(f"{target}: unreadable manifest ({type(error).__name__}: {error})") from None
 
 
-def _pointer(root: Location) -> Manifest | None:
-    """The manifest in ``manifest.json`` (a copy of the latest version's), or None if there is none."""
+def _pointer(root: Location, strict: bool = False) -> Manifest | None:
+    """The manifest in ``manifest.json`` (a copy of the latest version's), or None if there is none.
+
+    Unless ``strict``, an unreadable copy is ignored with a warning: the version files are the record.
+    """
     target = root / MANIFEST_NAME
     if not target.exists():
         return None
-    return _parse(target)
+    try:
+        return _parse(target)
+    except OutputError as error:
+        if strict:
+            raise
+        warnings.warn(f"{error}; ignored, the {VERSIONS_DIR}/ files are read instead", stacklevel=3)
+        return None
 
 
 def _unlisted_pointer(root: Location, listed: list[int]) -> Manifest | None:
     """``manifest.json``'s version when its ``versions/`` file is missing (deleted), else None."""
-    pointer = _pointer(root)
+    pointer = _pointer(root, strict=not listed)
     if pointer is None or pointer.version in listed:
         return None
     warnings.warn(
@@ -222,13 +231,13 @@ def read_manifest(root: Where, version: int | None = None) -> Manifest | None:
     """The manifest of ``version`` (latest when None), or None if the dataset has no version yet."""
     root = location(root)
     listed = list_versions(root)
+    if version is not None and version in listed:
+        return _parse(version_path(root, version))
     unlisted = _unlisted_pointer(root, listed)
     if version is None:
         if unlisted is not None and unlisted.version > max(listed, default=0):
             return unlisted
         return _parse(version_path(root, listed[-1])) if listed else None
-    if version in listed:
-        return _parse(version_path(root, version))
     if unlisted is not None and unlisted.version == version:
         return unlisted
     raise OutputError(f"{root}: version {version} does not exist (versions: {listed or 'none'})")

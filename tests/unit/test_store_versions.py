@@ -48,3 +48,9 @@ def test_publishing_a_number_another_writer_took_is_refused(two_versions) -> Non
     with pytest.raises(OutputError, match="version 3 was published by another writer meanwhile"):
         publish(two_versions, mine)
     assert read_manifest(two_versions, 3).run_id == read_manifest(two_versions).run_id == "theirs"
+
+
+def test_an_unreadable_manifest_json_is_ignored_when_version_files_exist(two_versions) -> None:
+    (two_versions / "manifest.json").write_text("{torn")
+    with pytest.warns(UserWarning, match=r"manifest\.json: unreadable manifest .*; ignored, the versions/ files"):
+        assert read_manifest(two_versions).version == 2
