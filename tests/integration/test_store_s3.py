@@ -20,6 +20,7 @@ import yaml
 from engine.cli import main as cli
 from engine.config.profile import load_config, parse_config
 from engine.errors import OutputError
+from engine.ingest.probe_cache import split_by_cache
 from engine.run import RunRequest, RunResult, run_pipeline
 from engine.store.location import location
 from engine.store.manifest import list_versions, require_manifest
@@ -311,3 +312,22 @@ def test_a_killed_run_on_s3_is_resumed_with_each_image_once(ray_local, s3_bucket
     assert len(ids) == len(set(ids)) == 12 == manifest.counts["images"] == sum(s.rows for s in manifest.shards)
     data_files = {k for k in keys(output) if not k.startswith("versions/") and k != "manifest.json"}
     assert data_files == set(manifest.files())  # the killed run's unlisted files, its journal and the lock are gone
+
+
+def test_the_probe_cache_keys_objects_by_size_and_etag_not_mtime(s3_bucket) -> None:
+    same, rewritten, resized = (f"{s3_bucket}/raw/{name}.png" for name in ("same", "rewritten", "resized"))
+    for uri in (same, rewritten, resized):
+        location(uri).write_bytes(b"x" * 10)
+
+    def row(uri: str) -> dict:
+        entry = location(uri).stat()
+        return {"source_uri": uri, "size_bytes": entry.size, "mtime_ns": None, "etag": entry.etag,
+                "checked_ns": 0, "image_id": "id-" + uri.rsplit("/", 1)[1], "width": 1, "height": 1,
+                "format": "png", "reason": None, "detail": None}  # fmt: skip
+
+    cache = {uri: row(uri) for uri in (same, rewritten, resized)}
+    location(rewritten).write_bytes(b"y" * 10)  # same size, other bytes: only the ETag tells
+    location(resized).write_bytes(b"x" * 11)
+    split = split_by_cache([same, rewritten, resized], cache)
+    assert [p.image_id for p in split.hits] == ["id-same.png"]
+    assert split.misses == [rewritten, resized]
