@@ -114,6 +114,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--profile", default="offline", help="profile name or YAML path (default offline)")
     parser.add_argument("--repeat", type=int, default=20, help="calls per store step measured (default 20)")
     parser.add_argument(
+        "--s3-first", action="store_true", help="run the S3 side first (on a shared machine, swap to see the noise)"
+    )
+    parser.add_argument(
         "--workers", type=int, default=len(os.sched_getaffinity(0)), help="cores for the runs (default: all)"
     )
     return parser.parse_args(argv)
@@ -130,8 +133,13 @@ def main(argv: list[str]) -> dict[str, Any]:
     print(f"object_store: {len(inputs)} images, profile {args.profile}, {args.workers} workers", file=sys.stderr)
     with s3_server(), local_ray(args.workers):
         bucket = new_bucket()
-        local = side("local", str(folder / "corpus"), str(folder / "coco"), inputs, config)
-        remote = side("s3", f"{bucket}/corpus", f"{bucket}/coco", inputs, config)
+        sides = {
+            "local": lambda: side("local", str(folder / "corpus"), str(folder / "coco"), inputs, config),
+            "s3": lambda: side("s3", f"{bucket}/corpus", f"{bucket}/coco", inputs, config),
+        }
+        order = ["s3", "local"] if args.s3_first else ["local", "s3"]
+        done = {name: sides[name]() for name in order}
+        local, remote = done["local"], done["s3"]
         costs = {
             "local": store_costs(str(folder / "corpus"), args.repeat),
             "s3": store_costs(f"{bucket}/corpus", args.repeat),
@@ -141,6 +149,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "images": len(inputs),
         "profile": args.profile,
         "workers": args.workers,
+        "order": order,
         "local": local,
         "s3": remote,
         "s3_over_local": {
