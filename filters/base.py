@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -27,12 +27,15 @@ Target = Literal["texts", "regions", "phrases"]
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """Why an annotation is dropped: the rule, the measured value, the threshold it crossed, and by whom."""
+    """Why an annotation is dropped: the rule, the measured value, the threshold it crossed, and by whom.
+    ``mask_only``: only the region's mask fails (SAM's quality measures, an empty GrabCut mask); the region
+    keeps its box and loses its mask (:meth:`schemas.records.ImageRecord.drop_mask`)."""
 
     rule: str
     value: float | None = None
     threshold: float | None = None
     by: str | None = None
+    mask_only: bool = False
 
 
 def below(rule: str, value: float | None, minimum: float | None) -> Verdict | None:
@@ -52,6 +55,11 @@ def above(rule: str, value: float | None, maximum: float | None) -> Verdict | No
 def first_drop(*verdicts: Verdict | None) -> Verdict | None:
     """The first rule that drops, in the order the rules are listed."""
     return next((v for v in verdicts if v is not None), None)
+
+
+def mask_only(verdict: Verdict | None) -> Verdict | None:
+    """``verdict`` applied to the region's mask alone."""
+    return None if verdict is None else replace(verdict, mask_only=True)
 
 
 class Filter(BaseStage):
@@ -96,14 +104,12 @@ class Filter(BaseStage):
             self.apply(record, self.decide(record))
 
     def apply(self, record: ImageRecord, drops: Iterable[tuple[Annotation, Verdict]]) -> None:
-        """Drop each annotation with its verdict (decisions are collected first, then applied)."""
+        """Drop each annotation (or a region's mask) with its verdict (decisions are collected first, then applied)."""
         for annotation, verdict in list(drops):
-            record.drop(
-                annotation,
-                stage=self.name,
-                rule=verdict.rule,
-                value=verdict.value,
-                threshold=verdict.threshold,
-                by=verdict.by,
-            )
+            reason = {"stage": self.name, "rule": verdict.rule, "value": verdict.value, "threshold": verdict.threshold}
+            if verdict.mask_only:
+                assert isinstance(annotation, Region), f"{self.name}: only a region has a mask to drop"
+                record.drop_mask(annotation, **reason, by=verdict.by)
+            else:
+                record.drop(annotation, **reason, by=verdict.by)
             self.drop_counts[verdict.rule] += 1

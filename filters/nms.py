@@ -8,7 +8,9 @@ with torchvision's NMS kernel grouped the way its ``batched_nms`` groups; across
 kind (an ensemble of specialists), suppression is class-agnostic and only between different sources.
 Where every region of a group has a mask, IoU is the masks' IoU from their COCO RLEs (pycocotools).
 OCR quads are suppressed by their boxes (``Region.bbox`` is the quad's enclosing box). A suppressed
-region's drop names the kept one (``by``) and their IoU (``value``).
+region's drop names the kept one (``by``) and their IoU (``value``). Regions rank by score; a region without
+one (Florence-2's) ranks with its source's prior (``unscored``, ``schemas/score_prior.py``: 0.5 by default),
+so a detector box scored 0.95 suppresses an unscored box of the same object, not the reverse.
 
 Default IoU thresholds: 0.5 for object boxes within a detector (torchvision's detection models and
 DINO-style post-processing use 0.5), 0.7 for class-agnostic proposals, captions and ensembles
@@ -26,13 +28,15 @@ import numpy as np
 from filters.base import Annotation, Filter, Verdict
 from schemas.boxes import RegionColumns, Suppression, box_nms, greedy_nms, iou_matrix
 from schemas.records import ImageRecord
+from schemas.score_prior import UnscoredPriors
 
 
 @dataclass(frozen=True)
 class NmsOptions:
     """IoU thresholds per kind (a kind not listed is not suppressed); ``class_aware_kinds`` suppress
     only regions with the same label within a source; ``cross_source_iou`` per kind suppresses across
-    sources regardless of label; ``use_masks`` compares masks where every region of a group has one."""
+    sources regardless of label; ``use_masks`` compares masks where every region of a group has one;
+    ``unscored``: the score an unscored region ranks with, per source."""
 
     iou: dict[str, float] = field(
         default_factory=lambda: {
@@ -56,6 +60,7 @@ class NmsOptions:
         }
     )
     use_masks: bool = True
+    unscored: UnscoredPriors = field(default_factory=UnscoredPriors)
 
 
 Drops = list[tuple[Annotation, Verdict]]
@@ -83,7 +88,7 @@ class NmsFilter(Filter):
                     images.extend([i] * len(of_kind))
             if not regions:
                 continue
-            columns = RegionColumns.of(regions, images)
+            columns = RegionColumns.of(regions, images, options.unscored)
             class_aware = kind in options.class_aware_kinds
             masked = self._masked_images(columns) if options.use_masks else np.zeros(len(records), dtype=bool)
             by_boxes = np.flatnonzero(~masked[columns.images])

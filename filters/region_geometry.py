@@ -5,7 +5,8 @@ image (10x10 px of a 1000x1000 image) are noise at Florence-2's 1000-bin resolut
 spans one bin. A box covering nearly the whole image is right for an object (a close-up) but wrong
 for an OCR word or line, a proposal, or a region caption, which would only repeat the image caption.
 Masks below 0.01% of the image or in more than 8 pieces are SAM artefacts (SA-1B removes small
-disconnected islands as post-processing). Clipping changes coordinates and is not a drop.
+disconnected islands as post-processing), or GrabCut finding nothing: such a mask is dropped (a ``mask``
+drop) and its region keeps its box, which the box rules judge. Clipping changes coordinates and is not a drop.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from filters.base import Filter, Verdict, above, below, first_drop
+from filters.base import Filter, Verdict, above, below, first_drop, mask_only
 from schemas.geometry import box_area, clip_box
 from schemas.masks import count_fragments, decode_mask, mask_area
 from schemas.records import GroundedRegion, ImageRecord, Phrase, Region
@@ -84,9 +85,10 @@ class GeometryFilter(Filter):
         return verdict
 
     def check_mask(self, region: Region, image_area: float) -> Verdict | None:
+        """A mask-only verdict: the mask is empty, tiny or in pieces (the box was judged already)."""
         options: GeometryOptions = self.options
         verdict = below("tiny_mask", mask_area(region.mask) / image_area, options.min_mask_area_fraction)
         if verdict is None and options.max_mask_fragments is not None:
             fragments = count_fragments(decode_mask(region.mask))
             verdict = above("mask_fragments", fragments, options.max_mask_fragments)
-        return verdict
+        return mask_only(verdict)

@@ -1,10 +1,13 @@
 """What a text says, measured with spaCy: objects, attributes, actions, proper nouns, complexity.
 
-Following the FLD-5B text filter: objects are nouns (compound modifiers excluded), attributes are
-adjectival, compound and numeric modifiers, adjectives, numerals and colours, actions are verbs.
-Object and action complexity are the mean total degree of object and action tokens in the
-dependency parse seen as an undirected graph (edges to children plus the edge to the head), 0 when
-a text has none. Texts are parsed in batches with ``nlp.pipe`` and the NER component is not loaded.
+Following the FLD-5B text filter: objects are common nouns (compound modifiers excluded; proper nouns are
+counted apart, as the paper's Table 3 does), attributes are adjectival, compound and numeric modifiers,
+adjectives, numerals and colours, actions are verbs. Object and action complexity are the mean total degree
+of object and action tokens in the dependency parse seen as an undirected graph (edges to children plus the
+edge to the head), 0 when a text has none; corpus statistics pool the degrees over every token instead
+(``filters/statistics.py``). Linking words (determiners, prepositions, verbs, auxiliaries, pronouns,
+particles, subordinators) are counted: a description links its nouns with them, a word list does not.
+Texts are parsed in batches with ``nlp.pipe`` and the NER component is not loaded.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 from spacy.attrs import DEP, HEAD, IS_PUNCT, IS_SPACE, POS
 from spacy.language import Language
 from spacy.strings import hash_string
-from spacy.symbols import ADJ, AUX, NOUN, NUM, PROPN, VERB
+from spacy.symbols import ADJ, ADP, AUX, DET, NOUN, NUM, PART, PRON, PROPN, SCONJ, VERB
 from spacy.tokens import Doc, Token
 
 from filters.blacklist import Blacklist
@@ -34,6 +37,7 @@ _VOWELS = frozenset("aeiou")
 COMPOUND = hash_string("compound")
 AMOD, NUMMOD = hash_string("amod"), hash_string("nummod")
 _COLUMNS = [POS, DEP, HEAD, IS_PUNCT, IS_SPACE]
+LINKING_POS = np.array([DET, ADP, AUX, VERB, PRON, PART, SCONJ], dtype=np.uint64)
 
 
 def dependency_degrees(doc: Doc) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +109,8 @@ def analyze_doc(doc: Doc, lemmatizer: Any = None, blacklist: Blacklist | None = 
     array, degrees = dependency_degrees(doc)
     pos, dep, is_punct, is_space = array[:, 0], array[:, 1], array[:, 3], array[:, 4]
     nominal = (pos == NOUN) | (pos == PROPN)
-    object_mask = nominal & (dep != COMPOUND)
+    object_mask = (pos == NOUN) & (dep != COMPOUND)
+    proper_mask = (pos == PROPN) & (dep != COMPOUND)
     action_mask = pos == VERB
     modifier = (dep == AMOD) | (dep == COMPOUND) | (dep == NUMMOD)
     attribute_mask = ~object_mask & ~(pos == PROPN) & ((pos == ADJ) | (pos == NUM) | modifier)
@@ -114,9 +119,9 @@ def analyze_doc(doc: Doc, lemmatizer: Any = None, blacklist: Blacklist | None = 
     for i in np.flatnonzero(object_mask | attribute_mask | action_mask | nominal):
         token = doc[int(i)]
         if object_mask[i]:
-            objects.append(token.lemma_.lower() if pos[i] == NOUN else token.text)
-            if pos[i] == PROPN:
-                proper_nouns.append(_proper_noun(token))
+            objects.append(token.lemma_.lower())
+        elif proper_mask[i]:
+            proper_nouns.append(_proper_noun(token))
         elif action_mask[i]:
             actions.append(verb_lemma(token, lemmatizer))
         elif attribute_mask[i] or token.lower_ in COLOURS:
@@ -131,6 +136,7 @@ def analyze_doc(doc: Doc, lemmatizer: Any = None, blacklist: Blacklist | None = 
         noun_phrases=[(c.start_char, c.end_char) for c in chunks],
         object_complexity=_mean(degrees, object_mask),
         action_complexity=_mean(degrees, action_mask),
+        linking_words=int(np.count_nonzero(np.isin(pos, LINKING_POS))),
     )
 
 

@@ -5,10 +5,15 @@ detailed 31.65 / 13.31, more detailed 70.53 / 28.06): a text is "excessive" at a
 average object count and "too long" at about 5x the average length, so the rules cut the tail of
 noisy outputs (run-on lists, hallucinated enumerations) and not ordinary texts. The minimum object
 complexity (mean dependency degree of objects; paper 2.80 brief, 4.0 detailed) is set well below
-the averages: at 1.0 for brief texts it drops texts whose nouns attach to nothing (bare labels, word
-lists) or that have no object at all; detailed texts without a single verb (action complexity 0)
-are keyword lists rather than descriptions. Boilerplate, non-alphabetic noise and repetition are
-dropped at every granularity. Every measured value stays in ``Text.analysis`` for re-thresholding.
+the averages: at 1.0 for brief texts it drops texts whose nouns attach to nothing (bare labels) or that
+have no object at all; detailed texts without a single verb (action complexity 0) are keyword lists
+rather than descriptions. A word list is measured directly, since its nouns do attach to each other
+("cat, dog, sofa, lamp, table": object complexity 2.4): a text of two or more objects, or of five or more
+words, with fewer than one linking word (determiner, preposition, verb, pronoun, ...) per ten words is
+dropped as ``word_list`` (descriptions have one per two to four words; "Black leather office chair", one
+noun phrase, is kept). Boilerplate (URLs, markup, camera file names, stock-photo and shop phrases),
+non-alphabetic noise and repetition are dropped at every granularity: web alt-text (source ``alt_text``)
+goes through the same rules. Every measured value stays in ``Text.analysis`` for re-thresholding.
 """
 
 from __future__ import annotations
@@ -21,16 +26,20 @@ from typing import ClassVar
 from filters.base import Annotation, Filter, Verdict, above, below, first_drop
 from filters.blacklist import Blacklist
 from filters.spacy_model import spacy_model_id, spacy_weights_check
-from schemas.records import ImageRecord, Text
+from schemas.records import ImageRecord, Text, TextAnalysis
 from schemas.stage import WeightsCheck
 
 BOILERPLATE = re.compile(
     r"https?://|\bwww\.|\b[\w-]+\.(?:com|net|org|io|co\.uk)\b"  # URLs
     r"|</?[a-zA-Z][^>]*>|&(?:amp|nbsp|quot|lt|gt|#\d+);"  # HTML tags and entities
-    r"|\b[\w-]+\.(?:jpe?g|png|gif|webp|bmp|tiff?|heic)\b|\b(?:IMG|DSC|DSCN|PXL)[_-]?\d{3,}"  # file names
+    r"|\b[\w-]+\.(?:jpe?g|png|gif|webp|bmp|tiff?|heic)\b"  # file names, and camera file names without extension
+    r"|\b(?:IMG|DSC|DSCN|DSCF|PXL|GOPR|MVIMG|SAM)[_-]?\d{3,}"
     r"|\bstock (?:photo|image|picture|footage|illustration|vector)|\broyalty[- ]free\b|\bshutterstock\b"
     r"|\bgetty ?images\b|\bistock(?:photo)?\b|\balamy\b|\bdreamstime\b|\bdepositphotos\b|\b123rf\b"
-    r"|\badobe stock\b|\bclick to enlarge\b|\bimage may contain\b|\bno description available\b",
+    r"|\badobe stock\b|\bclick (?:here|to enlarge)\b|\bimage may contain\b|\bno description available\b"
+    r"|\b(?:image|photo|picture) \d+ of \d+\b"  # gallery captions
+    r"|\bbuy (?:it )?now\b|\bshop now\b|\border (?:it )?now\b|\bfree (?:shipping|delivery)\b|\badd to (?:cart|basket)\b"
+    r"|\bin stock\b|\bbest price\b|\b\d+ ?% off\b|\bdiscount code\b",  # shop boilerplate
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[^\W\d_]{2,}")
@@ -49,6 +58,7 @@ class TextRules:
     max_non_alpha_fraction: float | None = 0.5
     max_repeated_fraction: float | None = 0.5
     drop_boilerplate: bool = True
+    min_linking_fraction: float | None = 0.1
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,20 @@ def repeated_fraction(text: str, stop_words: frozenset[str] | set[str] = frozens
     return 1.0 - len(set(words)) / len(words) if len(words) >= 4 else 0.0
 
 
+# A text shaped like a list: this many objects, or this many words (the parser may chain a list of nouns into
+# one compound, "man woman child dog park", leaving one object).
+LIST_OBJECTS, LIST_WORDS = 2, 5
+
+
+def linking_fraction(analysis: TextAnalysis) -> float | None:
+    """Linking words per word, for a text shaped like a list (else None: a short noun phrase is no list)."""
+    if analysis.linking_words is None or analysis.num_tokens == 0:
+        return None
+    if len(analysis.objects) < LIST_OBJECTS and analysis.num_tokens < LIST_WORDS:
+        return None
+    return analysis.linking_words / analysis.num_tokens
+
+
 def normalized(text: str) -> str:
     """Lowercase words only, for duplicate detection."""
     return _NORMALIZE.sub(" ", text.lower()).strip()
@@ -124,6 +148,7 @@ def check_text(text: Text, rules: TextRules, stop_words: frozenset[str] | set[st
         above("too_long", analysis.num_tokens, rules.max_tokens),
         below("min_object_complexity", analysis.object_complexity, rules.min_object_complexity),
         below("min_action_complexity", analysis.action_complexity, rules.min_action_complexity),
+        below("word_list", linking_fraction(analysis), rules.min_linking_fraction),
     )
 
 
@@ -153,7 +178,13 @@ class TextFilter(Filter):
         return spacy_weights_check(self.name, self.backend)
 
     def measure(self, records: list[ImageRecord]) -> None:
-        pending = [text for record in records for text in record.texts if text.analysis is None]
+        # Analyses written before linking words were counted are redone (under today's definitions).
+        pending = [
+            text
+            for record in records
+            for text in record.texts
+            if text.analysis is None or text.analysis.linking_words is None
+        ]
         for text, analysis in zip(pending, self.analyzer.analyze([t.text for t in pending]), strict=True):
             text.analysis = analysis
 

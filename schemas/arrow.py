@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
+# Additive changes keep the version: ``texts.analysis.linking_words`` reads as null from shards written before it.
 SCHEMA_VERSION = "1.0.0"
 
 PROVENANCE = pa.struct([("source", pa.string()), ("model", pa.string()), ("round", pa.int32())])
@@ -23,6 +24,7 @@ TEXT_ANALYSIS = pa.struct(
         ("noun_phrases", pa.list_(pa.list_(pa.int32()))),
         ("object_complexity", pa.float32()),
         ("action_complexity", pa.float32()),
+        ("linking_words", pa.int32()),
     ]
 )
 

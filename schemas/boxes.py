@@ -16,6 +16,7 @@ import numpy as np
 
 from schemas.masks import mask_iou_matrix
 from schemas.records import Region
+from schemas.score_prior import UnscoredPriors, effective_score
 
 # Pairs of boxes whose IoU is computed at once when finding suppressors (bounds memory).
 _PAIR_CHUNK = 4_000_000
@@ -258,14 +259,17 @@ class RegionColumns:
     labels: np.ndarray
 
     @classmethod
-    def of(cls, regions: list[Region], images: list[int] | None = None) -> RegionColumns:
+    def of(
+        cls, regions: list[Region], images: list[int] | None = None, priors: UnscoredPriors | None = None
+    ) -> RegionColumns:
+        """Columns of ``regions``; an unscored region ranks with its source's prior (``schemas/score_prior.py``)."""
         sources: dict[str, int] = {}
         labels: dict[str, int] = {}
+        priors = priors or UnscoredPriors()
         return cls(
             regions,
             boxes_of(regions),
-            # Unscored regions (human labels merged in) rank above every scored one.
-            np.asarray([np.inf if r.score is None else r.score for r in regions], dtype=np.float64),
+            np.asarray([effective_score(r.score, r.provenance.source, priors) for r in regions], dtype=np.float64),
             np.zeros(len(regions), dtype=np.int64) if images is None else np.asarray(images, dtype=np.int64),
             np.asarray([sources.setdefault(r.provenance.source, len(sources)) for r in regions], dtype=np.int64),
             np.asarray([labels.setdefault(r.text.strip().lower(), len(labels)) for r in regions], dtype=np.int64),

@@ -26,7 +26,8 @@ RECIPE_VERSION = 2
 def canonical(value: Any) -> Any:
     """``value`` as JSON-able data in one canonical form.
 
-    Dataclasses become mappings of their fields; mappings are keyed by text and compared sorted (at every
+    Dataclasses become mappings of their fields (a field with ``metadata={"derived": True}``, computed from
+    other settings, is left out); mappings are keyed by text and compared sorted (at every
     depth); lists and tuples keep their order (both become lists); sets are sorted; ``-0.0`` is ``0.0``;
     numpy scalars, enums and paths become their plain values. Anything else is a bug in the caller and
     raises ``TypeError``: a fingerprint must never fall back to a ``repr`` holding a memory address.
@@ -38,7 +39,11 @@ def canonical(value: Any) -> Any:
     if isinstance(value, np.generic):
         return canonical(value.item())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: canonical(getattr(value, field.name)) for field in dataclasses.fields(value)}
+        return {
+            field.name: canonical(getattr(value, field.name))
+            for field in dataclasses.fields(value)
+            if not field.metadata.get("derived", False)
+        }
     if isinstance(value, Mapping):
         plain = {_key(key): canonical(item) for key, item in value.items()}
         if len(plain) != len(value):

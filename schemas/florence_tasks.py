@@ -9,6 +9,12 @@ from __future__ import annotations
 GROUNDING_TASK = "<CAPTION_TO_PHRASE_GROUNDING>"
 REGION_DESCRIPTION_TASK = "<REGION_TO_DESCRIPTION>"
 OCR_REGION_TASK = "<OCR_WITH_REGION>"
+# Tasks that take an input and are only trained on (the specialist does not run them).
+REFERRING_SEGMENTATION_TASK = "<REFERRING_EXPRESSION_SEGMENTATION>"
+REGION_SEGMENTATION_TASK = "<REGION_TO_SEGMENTATION>"
+REGION_CATEGORY_TASK = "<REGION_TO_CATEGORY>"
+OPEN_VOCABULARY_TASK = "<OPEN_VOCABULARY_DETECTION>"
+REGION_OCR_TASK = "<REGION_TO_OCR>"
 
 # Caption tasks and the text granularity each writes.
 CAPTION_TASKS = {"<CAPTION>": "brief", "<DETAILED_CAPTION>": "detailed", "<MORE_DETAILED_CAPTION>": "more_detailed"}
@@ -33,8 +39,8 @@ DEFAULT_TASKS = (
     GROUNDING_TASK,
     REGION_DESCRIPTION_TASK,
 )
-# Tasks a training target can be written for (``refine/targets.py``): the annotation tasks plus plain OCR
-# and region-to-segmentation.
+# Tasks a training target can be written for (``refine/targets.py``): every task of Florence2Processor, each
+# from the annotations that teach it.
 TRAINING_TASKS = (
     "<CAPTION>",
     "<DETAILED_CAPTION>",
@@ -43,10 +49,14 @@ TRAINING_TASKS = (
     "<REGION_PROPOSAL>",
     "<DENSE_REGION_CAPTION>",
     GROUNDING_TASK,
+    REFERRING_SEGMENTATION_TASK,
     "<OCR>",
     OCR_REGION_TASK,
-    "<REGION_TO_SEGMENTATION>",
+    REGION_SEGMENTATION_TASK,
     REGION_DESCRIPTION_TASK,
+    REGION_CATEGORY_TASK,
+    OPEN_VOCABULARY_TASK,
+    REGION_OCR_TASK,
 )
 # Tasks refinement trains on by default (``refine.task_weights``), each with weight 1.
 REFINE_TASKS = (

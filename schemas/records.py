@@ -14,10 +14,17 @@ from typing import Any, Literal
 GRANULARITIES = ("brief", "detailed", "more_detailed")
 REGION_KINDS = ("object", "proposal", "ocr_line", "ocr_word", "region_caption", "dense_caption")
 ANNOTATION_TYPES = ("text", "region", "phrase")
+# A drop of this type removed only a region's mask (and the measures of that mask): the region stays.
+MASK_DROP = "mask"
+DROP_TYPES = (*ANNOTATION_TYPES, MASK_DROP)
+# Metrics that measure a region's mask rather than its box; they leave with the mask when it is dropped.
+# (The same names as ``schemas.metrics``, which imports nothing; kept here so records stay self-contained.)
+MASK_METRICS = ("predicted_iou", "stability_score", "grabcut_fill", "grabcut_inside", "grabcut_iterations")
 
 Granularity = Literal["brief", "detailed", "more_detailed"]
 RegionKind = Literal["object", "proposal", "ocr_line", "ocr_word", "region_caption", "dense_caption"]
 AnnotationType = Literal["text", "region", "phrase"]
+DropType = Literal["text", "region", "phrase", "mask"]
 
 
 def content_id(*parts: object) -> str:
@@ -51,6 +58,9 @@ class TextAnalysis:
     noun_phrases: list[tuple[int, int]] = field(default_factory=list)
     object_complexity: float = 0.0
     action_complexity: float = 0.0
+    # Determiners, prepositions, verbs, auxiliaries, pronouns, particles and subordinators: the words that
+    # link the others into a description. None: measured before this field existed (re-analysed when needed).
+    linking_words: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -68,6 +78,7 @@ class TextAnalysis:
             noun_phrases=[(int(a), int(b)) for a, b in data["noun_phrases"]],
             object_complexity=float(data["object_complexity"]),
             action_complexity=float(data["action_complexity"]),
+            linking_words=None if data.get("linking_words") is None else int(data["linking_words"]),
         )
 
 
@@ -254,15 +265,25 @@ class Phrase:
         )
 
 
+MASK_DROP_SUFFIX = " (mask)"
+
+
+def drop_key(stage: str, rule: str, annotation_type: str) -> str:
+    """How counts and audits name a drop: ``stage/rule``, with `` (mask)`` for a mask drop."""
+    return f"{stage}/{rule}" + (MASK_DROP_SUFFIX if annotation_type == MASK_DROP else "")
+
+
 @dataclass(slots=True)
 class Drop:
     """An annotation a stage removed, with the rule, the measured value and the threshold.
 
     ``annotation`` is the removed annotation's own dict (JSON), so nothing is lost;
     ``by`` names the annotation that caused the drop where there is one (NMS, merges).
+    A drop of type ``mask`` removed only the mask of region ``annotation_id``: ``annotation`` holds the
+    mask, its polygon and the metrics that measured it (:data:`MASK_METRICS`); the region kept its box.
     """
 
-    annotation_type: AnnotationType
+    annotation_type: DropType
     annotation_id: str
     stage: str
     rule: str
@@ -274,6 +295,11 @@ class Drop:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def key(self) -> str:
+        """``stage/rule`` as counts and audits name it; a mask drop says so (its region was kept)."""
+        return drop_key(self.stage, self.rule, self.annotation_type)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Drop:
@@ -304,10 +330,49 @@ class Drop:
             round=annotation.provenance.round,
         )
 
+    @classmethod
+    def of_mask(
+        cls,
+        region: Region,
+        *,
+        stage: str,
+        rule: str,
+        value: float | None = None,
+        threshold: float | None = None,
+        by: str | None = None,
+    ) -> Drop:
+        """Record the removal of ``region``'s mask (with its polygon and the metrics that measured it)."""
+        measured = {name: region.metrics[name] for name in MASK_METRICS if name in region.metrics}
+        payload = {
+            "mask": None if region.mask is None else region.mask.to_dict(),
+            "polygon": None if region.polygon is None else list(region.polygon),
+            "metrics": sorted(measured.items()),
+        }
+        return cls(
+            annotation_type=MASK_DROP,
+            annotation_id=region.id,
+            stage=stage,
+            rule=rule,
+            annotation=json.dumps(payload, sort_keys=True),
+            value=None if value is None else float(value),
+            threshold=None if threshold is None else float(threshold),
+            by=by,
+            round=region.provenance.round,
+        )
+
     def restore(self) -> Text | Region | Phrase:
-        """The dropped annotation, as it was before the drop."""
+        """The dropped annotation, as it was before the drop (a mask drop: see :meth:`ImageRecord.restore`)."""
+        if self.annotation_type == MASK_DROP:
+            raise ValueError(f"a mask drop is restored onto its region {self.annotation_id}: use ImageRecord.restore")
         data = json.loads(self.annotation)
         return {"text": Text, "region": Region, "phrase": Phrase}[self.annotation_type].from_dict(data)
+
+    def restore_mask(self, region: Region) -> None:
+        """Put a dropped mask, its polygon and its metrics back on ``region`` (a ``mask`` drop of it)."""
+        data = json.loads(self.annotation)
+        region.mask = Mask.from_dict(data["mask"])
+        region.polygon = _floats(data["polygon"])
+        region.metrics.update(_metrics(data["metrics"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,10 +471,41 @@ class ImageRecord:
         return next((t for t in self.texts if t.id == text_id), None)
 
     def drop(self, annotation: Text | Region | Phrase, **reason: Any) -> None:
-        """Remove ``annotation`` from this record and keep a :class:`Drop` with ``reason``."""
+        """Remove ``annotation`` from this record and keep a :class:`Drop` with ``reason``.
+
+        A text takes its phrases with it (a phrase cannot point at a text that is gone): each is dropped by
+        the same stage with rule ``text_dropped:<the text's rule>``, ``by`` the text, so restoring the
+        stage's drops restores them together."""
         collection: list[Any] = {Text: self.texts, Region: self.regions, Phrase: self.phrases}[type(annotation)]
         collection.remove(annotation)
         self.dropped.append(Drop.of(annotation, **reason))
+        if isinstance(annotation, Text):
+            for phrase in [p for p in self.phrases if p.text_id == annotation.id]:
+                self.phrases.remove(phrase)
+                cascade = {**reason, "rule": f"text_dropped:{reason['rule']}", "by": annotation.id}
+                self.dropped.append(Drop.of(phrase, **cascade))
+
+    def drop_mask(self, region: Region, **reason: Any) -> None:
+        """Remove ``region``'s mask, polygon and mask metrics, keeping the region; record a ``mask`` drop."""
+        self.dropped.append(Drop.of_mask(region, **reason))
+        region.mask, region.polygon = None, None
+        for name in MASK_METRICS:
+            region.metrics.pop(name, None)
+
+    def restore(self, drops: list[Drop]) -> None:
+        """Put the annotations of ``drops`` back: annotations first (in order, skipping any already present),
+        then masks onto their regions (a region restored here gets its mask back too)."""
+        present = {a.id for a in (*self.texts, *self.regions, *self.phrases)}
+        for drop in drops:
+            if drop.annotation_type == MASK_DROP or drop.annotation_id in present:
+                continue
+            annotation = drop.restore()
+            present.add(annotation.id)
+            {Text: self.texts, Region: self.regions, Phrase: self.phrases}[type(annotation)].append(annotation)
+        regions = {r.id: r for r in self.regions}
+        for drop in drops:
+            if drop.annotation_type == MASK_DROP and drop.annotation_id in regions:
+                drop.restore_mask(regions[drop.annotation_id])
 
 
 def _metrics(value: Any) -> dict[str, float]:

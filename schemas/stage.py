@@ -95,6 +95,9 @@ class BaseStage(ABC):
     kind: ClassVar[StageKind]
     backend: ClassVar[str]
     Options: ClassVar[type]
+    # What the stage is given where that depends on its place in the profile's order (set by the engine, see
+    # :func:`stage_fingerprint`): "" when its place tells nothing (no filter before a specialist).
+    inputs: str = ""
     requires: ClassVar[frozenset[str]] = frozenset()
     produces: ClassVar[frozenset[str]] = frozenset()
     needs_pixels: ClassVar[bool] = False
@@ -130,3 +133,13 @@ class BaseStage(ABC):
     @abstractmethod
     def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
         """Add, change or drop annotations of ``records`` in place (see :class:`Stage`)."""
+
+
+def stage_fingerprint(stage: Any) -> str:
+    """The fingerprint a row records for ``stage``: what it computes (:meth:`BaseStage.fingerprint`) and, where
+    its ``inputs`` are set, what it was given. So a specialist placed after filters records which filters fed it,
+    and a changed, added, removed or moved filter changes the recorded fingerprint of the stages that saw its
+    output (``engine/refresh/incremental.py``). Any object with ``fingerprint()`` works (test stages too)."""
+    own = stage.fingerprint()
+    inputs = getattr(stage, "inputs", "")
+    return canonical_hash({"stage": own, "inputs": inputs}) if inputs else own

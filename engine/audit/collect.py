@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.audit.reservoir import Reservoir
-from schemas.records import Drop, ImageRecord
+from schemas.records import MASK_DROP, Drop, ImageRecord
 
 VALUES_PER_SERIES = 20_000
 
@@ -29,6 +29,8 @@ class DropExample:
 
 def drop_summary(drop: Drop) -> str:
     """A one-line description of a dropped annotation: its text and, for regions, its box."""
+    if drop.annotation_type == MASK_DROP:
+        return f"mask of region {drop.annotation_id} (the region kept its box)"
     try:
         data: dict[str, Any] = json.loads(drop.annotation)
     except json.JSONDecodeError:
@@ -109,7 +111,7 @@ class StatsCollector:
         for granularity in {*granularity_of.values(), *per_granularity}:
             stats.phrases_per_image[granularity][per_granularity[granularity]] += 1
         for drop in record.dropped:
-            rule = f"{drop.stage}/{drop.rule}"
+            rule = drop.key
             stats.drops[rule] += 1
             if drop.value is not None:
                 self._series(stats.drop_values, rule).add(float(drop.value))

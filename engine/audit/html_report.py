@@ -199,17 +199,17 @@ def density_section(result: AuditResult) -> str:
 def paper_section(result: AuditResult) -> str:
     paper = result.paper
     note = f'<p class="note">{esc(paper.note)}</p>' if paper.note else ""
-    rows = [row for row in paper.rows if row[2] is not None]
-    if len(rows) < len(paper.rows):
-        note += '<p class="note">Measures with nothing to measure here (no texts, or no analysed texts, of that '
-        note += "granularity) are left out.</p>"
+    rows = [row for row in paper.rows if row.ours is not None]
+    if paper.missing:
+        note += '<p class="note">Cannot be computed for this dataset:</p><ul class="note">'
+        note += "".join(f"<li>{esc(line)}</li>" for line in paper.missing) + "</ul>"
     if not rows:
         return note or "<p>no measures</p>"
     return (
         f'<p class="note">Measured on all {paper.images} images; paper values from FLD-5B Tables 2 and 3.</p>'
         + table(
             ["granularity", "measure", "this dataset", "paper", "ours / paper"],
-            [(*row, row[2] / row[3] if row[2] is not None and row[3] else None) for row in rows],
+            [(row.column, row.measure, row.ours, row.paper, row.ratio) for row in rows],
         )
         + note
     )

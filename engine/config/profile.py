@@ -1,8 +1,14 @@
 """Profiles: YAML (``yaml.safe_load``) validated into an :class:`EngineConfig`, errors naming the key.
 
+Stages come in one of two forms: ``specialists:`` and ``filters:`` (the specialists run first, then the
+filters), or ``stages:``, one ordered list that interleaves them (each entry's backend says which it is), for
+a pipeline in the paper's order: filters between the specialists that make annotations and those that build
+on the kept ones. A stage name is used once.
+
 A profile may start from another with ``extends: NAME`` (a bundled profile) or ``extends: PATH.yaml``
 (relative to the extending file); the chain is merged base first (``engine/config/merge.py``: mappings
-merged at any depth, lists replaced), and only the merged result is validated.
+merged at any depth, lists replaced; a ``stages:`` list replaces the base's ``specialists:`` and ``filters:``
+and they replace its ``stages:``), and only the merged result is validated.
 """
 
 from __future__ import annotations
@@ -58,26 +64,62 @@ def _stage(kind: str, data: Any, where: str) -> StageConfig:
     )
 
 
+STAGES = "stages"
+STAGE_SECTIONS = (SPECIALISTS, FILTERS)
+
+
+def _kind_of(data: Any, where: str) -> str:
+    """The family (specialists or filters) of a ``stages:`` entry, from its backend."""
+    backend = data.get("backend") if isinstance(data, dict) else None
+    kinds = [kind for kind in STAGE_SECTIONS if backend in backends(kind)]
+    if len(kinds) != 1:
+        known = sorted(set(backends(SPECIALISTS)) | set(backends(FILTERS)))
+        raise ConfigError(f"{where}.backend: {backend!r} is not one of {', '.join(known)}")
+    return kinds[0]
+
+
+def _stage_list(data: dict[str, Any]) -> tuple[dict[str, tuple[StageConfig, ...]], tuple[str, ...]]:
+    """The stages of either form, by kind, and (for ``stages:``) the run order of their names."""
+    given = [key for key in (STAGES, *STAGE_SECTIONS) if data.get(key)]
+    if STAGES in given and len(given) > 1:
+        raise ConfigError("config: give the stages either as one ordered 'stages:' list or as 'specialists:' and "
+                          f"'filters:', not both (this profile has {' and '.join(given)})")  # fmt: skip
+    stages: dict[str, list[StageConfig]] = {kind: [] for kind in STAGE_SECTIONS}
+    order: list[str] = []
+    if STAGES in given:
+        items = data[STAGES]
+        if not isinstance(items, list):
+            raise ConfigError(f"{STAGES}: expected a list of stages")
+        for i, item in enumerate(items):
+            kind = _kind_of(item, f"{STAGES}[{i}]")
+            stages[kind].append(_stage(kind, item, f"{STAGES}[{i}]"))
+            order.append(stages[kind][-1].name)
+        sections = {STAGES: order}
+    else:
+        for kind in STAGE_SECTIONS:
+            items = data.get(kind) or []
+            if not isinstance(items, list):
+                raise ConfigError(f"{kind}: expected a list of stages")
+            stages[kind] = [_stage(kind, item, f"{kind}[{i}]") for i, item in enumerate(items)]
+        sections = {kind: [s.name for s in stages[kind]] for kind in STAGE_SECTIONS}
+    for section, names in sections.items():
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"{section}: stage name {duplicates[0]!r} is used twice")
+    return {kind: tuple(configs) for kind, configs in stages.items()}, tuple(order)
+
+
 def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
     """Validate a profile mapping into an :class:`EngineConfig`."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("config: expected a mapping at the top level")
-    sections = {"ingest", "curation", "specialists", "filters", "writer", "ray", "refine"}
+    sections = {"ingest", "curation", "specialists", "filters", STAGES, "writer", "ray", "refine"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"config: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(sections))})")
-    stages: dict[str, tuple[StageConfig, ...]] = {}
-    for kind in (SPECIALISTS, FILTERS):
-        items = data.get(kind) or []
-        if not isinstance(items, list):
-            raise ConfigError(f"{kind}: expected a list of stages")
-        stages[kind] = tuple(_stage(kind, item, f"{kind}[{i}]") for i, item in enumerate(items))
-        names = [s.name for s in stages[kind]]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ConfigError(f"{kind}: stage name {duplicates[0]!r} is used twice")
+    stages, order = _stage_list(data)
     return EngineConfig(
         ingest=build(IngestConfig, data.get("ingest"), "ingest"),
         curation=build(CurationSettings, data.get("curation"), "curation"),
@@ -87,6 +129,7 @@ def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
         ray=build(RayConfig, data.get("ray"), "ray"),
         refine=build(RefineConfig, data.get("refine"), "refine"),
         profile=profile,
+        order=order,
     )
 
 
@@ -131,7 +174,10 @@ def read_profile(source: ProfileSource, chain: tuple[str, ...] = ()) -> dict[str
         return data
     if not isinstance(reference, str) or not reference:
         raise ConfigError(f"{source.label}: extends: expected a bundled profile name or a YAML path, got {reference!r}")
-    return merge_mappings(read_profile(_extended(reference, source), chain), data)
+    base = read_profile(_extended(reference, source), chain)
+    # One form of stage list replaces the other, as a list replaces a list.
+    replaced = STAGE_SECTIONS if STAGES in data else (STAGES,) if set(STAGE_SECTIONS) & set(data) else ()
+    return merge_mappings({k: v for k, v in base.items() if k not in replaced}, data)
 
 
 def _read_yaml(source: ProfileSource) -> dict[str, Any]:

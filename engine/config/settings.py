@@ -43,10 +43,15 @@ class StageConfig:
     backend: str
     resources: Resources
     options: Any
+    # What the stage is given, from its place in the run order (set when the stages are planned, see
+    # ``engine/refresh/incremental.py`` stage_inputs); derived, so neither a setting nor part of a fingerprint.
+    inputs: str = field(default="", metadata={"derived": True})
 
     def create(self) -> Any:
         """A new, not yet set up, instance of the stage."""
-        return stage_class(self.kind, self.backend)(self.name, self.options, self.resources)
+        stage = stage_class(self.kind, self.backend)(self.name, self.options, self.resources)
+        stage.inputs = self.inputs
+        return stage
 
 
 @dataclass(frozen=True)
@@ -112,12 +117,21 @@ class EngineConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
     profile: str = DEFAULT_PROFILE
+    # Stage names in run order, where the profile interleaves specialists and filters (its ``stages:`` list);
+    # empty: the specialists, then the filters.
+    order: tuple[str, ...] = ()
 
     @property
     def stages(self) -> tuple[StageConfig, ...]:
-        """Every configured stage in run order: the specialists, then the filters."""
-        return self.specialists + self.filters
+        """Every configured stage in run order: as ``order`` lists them, or the specialists, then the filters."""
+        if not self.order:
+            return self.specialists + self.filters
+        by_name = {stage.name: stage for stage in self.specialists + self.filters}
+        return tuple(by_name[name] for name in self.order)
 
     def fingerprint(self) -> str:
         """A stable hash of everything that decides what the engine computes (how it is written does not count)."""
-        return canonical_hash({"specialists": self.specialists, "filters": self.filters})
+        plain: dict[str, Any] = {"specialists": self.specialists, "filters": self.filters}
+        if self.order:
+            plain["order"] = self.order
+        return canonical_hash(plain)

@@ -105,9 +105,10 @@ def _convert_scalar(hint: Any, value: Any, key: str) -> Any:
 
 
 def to_plain(value: Any) -> Any:
-    """A dataclass tree as plain JSON-able data (for fingerprints and manifests)."""
+    """A dataclass tree as plain JSON-able data (for fingerprints and manifests); derived fields left out."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = [f for f in dataclasses.fields(value) if not f.metadata.get("derived", False)]
+        return {f.name: to_plain(getattr(value, f.name)) for f in fields}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
     if isinstance(value, dict):

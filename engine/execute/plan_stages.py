@@ -3,13 +3,13 @@ before any work starts, and what the run needs to know of it (fingerprint, model
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.config.registry import SPECIALISTS
 from engine.config.settings import EngineConfig, StageConfig
 from engine.config.typed_config import ConfigError
-from engine.refresh.incremental import StageSpec
-from schemas.stage import BaseStage, Resources, WeightsCheck, WeightsNotFound
+from engine.refresh.incremental import StageSpec, stage_inputs
+from schemas.stage import BaseStage, Resources, WeightsCheck, WeightsNotFound, stage_fingerprint
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,9 @@ class PlannedStage:
 
 def plan_stages(config: EngineConfig) -> list[PlannedStage]:
     """Every stage of ``config`` in run order; a stage placed before what it needs is a config error, and
-    missing weights are reported all at once."""
-    planned: list[PlannedStage] = []
+    missing weights are reported all at once. Each stage's fingerprint is the one rows record: what it
+    computes and what its place in the order gives it (``stage_inputs``, ``schemas.stage.stage_fingerprint``)."""
+    stages: list[BaseStage] = []
     missing: list[WeightsCheck] = []
     produced: set[str] = set()
     for stage_config in config.stages:
@@ -56,13 +57,19 @@ def plan_stages(config: EngineConfig) -> list[PlannedStage]:
         check = stage.check_weights()
         if not check.found:
             missing.append(check)
-        # Manifests list the specialists' models; a filter's model counts in its fingerprint only.
-        model = stage.model_id if stage.kind == SPECIALISTS else ""
-        planned.append(
-            PlannedStage(stage_config, stage.fingerprint(), model, stage.holds_model, stage.requires, stage.produces)
-        )
+        stages.append(stage)
     if missing:
         raise WeightsNotFound(describe_missing(missing))
+    inputs = stage_inputs([(stage.name, stage.kind, stage.fingerprint()) for stage in stages])
+    planned = []
+    for stage_config, stage in zip(config.stages, stages, strict=True):
+        stage.inputs = inputs[stage.name]
+        # Manifests list the specialists' models; a filter's model counts in its fingerprint only.
+        model = stage.model_id if stage.kind == SPECIALISTS else ""
+        placed = replace(stage_config, inputs=stage.inputs)
+        planned.append(
+            PlannedStage(placed, stage_fingerprint(stage), model, stage.holds_model, stage.requires, stage.produces)
+        )
     return planned
 
 

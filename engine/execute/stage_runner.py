@@ -20,9 +20,21 @@ from engine.ingest.decode import BadImage, decode_image
 from engine.ingest.image_bytes import attach_image_bytes
 from schemas.arrow import IN_FLIGHT_SCHEMA
 from schemas.records import ImageRecord, StageError
-from schemas.stage import Stage
+from schemas.stage import Stage, stage_fingerprint
+from schemas.validation import SchemaError, validate_record
 
 MAX_ERROR_CHARS = 2000
+# The stage name of an error on a row that was invalid before any stage of the chain touched it.
+INPUT_CHECK = "input_check"
+
+
+def _problem(record: ImageRecord) -> str | None:
+    """Why ``record`` is invalid, or None."""
+    try:
+        validate_record(record)
+    except SchemaError as error:
+        return str(error)
+    return None
 
 
 def _error_message(error: BaseException) -> str:
@@ -68,16 +80,34 @@ class _Batch:
                 stage.process([self.records[i] for i in ready], images)
             self._finish(stage, fingerprint, rows)
 
-    def run_image_by_image(self) -> None:
-        """From the batch's original rows, every image alone; a stage failing on an image loses only its own work."""
-        self.records = [ImageRecord.from_row(row) for row in self.rows]
+    def invalid(self) -> list[int]:
+        """Rows a stage processed that now fail ``validate_record``."""
+        processed = sorted({i for rows in self.todo for i in rows})
+        return [i for i in processed if _problem(self.records[i]) is not None]
+
+    def run_image_by_image(self, only: Sequence[int] | None = None) -> None:
+        """From the batch's original rows, every image (of ``only``) alone: a stage that fails on an image, or
+        leaves its record invalid (``schemas.validation``), loses only its own work there and leaves a
+        :class:`StageError` on it; the record goes on to the next stage as it was before."""
+        indices = range(len(self.rows)) if only is None else only
+        for i in indices:
+            self.records[i] = ImageRecord.from_row(self.rows[i])
+            problem = _problem(self.records[i])
+            if problem is not None:  # not a stage's doing: say so once, and blame no stage for it
+                self.records[i].errors.append(StageError(INPUT_CHECK, f"invalid record: {problem}"))
+        chosen = set(indices)
         for stage, fingerprint, rows in zip(self.stages, self.fingerprints, self.todo, strict=True):
+            rows = [i for i in rows if i in chosen]
             for i in rows:
                 if stage.needs_pixels and self.failures[i] is not None:
                     continue
                 before = self.records[i].to_row()
+                valid_before = _problem(self.records[i]) is None
                 try:
                     stage.process([self.records[i]], [self.images[i]] if stage.needs_pixels else None)
+                    problem = _problem(self.records[i]) if valid_before else None
+                    if problem is not None:
+                        raise SchemaError(f"invalid record: {problem}")
                 except Exception as error:
                     self.records[i] = ImageRecord.from_row(before)
                     self.records[i].errors.append(StageError(stage.name, _error_message(error)))
@@ -104,11 +134,13 @@ def run_stages_on_table(stages: Sequence[Stage], table: pa.Table, max_pixels: in
     With ``only_stale`` a stage skips rows that already carry its current fingerprint, and a batch
     that no stage needs passes through untouched. The chain first runs batched. If a stage raises,
     the chain runs again image by image from the original rows, so one bad image costs only that
-    stage's annotations on it: it gets a :class:`StageError` and the run goes on. Every processed
-    row records each stage's fingerprint in ``stages``.
+    stage's annotations on it: it gets a :class:`StageError` and the run goes on. A row that the chain
+    leaves invalid (``schemas.validation.validate_record``) runs again alone, so the stage that broke it
+    loses its work there and gets the error: no shard holds an inconsistent row. Every processed row
+    records each stage's fingerprint in ``stages`` (``schemas.stage.stage_fingerprint``).
     """
     recorded = [stages_map(cell) for cell in table.column("stages").to_pylist()]
-    fingerprints = [stage.fingerprint() for stage in stages]
+    fingerprints = [stage_fingerprint(stage) for stage in stages]
     todo = [
         [i for i, seen in enumerate(recorded) if not only_stale or seen.get(stage.name) != fingerprint]
         for stage, fingerprint in zip(stages, fingerprints, strict=True)
@@ -120,6 +152,10 @@ def run_stages_on_table(stages: Sequence[Stage], table: pa.Table, max_pixels: in
         batch.run_batched()
     except Exception:
         batch.run_image_by_image()
+        return batch.table()
+    invalid = batch.invalid()
+    if invalid:  # rare: find, image by image, the stage that broke each record
+        batch.run_image_by_image(invalid)
     return batch.table()
 
 

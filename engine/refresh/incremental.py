@@ -1,25 +1,33 @@
 """Incremental refresh by stage: which stages an already-annotated image must run again, and how.
 
-Every row records the fingerprint of each stage that ran on it (``stages``: name -> fingerprint).
-Against the current pipeline, a row is one of:
+Every row records the fingerprint of each stage that ran on it (``stages``: name -> fingerprint). The
+fingerprint a row records is what the stage computes and, where its place in the profile's order matters,
+what it was given (:func:`stage_inputs`, folded by ``schemas.stage.stage_fingerprint``): a specialist after
+filters records the fingerprints of those filters (it annotated what they kept), a filter the names of the
+specialists before it (it judged their output). So adding, removing, changing or moving a filter changes the
+recorded fingerprint of exactly the stages downstream of it. Against the current pipeline, a row is one of:
 
 - **exact**: its fingerprints equal the pipeline's. It is carried over untouched.
-- **refilter**: every specialist is fresh (same name, same fingerprint) but a filter was changed,
-  added or removed. Every drop a filter made is restored (``Drop.restore()``), filter errors and
-  fingerprints are removed, and all filter stages run again, in order, without reading pixels.
-  All filters rerun, not only the changed one, because filters see each other's output (NMS
-  after a confidence threshold keeps different boxes when the threshold moves).
-- **reannotate**: some specialist is stale. A specialist is stale when its fingerprint differs or
-  is missing, or when it ``requires`` an annotation type that a stale specialist ``produces``
-  (so grounding reruns after its captioner changed). A stage the row recorded that the pipeline
-  no longer has is *removed*: its annotations go, and since we cannot know what it produced,
-  every specialist that requires anything is stale too (unless the removed stage is known to be a
-  filter). The row loses the annotations of stale and removed specialists (by
-  ``provenance.source``), gets back what filters and stale specialists dropped, and then runs
-  the stale specialists (with pixels) and all filters; fresh specialists are skipped.
+- **refilter**: every specialist is fresh but a filter after the last specialist (a final filter) was
+  changed, added or removed. That filter and the filters after it run again, without pixels, on the row
+  with their drops restored (``ImageRecord.restore``: annotations, a dropped text's phrases, dropped masks);
+  filters before it keep their drops (their input did not change). A known filter that was removed sat
+  among the final filters (else a specialist after it would be stale), so all final filters run again.
+- **reannotate**: some specialist is stale. A specialist is stale when its fingerprint differs or is
+  missing (its own settings, or the filters that feed it), when it ``requires`` an annotation type that a
+  stale specialist ``produces`` (so grounding reruns after its captioner changed), or when a filter before
+  it runs again (its input changes). A filter runs again when it changed or anything before it runs again.
+  A stage the row recorded that the pipeline no longer has is *removed*: its annotations go, and since we
+  cannot know what it produced, every specialist that requires anything is stale too (unless the removed
+  stage is known to be a filter). The row loses the annotations of stale and removed specialists (by
+  ``provenance.source``), gets back what the rerunning stages dropped, and then runs the stale specialists
+  (with pixels) and the rerunning filters; fresh stages are skipped. A fresh filter never runs on a row
+  holding output of a specialist after it: every specialist after a rerunning filter is stale.
 
 A stage that edits annotations made by others (masks added to phrases, metrics on regions)
-must set those fields rather than append to them, so running it again is idempotent. Stage
+must set those fields rather than append to them, so running it again is idempotent. Masks have no
+source of their own: when a mask stage (one that ``produces`` masks) is stale, every mask is cleared and
+every mask stage runs again. Stage
 errors are not retried by themselves; ``--full`` recomputes everything.
 """
 
@@ -28,10 +36,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 from engine.config.registry import FILTERS, SPECIALISTS
-from schemas.records import ImageRecord, Phrase, Region, Text
+from schemas.fingerprint import canonical_hash
+from schemas.records import MASK_DROP, MASK_METRICS, Drop, ImageRecord
+
+# The annotation type of mask stages (SAM, GrabCut): they write masks onto regions others made.
+MASKS = "masks"
 
 
 class Level(IntEnum):
@@ -55,13 +66,34 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class RowPlan:
+    """``stale``: specialists to run again; ``removed``: recorded stages the pipeline no longer has;
+    ``refilter``: filters to run again."""
+
     level: Level
     stale: frozenset[str] = frozenset()
     removed: frozenset[str] = frozenset()
+    refilter: frozenset[str] = frozenset()
+
+
+def stage_inputs(stages: Sequence[tuple[str, str, str]]) -> dict[str, str]:
+    """What each stage of ``stages`` ((name, kind, own fingerprint), in run order) is given, for its recorded
+    fingerprint: a specialist after filters, a hash of those filters' names and fingerprints; a filter, a hash
+    of the names of the specialists before it; "" where nothing comes before."""
+    inputs: dict[str, str] = {}
+    filters: list[list[str]] = []
+    specialists: list[str] = []
+    for name, kind, fingerprint in stages:
+        if kind == SPECIALISTS:
+            inputs[name] = canonical_hash({"filters": filters}) if filters else ""
+            specialists.append(name)
+        else:
+            inputs[name] = canonical_hash({"specialists": specialists}) if specialists else ""
+            filters.append([name, fingerprint])
+    return inputs
 
 
 class StagePlan:
-    """The current pipeline's stages, and the rule that compares a row's recorded fingerprints to them."""
+    """The current pipeline's stages in run order, and the rule that compares a row's recorded fingerprints to them."""
 
     def __init__(self, stages: Sequence[StageSpec], known_filters: Iterable[str] = ()) -> None:
         self.stages = list(stages)
@@ -69,48 +101,70 @@ class StagePlan:
         self.specialists = [s for s in self.stages if s.kind == SPECIALISTS]
         self.filter_names = frozenset(s.name for s in self.stages if s.kind == FILTERS)
         self.known_filters = frozenset(known_filters) | self.filter_names
+        last_specialist = max((i for i, s in enumerate(self.stages) if s.kind == SPECIALISTS), default=-1)
+        self.final_filters = frozenset(s.name for s in self.stages[last_specialist + 1 :] if s.kind == FILTERS)
+        self.mask_stages = frozenset(s.name for s in self.specialists if MASKS in s.produces)
 
     def classify(self, recorded: Mapping[str, str]) -> RowPlan:
         if dict(recorded) == self.fingerprints:
             return RowPlan(Level.EXACT)
         removed = frozenset(recorded) - frozenset(self.fingerprints)
+        stale, refilter = self._walk(recorded, removed, frozenset())
+        if stale & self.mask_stages and self.mask_stages - stale:
+            # Masks sit on other stages' regions, without a source of their own: a stale mask stage has every
+            # mask cleared (strip), so every mask stage runs again.
+            stale, refilter = self._walk(recorded, removed, self.mask_stages)
+        if removed & self.known_filters and not stale:
+            refilter |= self.final_filters
+        level = Level.REANNOTATE if stale else Level.REFILTER
+        return RowPlan(level, frozenset(stale), removed, frozenset(refilter))
+
+    def _walk(
+        self, recorded: Mapping[str, str], removed: frozenset[str], forced: frozenset[str]
+    ) -> tuple[set[str], set[str]]:
+        """The stale specialists and the filters to run again, in run order (``forced`` stale anyway)."""
         unknown_outputs = bool(removed - self.known_filters)
         stale: set[str] = set()
         stale_types: set[str] = set()
-        for spec in self.specialists:
-            if (
-                recorded.get(spec.name) != spec.fingerprint
-                or spec.requires & stale_types
-                or (unknown_outputs and spec.requires)
-            ):
-                stale.add(spec.name)
-                stale_types |= spec.produces
-        level = Level.REANNOTATE if stale else Level.REFILTER
-        return RowPlan(level, frozenset(stale), removed)
+        refilter: set[str] = set()
+        for spec in self.stages:
+            changed = recorded.get(spec.name) != spec.fingerprint or spec.name in forced
+            if spec.kind == SPECIALISTS:
+                if changed or spec.requires & stale_types or (unknown_outputs and spec.requires) or refilter:
+                    stale.add(spec.name)
+                    stale_types |= spec.produces
+            elif changed or stale or refilter:
+                refilter.add(spec.name)
+        return stale, refilter
 
     def strip(self, record: ImageRecord, plan: RowPlan) -> None:
         """Undo, in place, what the stages that will run again (and removed stages) did to ``record``."""
-        fresh = {s.name for s in self.specialists} - plan.stale
+        fresh = set(self.fingerprints) - plan.stale - plan.refilter
         gone = plan.stale | plan.removed
-        kept_drops = []
-        present = {a.id for a in (*record.texts, *record.regions, *record.phrases)}
-        for drop in record.dropped:
-            if drop.stage in fresh:
-                kept_drops.append(drop)
-                continue
-            annotation = drop.restore()
-            if annotation.provenance.source in gone or annotation.id in present:
-                continue
-            present.add(annotation.id)
-            _collection(record, annotation).append(annotation)
-        record.dropped = kept_drops
         record.texts = [t for t in record.texts if t.provenance.source not in gone]
         record.regions = [r for r in record.regions if r.provenance.source not in gone]
+        record.phrases = [p for p in record.phrases if p.provenance.source not in gone]
+        undone = [d for d in record.dropped if d.stage not in fresh]
+        record.dropped = [d for d in record.dropped if d.stage in fresh]
+        record.restore([d for d in undone if d.annotation_type == MASK_DROP or _source(d) not in gone])
+        if plan.stale & self.mask_stages:
+            _clear_masks(record)
         text_ids = {t.id for t in record.texts}
-        record.phrases = [p for p in record.phrases if p.provenance.source not in gone and p.text_id in text_ids]
+        record.phrases = [p for p in record.phrases if p.text_id in text_ids]
         record.errors = [e for e in record.errors if e.stage in fresh]
         record.stages = {name: value for name, value in record.stages.items() if name in fresh}
 
 
-def _collection(record: ImageRecord, annotation: Text | Region | Phrase) -> list[Any]:
-    return {Text: record.texts, Region: record.regions, Phrase: record.phrases}[type(annotation)]
+def _source(drop: Drop) -> str:
+    return drop.restore().provenance.source
+
+
+def _clear_masks(record: ImageRecord) -> None:
+    """Every mask and polygon, and the metrics that measured the masks, so the mask stages make them again."""
+    for region in record.regions:
+        region.mask, region.polygon = None, None
+        for name in MASK_METRICS:
+            region.metrics.pop(name, None)
+    for phrase in record.phrases:
+        for grounded in phrase.regions:
+            grounded.mask, grounded.polygon = None, None

@@ -8,6 +8,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.records import MASK_DROP, MASK_DROP_SUFFIX
+
 Counts = dict[str, Any]
 
 
@@ -29,6 +31,13 @@ def _flat(table: pa.Table, column: str) -> pa.ChunkedArray | pa.Array:
     )
 
 
+def drop_keys(dropped: Any) -> Any:
+    """``Drop.key`` of every drop (``stage/rule``, `` (mask)`` for a mask drop), with Arrow kernels."""
+    keys = pc.binary_join_element_wise(pc.struct_field(dropped, "stage"), pc.struct_field(dropped, "rule"), "/")
+    is_mask = pc.equal(pc.struct_field(dropped, "annotation_type"), MASK_DROP)
+    return pc.if_else(is_mask, pc.binary_join_element_wise(keys, MASK_DROP_SUFFIX, ""), keys)
+
+
 def count_annotations(table: pa.Table) -> Counts:
     """Counts per annotation type, kind/granularity, source, drop rule and stage error of one table."""
     texts, regions, phrases = _flat(table, "texts"), _flat(table, "regions"), _flat(table, "phrases")
@@ -40,7 +49,7 @@ def count_annotations(table: pa.Table) -> Counts:
     def by_source(array: Any) -> dict[str, int]:
         return value_counts(field(field(array, "provenance"), "source")) if len(array) else {}
 
-    rules = pc.binary_join_element_wise(field(dropped, "stage"), field(dropped, "rule"), "/") if len(dropped) else []
+    rules = drop_keys(dropped) if len(dropped) else []
     return {
         "images": table.num_rows,
         "texts": {"total": len(texts), **value_counts(field(texts, "granularity") if len(texts) else [])},

@@ -51,15 +51,18 @@ def test_export_counts_samples_per_task_and_skips_images_without_any(exported) -
     report = exported[1]["report"]
     assert report.images == 2 and report.skipped == {"no annotation for the chosen tasks": 1}
     assert report.annotations == {
-        "samples <CAPTION>": 2,
+        "samples <CAPTION>": 3,  # every brief text: the street's captioner's and refined one, the sign's
         "samples <DETAILED_CAPTION>": 1,
         "samples <OD>": 2,
         "samples <REGION_PROPOSAL>": 1,
         "samples <CAPTION_TO_PHRASE_GROUNDING>": 1,
         "samples <OCR>": 1,
         "samples <OCR_WITH_REGION>": 1,
+        "samples <REGION_TO_OCR>": 1,  # the sign's line
+        "samples <REGION_TO_CATEGORY>": 5,  # 4 street objects, the sign
+        "samples <OPEN_VOCABULARY_DETECTION>": 3,  # car and person in the street, sign
     }
-    assert sum(report.files.values()) == len(exported[1]["lines"]) == 9
+    assert sum(report.files.values()) == len(exported[1]["lines"]) == 19
 
 
 def test_object_targets_parse_back_to_the_record_boxes(exported, processor, demo) -> None:

@@ -19,6 +19,7 @@ from schemas.arrow import rows_to_table, table_to_rows
 from schemas.masks import encode_mask
 from schemas.metrics import CLIP_SIMILARITY
 from schemas.records import GroundedRegion, ImageRecord, Phrase, Provenance, Region, Text
+from schemas.score_prior import UnscoredPriors
 from schemas.stage import Stage
 
 DETECTOR = Provenance("detector", "dino")
@@ -96,8 +97,46 @@ def test_geometry_drops_tiny_and_fragmented_masks() -> None:
     ]
     record = _record(list(regions))
     GeometryFilter("geometry", GeometryOptions(min_mask_area_fraction=2e-4)).process([record], None)
-    assert record.regions == [regions[1]]
+    # A bad mask costs the mask, not the box: every region stays, the two bad ones without a mask.
+    assert record.regions == regions and [r.mask is None for r in regions] == [True, False, True]
     assert [(d.rule, d.value) for d in record.dropped] == [("mask_fragments", 100.0), ("tiny_mask", 1e-4)]
+    assert [(d.annotation_type, d.annotation_id) for d in record.dropped] == [
+        ("mask", regions[0].id), ("mask", regions[2].id)]  # fmt: skip
+
+
+def test_a_box_scored_09_keeps_its_box_when_its_sam_mask_fails_predicted_iou() -> None:
+    person = Region(
+        "object", (10, 10, 60, 90), "person", DETECTOR, score=0.9, mask=encode_mask(np.ones((100, 100), bool)),
+        polygon=(10, 10, 60, 10, 60, 90), metrics={"predicted_iou": 0.86, "stability_score": 0.97},
+    )  # fmt: skip
+    record = _record([person])
+    ConfidenceFilter("confidence", ConfidenceOptions()).process([record], None)
+    assert record.regions == [person] and (person.mask, person.polygon, person.metrics) == (None, None, {})
+    (drop,) = record.dropped
+    assert (drop.annotation_type, drop.annotation_id, drop.rule, drop.threshold) == (
+        "mask", person.id, "min_predicted_iou", 0.88)  # fmt: skip
+    assert drop.value == pytest.approx(0.86)
+
+
+def test_a_weak_box_with_a_mask_is_dropped_whole() -> None:
+    weak = Region("object", (10, 10, 60, 90), "person", DETECTOR, score=0.2,
+                  mask=encode_mask(np.ones((100, 100), bool)), metrics={"predicted_iou": 0.5})  # fmt: skip
+    record = _record([weak])
+    ConfidenceFilter("confidence", ConfidenceOptions()).process([record], None)
+    assert record.regions == [] and [(d.annotation_type, d.rule) for d in record.dropped] == [("region", "min_score")]
+
+
+def test_unscored_regions_are_judged_by_their_source_prior() -> None:
+    florence = Provenance("florence2", "florence-community/Florence-2-large")
+    box = Region("object", (0, 0, 50, 50), "dog", florence)
+    kept = _record([box])
+    ConfidenceFilter("confidence", ConfidenceOptions()).process([kept], None)
+    assert kept.regions == [box]  # default prior 0.5 >= 0.3
+    strict = _record([box])
+    priors = UnscoredPriors(by_source={"florence2": 0.25})
+    ConfidenceFilter("confidence", ConfidenceOptions(unscored=priors)).process([strict], None)
+    assert strict.regions == [] and [(d.rule, d.value, d.threshold) for d in strict.dropped] == [
+        ("min_score", 0.25, 0.3)]  # fmt: skip
 
 
 def test_agreement_thresholds_the_stored_clip_similarity_and_keeps_unscored() -> None:

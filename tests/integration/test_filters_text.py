@@ -163,3 +163,60 @@ def test_drop_counts_per_rule(text_filter: TextFilter) -> None:
     before = text_filter.drop_counts["too_short"]
     _filtered(text_filter, _brief("Dog"), _brief("Cat"))
     assert text_filter.drop_counts["too_short"] == before + 2
+
+
+def test_a_bare_list_of_nouns_is_dropped_as_a_word_list(text_filter: TextFilter) -> None:
+    caption = _brief("cat, dog, sofa, lamp, table")
+    record = _filtered(text_filter, caption)
+    (drop,) = record.dropped
+    assert (drop.rule, drop.value, drop.threshold) == ("word_list", 0.0, 0.1)  # no linking word in 5 words
+    assert caption.analysis.object_complexity >= 1.0  # the complexity rule alone let it through
+
+
+@pytest.mark.parametrize(
+    "text", ["Black leather office chair", "Golden retriever puppy", "A woman rides a red bicycle"]
+)
+def test_a_single_noun_phrase_or_a_sentence_is_no_word_list(text_filter: TextFilter, text: str) -> None:
+    assert _filtered(text_filter, _brief(text)).dropped == []
+
+
+def test_proper_nouns_are_counted_apart_from_objects(analyzer: TextAnalyzer) -> None:
+    (analysis,) = analyzer.analyze(["Tourists photograph the Eiffel Tower in Paris at night"])
+    assert analysis.objects == ["tourist", "night"]
+    assert analysis.proper_nouns == ["Eiffel Tower", "Paris"]
+
+
+ALT_TEXT = Provenance("alt_text", "webdataset:shard-00000.tar")
+# Alt-texts as img2dataset collects them: junk, each with the rule that drops it, and real descriptions.
+ALT_TEXT_JUNK = [
+    ("IMG_2041.JPG", "boilerplate"),
+    ("DSC0001", "boilerplate"),
+    ("Buy now free shipping", "boilerplate"),
+    ("https://shop.example.com/p/12345", "boilerplate"),
+    ("Free delivery on orders over $50", "boilerplate"),
+    ("Product image 3 of 5", "boilerplate"),
+    ("Stock photo of a happy family", "boilerplate"),
+    ("Click here to enlarge", "boilerplate"),
+    ("thumbnail", "too_short"),
+    ("Untitled design", "too_short"),
+    ("vintage leather sofa brown living room furniture", "word_list"),
+    ("wedding, bride, dress, flowers, church", "word_list"),
+]
+ALT_TEXT_REAL = [
+    "A brown dog running on the beach at sunset",
+    "Grilled salmon with lemon and asparagus on a white plate",
+    "Aerial view of a small town surrounded by green fields",
+    "Two children playing soccer in a park",
+    "Black leather office chair",
+    "The Eiffel Tower lit up at night",
+]
+
+
+def test_alt_text_junk_is_dropped_each_with_its_rule_and_descriptions_are_kept(text_filter: TextFilter) -> None:
+    junk = [Text("brief", text, ALT_TEXT) for text, _ in ALT_TEXT_JUNK]
+    real = [Text("brief", text, ALT_TEXT) for text in ALT_TEXT_REAL]
+    records = [ImageRecord(f"img{i}", f"file:///{i}.jpg", 64, 64, "jpeg", texts=[t]) for i, t in enumerate(junk + real)]
+    text_filter.process(records, None)
+    rules = {r.dropped[0].annotation_id: r.dropped[0].rule for r in records if r.dropped}
+    assert [rules.get(t.id) for t in junk] == [rule for _, rule in ALT_TEXT_JUNK]
+    assert [rules.get(t.id) for t in real] == [None] * len(real)

@@ -14,7 +14,7 @@ from engine.run import RunRequest, RunResult, run_pipeline
 from engine.store.reader import read_version
 from schemas.records import ImageRecord
 from tests.support import refresh_stages
-from tests.support.refresh_stages import FILTER, SPECIALIST, processed, write_images
+from tests.support.refresh_stages import CONSUMER, FILTER, SPECIALIST, processed, write_images
 
 IMAGES = 6
 
@@ -217,3 +217,85 @@ def read_manifest_shard(output: Path) -> str:
     from engine.store.manifest import require_manifest
 
     return require_manifest(output).shards[0].path
+
+
+def ordered_profile(log_dir: Path, min_score: float = 0.5, final_min: float = 0.0) -> dict:
+    """Boxes, a filter, a specialist that labels the kept boxes, a final filter: the paper's order in small."""
+    logs = str(log_dir)
+    return {
+        "stages": [
+            {"name": "halves", "backend": SPECIALIST, "resources": {"batch_size": 4}, "options": {"log_dir": logs}},
+            {"name": "min_score", "backend": FILTER, "options": {"min_score": min_score, "log_dir": logs}},
+            {"name": "labels", "backend": CONSUMER, "options": {"log_dir": logs}},
+            {"name": "final_min", "backend": FILTER, "options": {"min_score": final_min, "log_dir": logs}},
+        ],
+        "writer": {"rows_per_shard": 4, "row_group_rows": 2},
+        "ray": {"num_cpus": 2},
+    }
+
+
+def ordered_refresh(inputs: Path, output: Path, log_dir: Path, full: bool = False, **settings) -> RunResult:
+    request = RunRequest(
+        (str(inputs),), output, parse_config(ordered_profile(log_dir, **settings)), full=full, progress_bars=False
+    )
+    return run_pipeline(request, progress=lambda _: None)
+
+
+def comparable(output: Path) -> dict[str, tuple]:
+    """What a row holds, without the order of its lists."""
+    return {
+        image_id: (
+            sorted(r.id for r in record.regions),
+            sorted((d.annotation_id, d.stage, d.rule) for d in record.dropped),
+            record.stages,
+        )
+        for image_id, record in rows_by_id(output).items()
+    }
+
+
+@pytest.fixture
+def ordered_store(ray_local, tmp_path) -> tuple[Path, Path, Path]:
+    inputs, output, logs = tmp_path / "inputs", tmp_path / "out", tmp_path / "logs"
+    logs.mkdir()
+    write_images(inputs, IMAGES)
+    ordered_refresh(inputs, output, logs)
+    return inputs, output, logs
+
+
+def test_a_changed_filter_before_a_specialist_reruns_that_specialist_and_matches_a_full_run(
+    ordered_store, tmp_path
+) -> None:
+    inputs, output, logs = ordered_store
+    halves, labels = len(processed(logs, "halves")), len(processed(logs, "labels"))
+    labelled = sum(1 for r in rows_by_id(output).values() for g in r.regions if g.kind == "region_caption")
+    result = ordered_refresh(inputs, output, logs, min_score=0.3)
+    assert (result.reannotated, result.refiltered, result.carried) == (IMAGES, 0, 0)
+    assert len(processed(logs, "halves")) == halves and len(processed(logs, "labels")) == labels + IMAGES
+    relabelled = sum(1 for r in rows_by_id(output).values() for g in r.regions if g.kind == "region_caption")
+    assert relabelled > labelled  # boxes scored 0.3-0.5 are kept now, and labelled
+    ordered_refresh(inputs, tmp_path / "full", logs, full=True, min_score=0.3)
+    assert comparable(output) == comparable(tmp_path / "full")
+
+
+def test_a_changed_final_filter_only_refilters(ordered_store, tmp_path) -> None:
+    inputs, output, logs = ordered_store
+    halves, labels = len(processed(logs, "halves")), len(processed(logs, "labels"))
+    result = ordered_refresh(inputs, output, logs, final_min=0.6)
+    assert (result.reannotated, result.refiltered, result.carried) == (0, IMAGES, 0)
+    assert (len(processed(logs, "halves")), len(processed(logs, "labels"))) == (halves, labels)
+    rows = rows_by_id(output).values()
+    assert all(d.stage in {"min_score", "final_min"} for r in rows for d in r.dropped)
+    assert all(g.score >= 0.6 for r in rows for g in r.regions)
+    ordered_refresh(inputs, tmp_path / "full", logs, full=True, final_min=0.6)
+    assert comparable(output) == comparable(tmp_path / "full")
+
+
+def test_inspect_says_which_paper_measures_the_version_cannot_give_and_why(store, capsys) -> None:
+    _, output, _, _ = store
+    assert cli(["inspect", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "cannot be computed for this version:" in printed
+    assert f"none of the {IMAGES} brief texts was analysed (no spacy_text filter ran)" in printed
+    assert (
+        "detailed: avg tokens, grounded regions per text," in printed and "no detailed texts in this version" in printed
+    )

@@ -18,6 +18,7 @@ from specialists.base import Specialist
 
 SPECIALIST = "test_halves"
 FILTER = "test_min_score"
+CONSUMER = "test_region_labels"
 REPO = Path(__file__).resolve().parents[2]
 # Ray workers register the test backends at start; the hook runs before the driver's sys.path is applied.
 RUNTIME_ENV = {
@@ -79,6 +80,41 @@ class HalvesSpecialist(Specialist):
 
 
 @dataclass(frozen=True)
+class RegionLabelsOptions:
+    log_dir: str = ""
+    suffix: str = "half"
+
+
+class RegionLabels(Specialist):
+    """A region caption on every object box it is given ("left half"), scored as the box: it consumes the
+    regions the filters before it kept, so a refresh must rerun it when one of them changes."""
+
+    backend: ClassVar[str] = CONSUMER
+    requires: ClassVar[frozenset[str]] = frozenset({"regions"})
+    produces: ClassVar[frozenset[str]] = frozenset({"regions"})
+    needs_pixels: ClassVar[bool] = False
+    Options: ClassVar[type] = RegionLabelsOptions
+
+    @property
+    def model_id(self) -> str:
+        return "test-region-labels/1"
+
+    def load(self) -> None:
+        pass
+
+    def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
+        provenance = self.provenance()
+        for record in records:
+            for box in [r for r in record.regions if r.kind == "object"]:
+                caption = f"{box.text} {self.options.suffix}"
+                record.regions.append(Region("region_caption", box.bbox, caption, provenance, score=box.score))
+        log_processed(self.options.log_dir, self.name, records)
+
+    def annotate(self, images: list[np.ndarray], records: list[ImageRecord]) -> None:
+        self.process(records, None)
+
+
+@dataclass(frozen=True)
 class MinScoreOptions:
     min_score: float = 0.5
     log_dir: str = ""
@@ -106,11 +142,13 @@ def register() -> None:
     """Add the test backends to the registry (also a Ray ``worker_process_setup_hook``)."""
     registry.SPECIALIST_BACKENDS.setdefault(SPECIALIST, "tests.support.refresh_stages:HalvesSpecialist")
     registry.FILTER_BACKENDS.setdefault(FILTER, "tests.support.refresh_stages:MinScoreFilter")
+    registry.SPECIALIST_BACKENDS.setdefault(CONSUMER, "tests.support.refresh_stages:RegionLabels")
 
 
 def unregister() -> None:
     registry.SPECIALIST_BACKENDS.pop(SPECIALIST, None)
     registry.FILTER_BACKENDS.pop(FILTER, None)
+    registry.SPECIALIST_BACKENDS.pop(CONSUMER, None)
 
 
 def write_images(folder: Path, count: int, start: int = 0, age_s: float = 60.0) -> list[Path]:

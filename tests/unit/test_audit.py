@@ -95,12 +95,22 @@ def test_iou_matching_is_greedy_and_one_to_one() -> None:
 
 
 def test_paper_measures_sit_beside_the_paper_values(audited) -> None:
-    rows = {(g, m): (ours, paper) for g, m, ours, paper in audited.paper.rows}
+    rows = {(r.column, r.measure): (r.ours, r.paper) for r in audited.paper.rows}
     assert rows[("brief", "avg tokens")] == (8.0, 7.95)
-    assert rows[("brief", "grounded phrases per image")] == (1.0, 4.27)
-    assert rows[("all", "regions per image")] == (pytest.approx(8 / 3), 5.42)
+    assert rows[("brief", "grounded regions per text")] == (pytest.approx(2 / 3), 4.27)  # 2 boxes, 3 brief texts
+    assert rows[("region-text", "regions per image")] == (pytest.approx(5 / 3), 5.42)  # objects; no OCR, proposal
     assert rows[("more_detailed", "avg tokens")] == (None, 70.53)
     assert "2 texts have no text-filter analysis" in audited.paper.note
+
+
+def test_paper_measures_that_cannot_be_computed_are_listed_with_why(audited) -> None:
+    (more,) = [line for line in audited.paper.missing if line.startswith("more_detailed:")]
+    assert more.startswith("more_detailed: avg tokens, grounded regions per text, avg tokens per grounded region, ")
+    assert more.endswith(": no more_detailed texts in this version")
+    assert any("no phrase of a detailed text is grounded" in line for line in audited.paper.missing)
+    assert "region-text: avg tokens per region text (brief): no region_caption, dense_caption regions with a text" in (
+        audited.paper.missing
+    )
 
 
 def test_ground_truth_from_our_own_coco_export_scores_perfectly(demo, tmp_path) -> None:

@@ -134,3 +134,64 @@ def test_a_stage_config_as_plain_data_is_its_profile_entry() -> None:
     stage = parse_config({"filters": [{"backend": "nms", "options": {"iou": {"object": 0.6}}}]}).filters[0]
     assert set(to_plain(stage)) == {"name", "backend", "resources", "options"}
     assert parse_config({"filters": [to_plain(stage)]}).filters[0] == stage
+
+
+def test_a_stages_list_interleaves_specialists_and_filters_in_its_order() -> None:
+    config = parse_config(
+        {
+            "stages": [
+                {"name": "ocr", "backend": "rapidocr"},
+                {"name": "confidence", "backend": "confidence"},
+                {"name": "haar", "backend": "haar"},
+                {"name": "nms", "backend": "nms"},
+            ]
+        }
+    )
+    assert [(s.name, s.kind) for s in config.stages] == [
+        ("ocr", "specialists"), ("confidence", "filters"), ("haar", "specialists"), ("nms", "filters")]  # fmt: skip
+    assert [s.name for s in config.specialists] == ["ocr", "haar"] and [s.name for s in config.filters] == [
+        "confidence", "nms"]  # fmt: skip
+
+
+def test_the_order_counts_in_the_config_fingerprint_only_when_interleaved() -> None:
+    sections = parse_config({"specialists": [{"backend": "haar"}], "filters": [{"backend": "nms"}]})
+    same = parse_config({"stages": [{"backend": "haar"}, {"backend": "nms"}]})
+    reversed_ = parse_config({"stages": [{"backend": "nms"}, {"backend": "haar"}]})
+    assert [s.name for s in sections.stages] == [s.name for s in same.stages] == ["haar", "nms"]
+    assert sections.fingerprint() != reversed_.fingerprint() != same.fingerprint()
+    assert parse_config({"specialists": [{"backend": "haar"}]}).order == ()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"stages": [{"backend": "haar"}], "filters": [{"backend": "nms"}]}, "either as one ordered 'stages:' list"),
+        ({"stages": [{"backend": "nope"}]}, r"stages\[0\]\.backend: 'nope' is not one of "),
+        (
+            {"stages": [{"backend": "haar", "name": "x"}, {"backend": "nms", "name": "x"}]},
+            "stage name 'x' is used twice",
+        ),
+        ({"stages": [{"backend": "nms", "options": {"iou": 3}}]}, r"stages\[0\]\.options\.iou: expected a mapping"),
+    ],
+)
+def test_a_bad_stages_list_names_the_key(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
+
+
+def test_fld5b_runs_in_the_papers_order() -> None:
+    config = load_config("fld5b")
+    order = [s.name for s in config.stages]
+    kinds = {s.name: s.kind for s in config.stages}
+    first_filter = next(i for i, name in enumerate(order) if kinds[name] == "filters")
+    # Phase 1 (captions, OCR, detection) before any filter; a scored DINO-family detector among them.
+    assert order[:first_filter] == ["florence2", "ocr", "detector"]
+    assert config.stages[2].backend == "hf_detection" and "rtdetr" in config.stages[2].options.model
+    assert "<CAPTION_TO_PHRASE_GROUNDING>" not in config.stages[0].options.tasks  # grounding is phase 2's
+    # Phase 2: the text and region filters, then region text (agreement-filtered), aggregation, the aggregator's
+    # texts through the text filter, grounding and SAM on what was kept; the final filters last.
+    position = {name: i for i, name in enumerate(order)}
+    assert position["text"] < position["region_text"] < position["agreement"] < position["aggregator"]
+    assert position["aggregator"] < position["text_generated"] < position["grounding"] < position["sam"]
+    assert [s.backend for s in config.stages[position["sam"] + 1 :]] == ["confidence", "geometry", "nms", "blacklist"]
+    assert "region_text_agreement" in [s.backend for s in config.filters]

@@ -87,11 +87,26 @@ def test_extending_what_does_not_exist_names_the_profile_and_the_reference(tmp_p
         load_config(child)
 
 
-def test_fld5b_takes_its_filter_chain_from_offline_and_keeps_its_own_specialists() -> None:
+def test_fld5b_runs_offlines_filter_chain_first_and_keeps_its_own_ordered_stages() -> None:
     fld5b, offline = load_config("fld5b"), load_config("offline")
-    assert "filters" not in yaml.safe_load((BUNDLED / "fld5b.yaml").read_text())
-    assert fld5b.filters == offline.filters and fld5b.writer == offline.writer
+    written = yaml.safe_load((BUNDLED / "fld5b.yaml").read_text())
+    assert written["extends"] == "offline" and "filters" not in written and "specialists" not in written
+    # offline's five filters, as configured there, are fld5b's first filters (phase 2, before region text).
+    assert fld5b.filters[:5] == offline.filters and fld5b.writer == offline.writer
     assert fld5b.specialists[0].backend == "florence2" and fld5b.specialists != offline.specialists
+
+
+def test_a_stages_list_replaces_the_base_specialists_and_filters(tmp_path) -> None:
+    write(tmp_path / "base.yaml", BASE)
+    child = write(
+        tmp_path / "child.yaml",
+        "extends: base.yaml\nstages:\n  - {name: ocr, backend: rapidocr}\n  - {name: nms, backend: nms}\n"
+        "  - {name: haar, backend: haar}\n",
+    )
+    config = load_config(child)
+    assert [s.name for s in config.stages] == ["ocr", "nms", "haar"] and config.writer.rows_per_shard == 500
+    grandchild = write(tmp_path / "grandchild.yaml", "extends: child.yaml\nfilters: [{name: nms, backend: nms}]\n")
+    assert [s.name for s in load_config(grandchild).stages] == ["nms"]  # the sections replace the stages list
 
 
 def test_merging_mappings_changes_neither_input() -> None:

@@ -9,6 +9,7 @@ from filters.nms import NmsFilter, NmsOptions
 from schemas.boxes import box_iou, box_nms, iou_matrix
 from schemas.masks import encode_mask
 from schemas.records import ImageRecord, Provenance, Region
+from schemas.score_prior import UnscoredPriors, effective_score
 
 DETECTOR = Provenance("detector", "dino")
 OTHER = Provenance("detector_b", "yolo")
@@ -181,3 +182,40 @@ def test_kinds_without_a_threshold_are_left_alone() -> None:
     record = _record([a, b])
     NmsFilter("nms", NmsOptions(iou={})).process([record], None)
     assert record.regions == [a, b] and record.dropped == []
+
+
+FLORENCE = Provenance("florence2", "florence-community/Florence-2-large")
+
+
+def test_a_detector_box_scored_095_suppresses_an_unscored_florence_box_of_the_same_object() -> None:
+    unscored = Region("object", (10, 10, 50, 50), "dog", FLORENCE)
+    scored = Region("object", (11, 10, 50, 51), "dog", DETECTOR, score=0.95)
+    record = _record([unscored, scored])
+    NmsFilter("nms", NmsOptions()).process([record], None)
+    assert record.regions == [scored]
+    (drop,) = record.dropped
+    assert (drop.rule, drop.annotation_id, drop.by) == ("nms_cross_source", unscored.id, scored.id)
+
+
+def test_an_unscored_box_ranks_with_its_source_prior() -> None:
+    unscored = Region("object", (10, 10, 50, 50), "dog", FLORENCE)
+    weak = Region("object", (11, 10, 50, 51), "dog", DETECTOR, score=0.4)
+    default = _record([unscored, weak])
+    NmsFilter("nms", NmsOptions()).process([default], None)  # default prior 0.5 > 0.4
+    assert default.regions == [unscored] and default.dropped[0].by == unscored.id
+    distrusted = _record([unscored, weak])
+    options = NmsOptions(unscored=UnscoredPriors(by_source={"florence2": 0.2}))
+    NmsFilter("nms", options).process([distrusted], None)
+    assert distrusted.regions == [weak] and distrusted.dropped[0].by == weak.id
+
+
+def test_unscored_prior_outside_zero_one_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"unscored prior for 'florence2' is 1.5; it must lie in \[0, 1\]"):
+        UnscoredPriors(by_source={"florence2": 1.5})
+
+
+def test_effective_score_is_the_score_or_the_source_prior() -> None:
+    priors = UnscoredPriors(by_source={"import:coco": 1.0}, default=0.5)
+    assert effective_score(0.8, "florence2", priors) == 0.8
+    assert effective_score(None, "florence2", priors) == 0.5
+    assert effective_score(None, "import:coco", priors) == 1.0

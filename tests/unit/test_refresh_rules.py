@@ -16,13 +16,13 @@ import pytest
 from engine.config.settings import WriterConfig
 from engine.errors import OutputError
 from engine.ingest.probe_cache import RACY_NS, split_by_cache
-from engine.refresh.incremental import Level, StagePlan, StageSpec
+from engine.refresh.incremental import Level, StagePlan, StageSpec, stage_inputs
 from engine.refresh.tombstones import find_tombstones
 from engine.store.journal import RunJournal, clean_up_runs, unfinished_runs
 from engine.store.output_lock import OutputLock, read_holder
 from engine.store.writer import ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA
-from schemas.records import GroundedRegion, ImageRecord, Phrase, Provenance, Region, StageError, Text
+from schemas.records import GroundedRegion, ImageRecord, Mask, Phrase, Provenance, Region, StageError, Text
 
 CAPTION = StageSpec("caption", "specialists", "c1", produces=frozenset({"texts"}))
 GROUNDING = StageSpec("grounding", "specialists", "g1", frozenset({"texts"}), frozenset({"phrases"}))
@@ -182,3 +182,122 @@ def test_a_lock_held_from_another_host_is_not_taken_over(tmp_path) -> None:
     (tmp_path / ".lock").write_text('{"host": "elsewhere", "pid": 1, "started_at": "2026-01-01T00:00:00+00:00"}')
     with pytest.raises(OutputError, match=r"host elsewhere, pid 1.*if that run is dead, delete"):
         OutputLock(tmp_path).acquire()
+
+
+# The paper's order: a captioner and a detector, a text filter, grounding on the kept texts, a final NMS.
+DETECT = StageSpec("detect", "specialists", "d1", produces=frozenset({"regions"}))
+TEXT_FILTER = StageSpec("text", "filters", "x1")
+FINAL_NMS = StageSpec("nms", "filters", "n1")
+ORDERED = StagePlan([CAPTION, DETECT, TEXT_FILTER, GROUNDING, FINAL_NMS])
+ORDERED_CURRENT = {"caption": "c1", "detect": "d1", "text": "x1", "grounding": "g1", "nms": "n1"}
+
+
+def test_a_changed_filter_that_feeds_a_later_specialist_makes_it_stale() -> None:
+    row_plan = ORDERED.classify({**ORDERED_CURRENT, "text": "x0"})
+    assert row_plan.level == Level.REANNOTATE
+    assert (row_plan.stale, row_plan.refilter) == ({"grounding"}, {"text", "nms"})
+
+
+def test_a_changed_final_filter_is_only_a_refilter() -> None:
+    row_plan = ORDERED.classify({**ORDERED_CURRENT, "nms": "n0"})
+    assert (row_plan.level, row_plan.stale, row_plan.refilter) == (Level.REFILTER, frozenset(), {"nms"})
+
+
+def test_a_stale_specialist_reruns_the_filters_after_it_and_the_specialists_they_feed() -> None:
+    row_plan = ORDERED.classify({**ORDERED_CURRENT, "detect": "d0"})
+    assert (row_plan.stale, row_plan.refilter) == ({"detect", "grounding"}, {"text", "nms"})
+
+
+def test_a_removed_known_filter_reruns_the_final_filters() -> None:
+    plan = StagePlan(ORDERED.stages, known_filters={"old_blacklist"})
+    row_plan = plan.classify({**ORDERED_CURRENT, "old_blacklist": "b1"})
+    assert (row_plan.level, row_plan.stale, row_plan.refilter) == (Level.REFILTER, frozenset(), {"nms"})
+
+
+def test_a_specialist_records_the_filters_before_it_and_a_filter_the_specialists_before_it() -> None:
+    order = [("caption", "specialists", "c1"), ("text", "filters", "x1"), ("grounding", "specialists", "g1")]
+    inputs = stage_inputs(order)
+    assert inputs["caption"] == "" and inputs["text"] != "" and inputs["grounding"] != ""
+    assert stage_inputs([*order[:1], ("text", "filters", "x2"), order[2]])["grounding"] != inputs["grounding"]
+    moved = stage_inputs([order[0], order[2], order[1]])  # the text filter after grounding: both see otherwise
+    assert moved["grounding"] == "" and moved["text"] != inputs["text"]
+    assert stage_inputs([("caption", "specialists", "c1")]) == {"caption": ""}  # nothing before: nothing folded
+
+
+def _ordered_record() -> ImageRecord:
+    """A caption, a detector box, a junk caption the text filter dropped, grounding on the kept caption, and a
+    box the final NMS suppressed."""
+    caption, detect, grounding = (Provenance(n, "m") for n in ("caption", "detect", "grounding"))
+    record = ImageRecord("id", "/a.png", 100, 80, "png")
+    kept, junk = Text("brief", "a dog on grass", caption), Text("brief", "IMG_0001.JPG", caption)
+    box, duplicate = (
+        Region("object", (1, 2, 30, 40), "dog", detect, 0.9),
+        Region("object", (1, 2, 31, 40), "dog", detect, 0.5),
+    )
+    record.texts += [kept, junk]
+    record.regions += [box, duplicate]
+    record.drop(junk, stage="text", rule="boilerplate")
+    record.phrases.append(Phrase(kept.id, 2, 5, "dog", [GroundedRegion((1, 2, 30, 40), 0.9)], grounding))
+    record.drop(duplicate, stage="nms", rule="nms", by=box.id)
+    record.stages = dict(ORDERED_CURRENT)
+    return record
+
+
+def test_refilter_of_a_final_filter_keeps_the_earlier_filters_drops() -> None:
+    record = _ordered_record()
+    ORDERED.strip(record, ORDERED.classify({**ORDERED_CURRENT, "nms": "n0"}))
+    assert [t.text for t in record.texts] == ["a dog on grass"] and len(record.regions) == 2
+    assert [(d.stage, d.rule) for d in record.dropped] == [("text", "boilerplate")]
+    assert len(record.phrases) == 1 and "nms" not in record.stages and record.stages["text"] == "x1"
+
+
+def test_reannotate_after_a_changed_text_filter_restores_its_drops_and_removes_grounding() -> None:
+    record = _ordered_record()
+    ORDERED.strip(record, ORDERED.classify({**ORDERED_CURRENT, "text": "x0"}))
+    assert sorted(t.text for t in record.texts) == ["IMG_0001.JPG", "a dog on grass"]
+    assert record.phrases == [] and record.dropped == [] and len(record.regions) == 2
+    assert record.stages == {"caption": "c1", "detect": "d1"}
+
+
+def test_a_restored_text_brings_back_its_phrases_when_grounding_is_fresh() -> None:
+    caption, grounding = Provenance("caption", "m"), Provenance("grounding", "m")
+    record = ImageRecord("id", "/a.png", 100, 80, "png")
+    text = Text("brief", "a dog on grass", caption)
+    record.texts.append(text)
+    record.phrases.append(Phrase(text.id, 2, 5, "dog", [GroundedRegion((1, 2, 30, 40), 0.9)], grounding))
+    record.drop(text, stage="threshold", rule="too_short")  # a final filter dropped the text and its phrase
+    record.stages = dict(CURRENT)
+    PLAN.strip(record, PLAN.classify({**CURRENT, "threshold": "t0"}))
+    assert [t.id for t in record.texts] == [text.id] and [p.phrase for p in record.phrases] == ["dog"]
+    assert record.dropped == []
+
+
+def test_a_dropped_mask_is_restored_onto_its_region_when_its_filter_reruns() -> None:
+    ocr = Provenance("ocr", "m")
+    region = Region("ocr_line", (0, 0, 50, 10), "hi", ocr, 0.9, mask=Mask((80, 100), "abc"), polygon=(0, 0, 5, 0, 5, 5))
+    record = ImageRecord("id", "/a.png", 100, 80, "png", regions=[region])
+    record.drop_mask(region, stage="threshold", rule="tiny_mask", value=0.0, threshold=1e-4)
+    record.stages = dict(CURRENT)
+    PLAN.strip(record, PLAN.classify({**CURRENT, "threshold": "t0"}))
+    assert record.regions[0].mask == Mask((80, 100), "abc") and record.dropped == []
+
+
+DETECTOR = StageSpec("detector", "specialists", "d1", produces=frozenset({"regions"}))
+GRABCUT = StageSpec("grabcut", "specialists", "gc1", frozenset({"regions"}), frozenset({"masks"}))
+SAM = StageSpec("sam", "specialists", "s1", frozenset({"regions"}), frozenset({"masks"}))
+MASK_PLAN = StagePlan([DETECTOR, GRABCUT, SAM, THRESHOLD])
+MASK_CURRENT = {"detector": "d1", "grabcut": "gc1", "sam": "s1", "threshold": "t1"}
+
+
+def test_a_stale_mask_stage_clears_every_mask_and_reruns_every_mask_stage() -> None:
+    row_plan = MASK_PLAN.classify({**MASK_CURRENT, "sam": "s0"})
+    assert (row_plan.stale, row_plan.refilter) == ({"grabcut", "sam"}, {"threshold"})
+    detector = Provenance("detector", "m")
+    masked = Region("object", (0, 0, 50, 50), "dog", detector, 0.9, mask=Mask((80, 100), "abc"),
+                    polygon=(0, 0, 5, 0, 5, 5), metrics={"predicted_iou": 0.9, "clip_similarity": 0.3})  # fmt: skip
+    record = ImageRecord("id", "/a.png", 100, 80, "png", regions=[masked])
+    record.stages = dict(MASK_CURRENT)
+    MASK_PLAN.strip(record, row_plan)
+    (region,) = record.regions
+    assert (region.mask, region.polygon, region.metrics) == (None, None, {"clip_similarity": 0.3})
+    assert record.stages == {"detector": "d1"}

@@ -7,6 +7,7 @@ import pytest
 
 from schemas.boxes import RegionColumns, box_iou, boxes_of, iou_matrix, pair_iou
 from schemas.records import Provenance, Region
+from schemas.score_prior import UnscoredPriors
 
 A = Provenance("detector_a", "m")
 B = Provenance("detector_b", "m")
@@ -48,7 +49,10 @@ def test_region_columns_hold_boxes_scores_and_group_ids() -> None:
     ]
     columns = RegionColumns.of(regions, images=[0, 0, 1])
     np.testing.assert_array_equal(columns.boxes, boxes_of(regions))
-    assert columns.scores.tolist() == [0.9, np.inf, 0.4]  # unscored (human) regions rank first
+    # An unscored region ranks with its source's prior (0.5 by default), not +inf above a 0.9 box.
+    assert columns.scores.tolist() == [0.9, 0.5, 0.4]
+    trusted = RegionColumns.of(regions, images=[0, 0, 1], priors=UnscoredPriors(by_source={A.source: 1.0}))
+    assert trusted.scores.tolist() == [0.9, 1.0, 0.4]
     assert columns.labels.tolist() == [0, 0, 1] and columns.sources.tolist() == [0, 0, 1]
     by_source = columns.groups(class_aware=False)
     assert by_source[0] == by_source[1] != by_source[2]

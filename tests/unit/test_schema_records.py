@@ -132,3 +132,70 @@ def test_validation_rejects_unknown_kind_and_mask_of_wrong_size() -> None:
     record.regions[1].mask = Mask((10, 10), "0")
     with pytest.raises(SchemaError, match="mask size"):
         validate_record(record)
+
+
+def test_dropping_a_text_drops_its_phrases_naming_the_text_drop() -> None:
+    record = full_record()
+    caption, phrase = record.texts[0], record.phrases[0]
+    record.drop(caption, stage="text", rule="too_short", value=2, threshold=3)
+    assert record.texts == [] and record.phrases == []
+    text_drop, phrase_drop = record.dropped[-2:]
+    assert (text_drop.annotation_type, text_drop.annotation_id) == ("text", caption.id)
+    assert (phrase_drop.annotation_type, phrase_drop.annotation_id, phrase_drop.stage) == ("phrase", phrase.id, "text")
+    assert (phrase_drop.rule, phrase_drop.by, phrase_drop.value) == ("text_dropped:too_short", caption.id, 2.0)
+    validate_record(record)  # no phrase points at a text that is gone
+
+
+def test_restoring_a_text_drop_restores_its_phrases() -> None:
+    record = full_record()
+    caption, phrase = record.texts[0], record.phrases[0]
+    record.drop(caption, stage="text", rule="too_short")
+    drops, record.dropped = record.dropped[-2:], record.dropped[:-2]
+    record.restore(drops)
+    assert [t.id for t in record.texts] == [caption.id] and [p.to_dict() for p in record.phrases] == [phrase.to_dict()]
+    validate_record(record)
+
+
+def test_a_mask_drop_keeps_the_region_and_takes_the_mask_polygon_and_mask_metrics() -> None:
+    record = full_record()
+    face = record.regions[1]
+    face.metrics["clip_similarity"] = 0.3
+    record.drop_mask(face, stage="confidence", rule="min_predicted_iou", value=0.86, threshold=0.88)
+    assert face in record.regions and (face.mask, face.polygon) == (None, None)
+    assert face.metrics == {"clip_similarity": 0.3}  # a box measure stays; the mask's measures leave with it
+    drop = record.dropped[-1]
+    assert (drop.annotation_type, drop.annotation_id, drop.rule, drop.value) == (
+        "mask", face.id, "min_predicted_iou", 0.86)  # fmt: skip
+    with pytest.raises(ValueError, match="mask drop is restored onto its region"):
+        drop.restore()
+
+
+def test_restoring_a_mask_drop_puts_mask_polygon_and_metrics_back_after_its_region() -> None:
+    record = full_record()
+    face = record.regions[1]
+    before = face.to_dict()
+    record.drop_mask(face, stage="geometry", rule="tiny_mask")
+    record.drop(face, stage="nms", rule="nms")  # dropped later without its mask
+    drops, record.dropped = record.dropped[-2:], record.dropped[:-2]
+    record.restore(drops)
+    assert [r.to_dict() for r in record.regions if r.id == face.id] == [before]
+
+
+def test_mask_drops_round_trip_through_arrow() -> None:
+    record = full_record()
+    record.drop_mask(record.regions[1], stage="geometry", rule="tiny_mask", value=1e-5, threshold=1e-4)
+    back = ImageRecord.from_row(table_to_rows(records_to_table([record]))[0])
+    assert back.dropped[-1] == record.dropped[-1]
+
+
+def test_counts_name_a_mask_drop_apart_from_a_region_drop() -> None:
+    from engine.store.counts import count_annotations
+
+    record = full_record()
+    record.drop_mask(record.regions[1], stage="geometry", rule="tiny_mask")
+    record.drop(record.regions[0], stage="geometry", rule="tiny")
+    assert [d.key for d in record.dropped[-2:]] == ["geometry/tiny_mask (mask)", "geometry/tiny"]
+    counts = count_annotations(records_to_table([record]))
+    assert counts["dropped"] == {"total": 3, "region_filter/min_score": 1, "geometry/tiny_mask (mask)": 1,
+                                 "geometry/tiny": 1}  # fmt: skip
+    assert counts["regions"] == {"total": 1, "object": 1}  # the masked region stays

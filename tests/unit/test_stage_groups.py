@@ -52,3 +52,22 @@ def test_a_group_is_an_actor_pool_when_any_stage_holds_a_model() -> None:
 
 def test_no_stages_no_groups() -> None:
     assert group_stages([]) == []
+
+
+def test_the_fld5b_order_fuses_each_run_of_cpu_stages_between_gpu_stages() -> None:
+    from engine.config.profile import load_config
+
+    stages = [Planned(s.name, s.resources) for s in load_config("fld5b").stages]
+    assert names(group_stages(stages)) == [
+        "florence2",
+        "ocr",
+        "detector",
+        "text+confidence+geometry+nms+blacklist",
+        "region_text",
+        "agreement",
+        "aggregator",
+        "text_generated",
+        "grounding",
+        "sam",
+        "final_confidence+final_geometry+final_nms+final_blacklist",
+    ]

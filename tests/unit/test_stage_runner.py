@@ -7,8 +7,9 @@ import pyarrow as pa
 
 from engine.execute.stage_runner import run_stage_on_table, run_stages_on_table
 from schemas.arrow import IN_FLIGHT_SCHEMA
-from schemas.records import ImageRecord, Provenance, Region
+from schemas.records import GroundedRegion, ImageRecord, Phrase, Provenance, Region
 from schemas.stage import Resources
+from schemas.validation import validate_record
 from tests.support.image_files import jpeg_bytes
 
 
@@ -126,3 +127,44 @@ def test_stages_skip_rows_that_carry_their_fingerprint() -> None:
     assert counter.seen == 0
     twice = run_stage_on_table(counter, once, 10**8)  # the one-stage form runs whatever the fingerprints say
     assert counter.seen == 3 and [len(r) for r in twice.column("regions").to_pylist()] == [2, 2, 2]
+
+
+class DanglingPhrase:
+    """Adds a box to every image, and on 30-pixel-wide images also a phrase of a text that does not exist."""
+
+    name = "grounder"
+    resources = Resources()
+    needs_pixels = False
+
+    def fingerprint(self) -> str:
+        return "grounder-v1"
+
+    def setup(self) -> None:
+        pass
+
+    def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
+        for record in records:
+            record.regions.append(Region("object", (0, 0, 5, 5), "thing", Provenance("grounder", "m")))
+            if record.width == 30:
+                region = GroundedRegion((0, 0, 5, 5))
+                record.phrases.append(Phrase("no-such-text", 0, 3, "dog", [region], Provenance("grounder", "m")))
+
+
+def test_a_stage_that_leaves_a_record_invalid_loses_its_work_there_with_a_stage_error() -> None:
+    table = run_stages_on_table([BoxEveryImage(), DanglingPhrase()], in_flight([40, 30]), 10**8)
+    out = [ImageRecord.from_row(r) for r in table.to_pylist()]
+    assert [(len(r.regions), len(r.phrases)) for r in out[:2]] == [(2, 0), (1, 0)]  # the boxer's box stays
+    (error,) = out[1].errors
+    assert error.stage == "grounder" and "invalid record" in error.message and "names no text" in error.message
+    assert out[0].errors == [] and all(r.stages == {"boxer": "boxer-v1", "grounder": "grounder-v1"} for r in out)
+    for record in out[:2]:
+        validate_record(record)
+
+
+def test_a_record_invalid_before_the_chain_gets_one_input_error_and_no_stage_is_blamed() -> None:
+    row = ImageRecord("a" * 64, "/img/a.jpg", 40, 20, "jpeg").to_row()
+    row["phrases"] = [Phrase("gone", 0, 1, "x", [], Provenance("old", "m")).to_dict()]
+    row["image_bytes"] = jpeg_bytes(40, 20, seed=1)
+    table = pa.Table.from_pylist([row], schema=IN_FLIGHT_SCHEMA)
+    (out,) = [ImageRecord.from_row(r) for r in run_stage_on_table(BoxEveryImage(), table, 10**8).to_pylist()]
+    assert [e.stage for e in out.errors] == ["input_check"] and len(out.regions) == 1
