@@ -331,3 +331,9 @@ def test_the_probe_cache_keys_objects_by_size_and_etag_not_mtime(s3_bucket) -> N
     split = split_by_cache([same, rewritten, resized], cache)
     assert [p.image_id for p in split.hits] == ["id-same.png"]
     assert split.misses == [rewritten, resized]
+
+
+def test_refine_refuses_a_remote_dataset_in_one_line(s3_bucket) -> None:
+    code, err = run(["refine", f"{s3_bucket}/ds", "--rounds", "1"])
+    assert code == 2 and err.count("\n") == 1
+    assert f"{s3_bucket}/ds: refinement needs a local dataset (its checkpoints are local folders)" in err
