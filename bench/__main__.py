@@ -22,6 +22,7 @@ SCENARIOS: dict[str, str] = {
     "audit_exports": "bench.audit_exports",
     "specialist_times": "bench.specialist_times",
     "near_dups": "bench.near_dups",
+    "object_store": "bench.object_store",
     "input_sources": "bench.input_sources",
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.config.typed_config import ConfigError
 from engine.ingest.sources import InputError
+from engine.store.location import StorageError
 from schemas.stage import WeightsNotFound
 from schemas.validation import SchemaError
 
@@ -16,6 +17,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     InputError,
     OutputError,
+    StorageError,
     SchemaError,
     WeightsNotFound,
     FileNotFoundError,

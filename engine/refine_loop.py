@@ -29,10 +29,12 @@ import pyarrow as pa
 
 from engine.config.settings import EngineConfig, RefineConfig, StageConfig
 from engine.config.typed_config import ConfigError
+from engine.errors import OutputError
 from engine.execute.ray_session import ray_session
 from engine.ingest.decode import BadImage, decode_image
 from engine.ingest.locator import read_source
-from engine.store.manifest import Manifest, all_manifests, publish
+from engine.store.location import Location, Where, location
+from engine.store.manifest import Manifest, all_manifests, next_version_number, publish
 from engine.store.output_lock import OutputLock
 from engine.store.writer import ShardWriter
 from refine.merge import MergeStats
@@ -79,8 +81,9 @@ def base_checkpoint(config: EngineConfig) -> str:
     return hf_snapshot_path(resolve_hf_model(REFINE_DIR, "florence2", refine.checkpoint))
 
 
-def round_dir(root: Path, round_: int) -> Path:
-    return root / REFINE_DIR / f"round-{round_:02d}"
+def round_dir(root: Location, round_: int) -> Path:
+    """A round's checkpoint folder (checkpoints are local: refinement needs a local dataset)."""
+    return Path(root.os_path) / REFINE_DIR / f"round-{round_:02d}"
 
 
 def last_round(history: list[Manifest]) -> int:
@@ -102,21 +105,26 @@ def _to_samples(batch: pa.Table, weights: dict[str, float], seed: int) -> pa.Tab
 def _read_row_groups(batch: pa.Table) -> pa.Table:
     import pyarrow.parquet as pq
 
-    pieces = [
-        pq.ParquetFile(path).read_row_group(group).select(ANNOTATION_SCHEMA.names).cast(ANNOTATION_SCHEMA)
-        for path, group in zip(batch.column("path").to_pylist(), batch.column("row_group").to_pylist(), strict=True)
-    ]
+    pieces = []
+    for uri, group in zip(batch.column("path").to_pylist(), batch.column("row_group").to_pylist(), strict=True):
+        with location(uri).open_input() as handle:
+            piece = pq.ParquetFile(handle).read_row_group(group)
+        pieces.append(piece.select(ANNOTATION_SCHEMA.names).cast(ANNOTATION_SCHEMA))
     return pa.concat_tables(pieces) if pieces else ANNOTATION_SCHEMA.empty_table()
 
 
-def shard_records(shard_paths: list[str]) -> Any:
-    """A lazy Ray dataset of a version's annotation rows, one Parquet row group per read (streamed)."""
+def _row_groups(uri: str) -> int:
     import pyarrow.parquet as pq
+
+    with location(uri).open_input() as handle:
+        return pq.ParquetFile(handle).num_row_groups
+
+
+def shard_records(shard_uris: list[str]) -> Any:
+    """A lazy Ray dataset of a version's annotation rows, one Parquet row group per read (streamed)."""
     import ray
 
-    groups = [
-        {"path": path, "row_group": i} for path in shard_paths for i in range(pq.ParquetFile(path).num_row_groups)
-    ]
+    groups = [{"path": uri, "row_group": i} for uri in shard_uris for i in range(_row_groups(uri))]
     pieces = ray.data.from_items(groups, override_num_blocks=max(1, min(len(groups), 200)))
     return pieces.map_batches(_read_row_groups, batch_format="pyarrow", batch_size=1)
 
@@ -177,7 +185,7 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
 
 
 def train_round(
-    root: Path, shard_paths: list[str], start: str, round_: int, config: EngineConfig, run_id: str
+    root: Location, shard_paths: list[str], start: str, round_: int, config: EngineConfig, run_id: str
 ) -> list[float]:
     """Fine-tune ``start`` on the shards' samples with Ray Train; the checkpoint lands in :func:`round_dir`."""
     from ray.train import RunConfig, ScalingConfig
@@ -193,7 +201,7 @@ def train_round(
         )
     steps_per_epoch = math.ceil(count / refine.num_workers / refine.train.batch_size)
     cpus_per_worker = 1
-    run_name, trainer_storage = f"round-{round_:02d}-{run_id}", str((root / REFINE_DIR / "ray").resolve())
+    run_name, trainer_storage = f"round-{round_:02d}-{run_id}", str(Path(root.os_path) / REFINE_DIR / "ray")
     trainer = TorchTrainer(
         _train_worker,
         train_loop_config={
@@ -219,7 +227,7 @@ def train_round(
     return json.loads((target / TRAIN_LOG).read_text())["losses"]
 
 
-def _keep_checkpoint(checkpoint: Any, root: Path, round_: int, start: str) -> Path:
+def _keep_checkpoint(checkpoint: Any, root: Location, round_: int, start: str) -> Path:
     """Copy Ray Train's checkpoint to :func:`round_dir`, complete (``DONE``) before it takes that name."""
     target = round_dir(root, round_)
     partial = target.with_name(target.name + ".partial")
@@ -272,7 +280,7 @@ class RefineWorker:
 
 
 def reannotate_round(
-    root: Path, previous: Manifest, checkpoint: Path, round_: int, config: EngineConfig, run_id: str, may_drop: bool
+    root: Location, previous: Manifest, checkpoint: Path, round_: int, config: EngineConfig, run_id: str, may_drop: bool
 ) -> tuple[list, MergeStats, int]:
     """Re-annotate and merge every image of ``previous``; write the new shards; return them, the stats and
     the number of images that could not be read. Without ``may_drop`` (see :func:`trusted`) contradicted
@@ -280,7 +288,7 @@ def reannotate_round(
     from ray.data import ActorPoolStrategy
 
     refine = config.refine
-    records = shard_records([str(root / s.path) for s in previous.shards])
+    records = shard_records([(root / s.path).uri for s in previous.shards])
     extra: dict[str, Any] = {"num_gpus": refine.annotate_num_gpus} if refine.annotate_num_gpus else {}
     refined = records.map_batches(
         RefineWorker,
@@ -329,7 +337,7 @@ def _curve(losses: list[float]) -> list[float]:
 
 
 def refine_dataset(
-    root: Path,
+    root: Where,
     config: EngineConfig,
     rounds: int,
     address: str | None = None,
@@ -337,6 +345,12 @@ def refine_dataset(
     progress_bars: bool = False,
 ) -> list[RoundResult]:
     """Run ``rounds`` rounds on the latest version of ``root``, publishing one new version each."""
+    root = location(root)
+    if not root.is_local:
+        raise OutputError(
+            f"{root}: refinement needs a local dataset (its checkpoints are local folders); "
+            "copy the dataset to a local folder to refine it"
+        )
     if rounds < 1:
         raise ConfigError(f"rounds: expected at least 1, got {rounds}")
     try:
@@ -346,24 +360,32 @@ def refine_dataset(
     initial = base_checkpoint(config)
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-refine"
     results: list[RoundResult] = []
-    with OutputLock(root, run_id):
+    with OutputLock(root, run_id) as lock:
         history = all_manifests(root)
         if not history:
             raise ConfigError(f"{root}: no published version to refine; run `fld-engine run` first")
         first = last_round(history) + 1
         with ray_session(config.ray, address, progress_bars):
             for round_ in range(first, first + rounds):
-                result, manifest = run_round(root, history[-1], round_, initial, config, run_id, progress)
+                result, manifest = run_round(root, history, round_, initial, config, run_id, progress, lock)
                 history.append(manifest)
                 results.append(result)
     return results
 
 
 def run_round(
-    root: Path, previous: Manifest, round_: int, initial: str, config: EngineConfig, run_id: str, progress: Progress
+    root: Location,
+    history: list[Manifest],
+    round_: int,
+    initial: str,
+    config: EngineConfig,
+    run_id: str,
+    progress: Progress,
+    lock: OutputLock,
 ) -> tuple[RoundResult, Manifest]:
     """One round: train (or reuse the round's checkpoint), re-annotate and merge, publish the next version."""
     started = time.perf_counter()
+    previous = history[-1]
     checkpoint = round_dir(root, round_)
     resumed = (checkpoint / DONE).is_file()
     if resumed:
@@ -373,14 +395,16 @@ def run_round(
         earlier = round_dir(root, round_ - 1)
         start = str(earlier) if (earlier / DONE).is_file() else initial
         progress(f"round {round_}: training from {start}")
-        shard_paths = [str(root / s.path) for s in previous.shards]
+        shard_paths = [(root / s.path).uri for s in previous.shards]
         losses = train_round(root, shard_paths, start, round_, config, f"{run_id}-{round_}")
     progress(f"round {round_}: re-annotating {sum(s.rows for s in previous.shards)} images")
     may_drop = trusted(previous, config.refine.merge.min_agreement_to_drop)
     round_run_id = f"{run_id}-r{round_:03d}"
     shards, stats, skipped = reannotate_round(root, previous, checkpoint, round_, config, round_run_id, may_drop)
     metrics = _round_metrics(checkpoint, losses, stats, skipped, may_drop)
-    manifest = _round_manifest(previous, shards, round_, checkpoint, round_run_id, metrics)
+    number = next_version_number(root, history)
+    manifest = _round_manifest(previous, number, shards, round_, checkpoint, round_run_id, metrics)
+    lock.check()
     publish(root, manifest)
     images = sum(s.rows for s in shards)
     seconds = time.perf_counter() - started
@@ -407,12 +431,13 @@ def _round_metrics(
 
 
 def _round_manifest(
-    previous: Manifest, shards: list, round_: int, checkpoint: Path, run_id: str, metrics: dict[str, Any]
+    previous: Manifest, number: int, shards: list, round_: int, checkpoint: Path, run_id: str, metrics: dict[str, Any]
 ) -> Manifest:
     """The round's version: the previous one's stages, quarantine and probe index, the refined shards."""
     model = hf_model_identity(resolve_hf_model(REFINE_DIR, "florence2", str(checkpoint)), None)
     return Manifest.next(
         previous,
+        number=number,
         run_id=run_id,
         config_fingerprint=previous.config_fingerprint,
         profile=previous.profile,

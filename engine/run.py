@@ -1,17 +1,19 @@
 """A run: images in, a new published version of the output directory out, on Ray Data.
 
-Holding the output's lock, a run goes through six phases, in this order:
+The output (a local folder or an object-store prefix) is checked and the sources (files, WebDataset
+shards, Parquet tables) are found before anything is created. Then, holding the output's lock, a run
+goes through six phases:
 
-1. **plan the run**: find the sources (files, WebDataset shards, Parquet tables; before the lock, so an
-   unusable input creates nothing), plan the stages (order and weights checked before any work), read
-   the published versions and the journals of killed runs, start this run's journal;
+1. **plan the run**: plan the stages (order and weights checked before any work), read the
+   published versions and the journals of killed runs, start this run's journal;
 2. **probe**: hash and decode-check every image the previous version's probe index does not vouch for;
 3. **plan carry-over**: rows of the previous version and of killed runs are reused exactly, or queued
    to rerun only the stages that changed (``engine/refresh/``); the other images are new;
 4. **annotate**: new and stale images through their stages (one streaming ``map_batches`` per stage
    group), changed filters over carried rows; every shard is journaled once written;
 5. **write the side tables**: quarantine, tombstones and the probe index;
-6. **publish**: the manifest (``Manifest.next``) last; then delete what killed runs left behind.
+6. **publish**: the manifest (``Manifest.next``) last, under a version number never used before and
+   only while the lock is still this run's; then delete what killed runs left behind.
 
 Ray starts only when there is something to probe or annotate.
 """
@@ -24,7 +26,6 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -56,9 +57,10 @@ from engine.refresh.incremental import StagePlan
 from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones, previous_paths
 from engine.store.counts import value_counts
 from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
-from engine.store.manifest import Manifest, all_manifests, publish
+from engine.store.location import Location, Where, location
+from engine.store.manifest import Manifest, all_manifests, next_version_number, publish, restore_missing_version
 from engine.store.output_lock import OutputLock
-from engine.store.writer import ShardInfo, ShardWriter, write_table_atomically
+from engine.store.writer import ShardInfo, ShardWriter, write_shard
 from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA
 from schemas.records import Granularity, ImageRecord
 
@@ -67,8 +69,10 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class RunRequest:
+    """``output`` is a local folder or an object-store prefix (``s3://bucket/corpus``), parsed here."""
+
     inputs: tuple[str, ...]
-    output: Path
+    output: Where
     config: EngineConfig
     address: str | None = None
     limit: int | None = None
@@ -78,6 +82,9 @@ class RunRequest:
 
     def probe_key(self) -> dict[str, Any]:
         return probe_key(self.config.ingest, self.input_options)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "output", location(self.output))
 
 
 @dataclass(frozen=True)
@@ -111,8 +118,8 @@ class RunPlan:
     journal: RunJournal
 
     @property
-    def root(self) -> Path:
-        return self.request.output
+    def root(self) -> Location:
+        return location(self.request.output)
 
     @property
     def config(self) -> EngineConfig:
@@ -153,11 +160,16 @@ class SideTables:
 
 
 def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
-    """Annotate ``request.inputs`` into a new version of ``request.output``, holding its lock."""
-    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    started = time.perf_counter()
+    """Annotate ``request.inputs`` into a new version of ``request.output``, holding its lock.
+
+    The output is checked and the inputs are found before anything is created: a bad output or a bad
+    input stops the run in one line, leaving no trace.
+    """
+    location(request.output).check_writable_folder("output")
     sources = find_sources(request)
-    with OutputLock(request.output, run_id):
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    with OutputLock(request.output, run_id) as lock:
+        started = time.perf_counter()
         run = plan_run(request, run_id, sources)
         progress(f"fld-engine: {len(run.sources)} inputs, {len(run.stages)} stages, output {run.root}")
         with ExitStack() as stack:
@@ -167,6 +179,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             progress(_plan_summary(run, probed, carry))
             annotated = annotate(run, carry, probed.locators, ray, progress)
         side_tables = write_side_tables(run, probed, carry, annotated)
+        lock.check()  # a run that lost its lease to another writer publishes nothing
         manifest = publish_version(run, probed, carry, annotated, side_tables)
         return _result(manifest, run, side_tables, time.perf_counter() - started)
 
@@ -182,8 +195,9 @@ def find_sources(request: RunRequest) -> list[Source]:
 
 def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan:
     """Planned stages, earlier versions and killed runs for ``sources``; this run's journal started."""
-    config, root = request.config, request.output
+    config, root = request.config, location(request.output)
     stages = plan_stages(config)
+    restore_missing_version(root)
     history = all_manifests(root)
     unfinished = unfinished_runs(root, {m.run_id for m in history})
     # A stage that earlier versions ran as a filter and that is gone now did not add annotations.
@@ -347,9 +361,8 @@ def _probe_index(run: RunPlan, probed: Probed) -> ShardInfo | None:
 
 
 def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]], schema: pa.Schema) -> ShardInfo:
-    relative = f"{folder}/part-{run.run_id}.parquet"
     table = pa.Table.from_pylist(rows, schema)
-    return ShardInfo(relative, table.num_rows, write_table_atomically(table, run.root / relative, run.config.writer))
+    return write_shard(table, run.root, f"{folder}/part-{run.run_id}.parquet", run.config.writer, {})
 
 
 # -- 6. publish ------------------------------------------------------------------------------
@@ -373,6 +386,7 @@ def publish_version(
     }
     manifest = Manifest.next(
         run.previous,
+        number=next_version_number(run.root, run.history),
         run_id=run.run_id,
         config_fingerprint=config.fingerprint(),
         profile=config.profile,

@@ -48,3 +48,12 @@ def s3_bucket(s3_endpoint) -> str:
     from tests.support.s3_server import new_bucket
 
     return new_bucket()
+
+
+@pytest.fixture
+def read_only_folder():
+    """A folder nobody may write, inside one everybody may enter."""
+    from tests.support.unprivileged import read_only_folder as make
+
+    with make() as folder:
+        yield folder

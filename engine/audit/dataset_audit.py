@@ -15,6 +15,7 @@ from engine.audit.collect import AuditStats, StatsCollector
 from engine.audit.ground_truth import GroundTruthCollector, GroundTruthResult
 from engine.audit.paper_measures import PaperMeasures, paper_measures
 from engine.audit.reservoir import Reservoir
+from engine.store.location import Location, Where, location
 from engine.store.manifest import Manifest, require_manifest
 from engine.store.reader import iter_batches
 from filters.statistics import compute_statistics
@@ -25,7 +26,7 @@ BATCH_ROWS = 256
 
 @dataclass
 class AuditResult:
-    root: Path
+    root: Location
     manifest: Manifest
     stats: AuditStats
     agreement: AgreementCollector
@@ -36,7 +37,7 @@ class AuditResult:
     seconds: float = 0.0
 
 
-def quarantine_reasons(root: Path, version: int | None) -> Counter[str]:
+def quarantine_reasons(root: Where, version: int | None) -> Counter[str]:
     """Quarantined inputs per reason, read from the version's quarantine shards batch by batch."""
     reasons: Counter[str] = Counter()
     for batch in iter_batches(root, version, columns=["reason"], quarantine=True):
@@ -48,7 +49,7 @@ def quarantine_reasons(root: Path, version: int | None) -> Counter[str]:
 
 
 def audit_version(
-    root: Path,
+    root: Where,
     version: int | None = None,
     sample: int = 8,
     ground_truth: Path | None = None,
@@ -60,6 +61,7 @@ def audit_version(
     they pull is first handed, as a record, to the other collectors.
     """
     started = time.perf_counter()
+    root = location(root)
     manifest = require_manifest(root, version)
     stats, agreement = StatsCollector(seed=seed), AgreementCollector()
     truth = GroundTruthCollector(ground_truth) if ground_truth is not None else None

@@ -13,11 +13,13 @@ import heapq
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from pathlib import Path
 
 from engine.exports.coco import COCO_TASKS, CocoWriter
 from engine.exports.destination import export_folder
 from engine.exports.report import ExportReport
+from engine.store.integrity import verify_checksums
+from engine.store.location import Where, location
+from engine.store.manifest import require_manifest
 from engine.store.reader import iter_records
 from schemas.records import ImageRecord
 
@@ -68,15 +70,19 @@ def choose_images(records: Iterable[ImageRecord], k: int) -> tuple[list[str], di
     return chosen, candidates
 
 
-def export_review(root: Path, destination: Path, k: int, version: int | None = None) -> ExportReport:
+def export_review(root: Where, destination: Where, k: int, version: int | None = None) -> ExportReport:
     """Write the ``k`` review images with all their regions as one COCO file under ``destination``
     (images without location metadata); a failed export removes what it wrote."""
     started = time.perf_counter()
+    root = location(root)
+    manifest = require_manifest(root, version)
+    verify_checksums(root, manifest.shards)  # a swapped shard would sample other images than it names
+    version = manifest.version
     chosen, candidates = choose_images(iter_records(root, version), k)
     wanted = set(chosen)
     with (
-        export_folder(destination, "the review folder"),
-        CocoWriter(destination, COCO_TASKS, ExportReport("review", destination)) as writer,
+        export_folder(destination, "the review folder") as folder,
+        CocoWriter(folder, COCO_TASKS, ExportReport("review", location(destination))) as writer,
     ):
         for record in iter_records(root, version):
             if record.image_id in wanted:

@@ -12,18 +12,21 @@ from engine.audit.review import export_review
 from engine.audit.text_summary import format_summary
 from engine.errors import OutputError
 from engine.exports.destination import check_output_file, check_output_folder, write_text_atomically
+from engine.store.location import location
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("audit", help="annotation quality report (HTML + text), or a review sample")
-    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("directory", metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus")
     parser.add_argument("--version", type=int, help="a published version (default: the latest)")
-    parser.add_argument("--html", type=Path, metavar="REPORT.html", help="write the self-contained HTML report here")
+    parser.add_argument(
+        "--html", metavar="REPORT.html", help="write the self-contained HTML report here (a path or a URI)"
+    )
     parser.add_argument("--ground-truth", type=Path, metavar="COCO.json", help="COCO ground truth to score against")
     parser.add_argument("--sample", type=int, default=8, metavar="K", help="images drawn in the report (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the image sample")
     parser.add_argument("--review", type=int, metavar="K", help="export K images stratified by source/kind/score")
-    parser.add_argument("--to", type=Path, metavar="DIR", help="where --review writes its COCO sample")
+    parser.add_argument("--to", metavar="DIR", help="where --review writes its COCO sample (a folder or a URI)")
     parser.set_defaults(func=audit)
 
 
@@ -34,7 +37,7 @@ def audit(args: argparse.Namespace) -> int:
         if args.review <= 0:
             raise OutputError(f"--review {args.review}: the number of images must be positive")
         check_output_folder(args.to, "the review folder")
-        print(export_review(args.directory, args.to, args.review, args.version).format_lines())
+        print(export_review(location(args.directory), args.to, args.review, args.version).format_lines())
         return 0
     if args.sample < 0:
         raise OutputError(f"--sample {args.sample}: the number of images must be zero or more")
@@ -42,7 +45,7 @@ def audit(args: argparse.Namespace) -> int:
         raise OutputError(f"--ground-truth {args.ground_truth}: no such file")
     if args.html is not None:
         check_output_file(args.html, "the HTML report")
-    result = audit_version(args.directory, args.version, args.sample, args.ground_truth, args.seed)
+    result = audit_version(location(args.directory), args.version, args.sample, args.ground_truth, args.seed)
     print(format_summary(result))
     if args.html is not None:
         from engine.audit.html_report import render_html

@@ -4,8 +4,8 @@ their source paths), and count changes."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from engine.store.location import location
 from engine.store.manifest import require_manifest
 from engine.store.version_diff import diff_versions, source_paths
 
@@ -14,7 +14,7 @@ SHOWN_IDS = 5
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("diff", help="what changed between two versions of a dataset")
-    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("directory", metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus")
     parser.add_argument("--from", dest="older", type=int, required=True, metavar="N", help="the older version")
     parser.add_argument("--to", dest="newer", type=int, metavar="M", help="the newer version (default: the latest)")
     parser.add_argument("--ids", action="store_true", help="list every image with its path, not only the first few")
@@ -41,7 +41,7 @@ def image_lines(label: str, ids: list[str], paths: dict[str, list[str]], all_ids
 
 
 def diff(args: argparse.Namespace) -> int:
-    root = args.directory
+    root = location(args.directory)
     older = require_manifest(root, args.older)
     newer = require_manifest(root, args.newer)
     result = diff_versions(root, older, newer)

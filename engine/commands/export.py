@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from engine.errors import OutputError
 from engine.exports.coco import COCO_TASKS
 from engine.exports.destination import check_output_folder
 from engine.exports.report import ExportReport
+from engine.store.integrity import verify_checksums
+from engine.store.location import Location, Where, location
 from engine.store.manifest import require_manifest
 from engine.store.reader import iter_records
 from schemas.records import REGION_KINDS
@@ -18,9 +19,11 @@ FORMATS = ("florence", "coco", "yolo", "hf")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="write a version as Florence-2 JSONL, COCO, YOLO or HF Parquet")
-    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("directory", metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus")
     parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--to", required=True, type=Path, metavar="DEST", help="an empty or new folder")
+    parser.add_argument(
+        "--to", required=True, metavar="DEST", help="an empty or new folder, local or a URI (s3://bucket/export)"
+    )
     parser.add_argument("--version", type=int, help="a published version (default: the latest)")
     parser.add_argument(
         "--tasks",
@@ -46,21 +49,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def export(args: argparse.Namespace) -> int:
     if not 0.0 <= args.val_fraction < 1.0:
         raise OutputError(f"--val-fraction {args.val_fraction}: must be at least 0 and below 1")
+    root = location(args.directory)
     check_output_folder(args.to)
-    manifest = require_manifest(args.directory, args.version)
-    report = run_export(
-        args.format, args.directory, manifest.version, args.to, args.tasks, args.val_fraction, args.keep_exif
-    )
-    print(f"{args.directory} version {manifest.version}")
+    manifest = require_manifest(root, args.version)
+    # Before anything is written: every shard is the one the manifest recorded (a swapped shard would
+    # export duplicate images and drop others).
+    verify_checksums(root, manifest.shards)
+    report = run_export(args.format, root, manifest.version, args.to, args.tasks, args.val_fraction, args.keep_exif)
+    print(f"{root} version {manifest.version}")
     print(report.format_lines())
     return 0
 
 
 def run_export(
     fmt: str,
-    root: Path,
+    root: Location,
     version: int,
-    destination: Path,
+    destination: Where,
     tasks: list[str] | None,
     val_fraction: float,
     keep_exif: bool = False,

@@ -1,49 +1,33 @@
-"""``fld-engine inspect``: what a dataset version holds, checked against its shards."""
+"""``fld-engine inspect``: what a dataset version holds, checked against its files (sizes and rows; with
+``--verify`` their SHA-256 too)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from engine.commands.summary import format_counts
 from engine.errors import OutputError
+from engine.store.integrity import file_problems
+from engine.store.location import Location, location
 from engine.store.manifest import require_manifest
 from engine.store.reader import version_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("inspect", help="counts per annotation type, source and quarantine reason")
-    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("directory", metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus")
     parser.add_argument("--version", type=int, help="a published version (default: the latest)")
     parser.add_argument(
         "--no-stats", action="store_true", help="skip the paper's Table 2/3 measures (they read every row's texts)"
     )
+    parser.add_argument(
+        "--verify", action="store_true", help="also read every listed file and check its SHA-256 against the manifest"
+    )
     parser.set_defaults(func=inspect)
 
 
-def verify_shards(root: Path, shards: list) -> list[str]:
-    """Problems with the shards a manifest lists: missing, unreadable, or a row count that differs."""
-    problems = []
-    for shard in shards:
-        path = root / shard.path
-        if not path.exists():
-            problems.append(f"shard {shard.path} is missing")
-            continue
-        try:
-            rows = pq.ParquetFile(path).metadata.num_rows
-        except Exception as error:
-            detail = " ".join(str(error).split())  # one line, whatever the reader's message looks like
-            problems.append(f"shard {shard.path} is unreadable ({type(error).__name__}: {detail})")
-            continue
-        if rows != shard.rows:
-            problems.append(f"shard {shard.path} has {rows} rows, the manifest says {shard.rows}")
-    return problems
-
-
 def inspect(args: argparse.Namespace) -> int:
-    root = args.directory
+    root = location(args.directory)
     manifest = require_manifest(root, args.version)
     print(
         f"{root}: version {manifest.version} ({manifest.created_at}), profile {manifest.profile}, "
@@ -63,15 +47,20 @@ def inspect(args: argparse.Namespace) -> int:
         for name, model in sorted(manifest.models.items()):
             print(f"  {name}: {model}")
     listed = manifest.shards + manifest.quarantine + manifest.tombstones
-    problems = verify_shards(root, listed + ([manifest.probe_index] if manifest.probe_index else []))
+    listed += [manifest.probe_index] if manifest.probe_index else []
+    problems = file_problems(root, listed, checksums=args.verify)
     if problems:
         raise OutputError(f"{root} version {manifest.version}: " + "; ".join(problems))
+    if args.verify:
+        unrecorded = sum(not shard.sha256 for shard in listed)
+        note = f" ({unrecorded} written before checksums were recorded: size and rows only)" if unrecorded else ""
+        print(f"verified: {len(listed)} files match the manifest's sizes, rows and SHA-256{note}")
     if not args.no_stats:
         print(paper_comparison(root, manifest.version))
     return 0
 
 
-def paper_comparison(root: Path, version: int) -> str:
+def paper_comparison(root: Location, version: int) -> str:
     """The paper's Table 2/3 measures for this version beside the paper's values, streamed over its rows."""
     from filters.statistics import compute_statistics, format_paper_comparison
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from engine.config.profile import load_config
 from engine.config.typed_config import ConfigError
@@ -13,7 +12,7 @@ from engine.refine_loop import RoundResult, refine_dataset
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("refine", help="train Florence-2 on the annotations, re-annotate, merge; repeat")
-    parser.add_argument("directory", type=Path, metavar="DIR", help="an output directory written by `fld-engine run`")
+    parser.add_argument("directory", metavar="DIR", help="a local dataset folder written by `fld-engine run`")
     parser.add_argument("--rounds", type=int, metavar="N", help="rounds to run (default: the profile's refine.rounds)")
     parser.add_argument(
         "--config", metavar="FILE", help="a profile YAML file or a bundled profile name (default: offline)"

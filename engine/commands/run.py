@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from engine.commands.summary import format_counts
 from engine.config.profile import load_config
 from engine.ingest.sources import InputOptions
 from engine.refine_loop import base_checkpoint, refine_dataset
 from engine.run import RunRequest, run_pipeline
+from engine.store.location import location
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="Parquet inputs: the column of captions kept as alt-text texts (default: caption, when present)",
     )
-    parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="the dataset directory")
+    parser.add_argument(
+        "--output", required=True, metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus"
+    )
     parser.add_argument(
         "--config", metavar="FILE", help="a profile YAML file or a bundled profile name (default: offline)"
     )
@@ -63,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
         input_options=InputOptions(args.path_column, args.image_column, args.caption_column),
     )
     result = run_pipeline(request, progress=(lambda _: None) if args.quiet else _progress)
-    manifest = result.manifest
+    manifest, root = result.manifest, location(request.output)
     print(
-        f"version {manifest.version} of {args.output.resolve()} published in {result.seconds:.1f}s: "
+        f"version {manifest.version} of {root} published in {result.seconds:.1f}s: "
         f"{result.annotated} images annotated, {result.carried} carried over, {result.quarantined} quarantined"
     )
     if manifest.parent is not None:
@@ -74,11 +76,11 @@ def run(args: argparse.Namespace) -> int:
             f"{result.resumed} resumed from killed runs, {result.tombstoned} removed (tombstones), "
             f"{result.probe_cached} images of {result.files} inputs from the probe cache"
         )
-    print(f"shards: {args.output.resolve() / 'annotations'} ({len(manifest.shards)} files)")
+    print(f"shards: {root / 'annotations'} ({len(manifest.shards)} files)")
     print(format_counts(manifest.counts))
     if config.refine.rounds:
         progress = (lambda _: None) if args.quiet else _progress
-        for round_result in refine_dataset(args.output, config, config.refine.rounds, args.address, progress):
+        for round_result in refine_dataset(root, config, config.refine.rounds, args.address, progress):
             print(f"refinement round {round_result.round}: version {round_result.version} published")
     return 0
 

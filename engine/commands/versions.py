@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from engine.errors import OutputError
+from engine.store.location import location
 from engine.store.manifest import all_manifests
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("versions", help="list a dataset's versions with counts and config fingerprint")
-    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("directory", metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus")
     parser.set_defaults(func=versions)
 
 
 def versions(args: argparse.Namespace) -> int:
-    manifests = all_manifests(args.directory)
+    root = location(args.directory)
+    manifests = all_manifests(root)
     if not manifests:
-        raise OutputError(f"{args.directory}: no published version; run `fld-engine run` first")
+        raise OutputError(f"{root}: no published version; run `fld-engine run` first")
     header = ("version", "created", "images", "texts", "regions", "phrases", "new", "carried", "removed", "config")
     print("{:>7}  {:<25} {:>7} {:>7} {:>8} {:>8} {:>6} {:>8} {:>8}  {}".format(*header))
     for m in manifests:

@@ -31,6 +31,7 @@ from engine.exports.images import source_bytes, write_image
 from engine.exports.report import ExportReport
 from engine.exports.split import split_of
 from engine.ingest.decode import BadImage
+from engine.store.location import Where, location
 from schemas.geometry import box_to_quad
 from schemas.masks import mask_area, to_coco_rle
 from schemas.records import REGION_KINDS, GroundedRegion, ImageRecord, Phrase, Region
@@ -290,7 +291,7 @@ class CocoWriter:
 
 def export_coco(
     records: Iterable[ImageRecord],
-    destination: Path,
+    destination: Where,
     kinds: Sequence[str] = DEFAULT_KINDS,
     val_fraction: float = 0.1,
     keep_exif: bool = False,
@@ -299,8 +300,8 @@ def export_coco(
     split into train and val by image id; a failed export removes what it wrote."""
     started = time.perf_counter()
     with (
-        export_folder(destination),
-        CocoWriter(destination, kinds, val_fraction=val_fraction, keep_exif=keep_exif) as writer,
+        export_folder(destination) as folder,
+        CocoWriter(folder, kinds, ExportReport("coco", location(destination)), val_fraction, keep_exif) as writer,
     ):
         for record in records:
             writer.add(record)

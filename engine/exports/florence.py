@@ -13,13 +13,13 @@ import contextlib
 import json
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from engine.exports.destination import export_folder
 from engine.exports.images import source_bytes, write_image
 from engine.exports.report import ExportReport
 from engine.exports.split import split_of
 from engine.ingest.decode import BadImage
+from engine.store.location import Where, location
 from refine.targets import florence_samples
 from schemas.florence_tasks import TRAINING_TASKS as TASKS
 from schemas.records import ImageRecord
@@ -37,7 +37,7 @@ def check_tasks(tasks: Sequence[str] | None) -> tuple[str, ...]:
 
 def export_florence(
     records: Iterable[ImageRecord],
-    destination: Path,
+    destination: Where,
     tasks: Sequence[str] | None = None,
     val_fraction: float = 0.1,
     keep_exif: bool = False,
@@ -45,12 +45,12 @@ def export_florence(
     """Write the Florence-2 samples of ``records`` (``tasks``, default all) as JSONL with their images."""
     started = time.perf_counter()
     chosen = check_tasks(tasks)
-    report = ExportReport("florence", destination)
+    report = ExportReport("florence", location(destination))
     lines = dict.fromkeys(SPLIT_FILES, 0)
     with contextlib.ExitStack() as files:
-        files.enter_context(export_folder(destination))
+        folder = files.enter_context(export_folder(destination))
         handles = {
-            split: files.enter_context(open(destination / name, "w", encoding="utf-8"))
+            split: files.enter_context(open(folder / name, "w", encoding="utf-8"))
             for split, name in SPLIT_FILES.items()
         }
         for record in records:
@@ -64,7 +64,7 @@ def export_florence(
                 report.skip("source missing or changed since annotation")
                 continue
             try:
-                file_name = write_image(record, data, destination / "images", keep_exif)
+                file_name = write_image(record, data, folder / "images", keep_exif)
             except BadImage as error:
                 report.skip(f"undecodable image ({error.reason})")
                 continue

@@ -25,6 +25,7 @@ from engine.exports.report import ExportReport
 from engine.exports.split import split_of
 from engine.ingest.decode import BadImage
 from engine.ingest.locator import read_source
+from engine.store.location import Where, location
 from engine.store.manifest import require_manifest
 from engine.store.reader import iter_batches
 from schemas.arrow import ANNOTATION_SCHEMA
@@ -98,8 +99,8 @@ class _SplitShards:
 
 
 def export_hf(
-    root: Path,
-    destination: Path,
+    root: Where,
+    destination: Where,
     version: int | None = None,
     val_fraction: float = 0.1,
     rows_per_shard: int = 500,
@@ -108,11 +109,11 @@ def export_hf(
     """Write ``root``'s version with image bytes as train/validation Parquet shards under ``destination/data``,
     and its dataset card; a failed export removes what it wrote."""
     started = time.perf_counter()
-    report = ExportReport("hf", destination)
+    report = ExportReport("hf", location(destination))
     manifest = require_manifest(root, version)
     counts = CardCounts()
-    with export_folder(destination):
-        shards = {split: _SplitShards(destination / "data", name, rows_per_shard) for split, name in HF_SPLITS.items()}
+    with export_folder(destination) as folder:
+        shards = {split: _SplitShards(folder / "data", name, rows_per_shard) for split, name in HF_SPLITS.items()}
         for batch in iter_batches(root, manifest.version, batch_size=BATCH_ROWS):
             ids = batch.column("image_id").to_pylist()
             uris = batch.column("source_uris").to_pylist()
@@ -141,6 +142,6 @@ def export_hf(
             report.files.update({f"data/{name}": rows for name, rows in writer.written.items()})
             if writer.written:
                 data_files[HF_SPLITS[split]] = f"data/{HF_SPLITS[split]}-*.parquet"
-        write_card(destination, root, manifest, HF_SCHEMA, counts, data_files, keep_exif)
+        write_card(folder, location(root), manifest, HF_SCHEMA, counts, data_files, keep_exif)
     report.seconds = time.perf_counter() - started
     return report

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.store.location import Location, Where, location
 from engine.store.manifest import Manifest
 
 CARD_NAME = "README.md"
@@ -81,8 +82,9 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def card_body(root: Path, manifest: Manifest, counts: CardCounts, keep_exif: bool) -> str:
+def card_body(root: Where, manifest: Manifest, counts: CardCounts, keep_exif: bool) -> str:
     """The Markdown of the card below its YAML header."""
+    root = location(root)
     splits = list(counts.splits)
     summaries = [counts.splits[s] for s in splits]
     annotation_rows: list[list[object]] = [["images", *(s.images for s in summaries)]]
@@ -129,7 +131,7 @@ def card_body(root: Path, manifest: Manifest, counts: CardCounts, keep_exif: boo
 
 def write_card(
     destination: Path,
-    root: Path,
+    root: Location,
     manifest: Manifest,
     schema: pa.Schema,
     counts: CardCounts,

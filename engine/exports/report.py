@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from engine.store.location import Where
 
 
 @dataclass
 class ExportReport:
     format: str
-    destination: Path
+    destination: Where
     images: int = 0
     records: int = 0
     seconds: float = 0.0

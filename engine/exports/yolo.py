@@ -19,6 +19,7 @@ from engine.exports.destination import export_folder
 from engine.exports.images import export_bytes, source_bytes
 from engine.exports.report import ExportReport
 from engine.ingest.decode import BadImage
+from engine.store.location import Where, location
 from schemas.records import ImageRecord, Region
 
 SPLITS = ("train", "val")
@@ -40,7 +41,7 @@ def label_line(region: Region, class_id: int, width: int, height: int) -> str | 
 
 def export_yolo(
     records: Iterable[ImageRecord],
-    destination: Path,
+    destination: Where,
     kinds: Sequence[str] = DEFAULT_KINDS,
     val_fraction: float = 0.1,
     keep_exif: bool = False,
@@ -52,11 +53,11 @@ def export_yolo(
     """
     started = time.perf_counter()
     kinds = check_kinds(kinds)
-    report = ExportReport("yolo", destination)
+    report = ExportReport("yolo", location(destination))
     classes: dict[str, int] = {}
     splitter = ClassCoverageSplit(val_fraction)
     per_split = dict.fromkeys(SPLITS, 0)
-    with export_folder(destination):
+    with export_folder(destination) as folder:
         for record in records:
             report.records += 1
             data = source_bytes(record)
@@ -80,23 +81,23 @@ def export_yolo(
                 report.annotations[f"boxes {region.kind}"] += 1
             file_name = record.image_id[:16] + suffix
             split = splitter.add(file_name, record.image_id, frozenset(labelled))
-            _write_pair(destination, split, file_name, payload, "".join(line + "\n" for line in lines))
+            _write_pair(folder, split, file_name, payload, "".join(line + "\n" for line in lines))
             per_split[split] += 1
             report.images += 1
         moves = splitter.moves()
         for file_name, split in sorted(moves.items()):
-            _move_pair(destination, file_name, OTHER[split], split)
+            _move_pair(folder, file_name, OTHER[split], split)
             per_split[OTHER[split]] -= 1
             per_split[split] += 1
         if moves:
             report.annotations["images moved between splits"] = len(moves)
         data_yaml = {
-            "path": str(destination.resolve()),
+            "path": location(destination).uri,
             "train": "images/train",
             "val": "images/val" if per_split["val"] else "images/train",
             "names": {class_id: name for name, class_id in classes.items()},
         }
-        (destination / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
+        (folder / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
     report.files = {f"images/{split}": count for split, count in per_split.items()}
     report.seconds = time.perf_counter() - started
     return report

@@ -124,7 +124,9 @@ def _table(table: Location, suffixes: set[str], options: InputOptions) -> Iterat
     if layout.mode == "paths":
         yield from iter_path_sources(table, layout)
         return
-    stamp = table.stat()
+    stamp = table.stat()  # read_layout has opened it: a file
+    if stamp is None:
+        raise InputError(f"input {table.uri}: no such file")
     yield Source(SourceKind.TABLE, table.uri, stamp.size, stamp.mtime_ns, stamp.etag, layout=layout.to_json())
 
 

@@ -125,6 +125,8 @@ def read_source(uri: str, image_id: str | None = None) -> bytes:
         stamp = place.stat()
     except StorageError as error:
         raise OSError(str(error)) from None
+    if stamp is None:
+        raise FileNotFoundError(f"{uri}: no such container {container}")
     if kind == SourceKind.TAR:
         where = _tar_index(container, (stamp.size, stamp.mtime_ns, stamp.etag)).get(name)
         if where is None:
@@ -152,6 +154,8 @@ def _read_rows(place: Location, locators: list[Locator]) -> list[bytes | OSError
     version = locators[0].version
     if version is None:  # no version recorded: ask the store (a HEAD), so a changed table is read again
         stamp = place.stat()
+        if stamp is None:
+            raise FileNotFoundError(f"{place.uri}: no such table")
         version = f"{stamp.size}:{stamp.mtime_ns}:{stamp.etag}"
     out: list[bytes | OSError] = []
     for loc in locators:

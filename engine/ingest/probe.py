@@ -320,5 +320,6 @@ def _total_bytes(sources: list[Source]) -> int:
             total += IN_PROCESS_PROBE_BYTES
             continue
         with suppress(OSError):  # probing reports it
-            total += place.stat().size
+            stamp = place.stat()
+            total += stamp.size if stamp is not None else 0
     return total

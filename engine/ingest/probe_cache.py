@@ -3,10 +3,11 @@
 Each version lists a probe index (``probes/*.parquet``) with every probed image, what the object
 holding it (the file, or its WebDataset shard or Parquet table) looked like before it was read, and
 what probing found. The next run compares each source with that: the same size and the same ETag
-(object stores), or the same size and mtime (files), and the source's rows are reused instead of
-reading, hashing and decoding it again; a container's rows come back all together. As in git's
-index, an mtime within ``RACY_NS`` of the moment it was checked is not trusted (the file may have
-changed again within the clock's resolution). The cache is used only when the ingest settings
+(objects in a store: an object's mtime says when it was uploaded, not whether its bytes changed), or
+the same size and mtime (local files), and the source's rows are reused instead of reading, hashing
+and decoding it again; a container's rows come back all together. As in git's index, an mtime
+within ``RACY_NS`` of the moment it was checked is not trusted (the file may have changed again
+within the clock's resolution). The cache is used only when the ingest settings
 that decide what probing finds are unchanged (:func:`probe_key`); ``--full`` never uses it.
 """
 
@@ -15,14 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from engine.config.settings import IngestConfig
 from engine.ingest.locator import REMOTE_READS, is_local_uri
 from engine.ingest.probe import ProbedFile, probed_from_row
 from engine.ingest.sources import InputOptions, Source
-from engine.store.location import Entry
+from engine.store.location import Entry, Where
 from engine.store.manifest import Manifest
 from engine.store.reader import read_shard
 
@@ -50,7 +50,7 @@ def object_of(row: dict[str, Any]) -> str:
 
 
 def load_probe_cache(
-    root: Path, previous: Manifest | None, ingest_key: dict[str, Any]
+    root: Where, previous: Manifest | None, ingest_key: dict[str, Any]
 ) -> dict[str, list[dict[str, Any]]]:
     """Object URI -> its index rows from the previous version, if probed under the same ``ingest_key``."""
     if previous is None or previous.probe_index is None or previous.extra.get("ingest") != ingest_key:
@@ -75,7 +75,7 @@ def split_by_cache(sources: Iterable[Source], cache: dict[str, list[dict[str, An
     for source in sources:
         rows = cache.get(source.uri)
         now = stamps[source.uri] if source.uri in stamps else source.stamp() if rows else None
-        if rows and source.problem is None and _unchanged(now, rows[0]):
+        if rows and source.problem is None and unchanged(now, rows[0]):
             split.hits.extend(probed_from_row(row) for row in rows)
             split.hit_rows.extend(rows)
         else:
@@ -83,10 +83,12 @@ def split_by_cache(sources: Iterable[Source], cache: dict[str, list[dict[str, An
     return split
 
 
-def _unchanged(now: Entry | None, row: dict[str, Any]) -> bool:
+def unchanged(now: Entry | None, row: dict[str, Any]) -> bool:
+    """Whether an object is as it was when its probe index rows were made: same size and ETag (objects in
+    a store), or same size and an mtime that was not racy (local files)."""
     if now is None or now.special is not None or row.get("object_size") != now.size:
         return False
-    if now.etag is not None:
+    if now.etag is not None or row.get("etag") is not None:
         return now.etag == row.get("etag")
     mtime = row.get("mtime_ns")
     return now.mtime_ns is not None and now.mtime_ns == mtime and mtime < row["checked_ns"] - RACY_NS

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -21,6 +20,7 @@ from engine.execute.stage_runner import stages_map
 from engine.ingest.probe import WorkItem
 from engine.refresh.incremental import Level, RowPlan, StagePlan
 from engine.store.journal import UnfinishedRun
+from engine.store.location import Where
 from engine.store.reader import read_shard
 from engine.store.writer import ShardInfo, ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, conform
@@ -83,7 +83,7 @@ def _with_paths(table: pa.Table, uris: list[list[str]]) -> pa.Table:
 
 
 def plan_carry_over(
-    root: Path,
+    root: Where,
     candidates: Sequence[Candidate],
     work: list[WorkItem],
     plan: StagePlan,
@@ -129,7 +129,7 @@ def _choose_rows(keys: list[list[dict]], wanted: dict[str, list[str]], plan: Sta
 class _RowTaker:
     """Takes the chosen rows of each candidate shard into a :class:`CarryOver`."""
 
-    def __init__(self, root: Path, wanted: dict[str, list[str]], plan: StagePlan, writer: ShardWriter) -> None:
+    def __init__(self, root: Where, wanted: dict[str, list[str]], plan: StagePlan, writer: ShardWriter) -> None:
         self.root, self.wanted, self.plan, self.writer = root, wanted, plan, writer
         self.carry = CarryOver()
 

@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from engine.store.location import Where
 from engine.store.reader import read_shard
 from engine.store.writer import ShardInfo
 
@@ -58,7 +58,7 @@ def find_tombstones(
     return rows
 
 
-def previous_paths(root: Path, shards: Sequence[ShardInfo]) -> dict[str, list[str]]:
+def previous_paths(root: Where, shards: Sequence[ShardInfo]) -> dict[str, list[str]]:
     """image_id -> source paths of every row of a version's ``shards``."""
     paths: dict[str, list[str]] = {}
     for shard in shards:

@@ -1,36 +1,35 @@
 """Run journals: the shards a run completed, so the next run picks up a killed run's work.
 
-Layout::
+Layout (the same locally and in an object store, which cannot append)::
 
-    _runs/<run_id>/run.json        what the run was asked to do (config fingerprint, inputs, --full)
-    _runs/<run_id>/journal.jsonl   one line per completed shard, appended after the shard's rename
+    _runs/<run_id>/run.json                   what the run was asked to do (config fingerprint, inputs, --full)
+    _runs/<run_id>/shards/<folder>--<name>.json   one small file per completed shard, written after the shard
 
-A shard is renamed into place before its line is appended, so a journaled shard is always whole;
-a shard renamed but not journaled (killed in between) is simply redone. A torn last line (killed
-mid-append) is ignored. A run is finished once a published version names its run id; the others
-are unfinished, and their journaled shards are offered to the next run for carry-over (rows are
-keyed by content and stage fingerprints, so nothing is duplicated). After a run publishes, the
-journals of unfinished runs are deleted with every file of theirs that no version lists.
+A shard is written whole before its journal file, so a journaled shard is always whole; a shard
+written but not journaled (killed in between) is simply redone. A journal file that cannot be read
+is ignored. A run is finished once a published version names its run id; the others are
+unfinished, and their journaled shards (checked against their recorded size) are offered to the
+next run for carry-over (rows are keyed by content and stage fingerprints, so nothing is
+duplicated). After a run publishes, the journals of unfinished runs are deleted with every file of
+theirs that no version lists.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.fs as pafs
 
-from engine.store.manifest import write_json_atomically
+from engine.store.location import Location, Where, location
+from engine.store.manifest import write_json
 from engine.store.writer import ShardInfo
 
 RUNS_DIR = "_runs"
 RUN_FILE = "run.json"
-JOURNAL_FILE = "journal.jsonl"
+SHARDS_DIR = "shards"
 OUTPUT_FOLDERS = ("annotations", "quarantine", "tombstones", "probes")
 
 
@@ -44,69 +43,78 @@ class UnfinishedRun:
 class RunJournal:
     """The journal of the current run."""
 
-    def __init__(self, root: Path, run_id: str) -> None:
-        self.root, self.run_id = root, run_id
-        self.folder = root / RUNS_DIR / run_id
+    def __init__(self, root: Where, run_id: str) -> None:
+        self.root, self.run_id = location(root), run_id
+        self.folder = self.root / RUNS_DIR / run_id
 
     def start(self, meta: dict[str, Any]) -> None:
-        write_json_atomically(self.folder / RUN_FILE, {"run_id": self.run_id, **meta})
+        write_json(self.folder / RUN_FILE, {"run_id": self.run_id, **meta})
 
     def record(self, shard: ShardInfo, table: pa.Table) -> None:
-        """Append one completed shard (call after its rename); one write, fsynced."""
-        line = json.dumps({"shard": shard.to_dict(), "image_ids": table.column("image_id").to_pylist()}) + "\n"
-        fd = os.open(self.folder / JOURNAL_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        """Journal one completed shard (call after it is written): one small file of its own."""
+        entry = {"shard": shard.to_dict(), "image_ids": table.column("image_id").to_pylist()}
+        write_json(self.folder / SHARDS_DIR / f"{shard.path.replace('/', '--')}.json", entry)
 
 
-def _journaled_shards(root: Path, path: Path) -> list[ShardInfo]:
-    """Shards listed in a journal that exist whole (their row count matches); torn lines are skipped."""
+def _journaled_shards(root: Location, records: list[Location]) -> list[ShardInfo]:
+    """Shards of a run's journal files that exist whole (their size matches); unreadable records are skipped."""
     shards = []
-    lines = path.read_text().splitlines() if path.exists() else []
-    for line in lines:
+    for record in records:
         try:
-            shard = ShardInfo.from_dict(json.loads(line)["shard"])
-            rows = pq.ParquetFile(root / shard.path).metadata.num_rows
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, OSError, pa.ArrowInvalid):
+            shard = ShardInfo.from_dict(json.loads(record.read_bytes())["shard"])
+            found = (root / shard.path).stat()
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, OSError):
             continue
-        if rows == shard.rows:
+        if found is not None and found.size == shard.bytes:
             shards.append(shard)
     return shards
 
 
-def unfinished_runs(root: Path, published_run_ids: set[str]) -> list[UnfinishedRun]:
+def _run_ids(root: Location) -> list[str]:
+    """The run ids that have a journal folder under ``_runs/``."""
+    runs_dir = root / RUNS_DIR
+    selector = pafs.FileSelector(runs_dir.path, recursive=False, allow_not_found=True)
+    return sorted(info.base_name for info in runs_dir.filesystem.get_file_info(selector) if info.base_name)
+
+
+def unfinished_runs(root: Where, published_run_ids: set[str]) -> list[UnfinishedRun]:
     """Runs with a journal that no published version names, oldest first."""
-    folder = root / RUNS_DIR
+    root = location(root)
     runs = []
-    for run_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if not run_dir.is_dir() or run_dir.name in published_run_ids:
+    for run_id in _run_ids(root):
+        if run_id in published_run_ids:
             continue
+        folder = root / RUNS_DIR / run_id
         try:
-            meta = json.loads((run_dir / RUN_FILE).read_text())
-        except (OSError, json.JSONDecodeError):
+            meta = json.loads((folder / RUN_FILE).read_bytes())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
             meta = {}
-        runs.append(UnfinishedRun(run_dir.name, meta, _journaled_shards(root, run_dir / JOURNAL_FILE)))
+        records = [location(entry.uri) for entry in (folder / SHARDS_DIR).iter_files()]
+        runs.append(UnfinishedRun(run_id, meta, _journaled_shards(root, sorted(records, key=lambda r: r.uri))))
     return runs
 
 
-def clean_up_runs(root: Path, published_run_ids: set[str], referenced: set[str]) -> list[str]:
+def _of_run(name: str, run_ids: list[str]) -> bool:
+    """Whether a file name is one that a run in ``run_ids`` writes (``part-<run_id>-...`` or ``part-<run_id>.``)."""
+    return any(name.startswith((f"part-{run_id}-", f"part-{run_id}.")) for run_id in run_ids)
+
+
+def clean_up_runs(root: Where, published_run_ids: set[str], referenced: set[str]) -> list[str]:
     """After a publish: delete every run journal, and the files of unpublished runs that no version lists.
 
     Returns the deleted files (relative paths). Files of published runs are never deleted here.
     """
-    folder = root / RUNS_DIR
+    root = location(root)
+    run_ids = _run_ids(root)
+    dead = [run_id for run_id in run_ids if run_id not in published_run_ids]
     deleted: list[str] = []
-    for run_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
-        run_id = run_dir.name
-        if run_id not in published_run_ids:
-            for sub in OUTPUT_FOLDERS:
-                for path in sorted((root / sub).glob(f"part-{run_id}*")):
-                    relative = f"{sub}/{path.name}"
-                    if relative not in referenced:
-                        path.unlink(missing_ok=True)
-                        deleted.append(relative)
-        shutil.rmtree(run_dir, ignore_errors=True)
-    return deleted
+    for folder in OUTPUT_FOLDERS if dead else ():
+        for entry in (root / folder).iter_files(recursive=False):
+            target = location(entry.uri)
+            relative = f"{folder}/{target.name}"
+            if relative not in referenced and _of_run(target.name, dead):
+                target.delete()
+                deleted.append(relative)
+    for run_id in run_ids:
+        (root / RUNS_DIR / run_id).delete_tree()
+    return sorted(deleted)

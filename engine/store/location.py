@@ -21,11 +21,13 @@ Local paths whose bytes are not UTF-8 are kept losslessly as percent-encoded ``f
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -40,6 +42,8 @@ READ_CHUNK = 1 << 20
 # Ranges of one file closer than this are fetched in one read (an object store request costs more
 # than reading a few hundred KB more).
 RANGE_GAP = 256 * 1024
+S3_SINGLE_PUT_BYTES = 1 << 30
+UPLOAD_THREADS = 8
 
 
 class StorageError(RuntimeError):
@@ -169,25 +173,35 @@ class Location:
     def read_text(self) -> str:
         return self.read_bytes().decode()
 
-    def stat(self) -> Entry:
-        """Size and change token of a file, taken without reading it: mtime locally, the ETag in S3
-        (a ``HEAD``), the modification time elsewhere. Raises ``FileNotFoundError`` if it is absent."""
-        if self.is_local:
-            status = os.stat(self.path)
-            return Entry(self.uri, status.st_size, status.st_mtime_ns, special=_special_kind(status.st_mode))
+    def stat(self) -> Entry | None:
+        """This file's size and change key (local: mtime; S3: the ETag), or None if it is not a file."""
         if self.scheme == "s3":
             client, bucket, key = _s3_target(self)
             try:
                 head = client.head_object(Bucket=bucket, Key=key)
             except client.exceptions.ClientError as error:
-                if _s3_code(error) in {"404", "NoSuchKey", "NotFound"}:
-                    raise FileNotFoundError(self.uri) from None
-                raise
-            return Entry(self.uri, int(head["ContentLength"]), etag=str(head.get("ETag", "")).strip('"') or None)
+                code = _s3_code(error)
+                if code in {"404", "NoSuchKey", "NotFound"}:
+                    return None
+                raise (PermissionError if code in {"403", "AccessDenied"} else OSError)(f"{self.uri}: {code}") from None
+            return Entry(self.uri, int(head["ContentLength"]), etag=str(head["ETag"]).strip('"') or None)
         info = self.info()
-        if info.type == pafs.FileType.NotFound:
-            raise FileNotFoundError(self.uri)
-        return Entry(self.uri, int(info.size or 0), info.mtime_ns)
+        if info.type != pafs.FileType.File:
+            return None
+        return Entry(self.uri, int(info.size or 0), mtime_ns=info.mtime_ns)
+
+    def sha256(self) -> str:
+        """The SHA-256 of the file's bytes, read in chunks (never whole in memory)."""
+        digest = hashlib.sha256()
+        if self.is_local:
+            with open(self.path, "rb") as handle:
+                while chunk := handle.read(READ_CHUNK):
+                    digest.update(chunk)
+            return digest.hexdigest()
+        with self.filesystem.open_input_stream(self.path) as stream:
+            while chunk := stream.read(READ_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     @contextmanager
     def open_input(self) -> Iterator[Any]:
@@ -254,6 +268,11 @@ class Location:
         yield buffer  # type: ignore[misc]
         # An S3 stream closed after an error would still complete the upload: buffer, then one put.
         data = buffer.getvalue()
+        if self.scheme == "s3" and data.size < S3_SINGLE_PUT_BYTES:
+            # One PUT request; pyarrow's stream would take three (a multipart upload) even for a few bytes.
+            client, bucket, key = _s3_target(self)
+            client.put_object(Bucket=bucket, Key=key, Body=data.to_pybytes())
+            return
         with self.filesystem.open_output_stream(self.path) as stream:
             stream.write(data)
 
@@ -286,27 +305,65 @@ class Location:
         if self.is_local:
             return _link_exclusively(self.path, data)
         if self.scheme == "s3":
-            return _s3_conditional_put(self, data, {"IfNoneMatch": "*"})
+            return _s3_conditional_put(self, data, {"IfNoneMatch": "*"}) is not None
         if self.exists():
             return False
         self.write_bytes(data)
         return True
 
-    def read_with_token(self) -> tuple[bytes, str] | None:
-        """The bytes and a change token (the ETag) of an object, or None if absent (S3 only)."""
-        client, bucket, key = _s3_target(self)
-        try:
-            response = client.get_object(Bucket=bucket, Key=key)
-        except client.exceptions.NoSuchKey:
+    def create_with_token(self, data: bytes) -> str | None:
+        """:meth:`create_exclusive` that returns the new file's change token (None if it already existed)."""
+        if self.scheme == "s3":
+            return _s3_conditional_put(self, data, {"IfNoneMatch": "*"})
+        if not self.create_exclusive(data):
             return None
-        return response["Body"].read(), response["ETag"]
+        return _content_token(data)
+
+    def read_with_token(self) -> tuple[bytes, str] | None:
+        """The bytes and a change token of a file, or None if absent.
+
+        S3: the ETag. Elsewhere the token is a hash of the bytes, and the conditional operations
+        below are check-then-act (a race window: one writer per dataset on such stores).
+        """
+        if self.scheme == "s3":
+            client, bucket, key = _s3_target(self)
+            try:
+                response = client.get_object(Bucket=bucket, Key=key)
+            except client.exceptions.NoSuchKey:
+                return None
+            return response["Body"].read(), response["ETag"]
+        try:
+            data = self.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            if self.exists():
+                raise
+            return None
+        return data, _content_token(data)
 
     def replace_if(self, data: bytes, token: str) -> bool:
-        """Overwrite the object only if it still has change token ``token`` (S3 ``If-Match``)."""
-        return _s3_conditional_put(self, data, {"IfMatch": token})
+        """Overwrite the file only if it still has change token ``token`` (S3 ``If-Match``)."""
+        return self.replace_with_token(data, token) is not None
+
+    def replace_with_token(self, data: bytes, token: str) -> str | None:
+        """:meth:`replace_if` that returns the new change token (None if the token no longer matched)."""
+        if self.scheme == "s3":
+            return _s3_conditional_put(self, data, {"IfMatch": token})
+        current = self.read_with_token()
+        if current is None or current[1] != token:
+            return None
+        self.write_bytes(data)
+        return _content_token(data)
 
     def delete_if(self, token: str) -> bool:
-        """Delete the object only if it still has change token ``token`` (S3 ``If-Match``)."""
+        """Delete the file only if it still has change token ``token`` (S3 ``If-Match``)."""
+        if self.scheme != "s3":
+            current = self.read_with_token()
+            if current is None or current[1] != token:
+                return False
+            self.delete()
+            return True
         client, bucket, key = _s3_target(self)
         try:
             client.delete_object(Bucket=bucket, Key=key, IfMatch=token)
@@ -316,17 +373,34 @@ class Location:
             raise
         return True
 
+    @property
+    def has_conditional_writes(self) -> bool:
+        """Whether create/replace/delete-if are atomic compare-and-swaps here (S3). Local files have an
+        atomic create (a hard link) only; other stores check, then act."""
+        return self.scheme == "s3"
+
     def delete(self) -> None:
         """Delete a file; a missing one is fine."""
         if self.is_local:
             with suppress(FileNotFoundError):
                 os.unlink(self.path)
             return
+        if self.scheme == "s3":  # one request; pyarrow would also recreate a folder marker for the parent
+            client, bucket, key = _s3_target(self)
+            client.delete_object(Bucket=bucket, Key=key)
+            return
         with suppress(FileNotFoundError):
             self.filesystem.delete_file(self.path)
 
     def delete_tree(self) -> None:
         """Delete a folder (prefix) and everything below it; a missing one is fine."""
+        if self.scheme == "s3":
+            client, bucket, key = _s3_target(self)
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{key.rstrip('/')}/"):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            return
         with suppress(FileNotFoundError):
             self.filesystem.delete_dir(self.path)
 
@@ -334,6 +408,23 @@ class Location:
         """Create the folder (object stores have none: nothing to do there)."""
         if self.is_local:
             os.makedirs(self.path, exist_ok=True)
+
+    def upload_tree(self, local_folder: str) -> None:
+        """Copy every file below the local folder ``local_folder`` to the same relative paths below this one
+        (each file one write, several at a time)."""
+        base = _local(local_folder)
+
+        def upload(entry: Entry) -> None:
+            source = location(entry.uri)
+            self.joinpath(source.relative_to(base)).write_bytes(source.read_bytes())
+
+        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            for _ in pool.map(upload, base.iter_files()):
+                pass
+
+    def is_empty_folder(self) -> bool:
+        """True when no file lies below this folder (prefix); a missing folder is empty."""
+        return next(iter(self.iter_files()), None) is None
 
     # -- listing ----------------------------------------------------------------------------
     def iter_files(self, recursive: bool = True, special: bool = False) -> Iterator[Entry]:
@@ -363,20 +454,50 @@ class Location:
     # -- checks -----------------------------------------------------------------------------
     def check_writable_folder(self, what: str = "output") -> None:
         """Refuse, in one line, a folder the engine cannot write to: a file, under a file, read-only,
-        or (object stores) a missing or unreachable bucket. Creates nothing that stays."""
+        or (object stores) a missing bucket or an unreachable store. Creates nothing that stays."""
         if self.is_local:
             _check_local_folder(self.path, what)
             return
-        kind = self.info().type
+        try:
+            kind = self.info().type
+            above = next((a for a in self._ancestors() if a.info().type == pafs.FileType.File), None)
+        except (OSError, pa.ArrowException) as error:
+            raise StorageError(f"{what} {self.uri}: cannot reach the store ({_first_line(error)})") from None
         if kind == pafs.FileType.File:
             raise StorageError(f"{what} {self.uri} is a file, not a folder (prefix)")
+        if above is not None:
+            raise StorageError(f"{what} {self.uri} is under a file ({above.uri}), not a folder (prefix)")
         probe = self.joinpath(f".fld-engine-write-check-{uuid.uuid4().hex[:12]}")
         try:
             probe.write_bytes(b"")
             probe.delete()
-        except (OSError, pa.ArrowException) as error:
+        except Exception as error:  # pyarrow and boto3 raise their own types for a refused write
+            if self._bucket_missing():
+                bucket = self.path.split("/", 1)[0]
+                raise StorageError(f"{what} {self.uri}: bucket {bucket!r} does not exist") from None
             raise StorageError(f"{what} {self.uri} is not writable: {_first_line(error)}") from None
 
+    def _ancestors(self) -> list[Location]:
+        """The folders between this one and its bucket (or the store's root), nearest first."""
+        below_root = len(self.path.strip("/").split("/")) - 1 - (1 if self.scheme in BUCKET_SCHEMES else 0)
+        ancestors, current = [], self
+        for _ in range(max(0, below_root)):
+            current = current.parent
+            ancestors.append(current)
+        return ancestors
+
+    def _bucket_missing(self) -> bool:
+        if self.scheme not in BUCKET_SCHEMES:
+            return False
+        bucket = self.path.split("/", 1)[0]
+        try:
+            return self.filesystem.get_file_info(bucket).type == pafs.FileType.NotFound
+        except (OSError, pa.ArrowException):
+            return False
+
+
+# A place as callers may give it: a local path (str or PathLike), a URI, or a Location.
+Where = str | os.PathLike[str] | Location
 
 # -- resolving URIs -------------------------------------------------------------------------
 _FILESYSTEMS: dict[tuple[str, str, str | None], pafs.FileSystem] = {}
@@ -384,7 +505,7 @@ _FILESYSTEMS_LOCK = threading.Lock()
 _LOCAL = pafs.LocalFileSystem()
 
 
-def location(uri: str | os.PathLike[str] | Location) -> Location:
+def location(uri: Where) -> Location:
     """Parse and check a URI or local path (one clear :class:`StorageError` if it cannot be used).
 
     Local paths become absolute (``~`` expanded, symlinks kept). ``s3://bucket/prefix`` and the other
@@ -663,16 +784,22 @@ def _s3_get(target: Location, start: int, length: int | None) -> bytes:
         raise OSError(f"{target.uri}: {code or _first_line(error)}") from None
 
 
-def _s3_conditional_put(target: Location, data: bytes, condition: dict[str, str]) -> bool:
+def _s3_conditional_put(target: Location, data: bytes, condition: dict[str, str]) -> str | None:
+    """PUT under ``condition``; the new ETag, or None when the condition failed."""
     client, bucket, key = _s3_target(target)
     try:
-        client.put_object(Bucket=bucket, Key=key, Body=data, **condition)
+        response = client.put_object(Bucket=bucket, Key=key, Body=data, **condition)
     except client.exceptions.ClientError as error:
         # 412: the condition failed; 409: a concurrent conditional write won the race.
         if _s3_code(error) in {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}:
-            return False
+            return None
         raise
-    return True
+    return str(response["ETag"])
+
+
+def _content_token(data: bytes) -> str:
+    """The change token of stores without ETags: a hash of the bytes."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def _walk_s3(folder: Location, recursive: bool) -> Iterator[Entry]:

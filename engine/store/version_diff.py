@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.store.counts import Counts
+from engine.store.location import Where
 from engine.store.manifest import Manifest
 from engine.store.reader import iter_batches, read_shard
 
@@ -32,7 +32,7 @@ class VersionDiff:
     count_changes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def _rows_by_id(root: Path, manifest: Manifest, skip: set[str]) -> dict[str, dict[str, Any]]:
+def _rows_by_id(root: Where, manifest: Manifest, skip: set[str]) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for shard in manifest.shards:
         if shard.path in skip:
@@ -42,7 +42,7 @@ def _rows_by_id(root: Path, manifest: Manifest, skip: set[str]) -> dict[str, dic
     return rows
 
 
-def _ids(root: Path, manifest: Manifest) -> set[str]:
+def _ids(root: Where, manifest: Manifest) -> set[str]:
     return {i for s in manifest.shards for i in read_shard(root, s, ["image_id"]).column(0).to_pylist()}
 
 
@@ -56,7 +56,7 @@ def flatten_counts(counts: Counts, prefix: str = "") -> Iterator[tuple[str, int]
             yield name, int(value)
 
 
-def diff_versions(root: Path, older: Manifest, newer: Manifest) -> VersionDiff:
+def diff_versions(root: Where, older: Manifest, newer: Manifest) -> VersionDiff:
     old_ids, new_ids = _ids(root, older), _ids(root, newer)
     shared = {s.path for s in older.shards} & {s.path for s in newer.shards}
     old_rows, new_rows = _rows_by_id(root, older, shared), _rows_by_id(root, newer, shared)
@@ -74,7 +74,7 @@ def diff_versions(root: Path, older: Manifest, newer: Manifest) -> VersionDiff:
     )
 
 
-def source_paths(root: Path, manifest: Manifest, image_ids: Collection[str]) -> dict[str, list[str]]:
+def source_paths(root: Where, manifest: Manifest, image_ids: Collection[str]) -> dict[str, list[str]]:
     """The source paths of ``image_ids`` in the version of ``manifest`` (a scan of two columns)."""
     if not image_ids:
         return {}

@@ -1,56 +1,75 @@
 """Parquet shard writing: zstd, a target number of rows per shard, row groups sized for scanning.
 
-A shard is written under a temporary name and renamed when complete, so a shard file that
-exists is always whole.
+A shard is serialized in memory, hashed (SHA-256) and written in one piece through its
+:class:`~engine.store.location.Location`: whole or absent (locally a renamed temp file, in an
+object store one upload). Every shard has a name no other run uses (the run id is in it), so
+nothing is ever renamed or overwritten in an object store.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.config.settings import WriterConfig
 from engine.store.counts import Counts, count_annotations
+from engine.store.location import Location, Where, location
 
 
 @dataclass(frozen=True)
 class ShardInfo:
-    """A completed shard: its path relative to the output directory, rows and annotation counts."""
+    """A completed shard: its path relative to the dataset root, rows, size in bytes, annotation counts,
+    and the SHA-256 of its bytes (empty in manifests written before checksums were recorded)."""
 
     path: str
     rows: int
     bytes: int
     counts: Counts = field(default_factory=dict)
+    sha256: str = ""
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "counts": self.counts}
+        data = {"path": self.path, "rows": self.rows, "bytes": self.bytes, "counts": self.counts}
+        if self.sha256:
+            data["sha256"] = self.sha256
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ShardInfo:
-        return cls(data["path"], int(data["rows"]), int(data["bytes"]), data.get("counts", {}))
+        return cls(data["path"], int(data["rows"]), int(data["bytes"]), data.get("counts", {}), data.get("sha256", ""))
 
 
-def write_table_atomically(table: pa.Table, path: Path, config: WriterConfig) -> int:
-    """Write ``table`` to ``path`` (temp file, fsync, rename); return the file size."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
+@dataclass(frozen=True)
+class Written:
+    """What writing a file produced: its size and the SHA-256 of its bytes."""
+
+    bytes: int
+    sha256: str
+
+
+def write_table(table: pa.Table, target: Location, config: WriterConfig) -> Written:
+    """Write ``table`` as Parquet to ``target`` (whole or absent); return its size and checksum."""
+    sink = pa.BufferOutputStream()
     pq.write_table(
         table,
-        partial,
+        sink,
         compression=config.compression,
         compression_level=config.compression_level,
         row_group_size=config.row_group_rows,
         write_statistics=["image_id"] if "image_id" in table.column_names else True,
     )
-    with open(partial, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-    return path.stat().st_size
+    data = sink.getvalue()
+    target.write_bytes(data)
+    return Written(data.size, hashlib.sha256(data).hexdigest())
+
+
+def write_shard(table: pa.Table, root: Location, relative: str, config: WriterConfig, counts: Counts) -> ShardInfo:
+    """Write one shard at ``root / relative`` and describe it for a manifest."""
+    written = write_table(table, root / relative, config)
+    return ShardInfo(relative, table.num_rows, written.bytes, counts, written.sha256)
 
 
 class ShardWriter:
@@ -58,7 +77,7 @@ class ShardWriter:
 
     def __init__(
         self,
-        root: Path,
+        root: Where,
         folder: str,
         prefix: str,
         schema: pa.Schema,
@@ -66,7 +85,7 @@ class ShardWriter:
         on_shard: Callable[[ShardInfo, pa.Table], None] | None = None,
         count: Callable[[pa.Table], Counts] | None = count_annotations,
     ) -> None:
-        self.root, self.folder, self.prefix = root, folder, prefix
+        self.root, self.folder, self.prefix = location(root), folder, prefix
         self.schema, self.config = schema, config
         self.on_shard, self.count = on_shard, count
         self.shards: list[ShardInfo] = []
@@ -98,8 +117,8 @@ class ShardWriter:
 
     def _flush(self, table: pa.Table) -> None:
         relative = f"{self.folder}/{self.prefix}-{len(self.shards):05d}.parquet"
-        size = write_table_atomically(table.combine_chunks(), self.root / relative, self.config)
-        info = ShardInfo(relative, table.num_rows, size, self.count(table) if self.count else {})
+        counts = self.count(table) if self.count else {}
+        info = write_shard(table.combine_chunks(), self.root, relative, self.config, counts)
         self.shards.append(info)
         if self.on_shard is not None:
             self.on_shard(info, table)

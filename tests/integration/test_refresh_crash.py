@@ -3,7 +3,6 @@ without redoing its journaled shards and without duplicate rows."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -24,23 +23,10 @@ from engine.run import RunRequest, run_pipeline
 from engine.store.manifest import require_manifest
 from engine.store.reader import read_version
 from tests.support import refresh_stages
+from tests.support.killed_runs import kill_ray_processes_under
 from tests.support.refresh_stages import FILTER, REPO, SPECIALIST, processed, write_images
 
 IMAGES = 12
-
-
-def _kill_ray_processes_under(folder: Path) -> None:
-    """SIGKILL the Ray processes the killed run started (their command lines name its private temp dir)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(folder).encode() in command:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -90,13 +76,13 @@ def test_a_killed_run_is_resumed_without_redoing_or_duplicating(ray_local, tmp_p
     journals = output / "_runs"
     try:
         deadline = time.monotonic() + 240
-        lines: list[str] = []
+        records: list[Path] = []
         while time.monotonic() < deadline and process.poll() is None:
-            lines = [line for j in journals.glob("*/journal.jsonl") for line in j.read_text().splitlines()]
-            if len(lines) >= 2:
+            records = list(journals.glob("*/shards/*.json"))
+            if len(records) >= 2:
                 break
             time.sleep(0.2)
-        assert process.poll() is None and len(lines) >= 2, "the run ended before it could be killed mid-way"
+        assert process.poll() is None and len(records) >= 2, "the run ended before it could be killed mid-way"
 
         # While it runs, a second run on the same output is refused and names the holder.
         assert cli(args) == 2
@@ -107,11 +93,11 @@ def test_a_killed_run_is_resumed_without_redoing_or_duplicating(ray_local, tmp_p
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-        _kill_ray_processes_under(ray_tmp)
+        kill_ray_processes_under(ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
     assert not (output / "manifest.json").exists()
-    journaled = [json.loads(line) for j in journals.glob("*/journal.jsonl") for line in j.read_text().splitlines()]
+    journaled = [json.loads(record.read_text()) for record in journals.glob("*/shards/*.json")]
     journaled_ids = {i for entry in journaled for i in entry["image_ids"]}
     seen_before = len(processed(logs, "halves"))
 

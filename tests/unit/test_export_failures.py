@@ -3,28 +3,20 @@ cannot be written are refused in one line before any work."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import os
 import shutil
-import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from engine.cli import build_parser
-from engine.cli import main as cli
 from engine.errors import OutputError
 from engine.exports.coco import export_coco
 from engine.store.manifest import require_manifest
 from engine.store.reader import iter_records
 from tests.support.audit_dataset import build_demo_dataset
+from tests.support.unprivileged import run, run_unprivileged
 
 FORMATS = ("coco", "yolo", "florence", "hf")
-NOBODY = 65534
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +33,6 @@ def damaged(demo, tmp_path) -> tuple[Path, str, bytes]:
     intact = (root / shard).read_bytes()
     (root / shard).write_bytes(intact[: len(intact) // 2])
     return root, shard, intact
-
-
-def run(args: list[str]) -> tuple[int, str]:
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-        code = cli(args)
-    return code, stderr.getvalue()
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -142,43 +127,6 @@ def test_a_review_folder_that_is_a_file_is_refused_first(tmp_path) -> None:
     (tmp_path / "file").write_text("x")
     code, err = run(["audit", str(tmp_path / "nothing"), "--review", "2", "--to", str(tmp_path / "file")])
     assert code == 2 and "is a file; the review folder must be a new or empty folder" in err
-
-
-def run_unprivileged(args: list[str]) -> tuple[int, str]:
-    """Run the CLI as a user that folder permissions stop: this one, or for root (whom they do not stop)
-    a forked child that becomes 'nobody' first (modules are imported before the fork)."""
-    if os.geteuid() != 0:
-        return run(args)
-    build_parser()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: drop privileges, run, report back, never return into pytest
-        try:
-            os.close(read_end)
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            os.write(write_end, json.dumps(run(args)).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    code, err = json.loads(data)
-    return code, err
-
-
-@pytest.fixture
-def read_only_folder() -> Iterator[Path]:
-    """A folder nobody may write, inside one everybody may enter."""
-    base = Path(tempfile.mkdtemp(prefix="fld-readonly-"))
-    base.chmod(0o755)
-    folder = base / "locked"
-    folder.mkdir()
-    folder.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-    yield folder
-    folder.chmod(0o755)
-    shutil.rmtree(base)
 
 
 @pytest.mark.parametrize(

@@ -113,12 +113,13 @@ def _shard(root: Path, run_id: str, ids: list[str], journal: RunJournal) -> None
     writer.close()
 
 
-def test_a_journal_lists_whole_shards_and_ignores_a_torn_last_line(tmp_path) -> None:
+def test_a_journal_lists_whole_shards_and_ignores_an_unreadable_record(tmp_path) -> None:
     journal = RunJournal(tmp_path, "run1")
     journal.start({"full": False})
     _shard(tmp_path, "run1", ["a", "b"], journal)
-    with open(journal.folder / "journal.jsonl", "a") as handle:
-        handle.write('{"shard": {"path": "annotations/part-run1-00001.parq')
+    (journal.folder / "shards" / "annotations--part-run1-00001.parquet.json").write_text(
+        '{"shard": {"path": "annotations/part-run1-00001.parq'
+    )
     (run,) = unfinished_runs(tmp_path, published_run_ids=set())
     assert run.run_id == "run1" and [s.rows for s in run.shards] == [2] and run.meta["full"] is False
     assert unfinished_runs(tmp_path, published_run_ids={"run1"}) == []
