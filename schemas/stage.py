@@ -68,11 +68,17 @@ class WeightsNotFound(FileNotFoundError):
     """A stage's weights are not where it looked (the message lists each place)."""
 
 
+class UntrustedWeights(ValueError):
+    """A stage's weights are a pickle (which runs code when loaded) that the profile neither trusts nor pins."""
+
+
 @dataclass(frozen=True, slots=True)
 class WeightsCheck:
     """Where a stage looks for its weights, and whether they are there (without loading them).
 
-    ``specialist`` is the stage's name (a filter's too, for filters that hold a model)."""
+    ``specialist`` is the stage's name (a filter's too, for filters that hold a model). ``pickle`` is "" for
+    weights that load without unpickling, else how the profile vouches for the pickle: ``trusted``
+    (``trust_pickle_weights``), ``pinned`` (its ``weights_sha256`` matches), ``pin mismatch`` or ``untrusted``."""
 
     specialist: str
     backend: str
@@ -80,6 +86,12 @@ class WeightsCheck:
     looked_in: tuple[str, ...]
     found: bool
     detail: str = ""
+    pickle: str = ""
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the weights may be loaded: no pickle, or one the profile trusts or pins."""
+        return self.pickle in ("", "trusted", "pinned")
 
 
 class BaseStage(ABC):
