@@ -24,9 +24,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.pixel_limits import PixelLimits
 from schemas.records import GroundedRegion, ImageRecord, Region
 from schemas.stage import Resources
-from specialists.segment_sam import box_prompts, write_masks
+from specialists.segment_sam import SAM_PIXEL_LIMITS, box_prompts, write_masks
 from specialists.weights_file import PickledWeightsOptions, WeightsFileSpecialist
 
 # The file name endings ultralytics' ``build_sam`` maps to an architecture (SAM 3 has another predictor).
@@ -75,6 +76,7 @@ class UltralyticsSamSegmenter(WeightsFileSpecialist):
     produces: ClassVar[frozenset[str]] = frozenset({"masks"})
     requires: ClassVar[frozenset[str]] = frozenset({"regions"})
     Options: ClassVar[type] = UltralyticsSamOptions
+    pixel_limits: ClassVar[PixelLimits] = SAM_PIXEL_LIMITS
 
     def __init__(self, name: str, options: UltralyticsSamOptions, resources: Resources | None = None) -> None:
         super().__init__(name, options, resources)
