@@ -13,6 +13,7 @@ and they replace its ``stages:``), and only the merged result is validated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources as package_files
 from importlib.resources.abc import Traversable
@@ -22,6 +23,7 @@ from typing import Any
 import yaml
 
 from engine.config.merge import merge_mappings
+from engine.config.overrides import apply_override, parse_override
 from engine.config.registry import FILTERS, SPECIALISTS, backends, stage_class
 from engine.config.settings import (
     DEFAULT_PROFILE,
@@ -34,6 +36,7 @@ from engine.config.settings import (
     StageConfig,
     WriterConfig,
 )
+from engine.config.show import profile_mapping
 from engine.config.typed_config import ConfigError, build
 from schemas.stage import Resources
 
@@ -133,10 +136,12 @@ def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
     )
 
 
-def load_config(path: str | Path | None = None) -> EngineConfig:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> EngineConfig:
     """Load a profile: a YAML file path, a bundled profile name (``offline``, ``fld5b``), or the default.
 
-    Its ``extends:`` chain is merged first (:func:`read_profile`); the merged mapping is validated.
+    Its ``extends:`` chain is merged first (:func:`read_profile`), then each ``key.sub=value`` of
+    ``overrides`` is applied in turn (``engine/config/overrides.py``) to the resolved profile, every default
+    filled in; the profile and every override are validated, so an error names the file's key or the ``--set``.
     """
     reference = str(path if path is not None else DEFAULT_PROFILE)
     candidate = Path(reference)
@@ -146,7 +151,16 @@ def load_config(path: str | Path | None = None) -> EngineConfig:
         raise ConfigError(f"config: file {reference!r} does not exist")
     else:
         source = ProfileSource(candidate.stem, str(candidate.resolve()), candidate, candidate.parent)
-    return parse_config(read_profile(source), profile=source.name)
+    data = read_profile(source)
+    config = parse_config(data, profile=source.name)
+    for override in map(parse_override, overrides):
+        # Laid over the resolved profile, defaults filled in: a key set inside a mapping keeps its siblings.
+        data = apply_override(profile_mapping(config), override)
+        try:
+            config = parse_config(data, profile=source.name)
+        except ConfigError as error:
+            raise ConfigError(f"--set {override.text}: {error}") from None
+    return config
 
 
 @dataclass(frozen=True)
