@@ -22,9 +22,10 @@ from typing import Any
 
 import yaml
 
+from engine.config.custom_stages import is_custom
 from engine.config.merge import merge_mappings
 from engine.config.overrides import apply_override, parse_override
-from engine.config.registry import FILTERS, SPECIALISTS, backends, stage_class
+from engine.config.registry import FILTERS, SPECIALISTS, backends, kind_of, stage_class
 from engine.config.settings import (
     DEFAULT_PROFILE,
     STAGE_CONFIGS,
@@ -53,12 +54,15 @@ def _stage(kind: str, data: Any, where: str) -> StageConfig:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: backend, name, options, resources)")
     backend = data.get("backend")
     known = backends(kind)
-    if backend not in known:
-        raise ConfigError(f"{where}.backend: {backend!r} is not one of {', '.join(sorted(known))}")
+    if backend not in known and not is_custom(backend):
+        raise ConfigError(f"{where}.backend: {backend!r} is not one of {', '.join(sorted(known))} (or a module:Class)")
     name = data.get("name", backend)
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}.name: expected a non-empty string")
-    options_class = stage_class(kind, backend).Options
+    try:
+        options_class = stage_class(kind, backend).Options
+    except ConfigError as error:
+        raise ConfigError(f"{where}.backend: {error}") from None
     return STAGE_CONFIGS[kind](
         name=name,
         backend=backend,
@@ -74,11 +78,14 @@ STAGE_SECTIONS = (SPECIALISTS, FILTERS)
 def _kind_of(data: Any, where: str) -> str:
     """The family (specialists or filters) of a ``stages:`` entry, from its backend."""
     backend = data.get("backend") if isinstance(data, dict) else None
-    kinds = [kind for kind in STAGE_SECTIONS if backend in backends(kind)]
-    if len(kinds) != 1:
+    try:
+        kind = kind_of(backend)
+    except ConfigError as error:
+        raise ConfigError(f"{where}.backend: {error}") from None
+    if kind is None:
         known = sorted(set(backends(SPECIALISTS)) | set(backends(FILTERS)))
-        raise ConfigError(f"{where}.backend: {backend!r} is not one of {', '.join(known)}")
-    return kinds[0]
+        raise ConfigError(f"{where}.backend: {backend!r} is not one of {', '.join(known)} (or a module:Class)")
+    return kind
 
 
 def _stage_list(data: dict[str, Any]) -> tuple[dict[str, tuple[StageConfig, ...]], tuple[str, ...]]:
