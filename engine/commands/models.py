@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import argparse
 
-from engine.config.profile import load_config
+from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.execute.plan_stages import weights_checks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="where each specialist's weights are, without loading them")
-    parser.add_argument(
-        "--config", metavar="FILE", help="a profile YAML file or bundled profile name (default: offline)"
-    )
+    add_profile_arguments(parser)
     parser.set_defaults(func=models)
 
 
 def models(args: argparse.Namespace) -> int:
     """Print one block per specialist; exit 1 when any weights are missing or are a pickle nobody vouched for."""
-    config = load_config(args.config)
+    config = load_profile(args)
     checks = weights_checks(config)
     for check in checks:
         status = "found  " if check.found and check.trusted else "REFUSED" if check.found else "MISSING"
