@@ -10,13 +10,26 @@ from pathlib import Path
 from engine.audit.dataset_audit import audit_version
 from engine.audit.review import export_review
 from engine.audit.text_summary import format_summary
+from engine.commands.help_text import add_command
 from engine.errors import OutputError
 from engine.exports.destination import check_output_file, check_output_folder, write_text_atomically
 from engine.store.location import location
 
+SUMMARY = "annotation quality report, or a sample for people to review"
+DESCRIPTION = """Measure a version's annotation quality: counts, what each filter dropped and why, score distributions,
+agreement between specialists and with refinement rounds, and sample pictures, printed as text and, with
+--html, written as one self-contained HTML page. With --ground-truth, COCO box and mask AP and OCR error
+rate. With --review K --to DIR, a stratified sample of K images exported as COCO for people to check."""
+EXAMPLES = """
+fld-engine audit corpus/
+fld-engine audit corpus/ --html report.html --sample 16
+fld-engine audit corpus/ --version 2 --ground-truth gt_coco.json
+fld-engine audit corpus/ --review 50 --to review/
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("audit", help="annotation quality report (HTML + text), or a review sample")
+    parser = add_command(subparsers, "audit", SUMMARY, DESCRIPTION, EXAMPLES)
     parser.add_argument("directory", metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus")
     parser.add_argument("--version", type=int, help="a published version (default: the latest)")
     parser.add_argument(
