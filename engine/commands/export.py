@@ -62,18 +62,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def export(args: argparse.Namespace) -> int:
-    if not 0.0 <= args.val_fraction < 1.0:
-        raise OutputError(f"--val-fraction {args.val_fraction}: must be at least 0 and below 1")
-    root = location(args.directory)
-    check_output_folder(args.to)
-    manifest = require_manifest(root, args.version)
+    version, report = export_version(
+        args.directory, args.format, args.to, args.version, args.tasks, args.val_fraction, args.keep_exif
+    )
+    print(f"{location(args.directory)} version {version}")
+    print(report.format_lines())
+    return 0
+
+
+def export_version(
+    directory: Where,
+    fmt: str,
+    destination: Where,
+    version: int | None = None,
+    tasks: list[str] | None = None,
+    val_fraction: float = 0.1,
+    keep_exif: bool = False,
+) -> tuple[int, ExportReport]:
+    """Check the request and every shard's checksum, then export; the version exported and the report."""
+    if fmt not in FORMATS:
+        raise OutputError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise OutputError(f"--val-fraction {val_fraction}: must be at least 0 and below 1")
+    root = location(directory)
+    check_output_folder(destination)
+    manifest = require_manifest(root, version)
     # Before anything is written: every shard is the one the manifest recorded (a swapped shard would
     # export duplicate images and drop others).
     verify_checksums(root, manifest.shards)
-    report = run_export(args.format, root, manifest.version, args.to, args.tasks, args.val_fraction, args.keep_exif)
-    print(f"{root} version {manifest.version}")
-    print(report.format_lines())
-    return 0
+    report = run_export(fmt, root, manifest.version, destination, tasks, val_fraction, keep_exif)
+    return manifest.version, report
 
 
 def run_export(
