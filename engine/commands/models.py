@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import argparse
 
+from engine.commands.help_text import add_command
 from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.execute.plan_stages import weights_checks
 
+SUMMARY = "where each specialist's weights are, without loading them"
+DESCRIPTION = """List each specialist of the profile, where it looked for its weights and whether they were found,
+without loading any model. Exits 1 when any are missing (run refuses to start then)."""
+EXAMPLES = """
+fld-engine models
+fld-engine models --config fld5b
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="where each specialist's weights are, without loading them")
+    parser = add_command(subparsers, "models", SUMMARY, DESCRIPTION, EXAMPLES)
     add_profile_arguments(parser)
     parser.set_defaults(func=models)
 
