@@ -86,13 +86,20 @@ class WriterConfig:
 class RayConfig:
     """``address``: a cluster to join (``auto`` or ``ray://...``); None starts a local Ray.
     ``fuse_cpu_stages``: consecutive CPU-only stages share a Ray Data step (see
-    ``engine/execute/stage_groups.py``); false gives every stage its own actor pool or tasks."""
+    ``engine/execute/stage_groups.py``); false gives every stage its own actor pool or tasks.
+    ``worker_death_retries``: how often a batch whose model worker died (out of memory, segfault) is sent
+    again whole before its images are isolated one by one (``engine/execute/worker_deaths.py``)."""
 
     address: str | None = None
     num_cpus: int | None = None
     object_store_memory_mb: int | None = None
     decode_batch_size: int = 8
     fuse_cpu_stages: bool = True
+    worker_death_retries: int = 1
+
+    def __post_init__(self) -> None:
+        if self.worker_death_retries < 0:
+            raise ValueError(f"worker_death_retries must be >= 0, got {self.worker_death_retries}")
 
 
 @dataclass(frozen=True)

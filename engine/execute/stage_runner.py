@@ -1,8 +1,8 @@
 """Running a chain of stages over an Arrow batch, isolating failures to the images that caused them.
 
 ``run_stages_on_table`` is a pure function (no Ray): one Arrow -> records -> Arrow conversion and at
-most one decode per image for the whole chain. ``StageChainWorker`` is the callable class Ray Data
-holds in an actor pool, so each stage's model loads once per actor.
+most one decode per image for the whole chain. ``StageChainWorker`` builds and sets up a chain once per
+process, so each stage's model loads once per actor (a model step's inner worker, ``worker_deaths.py``).
 """
 
 from __future__ import annotations
