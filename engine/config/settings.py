@@ -15,6 +15,7 @@ from schemas.stage import Resources, StageKind
 
 DEFAULT_PROFILE = "offline"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+MIN_OBJECT_STORE_MB = 75  # Ray refuses a smaller object store
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,42 @@ class RayConfig:
     object_store_memory_mb: int | None = None
     decode_batch_size: int = 8
     fuse_cpu_stages: bool = True
+    # For long runs (README "Ray settings for long runs"); a started local Ray takes all of them, a joined
+    # cluster the Ray Data ones (its nodes were started with their own store size and spill directory).
+    spill_dir: str | None = None
+    max_errored_blocks: int = 0
+    map_retries: int = 2
+    actor_init_retries: int = 3
+    target_max_block_size_mb: int = 128
+    op_reservation_ratio: float = 0.5
+    object_store_fraction: float | None = None
+    downstream_backpressure_ratio: float | None = 2.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.num_cpus is None or self.num_cpus >= 1, "num_cpus must be at least 1"),
+            (
+                self.object_store_memory_mb is None or self.object_store_memory_mb >= MIN_OBJECT_STORE_MB,
+                f"object_store_memory_mb must be at least {MIN_OBJECT_STORE_MB} (Ray's minimum)",
+            ),
+            (self.spill_dir is None or self.spill_dir.strip() != "", "spill_dir must be a directory, not empty"),
+            (self.max_errored_blocks >= -1, "max_errored_blocks must be -1 (unlimited), 0 or more"),
+            (self.map_retries >= 0, "map_retries must be 0 or more"),
+            (self.actor_init_retries >= 0, "actor_init_retries must be 0 or more"),
+            (self.target_max_block_size_mb >= 1, "target_max_block_size_mb must be at least 1"),
+            (0 < self.op_reservation_ratio <= 1, "op_reservation_ratio must be in (0, 1]"),
+            (
+                self.object_store_fraction is None or 0 < self.object_store_fraction <= 1,
+                "object_store_fraction must be in (0, 1]",
+            ),
+            (
+                self.downstream_backpressure_ratio is None or self.downstream_backpressure_ratio > 0,
+                "downstream_backpressure_ratio must be above 0 (or null: off)",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
 
 @dataclass(frozen=True)
