@@ -93,7 +93,7 @@ class RayConfig:
     # cluster the Ray Data ones (its nodes were started with their own store size and spill directory).
     spill_dir: str | None = None
     max_errored_blocks: int = 0
-    map_retries: int = 2
+    map_retries: int = 0
     actor_init_retries: int = 3
     target_max_block_size_mb: int = 128
     op_reservation_ratio: float = 0.5

@@ -37,8 +37,8 @@ def local_init_options(config: RayConfig) -> dict[str, Any]:
 def apply_data_context(context: Any, config: RayConfig) -> None:
     """Set Ray Data's error budget, retries and backpressure from ``config`` on ``context`` (a ``DataContext``)."""
     context.max_errored_blocks = config.max_errored_blocks
-    # Stage errors are caught per image (engine/execute/stage_runner.py): what reaches Ray is a read or
-    # write that failed (a store's hiccup), worth retrying.
+    # Stage errors are caught per image (engine/execute/stage_runner.py): what reaches Ray is a read or a
+    # write that failed, retried only when the profile asks (a retry redoes the whole block).
     context.max_map_retries = config.map_retries
     context.retried_map_errors = config.map_retries > 0
     context.actor_init_max_retries = config.actor_init_retries

@@ -14,9 +14,9 @@ from engine.config.typed_config import ConfigError
 from engine.execute.ray_session import apply_data_context, local_init_options
 
 
-def test_long_run_keys_default_to_ray_data_s_own_backpressure_with_retries() -> None:
+def test_long_run_keys_default_to_ray_data_s_own_values() -> None:
     ray = parse_config({}).ray
-    assert (ray.spill_dir, ray.max_errored_blocks, ray.map_retries, ray.actor_init_retries) == (None, 0, 2, 3)
+    assert (ray.spill_dir, ray.max_errored_blocks, ray.map_retries, ray.actor_init_retries) == (None, 0, 0, 3)
     assert (ray.target_max_block_size_mb, ray.op_reservation_ratio, ray.downstream_backpressure_ratio) == (
         128,
         0.5,
@@ -27,12 +27,12 @@ def test_long_run_keys_default_to_ray_data_s_own_backpressure_with_retries() -> 
 
 def test_long_run_keys_load_from_a_profile() -> None:
     ray = parse_config(
-        {"ray": {"spill_dir": "/mnt/spill", "max_errored_blocks": 5, "map_retries": 0, "object_store_fraction": 0.4}}
+        {"ray": {"spill_dir": "/mnt/spill", "max_errored_blocks": 5, "map_retries": 2, "object_store_fraction": 0.4}}
     ).ray
     assert (ray.spill_dir, ray.max_errored_blocks, ray.map_retries, ray.object_store_fraction) == (
         "/mnt/spill",
         5,
-        0,
+        2,
         0.4,
     )
 
