@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.bounds import Fraction, PositiveInt
 from schemas.geometry import order_quad_clockwise, quad_to_box
 from schemas.records import ImageRecord, Provenance, Region
 from schemas.stage import WeightsCheck
@@ -20,10 +21,10 @@ class RapidOcrOptions:
     """``min_score``: recognition confidence below which a line is not reported.
     ``words``: also write one ``ocr_word`` region per whitespace-separated word."""
 
-    min_score: float = 0.5
-    box_threshold: float = 0.5
+    min_score: Fraction = 0.5
+    box_threshold: Fraction = 0.5
     words: bool = True
-    threads: int = 1
+    threads: PositiveInt = 1
 
 
 def _model_dir() -> Path:
