@@ -49,7 +49,10 @@ BAD_VALUES = [
         {"specialists": [{"backend": "haar", "options": {"scale_factor": 0}}]},
         "specialists[0].options.scale_factor: must be > 0",
     ),
-    ({"filters": [{"backend": "nms", "options": {"iou": {"object": 2}}}]}, "filters[0].options.iou.object: must be <= 1"),
+    (
+        {"filters": [{"backend": "nms", "options": {"iou": {"object": 2}}}]},
+        "filters[0].options.iou.object: must be <= 1",
+    ),
     (
         {"filters": [{"backend": "spacy_text", "options": {"brief": {"max_tokens": 0}}}]},
         "filters[0].options.brief.max_tokens: must be >= 1",
