@@ -365,3 +365,13 @@ def test_an_image_back_after_a_gap_is_carried_from_an_older_version(store, tmp_p
     assert (back.annotated, back.carried, len(read_version(output))) == (0, 4, 4)
     assert len(processed(logs, "halves")) == before
     assert rows_by_id(output, 3) == rows_by_id(output, 1)
+
+
+def test_a_missing_input_root_is_an_error_and_the_latest_version_stays(copy_of, capsys) -> None:
+    inputs, output, _ = copy_of
+    before = read_version(output)
+    code = cli(["run", "--input", str(inputs), str(inputs.parent / "unmounted"), "--output", str(output), "--quiet"])
+    assert code == 2
+    assert f"input {inputs.parent / 'unmounted'}: no such file or folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (output / "versions").iterdir()) == ["v000001.json"]
+    assert read_version(output).equals(before)
