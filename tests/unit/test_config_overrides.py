@@ -84,7 +84,7 @@ def test_overrides_apply_over_what_a_profile_extends(tmp_path) -> None:
             "stages.ocr.batch_size=8",
             "specialists[0]: unknown key 'batch_size' (known keys: backend, limits, name, options",
         ),
-        ("stages.ocr.resources.batch_size=0", "specialists[0].resources: batch_size and pool_size must be >= 1"),
+        ("stages.ocr.resources.batch_size=0", "specialists[0].resources.batch_size: must be >= 1, got 0"),
         ("stages.nosuch.options.x=1", "no stage named 'nosuch' (stages: ocr, haar, grabcut, text, confidence, "),
         ("writer.rows_per_shard.x=1", "writer.rows_per_shard is 1000, not a mapping"),
         ("nosuch=1", "config: unknown key 'nosuch'"),
