@@ -206,7 +206,7 @@ def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan
     unfinished = unfinished_runs(root, {m.run_id for m in history})
     # A stage that earlier versions ran as a filter and that is gone now did not add annotations.
     known_filters = {name for m in history for name, kind in m.stage_kinds.items() if kind == FILTERS}
-    stage_plan = StagePlan([s.spec() for s in stages], known_filters)
+    stage_plan = StagePlan([s.spec() for s in stages], known_filters, config.refresh.max_stage_retries)
     journal = RunJournal(root, run_id)
     journal.start({"config_fingerprint": config.fingerprint(), "inputs": list(request.inputs), "full": request.full})
     return RunPlan(request, run_id, sources, stages, history, unfinished, stage_plan, journal)

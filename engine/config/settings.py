@@ -110,6 +110,18 @@ class WriterConfig:
 
 
 @dataclass(frozen=True)
+class RefreshConfig:
+    """``max_stage_retries``: how often a stage that failed on an image (a stage error) is tried again on later
+    runs before its error stands (``engine/refresh/incremental.py``); 0: never (only ``--full`` recomputes)."""
+
+    max_stage_retries: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_stage_retries < 0:
+            raise ValueError(f"max_stage_retries must be >= 0, got {self.max_stage_retries}")
+
+
+@dataclass(frozen=True)
 class RayConfig:
     """``address``: a cluster to join (``auto`` or ``ray://...``); None starts a local Ray.
     ``fuse_cpu_stages``: consecutive CPU-only stages share a Ray Data step (see
@@ -188,6 +200,7 @@ class EngineConfig:
     specialists: tuple[StageConfig, ...] = ()
     filters: tuple[StageConfig, ...] = ()
     writer: WriterConfig = field(default_factory=WriterConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
     profile: str = DEFAULT_PROFILE
