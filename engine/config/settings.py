@@ -71,10 +71,16 @@ STAGE_CONFIGS: dict[str, type[StageConfig]] = {SPECIALISTS: SpecialistConfig, FI
 
 @dataclass(frozen=True)
 class WriterConfig:
+    """A shard closes at ``rows_per_shard`` rows or once its first row has waited ``max_shard_seconds``
+    (what a ``kill -9`` can lose); ``workers``: shard-writing actors of a run (0: one per 8 CPUs of the
+    cluster, at least one)."""
+
     rows_per_shard: int = 1000
     row_group_rows: int = 256
     compression: str = "zstd"
     compression_level: int = 3
+    max_shard_seconds: float = 120.0
+    workers: int = 0
 
 
 @dataclass(frozen=True)
