@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import argparse
 
-from engine.config.profile import load_config
+from engine.commands.help_text import add_command
+from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.execute.plan_stages import weights_checks
+
+SUMMARY = "where each specialist's weights are, without loading them"
+DESCRIPTION = """List each specialist of the profile, where it looked for its weights and whether they were found,
+without loading any model. Exits 1 when any are missing (run refuses to start then)."""
+EXAMPLES = """
+fld-engine models
+fld-engine models --config fld5b
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="where each specialist's weights are, without loading them")
-    parser.add_argument(
-        "--config", metavar="FILE", help="a profile YAML file or bundled profile name (default: offline)"
-    )
+    parser = add_command(subparsers, "models", SUMMARY, DESCRIPTION, EXAMPLES)
+    add_profile_arguments(parser)
     parser.set_defaults(func=models)
 
 
 def models(args: argparse.Namespace) -> int:
     """Print one block per specialist; exit 1 when any weights are missing."""
-    config = load_config(args.config)
+    config = load_profile(args)
     checks = weights_checks(config)
     for check in checks:
         print(f"{'found  ' if check.found else 'MISSING'} {check.specialist} ({check.backend}): {check.model}")

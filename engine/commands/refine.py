@@ -5,25 +5,34 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.config.profile import load_config
+from engine.commands.help_text import add_command
+from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.config.typed_config import ConfigError
 from engine.refine_loop import RoundResult, refine_dataset
 
+SUMMARY = "Florence-2 in the loop: train, re-annotate, merge; one version per round"
+DESCRIPTION = """Refine a dataset with Florence-2 in the loop: each round fine-tunes the model on the latest version's
+annotations, re-annotates every image with it, filters and merges its predictions with the existing
+annotations, and publishes a new version. Needs refine.checkpoint in the profile (a local folder or a
+model already in the Hugging Face cache)."""
+EXAMPLES = """
+fld-engine refine corpus/ --rounds 2 --config my.yaml
+fld-engine refine corpus/ --rounds 1 --set refine.checkpoint=/models/Florence-2-base-ft
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("refine", help="train Florence-2 on the annotations, re-annotate, merge; repeat")
+    parser = add_command(subparsers, "refine", SUMMARY, DESCRIPTION, EXAMPLES)
     parser.add_argument("directory", metavar="DIR", help="a local dataset folder written by `fld-engine run`")
     parser.add_argument("--rounds", type=int, metavar="N", help="rounds to run (default: the profile's refine.rounds)")
-    parser.add_argument(
-        "--config", metavar="FILE", help="a profile YAML file or a bundled profile name (default: offline)"
-    )
+    add_profile_arguments(parser)
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=refine)
 
 
 def refine(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_profile(args)
     rounds = args.rounds if args.rounds is not None else config.refine.rounds
     if rounds < 1:
         raise ConfigError("rounds: give --rounds N (N >= 1) or set refine.rounds in the profile")
