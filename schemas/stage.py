@@ -16,7 +16,9 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from schemas.bounds import NonNegativeFloat, PositiveInt
 from schemas.fingerprint import canonical_hash
+from schemas.pixel_limits import PixelLimits
 from schemas.records import ImageRecord
 
 # The registry's and the profile's name for each family of stages.
@@ -27,16 +29,19 @@ StageKind = Literal["specialists", "filters"]
 class Resources:
     """What one worker of a stage needs, and how the engine batches and pools it."""
 
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    batch_size: int = 4
-    pool_size: int = 1
+    num_cpus: NonNegativeFloat = 1.0
+    num_gpus: NonNegativeFloat = 0.0
+    batch_size: PositiveInt = 4
+    pool_size: PositiveInt = 1
 
     def __post_init__(self) -> None:
         if self.num_cpus < 0 or self.num_gpus < 0:
             raise ValueError("num_cpus and num_gpus must be >= 0")
         if self.batch_size < 1 or self.pool_size < 1:
             raise ValueError("batch_size and pool_size must be >= 1")
+        if self.num_gpus > 1 and not float(self.num_gpus).is_integer():
+            # Ray packs fractions of one GPU; more than one must be whole GPUs.
+            raise ValueError(f"num_gpus above 1 must be a whole number, got {self.num_gpus}")
 
 
 @runtime_checkable
@@ -68,11 +73,17 @@ class WeightsNotFound(FileNotFoundError):
     """A stage's weights are not where it looked (the message lists each place)."""
 
 
+class UntrustedWeights(ValueError):
+    """A stage's weights are a pickle (which runs code when loaded) that the profile neither trusts nor pins."""
+
+
 @dataclass(frozen=True, slots=True)
 class WeightsCheck:
     """Where a stage looks for its weights, and whether they are there (without loading them).
 
-    ``specialist`` is the stage's name (a filter's too, for filters that hold a model)."""
+    ``specialist`` is the stage's name (a filter's too, for filters that hold a model). ``pickle`` is "" for
+    weights that load without unpickling, else how the profile vouches for the pickle: ``trusted``
+    (``trust_pickle_weights``), ``pinned`` (its ``weights_sha256`` matches), ``pin mismatch`` or ``untrusted``."""
 
     specialist: str
     backend: str
@@ -80,6 +91,12 @@ class WeightsCheck:
     looked_in: tuple[str, ...]
     found: bool
     detail: str = ""
+    pickle: str = ""
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the weights may be loaded: no pickle, or one the profile trusts or pins."""
+        return self.pickle in ("", "trusted", "pinned")
 
 
 class BaseStage(ABC):
@@ -88,7 +105,10 @@ class BaseStage(ABC):
     Subclasses set ``backend`` (the registry key) and ``Options`` (a frozen dataclass validated from the
     profile). ``requires`` and ``produces`` name annotation types ("texts", "regions", "phrases",
     "masks") that must exist before the stage runs and that it adds. ``holds_model`` stages run in actor
-    pools that load once per worker. The fingerprint hashes backend, model identity and options
+    pools that load once per worker. ``pixel_limits`` is the backend's default cap on the image its model is
+    given (:meth:`model_input_size`), which a profile overrides per stage (``limits``, see
+    ``schemas/pixel_limits.py``); it decides which images the stage refuses, not what it computes, so it is no
+    part of the fingerprint. The fingerprint hashes backend, model identity and options
     canonically (:func:`schemas.fingerprint.canonical_hash`), so how the options were written does not count.
     """
 
@@ -102,12 +122,19 @@ class BaseStage(ABC):
     produces: ClassVar[frozenset[str]] = frozenset()
     needs_pixels: ClassVar[bool] = False
     holds_model: ClassVar[bool] = False
+    pixel_limits: ClassVar[PixelLimits] = PixelLimits()
 
     def __init__(self, name: str, options: Any, resources: Resources | None = None) -> None:
         self.name = name
         self.options = options
         self.resources = resources or Resources()
+        self.limits = self.pixel_limits
         self._loaded = False
+
+    def model_input_size(self, width: int, height: int) -> tuple[int, int]:
+        """The (width, height) the stage's model is given for an image of this size: the image's own by
+        default; a stage that resizes before its model, in a way that can enlarge, says how."""
+        return width, height
 
     @property
     def model_id(self) -> str:

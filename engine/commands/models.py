@@ -1,4 +1,5 @@
-"""``fld-engine models``: each configured specialist, where its weights were looked for, and whether found."""
+"""``fld-engine models``: each configured specialist, where its weights were looked for, whether found, and
+for pickled weights (ultralytics ``.pt``) whether the profile trusts or pins them."""
 
 from __future__ import annotations
 
@@ -24,15 +25,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def models(args: argparse.Namespace) -> int:
-    """Print one block per specialist; exit 1 when any weights are missing."""
+    """Print one block per specialist; exit 1 when any weights are missing or are a pickle nobody vouched for."""
     config = load_profile(args)
     checks = weights_checks(config)
     for check in checks:
-        print(f"{'found  ' if check.found else 'MISSING'} {check.specialist} ({check.backend}): {check.model}")
+        status = "found  " if check.found and check.trusted else "REFUSED" if check.found else "MISSING"
+        print(f"{status} {check.specialist} ({check.backend}): {check.model}")
         for place in check.looked_in:
             print(f"          looked in {place}")
         if check.detail:
             print(f"          {check.detail}")
     missing = sum(not c.found for c in checks)
     print(f"{len(checks) - missing} of {len(checks)} specialists have their weights (profile {config.profile})")
-    return 1 if missing else 0
+    refused = [c.specialist for c in checks if c.found and not c.trusted]
+    if refused:
+        print(f"{len(refused)} load pickled weights the profile neither trusts nor pins: {', '.join(refused)}")
+    return 1 if missing or refused else 0
