@@ -9,15 +9,30 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
-from engine.errors import USER_ERRORS
+from engine.errors import USER_ERRORS, RunFailure
+from engine.interrupt import Interrupted, interruptible
+
+EXIT_CODES = """exit codes:
+  0    done
+  1    the run failed (no Ray cluster at --address, an empty input on an existing dataset, a bug)
+  2    a usage, profile, input or output error, named in one line
+  130  stopped by Ctrl-C (SIGINT); 143: stopped by SIGTERM. Finished shards are kept: run the same
+       command again to resume."""
 
 COMMANDS = ("run", "inspect", "versions", "diff", "audit", "export", "refine", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fld-engine", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fld-engine",
+        description=__doc__.splitlines()[0],
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
@@ -29,15 +44,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with interruptible(), warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return int(args.func(args) or 0)
     except USER_ERRORS as error:
-        if args.debug:
-            raise
-        print(f"fld-engine {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"fld-engine {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _failed(args, error, 2)
+    except RunFailure as error:
+        return _failed(args, error, 1)
+    except KeyboardInterrupt as interrupt:
+        code = interrupt.exit_code if isinstance(interrupt, Interrupted) else 130
+        print(f"fld-engine {args.command}: interrupted; run the same command to resume", file=sys.stderr)
+        return code
+
+
+def _one_line_warning(command: str) -> Callable[..., None]:
+    """Warnings as ``fld-engine <command>: warning: <message>``, one line each, on stderr."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        print(f"fld-engine {command}: warning: {message}", file=file or sys.stderr)
+
+    return show
+
+
+def _failed(args: argparse.Namespace, error: BaseException, code: int) -> int:
+    if args.debug:
+        raise error
+    print(f"fld-engine {args.command}: error: {error}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -9,12 +9,20 @@ from engine.commands.summary import format_counts
 from engine.config.profile import load_config
 from engine.ingest.sources import InputOptions
 from engine.refine_loop import base_checkpoint, refine_dataset
-from engine.run import RunRequest, run_pipeline
-from engine.store.location import location
+from engine.run import RunRequest, RunResult, run_pipeline
+from engine.store.location import Location, location
+from engine.store.manifest import Manifest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("run", help="annotate images into versioned Parquet shards")
+    from engine.cli import EXIT_CODES
+
+    parser = subparsers.add_parser(
+        "run",
+        help="annotate images into versioned Parquet shards",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--input",
         nargs="+",
@@ -46,7 +54,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local Ray)")
     parser.add_argument("--limit", type=int, metavar="N", help="annotate at most the first N input files")
     parser.add_argument("--full", action="store_true", help="recompute everything instead of carrying over")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="publish even when the inputs hold no image (on an existing dataset: a version without images)",
+    )
+    parser.add_argument(
+        "--always-publish",
+        action="store_true",
+        help="publish a new version even when nothing changed since the latest one",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only errors and warnings")
     parser.set_defaults(func=run)
 
 
@@ -63,9 +81,27 @@ def run(args: argparse.Namespace) -> int:
         full=args.full,
         progress_bars=not args.quiet and sys.stderr.isatty(),
         input_options=InputOptions(args.path_column, args.image_column, args.caption_column),
+        allow_empty=args.allow_empty,
+        always_publish=args.always_publish,
     )
     result = run_pipeline(request, progress=(lambda _: None) if args.quiet else _progress)
     manifest, root = result.manifest, location(request.output)
+    if manifest is None:  # no images, new output: warned, nothing written
+        return 0
+    if not args.quiet:
+        _print_summary(result, manifest, root)
+    if config.refine.rounds:
+        progress = (lambda _: None) if args.quiet else _progress
+        for round_result in refine_dataset(root, config, config.refine.rounds, args.address, progress):
+            if not args.quiet:
+                print(f"refinement round {round_result.round}: version {round_result.version} published")
+    return 0
+
+
+def _print_summary(result: RunResult, manifest: Manifest, root: Location) -> None:
+    if not result.published:
+        print(f"unchanged: v{manifest.version} ({result.carried} images, nothing new since it was published)")
+        return
     print(
         f"version {manifest.version} of {root} published in {result.seconds:.1f}s: "
         f"{result.annotated} images annotated, {result.carried} carried over, {result.quarantined} quarantined"
@@ -78,11 +114,6 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"shards: {root / 'annotations'} ({len(manifest.shards)} files)")
     print(format_counts(manifest.counts))
-    if config.refine.rounds:
-        progress = (lambda _: None) if args.quiet else _progress
-        for round_result in refine_dataset(root, config, config.refine.rounds, args.address, progress):
-            print(f"refinement round {round_result.round}: version {round_result.version} published")
-    return 0
 
 
 def _progress(message: str) -> None:
