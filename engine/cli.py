@@ -11,10 +11,12 @@ import importlib
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import TextIO
 
 from engine.errors import USER_ERRORS, RunFailure
 from engine.interrupt import Interrupted, interruptible
+from engine.tool_state import apply_tool_defaults
 
 EXIT_CODES = """exit codes:
   0    done
@@ -23,7 +25,15 @@ EXIT_CODES = """exit codes:
   130  stopped by Ctrl-C (SIGINT); 143: stopped by SIGTERM. Finished shards are kept: run the same
        command again to resume."""
 
-COMMANDS = ("run", "inspect", "versions", "diff", "audit", "export", "refine", "models")
+COMMANDS = ("run", "inspect", "versions", "diff", "audit", "export", "refine", "models", "config")
+
+
+def engine_version() -> str:
+    """The installed fld-engine's version (``pyproject.toml``)."""
+    try:
+        return metadata.version("fld-engine")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {engine_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
@@ -41,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    apply_tool_defaults()  # before any command imports a model library
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
