@@ -185,6 +185,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
     location(request.output).check_writable_folder("output")
     sources = find_sources(request)
     if not sources and not request.allow_empty:
+        plan_stages(request.config)  # a profile that cannot run says so before "no images"
         check_not_empty(request)
         return RunResult(None, 0, 0, 0, 0, 0.0, published=False)
     check_cluster_early(request.config.ray, request.address)
