@@ -10,8 +10,15 @@ from __future__ import annotations
 from engine.config.typed_config import ConfigError
 from engine.ingest.sources import InputError
 from engine.store.location import StorageError
-from schemas.stage import WeightsNotFound
+from schemas.stage import UntrustedWeights, WeightsNotFound
 from schemas.validation import SchemaError
+
+EXIT_CODES_HELP = """exit codes:
+  0    done (also: nothing changed, no version published)
+  1    the run failed (no Ray cluster at --address, an empty input on an existing dataset, a bug)
+  2    a usage, profile, input or output error, named in one line
+  130  stopped by Ctrl-C (SIGINT); 143: stopped by SIGTERM. Finished shards are kept: run the same
+       command again to resume."""
 
 
 class OutputError(RuntimeError):
@@ -29,6 +36,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     StorageError,
     SchemaError,
     WeightsNotFound,
+    UntrustedWeights,
     FileNotFoundError,
     PermissionError,
 )

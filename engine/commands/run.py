@@ -5,24 +5,34 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.commands.help_text import add_command
 from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.commands.summary import format_counts
+from engine.errors import EXIT_CODES_HELP
 from engine.ingest.sources import InputOptions
 from engine.refine_loop import base_checkpoint, refine_dataset
 from engine.run import RunRequest, RunResult, run_pipeline
 from engine.store.location import Location, location
 from engine.store.manifest import Manifest
 
+SUMMARY = "annotate images into a new version of a dataset"
+DESCRIPTION = """Annotate images with the profile's specialists, clean the annotations with its filters, and publish
+them as a new version of the dataset: Parquet shards, one row per image, with a manifest.
+
+Run it again on the same output (by hand or from cron) and only new or changed images, or images an older
+pipeline annotated, are processed; the rest is carried over. A killed run resumes from its finished
+shards when the same command is run again. Bad images are quarantined with their reason."""
+EXAMPLES = """
+fld-engine run --input photos/ --output corpus/
+fld-engine run --input photos/ --output corpus/ --limit 20 --set writer.rows_per_shard=500
+fld-engine run --input s3://bucket/raw/ laion.parquet --output s3://bucket/corpus --config fld5b --address auto
+fld-engine run --input shards/ --output corpus/ --config my.yaml --set stages.ocr.resources.batch_size=8
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from engine.cli import EXIT_CODES
-
-    parser = subparsers.add_parser(
-        "run",
-        help="annotate images into versioned Parquet shards",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "run", SUMMARY, DESCRIPTION, EXAMPLES)
+    parser.epilog = f"{parser.epilog}\n\n{EXIT_CODES_HELP}"
     parser.add_argument(
         "--input",
         nargs="+",

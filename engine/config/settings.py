@@ -9,12 +9,14 @@ from engine.config.registry import FILTERS, SPECIALISTS, stage_class
 from filters.curation.settings import CurationSettings
 from refine.merge import MergeSettings
 from refine.settings import TrainSettings
-from schemas.fingerprint import canonical_hash
+from schemas.fingerprint import NOT_IDENTITY, canonical_hash
 from schemas.florence_tasks import REFINE_TASKS
+from schemas.pixel_limits import PixelLimits
 from schemas.stage import Resources, StageKind
 
 DEFAULT_PROFILE = "offline"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+MIN_OBJECT_STORE_MB = 75  # Ray refuses a smaller object store
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class StageConfig:
 
     A profile's sections make :class:`SpecialistConfig` and :class:`FilterConfig`, whose ``kind`` is a class
     attribute: the section says it, so it is no setting (nor part of the plain data or a fingerprint).
+    ``limits`` overrides the backend's pixel limits (``schemas/pixel_limits.py``) value by value; they decide
+    which images the stage refuses, not what it computes, so they are no part of a fingerprint.
     """
 
     kind: ClassVar[StageKind]
@@ -45,6 +49,7 @@ class StageConfig:
     backend: str
     resources: Resources
     options: Any
+    limits: PixelLimits | None = field(default=None, metadata=NOT_IDENTITY)
     # What the stage is given, from its place in the run order (set when the stages are planned, see
     # ``engine/refresh/incremental.py`` stage_inputs); derived, so neither a setting nor part of a fingerprint.
     inputs: str = field(default="", metadata={"derived": True})
@@ -53,6 +58,7 @@ class StageConfig:
         """A new, not yet set up, instance of the stage."""
         stage = stage_class(self.kind, self.backend)(self.name, self.options, self.resources)
         stage.inputs = self.inputs
+        stage.limits = stage.pixel_limits.overridden_by(self.limits)
         return stage
 
 
@@ -88,6 +94,42 @@ class RayConfig:
     object_store_memory_mb: int | None = None
     decode_batch_size: int = 8
     fuse_cpu_stages: bool = True
+    # For long runs (README "Ray settings for long runs"); a started local Ray takes all of them, a joined
+    # cluster the Ray Data ones (its nodes were started with their own store size and spill directory).
+    spill_dir: str | None = None
+    max_errored_blocks: int = 0
+    map_retries: int = 0
+    actor_init_retries: int = 3
+    target_max_block_size_mb: int = 128
+    op_reservation_ratio: float = 0.5
+    object_store_fraction: float | None = None
+    downstream_backpressure_ratio: float | None = 2.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.num_cpus is None or self.num_cpus >= 1, "num_cpus must be at least 1"),
+            (
+                self.object_store_memory_mb is None or self.object_store_memory_mb >= MIN_OBJECT_STORE_MB,
+                f"object_store_memory_mb must be at least {MIN_OBJECT_STORE_MB} (Ray's minimum)",
+            ),
+            (self.spill_dir is None or self.spill_dir.strip() != "", "spill_dir must be a directory, not empty"),
+            (self.max_errored_blocks >= -1, "max_errored_blocks must be -1 (unlimited), 0 or more"),
+            (self.map_retries >= 0, "map_retries must be 0 or more"),
+            (self.actor_init_retries >= 0, "actor_init_retries must be 0 or more"),
+            (self.target_max_block_size_mb >= 1, "target_max_block_size_mb must be at least 1"),
+            (0 < self.op_reservation_ratio <= 1, "op_reservation_ratio must be in (0, 1]"),
+            (
+                self.object_store_fraction is None or 0 < self.object_store_fraction <= 1,
+                "object_store_fraction must be in (0, 1]",
+            ),
+            (
+                self.downstream_backpressure_ratio is None or self.downstream_backpressure_ratio > 0,
+                "downstream_backpressure_ratio must be above 0 (or null: off)",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
 
 @dataclass(frozen=True)
