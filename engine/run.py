@@ -54,9 +54,10 @@ from engine.ingest.probe import (
 )
 from engine.ingest.probe_cache import load_probe_cache, probe_key, split_by_cache
 from engine.ingest.sources import InputOptions, Source
-from engine.refresh.carryover import Candidate, CarryOver, plan_carry_over, resumable
+from engine.refresh.carryover import Candidate, CarryOver, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
-from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones, previous_paths
+from engine.refresh.scope import input_scope, kept_out_of_scope
+from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones, previous_paths, tombstoned_ids
 from engine.store.counts import value_counts
 from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
 from engine.store.location import Location, Where, location
@@ -86,6 +87,7 @@ class RunRequest:
     address: str | None = None
     limit: int | None = None
     full: bool = False
+    prune: bool = False
     progress_bars: bool = True
     input_options: InputOptions = field(default_factory=InputOptions)
     allow_empty: bool = False
@@ -116,6 +118,7 @@ class RunResult:
     resumed: int = 0
     tombstoned: int = 0
     probe_cached: int = 0
+    kept_unlisted: int = 0
     published: bool = True
 
 
@@ -158,6 +161,7 @@ class Probed:
     seconds: float
     work: list[WorkItem]
     quarantined: list[ProbedFile]
+    deferred: frozenset[str] = frozenset()  # listed files --limit left for a later run
 
     @property
     def locators(self) -> dict[str, Locator]:
@@ -197,12 +201,13 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         with ExitStack() as stack:
             ray = _lazy_ray(stack, run)
             probed = probe(run, ray)
-            carry = carry_over(run, probed)
+            previous_images = previous_paths(run.root, run.previous.shards) if run.previous else {}
+            carry = carry_over(run, probed, previous_images)
             progress(_plan_summary(run, probed, carry))
             annotated = annotate(run, carry, probed.locators, ray, progress)
-        if not request.always_publish and unchanged(run, probed, carry, annotated):
+        if not request.always_publish and unchanged(run, probed, carry, annotated, previous_images):
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
-        side_tables = write_side_tables(run, probed, carry, annotated)
+        side_tables = write_side_tables(run, probed, carry, annotated, previous_images)
         lock.check()  # a run that lost its lease to another writer publishes nothing
         manifest = publish_version(run, probed, carry, annotated, side_tables)
         return _result(manifest, run, side_tables, time.perf_counter() - started)
@@ -212,9 +217,8 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
 
 
 def find_sources(request: RunRequest) -> list[Source]:
-    """The sources of the request's inputs, sorted by URI (the first ``limit`` of them with ``--limit``)."""
-    sources = discover(request.inputs, request.config.ingest.extensions, request.input_options)
-    return sources if request.limit is None else sources[: request.limit]
+    """The sources of the request's inputs, sorted by URI (all of them: ``--limit`` bounds what is probed)."""
+    return discover(request.inputs, request.config.ingest.extensions, request.input_options)
 
 
 def check_not_empty(request: RunRequest) -> None:
@@ -260,27 +264,53 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
     limits = probe_settings(run.config.ingest)
     cache = {} if run.request.full else load_probe_cache(run.root, run.previous, run.request.probe_key())
     split = split_by_cache(run.sources, cache)
-    fresh = probe_sources(split.misses, limits, ray.start)
+    # --limit: at most N files the previous version does not vouch for; the rest wait for a later run.
+    limit = run.request.limit
+    misses, deferred = (split.misses, []) if limit is None else (split.misses[:limit], split.misses[limit:])
+    fresh = probe_sources(misses, limits, ray.start)
     probed = split.hits + [probed_from_row(row) for row in fresh]
     seconds = time.perf_counter() - started
     work, quarantined = plan_work(probed)
     unchanged = not split.misses and len(split.hit_rows) == sum(len(rows) for rows in cache.values())
     return Probed(
-        probed, split.hit_rows + fresh, len(split.hits), len(split.misses), unchanged, seconds, work, quarantined
+        probed,
+        split.hit_rows + fresh,
+        len(split.hits),
+        len(misses),
+        unchanged,
+        seconds,
+        work,
+        quarantined,
+        frozenset(source.uri for source in deferred),
     )
 
 
 # -- 3. plan carry-over ----------------------------------------------------------------------
 
 
-def carry_over(run: RunPlan, probed: Probed) -> CarryOver:
-    """Which images' earlier rows (previous version, killed runs) carry over as they are, which rerun
-    some stages, and which images are new. ``--full`` reuses only shards of a killed ``--full`` run."""
+def carry_over(run: RunPlan, probed: Probed, previous_images: dict[str, list[str]]) -> CarryOver:
+    """Which images' earlier rows (previous version, killed runs, and for images the previous version
+    lacks, older versions) carry over as they are, which rerun some stages, and which images are new.
+    Images of the previous version that this run did not look at are kept as they were
+    (``engine/refresh/scope.py``). ``--full`` reuses only shards of a killed ``--full`` run."""
     previous = run.previous
     candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
     candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
+    if not run.request.full:
+        missing = {item.image_id for item in probed.work} - set(previous_images)
+        candidates += older_candidates(run.root, run.history, missing, lambda m: tombstoned_ids(run.root, m))
+    scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
+    seen_paths = (p.source_uri for p in probed.probed)
+    kept = kept_out_of_scope(previous_images, seen_paths, (item.image_id for item in probed.work), scope)
     return plan_carry_over(
-        run.root, candidates, probed.work, run.stage_plan, run.config.writer, run.run_id, on_shard=run.journal.record
+        run.root,
+        candidates,
+        probed.work,
+        run.stage_plan,
+        run.config.writer,
+        run.run_id,
+        on_shard=run.journal.record,
+        keep=(kept, previous.shards if previous else ()),
     )
 
 
@@ -341,7 +371,9 @@ def _new_rows(items: list[WorkItem], caption_granularity: Granularity) -> pa.Tab
     return pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
 
 
-def unchanged(run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated) -> bool:
+def unchanged(
+    run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated, previous_images: dict[str, list[str]]
+) -> bool:
     """Whether the new version would hold exactly what the latest one holds: the same files probed the
     same way, every row carried over in its shards, nothing annotated, re-filtered or removed, under
     the same configuration and stages."""
@@ -357,7 +389,7 @@ def unchanged(run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotat
         and [s.path for s in carry.shards] == [s.path for s in previous.shards]
         and previous.config_fingerprint == run.config.fingerprint()
         and previous.stages == run.stage_plan.fingerprints
-        and not _tombstone_rows(run, probed, carry, annotated)
+        and not _tombstone_rows(probed, carry, annotated, previous_images)
     )
 
 
@@ -384,11 +416,13 @@ def _unchanged_result(run: RunPlan, probed: Probed, carry: CarryOver, seconds: f
 # -- 5. write the side tables ----------------------------------------------------------------
 
 
-def write_side_tables(run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated) -> SideTables:
+def write_side_tables(
+    run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated, previous_images: dict[str, list[str]]
+) -> SideTables:
     """The new version's quarantine, its tombstones (images of the previous version it no longer holds,
     and why) and its probe index."""
     quarantine_rows = [_quarantine_row(p) for p in probed.quarantined] + annotated.late_quarantine
-    tombstone_rows = _tombstone_rows(run, probed, carry, annotated)
+    tombstone_rows = _tombstone_rows(probed, carry, annotated, previous_images)
     return SideTables(
         quarantine=_write_quarantine(run, quarantine_rows),
         quarantined=len(quarantine_rows),
@@ -420,12 +454,13 @@ def _write_quarantine(run: RunPlan, rows: list[dict[str, Any]]) -> list[ShardInf
     return writer.close()
 
 
-def _tombstone_rows(run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated) -> list[dict[str, Any]]:
+def _tombstone_rows(
+    probed: Probed, carry: CarryOver, annotated: Annotated, previous_images: dict[str, list[str]]
+) -> list[dict[str, Any]]:
     kept = carry.image_ids | annotated.written
     path_ids = {p.source_uri: (p.image_id if p.reason is None else None) for p in probed.probed}
     path_ids.update({row["source_uri"]: None for row in annotated.late_quarantine})
-    previous = previous_paths(run.root, run.previous.shards) if run.previous else {}
-    return find_tombstones(previous, kept, path_ids)
+    return find_tombstones(previous_images, kept, path_ids)
 
 
 def _probe_index(run: RunPlan, probed: Probed) -> ShardInfo | None:
@@ -454,6 +489,7 @@ def publish_version(
         "reannotated": carry.rerun_pixels.num_rows,
         "refiltered": carry.rerun_filters.num_rows,
         "carried": len(carry.image_ids),
+        "kept_unlisted": carry.kept,
         "resumed": carry.resumed,
         "tombstoned": side_tables.tombstoned,
         "probe_cached": probed.cached,
@@ -496,4 +532,5 @@ def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: 
         resumed=extra["resumed"],
         tombstoned=extra["tombstoned"],
         probe_cached=extra["probe_cached"],
+        kept_unlisted=extra["kept_unlisted"],
     )

@@ -14,6 +14,7 @@ import pytest
 from engine.cli import main as cli
 from engine.store.manifest import list_versions
 from engine.store.reader import read_version
+from schemas.records import ImageRecord
 from tests.support.refresh_stages import REPO
 from tests.support.store_datasets import publish_next, same_size_records, write_shards
 from tests.support.unprivileged import run
@@ -102,9 +103,10 @@ def test_an_empty_input_on_an_existing_dataset_is_refused(empty, tmp_path) -> No
     assert "--allow-empty" in err and list_versions(output) == [1]
 
 
-def test_allow_empty_publishes_a_version_without_images(empty, tmp_path) -> None:
+def test_allow_empty_publishes_a_version_without_the_images_gone_from_the_input(empty, tmp_path) -> None:
     output = tmp_path / "out"
-    publish_next(output, "run-1", write_shards(output, "part-run-1", same_size_records("ab")))
+    gone = [ImageRecord(c * 64, str(empty / f"{c}.png"), 8, 8, "png", [str(empty / f"{c}.png")]) for c in "ab"]
+    publish_next(output, "run-1", write_shards(output, "part-run-1", gone))
     code, _ = run(["run", "--input", str(empty), "--output", str(output), "--allow-empty"])
     assert code == 0 and list_versions(output) == [1, 2]
     assert read_version(output).num_rows == 0 and read_version(output, 1).num_rows == 2
