@@ -40,7 +40,7 @@ from engine.store.writer import ShardWriter
 from refine.merge import MergeStats
 from refine.mixing import check_task_weights, mixed_samples
 from refine.reannotate import AnnotateSettings, RoundAnnotator
-from schemas.arrow import ANNOTATION_SCHEMA, records_to_table
+from schemas.arrow import ANNOTATION_SCHEMA, conform, records_to_table
 from schemas.records import ImageRecord
 from specialists.hf_model import hf_model_identity, hf_snapshot_path, resolve_hf_model
 
@@ -109,7 +109,8 @@ def _read_row_groups(batch: pa.Table) -> pa.Table:
     for uri, group in zip(batch.column("path").to_pylist(), batch.column("row_group").to_pylist(), strict=True):
         with location(uri).open_input() as handle:
             piece = pq.ParquetFile(handle).read_row_group(group)
-        pieces.append(piece.select(ANNOTATION_SCHEMA.names).cast(ANNOTATION_SCHEMA))
+        # A shard of an older schema version gains the columns it lacks (``changes`` before 1.2.0) as nulls.
+        pieces.append(conform(piece).select(ANNOTATION_SCHEMA.names).cast(ANNOTATION_SCHEMA))
     return pa.concat_tables(pieces) if pieces else ANNOTATION_SCHEMA.empty_table()
 
 
