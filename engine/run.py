@@ -40,6 +40,8 @@ from engine.execute.stage_groups import group_stages
 from engine.ingest.captions import alt_texts
 from engine.ingest.discover import discover
 from engine.ingest.image_bytes import with_locators
+from engine.ingest.imports.matching import MatchReport
+from engine.ingest.imports.plan import describe, import_reports
 from engine.ingest.locator import Locator
 from engine.ingest.probe import (
     PROBE_INDEX_SCHEMA,
@@ -102,6 +104,7 @@ class RunResult:
     resumed: int = 0
     tombstoned: int = 0
     probe_cached: int = 0
+    imports: dict[str, MatchReport] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,13 +178,16 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         with ExitStack() as stack:
             ray = _lazy_ray(stack, run)
             probed = probe(run, ray)
+            imports = import_reports(run.config, (item.source_uris for item in probed.work))
+            for name, report in imports.items():
+                progress(f"fld-engine: {describe(name, report)}")
             carry = carry_over(run, probed)
             progress(_plan_summary(run, probed, carry))
             annotated = annotate(run, carry, probed.locators, ray, progress)
         side_tables = write_side_tables(run, probed, carry, annotated)
         lock.check()  # a run that lost its lease to another writer publishes nothing
-        manifest = publish_version(run, probed, carry, annotated, side_tables)
-        return _result(manifest, run, side_tables, time.perf_counter() - started)
+        manifest = publish_version(run, probed, carry, annotated, side_tables, imports)
+        return _result(manifest, run, side_tables, time.perf_counter() - started, imports)
 
 
 # -- 1. plan the run -------------------------------------------------------------------------
@@ -369,7 +375,12 @@ def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]], schema: pa
 
 
 def publish_version(
-    run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated, side_tables: SideTables
+    run: RunPlan,
+    probed: Probed,
+    carry: CarryOver,
+    annotated: Annotated,
+    side_tables: SideTables,
+    imports: dict[str, MatchReport] | None = None,
 ) -> Manifest:
     """Publish the new version's manifest (the commit point), then delete what killed runs left behind."""
     config, request = run.config, run.request
@@ -384,6 +395,8 @@ def publish_version(
         "probe_hashed": probed.hashed,
         "probe_seconds": round(probed.seconds, 3),
     }
+    if imports:  # what each --annotations file matched (entries, images, the first unmatched names)
+        stats["imports"] = {name: report.to_dict() for name, report in imports.items()}
     manifest = Manifest.next(
         run.previous,
         number=next_version_number(run.root, run.history),
@@ -405,7 +418,13 @@ def publish_version(
     return manifest
 
 
-def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: float) -> RunResult:
+def _result(
+    manifest: Manifest,
+    run: RunPlan,
+    side_tables: SideTables,
+    seconds: float,
+    imports: dict[str, MatchReport] | None = None,
+) -> RunResult:
     """The run's numbers, as its manifest published them."""
     extra = manifest.extra
     return RunResult(
@@ -420,4 +439,5 @@ def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: 
         resumed=extra["resumed"],
         tombstoned=extra["tombstoned"],
         probe_cached=extra["probe_cached"],
+        imports=dict(imports or {}),
     )

@@ -7,6 +7,7 @@ import sys
 
 from engine.commands.summary import format_counts
 from engine.config.profile import load_config
+from engine.ingest.imports.plan import describe, with_imports
 from engine.ingest.sources import InputOptions
 from engine.refine_loop import base_checkpoint, refine_dataset
 from engine.run import RunRequest, run_pipeline
@@ -45,13 +46,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local Ray)")
     parser.add_argument("--limit", type=int, metavar="N", help="annotate at most the first N input files")
+    parser.add_argument(
+        "--annotations",
+        nargs="+",
+        metavar="FILE",
+        help="existing labels to import (COCO instances or captions JSON; a Parquet or JSONL table with a path "
+        "and a caption column), matched to images by path or file name; provenance source import:<file stem>",
+    )
     parser.add_argument("--full", action="store_true", help="recompute everything instead of carrying over")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = with_imports(load_config(args.config), args.annotations or (), args.input)
     if config.refine.rounds:
         base_checkpoint(config)  # a profile that asks for refinement without a checkpoint fails before any work
     request = RunRequest(
@@ -76,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
             f"{result.resumed} resumed from killed runs, {result.tombstoned} removed (tombstones), "
             f"{result.probe_cached} images of {result.files} inputs from the probe cache"
         )
+    for name, report in result.imports.items():
+        print(f"imported {describe(name, report)}")
     print(f"shards: {root / 'annotations'} ({len(manifest.shards)} files)")
     print(format_counts(manifest.counts))
     if config.refine.rounds:
