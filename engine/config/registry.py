@@ -31,8 +31,6 @@ SPECIALIST_BACKENDS: dict[str, str] = {
     "hf_grounding": "specialists.grounding_hf:OwlGrounding",
     "grounding_dino": "specialists.grounding_dino:GroundingDino",
     "hf_detection": "specialists.detect_hf:HfDetector",
-    # Existing labels from a file (``fld-engine run --annotations``): an ingest concern, so it lives in engine/.
-    "import": "engine.ingest.imports.stage:ImportedAnnotations",
 }
 
 FILTER_BACKENDS: dict[str, str] = {

@@ -11,7 +11,7 @@ from engine.config.settings import EngineConfig, SpecialistConfig
 from engine.config.typed_config import ConfigError
 from engine.ingest.imports.formats import parse_annotation_file
 from engine.ingest.imports.matching import EntryIndex, MatchReport, match_report
-from engine.ingest.imports.stage import IMPORT_BACKEND, ImportOptions, import_stage_name
+from engine.ingest.imports.stage import IMPORT_STAGE_CLASS, ImportOptions, import_stage_name
 from engine.store.location import location
 from schemas.stage import Resources
 
@@ -41,7 +41,7 @@ def with_imports(config: EngineConfig, files: Sequence[str], inputs: Sequence[st
         taken.add(name)
         digest = entry_index(file)[0]  # parsed here: a malformed file stops the run before any work
         options = ImportOptions(file, roots, config.ingest.caption_granularity, digest)
-        stages.append(SpecialistConfig(name, IMPORT_BACKEND, IMPORT_RESOURCES, options))
+        stages.append(SpecialistConfig(name, IMPORT_STAGE_CLASS, IMPORT_RESOURCES, options))
     names = tuple(stage.name for stage in stages)
     return replace(
         config, specialists=(*stages, *config.specialists), order=(*names, *config.order) if config.order else ()
@@ -71,7 +71,7 @@ def entry_index(file: str) -> tuple[str, EntryIndex]:
 def import_reports(config: EngineConfig, images: Iterable[Sequence[str]]) -> dict[str, MatchReport]:
     """For each import stage of ``config``, what its file's entries matched among ``images`` (each image the
     list of places it was found)."""
-    imports = [s for s in config.specialists if s.backend == IMPORT_BACKEND]
+    imports = [s for s in config.specialists if s.backend == IMPORT_STAGE_CLASS]
     if not imports:
         return {}
     found = [list(uris) for uris in images]

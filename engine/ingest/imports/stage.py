@@ -21,9 +21,13 @@ from engine.ingest.imports.matching import EntryIndex
 from engine.store.location import location
 from schemas.fingerprint import canonical_hash
 from schemas.records import Granularity, ImageRecord, Mask, Provenance, Region, Text
-from schemas.stage import BaseStage, StageKind, WeightsCheck
+from schemas.stage import StageKind, WeightsCheck
+from specialists.base import Specialist
 
 IMPORT_BACKEND = "import"
+# How a run's configuration names the stage class (a ``module:Class`` backend, engine/config/custom_stages.py):
+# it is placed by ``--annotations``, not chosen by name in a profile.
+IMPORT_STAGE_CLASS = "engine.ingest.imports.stage:ImportedAnnotations"
 IMPORT_PREFIX = "import:"
 
 
@@ -40,11 +44,15 @@ class ImportOptions:
     sha256: str = ""
 
 
-class ImportedAnnotations(BaseStage):
+class ImportedAnnotations(Specialist):
+    """A specialist whose "model" is a file: no pixels, nothing to load but the file's entries."""
+
     kind: ClassVar[StageKind] = SPECIALISTS
     backend: ClassVar[str] = IMPORT_BACKEND
     Options: ClassVar[type] = ImportOptions
     produces: ClassVar[frozenset[str]] = frozenset({"texts", "regions"})
+    needs_pixels: ClassVar[bool] = False
+    holds_model: ClassVar[bool] = False
 
     def __init__(self, name: str, options: ImportOptions, resources: Any = None) -> None:
         super().__init__(name, options, resources)
@@ -90,6 +98,10 @@ class ImportedAnnotations(BaseStage):
 
     def process(self, records: list[ImageRecord], images: list[np.ndarray] | None) -> None:
         self.setup()
+        self.annotate([], records)
+
+    def annotate(self, images: list[np.ndarray], records: list[ImageRecord]) -> None:
+        """Add each record's entry (found by its paths) as regions and texts; ``images`` are not needed."""
         assert self.index is not None
         provenance = Provenance(self.name, self.model_id, 0)
         for record in records:
