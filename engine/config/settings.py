@@ -98,6 +98,9 @@ class RefineConfig:
 
     checkpoint: str | None = None
     rounds: int = 0
+    # Cross-fitting (refine/folds.py): k models per round, each trained without its fold and annotating only it.
+    # 1: one model trains on and annotates everything (today's cheaper way, for huge corpora).
+    folds: int = 2
     task_weights: dict[str, float] = field(default_factory=lambda: {task: 1.0 for task in REFINE_TASKS})
     train: TrainSettings = field(default_factory=TrainSettings)
     merge: MergeSettings = field(default_factory=MergeSettings)
@@ -107,6 +110,10 @@ class RefineConfig:
     annotate_num_gpus: float = 0.0
     max_new_tokens: int = 256
     num_beams: int = 3
+
+    def __post_init__(self) -> None:
+        if self.folds < 1:
+            raise ValueError(f"folds must be at least 1, got {self.folds}")
 
 
 @dataclass(frozen=True)
