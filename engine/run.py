@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from engine.config.registry import FILTERS
 from engine.config.settings import EngineConfig
-from engine.execute.dataset import build_dataset, check_capacity, refilter, streamed
+from engine.execute.dataset import build_dataset, check_capacity, refilter_on_ray, run_in_process
 from engine.execute.plan_stages import PlannedStage, plan_stages
 from engine.execute.ray_session import LazyRay
 from engine.execute.sink import Annotated, AnnotationSink
@@ -54,9 +54,10 @@ from engine.ingest.probe import (
 )
 from engine.ingest.probe_cache import load_probe_cache, probe_key, split_by_cache
 from engine.ingest.sources import InputOptions, Source
-from engine.refresh.carryover import Candidate, CarryOver, plan_carry_over, resumable
+from engine.refresh.carryover import Candidate, CarryOver, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
-from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones, previous_paths
+from engine.refresh.scope import input_scope, kept_out_of_scope
+from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones, previous_paths, tombstoned_ids
 from engine.store.counts import value_counts
 from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
 from engine.store.location import Location, Where, location
@@ -79,6 +80,7 @@ class RunRequest:
     address: str | None = None
     limit: int | None = None
     full: bool = False
+    prune: bool = False
     progress_bars: bool = True
     input_options: InputOptions = field(default_factory=InputOptions)
 
@@ -104,6 +106,7 @@ class RunResult:
     resumed: int = 0
     tombstoned: int = 0
     probe_cached: int = 0
+    kept_unlisted: int = 0
     imports: dict[str, MatchReport] = field(default_factory=dict)
 
 
@@ -146,6 +149,7 @@ class Probed:
     seconds: float
     work: list[WorkItem]
     quarantined: list[ProbedFile]
+    deferred: frozenset[str] = frozenset()  # listed files --limit left for a later run
 
     @property
     def locators(self) -> dict[str, Locator]:
@@ -181,10 +185,11 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             imports = import_reports(run.config, (item.source_uris for item in probed.work))
             for name, report in imports.items():
                 progress(f"fld-engine: {describe(name, report)}")
-            carry = carry_over(run, probed)
+            previous_images = previous_paths(run.root, run.previous.shards) if run.previous else {}
+            carry = carry_over(run, probed, previous_images)
             progress(_plan_summary(run, probed, carry))
             annotated = annotate(run, carry, probed.locators, ray, progress)
-        side_tables = write_side_tables(run, probed, carry, annotated)
+        side_tables = write_side_tables(run, probed, carry, annotated, previous_images)
         lock.check()  # a run that lost its lease to another writer publishes nothing
         manifest = publish_version(run, probed, carry, annotated, side_tables, imports)
         return _result(manifest, run, side_tables, time.perf_counter() - started, imports)
@@ -194,9 +199,8 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
 
 
 def find_sources(request: RunRequest) -> list[Source]:
-    """The sources of the request's inputs, sorted by URI (the first ``limit`` of them with ``--limit``)."""
-    sources = discover(request.inputs, request.config.ingest.extensions, request.input_options)
-    return sources if request.limit is None else sources[: request.limit]
+    """The sources of the request's inputs, sorted by URI (all of them: ``--limit`` bounds what is probed)."""
+    return discover(request.inputs, request.config.ingest.extensions, request.input_options)
 
 
 def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan:
@@ -230,27 +234,53 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
     limits = probe_settings(run.config.ingest)
     cache = {} if run.request.full else load_probe_cache(run.root, run.previous, run.request.probe_key())
     split = split_by_cache(run.sources, cache)
-    fresh = probe_sources(split.misses, limits, ray.start)
+    # --limit: at most N files the previous version does not vouch for; the rest wait for a later run.
+    limit = run.request.limit
+    misses, deferred = (split.misses, []) if limit is None else (split.misses[:limit], split.misses[limit:])
+    fresh = probe_sources(misses, limits, ray.start)
     probed = split.hits + [probed_from_row(row) for row in fresh]
     seconds = time.perf_counter() - started
     work, quarantined = plan_work(probed)
     unchanged = not split.misses and len(split.hit_rows) == sum(len(rows) for rows in cache.values())
     return Probed(
-        probed, split.hit_rows + fresh, len(split.hits), len(split.misses), unchanged, seconds, work, quarantined
+        probed,
+        split.hit_rows + fresh,
+        len(split.hits),
+        len(misses),
+        unchanged,
+        seconds,
+        work,
+        quarantined,
+        frozenset(source.uri for source in deferred),
     )
 
 
 # -- 3. plan carry-over ----------------------------------------------------------------------
 
 
-def carry_over(run: RunPlan, probed: Probed) -> CarryOver:
-    """Which images' earlier rows (previous version, killed runs) carry over as they are, which rerun
-    some stages, and which images are new. ``--full`` reuses only shards of a killed ``--full`` run."""
+def carry_over(run: RunPlan, probed: Probed, previous_images: dict[str, list[str]]) -> CarryOver:
+    """Which images' earlier rows (previous version, killed runs, and for images the previous version
+    lacks, older versions) carry over as they are, which rerun some stages, and which images are new.
+    Images of the previous version that this run did not look at are kept as they were
+    (``engine/refresh/scope.py``). ``--full`` reuses only shards of a killed ``--full`` run."""
     previous = run.previous
     candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
     candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
+    if not run.request.full:
+        missing = {item.image_id for item in probed.work} - set(previous_images)
+        candidates += older_candidates(run.root, run.history, missing, lambda m: tombstoned_ids(run.root, m))
+    scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
+    seen_paths = (p.source_uri for p in probed.probed)
+    kept = kept_out_of_scope(previous_images, seen_paths, (item.image_id for item in probed.work), scope)
     return plan_carry_over(
-        run.root, candidates, probed.work, run.stage_plan, run.config.writer, run.run_id, on_shard=run.journal.record
+        run.root,
+        candidates,
+        probed.work,
+        run.stage_plan,
+        run.config.writer,
+        run.run_id,
+        on_shard=run.journal.record,
+        keep=(kept, previous.shards if previous else ()),
     )
 
 
@@ -274,10 +304,7 @@ def annotate(
     ``locators``), then the filters over rows whose filters changed (without pixels); each shard is
     journaled once written."""
     config = run.config
-    writer = ShardWriter(
-        run.root, "annotations", f"part-{run.run_id}", ANNOTATION_SCHEMA, config.writer, run.journal.record
-    )
-    sink = AnnotationSink(writer, progress)
+    sink = AnnotationSink(run.root, run.run_id, config.writer, progress)
     new_rows = _new_rows(carry.new, config.ingest.caption_granularity)
     pixel_rows = with_locators(pa.concat_tables([new_rows, carry.rerun_pixels]), locators)
     annotated = 0
@@ -285,12 +312,19 @@ def annotate(
         ray.start()
         # Only new images need every specialist; carried rows rerun their stale ones (and all filters).
         needed = [s for s in run.stages if s.kind == FILTERS or carry.new or s.name in carry.stale_specialists]
-        annotated = sink.drain(streamed(build_dataset(pixel_rows, needed, config)), "annotated", pixel_rows.num_rows)
-    if carry.rerun_filters.num_rows:
+        dataset = build_dataset(pixel_rows, needed, config)
+        annotated = sink.drain_dataset(dataset, "annotated", pixel_rows.num_rows)
+    refilter_rows = carry.rerun_filters
+    if refilter_rows.num_rows:
         filters = [s for s in run.stages if s.kind == FILTERS]
-        batches = refilter(carry.rerun_filters, filters, config, ray)
-        sink.drain(batches, "re-filtered", carry.rerun_filters.num_rows)
-    return sink.close(annotated)
+        if refilter_on_ray(refilter_rows, ray):
+            ray.start()
+            dataset = build_dataset(refilter_rows, filters, config, read_pixels=False)
+            sink.drain_dataset(dataset, "re-filtered", refilter_rows.num_rows)
+        else:
+            sink.drain_local(run_in_process(refilter_rows, filters, config), "re-filtered", refilter_rows.num_rows)
+    sent = {*pixel_rows.column("image_id").to_pylist(), *refilter_rows.column("image_id").to_pylist()}
+    return sink.close(annotated, sent)
 
 
 def _new_rows(items: list[WorkItem], caption_granularity: Granularity) -> pa.Table:
@@ -314,11 +348,13 @@ def _new_rows(items: list[WorkItem], caption_granularity: Granularity) -> pa.Tab
 # -- 5. write the side tables ----------------------------------------------------------------
 
 
-def write_side_tables(run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated) -> SideTables:
+def write_side_tables(
+    run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated, previous_images: dict[str, list[str]]
+) -> SideTables:
     """The new version's quarantine, its tombstones (images of the previous version it no longer holds,
     and why) and its probe index."""
     quarantine_rows = [_quarantine_row(p) for p in probed.quarantined] + annotated.late_quarantine
-    tombstone_rows = _tombstone_rows(run, probed, carry, annotated)
+    tombstone_rows = _tombstone_rows(probed, carry, annotated, previous_images)
     return SideTables(
         quarantine=_write_quarantine(run, quarantine_rows),
         quarantined=len(quarantine_rows),
@@ -350,12 +386,13 @@ def _write_quarantine(run: RunPlan, rows: list[dict[str, Any]]) -> list[ShardInf
     return writer.close()
 
 
-def _tombstone_rows(run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated) -> list[dict[str, Any]]:
+def _tombstone_rows(
+    probed: Probed, carry: CarryOver, annotated: Annotated, previous_images: dict[str, list[str]]
+) -> list[dict[str, Any]]:
     kept = carry.image_ids | annotated.written
     path_ids = {p.source_uri: (p.image_id if p.reason is None else None) for p in probed.probed}
     path_ids.update({row["source_uri"]: None for row in annotated.late_quarantine})
-    previous = previous_paths(run.root, run.previous.shards) if run.previous else {}
-    return find_tombstones(previous, kept, path_ids)
+    return find_tombstones(previous_images, kept, path_ids)
 
 
 def _probe_index(run: RunPlan, probed: Probed) -> ShardInfo | None:
@@ -389,6 +426,7 @@ def publish_version(
         "reannotated": carry.rerun_pixels.num_rows,
         "refiltered": carry.rerun_filters.num_rows,
         "carried": len(carry.image_ids),
+        "kept_unlisted": carry.kept,
         "resumed": carry.resumed,
         "tombstoned": side_tables.tombstoned,
         "probe_cached": probed.cached,
@@ -439,5 +477,6 @@ def _result(
         resumed=extra["resumed"],
         tombstoned=extra["tombstoned"],
         probe_cached=extra["probe_cached"],
+        kept_unlisted=extra["kept_unlisted"],
         imports=dict(imports or {}),
     )

@@ -39,7 +39,7 @@ def test_folds_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="folds must be at least 1, got 0"):
         fold_of(IDS[0], 0)
     assert parse_config({}).refine.folds == 2
-    with pytest.raises(ConfigError, match="refine: folds must be at least 1, got 0"):
+    with pytest.raises(ConfigError, match=r"refine\.folds: must be >= 1, got 0"):
         parse_config({"refine": {"folds": 0}})
 
 
