@@ -42,6 +42,8 @@ from engine.execute.stage_groups import group_stages
 from engine.ingest.captions import alt_texts
 from engine.ingest.discover import discover
 from engine.ingest.image_bytes import with_locators
+from engine.ingest.imports.matching import MatchReport
+from engine.ingest.imports.plan import describe, import_reports
 from engine.ingest.locator import Locator
 from engine.ingest.probe import (
     PROBE_INDEX_SCHEMA,
@@ -119,6 +121,7 @@ class RunResult:
     tombstoned: int = 0
     probe_cached: int = 0
     kept_unlisted: int = 0
+    imports: dict[str, MatchReport] = field(default_factory=dict)
     published: bool = True
 
 
@@ -201,6 +204,9 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         with ExitStack() as stack:
             ray = _lazy_ray(stack, run)
             probed = probe(run, ray)
+            imports = import_reports(run.config, (item.source_uris for item in probed.work))
+            for name, report in imports.items():
+                progress(f"fld-engine: {describe(name, report)}")
             previous_images = previous_paths(run.root, run.previous.shards) if run.previous else {}
             carry = carry_over(run, probed, previous_images)
             progress(_plan_summary(run, probed, carry))
@@ -209,8 +215,8 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
         side_tables = write_side_tables(run, probed, carry, annotated, previous_images)
         lock.check()  # a run that lost its lease to another writer publishes nothing
-        manifest = publish_version(run, probed, carry, annotated, side_tables)
-        return _result(manifest, run, side_tables, time.perf_counter() - started)
+        manifest = publish_version(run, probed, carry, annotated, side_tables, imports)
+        return _result(manifest, run, side_tables, time.perf_counter() - started, imports)
 
 
 # -- 1. plan the run -------------------------------------------------------------------------
@@ -484,7 +490,12 @@ def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]], schema: pa
 
 
 def publish_version(
-    run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated, side_tables: SideTables
+    run: RunPlan,
+    probed: Probed,
+    carry: CarryOver,
+    annotated: Annotated,
+    side_tables: SideTables,
+    imports: dict[str, MatchReport] | None = None,
 ) -> Manifest:
     """Publish the new version's manifest (the commit point), then delete what killed runs left behind."""
     config, request = run.config, run.request
@@ -500,6 +511,8 @@ def publish_version(
         "probe_hashed": probed.hashed,
         "probe_seconds": round(probed.seconds, 3),
     }
+    if imports:  # what each --annotations file matched (entries, images, the first unmatched names)
+        stats["imports"] = {name: report.to_dict() for name, report in imports.items()}
     manifest = Manifest.next(
         run.previous,
         number=next_version_number(run.root, run.history),
@@ -521,7 +534,13 @@ def publish_version(
     return manifest
 
 
-def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: float) -> RunResult:
+def _result(
+    manifest: Manifest,
+    run: RunPlan,
+    side_tables: SideTables,
+    seconds: float,
+    imports: dict[str, MatchReport] | None = None,
+) -> RunResult:
     """The run's numbers, as its manifest published them."""
     extra = manifest.extra
     return RunResult(
@@ -537,4 +556,5 @@ def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: 
         tombstoned=extra["tombstoned"],
         probe_cached=extra["probe_cached"],
         kept_unlisted=extra["kept_unlisted"],
+        imports=dict(imports or {}),
     )
