@@ -6,6 +6,7 @@ chosen images. The run publishes every image; the other stages still annotate th
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,11 @@ def test_worker_death_retries_must_not_be_negative() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("FLD_ENGINE_MEMORY_MONITOR_TEST") != "1",
+    reason="opt-in (FLD_ENGINE_MEMORY_MONITOR_TEST=1): the kill threshold is set from this machine's memory use now, "
+    "so on a shared machine other processes' growth makes Ray kill other workers too",
+)
 def test_a_kill_by_rays_memory_monitor_is_recorded_as_out_of_memory(tmp_path) -> None:
     """Ray's memory monitor, set to kill 1.5 GB above what this machine uses now, kills the worker that takes
     3 GB; the worker table says why, and the stage error says out_of_memory."""
