@@ -54,6 +54,7 @@ class Generated:
     scenes: list[Scene]
     truth: dict[str, Any]
     noisy: NoisyAnnotations
+    annotation_files: tuple[Path, Path]
 
 
 def generate(folder: Path, count: int, size: int, seed: int, rates: NoiseRates) -> Generated:
@@ -65,8 +66,8 @@ def generate(folder: Path, count: int, size: int, seed: int, rates: NoiseRates) 
     for scene, name in zip(scenes, names, strict=True):
         Image.fromarray(scene.pixels).save(images / name)
     noisy = inject_noise(scenes, names, rates, seed)
-    noisy.write(folder / "annotations")
-    return Generated(images, names, scenes, ground_truth(scenes, names), noisy)
+    files = noisy.write(folder / "annotations")
+    return Generated(images, names, scenes, ground_truth(scenes, names), noisy, files)
 
 
 # -- version 1: the noisy annotations imported through the filters ---------------------------------
@@ -110,21 +111,38 @@ def publish_version(root: Path, records: list[ImageRecord], config: EngineConfig
     publish(root, Manifest(1, "import", "", SCHEMA_VERSION, "refine_quality", "bench", {}, {}, writer.close(), [], {}))
 
 
-def _box_key(label: str, box: Any) -> tuple[str, tuple[float, ...]]:
-    return label, tuple(round(float(v), 1) for v in box)
+class NoiseTags:
+    """The injected tag of an imported annotation: a caption by its text, a box by its label and the injected
+    box it overlaps most (a filter may have clipped it to the image, so exact coordinates are not required)."""
+
+    def __init__(self, noisy: NoisyAnnotations) -> None:
+        names = {image["id"]: image["file_name"] for image in noisy.instances["images"]}
+        self.boxes: dict[tuple[str, str], list[tuple[tuple[float, ...], str]]] = {}
+        for annotation in noisy.instances["annotations"]:
+            x, y, w, h = annotation["bbox"]
+            key = (names[annotation["image_id"]], CLASSES[annotation["category_id"] - 1])
+            self.boxes.setdefault(key, []).append(((x, y, x + w, y + h), annotation["noise"]))
+        self.captions = {
+            (names[a["image_id"]], a["caption"]): "caption_" + a["noise"] for a in noisy.captions["annotations"]
+        }
+
+    def box(self, image: str, label: str, box: tuple[float, ...]) -> str:
+        from schemas.boxes import box_iou
+
+        candidates = self.boxes.get((image, label), [])
+        best = max(candidates, key=lambda c: box_iou(c[0], box), default=None)
+        if best is None or box_iou(best[0], box) < 0.5:
+            raise KeyError(f"{image}: no injected {label} box near {box}")
+        return best[1]
+
+    def caption(self, image: str, text: str) -> str:
+        return self.captions[(image, text)]
 
 
 def filter_accounting(generated: Generated, records: list[ImageRecord]) -> dict[str, Any]:
     """Per noise tag: how many annotations were imported and the fraction the filters removed, with the
-    rules that removed them. Annotations are matched to their tags by image, label and box (or caption)."""
-    names = {image["id"]: image["file_name"] for image in generated.noisy.instances["images"]}
-    tag_of: dict[tuple[str, Any], str] = {}
-    for annotation in generated.noisy.instances["annotations"]:
-        x, y, w, h = annotation["bbox"]
-        key = _box_key(CLASSES[annotation["category_id"] - 1], (x, y, x + w, y + h))
-        tag_of[(names[annotation["image_id"]], key)] = annotation["noise"]
-    for annotation in generated.noisy.captions["annotations"]:
-        tag_of[(names[annotation["image_id"]], annotation["caption"])] = "caption_" + annotation["noise"]
+    rules that removed them."""
+    tags = NoiseTags(generated.noisy)
     table: dict[str, dict[str, Any]] = {}
 
     def count(tag: str, removed: bool, rule: str | None = None) -> None:
@@ -137,14 +155,15 @@ def filter_accounting(generated: Generated, records: list[ImageRecord]) -> dict[
     for record in records:
         name = Path(record.source_uri).name
         for region in record.regions:
-            count(tag_of[(name, _box_key(region.text, region.bbox))], False)
+            count(tags.box(name, region.text, region.bbox), False)
         for text in record.texts:
-            count(tag_of[(name, text.text)], False)
+            count(tags.caption(name, text.text), False)
         for drop in record.dropped:
             data = json.loads(drop.annotation)
-            key = _box_key(data["text"], data["bbox"]) if drop.annotation_type == "region" else data["text"]
-            if drop.annotation_type in ("region", "text"):
-                count(tag_of[(name, key)], True, f"{drop.stage}/{drop.rule}")
+            if drop.annotation_type == "region":
+                count(tags.box(name, data["text"], tuple(data["bbox"])), True, f"{drop.stage}/{drop.rule}")
+            elif drop.annotation_type == "text":
+                count(tags.caption(name, data["text"]), True, f"{drop.stage}/{drop.rule}")
     for row in table.values():
         row["removed_fraction"] = round(row["removed"] / row["imported"], 4) if row["imported"] else 0.0
     return dict(sorted(table.items()))
