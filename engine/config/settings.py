@@ -87,10 +87,16 @@ STAGE_CONFIGS: dict[str, type[StageConfig]] = {SPECIALISTS: SpecialistConfig, FI
 
 @dataclass(frozen=True)
 class WriterConfig:
+    """A shard closes at ``rows_per_shard`` rows or once its first row has waited ``max_shard_seconds``
+    (what a ``kill -9`` can lose); ``workers``: shard-writing actors of a run (0: one per 8 CPUs of the
+    cluster, at least one)."""
+
     rows_per_shard: PositiveInt = 1000
     row_group_rows: PositiveInt = 256
     compression: ParquetCompression = "zstd"
     compression_level: int | None = 3
+    max_shard_seconds: NonNegativeFloat = 120.0
+    workers: NonNegativeInt = 0
 
     def __post_init__(self) -> None:
         if self.compression != "none" and not pa.Codec.is_available(self.compression):
@@ -166,6 +172,9 @@ class RefineConfig:
 
     checkpoint: str | None = None
     rounds: NonNegativeInt = 0
+    # Cross-fitting (refine/folds.py): k models per round, each trained without its fold and annotating only it.
+    # 1: one model trains on and annotates everything (today's cheaper way, for huge corpora).
+    folds: PositiveInt = 2
     task_weights: dict[str, Fraction] = field(default_factory=lambda: {task: 1.0 for task in REFINE_TASKS})
     train: TrainSettings = field(default_factory=TrainSettings)
     merge: MergeSettings = field(default_factory=MergeSettings)
