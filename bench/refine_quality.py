@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import yaml
 from PIL import Image
 
@@ -35,10 +34,7 @@ from bench.annotation_noise import CORRECT, NoiseRates, NoisyAnnotations, ground
 from bench.scenes import CLASSES, Scene, render_scene
 from engine.config.profile import parse_config
 from engine.config.settings import EngineConfig
-from engine.store.manifest import Manifest, publish
 from engine.store.reader import iter_records
-from engine.store.writer import ShardWriter
-from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION
 from schemas.records import ImageRecord, Provenance, Region, Text
 
 PROFILE = Path(__file__).with_name("refine_quality_profile.yaml")
@@ -93,22 +89,15 @@ def imported_records(generated: Generated) -> list[ImageRecord]:
     return list(by_image.values())
 
 
-def apply_filters(records: list[ImageRecord], config: EngineConfig) -> None:
-    """Run the profile's filter stages over ``records`` in place (drops are recorded on each record)."""
-    pixels = None
-    for stage_config in config.filters:
-        stage = stage_config.create()
-        stage.setup()
-        if stage.needs_pixels and pixels is None:
-            pixels = [np.asarray(Image.open(r.source_uri).convert("RGB")) for r in records]
-        stage.process(records, pixels if stage.needs_pixels else None)
+def import_version(generated: Generated, root: Path, config: EngineConfig) -> list[ImageRecord]:
+    """Version 1 as ``fld-engine run IMAGES OUT --annotations instances.json captions.json`` makes it with the
+    bench's profile (no specialists: the imports, then the filters); its records, drops included."""
+    from engine.api import run
+    from engine.ingest.imports.plan import with_imports
 
-
-def publish_version(root: Path, records: list[ImageRecord], config: EngineConfig) -> None:
-    """Write ``records`` as version 1 of a dataset at ``root``."""
-    writer = ShardWriter(root, "annotations", "part-import", ANNOTATION_SCHEMA, config.writer)
-    writer.write(pa.Table.from_pylist([r.to_row() for r in records], schema=ANNOTATION_SCHEMA))
-    publish(root, Manifest(1, "import", "", SCHEMA_VERSION, "refine_quality", "bench", {}, {}, writer.close(), [], {}))
+    files = [str(path) for path in generated.annotation_files]
+    run(generated.images, root, config=with_imports(config, files, [str(generated.images)]))
+    return list(iter_records(root, 1))
 
 
 class NoiseTags:
@@ -275,6 +264,7 @@ def refine_config(args: argparse.Namespace, checkpoint: str) -> EngineConfig:
             "warmup_fraction": 0.05,
             "max_target_tokens": 128,
         },
+        "folds": args.folds,
         "use_gpu": args.device == "cuda",
         "annotate_num_gpus": 0.5 if args.device == "cuda" else 0.0,
         "max_new_tokens": 96,
@@ -315,12 +305,10 @@ def experiment(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
         checkpoint = str(build_bench_florence2(work / "model", SIZES[args.model]))
     config = refine_config(args, checkpoint)
-    records = imported_records(generated)
-    raw = average_precision(records, generated.truth)
-    apply_filters(records, config)
-    accounting = filter_accounting(generated, records)
+    raw = average_precision(imported_records(generated), generated.truth)
     root = work / "dataset"
-    publish_version(root, records, config)
+    records = import_version(generated, root, config)
+    accounting = filter_accounting(generated, records)
     versions = {"v0 (imported, before filters)": raw, "v1 (after filters)": average_precision(records, generated.truth)}
     result: dict[str, Any] = {
         "images": args.images,
