@@ -433,7 +433,8 @@ def _round_metrics(
 def _round_manifest(
     previous: Manifest, number: int, shards: list, round_: int, checkpoint: Path, run_id: str, metrics: dict[str, Any]
 ) -> Manifest:
-    """The round's version: the previous one's stages, quarantine and probe index, the refined shards."""
+    """The round's version: the previous one's stages, quarantine, skipped images and probe index, the
+    refined shards."""
     model = hf_model_identity(resolve_hf_model(REFINE_DIR, "florence2", str(checkpoint)), None)
     return Manifest.next(
         previous,
@@ -446,6 +447,7 @@ def _round_manifest(
         models={**previous.models, f"refine_round_{round_}": model},
         shards=shards,
         quarantine=previous.quarantine,
+        skipped=previous.skipped,
         tombstones=[],
         probe_index=previous.probe_index,
         extra={"refine_round": round_, "refine_metrics": metrics},

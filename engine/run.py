@@ -2,17 +2,21 @@
 
 The output (a local folder or an object-store prefix) is checked and the sources (files, WebDataset
 shards, Parquet tables) are found before anything is created. Then, holding the output's lock, a run
-goes through six phases:
+goes through seven phases:
 
 1. **plan the run**: plan the stages (order and weights checked before any work), read the
    published versions and the journals of killed runs, start this run's journal;
-2. **probe**: hash and decode-check every image the previous version's probe index does not vouch for;
-3. **plan carry-over**: rows of the previous version and of killed runs are reused exactly, or queued
+2. **probe**: hash, decode-check and measure every image the previous version's probe index does not
+   vouch for;
+3. **curate**: image gates and near-duplicate groups (``filters/curation``) on the measures: skipped
+   images go to the ``skipped/`` table, the others on (an image the previous version annotated is its
+   group's representative, so a refresh never annotates a group twice);
+4. **plan carry-over**: rows of the previous version and of killed runs are reused exactly, or queued
    to rerun only the stages that changed (``engine/refresh/``); the other images are new;
-4. **annotate**: new and stale images through their stages (one streaming ``map_batches`` per stage
+5. **annotate**: new and stale images through their stages (one streaming ``map_batches`` per stage
    group), changed filters over carried rows; every shard is journaled once written;
-5. **write the side tables**: quarantine, tombstones and the probe index;
-6. **publish**: the manifest (``Manifest.next``) last, under a version number never used before and
+6. **write the side tables**: quarantine, skipped, tombstones and the probe index;
+7. **publish**: the manifest (``Manifest.next``) last, under a version number never used before and
    only while the lock is still this run's; then delete what killed runs left behind.
 
 Ray starts only when there is something to probe or annotate.
@@ -38,6 +42,7 @@ from engine.execute.ray_session import LazyRay
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
 from engine.ingest.captions import alt_texts
+from engine.ingest.curation import CuratedWork, curate
 from engine.ingest.discover import discover
 from engine.ingest.image_bytes import with_locators
 from engine.ingest.locator import Locator
@@ -60,8 +65,9 @@ from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfin
 from engine.store.location import Location, Where, location
 from engine.store.manifest import Manifest, all_manifests, next_version_number, publish, restore_missing_version
 from engine.store.output_lock import OutputLock
+from engine.store.reader import read_shard
 from engine.store.writer import ShardInfo, ShardWriter, write_shard
-from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA
+from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SKIPPED_SCHEMA
 from schemas.records import Granularity, ImageRecord
 
 Progress = Callable[[str], None]
@@ -102,6 +108,8 @@ class RunResult:
     resumed: int = 0
     tombstoned: int = 0
     probe_cached: int = 0
+    skipped: int = 0
+    near_duplicate_groups: int = 0
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,7 @@ class Probed:
 class SideTables:
     quarantine: list[ShardInfo]
     quarantined: int
+    skipped: list[ShardInfo]
     tombstones: list[ShardInfo]
     tombstoned: int
     probe_index: ShardInfo | None
@@ -175,12 +184,13 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         with ExitStack() as stack:
             ray = _lazy_ray(stack, run)
             probed = probe(run, ray)
-            carry = carry_over(run, probed)
-            progress(_plan_summary(run, probed, carry))
+            curated = select_work(run, probed)
+            carry = carry_over(run, curated.work)
+            progress(_plan_summary(run, probed, curated, carry))
             annotated = annotate(run, carry, probed.locators, ray, progress)
-        side_tables = write_side_tables(run, probed, carry, annotated)
+        side_tables = write_side_tables(run, probed, curated, carry, annotated)
         lock.check()  # a run that lost its lease to another writer publishes nothing
-        manifest = publish_version(run, probed, carry, annotated, side_tables)
+        manifest = publish_version(run, probed, curated, carry, annotated, side_tables)
         return _result(manifest, run, side_tables, time.perf_counter() - started)
 
 
@@ -234,31 +244,49 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
     )
 
 
-# -- 3. plan carry-over ----------------------------------------------------------------------
+# -- 3. curate -------------------------------------------------------------------------------
 
 
-def carry_over(run: RunPlan, probed: Probed) -> CarryOver:
+def select_work(run: RunPlan, probed: Probed) -> CuratedWork:
+    """The unique images worth annotating: gates and near-duplicate groups over their measures; images
+    the previous version annotated are their groups' representatives."""
+    previous = run.previous
+    annotated_ids = set() if previous is None else annotated_image_ids(run.root, previous.shards)
+    return curate(probed.work, run.config.curation, annotated_ids)
+
+
+def annotated_image_ids(root: Where, shards: list[ShardInfo]) -> set[str]:
+    """The image ids of a version's annotation ``shards`` (one column read)."""
+    return {i for shard in shards for i in read_shard(root, shard, ["image_id"]).column(0).to_pylist()}
+
+
+# -- 4. plan carry-over ----------------------------------------------------------------------
+
+
+def carry_over(run: RunPlan, work: list[WorkItem]) -> CarryOver:
     """Which images' earlier rows (previous version, killed runs) carry over as they are, which rerun
     some stages, and which images are new. ``--full`` reuses only shards of a killed ``--full`` run."""
     previous = run.previous
     candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
     candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
     return plan_carry_over(
-        run.root, candidates, probed.work, run.stage_plan, run.config.writer, run.run_id, on_shard=run.journal.record
+        run.root, candidates, work, run.stage_plan, run.config.writer, run.run_id, on_shard=run.journal.record
     )
 
 
-def _plan_summary(run: RunPlan, probed: Probed, carry: CarryOver) -> str:
+def _plan_summary(run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver) -> str:
     return (
         f"probed {len(run.sources)} inputs, {len(probed.probed)} images ({probed.cached} from the probe cache) "
         f"in {probed.seconds:.1f}s: "
-        f"{len(probed.work)} unique images, {len(probed.quarantined)} quarantined, {len(carry.image_ids)} carried "
+        f"{len(probed.work)} unique images, {len(probed.quarantined)} quarantined, "
+        f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
+        f"{curated.gated} by image gates), {len(carry.image_ids)} carried "
         f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.num_rows} to re-annotate, "
         f"{carry.rerun_filters.num_rows} to re-filter, {len(carry.new)} new"
     )
 
 
-# -- 4. annotate -----------------------------------------------------------------------------
+# -- 5. annotate -----------------------------------------------------------------------------
 
 
 def annotate(
@@ -299,23 +327,27 @@ def _new_rows(items: list[WorkItem], caption_granularity: Granularity) -> pa.Tab
             list(i.source_uris),
             texts=alt_texts(i.captions, caption_granularity),
             metadata=i.metadata,
+            measures=i.measures,
         ).to_row()
         for i in items
     ]
     return pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
 
 
-# -- 5. write the side tables ----------------------------------------------------------------
+# -- 6. write the side tables ----------------------------------------------------------------
 
 
-def write_side_tables(run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated) -> SideTables:
-    """The new version's quarantine, its tombstones (images of the previous version it no longer holds,
-    and why) and its probe index."""
+def write_side_tables(
+    run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver, annotated: Annotated
+) -> SideTables:
+    """The new version's quarantine, its skipped images, its tombstones (images of the previous version
+    it no longer holds, and why) and its probe index."""
     quarantine_rows = [_quarantine_row(p) for p in probed.quarantined] + annotated.late_quarantine
-    tombstone_rows = _tombstone_rows(run, probed, carry, annotated)
+    tombstone_rows = _tombstone_rows(run, probed, curated, carry, annotated)
     return SideTables(
         quarantine=_write_quarantine(run, quarantine_rows),
         quarantined=len(quarantine_rows),
+        skipped=_write_skipped(run, curated.skipped),
         tombstones=[_write_one(run, "tombstones", tombstone_rows, TOMBSTONE_SCHEMA)] if tombstone_rows else [],
         tombstoned=len(tombstone_rows),
         probe_index=_probe_index(run, probed),
@@ -344,12 +376,23 @@ def _write_quarantine(run: RunPlan, rows: list[dict[str, Any]]) -> list[ShardInf
     return writer.close()
 
 
-def _tombstone_rows(run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated) -> list[dict[str, Any]]:
+def _write_skipped(run: RunPlan, skipped: pa.Table) -> list[ShardInfo]:
+    def count(table: pa.Table) -> dict[str, int]:
+        return {"total": table.num_rows, **value_counts(table.column("rule"))}
+
+    writer = ShardWriter(run.root, "skipped", f"part-{run.run_id}", SKIPPED_SCHEMA, run.config.writer, count=count)
+    writer.write(skipped)
+    return writer.close()
+
+
+def _tombstone_rows(
+    run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver, annotated: Annotated
+) -> list[dict[str, Any]]:
     kept = carry.image_ids | annotated.written
     path_ids = {p.source_uri: (p.image_id if p.reason is None else None) for p in probed.probed}
     path_ids.update({row["source_uri"]: None for row in annotated.late_quarantine})
     previous = previous_paths(run.root, run.previous.shards) if run.previous else {}
-    return find_tombstones(previous, kept, path_ids)
+    return find_tombstones(previous, kept, path_ids, set(curated.skipped.column("image_id").to_pylist()))
 
 
 def _probe_index(run: RunPlan, probed: Probed) -> ShardInfo | None:
@@ -365,11 +408,11 @@ def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]], schema: pa
     return write_shard(table, run.root, f"{folder}/part-{run.run_id}.parquet", run.config.writer, {})
 
 
-# -- 6. publish ------------------------------------------------------------------------------
+# -- 7. publish ------------------------------------------------------------------------------
 
 
 def publish_version(
-    run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated, side_tables: SideTables
+    run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver, annotated: Annotated, side_tables: SideTables
 ) -> Manifest:
     """Publish the new version's manifest (the commit point), then delete what killed runs left behind."""
     config, request = run.config, run.request
@@ -380,6 +423,8 @@ def publish_version(
         "carried": len(carry.image_ids),
         "resumed": carry.resumed,
         "tombstoned": side_tables.tombstoned,
+        "skipped": curated.skipped.num_rows,
+        "near_duplicate_groups": curated.groups,
         "probe_cached": probed.cached,
         "probe_hashed": probed.hashed,
         "probe_seconds": round(probed.seconds, 3),
@@ -395,6 +440,7 @@ def publish_version(
         models={s.name: s.model for s in run.stages if s.model},
         shards=carry.shards + annotated.shards,
         quarantine=side_tables.quarantine,
+        skipped=side_tables.skipped,
         tombstones=side_tables.tombstones,
         probe_index=side_tables.probe_index,
         extra={"inputs": list(request.inputs), "full": request.full, "ingest": request.probe_key(), **stats},
@@ -420,4 +466,6 @@ def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: 
         resumed=extra["resumed"],
         tombstoned=extra["tombstoned"],
         probe_cached=extra["probe_cached"],
+        skipped=extra["skipped"],
+        near_duplicate_groups=extra["near_duplicate_groups"],
     )

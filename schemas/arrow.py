@@ -10,7 +10,9 @@ import pyarrow as pa
 # 1.1.0: the top-level ``metadata`` column, the input's own per-image metadata (a WebDataset ``.json`` member,
 # a table's other columns) as JSON text; shards of 1.0.0 read with it null (``conform``). Additive nested
 # fields keep the version: ``texts.analysis.linking_words`` reads as null from shards written before it.
-SCHEMA_VERSION = "1.1.0"
+# 1.2.0: the top-level ``measures`` column (``IMAGE_MEASURES``, what curation measured at probe time);
+# shards of 1.1.0 and older read with it null.
+SCHEMA_VERSION = "1.2.0"
 
 PROVENANCE = pa.struct([("source", pa.string()), ("model", pa.string()), ("round", pa.int32())])
 RLE_MASK = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
@@ -113,6 +115,7 @@ IDENTITY_FIELDS = [
     pa.field("height", pa.int32(), nullable=False),
     pa.field("format", pa.string()),
     pa.field("metadata", pa.string()),
+    pa.field("measures", IMAGE_MEASURES),
 ]
 
 ANNOTATION_FIELDS = [
@@ -144,11 +147,13 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 # Good files not worth annotating: a near-duplicate of a representative (``duplicate_of``) or below an
-# image gate. Like quarantine, one row per image, with the measured value and the threshold it crossed.
+# image gate. Like quarantine, one row per image (``source_uris``: every path holding its bytes), with the
+# measured value and the threshold it crossed; ``detail`` is the reason in words.
 SKIPPED_SCHEMA = pa.schema(
     [
         pa.field("source_uri", pa.string(), nullable=False),
         pa.field("image_id", pa.string(), nullable=False),
+        pa.field("source_uris", pa.list_(pa.string())),
         pa.field("rule", pa.string(), nullable=False),
         pa.field("value", pa.float64()),
         pa.field("threshold", pa.float64()),

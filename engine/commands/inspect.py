@@ -14,7 +14,9 @@ from engine.store.reader import version_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("inspect", help="counts per annotation type, source and quarantine reason")
+    parser = subparsers.add_parser(
+        "inspect", help="counts per annotation type, source, quarantine reason and skip rule"
+    )
     parser.add_argument("directory", metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus")
     parser.add_argument("--version", type=int, help="a published version (default: the latest)")
     parser.add_argument(
@@ -33,7 +35,10 @@ def inspect(args: argparse.Namespace) -> int:
         f"{root}: version {manifest.version} ({manifest.created_at}), profile {manifest.profile}, "
         f"schema {manifest.schema_version}, config {manifest.config_fingerprint}"
     )
-    print(f"  shards       {len(manifest.shards):>8}   quarantine shards {len(manifest.quarantine)}")
+    print(
+        f"  shards       {len(manifest.shards):>8}   quarantine shards {len(manifest.quarantine)}"
+        f"   skipped shards {len(manifest.skipped)}"
+    )
     print(format_counts(manifest.counts))
     if manifest.parent is not None:
         extra = manifest.extra
@@ -42,11 +47,13 @@ def inspect(args: argparse.Namespace) -> int:
             f"({extra.get('reannotated', 0)} again), {extra.get('refiltered', 0)} re-filtered, "
             f"{extra.get('carried', 0)} carried over, {extra.get('tombstoned', 0)} removed"
         )
+    if "near_duplicate_groups" in manifest.extra:
+        print(f"  near-duplicate groups {manifest.extra['near_duplicate_groups']} (skipped copies: skipped/ table)")
     if manifest.models:
         print("models:")
         for name, model in sorted(manifest.models.items()):
             print(f"  {name}: {model}")
-    listed = manifest.shards + manifest.quarantine + manifest.tombstones
+    listed = manifest.shards + manifest.quarantine + manifest.skipped + manifest.tombstones
     listed += [manifest.probe_index] if manifest.probe_index else []
     problems = file_problems(root, listed, checksums=args.verify)
     if problems:

@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     manifest, root = result.manifest, location(request.output)
     print(
         f"version {manifest.version} of {root} published in {result.seconds:.1f}s: "
-        f"{result.annotated} images annotated, {result.carried} carried over, {result.quarantined} quarantined"
+        f"{result.annotated} images annotated, {result.carried} carried over, {result.quarantined} quarantined, "
+        f"{result.skipped} skipped by curation ({result.near_duplicate_groups} near-duplicate groups)"
     )
     if manifest.parent is not None:
         print(

@@ -1,0 +1,119 @@
+"""Curation in a run: near-duplicates and gated images are skipped before any model runs, recorded in the
+``skipped/`` table, and a refresh that adds a copy of an annotated image does not annotate it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from engine.config.profile import parse_config
+from engine.run import RunRequest, RunResult, run_pipeline
+from engine.store.reader import read_shard, read_version
+from filters.curation.selection import NEAR_DUPLICATE
+from schemas.records import ImageMeasures
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "images"
+PROFILE = {
+    "specialists": [{"name": "haar", "backend": "haar", "resources": {"batch_size": 4}}],
+    "ray": {"num_cpus": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def run(inputs: Path, output: Path) -> RunResult:
+    hour_ago = time.time() - 3600  # older than the probe cache's racy window: the rerun trusts the index
+    for path in inputs.iterdir():
+        if path.stat().st_mtime > hour_ago + 60:
+            os.utime(path, (hour_ago, hour_ago))
+    request = RunRequest((str(inputs),), output, parse_config(PROFILE), progress_bars=False)
+    return run_pipeline(request, progress=lambda _: None)
+
+
+def resized_copy(source: Path, target: Path, scale: float, quality: int) -> None:
+    image = Image.open(source).convert("RGB")
+    image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS).save(target, quality=quality)
+
+
+@pytest.fixture(scope="module")
+def curated(ray_local, tmp_path_factory) -> tuple[Path, Path, RunResult, RunResult]:
+    """Version 1: chelsea, its smaller recompressed copy, astronaut and a 10 px image; version 2 adds a copy
+    of chelsea larger than the original."""
+    inputs, output = tmp_path_factory.mktemp("inputs"), tmp_path_factory.mktemp("out")
+    shutil.copy(SAMPLES / "chelsea.jpg", inputs / "chelsea.jpg")
+    shutil.copy(SAMPLES / "astronaut.jpg", inputs / "astronaut.jpg")
+    resized_copy(SAMPLES / "chelsea.jpg", inputs / "chelsea_small.jpg", 0.5, 70)
+    Image.fromarray(np.full((10, 40, 3), 200, np.uint8)).save(inputs / "strip.png")
+    first = run(inputs, output)
+    resized_copy(SAMPLES / "chelsea.jpg", inputs / "chelsea_large.jpg", 1.5, 85)
+    second = run(inputs, output)
+    return inputs, output, first, second
+
+
+def skipped_rows(output: Path, result: RunResult) -> dict[str, dict]:
+    rows = [row for shard in result.manifest.skipped for row in read_shard(output, shard).to_pylist()]
+    return {Path(row["source_uri"]).name: row for row in rows}
+
+
+def test_a_copy_and_a_tiny_image_are_skipped_before_annotation(curated) -> None:
+    inputs, output, first, _ = curated
+    assert (first.annotated, first.skipped, first.near_duplicate_groups, first.quarantined) == (2, 2, 1, 0)
+    names = sorted(Path(uri).name for uri in read_version(output, 1, ["source_uri"]).column(0).to_pylist())
+    assert names == ["astronaut.jpg", "chelsea.jpg"]
+    skipped = skipped_rows(output, first)
+    assert sorted(skipped) == ["chelsea_small.jpg", "strip.png"]
+    copy, strip = skipped["chelsea_small.jpg"], skipped["strip.png"]
+    chelsea_id = read_version(output, 1, ["image_id", "source_uri"]).to_pylist()
+    chelsea_id = next(row["image_id"] for row in chelsea_id if row["source_uri"].endswith("chelsea.jpg"))
+    assert copy["rule"] == NEAR_DUPLICATE and copy["duplicate_of"] == chelsea_id
+    assert copy["value"] <= copy["threshold"] == 8.0 and "chelsea.jpg" in copy["detail"]
+    assert (strip["rule"], strip["value"], strip["threshold"], strip["duplicate_of"]) == ("min_side", 10.0, 16.0, None)
+    assert strip["source_uris"] == [str(inputs / "strip.png")]
+
+
+def test_the_manifest_counts_every_input_once(curated) -> None:
+    _, _, first, _ = curated
+    counts = first.manifest.counts
+    assert counts["images"] + counts["skipped"]["total"] + counts["quarantined"].get("total", 0) == first.files
+    assert counts["skipped"] == {"total": 2, "near_duplicate": 1, "min_side": 1}
+    assert first.manifest.extra["near_duplicate_groups"] == 1 and first.manifest.extra["skipped"] == 2
+    assert any(path.startswith("skipped/") for path in first.manifest.files())
+
+
+def test_measures_are_kept_in_the_probe_index_and_the_annotation_rows(curated) -> None:
+    _, output, first, _ = curated
+    index = pq.read_table(output / first.manifest.probe_index.path).to_pylist()
+    by_name = {Path(row["source_uri"]).name: row for row in index}
+    strip = ImageMeasures.from_dict(by_name["strip.png"]["measures"])
+    assert (strip.width, strip.height, strip.aspect_ratio, strip.single_colour_fraction) == (40, 10, 4.0, 1.0)
+    rows = read_version(output, 1, ["source_uri", "measures", "width", "height"]).to_pylist()
+    for row in rows:
+        measures = ImageMeasures.from_dict(row["measures"])
+        assert (measures.width, measures.height) == (row["width"], row["height"])
+        assert measures.phash == by_name[Path(row["source_uri"]).name]["measures"]["phash"]
+
+
+def test_a_refresh_does_not_annotate_a_new_copy_of_an_annotated_image(curated) -> None:
+    _, output, _, second = curated
+    # chelsea_large.jpg has the most pixels, but chelsea.jpg was annotated already: it stays the representative;
+    # the measures of the four files of version 1 come from its probe index.
+    assert (second.annotated, second.carried, second.reannotated, second.tombstoned) == (0, 2, 0, 0)
+    assert second.probe_cached == 4 and second.near_duplicate_groups == 1
+    skipped = skipped_rows(output, second)
+    assert sorted(skipped) == ["chelsea_large.jpg", "chelsea_small.jpg", "strip.png"]
+    assert skipped["chelsea_large.jpg"]["duplicate_of"] == skipped["chelsea_small.jpg"]["duplicate_of"]
+    assert read_version(output, 2).sort_by("image_id").equals(read_version(output, 1).sort_by("image_id"))
