@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from engine.config.profile import load_config
+from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.execute.plan_stages import weights_checks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="where each specialist's weights are, without loading them")
-    parser.add_argument(
-        "--config", metavar="FILE", help="a profile YAML file or bundled profile name (default: offline)"
-    )
+    add_profile_arguments(parser)
     parser.set_defaults(func=models)
 
 
 def models(args: argparse.Namespace) -> int:
     """Print one block per specialist; exit 1 when any weights are missing."""
-    config = load_config(args.config)
+    config = load_profile(args)
     checks = weights_checks(config)
     for check in checks:
         print(f"{'found  ' if check.found else 'MISSING'} {check.specialist} ({check.backend}): {check.model}")

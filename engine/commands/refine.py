@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.config.profile import load_config
+from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.config.typed_config import ConfigError
 from engine.refine_loop import RoundResult, refine_dataset
 
@@ -14,16 +14,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("refine", help="train Florence-2 on the annotations, re-annotate, merge; repeat")
     parser.add_argument("directory", metavar="DIR", help="a local dataset folder written by `fld-engine run`")
     parser.add_argument("--rounds", type=int, metavar="N", help="rounds to run (default: the profile's refine.rounds)")
-    parser.add_argument(
-        "--config", metavar="FILE", help="a profile YAML file or a bundled profile name (default: offline)"
-    )
+    add_profile_arguments(parser)
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=refine)
 
 
 def refine(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_profile(args)
     rounds = args.rounds if args.rounds is not None else config.refine.rounds
     if rounds < 1:
         raise ConfigError("rounds: give --rounds N (N >= 1) or set refine.rounds in the profile")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.commands.summary import format_counts
-from engine.config.profile import load_config
 from engine.ingest.sources import InputOptions
 from engine.refine_loop import base_checkpoint, refine_dataset
 from engine.run import RunRequest, run_pipeline
@@ -40,9 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--output", required=True, metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus"
     )
-    parser.add_argument(
-        "--config", metavar="FILE", help="a profile YAML file or a bundled profile name (default: offline)"
-    )
+    add_profile_arguments(parser)
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local Ray)")
     parser.add_argument("--limit", type=int, metavar="N", help="annotate at most the first N input files")
     parser.add_argument("--full", action="store_true", help="recompute everything instead of carrying over")
@@ -51,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_profile(args)
     if config.refine.rounds:
         base_checkpoint(config)  # a profile that asks for refinement without a checkpoint fails before any work
     request = RunRequest(

@@ -13,6 +13,7 @@ and they replace its ``stages:``), and only the merged result is validated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources as package_files
 from importlib.resources.abc import Traversable
@@ -21,8 +22,10 @@ from typing import Any
 
 import yaml
 
+from engine.config.custom_stages import is_custom
 from engine.config.merge import merge_mappings
-from engine.config.registry import FILTERS, SPECIALISTS, backends, stage_class
+from engine.config.overrides import apply_override, parse_override
+from engine.config.registry import FILTERS, SPECIALISTS, backends, kind_of, stage_class
 from engine.config.settings import (
     DEFAULT_PROFILE,
     STAGE_CONFIGS,
@@ -34,6 +37,7 @@ from engine.config.settings import (
     StageConfig,
     WriterConfig,
 )
+from engine.config.show import profile_mapping
 from engine.config.typed_config import ConfigError, build
 from schemas.stage import Resources
 
@@ -50,12 +54,15 @@ def _stage(kind: str, data: Any, where: str) -> StageConfig:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: backend, name, options, resources)")
     backend = data.get("backend")
     known = backends(kind)
-    if backend not in known:
-        raise ConfigError(f"{where}.backend: {backend!r} is not one of {', '.join(sorted(known))}")
+    if backend not in known and not is_custom(backend):
+        raise ConfigError(f"{where}.backend: {backend!r} is not one of {', '.join(sorted(known))} (or a module:Class)")
     name = data.get("name", backend)
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}.name: expected a non-empty string")
-    options_class = stage_class(kind, backend).Options
+    try:
+        options_class = stage_class(kind, backend).Options
+    except ConfigError as error:
+        raise ConfigError(f"{where}.backend: {error}") from None
     return STAGE_CONFIGS[kind](
         name=name,
         backend=backend,
@@ -71,11 +78,14 @@ STAGE_SECTIONS = (SPECIALISTS, FILTERS)
 def _kind_of(data: Any, where: str) -> str:
     """The family (specialists or filters) of a ``stages:`` entry, from its backend."""
     backend = data.get("backend") if isinstance(data, dict) else None
-    kinds = [kind for kind in STAGE_SECTIONS if backend in backends(kind)]
-    if len(kinds) != 1:
+    try:
+        kind = kind_of(backend)
+    except ConfigError as error:
+        raise ConfigError(f"{where}.backend: {error}") from None
+    if kind is None:
         known = sorted(set(backends(SPECIALISTS)) | set(backends(FILTERS)))
-        raise ConfigError(f"{where}.backend: {backend!r} is not one of {', '.join(known)}")
-    return kinds[0]
+        raise ConfigError(f"{where}.backend: {backend!r} is not one of {', '.join(known)} (or a module:Class)")
+    return kind
 
 
 def _stage_list(data: dict[str, Any]) -> tuple[dict[str, tuple[StageConfig, ...]], tuple[str, ...]]:
@@ -133,10 +143,12 @@ def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
     )
 
 
-def load_config(path: str | Path | None = None) -> EngineConfig:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> EngineConfig:
     """Load a profile: a YAML file path, a bundled profile name (``offline``, ``fld5b``), or the default.
 
-    Its ``extends:`` chain is merged first (:func:`read_profile`); the merged mapping is validated.
+    Its ``extends:`` chain is merged first (:func:`read_profile`), then each ``key.sub=value`` of
+    ``overrides`` is applied in turn (``engine/config/overrides.py``) to the resolved profile, every default
+    filled in; the profile and every override are validated, so an error names the file's key or the ``--set``.
     """
     reference = str(path if path is not None else DEFAULT_PROFILE)
     candidate = Path(reference)
@@ -146,7 +158,16 @@ def load_config(path: str | Path | None = None) -> EngineConfig:
         raise ConfigError(f"config: file {reference!r} does not exist")
     else:
         source = ProfileSource(candidate.stem, str(candidate.resolve()), candidate, candidate.parent)
-    return parse_config(read_profile(source), profile=source.name)
+    data = read_profile(source)
+    config = parse_config(data, profile=source.name)
+    for override in map(parse_override, overrides):
+        # Laid over the resolved profile, defaults filled in: a key set inside a mapping keeps its siblings.
+        data = apply_override(profile_mapping(config), override)
+        try:
+            config = parse_config(data, profile=source.name)
+        except ConfigError as error:
+            raise ConfigError(f"--set {override.text}: {error}") from None
+    return config
 
 
 @dataclass(frozen=True)

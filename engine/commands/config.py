@@ -1,0 +1,42 @@
+"""``fld-engine config show``: the resolved profile (``extends:`` merged, ``--set`` applied, defaults filled)."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.commands.profile_args import add_profile_arguments, load_profile
+from engine.config.show import profile_yaml
+
+EXAMPLES = """examples:
+  fld-engine config show                                  the default profile (offline), every key
+  fld-engine config show --config fld5b --set stages.ocr.resources.batch_size=8
+  fld-engine config show --config my.yaml > resolved.yaml   a profile that runs the same as my.yaml
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "config",
+        help="print the resolved profile",
+        description="Print a profile as the engine reads it: what it extends merged in, every --set applied and "
+        "every default filled in, as YAML that can itself be used as a profile.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="show")
+    show = actions.add_parser(
+        "show",
+        help="print the resolved profile as YAML",
+        description="Print the resolved profile as YAML.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_profile_arguments(show)
+    show.set_defaults(func=show_profile)
+
+
+def show_profile(args: argparse.Namespace) -> int:
+    config = load_profile(args)
+    print(f"# profile {config.profile}, resolved (extends merged, --set applied, defaults filled in)")
+    print(profile_yaml(config), end="")
+    return 0
