@@ -148,7 +148,8 @@ QUARANTINE_SCHEMA = pa.schema(
 
 # Good files not worth annotating: a near-duplicate of a representative (``duplicate_of``) or below an
 # image gate. Like quarantine, one row per image (``source_uris``: every path holding its bytes), with the
-# measured value and the threshold it crossed; ``detail`` is the reason in words.
+# measured value and the threshold it crossed; ``detail`` is the reason in words; ``measures`` all of
+# the image's measures (its size, for exporting a representative's annotations onto a copy).
 SKIPPED_SCHEMA = pa.schema(
     [
         pa.field("source_uri", pa.string(), nullable=False),
@@ -159,6 +160,7 @@ SKIPPED_SCHEMA = pa.schema(
         pa.field("threshold", pa.float64()),
         pa.field("detail", pa.string()),
         pa.field("duplicate_of", pa.string()),
+        pa.field("measures", IMAGE_MEASURES),
     ],
     metadata=_METADATA,
 )

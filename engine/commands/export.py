@@ -7,6 +7,7 @@ import argparse
 from engine.errors import OutputError
 from engine.exports.coco import COCO_TASKS
 from engine.exports.destination import check_output_folder
+from engine.exports.near_duplicates import near_duplicates_of, with_near_duplicates
 from engine.exports.report import ExportReport
 from engine.store.integrity import verify_checksums
 from engine.store.location import Location, Where, location
@@ -43,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="copy image metadata as it is; by default location metadata (Exif GPS, XMP, IPTC) is removed",
     )
+    parser.add_argument(
+        "--include-near-duplicates",
+        action="store_true",
+        help="also export each near-duplicate curation skipped, with its representative's annotations scaled to "
+        "its size (florence, coco, yolo; default: only annotated images)",
+    )
     parser.set_defaults(func=export)
 
 
@@ -54,8 +61,15 @@ def export(args: argparse.Namespace) -> int:
     manifest = require_manifest(root, args.version)
     # Before anything is written: every shard is the one the manifest recorded (a swapped shard would
     # export duplicate images and drop others).
-    verify_checksums(root, manifest.shards)
-    report = run_export(args.format, root, manifest.version, args.to, args.tasks, args.val_fraction, args.keep_exif)
+    near_duplicates = args.include_near_duplicates
+    if near_duplicates and args.format == "hf":
+        raise OutputError(
+            "--include-near-duplicates: the hf export reads the shards as they are; use florence, coco or yolo"
+        )
+    verify_checksums(root, manifest.shards + (manifest.skipped if near_duplicates else []))
+    report = run_export(
+        args.format, root, manifest.version, args.to, args.tasks, args.val_fraction, args.keep_exif, near_duplicates
+    )
     print(f"{root} version {manifest.version}")
     print(report.format_lines())
     return 0
@@ -69,9 +83,14 @@ def run_export(
     tasks: list[str] | None,
     val_fraction: float,
     keep_exif: bool = False,
+    include_near_duplicates: bool = False,
 ) -> ExportReport:
-    """Stream ``root``'s ``version`` into the exporter of ``fmt``; a failed export leaves no output."""
+    """Stream ``root``'s ``version`` into the exporter of ``fmt``; a failed export leaves no output. With
+    ``include_near_duplicates``, each skipped copy follows its representative with its annotations."""
     records = iter_records(root, version)
+    if include_near_duplicates:
+        copies = near_duplicates_of(root, require_manifest(root, version))
+        records = with_near_duplicates(records, copies)
     if fmt in ("coco", "yolo"):
         allowed = COCO_TASKS if fmt == "coco" else REGION_KINDS
         unknown = [t for t in tasks or [] if t not in allowed]

@@ -76,6 +76,8 @@ def select_for_annotation(probes: pa.Table, settings: CurationSettings) -> Selec
     for row in skipped:
         paths = all_uris[positions[row["image_id"]]] if all_uris else None
         row["source_uris"] = list(paths) if paths else [row["source_uri"]]
+        measured = measures[positions[row["image_id"]]]
+        row["measures"] = None if measured is None else measured.to_dict()
     skipped_ids = {row["image_id"] for row in skipped}
     keep = [position for position, image_id in enumerate(image_ids) if image_id not in skipped_ids]
     representatives = probes.take(pa.array(keep, pa.int64()))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from engine.cli import main as cli
 from engine.config.profile import parse_config
 from engine.run import RunRequest, RunResult, run_pipeline
 from engine.store.reader import read_shard, read_version
@@ -51,15 +53,15 @@ def resized_copy(source: Path, target: Path, scale: float, quality: int) -> None
 
 @pytest.fixture(scope="module")
 def curated(ray_local, tmp_path_factory) -> tuple[Path, Path, RunResult, RunResult]:
-    """Version 1: chelsea, its smaller recompressed copy, astronaut and a 10 px image; version 2 adds a copy
-    of chelsea larger than the original."""
+    """Version 1: astronaut, its smaller recompressed copy, chelsea and a 10 px image; version 2 adds a copy
+    of astronaut larger than the original."""
     inputs, output = tmp_path_factory.mktemp("inputs"), tmp_path_factory.mktemp("out")
-    shutil.copy(SAMPLES / "chelsea.jpg", inputs / "chelsea.jpg")
     shutil.copy(SAMPLES / "astronaut.jpg", inputs / "astronaut.jpg")
-    resized_copy(SAMPLES / "chelsea.jpg", inputs / "chelsea_small.jpg", 0.5, 70)
+    shutil.copy(SAMPLES / "chelsea.jpg", inputs / "chelsea.jpg")
+    resized_copy(SAMPLES / "astronaut.jpg", inputs / "astronaut_small.jpg", 0.5, 70)
     Image.fromarray(np.full((10, 40, 3), 200, np.uint8)).save(inputs / "strip.png")
     first = run(inputs, output)
-    resized_copy(SAMPLES / "chelsea.jpg", inputs / "chelsea_large.jpg", 1.5, 85)
+    resized_copy(SAMPLES / "astronaut.jpg", inputs / "astronaut_large.jpg", 1.5, 85)
     second = run(inputs, output)
     return inputs, output, first, second
 
@@ -75,12 +77,12 @@ def test_a_copy_and_a_tiny_image_are_skipped_before_annotation(curated) -> None:
     names = sorted(Path(uri).name for uri in read_version(output, 1, ["source_uri"]).column(0).to_pylist())
     assert names == ["astronaut.jpg", "chelsea.jpg"]
     skipped = skipped_rows(output, first)
-    assert sorted(skipped) == ["chelsea_small.jpg", "strip.png"]
-    copy, strip = skipped["chelsea_small.jpg"], skipped["strip.png"]
-    chelsea_id = read_version(output, 1, ["image_id", "source_uri"]).to_pylist()
-    chelsea_id = next(row["image_id"] for row in chelsea_id if row["source_uri"].endswith("chelsea.jpg"))
-    assert copy["rule"] == NEAR_DUPLICATE and copy["duplicate_of"] == chelsea_id
-    assert copy["value"] <= copy["threshold"] == 8.0 and "chelsea.jpg" in copy["detail"]
+    assert sorted(skipped) == ["astronaut_small.jpg", "strip.png"]
+    copy, strip = skipped["astronaut_small.jpg"], skipped["strip.png"]
+    astronaut_id = read_version(output, 1, ["image_id", "source_uri"]).to_pylist()
+    astronaut_id = next(row["image_id"] for row in astronaut_id if row["source_uri"].endswith("astronaut.jpg"))
+    assert copy["rule"] == NEAR_DUPLICATE and copy["duplicate_of"] == astronaut_id
+    assert copy["value"] <= copy["threshold"] == 8.0 and "astronaut.jpg" in copy["detail"]
     assert (strip["rule"], strip["value"], strip["threshold"], strip["duplicate_of"]) == ("min_side", 10.0, 16.0, None)
     assert strip["source_uris"] == [str(inputs / "strip.png")]
 
@@ -109,11 +111,57 @@ def test_measures_are_kept_in_the_probe_index_and_the_annotation_rows(curated) -
 
 def test_a_refresh_does_not_annotate_a_new_copy_of_an_annotated_image(curated) -> None:
     _, output, _, second = curated
-    # chelsea_large.jpg has the most pixels, but chelsea.jpg was annotated already: it stays the representative;
+    # astronaut_large.jpg has the most pixels, but astronaut.jpg was annotated already: it stays the representative;
     # the measures of the four files of version 1 come from its probe index.
     assert (second.annotated, second.carried, second.reannotated, second.tombstoned) == (0, 2, 0, 0)
     assert second.probe_cached == 4 and second.near_duplicate_groups == 1
     skipped = skipped_rows(output, second)
-    assert sorted(skipped) == ["chelsea_large.jpg", "chelsea_small.jpg", "strip.png"]
-    assert skipped["chelsea_large.jpg"]["duplicate_of"] == skipped["chelsea_small.jpg"]["duplicate_of"]
+    assert sorted(skipped) == ["astronaut_large.jpg", "astronaut_small.jpg", "strip.png"]
+    assert skipped["astronaut_large.jpg"]["duplicate_of"] == skipped["astronaut_small.jpg"]["duplicate_of"]
     assert read_version(output, 2).sort_by("image_id").equals(read_version(output, 1).sort_by("image_id"))
+
+
+def coco_images_and_boxes(folder: Path) -> dict[str, tuple[tuple[int, int], list[list[float]]]]:
+    """fld_image_id -> ((width, height), sorted boxes) over both splits of a COCO export."""
+    found: dict[str, tuple[tuple[int, int], list[list[float]]]] = {}
+    for split in ("train", "val"):
+        coco = json.loads((folder / f"instances_{split}.json").read_text())
+        boxes = {image["id"]: [] for image in coco["images"]}
+        for annotation in coco["annotations"]:
+            boxes[annotation["image_id"]].append(annotation["bbox"])
+        for image in coco["images"]:
+            found[image["fld_image_id"]] = ((image["width"], image["height"]), sorted(boxes[image["id"]]))
+    return found
+
+
+def test_coco_export_includes_near_duplicates_with_scaled_boxes_only_when_asked(curated, tmp_path) -> None:
+    _, output, _, second = curated
+    assert cli(["export", str(output), "--format", "coco", "--to", str(tmp_path / "plain")]) == 0
+    assert len(coco_images_and_boxes(tmp_path / "plain")) == 2
+    argv = ["export", str(output), "--format", "coco", "--to", str(tmp_path / "all"), "--include-near-duplicates"]
+    assert cli(argv) == 0
+    images = coco_images_and_boxes(tmp_path / "all")
+    skipped = skipped_rows(output, second)
+    copies = {name: skipped[name] for name in ("astronaut_small.jpg", "astronaut_large.jpg")}
+    assert set(images) == set(coco_images_and_boxes(tmp_path / "plain")) | {row["image_id"] for row in copies.values()}
+    (width, height), boxes = images[copies["astronaut_small.jpg"]["duplicate_of"]]
+    assert boxes, "the haar cascades find the astronaut's face"
+    for row in copies.values():
+        (copy_width, copy_height), copy_boxes = images[row["image_id"]]
+        assert (copy_width, copy_height) == (row["measures"]["width"], row["measures"]["height"])
+        sx, sy = copy_width / width, copy_height / height
+        expected = sorted([x * sx, y * sy, w * sx, h * sy] for x, y, w, h in boxes)
+        assert copy_boxes == [pytest.approx(box, abs=0.01) for box in expected]
+    assert "--include-near-duplicates: the hf export" in _cli_error(
+        ["export", str(output), "--format", "hf", "--to", str(tmp_path / "hf"), "--include-near-duplicates"]
+    )
+
+
+def _cli_error(argv: list[str]) -> str:
+    import contextlib
+    import io
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert cli(argv) == 2
+    return stderr.getvalue()

@@ -45,6 +45,7 @@ def test_a_copy_is_skipped_with_its_representative_and_distances() -> None:
             "threshold": 8.0,
             "detail": "phash 3 (max 8), dhash 0 (max 10) from /a/big.jpg",
             "duplicate_of": "A",
+            "measures": pytest.approx(_measures(0, 640, 480)),
         }
     ]
 
