@@ -165,3 +165,30 @@ def _cli_error(argv: list[str]) -> str:
     with contextlib.redirect_stderr(stderr):
         assert cli(argv) == 2
     return stderr.getvalue()
+
+
+def test_diff_shows_the_newly_skipped_copy_and_the_groups(curated, capsys) -> None:
+    _, output, _, second = curated
+    assert cli(["diff", str(output), "--from", "1", "--to", "2"]) == 0
+    printed = capsys.readouterr().out
+    large = skipped_rows(output, second)["astronaut_large.jpg"]
+    assert "  skipped             1" in printed and "not skipped         0" in printed
+    assert f"{large['image_id'][:12]}  {large['source_uri']}  near_duplicate" in printed
+    assert f"copy of {large['duplicate_of'][:12]}" in printed
+    assert "near-duplicate groups 1 -> 1" in printed
+    assert "skipped.near_duplicate" in printed and "skipped.total" in printed
+
+
+def test_audit_and_inspect_report_skips_and_duplicate_groups(curated, capsys, tmp_path) -> None:
+    inputs, output, _, _ = curated
+    assert cli(["audit", str(output), "--html", str(tmp_path / "report.html")]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped by curation: min_side=1, near_duplicate=2; near-duplicate groups: 1" in printed
+    copies = f"{inputs / 'astronaut_large.jpg'}, {inputs / 'astronaut_small.jpg'}"
+    assert f"  {inputs / 'astronaut.jpg'} (2 copies): {copies}" in printed
+    html = (tmp_path / "report.html").read_text()
+    assert "<h2>Skipped by curation</h2>" in html and "astronaut_small.jpg" in html
+    assert cli(["inspect", str(output), "--no-stats"]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped             3   (min_side=1, near_duplicate=2)" in printed
+    assert "near-duplicate groups 1" in printed
