@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from engine.config.registry import FILTERS
@@ -42,8 +43,9 @@ from engine.execute.ray_session import LazyRay
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
 from engine.ingest.captions import alt_texts
-from engine.ingest.curation import CuratedWork, curate
+from engine.ingest.curation import CuratedWork, curate, skip_semantic_copies
 from engine.ingest.discover import discover
+from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
 from engine.ingest.image_bytes import with_locators
 from engine.ingest.locator import Locator
 from engine.ingest.probe import (
@@ -184,7 +186,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         with ExitStack() as stack:
             ray = _lazy_ray(stack, run)
             probed = probe(run, ray)
-            curated = select_work(run, probed)
+            curated = select_work(run, probed, progress)
             carry = carry_over(run, curated.work)
             progress(_plan_summary(run, probed, curated, carry))
             annotated = annotate(run, carry, probed.locators, ray, progress)
@@ -247,12 +249,29 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
 # -- 3. curate -------------------------------------------------------------------------------
 
 
-def select_work(run: RunPlan, probed: Probed) -> CuratedWork:
-    """The unique images worth annotating: gates and near-duplicate groups over their measures; images
-    the previous version annotated are their groups' representatives."""
-    previous = run.previous
+def select_work(run: RunPlan, probed: Probed, progress: Progress) -> CuratedWork:
+    """The unique images worth annotating: gates and near-duplicate groups over their measures, then (when
+    the profile asks and the model is present) semantic near-duplicates; images the previous version
+    annotated are their groups' representatives."""
+    previous, settings = run.previous, run.config.curation
     annotated_ids = set() if previous is None else annotated_image_ids(run.root, previous.shards)
-    return curate(probed.work, run.config.curation, annotated_ids)
+    curated = curate(probed.work, settings, annotated_ids)
+    if not settings.semantic.enabled or len(curated.work) < 2:
+        return curated
+    check = find_embedding_model(settings.semantic.model)
+    if not check.found:
+        progress(
+            f"curation.semantic: weights for {settings.semantic.model!r} not found (looked in "
+            f"{', '.join(check.looked_in)}); semantic near-duplicates are not looked for in this run"
+        )
+        return curated
+    embedder = ImageEmbedder(check)
+    max_pixels, batch_size = run.config.ingest.max_pixels, settings.semantic.batch_size
+
+    def embed(work: Sequence[WorkItem]) -> tuple[np.ndarray, np.ndarray]:
+        return embed_work(work, embedder, max_pixels, batch_size)
+
+    return skip_semantic_copies(curated, settings.semantic, embed, annotated_ids)
 
 
 def annotated_image_ids(root: Where, shards: list[ShardInfo]) -> set[str]:

@@ -8,17 +8,20 @@ the work items (with their measures) and the earlier version's image ids.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.ingest.probe import WorkItem
 from filters.curation.selection import NEAR_DUPLICATE, select_for_annotation
-from filters.curation.settings import CurationSettings
+from filters.curation.semantic import semantic_copies
+from filters.curation.settings import CurationSettings, SemanticSettings
 from schemas.arrow import IMAGE_MEASURES, SKIPPED_SCHEMA
 
+SEMANTIC_DUPLICATE = "semantic_duplicate"
 CURATION_INPUT = pa.schema(
     [
         ("source_uri", pa.string()),
@@ -39,8 +42,9 @@ class CuratedWork:
 
     @property
     def near_duplicates(self) -> int:
-        """Images skipped as a copy of another."""
-        return int(pc.sum(pc.equal(self.skipped.column("rule"), NEAR_DUPLICATE)).as_py() or 0)
+        """Images skipped as a copy of another (by hashes or by embeddings)."""
+        copies = pc.is_in(self.skipped.column("rule"), pa.array([NEAR_DUPLICATE, SEMANTIC_DUPLICATE]))
+        return int(pc.sum(copies).as_py() or 0)
 
     @property
     def groups(self) -> int:
@@ -76,3 +80,50 @@ def curate(work: list[WorkItem], settings: CurationSettings, annotated_ids: Coll
     selection = select_for_annotation(curation_table(work, annotated_ids), settings)
     kept = set(selection.representatives.column("image_id").to_pylist())
     return CuratedWork([item for item in work if item.image_id in kept], selection.skipped)
+
+
+# (work items) -> (positions of those embedded, their embeddings (N, D)); an item left out is annotated.
+Embed = Callable[[Sequence[WorkItem]], tuple[np.ndarray, np.ndarray]]
+
+
+def skip_semantic_copies(
+    curated: CuratedWork, settings: SemanticSettings, embed: Embed, annotated_ids: Collection[str] = ()
+) -> CuratedWork:
+    """``curated`` with the semantic near-duplicates among its work skipped too (rule ``semantic_duplicate``,
+    value: the cosine to the representative, threshold: ``min_cosine``)."""
+    positions, embeddings = embed(curated.work)
+    if positions.size < 2:
+        return curated
+    items = [curated.work[p] for p in positions]
+    copies = semantic_copies(
+        embeddings,
+        np.array([item.width * item.height for item in items], dtype=np.int64),
+        np.array([item.source_uri for item in items]),
+        np.array([item.image_id for item in items]),
+        settings.min_cosine,
+        preferred=np.array([item.image_id in annotated_ids for item in items], dtype=bool),
+        recall=settings.recall,
+        seed=settings.seed,
+    )
+    if not copies:
+        return curated
+    rows = []
+    for found in copies:
+        copy, representative = items[found.copy], items[found.representative]
+        rows.append(
+            {
+                "source_uri": copy.source_uri,
+                "image_id": copy.image_id,
+                "source_uris": list(copy.source_uris),
+                "rule": SEMANTIC_DUPLICATE,
+                "value": found.cosine,
+                "threshold": settings.min_cosine,
+                "detail": f"cosine {found.cosine:.4f} (min {settings.min_cosine}) to {representative.source_uri}",
+                "duplicate_of": representative.image_id,
+                "measures": None if copy.measures is None else copy.measures.to_dict(),
+            }
+        )
+    skipped_ids = {row["image_id"] for row in rows}
+    skipped = pa.concat_tables([curated.skipped, pa.Table.from_pylist(rows, schema=SKIPPED_SCHEMA)])
+    skipped = skipped.sort_by("source_uri")
+    return CuratedWork([item for item in curated.work if item.image_id not in skipped_ids], skipped)
