@@ -1,4 +1,5 @@
-"""``fld-engine models``: each configured specialist, where its weights were looked for, and whether found."""
+"""``fld-engine models``: each configured specialist (and curation's embedding model, when semantic
+near-duplicates are on), where its weights were looked for, and whether found."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 
 from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.execute.plan_stages import weights_checks
+from engine.ingest.embeddings import find_embedding_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +20,8 @@ def models(args: argparse.Namespace) -> int:
     """Print one block per specialist; exit 1 when any weights are missing."""
     config = load_profile(args)
     checks = weights_checks(config)
+    if config.curation.semantic.enabled:
+        checks.append(find_embedding_model(config.curation.semantic.model))
     for check in checks:
         print(f"{'found  ' if check.found else 'MISSING'} {check.specialist} ({check.backend}): {check.model}")
         for place in check.looked_in:

@@ -76,3 +76,17 @@ def test_semantic_dedup_is_off_by_default_and_on_in_the_fld5b_profile() -> None:
 def test_a_bad_semantic_value_fails_naming_the_key(section: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config({"curation": {"semantic": section}})
+
+
+def test_models_lists_the_semantic_embedding_model_when_semantic_dedup_is_on(capsys, tmp_path) -> None:
+    from engine.cli import main as cli
+
+    missing = tmp_path / "no-clip"
+    profile = tmp_path / "semantic.yaml"
+    profile.write_text(
+        yaml.safe_dump({"extends": "offline", "curation": {"semantic": {"enabled": True, "model": str(missing)}}})
+    )
+    assert cli(["models", "--config", str(profile)]) == 1
+    printed = capsys.readouterr().out
+    assert f"MISSING curation.semantic (clip): {missing}" in printed
+    assert "3 of 4 specialists have their weights" in printed
