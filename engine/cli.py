@@ -1,7 +1,8 @@
-"""The ``fld-engine`` command line. Each subcommand lives in ``engine/commands/<name>.py``.
+"""The ``fld-engine`` command line: annotate image collections into versioned training corpora.
 
-A command module exposes ``register(subparsers)``, which adds its parser and sets
-``func(args) -> int``. User-fixable errors print one line; ``--debug`` shows the traceback.
+Each subcommand is a module of ``engine/commands`` exposing ``register(subparsers)``, which adds its parser
+(``engine/commands/help_text.py``: summary, description, examples) and sets ``func(args) -> int``.
+User-fixable errors print one line; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -12,10 +13,28 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
+from engine.commands.help_text import Formatter, epilog, paragraphs
 from engine.errors import USER_ERRORS
 from engine.tool_state import apply_tool_defaults
 
 COMMANDS = ("run", "inspect", "versions", "diff", "audit", "export", "refine", "models", "config")
+
+
+DESCRIPTION = """
+Turn image collections into training corpora the way FLD-5B was made for Florence-2: specialist models
+annotate, filters remove what is wrong (and record why), a Florence-2 model in the loop refines; the result
+is a versioned dataset of Parquet shards, in a local folder or an object store.
+
+Tool state (Hugging Face, Ultralytics and matplotlib caches) stays in $FLD_ENGINE_STATE, else ./.state;
+nothing is downloaded from a model hub. Run `fld-engine COMMAND --help` for a command's options and examples.
+"""
+EXAMPLES = """
+fld-engine run --input photos/ --output corpus/      # annotate; run again later to add only what is new
+fld-engine inspect corpus/
+fld-engine audit corpus/ --html report.html
+fld-engine export corpus/ --format coco --to exports/coco
+fld-engine config show --config fld5b                # the bundled GPU profile, every key
+"""
 
 
 def engine_version() -> str:
@@ -27,10 +46,12 @@ def engine_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fld-engine", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fld-engine", description=paragraphs(DESCRIPTION), epilog=epilog(EXAMPLES), formatter_class=Formatter
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {engine_version()}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     for name in COMMANDS:
         importlib.import_module(f"engine.commands.{name}").register(subparsers)
     return parser

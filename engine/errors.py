@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.config.typed_config import ConfigError
 from engine.ingest.sources import InputError
 from engine.store.location import StorageError
-from schemas.stage import WeightsNotFound
+from schemas.stage import UntrustedWeights, WeightsNotFound
 from schemas.validation import SchemaError
 
 
@@ -20,6 +20,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     StorageError,
     SchemaError,
     WeightsNotFound,
+    UntrustedWeights,
     FileNotFoundError,
     PermissionError,
 )

@@ -21,13 +21,16 @@ import numpy as np
 # the three recipes this module replaced (specialists: repr of top-level-sorted options; filters: JSON;
 # the config: JSON of its plain form).
 RECIPE_VERSION = 2
+# Field metadata of a setting that decides whether a stage may run, not what it computes (a trust opt-in, a
+# checksum pin): left out of fingerprints, so setting it never makes a dataset's rows stale.
+NOT_IDENTITY = {"identity": False}
 
 
 def canonical(value: Any) -> Any:
     """``value`` as JSON-able data in one canonical form.
 
     Dataclasses become mappings of their fields (a field with ``metadata={"derived": True}``, computed from
-    other settings, is left out); mappings are keyed by text and compared sorted (at every
+    other settings, or with :data:`NOT_IDENTITY`, is left out); mappings are keyed by text and compared sorted (at every
     depth); lists and tuples keep their order (both become lists); sets are sorted; ``-0.0`` is ``0.0``;
     numpy scalars, enums and paths become their plain values. Anything else is a bug in the caller and
     raises ``TypeError``: a fingerprint must never fall back to a ``repr`` holding a memory address.
@@ -42,7 +45,7 @@ def canonical(value: Any) -> Any:
         return {
             field.name: canonical(getattr(value, field.name))
             for field in dataclasses.fields(value)
-            if not field.metadata.get("derived", False)
+            if not field.metadata.get("derived", False) and field.metadata.get("identity", True)
         }
     if isinstance(value, Mapping):
         plain = {_key(key): canonical(item) for key, item in value.items()}

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from schemas.fingerprint import canonical_hash
+from schemas.pixel_limits import PixelLimits
 from schemas.records import ImageRecord
 
 # The registry's and the profile's name for each family of stages.
@@ -68,11 +69,17 @@ class WeightsNotFound(FileNotFoundError):
     """A stage's weights are not where it looked (the message lists each place)."""
 
 
+class UntrustedWeights(ValueError):
+    """A stage's weights are a pickle (which runs code when loaded) that the profile neither trusts nor pins."""
+
+
 @dataclass(frozen=True, slots=True)
 class WeightsCheck:
     """Where a stage looks for its weights, and whether they are there (without loading them).
 
-    ``specialist`` is the stage's name (a filter's too, for filters that hold a model)."""
+    ``specialist`` is the stage's name (a filter's too, for filters that hold a model). ``pickle`` is "" for
+    weights that load without unpickling, else how the profile vouches for the pickle: ``trusted``
+    (``trust_pickle_weights``), ``pinned`` (its ``weights_sha256`` matches), ``pin mismatch`` or ``untrusted``."""
 
     specialist: str
     backend: str
@@ -80,6 +87,12 @@ class WeightsCheck:
     looked_in: tuple[str, ...]
     found: bool
     detail: str = ""
+    pickle: str = ""
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the weights may be loaded: no pickle, or one the profile trusts or pins."""
+        return self.pickle in ("", "trusted", "pinned")
 
 
 class BaseStage(ABC):
@@ -88,7 +101,10 @@ class BaseStage(ABC):
     Subclasses set ``backend`` (the registry key) and ``Options`` (a frozen dataclass validated from the
     profile). ``requires`` and ``produces`` name annotation types ("texts", "regions", "phrases",
     "masks") that must exist before the stage runs and that it adds. ``holds_model`` stages run in actor
-    pools that load once per worker. The fingerprint hashes backend, model identity and options
+    pools that load once per worker. ``pixel_limits`` is the backend's default cap on the image its model is
+    given (:meth:`model_input_size`), which a profile overrides per stage (``limits``, see
+    ``schemas/pixel_limits.py``); it decides which images the stage refuses, not what it computes, so it is no
+    part of the fingerprint. The fingerprint hashes backend, model identity and options
     canonically (:func:`schemas.fingerprint.canonical_hash`), so how the options were written does not count.
     """
 
@@ -102,12 +118,19 @@ class BaseStage(ABC):
     produces: ClassVar[frozenset[str]] = frozenset()
     needs_pixels: ClassVar[bool] = False
     holds_model: ClassVar[bool] = False
+    pixel_limits: ClassVar[PixelLimits] = PixelLimits()
 
     def __init__(self, name: str, options: Any, resources: Resources | None = None) -> None:
         self.name = name
         self.options = options
         self.resources = resources or Resources()
+        self.limits = self.pixel_limits
         self._loaded = False
+
+    def model_input_size(self, width: int, height: int) -> tuple[int, int]:
+        """The (width, height) the stage's model is given for an image of this size: the image's own by
+        default; a stage that resizes before its model, in a way that can enlarge, says how."""
+        return width, height
 
     @property
     def model_id(self) -> str:

@@ -1,9 +1,9 @@
 """Object detection with ultralytics (YOLO or RT-DETR) from a local ``.pt`` weights file.
 
 The file must already be on disk: ultralytics would download a missing ``yolov8n.pt`` by name, so
-the path is checked first and a missing file fails with :class:`WeightsNotFound` naming it. Note that
-ultralytics ``.pt`` files are pickles (ultralytics cannot load them ``weights_only``): use files you
-trained or obtained from a source you trust.
+the path is checked first and a missing file fails with :class:`WeightsNotFound` naming it. Ultralytics
+``.pt`` files are pickles (ultralytics cannot load them ``weights_only``): they load only with
+``trust_pickle_weights: true`` or a matching ``weights_sha256`` pin (``specialists/weights_file.py``).
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ import numpy as np
 
 from schemas.records import ImageRecord, Region
 from schemas.stage import Resources
-from specialists.weights_file import WeightsFileSpecialist
+from specialists.weights_file import PickledWeightsOptions, WeightsFileSpecialist
 
 ARCHITECTURES = ("auto", "yolo", "rtdetr")
 
 
 @dataclass(frozen=True)
-class UltralyticsOptions:
+class UltralyticsOptions(PickledWeightsOptions):
     """``weights``: path of a ``.pt`` file. ``architecture``: ``auto`` reads ``rtdetr`` in the file name as
     RT-DETR, anything else as YOLO. ``min_score``: ultralytics' own confidence cut (the confidence filter
-    applies the profile's threshold later; keep this low so audits see the score distribution)."""
+    applies the profile's threshold later; keep this low so audits see the score distribution).
+    ``trust_pickle_weights``, ``weights_sha256``: see :class:`PickledWeightsOptions`."""
 
     weights: str = "yolov8x.pt"
     architecture: str = "auto"
@@ -35,6 +36,7 @@ class UltralyticsOptions:
     fp16: bool = True  # fp16 on GPU (ultralytics' quantize=16); CPU runs fp32
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture: {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
 

@@ -12,7 +12,12 @@ from typing import Any
 
 from schemas.masks import encode_mask, mask_to_polygon
 from schemas.metrics import PREDICTED_IOU, STABILITY_SCORE
+from schemas.pixel_limits import PixelLimits
 from schemas.records import GroundedRegion, ImageRecord, Region
+
+# Both SAM stages upscale mask logits to the image size (a few boxes x H x W floats at once), and shrink the
+# long side to the model's 1024-pixel input: a thinner image than 256:1 leaves its short side under 4 pixels.
+SAM_PIXEL_LIMITS = PixelLimits(max_pixels=16_000_000, max_aspect_ratio=256)
 
 
 def box_prompts(

@@ -15,9 +15,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.pixel_limits import PixelLimits
 from schemas.records import GroundedRegion, ImageRecord, Region
 from specialists.hf_model import HfModelOptions, HfSpecialist
-from specialists.segment_sam import box_prompts, write_masks
+from specialists.segment_sam import SAM_PIXEL_LIMITS, box_prompts, write_masks
 from specialists.segment_sam import stability_score as stability_score  # re-exported: its original home
 
 
@@ -39,6 +40,7 @@ class SamSegmenter(HfSpecialist):
     produces: ClassVar[frozenset[str]] = frozenset({"masks"})
     requires: ClassVar[frozenset[str]] = frozenset({"regions"})
     Options: ClassVar[type] = SamOptions
+    pixel_limits: ClassVar[PixelLimits] = SAM_PIXEL_LIMITS
 
     def load_model(self, path: str) -> None:
         from transformers import SamModel, SamProcessor

@@ -12,7 +12,8 @@ Ultralytics picks the architecture from the end of the file name (``mobile_sam.p
 ``sam2.1_t.pt``, ...), so the name must keep that ending. The file must already be on disk: ultralytics
 would download a missing ``mobile_sam.pt`` by name, so the path is checked first and a missing file
 fails with :class:`WeightsNotFound` naming it. Ultralytics loads the file with ``torch.load`` and
-``weights_only=False`` (a pickle): use files you obtained from a source you trust.
+``weights_only=False`` (a pickle): it loads only with ``trust_pickle_weights: true`` or a matching
+``weights_sha256`` pin (``specialists/weights_file.py``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.pixel_limits import PixelLimits
 from schemas.records import GroundedRegion, ImageRecord, Region
 from schemas.stage import Resources
-from specialists.segment_sam import box_prompts, write_masks
-from specialists.weights_file import WeightsFileSpecialist
+from specialists.segment_sam import SAM_PIXEL_LIMITS, box_prompts, write_masks
+from specialists.weights_file import PickledWeightsOptions, WeightsFileSpecialist
 
 # The file name endings ultralytics' ``build_sam`` maps to an architecture (SAM 3 has another predictor).
 WEIGHTS_NAMES = (
@@ -46,10 +48,10 @@ WEIGHTS_NAMES = (
 
 
 @dataclass(frozen=True)
-class UltralyticsSamOptions:
+class UltralyticsSamOptions(PickledWeightsOptions):
     """``weights``: path of a SAM ``.pt`` file whose name ends like one of :data:`WEIGHTS_NAMES`.
     ``kinds``, ``phrases``, ``max_boxes``: the prompts, as for ``sam_hf``. ``image_size``: the square
-    input side (SAM's is 1024)."""
+    input side (SAM's is 1024). ``trust_pickle_weights``, ``weights_sha256``: see :class:`PickledWeightsOptions`."""
 
     weights: str = "sam_h.pt"  # SAM ViT-H, as FLD-5B used
     kinds: tuple[str, ...] = ("object",)
@@ -61,6 +63,7 @@ class UltralyticsSamOptions:
     fp16: bool = True  # fp16 on GPU (ultralytics' quantize=16); CPU runs fp32
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not Path(self.weights).name.endswith(WEIGHTS_NAMES):
             raise ValueError(
                 f"weights: {self.weights!r} must end with one of {', '.join(WEIGHTS_NAMES)} "
@@ -73,6 +76,7 @@ class UltralyticsSamSegmenter(WeightsFileSpecialist):
     produces: ClassVar[frozenset[str]] = frozenset({"masks"})
     requires: ClassVar[frozenset[str]] = frozenset({"regions"})
     Options: ClassVar[type] = UltralyticsSamOptions
+    pixel_limits: ClassVar[PixelLimits] = SAM_PIXEL_LIMITS
 
     def __init__(self, name: str, options: UltralyticsSamOptions, resources: Resources | None = None) -> None:
         super().__init__(name, options, resources)

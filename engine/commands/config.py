@@ -4,33 +4,24 @@ from __future__ import annotations
 
 import argparse
 
+from engine.commands.help_text import add_command
 from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.config.show import profile_yaml
 
-EXAMPLES = """examples:
-  fld-engine config show                                  the default profile (offline), every key
-  fld-engine config show --config fld5b --set stages.ocr.resources.batch_size=8
-  fld-engine config show --config my.yaml > resolved.yaml   a profile that runs the same as my.yaml
+SUMMARY = "print the resolved profile"
+DESCRIPTION = """Print a profile as the engine reads it: what it extends merged in, every --set applied and every
+default filled in, as YAML that can itself be used as a profile (it validates to the same settings)."""
+EXAMPLES = """
+fld-engine config show                                  # the default profile (offline), every key
+fld-engine config show --config fld5b --set stages.ocr.resources.batch_size=8
+fld-engine config show --config my.yaml                 # a profile that runs the same as my.yaml
 """
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "config",
-        help="print the resolved profile",
-        description="Print a profile as the engine reads it: what it extends merged in, every --set applied and "
-        "every default filled in, as YAML that can itself be used as a profile.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    actions = parser.add_subparsers(dest="action", required=True, metavar="show")
-    show = actions.add_parser(
-        "show",
-        help="print the resolved profile as YAML",
-        description="Print the resolved profile as YAML.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "config", SUMMARY, DESCRIPTION, EXAMPLES)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION", title="actions")
+    show = add_command(actions, "show", "print the resolved profile as YAML", DESCRIPTION, EXAMPLES)
     add_profile_arguments(show)
     show.set_defaults(func=show_profile)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from engine.commands.help_text import add_command
 from engine.store.location import location
 from engine.store.manifest import require_manifest
 from engine.store.version_diff import diff_versions, source_paths
@@ -13,8 +14,17 @@ from engine.store.version_diff import diff_versions, source_paths
 SHOWN_IDS = 5
 
 
+SUMMARY = "what changed between two versions"
+DESCRIPTION = """Show what changed between two versions: how many images were added, removed and re-annotated (the first
+few of each with their source paths; --ids lists all), then every count that changed."""
+EXAMPLES = """
+fld-engine diff corpus/ --from 3                # version 3 against the latest
+fld-engine diff corpus/ --from 3 --to 4 --ids
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("diff", help="what changed between two versions of a dataset")
+    parser = add_command(subparsers, "diff", SUMMARY, DESCRIPTION, EXAMPLES)
     parser.add_argument("directory", metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus")
     parser.add_argument("--from", dest="older", type=int, required=True, metavar="N", help="the older version")
     parser.add_argument("--to", dest="newer", type=int, metavar="M", help="the newer version (default: the latest)")

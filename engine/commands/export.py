@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from engine.commands.help_text import add_command
 from engine.errors import OutputError
 from engine.exports.coco import COCO_TASKS
 from engine.exports.destination import check_output_folder
@@ -18,10 +19,24 @@ from schemas.records import REGION_KINDS
 FORMATS = ("florence", "coco", "yolo", "hf")
 
 
+SUMMARY = "write a version as a training corpus (Florence-2, COCO, YOLO, Hugging Face)"
+DESCRIPTION = """Write a version as a training corpus: Florence-2 prompt/target JSONL, COCO, an Ultralytics YOLO
+dataset, or Hugging Face Parquet with a dataset card; train and validation split by image id. Images are copied with
+their location metadata removed unless --keep-exif. The destination must be new or empty."""
+EXAMPLES = """
+fld-engine export corpus/ --format florence --to exports/florence
+fld-engine export corpus/ --format coco --to exports/coco --tasks object ocr_line phrase
+fld-engine export corpus/ --format yolo --to exports/yolo --val-fraction 0.2
+fld-engine export s3://bucket/corpus --format hf --to s3://bucket/exports/hf --version 4
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("export", help="write a version as Florence-2 JSONL, COCO, YOLO or HF Parquet")
+    parser = add_command(subparsers, "export", SUMMARY, DESCRIPTION, EXAMPLES)
     parser.add_argument("directory", metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus")
-    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument(
+        "--format", required=True, choices=FORMATS, help="florence (JSONL), coco, yolo (Ultralytics) or hf (Parquet)"
+    )
     parser.add_argument(
         "--to", required=True, metavar="DEST", help="an empty or new folder, local or a URI (s3://bucket/export)"
     )
@@ -54,25 +69,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def export(args: argparse.Namespace) -> int:
-    if not 0.0 <= args.val_fraction < 1.0:
-        raise OutputError(f"--val-fraction {args.val_fraction}: must be at least 0 and below 1")
-    root = location(args.directory)
-    check_output_folder(args.to)
-    manifest = require_manifest(root, args.version)
+    version, report = export_version(
+        args.directory,
+        args.format,
+        args.to,
+        args.version,
+        args.tasks,
+        args.val_fraction,
+        args.keep_exif,
+        args.include_near_duplicates,
+    )
+    print(f"{location(args.directory)} version {version}")
+    print(report.format_lines())
+    return 0
+
+
+def export_version(
+    directory: Where,
+    fmt: str,
+    destination: Where,
+    version: int | None = None,
+    tasks: list[str] | None = None,
+    val_fraction: float = 0.1,
+    keep_exif: bool = False,
+    include_near_duplicates: bool = False,
+) -> tuple[int, ExportReport]:
+    """Check the request and every shard's checksum (and the skipped table's, for near-duplicates), then
+    export; the version exported and the report."""
+    if fmt not in FORMATS:
+        raise OutputError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise OutputError(f"--val-fraction {val_fraction}: must be at least 0 and below 1")
+    root = location(directory)
+    check_output_folder(destination)
+    manifest = require_manifest(root, version)
     # Before anything is written: every shard is the one the manifest recorded (a swapped shard would
     # export duplicate images and drop others).
-    near_duplicates = args.include_near_duplicates
-    if near_duplicates and args.format == "hf":
+    if include_near_duplicates and fmt == "hf":
         raise OutputError(
             "--include-near-duplicates: the hf export reads the shards as they are; use florence, coco or yolo"
         )
-    verify_checksums(root, manifest.shards + (manifest.skipped if near_duplicates else []))
+    verify_checksums(root, manifest.shards + (manifest.skipped if include_near_duplicates else []))
     report = run_export(
-        args.format, root, manifest.version, args.to, args.tasks, args.val_fraction, args.keep_exif, near_duplicates
+        fmt, root, manifest.version, destination, tasks, val_fraction, keep_exif, include_near_duplicates
     )
-    print(f"{root} version {manifest.version}")
-    print(report.format_lines())
-    return 0
+    return manifest.version, report
 
 
 def run_export(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from engine.commands.help_text import add_command
 from engine.commands.summary import format_counts
 from engine.errors import OutputError
 from engine.store.integrity import file_problems
@@ -12,11 +13,19 @@ from engine.store.location import Location, location
 from engine.store.manifest import require_manifest
 from engine.store.reader import version_dataset
 
+SUMMARY = "what a version holds: counts, quarantine, skips, the paper's text measures"
+DESCRIPTION = """Print what a version of the dataset holds: images, annotations per type, kind and source, quarantine
+reasons, images curation skipped per rule and near-duplicate groups, and the paper's Table 2/3 measures beside
+the paper's values. Every listed file's size is checked;
+--verify also checks its SHA-256."""
+EXAMPLES = """
+fld-engine inspect corpus/
+fld-engine inspect s3://bucket/corpus --version 3 --verify
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "inspect", help="counts per annotation type, source, quarantine reason and skip rule"
-    )
+    parser = add_command(subparsers, "inspect", SUMMARY, DESCRIPTION, EXAMPLES)
     parser.add_argument("directory", metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus")
     parser.add_argument("--version", type=int, help="a published version (default: the latest)")
     parser.add_argument(

@@ -5,13 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.commands.help_text import add_command
 from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.config.typed_config import ConfigError
 from engine.refine_loop import RoundResult, refine_dataset
 
+SUMMARY = "Florence-2 in the loop: train, re-annotate, merge; one version per round"
+DESCRIPTION = """Refine a dataset with Florence-2 in the loop: each round fine-tunes the model on the latest version's
+annotations, re-annotates every image with it, filters and merges its predictions with the existing
+annotations, and publishes a new version. Needs refine.checkpoint in the profile (a local folder or a
+model already in the Hugging Face cache)."""
+EXAMPLES = """
+fld-engine refine corpus/ --rounds 2 --config my.yaml
+fld-engine refine corpus/ --rounds 1 --set refine.checkpoint=/models/Florence-2-base-ft
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("refine", help="train Florence-2 on the annotations, re-annotate, merge; repeat")
+    parser = add_command(subparsers, "refine", SUMMARY, DESCRIPTION, EXAMPLES)
     parser.add_argument("directory", metavar="DIR", help="a local dataset folder written by `fld-engine run`")
     parser.add_argument("--rounds", type=int, metavar="N", help="rounds to run (default: the profile's refine.rounds)")
     add_profile_arguments(parser)

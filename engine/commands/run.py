@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.commands.help_text import add_command
 from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.commands.summary import format_counts
 from engine.ingest.sources import InputOptions
@@ -12,9 +13,23 @@ from engine.refine_loop import base_checkpoint, refine_dataset
 from engine.run import RunRequest, run_pipeline
 from engine.store.location import location
 
+SUMMARY = "annotate images into a new version of a dataset"
+DESCRIPTION = """Annotate images with the profile's specialists, clean the annotations with its filters, and publish
+them as a new version of the dataset: Parquet shards, one row per image, with a manifest.
+
+Run it again on the same output (by hand or from cron) and only new or changed images, or images an older
+pipeline annotated, are processed; the rest is carried over. A killed run resumes from its finished
+shards when the same command is run again. Bad images are quarantined with their reason."""
+EXAMPLES = """
+fld-engine run --input photos/ --output corpus/
+fld-engine run --input photos/ --output corpus/ --limit 20 --set writer.rows_per_shard=500
+fld-engine run --input s3://bucket/raw/ laion.parquet --output s3://bucket/corpus --config fld5b --address auto
+fld-engine run --input shards/ --output corpus/ --config my.yaml --set stages.ocr.resources.batch_size=8
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("run", help="annotate images into versioned Parquet shards")
+    parser = add_command(subparsers, "run", SUMMARY, DESCRIPTION, EXAMPLES)
     parser.add_argument(
         "--input",
         nargs="+",

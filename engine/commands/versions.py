@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from engine.commands.help_text import add_command
 from engine.errors import OutputError
 from engine.store.location import location
 from engine.store.manifest import all_manifests
 
+SUMMARY = "list a dataset's versions"
+DESCRIPTION = """List the published versions of a dataset, oldest first, with their image and annotation counts and the
+fingerprint of the pipeline that made them."""
+EXAMPLES = """
+fld-engine versions corpus/
+fld-engine versions s3://bucket/corpus
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("versions", help="list a dataset's versions with counts and config fingerprint")
+    parser = add_command(subparsers, "versions", SUMMARY, DESCRIPTION, EXAMPLES)
     parser.add_argument("directory", metavar="DIR", help="the dataset: a folder or a URI such as s3://bucket/corpus")
     parser.set_defaults(func=versions)
 

@@ -39,6 +39,7 @@ from engine.config.settings import (
 )
 from engine.config.show import profile_mapping
 from engine.config.typed_config import ConfigError, build
+from schemas.pixel_limits import PixelLimits
 from schemas.stage import Resources
 
 BUNDLED = package_files.files("engine.config") / "profiles"
@@ -49,9 +50,11 @@ YAML_SUFFIXES = (".yaml", ".yml")
 def _stage(kind: str, data: Any, where: str) -> StageConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping with name and backend")
-    unknown = sorted(set(data) - {"name", "backend", "resources", "options"})
+    unknown = sorted(set(data) - {"name", "backend", "resources", "options", "limits"})
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: backend, name, options, resources)")
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r} (known keys: backend, limits, name, options, resources)"
+        )
     backend = data.get("backend")
     known = backends(kind)
     if backend not in known and not is_custom(backend):
@@ -68,6 +71,7 @@ def _stage(kind: str, data: Any, where: str) -> StageConfig:
         backend=backend,
         resources=build(Resources, data.get("resources"), f"{where}.resources"),
         options=build(options_class, data.get("options"), f"{where}.options"),
+        limits=build(PixelLimits, data["limits"], f"{where}.limits") if data.get("limits") is not None else None,
     )
 
 

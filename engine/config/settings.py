@@ -9,8 +9,9 @@ from engine.config.registry import FILTERS, SPECIALISTS, stage_class
 from filters.curation.settings import CurationSettings
 from refine.merge import MergeSettings
 from refine.settings import TrainSettings
-from schemas.fingerprint import canonical_hash
+from schemas.fingerprint import NOT_IDENTITY, canonical_hash
 from schemas.florence_tasks import REFINE_TASKS
+from schemas.pixel_limits import PixelLimits
 from schemas.stage import Resources, StageKind
 
 DEFAULT_PROFILE = "offline"
@@ -38,6 +39,8 @@ class StageConfig:
 
     A profile's sections make :class:`SpecialistConfig` and :class:`FilterConfig`, whose ``kind`` is a class
     attribute: the section says it, so it is no setting (nor part of the plain data or a fingerprint).
+    ``limits`` overrides the backend's pixel limits (``schemas/pixel_limits.py``) value by value; they decide
+    which images the stage refuses, not what it computes, so they are no part of a fingerprint.
     """
 
     kind: ClassVar[StageKind]
@@ -45,6 +48,7 @@ class StageConfig:
     backend: str
     resources: Resources
     options: Any
+    limits: PixelLimits | None = field(default=None, metadata=NOT_IDENTITY)
     # What the stage is given, from its place in the run order (set when the stages are planned, see
     # ``engine/refresh/incremental.py`` stage_inputs); derived, so neither a setting nor part of a fingerprint.
     inputs: str = field(default="", metadata={"derived": True})
@@ -53,6 +57,7 @@ class StageConfig:
         """A new, not yet set up, instance of the stage."""
         stage = stage_class(self.kind, self.backend)(self.name, self.options, self.resources)
         stage.inputs = self.inputs
+        stage.limits = stage.pixel_limits.overridden_by(self.limits)
         return stage
 
 

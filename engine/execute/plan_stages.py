@@ -9,7 +9,7 @@ from engine.config.registry import SPECIALISTS
 from engine.config.settings import EngineConfig, StageConfig
 from engine.config.typed_config import ConfigError
 from engine.refresh.incremental import StageSpec, stage_inputs
-from schemas.stage import BaseStage, Resources, WeightsCheck, WeightsNotFound, stage_fingerprint
+from schemas.stage import BaseStage, Resources, UntrustedWeights, WeightsCheck, WeightsNotFound, stage_fingerprint
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,11 @@ class PlannedStage:
 def plan_stages(config: EngineConfig) -> list[PlannedStage]:
     """Every stage of ``config`` in run order; a stage placed before what it needs is a config error, and
     missing weights are reported all at once. Each stage's fingerprint is the one rows record: what it
-    computes and what its place in the order gives it (``stage_inputs``, ``schemas.stage.stage_fingerprint``)."""
+    computes and what its place in the order gives it (``stage_inputs``, ``schemas.stage.stage_fingerprint``).
+    Pickled weights the profile neither trusts nor pins are refused here too, before any work."""
     stages: list[BaseStage] = []
     missing: list[WeightsCheck] = []
+    untrusted: list[WeightsCheck] = []
     produced: set[str] = set()
     for stage_config in config.stages:
         stage: BaseStage = stage_config.create()
@@ -57,9 +59,13 @@ def plan_stages(config: EngineConfig) -> list[PlannedStage]:
         check = stage.check_weights()
         if not check.found:
             missing.append(check)
+        elif not check.trusted:
+            untrusted.append(check)
         stages.append(stage)
     if missing:
         raise WeightsNotFound(describe_missing(missing))
+    if untrusted:
+        raise UntrustedWeights("; ".join(check.detail for check in untrusted))
     inputs = stage_inputs([(stage.name, stage.kind, stage.fingerprint()) for stage in stages])
     planned = []
     for stage_config, stage in zip(config.stages, stages, strict=True):

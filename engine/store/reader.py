@@ -19,7 +19,7 @@ from engine.store.integrity import size_problem
 from engine.store.location import Location, Where, location
 from engine.store.manifest import require_manifest
 from engine.store.writer import ShardInfo
-from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA
+from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SKIPPED_SCHEMA, conform
 from schemas.records import ImageRecord
 
 
@@ -75,6 +75,14 @@ def iter_batches(
                 batch = next(batches, None)
         except (OSError, pa.ArrowException) as error:
             raise shard_error(root, shard.path, error) from None
+
+
+def read_skipped(root: Where, version: int | None = None) -> pa.Table:
+    """One version's skipped table (good images curation did not annotate), empty for versions before it."""
+    root = location(root)
+    manifest = require_manifest(root, version)
+    tables = [conform(read_shard(root, shard), SKIPPED_SCHEMA) for shard in manifest.skipped]
+    return pa.concat_tables(tables).cast(SKIPPED_SCHEMA) if tables else SKIPPED_SCHEMA.empty_table()
 
 
 def read_version(root: Where, version: int | None = None, columns: list[str] | None = None) -> pa.Table:

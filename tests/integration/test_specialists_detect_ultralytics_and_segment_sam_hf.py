@@ -29,7 +29,9 @@ def yolo(tmp_path_factory) -> UltralyticsDetector:
     from tests.support.tiny_models.yolo import build_tiny_yolo
 
     weights = build_tiny_yolo(tmp_path_factory.mktemp("tiny-yolo") / "tiny-yolov8n.pt")
-    options = UltralyticsOptions(weights=str(weights), min_score=0.0, image_size=64, max_detections=5)
+    options = UltralyticsOptions(
+        weights=str(weights), trust_pickle_weights=True, min_score=0.0, image_size=64, max_detections=5
+    )
     detector = UltralyticsDetector("yolo", options)
     detector.setup()
     return detector

@@ -41,7 +41,9 @@ def weights(tmp_path_factory):
 def sam(weights) -> UltralyticsSamSegmenter:
     from tests.support.tiny_models.sam_ultralytics import IMAGE_SIZE
 
-    segmenter = UltralyticsSamSegmenter("sam", UltralyticsSamOptions(weights=str(weights), image_size=IMAGE_SIZE))
+    segmenter = UltralyticsSamSegmenter(
+        "sam", UltralyticsSamOptions(weights=str(weights), trust_pickle_weights=True, image_size=IMAGE_SIZE)
+    )
     segmenter.setup()
     return segmenter
 
@@ -103,7 +105,9 @@ def test_grounded_phrase_regions_are_segmented_in_images_of_different_sizes(sam)
 
 
 def test_max_boxes_limits_the_prompts_of_an_image(weights) -> None:
-    segmenter = UltralyticsSamSegmenter("sam", UltralyticsSamOptions(weights=str(weights), image_size=256, max_boxes=1))
+    segmenter = UltralyticsSamSegmenter(
+        "sam", UltralyticsSamOptions(weights=str(weights), trust_pickle_weights=True, image_size=256, max_boxes=1)
+    )
     record = _record()
     record.regions += _objects()
     segmenter.process([record], [_image()])

@@ -132,7 +132,7 @@ def test_each_stage_knows_its_kind_from_its_profile_section() -> None:
 
 def test_a_stage_config_as_plain_data_is_its_profile_entry() -> None:
     stage = parse_config({"filters": [{"backend": "nms", "options": {"iou": {"object": 0.6}}}]}).filters[0]
-    assert set(to_plain(stage)) == {"name", "backend", "resources", "options"}
+    assert set(to_plain(stage)) == {"name", "backend", "resources", "options", "limits"}
     assert parse_config({"filters": [to_plain(stage)]}).filters[0] == stage
 
 

@@ -80,7 +80,10 @@ def test_overrides_apply_over_what_a_profile_extends(tmp_path) -> None:
     [
         ("writer.rows_per_shrd=5", "writer: unknown key 'rows_per_shrd' (known keys: compression, "),
         ("writer.rows_per_shard=many", "writer.rows_per_shard: expected an integer, got 'many'"),
-        ("stages.ocr.batch_size=8", "specialists[0]: unknown key 'batch_size' (known keys: backend, name, options"),
+        (
+            "stages.ocr.batch_size=8",
+            "specialists[0]: unknown key 'batch_size' (known keys: backend, limits, name, options",
+        ),
         ("stages.ocr.resources.batch_size=0", "specialists[0].resources: batch_size and pool_size must be >= 1"),
         ("stages.nosuch.options.x=1", "no stage named 'nosuch' (stages: ocr, haar, grabcut, text, confidence, "),
         ("writer.rows_per_shard.x=1", "writer.rows_per_shard is 1000, not a mapping"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from specialists.base import file_sha256
 from tests.support.tiny_models.blip import build_tiny_blip
 from tests.support.tiny_models.causal_lm import build_tiny_causal_lm
 from tests.support.tiny_models.clip import build_tiny_clip
@@ -73,7 +74,14 @@ def tiny_profile(tmp_dir: Path) -> dict[str, Any]:
             "name": "yolo",
             "backend": "ultralytics",
             "resources": SMALL,
-            "options": {"weights": dirs["yolo"], "min_score": 0.0, "image_size": 64, "max_detections": 3},
+            # The tiny .pt files are pickles we built: one stage trusts its file, the other pins its sha256.
+            "options": {
+                "weights": dirs["yolo"],
+                "trust_pickle_weights": True,
+                "min_score": 0.0,
+                "image_size": 64,
+                "max_detections": 3,
+            },
         },
         {
             "name": "detr",
@@ -106,7 +114,12 @@ def tiny_profile(tmp_dir: Path) -> dict[str, Any]:
             "name": "sam_ultralytics",
             "backend": "sam_ultralytics",
             "resources": SMALL,
-            "options": {"weights": dirs["sam_ultralytics"], "image_size": MOBILE_SAM_SIZE, "phrases": False},
+            "options": {
+                "weights": dirs["sam_ultralytics"],
+                "weights_sha256": file_sha256(dirs["sam_ultralytics"]),
+                "image_size": MOBILE_SAM_SIZE,
+                "phrases": False,
+            },
         },
         {
             "name": "aggregator",
