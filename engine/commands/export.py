@@ -27,6 +27,7 @@ EXAMPLES = """
 fld-engine export corpus/ --format florence --to exports/florence
 fld-engine export corpus/ --format coco --to exports/coco --tasks object ocr_line phrase
 fld-engine export corpus/ --format yolo --to exports/yolo --val-fraction 0.2
+fld-engine export corpus/ --format coco --to exports/coco_all --include-near-duplicates
 fld-engine export s3://bucket/corpus --format hf --to s3://bucket/exports/hf --version 4
 """
 
