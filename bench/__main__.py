@@ -24,6 +24,8 @@ SCENARIOS: dict[str, str] = {
     "near_dups": "bench.near_dups",
     "object_store": "bench.object_store",
     "input_sources": "bench.input_sources",
+    "ceiling": "bench.ceiling",
+    "driver_memory": "bench.driver_memory",
 }
 
 

@@ -1,12 +1,13 @@
-"""Does refinement improve noisy annotations? COCO AP of the object boxes before and after each round.
+"""Does refinement correct noisy annotations? Filters, then rounds, scored against exact ground truth.
 
-A synthetic set with known ground truth: rendered squares, circles and triangles on textured
-backgrounds. The initial annotations are the ground truth made noisy the way specialists err: boxes
-jittered, labels swapped, boxes missing. Version 1 holds them; ``fld-engine refine`` runs the rounds
-(Ray Train fine-tuning, re-annotation, merge), and every version's boxes are scored against the truth
-with pycocotools' COCOeval. Without ``--checkpoint`` the model is the tests' tiny random-init Florence-2
-(64 px input, 1+1 layers), so the numbers say whether the loop runs end to end and what it does at that
-scale, not what a real Florence-2 would gain.
+The experiment of issue 16. Generated scenes (``bench/scenes.py``: five classes of shapes, signs with
+printed words, exact boxes) get initial annotations with known, tagged noise (``bench/annotation_noise.py``:
+jittered boxes, wrong labels, missed objects, three kinds of spurious boxes, junk captions), written as COCO
+``instances`` and ``captions`` files. They are imported as version 1 through the profile's filters
+(``bench/refine_quality_profile.yaml``), then ``fld-engine refine`` runs its rounds with a small random-init
+Florence-2 (``bench/refine_model.py``) trained here. Printed per version: COCO box AP / AP50 / AR100
+against the truth (pycocotools); for the filters, the fraction of each injected error kind they removed
+and of correct annotations they lost; per round, the training loss per epoch and what the merge did.
 """
 
 from __future__ import annotations
@@ -14,145 +15,202 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import hashlib
 import io
+import json
+import math
+import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image, ImageDraw
+import yaml
+from PIL import Image
 
+from bench.annotation_noise import CORRECT, NoiseRates, NoisyAnnotations, ground_truth, inject_noise, rates_dict
+from bench.scenes import CLASSES, Scene, render_scene
 from engine.config.profile import parse_config
-from engine.refine_loop import refine_dataset
+from engine.config.settings import EngineConfig
 from engine.store.manifest import Manifest, publish
 from engine.store.reader import iter_records
 from engine.store.writer import ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION
-from schemas.boxes import box_iou
-from schemas.records import ImageRecord, Provenance, Region
+from schemas.records import ImageRecord, Provenance, Region, Text
 
-CLASSES = ("square", "circle", "triangle")
-COLOURS = {"square": (220, 40, 40), "circle": (40, 200, 60), "triangle": (50, 80, 230)}
-NOISY = Provenance("noisy_specialist", "synthetic-noise", 0)
+PROFILE = Path(__file__).with_name("refine_quality_profile.yaml")
+IMPORT_SOURCE = "import:noisy"
 
 
-def render(i: int, size: int) -> tuple[np.ndarray, list[tuple[str, tuple[float, float, float, float]]]]:
-    """Image ``i``: 1-3 non-overlapping shapes; returns the pixels and the true (label, box) pairs."""
-    rng = np.random.default_rng(1000 + i)
-    background = rng.integers(90, 160, (size, size, 3), dtype=np.uint8)
-    image = Image.fromarray(background)
-    draw = ImageDraw.Draw(image)
-    truth: list[tuple[str, tuple[float, float, float, float]]] = []
-    for _ in range(int(rng.integers(1, 4))):
-        for _attempt in range(20):
-            side = float(rng.uniform(0.2, 0.45) * size)
-            x0, y0 = float(rng.uniform(0, size - side)), float(rng.uniform(0, size - side))
-            box = (x0, y0, x0 + side, y0 + side)
-            if all(box_iou(box, other) == 0 for _, other in truth):
-                break
-        else:
-            continue
-        label = CLASSES[int(rng.integers(len(CLASSES)))]
-        if label == "square":
-            draw.rectangle(box, fill=COLOURS[label])
-        elif label == "circle":
-            draw.ellipse(box, fill=COLOURS[label])
-        else:
-            draw.polygon([(box[0], box[3]), ((box[0] + box[2]) / 2, box[1]), (box[2], box[3])], fill=COLOURS[label])
-        truth.append((label, box))
-    return np.asarray(image), truth
+@dataclass
+class Generated:
+    """The bench's inputs: scene images on disk, their truth and the noisy annotations."""
+
+    images: Path
+    names: list[str]
+    scenes: list[Scene]
+    truth: dict[str, Any]
+    noisy: NoisyAnnotations
 
 
-def corrupt(
-    truth: list[tuple[str, tuple[float, ...]]],
-    size: int,
-    rng: np.random.Generator,
-    jitter: float,
-    swap: float,
-    miss: float,
-) -> list[Region]:
-    """The truth as a noisy specialist would give it: jittered boxes, swapped labels, missing boxes."""
-    regions = []
-    for label, (x0, y0, x1, y1) in truth:
-        if rng.random() < miss:
-            continue
-        if rng.random() < swap:
-            label = str(rng.choice([c for c in CLASSES if c != label]))
-        w, h = x1 - x0, y1 - y0
-        dx0, dy0, dx1, dy1 = rng.normal(0, jitter, 4) * np.array([w, h, w, h])
-        box = np.clip([x0 + dx0, y0 + dy0, x1 + dx1, y1 + dy1], 0, size)
-        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
-            continue
-        regions.append(Region("object", tuple(float(v) for v in box), label, NOISY, score=0.5))
-    return regions
+def generate(folder: Path, count: int, size: int, seed: int, rates: NoiseRates) -> Generated:
+    """Render ``count`` scenes as PNG files into ``folder/images`` and write the noisy COCO files beside."""
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    scenes = [render_scene(i, size, seed) for i in range(count)]
+    names = [f"scene-{i:05d}.png" for i in range(count)]
+    for scene, name in zip(scenes, names, strict=True):
+        Image.fromarray(scene.pixels).save(images / name)
+    noisy = inject_noise(scenes, names, rates, seed)
+    noisy.write(folder / "annotations")
+    return Generated(images, names, scenes, ground_truth(scenes, names), noisy)
 
 
-def build_dataset(root: Path, images: Path, count: int, size: int, noise: dict[str, float]) -> dict[str, Any]:
-    """Write the images, publish version 1 with noisy boxes, and return the COCO ground truth."""
-    images.mkdir(parents=True)
-    rng = np.random.default_rng(7)
-    gt: dict[str, Any] = {"images": [], "annotations": [], "categories": []}
-    gt["categories"] = [{"id": i + 1, "name": name} for i, name in enumerate(CLASSES)]
-    rows = []
-    for i in range(count):
-        pixels, truth = render(i, size)
-        path = images / f"shapes-{i:04d}.png"
-        Image.fromarray(pixels).save(path)
-        record = ImageRecord(f"{i:064x}", str(path), size, size, "png")
-        record.regions = corrupt(truth, size, rng, **noise)
-        rows.append(record.to_row())
-        gt["images"].append({"id": i + 1, "width": size, "height": size, "file_name": path.name})
-        for label, (x0, y0, x1, y1) in truth:
-            gt["annotations"].append(
-                {
-                    "id": len(gt["annotations"]) + 1,
-                    "image_id": i + 1,
-                    "category_id": CLASSES.index(label) + 1,
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "area": (x1 - x0) * (y1 - y0),
-                    "iscrowd": 0,
-                }
-            )
-    writer = ShardWriter(root, "annotations", "part-synthetic", ANNOTATION_SCHEMA, parse_config({}).writer)
-    writer.write(pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA))
-    publish(root, Manifest(1, "synthetic", "", SCHEMA_VERSION, "synthetic", "bench", {}, {}, writer.close(), [], {}))
-    return gt
+# -- version 1: the noisy annotations imported through the filters ---------------------------------
 
 
-def average_precision(root: Path, version: int, gt: dict[str, Any]) -> dict[str, Any]:
-    """COCO AP / AP50 of one version's object boxes (unscored boxes count with score 1)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+def imported_records(generated: Generated) -> list[ImageRecord]:
+    """The COCO files as records: objects and captions with provenance ``import:noisy`` and their scores."""
+    noisy = generated.noisy
+    by_image: dict[int, ImageRecord] = {}
+    for image in noisy.instances["images"]:
+        path = generated.images / image["file_name"]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        by_image[image["id"]] = ImageRecord(digest, str(path), image["width"], image["height"], "png")
+    provenance = Provenance(IMPORT_SOURCE, "instances.json", 0)
+    for annotation in noisy.instances["annotations"]:
+        x, y, w, h = annotation["bbox"]
+        label = CLASSES[annotation["category_id"] - 1]
+        region = Region("object", (x, y, x + w, y + h), label, provenance, score=annotation.get("score"))
+        by_image[annotation["image_id"]].regions.append(region)
+    captions = Provenance(IMPORT_SOURCE, "captions.json", 0)
+    for annotation in noisy.captions["annotations"]:
+        by_image[annotation["image_id"]].texts.append(Text("brief", annotation["caption"], captions))
+    return list(by_image.values())
 
-    detections, unknown, boxes = [], 0, 0
-    for record in iter_records(root, version):
-        image_id = int(record.image_id, 16) + 1
+
+def apply_filters(records: list[ImageRecord], config: EngineConfig) -> None:
+    """Run the profile's filter stages over ``records`` in place (drops are recorded on each record)."""
+    pixels = None
+    for stage_config in config.filters:
+        stage = stage_config.create()
+        stage.setup()
+        if stage.needs_pixels and pixels is None:
+            pixels = [np.asarray(Image.open(r.source_uri).convert("RGB")) for r in records]
+        stage.process(records, pixels if stage.needs_pixels else None)
+
+
+def publish_version(root: Path, records: list[ImageRecord], config: EngineConfig) -> None:
+    """Write ``records`` as version 1 of a dataset at ``root``."""
+    writer = ShardWriter(root, "annotations", "part-import", ANNOTATION_SCHEMA, config.writer)
+    writer.write(pa.Table.from_pylist([r.to_row() for r in records], schema=ANNOTATION_SCHEMA))
+    publish(root, Manifest(1, "import", "", SCHEMA_VERSION, "refine_quality", "bench", {}, {}, writer.close(), [], {}))
+
+
+def _box_key(label: str, box: Any) -> tuple[str, tuple[float, ...]]:
+    return label, tuple(round(float(v), 1) for v in box)
+
+
+def filter_accounting(generated: Generated, records: list[ImageRecord]) -> dict[str, Any]:
+    """Per noise tag: how many annotations were imported and the fraction the filters removed, with the
+    rules that removed them. Annotations are matched to their tags by image, label and box (or caption)."""
+    names = {image["id"]: image["file_name"] for image in generated.noisy.instances["images"]}
+    tag_of: dict[tuple[str, Any], str] = {}
+    for annotation in generated.noisy.instances["annotations"]:
+        x, y, w, h = annotation["bbox"]
+        key = _box_key(CLASSES[annotation["category_id"] - 1], (x, y, x + w, y + h))
+        tag_of[(names[annotation["image_id"]], key)] = annotation["noise"]
+    for annotation in generated.noisy.captions["annotations"]:
+        tag_of[(names[annotation["image_id"]], annotation["caption"])] = "caption_" + annotation["noise"]
+    table: dict[str, dict[str, Any]] = {}
+
+    def count(tag: str, removed: bool, rule: str | None = None) -> None:
+        row = table.setdefault(tag, {"imported": 0, "removed": 0, "rules": {}})
+        row["imported"] += 1
+        if removed:
+            row["removed"] += 1
+            row["rules"][rule] = row["rules"].get(rule, 0) + 1
+
+    for record in records:
+        name = Path(record.source_uri).name
+        for region in record.regions:
+            count(tag_of[(name, _box_key(region.text, region.bbox))], False)
+        for text in record.texts:
+            count(tag_of[(name, text.text)], False)
+        for drop in record.dropped:
+            data = json.loads(drop.annotation)
+            key = _box_key(data["text"], data["bbox"]) if drop.annotation_type == "region" else data["text"]
+            if drop.annotation_type in ("region", "text"):
+                count(tag_of[(name, key)], True, f"{drop.stage}/{drop.rule}")
+    for row in table.values():
+        row["removed_fraction"] = round(row["removed"] / row["imported"], 4) if row["imported"] else 0.0
+    return dict(sorted(table.items()))
+
+
+def filter_targets(accounting: dict[str, Any]) -> dict[str, Any]:
+    """The issue's filter targets: spurious boxes and junk captions removed, correct annotations lost."""
+
+    def fraction(tags: list[str]) -> float:
+        rows = [accounting[t] for t in tags if t in accounting]
+        imported = sum(r["imported"] for r in rows)
+        return round(sum(r["removed"] for r in rows) / imported, 4) if imported else 0.0
+
+    spurious = [t for t in accounting if t.startswith("spurious")] + ["caption_junk"]
+    correct = [CORRECT, "caption_" + CORRECT]
+    removed, lost = fraction(spurious), fraction(correct)
+    return {
+        "spurious_and_junk_removed": removed,
+        "correct_lost": lost,
+        "correct_boxes_lost": fraction([CORRECT]),
+        "correct_captions_lost": fraction(["caption_" + CORRECT]),
+        "met": removed >= 0.8 and lost <= 0.05,
+    }
+
+
+# -- scoring -------------------------------------------------------------------------------------
+
+
+def coco_detections(records: list[ImageRecord], image_ids: dict[str, int]) -> tuple[list[dict[str, Any]], int]:
+    """The records' object boxes as COCO results (unscored boxes count with score 1), and how many boxes
+    had a label outside the classes."""
+    detections, unknown = [], 0
+    for record in records:
         for region in record.regions:
             if region.kind != "object":
                 continue
-            boxes += 1
             if region.text not in CLASSES:
                 unknown += 1
                 continue
             x0, y0, x1, y1 = region.bbox
             detections.append(
                 {
-                    "image_id": image_id,
+                    "image_id": image_ids[Path(record.source_uri).name],
                     "category_id": CLASSES.index(region.text) + 1,
                     "bbox": [x0, y0, x1 - x0, y1 - y0],
                     "score": 1.0 if region.score is None else float(region.score),
                 }
             )
-    result = {"boxes": boxes, "unknown_labels": unknown}
+    return detections, unknown
+
+
+def average_precision(records: list[ImageRecord], truth: dict[str, Any]) -> dict[str, Any]:
+    """COCO box AP, AP50 and AR100 of the records' objects against ``truth``."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    image_ids = {image["file_name"]: image["id"] for image in truth["images"]}
+    detections, unknown = coco_detections(records, image_ids)
+    result = {"boxes": len(detections) + unknown, "unknown_labels": unknown}
     if not detections:
         return {**result, "AP": 0.0, "AP50": 0.0, "AR100": 0.0}
     with contextlib.redirect_stdout(io.StringIO()):
-        truth = COCO()
-        truth.dataset = copy.deepcopy(gt)  # COCOeval writes ignore flags into the annotations
-        truth.createIndex()
-        evaluation = COCOeval(truth, truth.loadRes(detections), "bbox")
+        reference = COCO()
+        reference.dataset = copy.deepcopy(truth)  # COCOeval writes ignore flags into the annotations
+        reference.createIndex()
+        evaluation = COCOeval(reference, reference.loadRes(detections), "bbox")
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
@@ -160,84 +218,115 @@ def average_precision(root: Path, version: int, gt: dict[str, Any]) -> dict[str,
     return {**result, "AP": round(stats[0], 4), "AP50": round(stats[1], 4), "AR100": round(stats[8], 4)}
 
 
+def version_records(root: Path, version: int) -> list[ImageRecord]:
+    return list(iter_records(root, version))
+
+
+# -- the experiment ------------------------------------------------------------------------------
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench refine_quality", description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=24)
-    parser.add_argument("--size", type=int, default=96, help="image side in pixels")
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--size", type=int, default=128, help="scene side in pixels")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--checkpoint", help="a Florence-2 checkpoint directory (default: the tiny random-init one)")
-    parser.add_argument("--jitter", type=float, default=0.15, help="box jitter, as a fraction of the box side")
-    parser.add_argument("--swap", type=float, default=0.2, help="probability that a label is swapped")
-    parser.add_argument("--miss", type=float, default=0.2, help="probability that a box is missing")
-    parser.add_argument("--min-new-score", type=float, default=0.5)
-    parser.add_argument(
-        "--min-agreement-to-drop", type=float, default=0.5, help="previous round's agreement needed to drop boxes"
-    )
-    parser.add_argument(
-        "--add-unscored", action="store_true", help="add new boxes without a score (Florence-2's generation gives none)"
-    )
+    parser.add_argument("--epochs", type=int, default=8, help="training epochs per round")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--model", choices=("tiny", "small", "base"), default="small", help="bench/refine_model.py")
+    parser.add_argument("--checkpoint", help="a Florence-2 checkpoint directory instead of a random-init model")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--folds", type=int, default=2, help="cross-fitting folds (refine.folds)")
+    parser.add_argument("--filters-only", action="store_true", help="stop after version 1 (no refinement)")
+    parser.add_argument("--work", help="work folder (default: a new temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (images, COCO files, dataset)")
     return parser.parse_args(argv)
+
+
+def refine_config(args: argparse.Namespace, checkpoint: str) -> EngineConfig:
+    profile = yaml.safe_load(PROFILE.read_text())
+    profile["refine"] = {
+        "checkpoint": checkpoint,
+        "task_weights": {"<OD>": 1.0},
+        "train": {
+            "learning_rate": args.lr,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "warmup_fraction": 0.05,
+            "max_target_tokens": 128,
+        },
+        "use_gpu": args.device == "cuda",
+        "annotate_num_gpus": 0.5 if args.device == "cuda" else 0.0,
+        "max_new_tokens": 96,
+        "num_beams": 1,
+        "annotate_batch_size": 16,
+    }
+    return parse_config(profile)
+
+
+def epoch_losses(losses: list[float], epochs: int) -> list[float]:
+    """Mean training loss per epoch (the steps split evenly into ``epochs``)."""
+    if not losses:
+        return []
+    per = max(1, math.ceil(len(losses) / epochs))
+    return [round(float(np.mean(losses[i : i + per])), 4) for i in range(0, len(losses), per)]
 
 
 def main(argv: list[str]) -> dict[str, Any]:
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="fld-refine-quality-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="fld-refine-quality-"))
+    try:
+        return experiment(args, work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def experiment(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Generate, import through the filters, refine; the measures of every step."""
+    from engine.refine_loop import refine_dataset
+
+    rates = NoiseRates()
+    started = time.perf_counter()
+    generated = generate(work, args.images, args.size, args.seed, rates)
     checkpoint = args.checkpoint
     if checkpoint is None:
-        from tests.support.tiny_models.florence import build_tiny_florence2
+        from bench.refine_model import SIZES, build_bench_florence2
 
-        checkpoint = str(build_tiny_florence2(work / "tiny-florence2"))
-    noise = {"jitter": args.jitter, "swap": args.swap, "miss": args.miss}
+        checkpoint = str(build_bench_florence2(work / "model", SIZES[args.model]))
+    config = refine_config(args, checkpoint)
+    records = imported_records(generated)
+    raw = average_precision(records, generated.truth)
+    apply_filters(records, config)
+    accounting = filter_accounting(generated, records)
     root = work / "dataset"
-    gt = build_dataset(root, work / "images", args.images, args.size, noise)
-    config = parse_config(
-        {
-            "refine": {
-                "checkpoint": checkpoint,
-                "task_weights": {"<OD>": 1.0},
-                "train": {
-                    "learning_rate": args.lr,
-                    "epochs": args.epochs,
-                    "batch_size": args.batch_size,
-                    "warmup_fraction": 0.1,
-                },
-                "merge": {
-                    "min_new_score": args.min_new_score,
-                    "add_unscored": args.add_unscored,
-                    "min_agreement_to_drop": args.min_agreement_to_drop,
-                },
-                "max_new_tokens": 64,
-                "num_beams": 1,
-                "annotate_batch_size": 8,
-            },
-            "filters": [{"name": "geometry", "backend": "geometry"}, {"name": "nms", "backend": "nms"}],
-        }
-    )
+    publish_version(root, records, config)
+    versions = {"v0 (imported, before filters)": raw, "v1 (after filters)": average_precision(records, generated.truth)}
+    result: dict[str, Any] = {
+        "images": args.images,
+        "true_objects": len(generated.truth["annotations"]),
+        "noise": rates_dict(rates),
+        "injected": generated.noisy.tags(),
+        "filters": {"targets": filter_targets(accounting), **accounting},
+        "versions": versions,
+        "prepare_seconds": round(time.perf_counter() - started, 1),
+    }
+    if args.filters_only:
+        return result
     started = time.perf_counter()
     rounds = refine_dataset(root, config, args.rounds, progress=lambda _: None)
-    seconds = time.perf_counter() - started
-    versions = {"v1 (noisy input)": average_precision(root, 1, gt)}
-    for result in rounds:
-        versions[f"v{result.version} (round {result.round})"] = {
-            **average_precision(root, result.version, gt),
-            "loss_first": round(result.losses[0], 4),
-            "loss_last": round(result.losses[-1], 4),
-            "steps": len(result.losses),
-            **{k: v for k, v in result.stats.to_dict().items() if k != "compared"},
+    for outcome in rounds:
+        scores = average_precision(version_records(root, outcome.version), generated.truth)
+        versions[f"v{outcome.version} (round {outcome.round})"] = {
+            **scores,
+            "loss_per_epoch": epoch_losses(outcome.losses, args.epochs),
+            "merge": {k: v for k, v in outcome.stats.to_dict().items() if k != "compared"},
+            "seconds": round(outcome.seconds, 1),
         }
-    return {
-        "model": "tiny random-init Florence-2 (tests.support.tiny_models)" if args.checkpoint is None else checkpoint,
-        "images": args.images,
-        "ground_truth_boxes": len(gt["annotations"]),
-        "noise": noise,
-        "rounds": args.rounds,
-        "epochs_per_round": args.epochs,
-        "learning_rate": args.lr,
-        "add_unscored": args.add_unscored,
-        "min_agreement_to_drop": args.min_agreement_to_drop,
-        "refine_seconds": round(seconds, 1),
-        "versions": versions,
-    }
+    result["model"] = args.model if args.checkpoint is None else checkpoint
+    result["training"] = {"rounds": args.rounds, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size}
+    result["refine_seconds"] = round(time.perf_counter() - started, 1)
+    last = versions[list(versions)[-1]]
+    result["ap_gain_points"] = round(100 * (last["AP"] - versions["v1 (after filters)"]["AP"]), 2)
+    return result

@@ -92,7 +92,7 @@ def write_raw(table: pa.Table, path: Path, config: WriterConfig) -> None:
         table,
         path,
         compression=config.compression,
-        compression_level=config.compression_level,
+        compression_level=config.level(),
         row_group_size=config.row_group_rows,
     )
 

@@ -43,7 +43,7 @@ from engine.execute.ray_session import LazyRay
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
 from engine.ingest.captions import alt_texts
-from engine.ingest.curation import CuratedWork, curate, skip_semantic_copies
+from engine.ingest.curation import CuratedWork, curate, kept_references, skip_semantic_copies
 from engine.ingest.discover import discover
 from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
 from engine.ingest.image_bytes import with_locators
@@ -59,15 +59,15 @@ from engine.ingest.probe import (
 )
 from engine.ingest.probe_cache import load_probe_cache, probe_key, split_by_cache
 from engine.ingest.sources import InputOptions, Source
-from engine.refresh.carryover import Candidate, CarryOver, plan_carry_over, resumable
+from engine.refresh.carryover import Candidate, CarryOver, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
-from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones, previous_paths
+from engine.refresh.scope import input_scope, kept_out_of_scope
+from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones, previous_paths, tombstoned_ids
 from engine.store.counts import value_counts
 from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
 from engine.store.location import Location, Where, location
 from engine.store.manifest import Manifest, all_manifests, next_version_number, publish, restore_missing_version
 from engine.store.output_lock import OutputLock
-from engine.store.reader import read_shard
 from engine.store.writer import ShardInfo, ShardWriter, write_shard
 from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SKIPPED_SCHEMA
 from schemas.records import Granularity, ImageRecord
@@ -85,6 +85,7 @@ class RunRequest:
     address: str | None = None
     limit: int | None = None
     full: bool = False
+    prune: bool = False
     progress_bars: bool = True
     input_options: InputOptions = field(default_factory=InputOptions)
 
@@ -112,6 +113,7 @@ class RunResult:
     probe_cached: int = 0
     skipped: int = 0
     near_duplicate_groups: int = 0
+    kept_unlisted: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ class Probed:
     seconds: float
     work: list[WorkItem]
     quarantined: list[ProbedFile]
+    deferred: frozenset[str] = frozenset()  # listed files --limit left for a later run
 
     @property
     def locators(self) -> dict[str, Locator]:
@@ -186,11 +189,13 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         with ExitStack() as stack:
             ray = _lazy_ray(stack, run)
             probed = probe(run, ray)
-            curated = select_work(run, probed, progress)
-            carry = carry_over(run, curated.work)
+            previous_images = previous_paths(run.root, run.previous.shards) if run.previous else {}
+            kept = kept_unlisted(run, probed, previous_images)
+            curated = select_work(run, probed, previous_images, kept, progress)
+            carry = carry_over(run, curated.work, previous_images, kept)
             progress(_plan_summary(run, probed, curated, carry))
             annotated = annotate(run, carry, probed.locators, ray, progress)
-        side_tables = write_side_tables(run, probed, curated, carry, annotated)
+        side_tables = write_side_tables(run, probed, curated, carry, annotated, previous_images)
         lock.check()  # a run that lost its lease to another writer publishes nothing
         manifest = publish_version(run, probed, curated, carry, annotated, side_tables)
         return _result(manifest, run, side_tables, time.perf_counter() - started)
@@ -200,9 +205,8 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
 
 
 def find_sources(request: RunRequest) -> list[Source]:
-    """The sources of the request's inputs, sorted by URI (the first ``limit`` of them with ``--limit``)."""
-    sources = discover(request.inputs, request.config.ingest.extensions, request.input_options)
-    return sources if request.limit is None else sources[: request.limit]
+    """The sources of the request's inputs, sorted by URI (all of them: ``--limit`` bounds what is probed)."""
+    return discover(request.inputs, request.config.ingest.extensions, request.input_options)
 
 
 def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan:
@@ -236,26 +240,48 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
     limits = probe_settings(run.config.ingest)
     cache = {} if run.request.full else load_probe_cache(run.root, run.previous, run.request.probe_key())
     split = split_by_cache(run.sources, cache)
-    fresh = probe_sources(split.misses, limits, ray.start)
+    # --limit: at most N files the previous version does not vouch for; the rest wait for a later run.
+    limit = run.request.limit
+    misses, deferred = (split.misses, []) if limit is None else (split.misses[:limit], split.misses[limit:])
+    fresh = probe_sources(misses, limits, ray.start)
     probed = split.hits + [probed_from_row(row) for row in fresh]
     seconds = time.perf_counter() - started
     work, quarantined = plan_work(probed)
     unchanged = not split.misses and len(split.hit_rows) == sum(len(rows) for rows in cache.values())
     return Probed(
-        probed, split.hit_rows + fresh, len(split.hits), len(split.misses), unchanged, seconds, work, quarantined
+        probed,
+        split.hit_rows + fresh,
+        len(split.hits),
+        len(misses),
+        unchanged,
+        seconds,
+        work,
+        quarantined,
+        frozenset(source.uri for source in deferred),
     )
 
 
 # -- 3. curate -------------------------------------------------------------------------------
 
 
-def select_work(run: RunPlan, probed: Probed, progress: Progress) -> CuratedWork:
+def kept_unlisted(run: RunPlan, probed: Probed, previous_images: dict[str, list[str]]) -> set[str]:
+    """Images of the previous version that this run did not look at, kept as they were
+    (``engine/refresh/scope.py``)."""
+    scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
+    seen_paths = (p.source_uri for p in probed.probed)
+    return kept_out_of_scope(previous_images, seen_paths, (item.image_id for item in probed.work), scope)
+
+
+def select_work(
+    run: RunPlan, probed: Probed, previous_images: dict[str, list[str]], kept: set[str], progress: Progress
+) -> CuratedWork:
     """The unique images worth annotating: gates and near-duplicate groups over their measures, then (when
-    the profile asks and the model is present) semantic near-duplicates; images the previous version
-    annotated are their groups' representatives."""
-    previous, settings = run.previous, run.config.curation
-    annotated_ids = set() if previous is None else annotated_image_ids(run.root, previous.shards)
-    curated = curate(probed.work, settings, annotated_ids)
+    the profile asks and the model is present) semantic near-duplicates. Images the previous version
+    annotated are their groups' representatives; those this run did not look at (``kept``) take part
+    through the measures in their annotation rows, so a copy of one is not annotated either."""
+    settings = run.config.curation
+    references = kept_references(run.root, run.previous.shards, kept) if run.previous and kept else []
+    curated = curate(probed.work, settings, set(previous_images), references)
     if not settings.semantic.enabled or len(curated.work) < 2:
         return curated
     check = find_embedding_model(settings.semantic.model)
@@ -271,25 +297,32 @@ def select_work(run: RunPlan, probed: Probed, progress: Progress) -> CuratedWork
     def embed(work: Sequence[WorkItem]) -> tuple[np.ndarray, np.ndarray]:
         return embed_work(work, embedder, max_pixels, batch_size)
 
-    return skip_semantic_copies(curated, settings.semantic, embed, annotated_ids)
-
-
-def annotated_image_ids(root: Where, shards: list[ShardInfo]) -> set[str]:
-    """The image ids of a version's annotation ``shards`` (one column read)."""
-    return {i for shard in shards for i in read_shard(root, shard, ["image_id"]).column(0).to_pylist()}
+    return skip_semantic_copies(curated, settings.semantic, embed, set(previous_images))
 
 
 # -- 4. plan carry-over ----------------------------------------------------------------------
 
 
-def carry_over(run: RunPlan, work: list[WorkItem]) -> CarryOver:
-    """Which images' earlier rows (previous version, killed runs) carry over as they are, which rerun
-    some stages, and which images are new. ``--full`` reuses only shards of a killed ``--full`` run."""
+def carry_over(run: RunPlan, work: list[WorkItem], previous_images: dict[str, list[str]], kept: set[str]) -> CarryOver:
+    """Which images' earlier rows (previous version, killed runs, and for images the previous version
+    lacks, older versions) carry over as they are, which rerun some stages, and which of ``work`` (the
+    images curation selected) are new. Images of the previous version that this run did not look at
+    (``kept``) are kept as they were. ``--full`` reuses only shards of a killed ``--full`` run."""
     previous = run.previous
     candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
     candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
+    if not run.request.full:
+        missing = {item.image_id for item in work} - set(previous_images)
+        candidates += older_candidates(run.root, run.history, missing, lambda m: tombstoned_ids(run.root, m))
     return plan_carry_over(
-        run.root, candidates, work, run.stage_plan, run.config.writer, run.run_id, on_shard=run.journal.record
+        run.root,
+        candidates,
+        work,
+        run.stage_plan,
+        run.config.writer,
+        run.run_id,
+        on_shard=run.journal.record,
+        keep=(kept, previous.shards if previous else ()),
     )
 
 
@@ -357,12 +390,17 @@ def _new_rows(items: list[WorkItem], caption_granularity: Granularity) -> pa.Tab
 
 
 def write_side_tables(
-    run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver, annotated: Annotated
+    run: RunPlan,
+    probed: Probed,
+    curated: CuratedWork,
+    carry: CarryOver,
+    annotated: Annotated,
+    previous_images: dict[str, list[str]],
 ) -> SideTables:
     """The new version's quarantine, its skipped images, its tombstones (images of the previous version
     it no longer holds, and why) and its probe index."""
     quarantine_rows = [_quarantine_row(p) for p in probed.quarantined] + annotated.late_quarantine
-    tombstone_rows = _tombstone_rows(run, probed, curated, carry, annotated)
+    tombstone_rows = _tombstone_rows(probed, curated, carry, annotated, previous_images)
     return SideTables(
         quarantine=_write_quarantine(run, quarantine_rows),
         quarantined=len(quarantine_rows),
@@ -405,13 +443,17 @@ def _write_skipped(run: RunPlan, skipped: pa.Table) -> list[ShardInfo]:
 
 
 def _tombstone_rows(
-    run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver, annotated: Annotated
+    probed: Probed,
+    curated: CuratedWork,
+    carry: CarryOver,
+    annotated: Annotated,
+    previous_images: dict[str, list[str]],
 ) -> list[dict[str, Any]]:
     kept = carry.image_ids | annotated.written
     path_ids = {p.source_uri: (p.image_id if p.reason is None else None) for p in probed.probed}
     path_ids.update({row["source_uri"]: None for row in annotated.late_quarantine})
-    previous = previous_paths(run.root, run.previous.shards) if run.previous else {}
-    return find_tombstones(previous, kept, path_ids, set(curated.skipped.column("image_id").to_pylist()))
+    skipped = set(curated.skipped.column("image_id").to_pylist())
+    return find_tombstones(previous_images, kept, path_ids, skipped)
 
 
 def _probe_index(run: RunPlan, probed: Probed) -> ShardInfo | None:
@@ -440,6 +482,7 @@ def publish_version(
         "reannotated": carry.rerun_pixels.num_rows,
         "refiltered": carry.rerun_filters.num_rows,
         "carried": len(carry.image_ids),
+        "kept_unlisted": carry.kept,
         "resumed": carry.resumed,
         "tombstoned": side_tables.tombstoned,
         "skipped": curated.skipped.num_rows,
@@ -487,4 +530,5 @@ def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: 
         probe_cached=extra["probe_cached"],
         skipped=extra["skipped"],
         near_duplicate_groups=extra["near_duplicate_groups"],
+        kept_unlisted=extra["kept_unlisted"],
     )

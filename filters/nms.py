@@ -26,6 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from filters.base import Annotation, Filter, Verdict
+from schemas.bounds import Fraction
 from schemas.boxes import RegionColumns, Suppression, box_nms, greedy_nms, iou_matrix
 from schemas.records import ImageRecord
 from schemas.score_prior import UnscoredPriors
@@ -38,7 +39,7 @@ class NmsOptions:
     sources regardless of label; ``use_masks`` compares masks where every region of a group has one;
     ``unscored``: the score an unscored region ranks with, per source."""
 
-    iou: dict[str, float] = field(
+    iou: dict[str, Fraction] = field(
         default_factory=lambda: {
             "object": 0.5,
             "proposal": 0.7,
@@ -49,7 +50,7 @@ class NmsOptions:
         }
     )
     class_aware_kinds: tuple[str, ...] = ("object",)
-    cross_source_iou: dict[str, float] = field(
+    cross_source_iou: dict[str, Fraction] = field(
         default_factory=lambda: {
             "object": 0.7,
             "proposal": 0.7,

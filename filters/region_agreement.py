@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from filters.base import Filter, Verdict, below
+from schemas.bounds import Fraction
 from schemas.metrics import CLIP_SIMILARITY
 from schemas.records import ImageRecord, Region
 
@@ -21,7 +22,7 @@ from schemas.records import ImageRecord, Region
 @dataclass(frozen=True)
 class AgreementOptions:
     metric: str = CLIP_SIMILARITY
-    min_score_by_kind: dict[str, float] = field(
+    min_score_by_kind: dict[str, Fraction] = field(
         default_factory=lambda: {"object": 0.2, "region_caption": 0.2, "dense_caption": 0.2}
     )
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from filters.base import Filter, Verdict, below, first_drop, mask_only
+from schemas.bounds import Fraction
 from schemas.metrics import PREDICTED_IOU, STABILITY_SCORE
 from schemas.records import ImageRecord, Phrase, Region
 from schemas.score_prior import UnscoredPriors, effective_score
@@ -25,12 +26,12 @@ from schemas.score_prior import UnscoredPriors, effective_score
 
 @dataclass(frozen=True)
 class ConfidenceOptions:
-    min_score_by_kind: dict[str, float] = field(
+    min_score_by_kind: dict[str, Fraction] = field(
         default_factory=lambda: {"object": 0.3, "ocr_line": 0.5, "ocr_word": 0.5}
     )
-    min_score_by_source: dict[str, float] = field(default_factory=dict)
+    min_score_by_source: dict[str, Fraction] = field(default_factory=dict)
     min_metrics: dict[str, float] = field(default_factory=lambda: {PREDICTED_IOU: 0.88, STABILITY_SCORE: 0.95})
-    min_phrase_score: float | None = 0.3
+    min_phrase_score: Fraction | None = 0.3
     unscored: UnscoredPriors = field(default_factory=UnscoredPriors)
 
 

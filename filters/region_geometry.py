@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from filters.base import Filter, Verdict, above, below, first_drop, mask_only
+from schemas.bounds import Fraction, NonNegativeFloat, PositiveInt
 from schemas.geometry import box_area, clip_box
 from schemas.masks import count_fragments, decode_mask, mask_area
 from schemas.records import GroundedRegion, ImageRecord, Phrase, Region
@@ -22,11 +23,11 @@ from schemas.records import GroundedRegion, ImageRecord, Phrase, Region
 
 @dataclass(frozen=True)
 class GeometryOptions:
-    min_side_px: float = 1.0
-    min_area_fraction: dict[str, float] = field(
+    min_side_px: NonNegativeFloat = 1.0
+    min_area_fraction: dict[str, Fraction] = field(
         default_factory=lambda: {"object": 1e-4, "proposal": 1e-4, "region_caption": 1e-4, "dense_caption": 1e-4}
     )
-    max_area_fraction: dict[str, float] = field(
+    max_area_fraction: dict[str, Fraction] = field(
         default_factory=lambda: {
             "proposal": 0.95,
             "ocr_line": 0.9,
@@ -35,8 +36,8 @@ class GeometryOptions:
             "dense_caption": 0.95,
         }
     )
-    min_mask_area_fraction: float | None = 1e-4
-    max_mask_fragments: int | None = 8
+    min_mask_area_fraction: Fraction | None = 1e-4
+    max_mask_fragments: PositiveInt | None = 8
 
 
 def clip_points(points: tuple[float, ...] | None, width: int, height: int) -> tuple[float, ...] | None:

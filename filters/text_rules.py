@@ -26,6 +26,7 @@ from typing import ClassVar
 from filters.base import Annotation, Filter, Verdict, above, below, first_drop
 from filters.blacklist import Blacklist
 from filters.spacy_model import spacy_model_id, spacy_weights_check
+from schemas.bounds import Fraction, NonNegativeFloat, NonNegativeInt, PositiveInt
 from schemas.records import ImageRecord, Text, TextAnalysis
 from schemas.stage import WeightsCheck
 
@@ -50,43 +51,43 @@ _NORMALIZE = re.compile(r"[\W_]+")
 class TextRules:
     """Thresholds for texts of one granularity; None switches a rule off."""
 
-    min_tokens: int | None = None
-    max_tokens: int | None = None
-    max_objects: int | None = None
-    min_object_complexity: float | None = None
-    min_action_complexity: float | None = None
-    max_non_alpha_fraction: float | None = 0.5
-    max_repeated_fraction: float | None = 0.5
+    min_tokens: NonNegativeInt | None = None
+    max_tokens: PositiveInt | None = None
+    max_objects: NonNegativeInt | None = None
+    min_object_complexity: NonNegativeFloat | None = None
+    min_action_complexity: NonNegativeFloat | None = None
+    max_non_alpha_fraction: Fraction | None = 0.5
+    max_repeated_fraction: Fraction | None = 0.5
     drop_boilerplate: bool = True
-    min_linking_fraction: float | None = 0.1
+    min_linking_fraction: Fraction | None = 0.1
 
 
 @dataclass(frozen=True)
 class BriefTextRules(TextRules):
-    min_tokens: int | None = 3
-    max_tokens: int | None = 40
-    max_objects: int | None = 12
-    min_object_complexity: float | None = 1.0
+    min_tokens: NonNegativeInt | None = 3
+    max_tokens: PositiveInt | None = 40
+    max_objects: NonNegativeInt | None = 12
+    min_object_complexity: NonNegativeFloat | None = 1.0
 
 
 @dataclass(frozen=True)
 class DetailedTextRules(TextRules):
-    min_tokens: int | None = 10
-    max_tokens: int | None = 160
-    max_objects: int | None = 45
-    min_object_complexity: float | None = 1.5
-    min_action_complexity: float | None = 1.0
-    max_repeated_fraction: float | None = 0.6
+    min_tokens: NonNegativeInt | None = 10
+    max_tokens: PositiveInt | None = 160
+    max_objects: NonNegativeInt | None = 45
+    min_object_complexity: NonNegativeFloat | None = 1.5
+    min_action_complexity: NonNegativeFloat | None = 1.0
+    max_repeated_fraction: Fraction | None = 0.6
 
 
 @dataclass(frozen=True)
 class MoreDetailedTextRules(TextRules):
-    min_tokens: int | None = 20
-    max_tokens: int | None = 320
-    max_objects: int | None = 90
-    min_object_complexity: float | None = 1.5
-    min_action_complexity: float | None = 1.0
-    max_repeated_fraction: float | None = 0.65
+    min_tokens: NonNegativeInt | None = 20
+    max_tokens: PositiveInt | None = 320
+    max_objects: NonNegativeInt | None = 90
+    min_object_complexity: NonNegativeFloat | None = 1.5
+    min_action_complexity: NonNegativeFloat | None = 1.0
+    max_repeated_fraction: Fraction | None = 0.65
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class TextFilterOptions:
     detailed: DetailedTextRules = field(default_factory=DetailedTextRules)
     more_detailed: MoreDetailedTextRules = field(default_factory=MoreDetailedTextRules)
     drop_duplicates: bool = True
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     phrase_blacklists: tuple[str, ...] = ()
     replace_phrase_blacklist: bool = False
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from schemas.bounds import Fraction, PositiveInt
 from schemas.boxes import boxes_of, iou_matrix
 from schemas.metrics import REFINE_AGREEMENTS as AGREEMENTS
 from schemas.metrics import REFINE_DISAGREEMENTS as DISAGREEMENTS
@@ -44,13 +45,13 @@ BUCKETS = ("confirmed", "added", "removed", "changed", "unverified")
 
 @dataclass(frozen=True)
 class MergeSettings:
-    match_iou: float = 0.5
-    drop_after_disagreements: int = 2
-    min_new_score: float = 0.5
+    match_iou: Fraction = 0.5
+    drop_after_disagreements: PositiveInt = 2
+    min_new_score: Fraction = 0.5
     add_unscored: bool = False
     replace_captions: bool = True
     silence_contradicts: bool = False
-    min_agreement_to_drop: float = 0.5
+    min_agreement_to_drop: Fraction = 0.5
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from refine.merge import MergeSettings, MergeStats, merge_round
+from schemas.bounds import NonNegativeFloat, PositiveInt
 from schemas.florence_tasks import CAPTION_TASKS, SUPPORTED_TASKS, TASK_REGION_KINDS
 from schemas.records import ImageRecord
 from schemas.stage import Resources, Stage
@@ -24,9 +25,9 @@ REFINE_SOURCE = "refine"
 
 @dataclass(frozen=True)
 class AnnotateSettings:
-    max_new_tokens: int = 256
-    num_beams: int = 3
-    num_gpus: float = 0.0
+    max_new_tokens: PositiveInt = 256
+    num_beams: PositiveInt = 3
+    num_gpus: NonNegativeFloat = 0.0
 
 
 def annotation_tasks(tasks: Iterable[str]) -> tuple[str, ...]:

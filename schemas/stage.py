@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from schemas.bounds import NonNegativeFloat, PositiveInt
 from schemas.fingerprint import canonical_hash
 from schemas.pixel_limits import PixelLimits
 from schemas.records import ImageRecord
@@ -28,16 +29,19 @@ StageKind = Literal["specialists", "filters"]
 class Resources:
     """What one worker of a stage needs, and how the engine batches and pools it."""
 
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    batch_size: int = 4
-    pool_size: int = 1
+    num_cpus: NonNegativeFloat = 1.0
+    num_gpus: NonNegativeFloat = 0.0
+    batch_size: PositiveInt = 4
+    pool_size: PositiveInt = 1
 
     def __post_init__(self) -> None:
         if self.num_cpus < 0 or self.num_gpus < 0:
             raise ValueError("num_cpus and num_gpus must be >= 0")
         if self.batch_size < 1 or self.pool_size < 1:
             raise ValueError("batch_size and pool_size must be >= 1")
+        if self.num_gpus > 1 and not float(self.num_gpus).is_integer():
+            # Ray packs fractions of one GPU; more than one must be whole GPUs.
+            raise ValueError(f"num_gpus above 1 must be a whole number, got {self.num_gpus}")
 
 
 @runtime_checkable

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.bounds import NonNegativeInt, PositiveInt
 from schemas.records import ImageRecord, Provenance, Text
 from schemas.stage import Resources
 from specialists.hf_model import HfModelOptions, HfSpecialist
@@ -29,9 +30,9 @@ class LlmAggregatorOptions(HfModelOptions):
     model: str = "Qwen/Qwen2.5-0.5B-Instruct"
     granularities: tuple[str, ...] = ("detailed", "more_detailed")
     prompt_version: str = "v1"
-    max_new_tokens: int = 256
-    max_regions: int = 24
-    max_ocr_lines: int = 12
+    max_new_tokens: PositiveInt = 256
+    max_regions: NonNegativeInt = 24
+    max_ocr_lines: NonNegativeInt = 12
 
     def __post_init__(self) -> None:
         super().__post_init__()

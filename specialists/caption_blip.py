@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.bounds import PositiveInt
 from schemas.records import ImageRecord, Text
 from specialists.hf_model import HfModelOptions, HfSpecialist
 
@@ -22,8 +23,8 @@ class ImageCaptionOptions(HfModelOptions):
     model: str = "Salesforce/blip-image-captioning-large"
     granularity: str = "brief"
     prompt: str | None = None
-    max_new_tokens: int = 30
-    num_beams: int = 3
+    max_new_tokens: PositiveInt = 30
+    num_beams: PositiveInt = 3
 
 
 class ImageCaptioner(HfSpecialist):

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from schemas.bounds import Fraction, NonNegativeInt, PositiveFloat, PositiveInt
 from schemas.metrics import HAAR_LEVEL_WEIGHT
 from schemas.records import ImageRecord, Provenance, Region
 from schemas.stage import WeightsCheck
@@ -46,10 +47,10 @@ class HaarOptions:
     of the shorter image side; ``max_side``: images are downscaled to this longer side for speed."""
 
     cascades: dict[str, str] = field(default_factory=lambda: dict(CASCADES))
-    scale_factor: float = 1.1
-    min_neighbors: int = 5
-    min_size_fraction: float = 0.04
-    max_side: int = 1024
+    scale_factor: PositiveFloat = 1.1
+    min_neighbors: NonNegativeInt = 5
+    min_size_fraction: Fraction = 0.04
+    max_side: PositiveInt = 1024
 
 
 class HaarDetector(Specialist):

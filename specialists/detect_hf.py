@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from schemas.bounds import Fraction, PositiveInt
 from schemas.records import ImageRecord, Region
 from specialists.hf_model import HfModelOptions, HfSpecialist
 
@@ -23,8 +24,8 @@ class HfDetectionOptions(HfModelOptions):
     later, and audits see the score distribution). ``max_detections``: best boxes kept per image."""
 
     model: str = "PekingU/rtdetr_r50vd_coco_o365"
-    min_score: float = 0.05
-    max_detections: int = 100
+    min_score: Fraction = 0.05
+    max_detections: PositiveInt = 100
 
 
 class HfDetector(HfSpecialist):

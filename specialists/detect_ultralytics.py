@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.bounds import Fraction, PositiveInt
 from schemas.records import ImageRecord, Region
 from schemas.stage import Resources
 from specialists.weights_file import PickledWeightsOptions, WeightsFileSpecialist
@@ -29,10 +30,10 @@ class UltralyticsOptions(PickledWeightsOptions):
 
     weights: str = "yolov8x.pt"
     architecture: str = "auto"
-    min_score: float = 0.05
-    iou: float = 0.7
-    image_size: int = 640
-    max_detections: int = 100
+    min_score: Fraction = 0.05
+    iou: Fraction = 0.7
+    image_size: PositiveInt = 640
+    max_detections: PositiveInt = 100
     fp16: bool = True  # fp16 on GPU (ultralytics' quantize=16); CPU runs fp32
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.bounds import NonNegativeInt, PositiveInt
 from schemas.florence_tasks import (
     DEFAULT_TASKS,
     GROUNDING_TASK,
@@ -31,11 +32,11 @@ class Florence2Options(HfModelOptions):
 
     model: str = "florence-community/Florence-2-large"
     tasks: tuple[str, ...] = DEFAULT_TASKS
-    max_new_tokens: int = 256
-    num_beams: int = 3
+    max_new_tokens: PositiveInt = 256
+    num_beams: PositiveInt = 3
     ground: tuple[str, ...] = ("brief",)
-    describe_regions: int = 8
-    round: int = 0  # the refinement round whose model this is (0: a specialist)
+    describe_regions: NonNegativeInt = 8
+    round: NonNegativeInt = 0  # the refinement round whose model this is (0: a specialist)
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in SUPPORTED_TASKS]

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from schemas.bounds import Fraction, PositiveInt
 from specialists.grounding_hf import GroundingOptions, PhraseGrounding
 
 
@@ -26,9 +27,9 @@ class DinoGroundingOptions(GroundingOptions):
     bounds it too)."""
 
     model: str = "IDEA-Research/grounding-dino-base"
-    min_score: float = 0.25
-    box_threshold: float = 0.35
-    max_query_tokens: int = 256
+    min_score: Fraction = 0.25
+    box_threshold: Fraction = 0.35
+    max_query_tokens: PositiveInt = 256
 
 
 def dino_prompt(phrases: list[str]) -> tuple[str, list[tuple[int, int]]]:

@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from schemas.bounds import Fraction, PositiveInt
 from schemas.boxes import box_nms
 from schemas.records import GroundedRegion, ImageRecord, Phrase, Text
 from specialists.hf_model import HfModelOptions, HfSpecialist
@@ -32,11 +33,11 @@ class GroundingOptions(HfModelOptions):
 
     model: str = "google/owlv2-base-patch16-ensemble"
     granularities: tuple[str, ...] = ("brief", "detailed", "more_detailed")
-    min_score: float = 0.1
-    max_regions: int = 4
-    nms_iou: float = 0.5
-    max_phrases: int = 32  # distinct phrases queried per image
-    max_query_tokens: int = 16  # OWLv2's text encoder has 16 positions
+    min_score: Fraction = 0.1
+    max_regions: PositiveInt = 4
+    nms_iou: Fraction = 0.5
+    max_phrases: PositiveInt = 32  # distinct phrases queried per image
+    max_query_tokens: PositiveInt = 16  # OWLv2's text encoder has 16 positions
     blacklist_files: tuple[str, ...] = ()  # more phrase lists, added to the bundled one
 
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.bounds import Fraction, PositiveInt
 from schemas.geometry import order_quad_clockwise, quad_to_box
 from schemas.pixel_limits import PixelLimits
 from schemas.records import ImageRecord, Provenance, Region
@@ -27,10 +28,10 @@ class RapidOcrOptions:
     """``min_score``: recognition confidence below which a line is not reported.
     ``words``: also write one ``ocr_word`` region per whitespace-separated word."""
 
-    min_score: float = 0.5
-    box_threshold: float = 0.5
+    min_score: Fraction = 0.5
+    box_threshold: Fraction = 0.5
     words: bool = True
-    threads: int = 1
+    threads: PositiveInt = 1
 
 
 # rapidocr-onnxruntime's config.yaml (Global and Det sections), used until the engine is loaded.

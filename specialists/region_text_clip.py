@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.bounds import PositiveInt
 from schemas.metrics import CANDIDATES, CLIP_SIMILARITY
 from schemas.records import ImageRecord, Region
 from schemas.stage import Resources, WeightsCheck
@@ -28,11 +29,11 @@ class ClipRegionTextOptions(HfModelOptions):
 
     model: str = "openai/clip-vit-large-patch14"
     captioner: str | None = None
-    caption_max_new_tokens: int = 20
+    caption_max_new_tokens: PositiveInt = 20
     noun_phrases: bool = True
     kinds: tuple[str, ...] = ("object",)
-    max_regions: int = 32
-    min_side: int = 4
+    max_regions: PositiveInt = 32
+    min_side: PositiveInt = 4
 
 
 def candidate_texts(category: str, caption: str, noun_phrases: list[str]) -> list[str]:

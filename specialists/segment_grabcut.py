@@ -11,6 +11,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from schemas.bounds import NonNegativeFloat, PositiveInt
 from schemas.masks import encode_mask, mask_to_polygon
 from schemas.metrics import GRABCUT_FILL, GRABCUT_INSIDE, GRABCUT_ITERATIONS
 from schemas.records import ImageRecord, Region
@@ -25,10 +26,10 @@ class GrabCutOptions:
     0.3 gives 73% of the box, 0.5 gives 81%)."""
 
     kinds: tuple[str, ...] = ("object",)
-    iterations: int = 3
-    max_side: int = 256
-    margin: float = 0.5
-    max_regions: int = 16
+    iterations: PositiveInt = 3
+    max_side: PositiveInt = 256
+    margin: NonNegativeFloat = 0.5
+    max_regions: PositiveInt = 16
 
 
 class GrabCutSegmenter(Specialist):

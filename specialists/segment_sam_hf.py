@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.bounds import NonNegativeFloat, PositiveInt
 from schemas.pixel_limits import PixelLimits
 from schemas.records import GroundedRegion, ImageRecord, Region
 from specialists.hf_model import HfModelOptions, HfSpecialist
@@ -30,9 +31,9 @@ class SamOptions(HfModelOptions):
     model: str = "facebook/sam-vit-huge"
     kinds: tuple[str, ...] = ("object",)
     phrases: bool = True
-    max_boxes: int = 64
-    stability_offset: float = 1.0  # SA-1B: logits thresholded at 0 +/- 1.0
-    upscale_chunk: int = 8  # boxes whose logits are upscaled to the image size at once
+    max_boxes: PositiveInt = 64
+    stability_offset: NonNegativeFloat = 1.0  # SA-1B: logits thresholded at 0 +/- 1.0
+    upscale_chunk: PositiveInt = 8  # boxes whose logits are upscaled to the image size at once
 
 
 class SamSegmenter(HfSpecialist):

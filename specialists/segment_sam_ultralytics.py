@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from schemas.bounds import NonNegativeFloat, PositiveInt
 from schemas.pixel_limits import PixelLimits
 from schemas.records import GroundedRegion, ImageRecord, Region
 from schemas.stage import Resources
@@ -56,10 +57,10 @@ class UltralyticsSamOptions(PickledWeightsOptions):
     weights: str = "sam_h.pt"  # SAM ViT-H, as FLD-5B used
     kinds: tuple[str, ...] = ("object",)
     phrases: bool = True
-    max_boxes: int = 64
-    image_size: int = 1024
-    stability_offset: float = 1.0  # SA-1B: logits thresholded at 0 +/- 1.0
-    upscale_chunk: int = 8  # boxes whose logits are upscaled to the image size at once
+    max_boxes: PositiveInt = 64
+    image_size: PositiveInt = 1024
+    stability_offset: NonNegativeFloat = 1.0  # SA-1B: logits thresholded at 0 +/- 1.0
+    upscale_chunk: PositiveInt = 8  # boxes whose logits are upscaled to the image size at once
     fp16: bool = True  # fp16 on GPU (ultralytics' quantize=16); CPU runs fp32
 
     def __post_init__(self) -> None:

@@ -57,7 +57,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_profile_arguments(parser)
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local Ray)")
-    parser.add_argument("--limit", type=int, metavar="N", help="annotate at most the first N input files")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="probe and annotate at most N input files the dataset does not hold yet (the first by URI); "
+        "the others wait for a later run and the new version keeps everything the previous one had",
+    )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="also remove images this run's inputs do not list (an input left out, an entry removed from a "
+        "list); without it only files missing from a folder, prefix or shard this run listed are removed",
+    )
     parser.add_argument("--full", action="store_true", help="recompute everything instead of carrying over")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)
@@ -74,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         address=args.address,
         limit=args.limit,
         full=args.full,
+        prune=args.prune,
         progress_bars=not args.quiet and sys.stderr.isatty(),
         input_options=InputOptions(args.path_column, args.image_column, args.caption_column),
     )
@@ -88,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"since version {manifest.parent}: {result.reannotated} re-annotated, {result.refiltered} re-filtered, "
             f"{result.resumed} resumed from killed runs, {result.tombstoned} removed (tombstones), "
+            f"{result.kept_unlisted} kept (not listed by this run's inputs), "
             f"{result.probe_cached} images of {result.files} inputs from the probe cache"
         )
     print(f"shards: {root / 'annotations'} ({len(manifest.shards)} files)")

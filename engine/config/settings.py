@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
+
+import pyarrow as pa
 
 from engine.config.registry import FILTERS, SPECIALISTS, stage_class
 from filters.curation.settings import CurationSettings
 from refine.merge import MergeSettings
 from refine.settings import TrainSettings
+from schemas.bounds import NON_EMPTY, Fraction, NonNegativeFloat, NonNegativeInt, PositiveInt
 from schemas.fingerprint import NOT_IDENTITY, canonical_hash
 from schemas.florence_tasks import REFINE_TASKS
 from schemas.pixel_limits import PixelLimits
 from schemas.stage import Resources, StageKind
 
 DEFAULT_PROFILE = "offline"
+# The codecs Parquet writes (pyarrow's names); ``none`` writes uncompressed pages.
+ParquetCompression = Literal["none", "snappy", "gzip", "brotli", "lz4", "zstd"]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+MIN_OBJECT_STORE_MB = 75  # Ray refuses a smaller object store
 
 
 @dataclass(frozen=True)
@@ -23,10 +29,15 @@ class IngestConfig:
     """``max_pixels`` guards against decompression bombs; larger images are quarantined.
     ``caption_granularity``: the granularity of the captions that come with the inputs (alt text)."""
 
-    max_pixels: int = 89_478_485
-    max_bytes: int = 256 * 1024 * 1024
-    extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+    max_pixels: PositiveInt = 89_478_485
+    max_bytes: PositiveInt = 256 * 1024 * 1024
+    extensions: Annotated[tuple[str, ...], NON_EMPTY] = IMAGE_EXTENSIONS
     caption_granularity: Literal["brief", "detailed", "more_detailed"] = "brief"
+
+    def __post_init__(self) -> None:
+        bad = [extension for extension in self.extensions if not extension.startswith(".") or len(extension) < 2]
+        if bad:
+            raise ValueError(f"extensions are written with their dot, like '.jpg': {bad[0]!r}")
 
     def limits(self) -> dict[str, int]:
         """The limits that decide quarantine: a probe made under other limits is not reused."""
@@ -76,10 +87,26 @@ STAGE_CONFIGS: dict[str, type[StageConfig]] = {SPECIALISTS: SpecialistConfig, FI
 
 @dataclass(frozen=True)
 class WriterConfig:
-    rows_per_shard: int = 1000
-    row_group_rows: int = 256
-    compression: str = "zstd"
-    compression_level: int = 3
+    rows_per_shard: PositiveInt = 1000
+    row_group_rows: PositiveInt = 256
+    compression: ParquetCompression = "zstd"
+    compression_level: int | None = 3
+
+    def __post_init__(self) -> None:
+        if self.compression != "none" and not pa.Codec.is_available(self.compression):
+            raise ValueError(f"compression {self.compression!r} is not available in this pyarrow build")
+        level = self.level()
+        if level is not None:
+            low = pa.Codec.minimum_compression_level(self.compression)
+            high = pa.Codec.maximum_compression_level(self.compression)
+            if not low <= level <= high:
+                raise ValueError(f"compression_level for {self.compression} must be in [{low}, {high}], got {level}")
+
+    def level(self) -> int | None:
+        """The level to write with: None for a codec without levels (snappy, lz4), whatever was set."""
+        if self.compression == "none" or not pa.Codec.supports_compression_level(self.compression):
+            return None
+        return self.compression_level
 
 
 @dataclass(frozen=True)
@@ -89,10 +116,46 @@ class RayConfig:
     ``engine/execute/stage_groups.py``); false gives every stage its own actor pool or tasks."""
 
     address: str | None = None
-    num_cpus: int | None = None
-    object_store_memory_mb: int | None = None
-    decode_batch_size: int = 8
+    num_cpus: PositiveInt | None = None
+    object_store_memory_mb: PositiveInt | None = None
+    decode_batch_size: PositiveInt = 8
     fuse_cpu_stages: bool = True
+    # For long runs (README "Ray settings for long runs"); a started local Ray takes all of them, a joined
+    # cluster the Ray Data ones (its nodes were started with their own store size and spill directory).
+    spill_dir: str | None = None
+    max_errored_blocks: int = 0
+    map_retries: int = 0
+    actor_init_retries: int = 3
+    target_max_block_size_mb: int = 128
+    op_reservation_ratio: float = 0.5
+    object_store_fraction: float | None = None
+    downstream_backpressure_ratio: float | None = 2.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.num_cpus is None or self.num_cpus >= 1, "num_cpus must be at least 1"),
+            (
+                self.object_store_memory_mb is None or self.object_store_memory_mb >= MIN_OBJECT_STORE_MB,
+                f"object_store_memory_mb must be at least {MIN_OBJECT_STORE_MB} (Ray's minimum)",
+            ),
+            (self.spill_dir is None or self.spill_dir.strip() != "", "spill_dir must be a directory, not empty"),
+            (self.max_errored_blocks >= -1, "max_errored_blocks must be -1 (unlimited), 0 or more"),
+            (self.map_retries >= 0, "map_retries must be 0 or more"),
+            (self.actor_init_retries >= 0, "actor_init_retries must be 0 or more"),
+            (self.target_max_block_size_mb >= 1, "target_max_block_size_mb must be at least 1"),
+            (0 < self.op_reservation_ratio <= 1, "op_reservation_ratio must be in (0, 1]"),
+            (
+                self.object_store_fraction is None or 0 < self.object_store_fraction <= 1,
+                "object_store_fraction must be in (0, 1]",
+            ),
+            (
+                self.downstream_backpressure_ratio is None or self.downstream_backpressure_ratio > 0,
+                "downstream_backpressure_ratio must be above 0 (or null: off)",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
 
 @dataclass(frozen=True)
@@ -102,16 +165,16 @@ class RefineConfig:
     default for ``run`` (0: no refinement) and ``fld-engine refine``."""
 
     checkpoint: str | None = None
-    rounds: int = 0
-    task_weights: dict[str, float] = field(default_factory=lambda: {task: 1.0 for task in REFINE_TASKS})
+    rounds: NonNegativeInt = 0
+    task_weights: dict[str, Fraction] = field(default_factory=lambda: {task: 1.0 for task in REFINE_TASKS})
     train: TrainSettings = field(default_factory=TrainSettings)
     merge: MergeSettings = field(default_factory=MergeSettings)
-    num_workers: int = 1
+    num_workers: PositiveInt = 1
     use_gpu: bool = False
-    annotate_batch_size: int = 4
-    annotate_num_gpus: float = 0.0
-    max_new_tokens: int = 256
-    num_beams: int = 3
+    annotate_batch_size: PositiveInt = 4
+    annotate_num_gpus: NonNegativeFloat = 0.0
+    max_new_tokens: PositiveInt = 256
+    num_beams: PositiveInt = 3
 
 
 @dataclass(frozen=True)

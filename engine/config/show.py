@@ -32,12 +32,15 @@ def profile_yaml(config: EngineConfig) -> str:
 
 
 def _stage(stage: StageConfig) -> dict[str, Any]:
-    return {
+    data = {
         "name": stage.name,
         "backend": stage.backend,
         "resources": settings_mapping(stage.resources),
         "options": settings_mapping(stage.options),
     }
+    if stage.limits is not None:  # None: the backend's own pixel limits (schemas/pixel_limits.py)
+        data["limits"] = settings_mapping(stage.limits)
+    return data
 
 
 def settings_mapping(value: Any) -> Any:

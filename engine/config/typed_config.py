@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
 
@@ -19,7 +19,7 @@ def build(cls: type[T], data: Any, where: str) -> T:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, include_extras=True)
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(known))
     if unknown:
@@ -44,6 +44,8 @@ def convert(hint: Any, value: Any, key: str) -> Any:
     origin = get_origin(hint)
     if hint is Any:
         return value
+    if origin is Annotated:
+        return _convert_annotated(hint, value, key)
     if origin in (Union, types.UnionType):
         return _convert_union(hint, value, key)
     if origin is Literal:
@@ -65,6 +67,18 @@ def convert(hint: Any, value: Any, key: str) -> Any:
         key_type, value_type = get_args(hint) or (Any, Any)
         return {convert(key_type, k, key): convert(value_type, v, f"{key}.{k}") for k, v in value.items()}
     return _convert_scalar(hint, value, key)
+
+
+def _convert_annotated(hint: Any, value: Any, key: str) -> Any:
+    """Convert to the annotated type, then check each constraint in its metadata (see ``schemas/bounds.py``)."""
+    base, *constraints = get_args(hint)
+    converted = convert(base, value, key)
+    for constraint in constraints:
+        problem = getattr(constraint, "problem", None)
+        message = problem(converted) if problem else None
+        if message:
+            raise ConfigError(f"{key}: {message}, got {value!r}")
+    return converted
 
 
 def _convert_union(hint: Any, value: Any, key: str) -> Any:

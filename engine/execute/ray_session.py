@@ -7,10 +7,45 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 from engine.config.settings import RayConfig
 
 PACKAGES = ("engine", "schemas", "specialists", "filters", "refine")
+MIB = 1024**2
+
+
+LOG = logging.getLogger(__name__)
+
+
+def local_init_options(config: RayConfig) -> dict[str, Any]:
+    """``ray.init`` options for a local Ray started by this run: CPUs, object store size, spill directory."""
+    options: dict[str, Any] = {
+        "num_cpus": config.num_cpus or os.cpu_count(),
+        "num_gpus": None,
+        "object_store_memory": None if config.object_store_memory_mb is None else config.object_store_memory_mb * MIB,
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "configure_logging": True,
+        "logging_level": "ERROR",
+    }
+    if config.spill_dir:
+        options["object_spilling_directory"] = str(Path(config.spill_dir).expanduser().resolve())
+    return options
+
+
+def apply_data_context(context: Any, config: RayConfig) -> None:
+    """Set Ray Data's error budget, retries and backpressure from ``config`` on ``context`` (a ``DataContext``)."""
+    context.max_errored_blocks = config.max_errored_blocks
+    # Stage errors are caught per image (engine/execute/stage_runner.py): what reaches Ray is a read or a
+    # write that failed, retried only when the profile asks (a retry redoes the whole block).
+    context.max_map_retries = config.map_retries
+    context.retried_map_errors = config.map_retries > 0
+    context.actor_init_max_retries = config.actor_init_retries
+    context.target_max_block_size = config.target_max_block_size_mb * MIB
+    context.op_resource_reservation_ratio = config.op_reservation_ratio
+    context.override_object_store_memory_limit_fraction = config.object_store_fraction
+    context.downstream_capacity_backpressure_ratio = config.downstream_backpressure_ratio
 
 
 def _package_dirs() -> list[str]:
@@ -33,22 +68,19 @@ def ray_session(config: RayConfig, address: str | None = None, progress: bool = 
     started = False
     if not ray.is_initialized():
         if address:
+            if config.spill_dir or config.object_store_memory_mb:
+                LOG.warning(
+                    "ray.spill_dir and ray.object_store_memory_mb apply to a Ray this run starts; a cluster's "
+                    "nodes take them from `ray start --object-spilling-directory ... --object-store-memory ...`"
+                )
             ray.init(address=address, runtime_env={"py_modules": _package_dirs()}, log_to_driver=False)
         else:
-            object_store = None if config.object_store_memory_mb is None else config.object_store_memory_mb * 1024**2
-            ray.init(
-                num_cpus=config.num_cpus or os.cpu_count(),
-                num_gpus=None,
-                object_store_memory=object_store,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=True,
-                logging_level="ERROR",
-            )
+            ray.init(**local_init_options(config))
         started = True
     if not progress:
         logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = DataContext.get_current()
+    apply_data_context(context, config)
     context.enable_progress_bars = progress
     context.print_on_execution_start = False
     try:

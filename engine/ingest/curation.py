@@ -16,10 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.ingest.probe import WorkItem
+from engine.store.location import Where
+from engine.store.reader import read_shard, shard_schema
+from engine.store.writer import ShardInfo
 from filters.curation.selection import NEAR_DUPLICATE, select_for_annotation
 from filters.curation.semantic import semantic_copies
 from filters.curation.settings import CurationSettings, SemanticSettings
 from schemas.arrow import IMAGE_MEASURES, SKIPPED_SCHEMA
+from schemas.records import ImageMeasures
 
 SEMANTIC_DUPLICATE = "semantic_duplicate"
 CURATION_INPUT = pa.schema(
@@ -72,14 +76,57 @@ def curation_table(work: list[WorkItem], annotated_ids: Collection[str]) -> pa.T
     return pa.Table.from_pylist(rows, schema=CURATION_INPUT)
 
 
-def curate(work: list[WorkItem], settings: CurationSettings, annotated_ids: Collection[str] = ()) -> CuratedWork:
+def curate(
+    work: list[WorkItem],
+    settings: CurationSettings,
+    annotated_ids: Collection[str] = (),
+    references: Sequence[WorkItem] = (),
+) -> CuratedWork:
     """Which of ``work`` to annotate: gated images and near-duplicates are skipped, the rest kept in order.
-    ``annotated_ids``: images an earlier version annotated (preferred as representatives)."""
+    ``annotated_ids``: images an earlier version annotated (preferred as representatives). ``references``:
+    annotated images this run does not judge (kept as they are) that a new image may be a copy of."""
     if not work:
         return CuratedWork([], SKIPPED_SCHEMA.empty_table())
-    selection = select_for_annotation(curation_table(work, annotated_ids), settings)
+    in_work = {item.image_id for item in work}
+    references = [item for item in references if item.image_id not in in_work]
+    annotated = set(annotated_ids) | {item.image_id for item in references}
+    selection = select_for_annotation(curation_table([*work, *references], annotated), settings)
     kept = set(selection.representatives.column("image_id").to_pylist())
-    return CuratedWork([item for item in work if item.image_id in kept], selection.skipped)
+    skipped = selection.skipped
+    if references:
+        reference_ids = pa.array([item.image_id for item in references], pa.string())
+        skipped = skipped.filter(pc.invert(pc.is_in(skipped.column("image_id"), value_set=reference_ids)))
+    return CuratedWork([item for item in work if item.image_id in kept], skipped)
+
+
+REFERENCE_COLUMNS = ["image_id", "source_uri", "source_uris", "width", "height", "format", "measures"]
+
+
+def kept_references(root: Where, shards: Sequence[ShardInfo], kept: Collection[str]) -> list[WorkItem]:
+    """The images ``kept`` (ids) of a version's ``shards`` with the measures their rows hold, as work items
+    for :func:`curate`'s ``references`` (rows of shards written before measures were kept are left out)."""
+    wanted = pa.array(sorted(kept), pa.string())
+    items = []
+    for shard in shards:
+        if "measures" not in shard_schema(root, shard).names:
+            continue
+        table = read_shard(root, shard, REFERENCE_COLUMNS)
+        table = table.filter(
+            pc.and_(pc.is_in(table.column("image_id"), value_set=wanted), pc.is_valid(table.column("measures")))
+        )
+        for row in table.to_pylist():
+            items.append(
+                WorkItem(
+                    row["image_id"],
+                    row["source_uri"],
+                    tuple(row["source_uris"] or [row["source_uri"]]),
+                    row["width"],
+                    row["height"],
+                    row["format"] or "",
+                    measures=ImageMeasures.from_dict(row["measures"]),
+                )
+            )
+    return items
 
 
 # (work items) -> (positions of those embedded, their embeddings (N, D)); an item left out is annotated.

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.config.settings import WriterConfig
 from engine.execute.stage_runner import stages_map
@@ -21,6 +22,7 @@ from engine.ingest.probe import WorkItem
 from engine.refresh.incremental import Level, RowPlan, StagePlan
 from engine.store.journal import UnfinishedRun
 from engine.store.location import Where
+from engine.store.manifest import Manifest
 from engine.store.reader import read_shard
 from engine.store.writer import ShardInfo, ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, conform
@@ -42,6 +44,7 @@ class CarryOver:
     rerun_ids: set[str] = field(default_factory=set)
     stale_specialists: set[str] = field(default_factory=set)
     new: list[WorkItem] = field(default_factory=list)
+    kept: int = 0
 
     def queue(self, rows: list[dict], level: Level) -> None:
         """Add stripped rows to rerun (kept as Arrow, far smaller than Python dicts)."""
@@ -90,8 +93,10 @@ def plan_carry_over(
     writer_config: WriterConfig,
     run_id: str,
     on_shard: Callable[[ShardInfo, pa.Table], None] | None = None,
+    keep: tuple[set[str], Sequence[ShardInfo]] = (set(), ()),
 ) -> CarryOver:
-    """Choose, for each image of ``work``, the best candidate row, and prepare what to carry and rerun."""
+    """Choose, for each image of ``work``, the best candidate row, and prepare what to carry and rerun;
+    ``keep``: images whose rows are carried from the given shards as they are (see :func:`keep_rows`)."""
     wanted = {item.image_id: list(item.source_uris) for item in work}
     keys = [read_shard(root, c.shard, KEY_COLUMNS).to_pylist() for c in candidates]
     writer = ShardWriter(
@@ -102,6 +107,7 @@ def plan_carry_over(
         if picks:
             taker.take(candidate, rows, picks)
     carry = taker.carry
+    keep_rows(root, keep[1], keep[0], writer, carry)
     carry.shards.extend(writer.close())
     carry.new = [item for item in work if item.image_id not in carry.image_ids | carry.rerun_ids]
     return carry
@@ -162,3 +168,43 @@ class _RowTaker:
             self.carry.stale_specialists |= row_plan.stale
         for level, rows_to_rerun in queued.items():
             self.carry.queue(rows_to_rerun, level)
+
+
+def keep_rows(
+    root: Where, shards: Sequence[ShardInfo], image_ids: set[str], writer: ShardWriter, carry: CarryOver
+) -> None:
+    """Carry the rows of ``image_ids`` from ``shards`` exactly as they are (images this run did not look
+    at, see ``engine/refresh/scope.py``): a shard holding only such rows is referenced, others are copied."""
+    if not image_ids:
+        return
+    wanted = pa.array(sorted(image_ids), pa.string())
+    for shard in shards:
+        ids = read_shard(root, shard, ["image_id"]).column(0)
+        mask = pc.is_in(ids, value_set=wanted)
+        hits = pc.sum(mask).as_py() or 0
+        if hits == 0:
+            continue
+        if hits == len(ids):
+            carry.shards.append(shard)
+        else:
+            writer.write(conform(read_shard(root, shard)).filter(mask))
+        carry.image_ids.update(pc.filter(ids, mask).to_pylist())
+        carry.kept += hits
+
+
+def older_candidates(
+    root: Where, history: Sequence[Manifest], missing: set[str], tombstoned_ids: Callable[[Manifest], set[str]]
+) -> list[Candidate]:
+    """Shards of versions before the previous one that hold rows of ``missing`` images (wanted now, not
+    in the previous version): an image that left version N (its tombstone) has its last row in version
+    N-1. Only tombstone tables are read unless one names a missing image, so a run with nothing missing
+    reads no older shard."""
+    candidates: list[Candidate] = []
+    for earlier, later in zip(reversed(history[:-1]), reversed(history[1:]), strict=True):
+        if not missing:
+            break
+        found = tombstoned_ids(later) & missing
+        if found:
+            candidates += [Candidate(shard) for shard in earlier.shards]
+            missing = missing - found
+    return candidates

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from engine.store.location import Where
+from engine.store.manifest import Manifest
 from engine.store.reader import read_shard
 from engine.store.writer import ShardInfo
 
@@ -72,3 +73,8 @@ def previous_paths(root: Where, shards: Sequence[ShardInfo]) -> dict[str, list[s
         for image_id, uris in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
             paths[image_id] = list(uris or [])
     return paths
+
+
+def tombstoned_ids(root: Where, manifest: Manifest) -> set[str]:
+    """The image ids a version tombstoned (images that left it)."""
+    return {i for shard in manifest.tombstones for i in read_shard(root, shard, ["image_id"]).column(0).to_pylist()}

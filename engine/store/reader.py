@@ -97,6 +97,17 @@ def iter_records(root: Where, version: int | None = None, batch_size: int = 256)
             yield ImageRecord.from_row(row)
 
 
+def shard_schema(root: Where, shard: ShardInfo) -> pa.Schema:
+    """The schema a shard listed by a manifest was written with (its footer only)."""
+    root = location(root)
+    check_size(root, shard)
+    try:
+        with (root / shard.path).open_input() as handle:
+            return pq.read_schema(handle)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise shard_error(root, shard.path, error) from None
+
+
 def read_shard(root: Where, shard: ShardInfo, columns: list[str] | None = None) -> pa.Table:
     """Read one shard listed by a manifest, with a clear error if it is missing, resized or corrupt."""
     root = location(root)

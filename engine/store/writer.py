@@ -57,7 +57,7 @@ def write_table(table: pa.Table, target: Location, config: WriterConfig) -> Writ
         table,
         sink,
         compression=config.compression,
-        compression_level=config.compression_level,
+        compression_level=config.level(),
         row_group_size=config.row_group_rows,
         write_statistics=["image_id"] if "image_id" in table.column_names else True,
     )

@@ -85,3 +85,40 @@ def test_input_sources_scenario_runs_every_variant_over_the_same_images(tmp_path
         == pytest.approx(result[v]["seconds"] / result["local_files"]["seconds"], abs=1e-3)
         for v in variants
     )
+
+
+@pytest.mark.slow
+def test_ceiling_scenario_times_engine_and_script_over_the_same_images(tmp_path, monkeypatch) -> None:
+    from bench import ceiling
+
+    monkeypatch.setattr(ceiling, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(ceiling, "IMAGES", tmp_path / "images")
+    profile = tmp_path / "one_filter.yaml"
+    profile.write_text(json.dumps({"filters": [{"name": "confidence", "backend": "confidence"}]}))
+    result = ceiling.main(["--images", "6", "--rounds", "2", "--workers", "1", "--profile", str(profile)])
+    assert result["images"] == 6 and result["stages"] == ["confidence"]
+    assert [list(r)[0::2] for r in result["rounds"]] == [["engine", "script"], ["script", "engine"]]
+    assert result["engine_vs_script"] == pytest.approx(result["engine_s"] / result["script_s"])
+    assert result["engine_s"] == min(r["engine"] for r in result["rounds"]) and result["loop_s"] > 0
+    assert len(list((tmp_path / "images" / "n6").glob("*.png"))) == 6
+
+
+def test_tiny_pngs_are_48_by_64_and_distinct(tmp_path) -> None:
+    from PIL import Image
+
+    from bench.ceiling import tiny_pngs
+
+    paths = sorted(tiny_pngs(5, tmp_path).glob("*.png"))
+    assert [Image.open(p).size for p in paths] == [(64, 48)] * 5
+    assert len({p.read_bytes() for p in paths}) == 5
+
+
+def test_planning_simulation_groups_copies_and_carries_the_previous_version_over(tmp_path) -> None:
+    from bench.driver_memory import measure_planning, prepare_planning
+
+    prepare_planning(200, tmp_path / "plan", "offline")
+    result = measure_planning(tmp_path / "plan", "offline")
+    # 200 files: 4 second copies (every 50th), 1 quarantined (every 200th); 90% of the 195 unique carried.
+    assert (result["files"], result["unique"], result["quarantined"]) == (200, 195, 1)
+    assert (result["carried"], result["new"]) == (175, 20) and result["expected_carried"] == 175
+    assert result["planning_s"] > 0 and result["driver_peak_mib"] >= result["driver_before_mib"] > 0

@@ -299,3 +299,79 @@ def test_inspect_says_which_paper_measures_the_version_cannot_give_and_why(store
     assert (
         "detailed: avg tokens, grounded regions per text," in printed and "no detailed texts in this version" in printed
     )
+
+
+# -- a version never shrinks by accident ---------------------------------------------------------------
+
+
+def refresh_inputs(inputs: list[Path], output: Path, log_dir: Path, **request) -> RunResult:
+    """A run over several inputs, with request options (``limit``, ``prune``)."""
+    config = parse_config(profile(log_dir))
+    run = RunRequest(tuple(map(str, inputs)), output, config, progress_bars=False, **request)
+    return run_pipeline(run, progress=lambda _: None)
+
+
+def test_an_input_left_out_keeps_its_images_and_prune_removes_them(store, tmp_path) -> None:
+    _, _, logs, _ = store
+    first, second, output = tmp_path / "a", tmp_path / "b", tmp_path / "out"
+    write_images(first, 3)
+    write_images(second, 2, start=3)
+    refresh_inputs([first, second], output, logs)
+    before = len(processed(logs, "halves"))
+    # The second folder is not given (an unmounted disk, a forgotten argument): nothing is removed.
+    result = refresh_inputs([first], output, logs)
+    assert (result.annotated, result.carried, result.tombstoned, result.kept_unlisted) == (0, 5, 0, 2)
+    assert len(read_version(output)) == 5 and len(processed(logs, "halves")) == before
+    pruned = refresh_inputs([first], output, logs, prune=True)
+    assert (pruned.carried, pruned.tombstoned, pruned.kept_unlisted) == (3, 2, 0)
+    reasons = {row["reason"] for row in pq.read_table(output / pruned.manifest.tombstones[0].path).to_pylist()}
+    assert reasons == {"source_removed"} and len(read_version(output)) == 3
+
+
+def test_a_file_missing_from_a_listed_folder_is_removed_and_others_stay(store, tmp_path) -> None:
+    _, _, logs, _ = store
+    first, second, output = tmp_path / "a", tmp_path / "b", tmp_path / "out"
+    write_images(first, 3)
+    write_images(second, 2, start=3)
+    refresh_inputs([first, second], output, logs)
+    (first / "img_000.png").unlink()
+    result = refresh_inputs([first], output, logs)
+    assert (result.tombstoned, result.kept_unlisted, len(read_version(output))) == (1, 2, 4)
+
+
+def test_limit_annotates_a_subset_and_keeps_everything_else(store, tmp_path) -> None:
+    _, _, logs, _ = store
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    write_images(inputs, 6, start=20)
+    first = refresh_inputs([inputs], output, logs, limit=2)
+    assert (first.annotated, len(read_version(output))) == (2, 2)
+    second = refresh_inputs([inputs], output, logs, limit=3)
+    assert (second.annotated, second.carried, second.tombstoned) == (3, 2, 0)
+    assert len(read_version(output)) == 5
+    rest = refresh_inputs([inputs], output, logs)
+    assert (rest.annotated, rest.carried, len(read_version(output))) == (1, 5, 6)
+
+
+def test_an_image_back_after_a_gap_is_carried_from_an_older_version(store, tmp_path) -> None:
+    _, _, logs, _ = store
+    first, second, output = tmp_path / "a", tmp_path / "b", tmp_path / "out"
+    write_images(first, 2, start=40)
+    write_images(second, 2, start=42)
+    refresh_inputs([first, second], output, logs)
+    refresh_inputs([first], output, logs, prune=True)  # v2: the second folder's images leave
+    assert len(read_version(output)) == 2
+    before = len(processed(logs, "halves"))
+    back = refresh_inputs([first, second], output, logs)  # v3: they are back, their rows come from v1
+    assert (back.annotated, back.carried, len(read_version(output))) == (0, 4, 4)
+    assert len(processed(logs, "halves")) == before
+    assert rows_by_id(output, 3) == rows_by_id(output, 1)
+
+
+def test_a_missing_input_root_is_an_error_and_the_latest_version_stays(copy_of, capsys) -> None:
+    inputs, output, _ = copy_of
+    before = read_version(output)
+    code = cli(["run", "--input", str(inputs), str(inputs.parent / "unmounted"), "--output", str(output), "--quiet"])
+    assert code == 2
+    assert f"input {inputs.parent / 'unmounted'}: no such file or folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (output / "versions").iterdir()) == ["v000001.json"]
+    assert read_version(output).equals(before)

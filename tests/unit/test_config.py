@@ -51,7 +51,7 @@ def test_stage_options_and_resources_are_typed() -> None:
         ),
         (
             {"specialists": [{"backend": "rapidocr", "resources": {"batch_size": 0}}]},
-            "specialists\\[0\\].resources: batch_size and pool_size must be >= 1",
+            "specialists\\[0\\].resources.batch_size: must be >= 1, got 0",
         ),
         (
             {"specialists": [{"backend": "rapidocr"}, {"backend": "rapidocr"}]},

@@ -84,7 +84,7 @@ def test_overrides_apply_over_what_a_profile_extends(tmp_path) -> None:
             "stages.ocr.batch_size=8",
             "specialists[0]: unknown key 'batch_size' (known keys: backend, limits, name, options",
         ),
-        ("stages.ocr.resources.batch_size=0", "specialists[0].resources: batch_size and pool_size must be >= 1"),
+        ("stages.ocr.resources.batch_size=0", "specialists[0].resources.batch_size: must be >= 1, got 0"),
         ("stages.nosuch.options.x=1", "no stage named 'nosuch' (stages: ocr, haar, grabcut, text, confidence, "),
         ("writer.rows_per_shard.x=1", "writer.rows_per_shard is 1000, not a mapping"),
         ("nosuch=1", "config: unknown key 'nosuch'"),
@@ -142,3 +142,13 @@ def test_config_show_of_a_profile_file_can_be_run_as_that_profile(tmp_path, caps
     resolved.write_text(capsys.readouterr().out)
     assert load_config(resolved).stages == load_config(child).stages
     assert [s.name for s in load_config(resolved).filters] == ["nms"]
+
+
+def test_a_stage_s_pixel_limits_survive_config_show_and_an_override(tmp_path) -> None:
+    profile = tmp_path / "limits.yaml"
+    profile.write_text("extends: offline\nspecialists: [{name: ocr, backend: rapidocr, limits: {max_pixels: 4000}}]\n")
+    config = load_config(profile, ["stages.ocr.options.min_score=0.7"])
+    assert (stage(config, "ocr").limits.max_pixels, stage(config, "ocr").options.min_score) == (4000, 0.7)
+    assert parse_config(yaml.safe_load(profile_yaml(config)), profile="limits") == config
+    config = load_config("offline", ["stages.ocr.limits.max_aspect_ratio=20"])
+    assert stage(config, "ocr").limits.max_aspect_ratio == 20.0

@@ -1,0 +1,273 @@
+"""Driver memory: the driver's peak RSS at a small and a ten times larger run, and planning at 1,000,000 images.
+
+Only the driver process counts (Ray's raylet, workers and object store are other processes). Each
+measurement runs in its own fresh process, so one run's peak cannot hide in another's:
+
+- **runs**: the filters-only profile (the offline profile's filters, no specialists) over 2,000 and
+  20,000 tiny PNGs (``bench.ceiling``'s), on a local Ray with every core; the driver's RSS sampled
+  every 50 ms (peak, and its level once Ray is up: the part the run itself adds). Target: peak at
+  20,000 <= 1.15x peak at 2,000.
+- **planning**: no pixels. A synthetic probe index (1,000,000 rows, 2% of them second copies of an
+  image, 0.5% quarantined, as workers would write it) and a synthetic previous version holding 90% of
+  the unique images, exact for the current stages, in shards of 1,000 rows. The engine's planning runs
+  over them: grouping by content hash (``plan_work``) and carry-over planning (``plan_carry_over``);
+  reported: its seconds and the driver's peak RSS above its level before planning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+TARGET = 1.15
+MIB = 1024**2
+STATE = Path(__file__).resolve().parents[1] / ".state" / "bench"
+RUNS = STATE / "runs" / "driver_memory"
+PLAN = STATE / "plan-sim-v2"
+SHARD_ROWS = 1000
+DUPLICATE_EVERY = 50  # every 50th file is a second copy of the one before it
+QUARANTINE_EVERY = 200  # and every 200th (never a copy) is quarantined
+CARRIED_SHARE = 0.9
+
+
+class RssPeak:
+    """``with RssPeak() as peak:``: this process's resident set, sampled every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval, self.start_mib, self.peak_mib = interval, 0.0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> float:
+        rss = psutil.Process().memory_info().rss / MIB
+        self.peak_mib = max(self.peak_mib, rss)
+        return rss
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> RssPeak:
+        self.start_mib = self.peak_mib = self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+def max_rss_mib() -> float:
+    """This process's lifetime peak RSS as the kernel counted it (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+def measure_run(images: int, profile: str) -> dict[str, Any]:
+    """One filters-only run over ``images`` tiny PNGs, in this (fresh) process."""
+    import shutil
+
+    from bench.ceiling import filters_only, tiny_pngs
+    from bench.cluster import local_ray
+    from engine.run import RunRequest, run_pipeline
+
+    folder, output = tiny_pngs(images), RUNS / f"out-{images}"
+    shutil.rmtree(output, ignore_errors=True)
+    config = filters_only(profile)
+    with local_ray(len(os.sched_getaffinity(0))), RssPeak() as rss:
+        started = time.perf_counter()
+        request = RunRequest((str(folder),), output, config, full=True, progress_bars=False)
+        result = run_pipeline(request, lambda _: None)
+        seconds = time.perf_counter() - started
+    shutil.rmtree(output, ignore_errors=True)
+    return {
+        "images": images,
+        "annotated": result.annotated,
+        "seconds": seconds,
+        "driver_peak_mib": rss.peak_mib,
+        "driver_at_start_mib": rss.start_mib,
+        "driver_growth_mib": rss.peak_mib - rss.start_mib,
+        "driver_max_rss_mib": max_rss_mib(),
+    }
+
+
+# -- planning ----------------------------------------------------------------------------------
+
+
+def image_id(index: int) -> str:
+    return hashlib.sha256(index.to_bytes(8, "little")).hexdigest()
+
+
+def prepare_planning(images: int, folder: Path, profile: str) -> None:
+    """Write the synthetic probe index and previous version for ``images`` files into ``folder`` (once)."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bench.ceiling import filters_only
+    from engine.execute.plan_stages import plan_stages
+    from engine.ingest.probe import PROBE_INDEX_SCHEMA
+    from engine.refresh.incremental import StagePlan
+    from schemas.arrow import ANNOTATION_SCHEMA
+    from schemas.records import ImageRecord
+
+    marker = folder / ".complete"
+    if marker.exists():
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "annotations").mkdir(parents=True)
+    uris = [f"/corpus/images/{i:07d}.jpg" for i in range(images)]
+    content = [i - 1 if i % DUPLICATE_EVERY == DUPLICATE_EVERY - 1 else i for i in range(images)]
+    bad = [i % QUARANTINE_EVERY == QUARANTINE_EVERY // 2 for i in range(images)]
+    ids = [None if bad[i] else image_id(content[i]) for i in range(images)]
+    probes = {
+        "source_uri": uris,
+        "size_bytes": [20_000 + i % 1000 for i in range(images)],
+        "mtime_ns": [1_700_000_000_000_000_000 + i for i in range(images)],
+        "checked_ns": [1_700_000_100_000_000_000] * images,
+        "image_id": ids,
+        "width": [None if b else 640 for b in bad],
+        "height": [None if b else 480 for b in bad],
+        "format": [None if b else "jpeg" for b in bad],
+        "reason": ["undecodable" if b else None for b in bad],
+        "detail": ["synthetic" if b else None for b in bad],
+    }
+    pq.write_table(pa.table(probes).cast(_subset(PROBE_INDEX_SCHEMA, probes)), folder / "probes-part.parquet")
+    copies: dict[str, list[str]] = {}
+    for uri, content_id in zip(uris, ids, strict=True):
+        if content_id is not None:
+            copies.setdefault(content_id, []).append(uri)
+    unique = sorted(copies)
+    carried = unique[: int(len(unique) * CARRIED_SHARE)]
+    fingerprints = StagePlan([s.spec() for s in plan_stages(filters_only(profile))]).fingerprints
+    shards = []
+    for start in range(0, len(carried), SHARD_ROWS):
+        rows = [
+            ImageRecord(i, copies[i][0], 640, 480, "jpeg", copies[i], stages=dict(fingerprints)).to_row()
+            for i in carried[start : start + SHARD_ROWS]
+        ]
+        path = f"annotations/part-previous-{start // SHARD_ROWS:05d}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA), folder / path)
+        shards.append({"path": path, "rows": len(rows), "bytes": (folder / path).stat().st_size})
+    facts = {"files": images, "unique": len(unique), "carried": len(carried), "shards": shards}
+    (folder / "previous.json").write_text(json.dumps(facts))
+    marker.touch()
+
+
+def _subset(schema: Any, columns: dict[str, Any]) -> Any:
+    import pyarrow as pa
+
+    return pa.schema([schema.field(name) for name in columns])
+
+
+def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
+    """The engine's planning over the synthetic probe index and previous version, in this (fresh) process."""
+    import pyarrow.parquet as pq
+
+    from bench.ceiling import filters_only
+    from engine.execute.plan_stages import plan_stages
+    from engine.ingest.probe import plan_work, probed_from_row
+    from engine.refresh.carryover import Candidate, plan_carry_over
+    from engine.refresh.incremental import StagePlan
+    from engine.store.writer import ShardInfo
+
+    config = filters_only(profile)
+    stage_plan = StagePlan([s.spec() for s in plan_stages(config)])
+    facts = json.loads((folder / "previous.json").read_text())
+    candidates = [Candidate(ShardInfo.from_dict(shard)) for shard in facts["shards"]]
+    with RssPeak() as rss:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        probed = [probed_from_row(row) for row in pq.read_table(folder / "probes-part.parquet").to_pylist()]
+        work, quarantined = plan_work(probed)
+        grouped = time.perf_counter()
+        carry = plan_carry_over(folder, candidates, work, stage_plan, config.writer, "bench-plan")
+        seconds = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_started
+    return {
+        "files": facts["files"],
+        "unique": len(work),
+        "quarantined": len(quarantined),
+        "carried": len(carry.image_ids),
+        "new": len(carry.new),
+        "expected_carried": facts["carried"],
+        "grouping_s": grouped - started,
+        "carry_over_s": seconds - (grouped - started),
+        "planning_s": seconds,
+        "planning_cpu_s": cpu_s,  # on a shared machine wall time also counts other users' work
+        "driver_before_mib": rss.start_mib,
+        "driver_peak_mib": rss.peak_mib,
+        "driver_growth_mib": rss.peak_mib - rss.start_mib,
+    }
+
+
+# -- the scenario --------------------------------------------------------------------------------
+
+
+def in_child(flag: str, value: str, profile: str) -> dict[str, Any]:
+    """Run one measurement in a fresh Python process; its JSON result."""
+    command = [sys.executable, "-m", "bench.driver_memory", flag, value, "--profile", profile]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench driver_memory", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs=2, default=(2000, 20_000), help="small and large run")
+    parser.add_argument("--plan-images", type=int, default=1_000_000, help="files in the planning simulation")
+    parser.add_argument("--profile", default="offline", help="profile whose filters run (default offline)")
+    parser.add_argument("--skip-runs", action="store_true", help="only the planning simulation")
+    parser.add_argument("--child-run", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-plan", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    from bench.ceiling import tiny_pngs
+
+    args = parse(argv)
+    result: dict[str, Any] = {"profile": args.profile, "target": TARGET}
+    if not args.skip_runs:
+        small, large = args.sizes
+        for size in (small, large):
+            tiny_pngs(size)  # generated here, not inside the measured process
+            result[f"run_{size}"] = in_child("--child-run", str(size), args.profile)
+            print(f"  {size} images: driver peak {result[f'run_{size}']['driver_peak_mib']:.0f} MiB", file=sys.stderr)
+        peak = {size: result[f"run_{size}"]["driver_peak_mib"] for size in (small, large)}
+        growth = {size: result[f"run_{size}"]["driver_growth_mib"] for size in (small, large)}
+        result["peak_ratio"] = peak[large] / peak[small]
+        result["growth_per_1000_images_mib"] = (growth[large] - growth[small]) / (large - small) * 1000
+    folder = PLAN / f"n{args.plan_images}"
+    started = time.perf_counter()
+    prepare_planning(args.plan_images, folder, args.profile)
+    result["plan_prepare_s"] = time.perf_counter() - started
+    result[f"planning_{args.plan_images}"] = in_child("--child-plan", str(folder), args.profile)
+    result["load_average"] = os.getloadavg()[0]
+    return result
+
+
+if __name__ == "__main__":
+    options = parse(sys.argv[1:])
+    if options.child_run is not None:
+        measured = measure_run(options.child_run, options.profile)
+    elif options.child_plan is not None:
+        measured = measure_planning(Path(options.child_plan), options.profile)
+    else:
+        measured = main(sys.argv[1:])
+    print(json.dumps(measured))
