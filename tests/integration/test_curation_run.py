@@ -192,3 +192,29 @@ def test_audit_and_inspect_report_skips_and_duplicate_groups(curated, capsys, tm
     printed = capsys.readouterr().out
     assert "skipped             3   (min_side=1, near_duplicate=2)" in printed
     assert "near-duplicate groups 1" in printed
+
+
+def test_a_copy_in_a_new_input_of_an_image_kept_from_an_earlier_run_is_not_annotated(ray_local, tmp_path) -> None:
+    first_inputs, new_inputs, output = tmp_path / "first", tmp_path / "new", tmp_path / "out"
+    first_inputs.mkdir()
+    new_inputs.mkdir()
+    shutil.copy(SAMPLES / "astronaut.jpg", first_inputs / "astronaut.jpg")
+    shutil.copy(SAMPLES / "chelsea.jpg", first_inputs / "chelsea.jpg")
+    first = run(first_inputs, output)
+    resized_copy(SAMPLES / "astronaut.jpg", new_inputs / "astronaut_web.jpg", 0.75, 75)
+    shutil.copy(SAMPLES / "coffee.jpg", new_inputs / "coffee.jpg")
+    # Only the new folder: the two images of version 1 are kept as they were, and their annotation rows'
+    # measures stand for them in the grouping.
+    second = run(new_inputs, output)
+    assert (first.annotated, second.annotated, second.kept_unlisted, second.skipped) == (2, 1, 2, 1)
+    (row,) = skipped_rows(output, second).values()
+    astronaut = next(
+        r for r in read_version(output, 1, ["image_id", "source_uri"]).to_pylist() if "astronaut" in r["source_uri"]
+    )
+    assert (Path(row["source_uri"]).name, row["rule"], row["duplicate_of"]) == (
+        "astronaut_web.jpg",
+        NEAR_DUPLICATE,
+        astronaut["image_id"],
+    )
+    names = sorted(Path(uri).name for uri in read_version(output, 2, ["source_uri"]).column(0).to_pylist())
+    assert names == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"]
