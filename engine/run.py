@@ -43,7 +43,14 @@ from engine.execute.ray_session import LazyRay
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
 from engine.ingest.captions import alt_texts
-from engine.ingest.curation import CuratedWork, curate, kept_references, skip_semantic_copies
+from engine.ingest.curation import (
+    CuratedWork,
+    carried_skips,
+    curate,
+    kept_references,
+    skip_semantic_copies,
+    with_carried_skips,
+)
 from engine.ingest.discover import discover
 from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
 from engine.ingest.image_bytes import with_locators
@@ -68,6 +75,7 @@ from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfin
 from engine.store.location import Location, Where, location
 from engine.store.manifest import Manifest, all_manifests, next_version_number, publish, restore_missing_version
 from engine.store.output_lock import OutputLock
+from engine.store.reader import read_skipped
 from engine.store.writer import ShardInfo, ShardWriter, write_shard
 from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SKIPPED_SCHEMA
 from schemas.records import Granularity, ImageRecord
@@ -278,10 +286,17 @@ def select_work(
     """The unique images worth annotating: gates and near-duplicate groups over their measures, then (when
     the profile asks and the model is present) semantic near-duplicates. Images the previous version
     annotated are their groups' representatives; those this run did not look at (``kept``) take part
-    through the measures in their annotation rows, so a copy of one is not annotated either."""
+    through the measures in their annotation rows, so a copy of one is not annotated either. Skipped rows
+    of the previous version whose images this run did not look at are carried as they are."""
     settings = run.config.curation
     references = kept_references(run.root, run.previous.shards, kept) if run.previous and kept else []
     curated = curate(probed.work, settings, set(previous_images), references)
+    if run.previous is not None and run.previous.skipped:
+        scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
+        seen_paths = {p.source_uri for p in probed.probed}
+        previous_skips = read_skipped(run.root, run.previous.version)
+        carried = carried_skips(previous_skips, seen_paths, {i.image_id for i in probed.work}, scope.vouches_gone)
+        curated = with_carried_skips(curated, carried)
     if not settings.semantic.enabled or len(curated.work) < 2:
         return curated
     check = find_embedding_model(settings.semantic.model)

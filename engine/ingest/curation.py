@@ -174,3 +174,28 @@ def skip_semantic_copies(
     skipped = pa.concat_tables([curated.skipped, pa.Table.from_pylist(rows, schema=SKIPPED_SCHEMA)])
     skipped = skipped.sort_by("source_uri")
     return CuratedWork([item for item in curated.work if item.image_id not in skipped_ids], skipped)
+
+
+def carried_skips(
+    previous: pa.Table, seen_paths: Collection[str], seen_ids: Collection[str], vouches_gone: Callable[[str], bool]
+) -> pa.Table:
+    """The rows of the previous version's skipped table (``previous``) that this run did not look at, carried
+    as they are (as images it did not look at are kept): none of a row's paths was probed, its image is not
+    among this run's, and not every path is vouched gone (``engine/refresh/scope.py``)."""
+    seen_paths, seen_ids = set(seen_paths), set(seen_ids)
+    keep = []
+    for position, row in enumerate(previous.select(["image_id", "source_uri", "source_uris"]).to_pylist()):
+        uris = row["source_uris"] or [row["source_uri"]]
+        if row["image_id"] in seen_ids or any(uri in seen_paths for uri in uris):
+            continue
+        if not all(vouches_gone(uri) for uri in uris):
+            keep.append(position)
+    return previous.take(pa.array(keep, pa.int64()))
+
+
+def with_carried_skips(curated: CuratedWork, carried: pa.Table) -> CuratedWork:
+    """``curated`` with ``carried`` rows added to its skipped table (sorted by ``source_uri``)."""
+    if not carried.num_rows:
+        return curated
+    skipped = pa.concat_tables([curated.skipped, carried.cast(SKIPPED_SCHEMA)]).sort_by("source_uri")
+    return CuratedWork(curated.work, skipped)

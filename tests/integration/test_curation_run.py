@@ -200,14 +200,18 @@ def test_a_copy_in_a_new_input_of_an_image_kept_from_an_earlier_run_is_not_annot
     new_inputs.mkdir()
     shutil.copy(SAMPLES / "astronaut.jpg", first_inputs / "astronaut.jpg")
     shutil.copy(SAMPLES / "chelsea.jpg", first_inputs / "chelsea.jpg")
+    resized_copy(SAMPLES / "astronaut.jpg", first_inputs / "astronaut_small.jpg", 0.5, 70)
     first = run(first_inputs, output)
     resized_copy(SAMPLES / "astronaut.jpg", new_inputs / "astronaut_web.jpg", 0.75, 75)
     shutil.copy(SAMPLES / "coffee.jpg", new_inputs / "coffee.jpg")
     # Only the new folder: the two images of version 1 are kept as they were, and their annotation rows'
-    # measures stand for them in the grouping.
+    # measures stand for them in the grouping; the copy version 1 skipped stays in the skipped table.
     second = run(new_inputs, output)
-    assert (first.annotated, second.annotated, second.kept_unlisted, second.skipped) == (2, 1, 2, 1)
-    (row,) = skipped_rows(output, second).values()
+    assert (first.annotated, second.annotated, second.kept_unlisted, second.skipped) == (2, 1, 2, 2)
+    assert second.manifest.counts["skipped"] == {"total": 2, "near_duplicate": 2}
+    skipped = skipped_rows(output, second)
+    assert skipped["astronaut_small.jpg"] == skipped_rows(output, first)["astronaut_small.jpg"]
+    row = skipped["astronaut_web.jpg"]
     astronaut = next(
         r for r in read_version(output, 1, ["image_id", "source_uri"]).to_pylist() if "astronaut" in r["source_uri"]
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.ingest.curation import curate
+from engine.ingest.curation import carried_skips, curate, with_carried_skips
 from engine.ingest.probe import WorkItem
 from filters.curation.settings import CurationSettings, DedupSettings, GateSettings
 from schemas.arrow import SKIPPED_SCHEMA
@@ -44,3 +44,36 @@ def test_items_without_measures_are_annotated_and_no_work_skips_nothing() -> Non
     assert [item.image_id for item in curated.work] == ["A", "B"] and curated.skipped.num_rows == 0
     empty = curate([], CurationSettings())
     assert (empty.work, empty.skipped.num_rows, empty.groups) == ([], 0, 0)
+
+
+def _skipped_row(image_id: str, uris: list[str]) -> dict:
+    return {"source_uri": uris[0], "image_id": image_id, "source_uris": uris, "rule": "min_side", "value": 8.0}
+
+
+def test_skipped_rows_of_images_this_run_did_not_look_at_are_carried() -> None:
+    import pyarrow as pa
+
+    previous = pa.Table.from_pylist(
+        [
+            _skipped_row("SEEN_PATH", ["/old/a.png"]),
+            _skipped_row("SEEN_ID", ["/old/b.png"]),
+            _skipped_row("GONE", ["/listed/c.png"]),
+            _skipped_row("ELSEWHERE", ["/other/d.png", "/listed/d.png"]),
+        ],
+        schema=SKIPPED_SCHEMA,
+    )
+    carried = carried_skips(previous, {"/old/a.png"}, {"SEEN_ID"}, lambda uri: uri.startswith("/listed/"))
+    assert carried.column("image_id").to_pylist() == ["ELSEWHERE"]
+    curated = with_carried_skips(curate([_item("A", "/in/a.jpg", 800, 600, 0)], CurationSettings()), carried)
+    assert [item.image_id for item in curated.work] == ["A"] and curated.skipped.num_rows == 1
+
+
+def test_a_copy_of_a_reference_image_is_skipped_and_the_reference_never_is() -> None:
+    reference = _item("OLD", "/kept/old.jpg", 400, 300, 0)
+    tiny_reference = _item("DOT", "/kept/dot.png", 8, 8, 2**50)
+    work = [_item("NEW", "/in/new.jpg", 1600, 1200, 0b1), _item("C", "/in/c.jpg", 800, 600, 2**63 - 1)]
+    curated = curate(work, CurationSettings(), references=[reference, tiny_reference])
+    assert [item.image_id for item in curated.work] == ["C"]
+    assert curated.skipped.select(["image_id", "duplicate_of"]).to_pylist() == [
+        {"image_id": "NEW", "duplicate_of": "OLD"}
+    ]
