@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from engine.config.registry import FILTERS
 from engine.config.settings import EngineConfig
-from engine.execute.dataset import build_dataset, check_capacity, refilter, streamed
+from engine.execute.dataset import build_dataset, check_capacity, refilter_on_ray, run_in_process
 from engine.execute.plan_stages import PlannedStage, plan_stages
 from engine.execute.ray_session import LazyRay
 from engine.execute.sink import Annotated, AnnotationSink
@@ -363,10 +363,7 @@ def annotate(
     ``locators``), then the filters over rows whose filters changed (without pixels); each shard is
     journaled once written."""
     config = run.config
-    writer = ShardWriter(
-        run.root, "annotations", f"part-{run.run_id}", ANNOTATION_SCHEMA, config.writer, run.journal.record
-    )
-    sink = AnnotationSink(writer, progress)
+    sink = AnnotationSink(run.root, run.run_id, config.writer, progress)
     new_rows = _new_rows(carry.new, config.ingest.caption_granularity)
     pixel_rows = with_locators(pa.concat_tables([new_rows, carry.rerun_pixels]), locators)
     annotated = 0
@@ -374,12 +371,19 @@ def annotate(
         ray.start()
         # Only new images need every specialist; carried rows rerun their stale ones (and all filters).
         needed = [s for s in run.stages if s.kind == FILTERS or carry.new or s.name in carry.stale_specialists]
-        annotated = sink.drain(streamed(build_dataset(pixel_rows, needed, config)), "annotated", pixel_rows.num_rows)
-    if carry.rerun_filters.num_rows:
+        dataset = build_dataset(pixel_rows, needed, config)
+        annotated = sink.drain_dataset(dataset, "annotated", pixel_rows.num_rows)
+    refilter_rows = carry.rerun_filters
+    if refilter_rows.num_rows:
         filters = [s for s in run.stages if s.kind == FILTERS]
-        batches = refilter(carry.rerun_filters, filters, config, ray)
-        sink.drain(batches, "re-filtered", carry.rerun_filters.num_rows)
-    return sink.close(annotated)
+        if refilter_on_ray(refilter_rows, ray):
+            ray.start()
+            dataset = build_dataset(refilter_rows, filters, config, read_pixels=False)
+            sink.drain_dataset(dataset, "re-filtered", refilter_rows.num_rows)
+        else:
+            sink.drain_local(run_in_process(refilter_rows, filters, config), "re-filtered", refilter_rows.num_rows)
+    sent = {*pixel_rows.column("image_id").to_pylist(), *refilter_rows.column("image_id").to_pylist()}
+    return sink.close(annotated, sent)
 
 
 def _new_rows(items: list[WorkItem], caption_granularity: Granularity) -> pa.Table:

@@ -87,10 +87,16 @@ STAGE_CONFIGS: dict[str, type[StageConfig]] = {SPECIALISTS: SpecialistConfig, FI
 
 @dataclass(frozen=True)
 class WriterConfig:
+    """A shard closes at ``rows_per_shard`` rows or once its first row has waited ``max_shard_seconds``
+    (what a ``kill -9`` can lose); ``workers``: shard-writing actors of a run (0: one per 8 CPUs of the
+    cluster, at least one)."""
+
     rows_per_shard: PositiveInt = 1000
     row_group_rows: PositiveInt = 256
     compression: ParquetCompression = "zstd"
     compression_level: int | None = 3
+    max_shard_seconds: NonNegativeFloat = 120.0
+    workers: NonNegativeInt = 0
 
     def __post_init__(self) -> None:
         if self.compression != "none" and not pa.Codec.is_available(self.compression):

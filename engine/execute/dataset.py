@@ -144,9 +144,7 @@ def run_in_process(rows: pa.Table, stages: list[PlannedStage], config: EngineCon
         yield run_step(created, batch, config.ingest.max_pixels, read_bytes=False)
 
 
-def refilter(rows: pa.Table, filters: list[PlannedStage], config: EngineConfig, ray: LazyRay) -> Iterator[pa.Table]:
-    """The filters over ``rows`` without reading pixels: on Ray when it already runs or the rows are many."""
-    if ray.started or rows.num_rows > IN_PROCESS_ROWS:
-        ray.start()
-        return streamed(build_dataset(rows, filters, config, read_pixels=False))
-    return run_in_process(rows, filters, config)
+def refilter_on_ray(rows: pa.Table, ray: LazyRay) -> bool:
+    """Whether a pixel-free filter rerun over ``rows`` goes to Ray (already up, or the rows are many)
+    rather than :func:`run_in_process`."""
+    return ray.started or rows.num_rows > IN_PROCESS_ROWS

@@ -1,7 +1,9 @@
-"""The end of the stream: annotated batches written as journaled shards, ingest failures set aside.
+"""The end of the stream: annotated rows written as journaled shards by workers, descriptions to the driver.
 
-A file can fail to load during the run although probing passed (moved, or changed since): its row
-carries an ingest error, and it goes to quarantine instead of the annotations.
+On Ray the dataset's output blocks go by reference to writer actors (``engine/execute/shard_workers.py``);
+the driver collects only their reports: shard descriptions, row counts, and the quarantine rows of
+files that failed to load during the run (moved, or changed since probing passed). A small pixel-free
+rerun that ran in this process is written here by the same writer.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from engine.ingest.image_bytes import INGEST_STAGE
-from engine.store.writer import ShardInfo, ShardWriter
+from engine.config.settings import WriterConfig
+from engine.execute.shard_workers import ShardWorker, WorkerShards, WriteReport
+from engine.store.location import Where, location
+from engine.store.writer import ShardInfo
 
 
 @dataclass(frozen=True)
@@ -27,38 +31,50 @@ class Annotated:
     late_quarantine: list[dict[str, Any]]
 
 
-def _ingest_failure(row: dict[str, Any]) -> str | None:
-    for error in row["errors"] or []:
-        if error["stage"] == INGEST_STAGE:
-            return error["message"]
-    return None
-
-
 class AnnotationSink:
-    """Writes annotated batches as shards; rows that failed ingestion go to quarantine."""
+    """Collects the writers' reports (``reports``: the only things that reach the driver) for one run."""
 
-    def __init__(self, writer: ShardWriter, progress: Callable[[str], None]) -> None:
-        self.writer, self.progress = writer, progress
-        self.late_quarantine: list[dict[str, Any]] = []
-        self.written: set[str] = set()
+    def __init__(self, root: Where, run_id: str, config: WriterConfig, progress: Callable[[str], None]) -> None:
+        self.root, self.run_id, self.config, self.progress = str(location(root)), run_id, config, progress
+        self.reports: list[WriteReport] = []
+        self._workers: WorkerShards | None = None
+        self._local: ShardWorker | None = None
+        self._label, self._done, self._total = "", 0, 0
 
-    def drain(self, batches: Iterable[pa.Table], label: str, total: int) -> int:
-        """Write every batch; return the rows written (those that failed ingestion left out)."""
-        done = 0
-        for batch in batches:
-            failures = [_ingest_failure(row) for row in batch.select(["errors"]).to_pylist()]
-            bad = [i for i, failure in enumerate(failures) if failure]
-            for i in bad:
-                row = batch.slice(i, 1).select(["source_uri", "image_id"]).to_pylist()[0]
-                reason, _, detail = failures[i].partition(": ")  # type: ignore[union-attr]
-                self.late_quarantine.append({**row, "reason": reason, "detail": detail, "size_bytes": None})
-            if bad:
-                batch = batch.filter(pa.array([not f for f in failures]))
-            self.writer.write(batch.drop_columns(["image_bytes"]))
-            self.written.update(batch.column("image_id").to_pylist())
-            done += batch.num_rows
-            self.progress(f"{label} {done}/{total} images")
-        return done
+    def drain_dataset(self, dataset: Any, label: str, total: int) -> int:
+        """Write every row of a Ray dataset from writer actors; return the rows written."""
+        if self._workers is None:
+            self._workers = WorkerShards(self.root, self.run_id, self.config, self._take)
+        return self._drain(label, total, lambda: self._workers.drain(dataset))  # type: ignore[union-attr]
 
-    def close(self, annotated: int) -> Annotated:
-        return Annotated(self.writer.close(), annotated, self.written, self.late_quarantine)
+    def drain_local(self, batches: Iterable[pa.Table], label: str, total: int) -> int:
+        """Write batches computed in this process (small pixel-free reruns); return the rows written."""
+        if self._local is None:
+            self._local = ShardWorker(self.root, f"part-{self.run_id}", self.run_id, self.config)
+
+        def write_all() -> None:
+            for batch in batches:
+                self._take(self._local.write(batch))  # type: ignore[union-attr]
+
+        return self._drain(label, total, write_all)
+
+    def close(self, annotated: int, sent_ids: set[str]) -> Annotated:
+        """Close the writers; ``sent_ids``: every image sent to be written (those quarantined late are not)."""
+        if self._workers is not None:
+            self._workers.close()
+        if self._local is not None:
+            self._take(self._local.close())
+        late = [row for report in self.reports for row in report.late_quarantine]
+        shards = [shard for report in self.reports for shard in report.shards]
+        return Annotated(shards, annotated, sent_ids - {row["image_id"] for row in late}, late)
+
+    def _drain(self, label: str, total: int, write: Callable[[], None]) -> int:
+        self._label, self._done, self._total = label, 0, total
+        write()
+        return self._done
+
+    def _take(self, report: WriteReport) -> None:
+        self.reports.append(report)
+        if report.rows:
+            self._done += report.rows
+            self.progress(f"{self._label} {self._done}/{self._total} images")

@@ -4,6 +4,7 @@ Layout (the same locally and in an object store, which cannot append)::
 
     _runs/<run_id>/run.json                   what the run was asked to do (config fingerprint, inputs, --full)
     _runs/<run_id>/shards/<folder>--<name>.json   one small file per completed shard, written after the shard
+                                                  (with the image ids and the writing process: host, pid, Ray node)
 
 A shard is written whole before its journal file, so a journaled shard is always whole; a shard
 written but not journaled (killed in between) is simply redone. A journal file that cannot be read
@@ -17,6 +18,8 @@ theirs that no version lists.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +46,8 @@ class UnfinishedRun:
 class RunJournal:
     """The journal of the current run."""
 
-    def __init__(self, root: Where, run_id: str) -> None:
-        self.root, self.run_id = location(root), run_id
+    def __init__(self, root: Where, run_id: str, node: str | None = None) -> None:
+        self.root, self.run_id, self.node = location(root), run_id, node
         self.folder = self.root / RUNS_DIR / run_id
 
     def start(self, meta: dict[str, Any]) -> None:
@@ -52,7 +55,8 @@ class RunJournal:
 
     def record(self, shard: ShardInfo, table: pa.Table) -> None:
         """Journal one completed shard (call after it is written): one small file of its own."""
-        entry = {"shard": shard.to_dict(), "image_ids": table.column("image_id").to_pylist()}
+        writer = {"host": socket.gethostname(), "pid": os.getpid(), "node": self.node}
+        entry = {"shard": shard.to_dict(), "image_ids": table.column("image_id").to_pylist(), "writer": writer}
         write_json(self.folder / SHARDS_DIR / f"{shard.path.replace('/', '--')}.json", entry)
 
 

@@ -9,6 +9,7 @@ nothing is ever renamed or overwritten in an object store.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -73,7 +74,9 @@ def write_shard(table: pa.Table, root: Location, relative: str, config: WriterCo
 
 
 class ShardWriter:
-    """Buffers Arrow batches and writes shards of ``rows_per_shard`` rows under ``root / folder``."""
+    """Buffers Arrow batches and writes shards of ``rows_per_shard`` rows under ``root / folder``; a shard
+    whose first row has waited ``max_shard_seconds`` is closed early (on the next write or :meth:`flush_due`),
+    so a killed run loses at most that much work."""
 
     def __init__(
         self,
@@ -91,6 +94,7 @@ class ShardWriter:
         self.shards: list[ShardInfo] = []
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
+        self._pending_since: float | None = None
 
     def write(self, batch: pa.Table) -> None:
         batch = batch.select(self.schema.names)
@@ -101,6 +105,8 @@ class ShardWriter:
             batch = batch.cast(self.schema)
         if batch.num_rows == 0:
             return
+        if self._pending_since is None:
+            self._pending_since = time.monotonic()
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
         while self._pending_rows >= self.config.rows_per_shard:
@@ -108,11 +114,21 @@ class ShardWriter:
             self._flush(combined.slice(0, self.config.rows_per_shard))
             rest = combined.slice(self.config.rows_per_shard)
             self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+            self._pending_since = time.monotonic() if rest.num_rows else None
+        self.flush_due()
+
+    def flush_due(self) -> bool:
+        """Close the pending shard if its first row has waited ``max_shard_seconds``; whether it did."""
+        since = self._pending_since
+        if since is None or time.monotonic() - since < self.config.max_shard_seconds:
+            return False
+        self.close()
+        return True
 
     def close(self) -> list[ShardInfo]:
         if self._pending_rows:
             self._flush(pa.concat_tables(self._pending))
-        self._pending, self._pending_rows = [], 0
+        self._pending, self._pending_rows, self._pending_since = [], 0, None
         return self.shards
 
     def _flush(self, table: pa.Table) -> None:
