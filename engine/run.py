@@ -54,6 +54,8 @@ from engine.ingest.curation import (
 from engine.ingest.discover import discover
 from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
 from engine.ingest.image_bytes import with_locators
+from engine.ingest.imports.matching import MatchReport
+from engine.ingest.imports.plan import describe, import_reports
 from engine.ingest.locator import Locator
 from engine.ingest.probe import (
     PROBE_INDEX_SCHEMA,
@@ -122,6 +124,7 @@ class RunResult:
     skipped: int = 0
     near_duplicate_groups: int = 0
     kept_unlisted: int = 0
+    imports: dict[str, MatchReport] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,9 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         with ExitStack() as stack:
             ray = _lazy_ray(stack, run)
             probed = probe(run, ray)
+            imports = import_reports(run.config, (item.source_uris for item in probed.work))
+            for name, report in imports.items():
+                progress(f"fld-engine: {describe(name, report)}")
             previous_images = previous_paths(run.root, run.previous.shards) if run.previous else {}
             kept = kept_unlisted(run, probed, previous_images)
             curated = select_work(run, probed, previous_images, kept, progress)
@@ -205,8 +211,8 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             annotated = annotate(run, carry, probed.locators, ray, progress)
         side_tables = write_side_tables(run, probed, curated, carry, annotated, previous_images)
         lock.check()  # a run that lost its lease to another writer publishes nothing
-        manifest = publish_version(run, probed, curated, carry, annotated, side_tables)
-        return _result(manifest, run, side_tables, time.perf_counter() - started)
+        manifest = publish_version(run, probed, curated, carry, annotated, side_tables, imports)
+        return _result(manifest, run, side_tables, time.perf_counter() - started, imports)
 
 
 # -- 1. plan the run -------------------------------------------------------------------------
@@ -492,7 +498,13 @@ def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]], schema: pa
 
 
 def publish_version(
-    run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver, annotated: Annotated, side_tables: SideTables
+    run: RunPlan,
+    probed: Probed,
+    curated: CuratedWork,
+    carry: CarryOver,
+    annotated: Annotated,
+    side_tables: SideTables,
+    imports: dict[str, MatchReport] | None = None,
 ) -> Manifest:
     """Publish the new version's manifest (the commit point), then delete what killed runs left behind."""
     config, request = run.config, run.request
@@ -510,6 +522,8 @@ def publish_version(
         "probe_hashed": probed.hashed,
         "probe_seconds": round(probed.seconds, 3),
     }
+    if imports:  # what each --annotations file matched (entries, images, the first unmatched names)
+        stats["imports"] = {name: report.to_dict() for name, report in imports.items()}
     manifest = Manifest.next(
         run.previous,
         number=next_version_number(run.root, run.history),
@@ -532,7 +546,13 @@ def publish_version(
     return manifest
 
 
-def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: float) -> RunResult:
+def _result(
+    manifest: Manifest,
+    run: RunPlan,
+    side_tables: SideTables,
+    seconds: float,
+    imports: dict[str, MatchReport] | None = None,
+) -> RunResult:
     """The run's numbers, as its manifest published them."""
     extra = manifest.extra
     return RunResult(
@@ -550,4 +570,5 @@ def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: 
         skipped=extra["skipped"],
         near_duplicate_groups=extra["near_duplicate_groups"],
         kept_unlisted=extra["kept_unlisted"],
+        imports=dict(imports or {}),
     )

@@ -8,6 +8,7 @@ import sys
 from engine.commands.help_text import add_command
 from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.commands.summary import format_counts
+from engine.ingest.imports.plan import describe, with_imports
 from engine.ingest.sources import InputOptions
 from engine.refine_loop import base_checkpoint, refine_dataset
 from engine.run import RunRequest, run_pipeline
@@ -70,13 +71,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also remove images this run's inputs do not list (an input left out, an entry removed from a "
         "list); without it only files missing from a folder, prefix or shard this run listed are removed",
     )
+    parser.add_argument(
+        "--annotations",
+        nargs="+",
+        metavar="FILE",
+        help="existing labels to import (COCO instances or captions JSON; a Parquet or JSONL table with a path "
+        "and a caption column), matched to images by path or file name; provenance source import:<file stem>",
+    )
     parser.add_argument("--full", action="store_true", help="recompute everything instead of carrying over")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_profile(args)
+    config = with_imports(load_profile(args), args.annotations or (), args.input)
     if config.refine.rounds:
         base_checkpoint(config)  # a profile that asks for refinement without a checkpoint fails before any work
     request = RunRequest(
@@ -104,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
             f"{result.kept_unlisted} kept (not listed by this run's inputs), "
             f"{result.probe_cached} images of {result.files} inputs from the probe cache"
         )
+    for name, report in result.imports.items():
+        print(f"imported {describe(name, report)}")
     print(f"shards: {root / 'annotations'} ({len(manifest.shards)} files)")
     print(format_counts(manifest.counts))
     if config.refine.rounds:
