@@ -93,9 +93,11 @@ def _blocks(table: pa.Table, rows_per_block: int) -> list[pa.Table]:
 
 def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConfig, read_pixels: bool = True) -> Any:
     """The lazy Ray Data pipeline over ``rows`` (annotation schema): attach bytes, then one ``map_batches``
-    per stage group. Without ``read_pixels`` no file is read (for stages that do not need pixels)."""
+    per stage group. No file is read without ``read_pixels`` or when no stage needs pixels (a filters-only
+    profile): the image's identity and measures come from probing, so its bytes would only travel unused."""
     import ray
 
+    read_pixels = read_pixels and (not stages or any(stage.needs_pixels for stage in stages))
     # Blocks are the streaming unit; without file reads, larger blocks cost less scheduling.
     ds = ray.data.from_arrow(_blocks(rows, config.ray.decode_batch_size if read_pixels else PIXEL_FREE_BLOCK_ROWS))
     groups = group_stages(stages, config.ray.fuse_cpu_stages)
