@@ -327,7 +327,8 @@ def experiment(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         scores = average_precision(version_records(root, outcome.version), generated.truth)
         versions[f"v{outcome.version} (round {outcome.round})"] = {
             **scores,
-            "loss_per_epoch": epoch_losses(outcome.losses, args.epochs),
+            # the folds' steps come one fold after the other; folds are about equal (a hash split)
+            "loss_per_fold_epoch": epoch_losses(outcome.losses, args.epochs * args.folds),
             "merge": {k: v for k, v in outcome.stats.to_dict().items() if k != "compared"},
             "seconds": round(outcome.seconds, 1),
         }

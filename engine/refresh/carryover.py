@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from engine.config.settings import WriterConfig
 from engine.execute.stage_runner import stages_map
 from engine.ingest.probe import WorkItem
-from engine.refresh.incremental import Level, RowPlan, StagePlan
+from engine.refresh.incremental import Level, RowPlan, StagePlan, failure_counts
 from engine.store.journal import UnfinishedRun
 from engine.store.location import Where
 from engine.store.manifest import Manifest
@@ -28,7 +28,7 @@ from engine.store.writer import ShardInfo, ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, conform
 from schemas.records import ImageRecord
 
-KEY_COLUMNS = ["image_id", "source_uris", "stages"]
+KEY_COLUMNS = ["image_id", "source_uris", "stages", "errors"]
 
 
 @dataclass
@@ -109,7 +109,8 @@ def plan_carry_over(
     carry = taker.carry
     keep_rows(root, keep[1], keep[0], writer, carry)
     carry.shards.extend(writer.close())
-    carry.new = [item for item in work if item.image_id not in carry.image_ids | carry.rerun_ids]
+    taken = carry.image_ids | carry.rerun_ids  # once: a union per item made planning quadratic in the images
+    carry.new = [item for item in work if item.image_id not in taken]
     return carry
 
 
@@ -122,7 +123,7 @@ def _choose_rows(keys: list[list[dict]], wanted: dict[str, list[str]], plan: Sta
             image_id = row["image_id"]
             if image_id not in wanted:
                 continue
-            row_plan = plan.classify(stages_map(row["stages"]))
+            row_plan = plan.classify(stages_map(row["stages"]), failure_counts(row["errors"]))
             choice = (int(row_plan.level), shard_index, row_index, row_plan)
             if image_id not in best or choice[:3] < best[image_id][:3]:
                 best[image_id] = choice
