@@ -41,6 +41,8 @@ def _run(tmp_path: Path, names: list[str], die_on: dict[str, str], retries: int 
             {"name": "fragile", "backend": DYING, "options": {"die_on": die_on}, "resources": {"batch_size": 3}},
             {"name": "bright", "backend": BRIGHT, "resources": {"batch_size": 3}},
         ],
+        # Curation off: these images are tiny or flat (a gate or the near-duplicate grouping would skip them).
+        "curation": {"dedup": {"enabled": False}, "gates": {"min_side": None}},
         "ray": {"num_cpus": 2, "worker_death_retries": retries},
     }
     inputs = _inputs(tmp_path / "in", names)
