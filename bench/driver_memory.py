@@ -10,7 +10,7 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
 - **planning**: no pixels. A synthetic probe index (1,000,000 rows, 2% of them second copies of an
   image, 0.5% quarantined, as workers would write it) and a synthetic previous version holding 90% of
   the unique images, exact for the current stages, in shards of 1,000 rows. The engine's planning runs
-  over them: grouping by content hash (``plan_work``) and carry-over planning (``plan_carry_over``);
+  over them: grouping by content hash (``group_by_content``) and carry-over planning (``plan_carry_over``);
   reported: its seconds and the driver's peak RSS above its level before planning.
 """
 
@@ -181,7 +181,7 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
 
     from bench.ceiling import filters_only
     from engine.execute.plan_stages import plan_stages
-    from engine.ingest.probe import plan_work, probed_from_row
+    from engine.ingest.probe import as_probe_index, group_by_content
     from engine.refresh.carryover import Candidate, plan_carry_over
     from engine.refresh.incremental import StagePlan
     from engine.store.writer import ShardInfo
@@ -192,18 +192,17 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
     candidates = [Candidate(ShardInfo.from_dict(shard)) for shard in facts["shards"]]
     with RssPeak() as rss:
         started, cpu_started = time.perf_counter(), time.process_time()
-        probed = [probed_from_row(row) for row in pq.read_table(folder / "probes-part.parquet").to_pylist()]
-        work, quarantined = plan_work(probed)
+        work, quarantined = group_by_content(as_probe_index(pq.read_table(folder / "probes-part.parquet")))
         grouped = time.perf_counter()
         carry = plan_carry_over(folder, candidates, work, stage_plan, config.writer, "bench-plan")
         seconds = time.perf_counter() - started
         cpu_s = time.process_time() - cpu_started
     return {
         "files": facts["files"],
-        "unique": len(work),
-        "quarantined": len(quarantined),
+        "unique": work.num_rows,
+        "quarantined": quarantined.num_rows,
         "carried": len(carry.image_ids),
-        "new": len(carry.new),
+        "new": carry.new.num_rows,
         "expected_carried": facts["carried"],
         "grouping_s": grouped - started,
         "carry_over_s": seconds - (grouped - started),

@@ -22,13 +22,18 @@ from engine.store.writer import ShardInfo
 
 @dataclass(frozen=True)
 class Annotated:
-    """What the annotate phase wrote: its shards, how many new or re-annotated images, every image id
-    written, and the quarantine rows of files that failed to load during the run."""
+    """What the annotate phase wrote: its shards, how many new or re-annotated images, the ids of the
+    images sent to be written, and the quarantine rows of files that failed to load during the run."""
 
     shards: list[ShardInfo]
     annotated: int
-    written: set[str]
+    sent: pa.Array | pa.ChunkedArray
     late_quarantine: list[dict[str, Any]]
+
+    @property
+    def written(self) -> set[str]:
+        """Every image id written (as a set: only asked for when a previous version needs tombstones)."""
+        return set(self.sent.to_pylist()) - {row["image_id"] for row in self.late_quarantine}
 
 
 class AnnotationSink:
@@ -58,15 +63,15 @@ class AnnotationSink:
 
         return self._drain(label, total, write_all)
 
-    def close(self, annotated: int, sent_ids: set[str]) -> Annotated:
-        """Close the writers; ``sent_ids``: every image sent to be written (those quarantined late are not)."""
+    def close(self, annotated: int, sent: pa.Array | pa.ChunkedArray) -> Annotated:
+        """Close the writers; ``sent``: the id of every image sent to be written."""
         if self._workers is not None:
             self._workers.close()
         if self._local is not None:
             self._take(self._local.close())
         late = [row for report in self.reports for row in report.late_quarantine]
         shards = [shard for report in self.reports for shard in report.shards]
-        return Annotated(shards, annotated, sent_ids - {row["image_id"] for row in late}, late)
+        return Annotated(shards, annotated, sent, late)
 
     def _drain(self, label: str, total: int, write: Callable[[], None]) -> int:
         self._label, self._done, self._total = label, 0, total

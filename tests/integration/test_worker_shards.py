@@ -87,7 +87,7 @@ def test_the_driver_collects_only_shard_descriptions(ray_local, tmp_path, s3_buc
     dataset = build_dataset(image_rows(paths, ids), plan_stages(config), config)
 
     written = sink.drain_dataset(dataset, "annotated", 7)
-    annotated = sink.close(written, set(ids))
+    annotated = sink.close(written, pa.array(ids))
 
     # What reached the driver: reports of shard descriptions, row counts and the late quarantine rows.
     assert sink.reports and all(type(r) is WriteReport for r in sink.reports)
