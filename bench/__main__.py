@@ -26,6 +26,7 @@ SCENARIOS: dict[str, str] = {
     "input_sources": "bench.input_sources",
     "ceiling": "bench.ceiling",
     "driver_memory": "bench.driver_memory",
+    "reliability_probes": "bench.reliability_probes",
 }
 
 

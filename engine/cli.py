@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from importlib import metadata
+from typing import TextIO
 
 from engine.commands.help_text import Formatter, epilog, paragraphs
-from engine.errors import USER_ERRORS
+from engine.errors import EXIT_CODES_HELP, USER_ERRORS, RunFailure
+from engine.interrupt import Interrupted, interruptible
 from engine.tool_state import apply_tool_defaults
 
 COMMANDS = ("run", "inspect", "versions", "diff", "audit", "export", "refine", "models", "config")
@@ -47,7 +50,10 @@ def engine_version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="fld-engine", description=paragraphs(DESCRIPTION), epilog=epilog(EXAMPLES), formatter_class=Formatter
+        prog="fld-engine",
+        description=paragraphs(DESCRIPTION),
+        epilog=f"{epilog(EXAMPLES)}\n\n{EXIT_CODES_HELP}",
+        formatter_class=Formatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {engine_version()}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -62,15 +68,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with interruptible(), warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return int(args.func(args) or 0)
     except USER_ERRORS as error:
-        if args.debug:
-            raise
-        print(f"fld-engine {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"fld-engine {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _failed(args, error, 2)
+    except RunFailure as error:
+        return _failed(args, error, 1)
+    except KeyboardInterrupt as interrupt:
+        code = interrupt.exit_code if isinstance(interrupt, Interrupted) else 130
+        print(f"fld-engine {args.command}: interrupted; run the same command to resume", file=sys.stderr)
+        return code
+
+
+def _one_line_warning(command: str) -> Callable[..., None]:
+    """Warnings as ``fld-engine <command>: warning: <message>``, one line each, on stderr."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        print(f"fld-engine {command}: warning: {message}", file=file or sys.stderr)
+
+    return show
+
+
+def _failed(args: argparse.Namespace, error: BaseException, code: int) -> int:
+    if args.debug:
+        raise error
+    print(f"fld-engine {args.command}: error: {error}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

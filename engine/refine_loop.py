@@ -37,10 +37,11 @@ from engine.store.location import Location, Where, location
 from engine.store.manifest import Manifest, all_manifests, next_version_number, publish
 from engine.store.output_lock import OutputLock
 from engine.store.writer import ShardWriter
+from refine.folds import annotates, trains_on
 from refine.merge import MergeStats
 from refine.mixing import check_task_weights, mixed_samples
 from refine.reannotate import AnnotateSettings, RoundAnnotator
-from schemas.arrow import ANNOTATION_SCHEMA, records_to_table
+from schemas.arrow import ANNOTATION_SCHEMA, conform, records_to_table
 from schemas.records import ImageRecord
 from specialists.hf_model import hf_model_identity, hf_snapshot_path, resolve_hf_model
 
@@ -86,6 +87,12 @@ def round_dir(root: Location, round_: int) -> Path:
     return Path(root.os_path) / REFINE_DIR / f"round-{round_:02d}"
 
 
+def fold_dir(root: Location, round_: int, fold: int, folds: int) -> Path:
+    """Fold ``fold``'s checkpoint of a round: the round's folder itself with one fold, ``fold-<i>/`` in it else."""
+    folder = round_dir(root, round_)
+    return folder if folds == 1 else folder / f"fold-{fold}"
+
+
 def last_round(history: list[Manifest]) -> int:
     return max((int(m.extra.get("refine_round", 0)) for m in history), default=0)
 
@@ -102,15 +109,38 @@ def _to_samples(batch: pa.Table, weights: dict[str, float], seed: int) -> pa.Tab
     return pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA)
 
 
-def _read_row_groups(batch: pa.Table) -> pa.Table:
+@dataclass(frozen=True)
+class FoldSelection:
+    """Which rows of a version a pass reads: fold ``fold``'s training images (every image outside it) or the
+    images it annotates (its own), among ``folds`` (``refine/folds.py``)."""
+
+    fold: int
+    folds: int
+    annotating: bool
+
+    def keeps(self, image_id: str) -> bool:
+        if self.annotating:
+            return annotates(image_id, self.fold, self.folds)
+        return trains_on(image_id, self.fold, self.folds)
+
+
+def _select(table: pa.Table, selection: FoldSelection | None) -> pa.Table:
+    if selection is None or selection.folds == 1:
+        return table
+    mask = [selection.keeps(image_id) for image_id in table.column("image_id").to_pylist()]
+    return table.filter(pa.array(mask, pa.bool_()))
+
+
+def _read_row_groups(batch: pa.Table, selection: FoldSelection | None = None) -> pa.Table:
     import pyarrow.parquet as pq
 
     pieces = []
     for uri, group in zip(batch.column("path").to_pylist(), batch.column("row_group").to_pylist(), strict=True):
         with location(uri).open_input() as handle:
             piece = pq.ParquetFile(handle).read_row_group(group)
-        pieces.append(piece.select(ANNOTATION_SCHEMA.names).cast(ANNOTATION_SCHEMA))
-    return pa.concat_tables(pieces) if pieces else ANNOTATION_SCHEMA.empty_table()
+        # A shard of an older schema version gains the columns it lacks (``changes`` before 1.2.0) as nulls.
+        pieces.append(conform(piece).select(ANNOTATION_SCHEMA.names).cast(ANNOTATION_SCHEMA))
+    return _select(pa.concat_tables(pieces), selection) if pieces else ANNOTATION_SCHEMA.empty_table()
 
 
 def _row_groups(uri: str) -> int:
@@ -120,18 +150,24 @@ def _row_groups(uri: str) -> int:
         return pq.ParquetFile(handle).num_row_groups
 
 
-def shard_records(shard_uris: list[str]) -> Any:
-    """A lazy Ray dataset of a version's annotation rows, one Parquet row group per read (streamed)."""
+def shard_records(shard_uris: list[str], selection: FoldSelection | None = None) -> Any:
+    """A lazy Ray dataset of a version's annotation rows (those ``selection`` keeps), one Parquet row group per
+    read (streamed)."""
     import ray
 
     groups = [{"path": uri, "row_group": i} for uri in shard_uris for i in range(_row_groups(uri))]
     pieces = ray.data.from_items(groups, override_num_blocks=max(1, min(len(groups), 200)))
-    return pieces.map_batches(_read_row_groups, batch_format="pyarrow", batch_size=1)
+    return pieces.map_batches(
+        _read_row_groups, fn_kwargs={"selection": selection}, batch_format="pyarrow", batch_size=1
+    )
 
 
-def sample_dataset(shard_paths: list[str], weights: dict[str, float], seed: int) -> Any:
-    """A lazy Ray dataset of training samples, streamed from the annotation shards (never all in memory)."""
-    return shard_records(shard_paths).map_batches(
+def sample_dataset(
+    shard_paths: list[str], weights: dict[str, float], seed: int, selection: FoldSelection | None = None
+) -> Any:
+    """A lazy Ray dataset of training samples of the images ``selection`` keeps, streamed from the annotation
+    shards (never all in memory)."""
+    return shard_records(shard_paths, selection).map_batches(
         _to_samples, fn_kwargs={"weights": weights, "seed": seed}, batch_format="pyarrow", batch_size=64
     )
 
@@ -185,23 +221,30 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
 
 
 def train_round(
-    root: Location, shard_paths: list[str], start: str, round_: int, config: EngineConfig, run_id: str
-) -> list[float]:
-    """Fine-tune ``start`` on the shards' samples with Ray Train; the checkpoint lands in :func:`round_dir`."""
+    root: Location,
+    shard_paths: list[str],
+    start: str,
+    round_: int,
+    config: EngineConfig,
+    run_id: str,
+    fold: int = 0,
+) -> tuple[list[float], int]:
+    """Fine-tune ``start`` with Ray Train on the samples of fold ``fold``'s training images (every image outside
+    the fold); the checkpoint lands in :func:`fold_dir`. A fold with nothing to train on keeps ``start`` as its
+    model (it never saw the fold either). Returns the losses and the number of samples."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     refine = config.refine
-    samples = sample_dataset(shard_paths, refine.task_weights, seed=round_)
+    target = fold_dir(root, round_, fold, refine.folds)
+    samples = sample_dataset(shard_paths, refine.task_weights, round_, FoldSelection(fold, refine.folds, False))
     count = samples.count()
     if count == 0:
-        raise ConfigError(
-            f"{root}: the latest version has no annotations for the refine tasks "
-            f"({', '.join(t for t, w in refine.task_weights.items() if w > 0)}); nothing to train on"
-        )
+        _keep_start(start, target, round_)
+        return [], 0
     steps_per_epoch = math.ceil(count / refine.num_workers / refine.train.batch_size)
     cpus_per_worker = 1
-    run_name, trainer_storage = f"round-{round_:02d}-{run_id}", str(Path(root.os_path) / REFINE_DIR / "ray")
+    run_name, trainer_storage = f"round-{round_:02d}-{fold}-{run_id}", str(Path(root.os_path) / REFINE_DIR / "ray")
     trainer = TorchTrainer(
         _train_worker,
         train_loop_config={
@@ -221,21 +264,32 @@ def train_round(
     result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"refinement round {round_}: training finished without a checkpoint ({result.error})")
-    target = _keep_checkpoint(result.checkpoint, root, round_, start)
+    _keep_checkpoint(result.checkpoint, target, round_, start)
     # Ray Train's own copy of the run (checkpoint included) is no longer needed once the round has its own.
     shutil.rmtree(Path(trainer_storage) / run_name, ignore_errors=True)
-    return json.loads((target / TRAIN_LOG).read_text())["losses"]
+    return json.loads((target / TRAIN_LOG).read_text())["losses"], count
 
 
-def _keep_checkpoint(checkpoint: Any, root: Location, round_: int, start: str) -> Path:
-    """Copy Ray Train's checkpoint to :func:`round_dir`, complete (``DONE``) before it takes that name."""
-    target = round_dir(root, round_)
+def _keep_checkpoint(checkpoint: Any, target: Path, round_: int, start: str) -> Path:
+    """Copy Ray Train's checkpoint to ``target``, complete (``DONE``) before it takes that name."""
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.to_directory(str(partial))
     (partial / DONE).write_text(json.dumps({"round": round_, "start": start}))
     partial.replace(target)
     return target
+
+
+def _keep_start(start: str, target: Path, round_: int) -> None:
+    """A fold without training samples: its model is ``start`` as it is, copied complete to ``target``."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(start, partial, ignore=shutil.ignore_patterns(DONE, TRAIN_LOG))
+    (partial / TRAIN_LOG).write_text(json.dumps({"losses": [], "start": start, "samples": 0}))
+    (partial / DONE).write_text(json.dumps({"round": round_, "start": start}))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial.replace(target)
 
 
 # -- re-annotation and merge -----------------------------------------------------------------
@@ -280,43 +334,55 @@ class RefineWorker:
 
 
 def reannotate_round(
-    root: Location, previous: Manifest, checkpoint: Path, round_: int, config: EngineConfig, run_id: str, may_drop: bool
-) -> tuple[list, MergeStats, int]:
-    """Re-annotate and merge every image of ``previous``; write the new shards; return them, the stats and
-    the number of images that could not be read. Without ``may_drop`` (see :func:`trusted`) contradicted
-    annotations are counted, not dropped."""
+    root: Location,
+    previous: Manifest,
+    checkpoints: list[Path],
+    round_: int,
+    config: EngineConfig,
+    run_id: str,
+    may_drop: bool,
+) -> tuple[list, MergeStats, int, list[int]]:
+    """Re-annotate and merge every image of ``previous``, each by its fold's model (``checkpoints[i]`` annotates
+    fold i, the images it never trained on); write the new shards; return them, the stats, the number of images
+    that could not be read and the number of images each fold's model annotated. Without ``may_drop`` (see
+    :func:`trusted`) contradicted annotations are counted, not dropped."""
     from ray.data import ActorPoolStrategy
 
     refine = config.refine
-    records = shard_records([(root / s.path).uri for s in previous.shards])
     extra: dict[str, Any] = {"num_gpus": refine.annotate_num_gpus} if refine.annotate_num_gpus else {}
-    refined = records.map_batches(
-        RefineWorker,
-        fn_constructor_kwargs={
-            "checkpoint": str(checkpoint),
-            "round_": round_,
-            "filters": config.filters,
-            "refine": refine,
-            "max_pixels": config.ingest.max_pixels,
-            "may_drop": may_drop,
-        },
-        compute=ActorPoolStrategy(size=1),
-        batch_size=refine.annotate_batch_size,
-        batch_format="pyarrow",
-        num_cpus=1,
-        **extra,
-    )
     writer = ShardWriter(root, "annotations", f"part-{run_id}", ANNOTATION_SCHEMA, config.writer)
-    total, skipped = MergeStats(), 0
-    for batch in refined.iter_batches(batch_format="pyarrow", batch_size=None):
-        for text in batch.column(STATS_COLUMN).to_pylist():
-            data = json.loads(text)
-            if data.get("skipped"):
-                skipped += 1
-            else:
-                total.add(MergeStats.from_dict(data))
-        writer.write(batch.drop_columns([STATS_COLUMN]))
-    return writer.close(), total, skipped
+    total, skipped, annotated = MergeStats(), 0, []
+    for fold, checkpoint in enumerate(checkpoints):
+        selection = FoldSelection(fold, len(checkpoints), annotating=True)
+        records = shard_records([(root / s.path).uri for s in previous.shards], selection)
+        refined = records.map_batches(
+            RefineWorker,
+            fn_constructor_kwargs={
+                "checkpoint": str(checkpoint),
+                "round_": round_,
+                "filters": config.filters,
+                "refine": refine,
+                "max_pixels": config.ingest.max_pixels,
+                "may_drop": may_drop,
+            },
+            compute=ActorPoolStrategy(size=1),
+            batch_size=refine.annotate_batch_size,
+            batch_format="pyarrow",
+            num_cpus=1,
+            **extra,
+        )
+        count = 0
+        for batch in refined.iter_batches(batch_format="pyarrow", batch_size=None):
+            for text in batch.column(STATS_COLUMN).to_pylist():
+                data = json.loads(text)
+                if data.get("skipped"):
+                    skipped += 1
+                else:
+                    total.add(MergeStats.from_dict(data))
+            count += batch.num_rows
+            writer.write(batch.drop_columns([STATS_COLUMN]))
+        annotated.append(count)
+    return writer.close(), total, skipped, annotated
 
 
 def trusted(previous: Manifest, min_agreement: float) -> bool:
@@ -383,33 +449,58 @@ def run_round(
     progress: Progress,
     lock: OutputLock,
 ) -> tuple[RoundResult, Manifest]:
-    """One round: train (or reuse the round's checkpoint), re-annotate and merge, publish the next version."""
+    """One round: train a model per fold (or reuse the round's checkpoints), re-annotate each fold with its own
+    model and merge, publish the next version."""
     started = time.perf_counter()
     previous = history[-1]
-    checkpoint = round_dir(root, round_)
-    resumed = (checkpoint / DONE).is_file()
-    if resumed:
-        losses = json.loads((checkpoint / TRAIN_LOG).read_text())["losses"]
-        progress(f"round {round_}: reusing the trained checkpoint {checkpoint}")
-    else:
-        earlier = round_dir(root, round_ - 1)
-        start = str(earlier) if (earlier / DONE).is_file() else initial
-        progress(f"round {round_}: training from {start}")
-        shard_paths = [(root / s.path).uri for s in previous.shards]
-        losses = train_round(root, shard_paths, start, round_, config, f"{run_id}-{round_}")
+    folds = config.refine.folds
+    shard_paths = [(root / s.path).uri for s in previous.shards]
+    checkpoints, losses, samples = [], [], []
+    resumed = True
+    for fold in range(folds):
+        checkpoint = fold_dir(root, round_, fold, folds)
+        named = f"round {round_}" + (f" fold {fold}" if folds > 1 else "")
+        if (checkpoint / DONE).is_file():
+            log = json.loads((checkpoint / TRAIN_LOG).read_text())
+            fold_losses, count = log["losses"], log.get("samples")
+            progress(f"{named}: reusing the trained checkpoint {checkpoint}")
+        else:
+            resumed = False
+            earlier = fold_dir(root, round_ - 1, fold, folds)
+            start = str(earlier) if (earlier / DONE).is_file() else initial
+            progress(f"{named}: training from {start}" + (f" without fold {fold}'s images" if folds > 1 else ""))
+            fold_losses, count = train_round(root, shard_paths, start, round_, config, f"{run_id}-{round_}", fold)
+        checkpoints.append(checkpoint)
+        losses.append(fold_losses)
+        samples.append(count)
+    if all(count == 0 for count in samples):
+        shutil.rmtree(round_dir(root, round_), ignore_errors=True)  # untrained copies of the start: not a round
+        refine = config.refine
+        raise ConfigError(
+            f"{root}: the latest version has no annotations for the refine tasks "
+            f"({', '.join(t for t, w in refine.task_weights.items() if w > 0)}); nothing to train on"
+        )
     progress(f"round {round_}: re-annotating {sum(s.rows for s in previous.shards)} images")
     may_drop = trusted(previous, config.refine.merge.min_agreement_to_drop)
     round_run_id = f"{run_id}-r{round_:03d}"
-    shards, stats, skipped = reannotate_round(root, previous, checkpoint, round_, config, round_run_id, may_drop)
-    metrics = _round_metrics(checkpoint, losses, stats, skipped, may_drop)
+    shards, stats, skipped, annotated = reannotate_round(
+        root, previous, checkpoints, round_, config, round_run_id, may_drop
+    )
+    per_fold = [
+        {"fold": i, "checkpoint": str(c), "train_samples": n, "steps": len(fl), "annotated_images": a}
+        for i, (c, n, fl, a) in enumerate(zip(checkpoints, samples, losses, annotated, strict=True))
+    ]
+    all_losses = [loss for fold_losses in losses for loss in fold_losses]
+    metrics = {**_round_metrics(checkpoints[0], all_losses, stats, skipped, may_drop), "folds": folds}
+    metrics["per_fold"] = per_fold
     number = next_version_number(root, history)
-    manifest = _round_manifest(previous, number, shards, round_, checkpoint, round_run_id, metrics)
+    manifest = _round_manifest(previous, number, shards, round_, checkpoints, round_run_id, metrics)
     lock.check()
     publish(root, manifest)
     images = sum(s.rows for s in shards)
     seconds = time.perf_counter() - started
     result = RoundResult(
-        round_, manifest.version, checkpoint, losses, stats, images, seconds, resumed, skipped, metrics
+        round_, manifest.version, checkpoints[0], all_losses, stats, images, seconds, resumed, skipped, metrics
     )
     return result, manifest
 
@@ -431,10 +522,19 @@ def _round_metrics(
 
 
 def _round_manifest(
-    previous: Manifest, number: int, shards: list, round_: int, checkpoint: Path, run_id: str, metrics: dict[str, Any]
+    previous: Manifest,
+    number: int,
+    shards: list,
+    round_: int,
+    checkpoints: list[Path],
+    run_id: str,
+    metrics: dict[str, Any],
 ) -> Manifest:
     """The round's version: the previous one's stages, quarantine and probe index, the refined shards."""
-    model = hf_model_identity(resolve_hf_model(REFINE_DIR, "florence2", str(checkpoint)), None)
+    models = {}
+    for fold, checkpoint in enumerate(checkpoints):
+        key = f"refine_round_{round_}" + (f"_fold_{fold}" if len(checkpoints) > 1 else "")
+        models[key] = hf_model_identity(resolve_hf_model(REFINE_DIR, "florence2", str(checkpoint)), None)
     return Manifest.next(
         previous,
         number=number,
@@ -443,7 +543,7 @@ def _round_manifest(
         profile=previous.profile,
         stages=previous.stages,
         stage_kinds=previous.stage_kinds,
-        models={**previous.models, f"refine_round_{round_}": model},
+        models={**previous.models, **models},
         shards=shards,
         quarantine=previous.quarantine,
         tombstones=[],

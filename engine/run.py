@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -33,14 +34,17 @@ import pyarrow.compute as pc
 
 from engine.config.registry import FILTERS
 from engine.config.settings import EngineConfig
+from engine.errors import RunFailure
 from engine.execute.dataset import build_dataset, check_capacity, refilter_on_ray, run_in_process
 from engine.execute.plan_stages import PlannedStage, plan_stages
-from engine.execute.ray_session import LazyRay
+from engine.execute.ray_session import LazyRay, check_cluster_early
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
 from engine.ingest.captions import alt_texts
 from engine.ingest.discover import discover
 from engine.ingest.image_bytes import with_locators
+from engine.ingest.imports.matching import MatchReport
+from engine.ingest.imports.plan import describe, import_reports
 from engine.ingest.locator import Locator
 from engine.ingest.probe import PROBE_INDEX_SCHEMA, as_probe_index, group_by_content, probe_settings, probe_sources
 from engine.ingest.probe_cache import load_probe_cache, probe_key, split_by_cache
@@ -52,7 +56,14 @@ from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones, previou
 from engine.store.counts import value_counts
 from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
 from engine.store.location import Location, Where, location
-from engine.store.manifest import Manifest, all_manifests, next_version_number, publish, restore_missing_version
+from engine.store.manifest import (
+    Manifest,
+    all_manifests,
+    next_version_number,
+    publish,
+    read_manifest,
+    restore_missing_version,
+)
 from engine.store.output_lock import OutputLock
 from engine.store.writer import ShardInfo, ShardWriter, write_shard
 from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA
@@ -76,6 +87,8 @@ class RunRequest:
     prune: bool = False
     progress_bars: bool = True
     input_options: InputOptions = field(default_factory=InputOptions)
+    allow_empty: bool = False
+    always_publish: bool = False
 
     def probe_key(self) -> dict[str, Any]:
         return probe_key(self.config.ingest, self.input_options)
@@ -86,9 +99,12 @@ class RunRequest:
 
 @dataclass(frozen=True)
 class RunResult:
-    """``annotated``: images that went through specialists (new ones and ``reannotated`` ones)."""
+    """``annotated``: images that went through specialists (new ones and ``reannotated`` ones).
 
-    manifest: Manifest
+    ``manifest`` is the version published, or the latest one when nothing changed (``published`` is
+    False); None when an empty input met a new output and nothing was written."""
+
+    manifest: Manifest | None
     files: int
     annotated: int
     carried: int
@@ -100,6 +116,8 @@ class RunResult:
     tombstoned: int = 0
     probe_cached: int = 0
     kept_unlisted: int = 0
+    imports: dict[str, MatchReport] = field(default_factory=dict)
+    published: bool = True
 
 
 @dataclass(frozen=True)
@@ -165,10 +183,17 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
     """Annotate ``request.inputs`` into a new version of ``request.output``, holding its lock.
 
     The output is checked and the inputs are found before anything is created: a bad output or a bad
-    input stops the run in one line, leaving no trace.
+    input stops the run in one line, leaving no trace. An input without images writes nothing (see
+    :func:`check_not_empty`). A run that would publish a version identical to the latest one publishes
+    nothing, unless ``request.always_publish``.
     """
     location(request.output).check_writable_folder("output")
     sources = find_sources(request)
+    if not sources and not request.allow_empty:
+        plan_stages(request.config)  # a profile that cannot run says so before "no images"
+        check_not_empty(request)
+        return RunResult(None, 0, 0, 0, 0, 0.0, published=False)
+    check_cluster_early(request.config.ray, request.address)
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     with OutputLock(request.output, run_id) as lock:
         started = time.perf_counter()
@@ -177,14 +202,19 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         with ExitStack() as stack:
             ray = _lazy_ray(stack, run)
             probed = probe(run, ray)
+            imports = import_reports(run.config, (item.source_uris for item in probed.work))
+            for name, report in imports.items():
+                progress(f"fld-engine: {describe(name, report)}")
             previous_images = previous_paths(run.root, run.previous.shards) if run.previous else {}
             carry = carry_over(run, probed, previous_images)
             progress(_plan_summary(run, probed, carry))
             annotated = annotate(run, carry, probed.locators, ray, progress)
+        if not request.always_publish and unchanged(run, probed, carry, annotated, previous_images):
+            return _unchanged_result(run, probed, carry, time.perf_counter() - started)
         side_tables = write_side_tables(run, probed, carry, annotated, previous_images)
         lock.check()  # a run that lost its lease to another writer publishes nothing
-        manifest = publish_version(run, probed, carry, annotated, side_tables)
-        return _result(manifest, run, side_tables, time.perf_counter() - started)
+        manifest = publish_version(run, probed, carry, annotated, side_tables, imports)
+        return _result(manifest, run, side_tables, time.perf_counter() - started, imports)
 
 
 # -- 1. plan the run -------------------------------------------------------------------------
@@ -193,6 +223,18 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
 def find_sources(request: RunRequest) -> list[Source]:
     """The sources of the request's inputs, sorted by URI (all of them: ``--limit`` bounds what is probed)."""
     return discover(request.inputs, request.config.ingest.extensions, request.input_options)
+
+
+def check_not_empty(request: RunRequest) -> None:
+    """For inputs without images: refuse them on an existing dataset (its next version would tombstone
+    every image), else warn that nothing is written."""
+    inputs = " ".join(request.inputs)
+    if read_manifest(request.output) is not None:
+        raise RunFailure(
+            f"no images found in {inputs}; refusing to publish an empty version of {location(request.output)} "
+            "(every image would be removed); pass --allow-empty to do so"
+        )
+    warnings.warn(f"no images found in {inputs}; nothing was written", stacklevel=2)
 
 
 def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan:
@@ -336,6 +378,48 @@ def _new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
     return pa.concat_tables(parts)
 
 
+def unchanged(
+    run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated, previous_images: dict[str, list[str]]
+) -> bool:
+    """Whether the new version would hold exactly what the latest one holds: the same files probed the
+    same way, every row carried over in its shards, nothing annotated, re-filtered or removed, under
+    the same configuration and stages."""
+    previous = run.previous
+    return (
+        previous is not None
+        and probed.index_unchanged
+        and previous.probe_index is not None
+        and not annotated.shards
+        and not annotated.late_quarantine
+        and not carry.rerun_pixels.num_rows
+        and not carry.rerun_filters.num_rows
+        and [s.path for s in carry.shards] == [s.path for s in previous.shards]
+        and previous.config_fingerprint == run.config.fingerprint()
+        and previous.stages == run.stage_plan.fingerprints
+        and not _tombstone_rows(probed, carry, annotated, previous_images)
+    )
+
+
+def _unchanged_result(run: RunPlan, probed: Probed, carry: CarryOver, seconds: float) -> RunResult:
+    """Nothing to publish: this run's journal (and what killed runs left) is cleaned up as after a publish;
+    the numbers are the latest version's."""
+    history, latest = run.history, run.previous
+    assert latest is not None
+    referenced = {path for m in history for path in m.files()}
+    clean_up_runs(run.root, {m.run_id for m in history} | {run.run_id}, referenced)
+    quarantined = sum(s.rows for s in latest.quarantine)
+    return RunResult(
+        latest,
+        len(run.sources),
+        0,
+        len(carry.image_ids),
+        quarantined,
+        seconds,
+        probe_cached=probed.cached,
+        published=False,
+    )
+
+
 # -- 5. write the side tables ----------------------------------------------------------------
 
 
@@ -399,7 +483,12 @@ def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]] | pa.Table,
 
 
 def publish_version(
-    run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated, side_tables: SideTables
+    run: RunPlan,
+    probed: Probed,
+    carry: CarryOver,
+    annotated: Annotated,
+    side_tables: SideTables,
+    imports: dict[str, MatchReport] | None = None,
 ) -> Manifest:
     """Publish the new version's manifest (the commit point), then delete what killed runs left behind."""
     config, request = run.config, run.request
@@ -415,6 +504,8 @@ def publish_version(
         "probe_hashed": probed.hashed,
         "probe_seconds": round(probed.seconds, 3),
     }
+    if imports:  # what each --annotations file matched (entries, images, the first unmatched names)
+        stats["imports"] = {name: report.to_dict() for name, report in imports.items()}
     manifest = Manifest.next(
         run.previous,
         number=next_version_number(run.root, run.history),
@@ -436,7 +527,13 @@ def publish_version(
     return manifest
 
 
-def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: float) -> RunResult:
+def _result(
+    manifest: Manifest,
+    run: RunPlan,
+    side_tables: SideTables,
+    seconds: float,
+    imports: dict[str, MatchReport] | None = None,
+) -> RunResult:
     """The run's numbers, as its manifest published them."""
     extra = manifest.extra
     return RunResult(
@@ -452,4 +549,5 @@ def _result(manifest: Manifest, run: RunPlan, side_tables: SideTables, seconds: 
         tombstoned=extra["tombstoned"],
         probe_cached=extra["probe_cached"],
         kept_unlisted=extra["kept_unlisted"],
+        imports=dict(imports or {}),
     )

@@ -5,6 +5,7 @@ Nothing here depends on other fld-engine packages, Ray or a model.
 
 from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
 from schemas.records import (
+    Change,
     Drop,
     GroundedRegion,
     ImageRecord,
@@ -21,6 +22,7 @@ __all__ = [
     "ANNOTATION_SCHEMA",
     "QUARANTINE_SCHEMA",
     "SCHEMA_VERSION",
+    "Change",
     "Drop",
     "GroundedRegion",
     "ImageRecord",

@@ -10,7 +10,9 @@ import pyarrow as pa
 # 1.1.0: the top-level ``metadata`` column, the input's own per-image metadata (a WebDataset ``.json`` member,
 # a table's other columns) as JSON text; shards of 1.0.0 read with it null (``conform``). Additive nested
 # fields keep the version: ``texts.analysis.linking_words`` reads as null from shards written before it.
-SCHEMA_VERSION = "1.1.0"
+# 1.2.0: the ``changes`` column, every in-place change refinement made to an annotation (what, old value, new
+# value, round); shards of 1.1.0 and older read with it null (``conform``, the reader's dataset schema).
+SCHEMA_VERSION = "1.2.0"
 
 PROVENANCE = pa.struct([("source", pa.string()), ("model", pa.string()), ("round", pa.int32())])
 RLE_MASK = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
@@ -85,6 +87,20 @@ DROP = pa.struct(
     ]
 )
 
+# An in-place change of an annotation (``schemas.records.Change``): old and new values as JSON text.
+CHANGE = pa.struct(
+    [
+        ("annotation_type", pa.string()),
+        ("annotation_id", pa.string()),
+        ("field", pa.string()),
+        ("old", pa.string()),
+        ("new", pa.string()),
+        ("stage", pa.string()),
+        ("round", pa.int32()),
+        ("by", pa.string()),
+    ]
+)
+
 # What curation measured on an image (``schemas.records.ImageMeasures``): a column of the probe index
 # and, later, of annotation rows.
 IMAGE_MEASURES = pa.struct(
@@ -120,6 +136,7 @@ ANNOTATION_FIELDS = [
     pa.field("regions", pa.list_(REGION)),
     pa.field("phrases", pa.list_(PHRASE)),
     pa.field("dropped", pa.list_(DROP)),
+    pa.field("changes", pa.list_(CHANGE)),
     pa.field("errors", pa.list_(STAGE_ERROR)),
     pa.field("stages", pa.map_(pa.string(), pa.string())),
 ]

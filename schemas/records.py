@@ -376,6 +376,53 @@ class Drop:
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """An annotation changed in place (refinement fused its box, relabelled it, added it from two votes).
+
+    ``field`` names what changed (``bbox``, ``text``, ``added``, ``phrase``); ``old`` and ``new`` are its values
+    as JSON text (``old`` is null for an addition); ``by`` names the annotation or vote behind the change."""
+
+    annotation_type: AnnotationType
+    annotation_id: str
+    field: str
+    old: str | None
+    new: str | None
+    stage: str
+    round: int
+    by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Change:
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+    @classmethod
+    def of(
+        cls, annotation: Text | Region | Phrase, field_name: str, old: Any, new: Any, *, stage: str, round: int,
+        by: str | None = None,
+    ) -> Change:  # fmt: skip
+        """Record that ``annotation``'s ``field_name`` went from ``old`` to ``new`` (any JSON-able values)."""
+        kind: AnnotationType = {Text: "text", Region: "region", Phrase: "phrase"}[type(annotation)]  # type: ignore[assignment]
+        return cls(kind, annotation.id, field_name, _json(old), _json(new), stage, int(round), by)
+
+    @property
+    def old_value(self) -> Any:
+        return None if self.old is None else json.loads(self.old)
+
+    @property
+    def new_value(self) -> Any:
+        return None if self.new is None else json.loads(self.new)
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(list(value) if isinstance(value, tuple) else value, sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
 class StageError:
     """A stage that failed on this image; the image keeps what other stages produced."""
 
@@ -428,6 +475,7 @@ class ImageRecord:
     regions: list[Region] = field(default_factory=list)
     phrases: list[Phrase] = field(default_factory=list)
     dropped: list[Drop] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
     errors: list[StageError] = field(default_factory=list)
     stages: dict[str, str] = field(default_factory=dict)
     metadata: str | None = None
@@ -449,6 +497,7 @@ class ImageRecord:
             "regions": [r.to_dict() for r in self.regions],
             "phrases": [p.to_dict() for p in self.phrases],
             "dropped": [d.to_dict() for d in self.dropped],
+            "changes": [c.to_dict() for c in self.changes],
             "errors": [asdict(e) for e in self.errors],
             "stages": sorted(self.stages.items()),
         }
@@ -466,6 +515,7 @@ class ImageRecord:
             regions=[Region.from_dict(r) for r in row.get("regions") or []],
             phrases=[Phrase.from_dict(p) for p in row.get("phrases") or []],
             dropped=[Drop.from_dict(d) for d in row.get("dropped") or []],
+            changes=[Change.from_dict(c) for c in row.get("changes") or []],
             errors=[StageError(**e) for e in row.get("errors") or []],
             stages=_str_map(row.get("stages")),
             metadata=row.get("metadata"),

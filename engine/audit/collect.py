@@ -43,6 +43,19 @@ def drop_summary(drop: Drop) -> str:
     return f"{kind} {text!r}{where} from {source}"
 
 
+@dataclass(frozen=True)
+class ChangeExample:
+    """One in-place change refinement made (``schemas.records.Change``), for the report."""
+
+    image_id: str
+    source_uri: str
+    annotation: str
+    old: str | None
+    new: str | None
+    round: int
+    by: str | None
+
+
 @dataclass
 class AuditStats:
     """What one pass over the records measured."""
@@ -57,6 +70,9 @@ class AuditStats:
     drop_values: dict[str, Reservoir[float]] = field(default_factory=dict)
     drop_thresholds: dict[str, float] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
+    # In-place changes by refinement, per (field, round): boxes fused, labels changed, additions, phrases moved.
+    changes: Counter[tuple[str, int]] = field(default_factory=Counter)
+    change_examples: dict[str, Reservoir[ChangeExample]] = field(default_factory=dict)
     scores: dict[str, Reservoir[float]] = field(default_factory=dict)
     box_sizes: dict[str, Reservoir[float]] = field(default_factory=dict)
     box_centres: dict[str, Reservoir[tuple[float, float]]] = field(default_factory=dict)
@@ -127,6 +143,19 @@ class StatsCollector:
                 examples.place(slot, example)
         for error in record.errors:
             stats.errors[error.stage] += 1
+        for change in record.changes:
+            stats.changes[(change.field, change.round)] += 1
+            if change.field not in stats.change_examples:
+                seed = self.seed + 1000 + len(stats.change_examples)
+                stats.change_examples[change.field] = Reservoir(self.examples, seed=seed)
+            examples = stats.change_examples[change.field]
+            slot = examples.slot()
+            if slot is not None:
+                annotation = f"{change.annotation_type} {change.annotation_id}"
+                example = ChangeExample(
+                    record.image_id, record.source_uri, annotation, change.old, change.new, change.round, change.by
+                )
+                examples.place(slot, example)
 
     def _count(self, kind: str, subkind: str, source: str, round_: int) -> None:
         self.stats.by_type[kind] += 1

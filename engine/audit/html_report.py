@@ -129,6 +129,8 @@ def render_html(result: AuditResult) -> str:
         table(["reason", "inputs"], sorted(result.quarantine.items())) if result.quarantine else "<p>none</p>",
         "<h2>Drops per filter rule</h2>",
         drops_section(result),
+        "<h2>Changes by refinement</h2>",
+        changes_section(result),
         "<h2>Scores per source</h2>",
         picture_tag(plots.histograms(stats.scores, "score", unit_range=True), "score histograms"),
         "<h2>Box sizes and positions</h2>",
@@ -180,6 +182,22 @@ def drops_section(result: AuditResult) -> str:
         "measured values of dropped annotations",
     )
     return table(headers, rows) + plot
+
+
+def changes_section(result: AuditResult) -> str:
+    """Counts of in-place changes per field and round, then a few examples of each field (old -> new)."""
+    stats = result.stats
+    if not stats.changes:
+        return "<p>No annotation was changed in place.</p>"
+    counts = table(["field", "round", "changes"], [(f, r, n) for (f, r), n in sorted(stats.changes.items())])
+    rows = []
+    for name, examples in sorted(stats.change_examples.items()):
+        for example in sorted(examples.items, key=lambda e: (e.source_uri, e.annotation)):
+            rows.append(
+                (name, example.round, example.annotation, example.old or "", example.new or "", example.by or "",
+                 example.source_uri)
+            )  # fmt: skip
+    return counts + table(["field", "round", "annotation", "old", "new", "by", "image"], rows)
 
 
 def density_section(result: AuditResult) -> str:

@@ -20,6 +20,9 @@ def format_summary(result: AuditResult) -> str:
     lines.append(f"quarantined: {quarantine}")
     lines.append("drops per rule:")
     lines += [f"  {rule:<32} {count:>8}" for rule, count in stats.drops.most_common()] or ["  none"]
+    if stats.changes:
+        lines.append("changes by refinement (field, round):")
+        lines += [f"  {f + ' round ' + str(r):<32} {n:>8}" for (f, r), n in sorted(stats.changes.items())]
     lines += ["  " + line for line in result.paper.text.splitlines()]
     if result.paper.note:
         lines.append(f"  {result.paper.note}")

@@ -71,6 +71,16 @@ def diff(args: argparse.Namespace) -> int:
     old_paths = source_paths(root, older, shown["removed"])
     for label, ids in groups.items():
         print("\n".join(image_lines(label, ids, old_paths if label == "removed" else new_paths, args.ids)))
+    if result.changes:
+        print("changes: " + ", ".join(f"{name} {n}" for name, n in sorted(result.changes.items())))
+        shown_changes = result.change_lines if args.ids else result.change_lines[:SHOWN_IDS]
+        for line in shown_changes:
+            print(
+                f"      {line.image_id[:12]}  round {line.round} {line.field} of {line.annotation}: "
+                f"{printable(line.old or '-')} -> {printable(line.new or '-')}"
+            )
+        if len(shown_changes) < len(result.change_lines):
+            print(f"      ... and {len(result.change_lines) - len(shown_changes)} more (--ids lists all)")
     if result.count_changes:
         print("counts:")
         for key, (before, after) in result.count_changes.items():

@@ -8,10 +8,13 @@ import sys
 from engine.commands.help_text import add_command
 from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.commands.summary import format_counts
+from engine.errors import EXIT_CODES_HELP
+from engine.ingest.imports.plan import describe, with_imports
 from engine.ingest.sources import InputOptions
 from engine.refine_loop import base_checkpoint, refine_dataset
-from engine.run import RunRequest, run_pipeline
-from engine.store.location import location
+from engine.run import RunRequest, RunResult, run_pipeline
+from engine.store.location import Location, location
+from engine.store.manifest import Manifest
 
 SUMMARY = "annotate images into a new version of a dataset"
 DESCRIPTION = """Annotate images with the profile's specialists, clean the annotations with its filters, and publish
@@ -30,6 +33,7 @@ fld-engine run --input shards/ --output corpus/ --config my.yaml --set stages.oc
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "run", SUMMARY, DESCRIPTION, EXAMPLES)
+    parser.epilog = f"{parser.epilog}\n\n{EXIT_CODES_HELP}"
     parser.add_argument(
         "--input",
         nargs="+",
@@ -70,13 +74,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also remove images this run's inputs do not list (an input left out, an entry removed from a "
         "list); without it only files missing from a folder, prefix or shard this run listed are removed",
     )
+    parser.add_argument(
+        "--annotations",
+        nargs="+",
+        metavar="FILE",
+        help="existing labels to import (COCO instances or captions JSON; a Parquet or JSONL table with a path "
+        "and a caption column), matched to images by path or file name; provenance source import:<file stem>",
+    )
     parser.add_argument("--full", action="store_true", help="recompute everything instead of carrying over")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="publish even when the inputs hold no image (on an existing dataset: a version without images)",
+    )
+    parser.add_argument(
+        "--always-publish",
+        action="store_true",
+        help="publish a new version even when nothing changed since the latest one",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only errors and warnings")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_profile(args)
+    config = with_imports(load_profile(args), args.annotations or (), args.input)
     if config.refine.rounds:
         base_checkpoint(config)  # a profile that asks for refinement without a checkpoint fails before any work
     request = RunRequest(
@@ -89,9 +110,27 @@ def run(args: argparse.Namespace) -> int:
         prune=args.prune,
         progress_bars=not args.quiet and sys.stderr.isatty(),
         input_options=InputOptions(args.path_column, args.image_column, args.caption_column),
+        allow_empty=args.allow_empty,
+        always_publish=args.always_publish,
     )
     result = run_pipeline(request, progress=(lambda _: None) if args.quiet else _progress)
     manifest, root = result.manifest, location(request.output)
+    if manifest is None:  # no images, new output: warned, nothing written
+        return 0
+    if not args.quiet:
+        _print_summary(result, manifest, root)
+    if config.refine.rounds:
+        progress = (lambda _: None) if args.quiet else _progress
+        for round_result in refine_dataset(root, config, config.refine.rounds, args.address, progress):
+            if not args.quiet:
+                print(f"refinement round {round_result.round}: version {round_result.version} published")
+    return 0
+
+
+def _print_summary(result: RunResult, manifest: Manifest, root: Location) -> None:
+    if not result.published:
+        print(f"unchanged: v{manifest.version} ({result.carried} images, nothing new since it was published)")
+        return
     print(
         f"version {manifest.version} of {root} published in {result.seconds:.1f}s: "
         f"{result.annotated} images annotated, {result.carried} carried over, {result.quarantined} quarantined"
@@ -103,13 +142,10 @@ def run(args: argparse.Namespace) -> int:
             f"{result.kept_unlisted} kept (not listed by this run's inputs), "
             f"{result.probe_cached} images of {result.files} inputs from the probe cache"
         )
+    for name, report in result.imports.items():
+        print(f"imported {describe(name, report)}")
     print(f"shards: {root / 'annotations'} ({len(manifest.shards)} files)")
     print(format_counts(manifest.counts))
-    if config.refine.rounds:
-        progress = (lambda _: None) if args.quiet else _progress
-        for round_result in refine_dataset(root, config, config.refine.rounds, args.address, progress):
-            print(f"refinement round {round_result.round}: version {round_result.version} published")
-    return 0
 
 
 def _progress(message: str) -> None:

@@ -172,6 +172,9 @@ class RefineConfig:
 
     checkpoint: str | None = None
     rounds: NonNegativeInt = 0
+    # Cross-fitting (refine/folds.py): k models per round, each trained without its fold and annotating only it.
+    # 1: one model trains on and annotates everything (today's cheaper way, for huge corpora).
+    folds: PositiveInt = 2
     task_weights: dict[str, Fraction] = field(default_factory=lambda: {task: 1.0 for task in REFINE_TASKS})
     train: TrainSettings = field(default_factory=TrainSettings)
     merge: MergeSettings = field(default_factory=MergeSettings)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from engine.config.settings import RayConfig
+from engine.errors import RunFailure
+from engine.interrupt import keep_signal_handlers
 
+CONNECT_TIMEOUT_S = 5.0
 PACKAGES = ("engine", "schemas", "specialists", "filters", "refine")
 MIB = 1024**2
 
@@ -54,6 +59,38 @@ def _package_dirs() -> list[str]:
     return [str(Path(importlib.import_module(name).__file__).parent) for name in PACKAGES]  # type: ignore[arg-type]
 
 
+def cluster_address(config: RayConfig, address: str | None = None) -> str | None:
+    """The cluster a run joins: ``address``, else ``RAY_ADDRESS``, else the profile's; None for local Ray."""
+    return address or os.environ.get("RAY_ADDRESS") or config.address
+
+
+def check_cluster_early(config: RayConfig, address: str | None = None) -> None:
+    """Before a run creates anything: fail in one line when it is to join a cluster that does not answer
+    (nothing to check when Ray is already up in this process)."""
+    ray = sys.modules.get("ray")
+    joining = cluster_address(config, address)
+    if joining and not (ray is not None and ray.is_initialized()):
+        check_cluster(joining)
+
+
+def check_cluster(address: str) -> None:
+    """Fail in one line unless a Ray cluster answers at ``address`` (``auto``: the one found on this host);
+    ``ray.init`` would otherwise retry an unreachable address for minutes, or print a long traceback."""
+    from ray._private.services import get_ray_address_from_environment
+
+    try:
+        resolved = get_ray_address_from_environment(address, None)
+    except ConnectionError:
+        raise RunFailure(f"--address {address}: no running Ray cluster was found on this host") from None
+    host, _, port = str(resolved).rpartition("://")[2].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error) or "no answer"
+        raise RunFailure(f"--address {address}: no Ray cluster answers at {resolved} ({reason})") from None
+
+
 @contextmanager
 def ray_session(config: RayConfig, address: str | None = None, progress: bool = True) -> Iterator[None]:
     """Initialise Ray for one engine run (reusing an already initialised Ray) and shut it down after.
@@ -64,7 +101,7 @@ def ray_session(config: RayConfig, address: str | None = None, progress: bool = 
     import ray
     from ray.data import DataContext
 
-    address = address or os.environ.get("RAY_ADDRESS") or config.address
+    address = cluster_address(config, address)
     started = False
     if not ray.is_initialized():
         if address:
@@ -73,9 +110,12 @@ def ray_session(config: RayConfig, address: str | None = None, progress: bool = 
                     "ray.spill_dir and ray.object_store_memory_mb apply to a Ray this run starts; a cluster's "
                     "nodes take them from `ray start --object-spilling-directory ... --object-store-memory ...`"
                 )
-            ray.init(address=address, runtime_env={"py_modules": _package_dirs()}, log_to_driver=False)
+            check_cluster(address)
+            with keep_signal_handlers():
+                ray.init(address=address, runtime_env={"py_modules": _package_dirs()}, log_to_driver=False)
         else:
-            ray.init(**local_init_options(config))
+            with keep_signal_handlers():
+                ray.init(**local_init_options(config))
         started = True
     if not progress:
         logging.getLogger("ray.data").setLevel(logging.ERROR)

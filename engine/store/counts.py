@@ -50,7 +50,7 @@ def count_annotations(table: pa.Table) -> Counts:
         return value_counts(field(field(array, "provenance"), "source")) if len(array) else {}
 
     rules = drop_keys(dropped) if len(dropped) else []
-    return {
+    counts: Counts = {
         "images": table.num_rows,
         "texts": {"total": len(texts), **value_counts(field(texts, "granularity") if len(texts) else [])},
         "regions": {"total": len(regions), **value_counts(field(regions, "kind") if len(regions) else [])},
@@ -59,6 +59,11 @@ def count_annotations(table: pa.Table) -> Counts:
         "errors": {"total": len(errors), **value_counts(field(errors, "stage") if len(errors) else [])},
         "sources": {"texts": by_source(texts), "regions": by_source(regions), "phrases": by_source(phrases)},
     }
+    # Refinement's in-place changes per field (schema 1.2.0; a table of an older version has none).
+    changes = _flat(table, "changes") if "changes" in table.column_names else []
+    if len(changes):
+        counts["changes"] = {"total": len(changes), **value_counts(field(changes, "field"))}
+    return counts
 
 
 def merge_counts(parts: Iterable[Counts]) -> Counts:

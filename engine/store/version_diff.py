@@ -1,8 +1,9 @@
 """What changed between two versions of a dataset: images added, removed and re-annotated, and counts.
 
 An image is *re-annotated* when both versions hold it but its row differs (its annotations, drops,
-errors or stage fingerprints). Rows read from a shard both versions list are equal by construction
-and are not compared.
+changes, errors or stage fingerprints). Rows read from a shard both versions list are equal by construction
+and are not compared. The *changes* are the in-place changes refinement recorded (``schemas.records.Change``)
+that the newer version holds and the older did not: boxes fused, labels changed, additions, phrases moved.
 """
 
 from __future__ import annotations
@@ -18,8 +19,21 @@ from engine.store.counts import Counts
 from engine.store.location import Where
 from engine.store.manifest import Manifest
 from engine.store.reader import iter_batches, read_shard
+from schemas.arrow import conform
 
-CONTENT_COLUMNS = ["texts", "regions", "phrases", "dropped", "errors", "stages"]
+CONTENT_COLUMNS = ["texts", "regions", "phrases", "dropped", "changes", "errors", "stages"]
+
+
+@dataclass(frozen=True)
+class ChangeLine:
+    """One change new in the newer version, for printing."""
+
+    image_id: str
+    field: str
+    annotation: str
+    old: str | None
+    new: str | None
+    round: int
 
 
 @dataclass
@@ -30,6 +44,8 @@ class VersionDiff:
     removed: list[str] = field(default_factory=list)
     reannotated: list[str] = field(default_factory=list)
     count_changes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    changes: dict[str, int] = field(default_factory=dict)
+    change_lines: list[ChangeLine] = field(default_factory=list)
 
 
 def _rows_by_id(root: Where, manifest: Manifest, skip: set[str]) -> dict[str, dict[str, Any]]:
@@ -37,7 +53,10 @@ def _rows_by_id(root: Where, manifest: Manifest, skip: set[str]) -> dict[str, di
     for shard in manifest.shards:
         if shard.path in skip:
             continue
-        for row in read_shard(root, shard, ["image_id", *CONTENT_COLUMNS]).to_pylist():
+        # Whole shards, conformed: one of an older schema version has no ``changes`` column to select.
+        table = conform(read_shard(root, shard)).select(["image_id", *CONTENT_COLUMNS])
+        for row in table.to_pylist():
+            row["changes"] = row["changes"] or []  # null (before schema 1.2.0) and none are the same
             rows[row.pop("image_id")] = row
     return rows
 
@@ -62,6 +81,7 @@ def diff_versions(root: Where, older: Manifest, newer: Manifest) -> VersionDiff:
     old_rows, new_rows = _rows_by_id(root, older, shared), _rows_by_id(root, newer, shared)
     both = old_ids & new_ids
     reannotated = sorted(i for i in both if i in old_rows and i in new_rows and old_rows[i] != new_rows[i])
+    counted, lines = new_changes(old_rows, new_rows)
     before, after = dict(flatten_counts(older.counts)), dict(flatten_counts(newer.counts))
     changes = {k: (before.get(k, 0), after.get(k, 0)) for k in sorted(before.keys() | after.keys())}
     return VersionDiff(
@@ -71,7 +91,28 @@ def diff_versions(root: Where, older: Manifest, newer: Manifest) -> VersionDiff:
         removed=sorted(old_ids - new_ids),
         reannotated=reannotated,
         count_changes={k: v for k, v in changes.items() if v[0] != v[1]},
+        changes=counted,
+        change_lines=lines,
     )
+
+
+def new_changes(
+    old_rows: dict[str, dict[str, Any]], new_rows: dict[str, dict[str, Any]]
+) -> tuple[dict[str, int], list[ChangeLine]]:
+    """The changes each newer row holds that its older row (if any) did not: counts per field, and each one."""
+    counts: dict[str, int] = {}
+    lines = []
+    for image_id in sorted(new_rows):
+        before = old_rows.get(image_id, {}).get("changes") or []
+        for change in new_rows[image_id]["changes"]:
+            if change in before:
+                continue
+            counts[change["field"]] = counts.get(change["field"], 0) + 1
+            annotation = f"{change['annotation_type']} {change['annotation_id']}"
+            lines.append(
+                ChangeLine(image_id, change["field"], annotation, change["old"], change["new"], change["round"])
+            )
+    return counts, lines
 
 
 def source_paths(root: Where, manifest: Manifest, image_ids: Collection[str]) -> dict[str, list[str]]:

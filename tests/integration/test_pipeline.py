@@ -88,7 +88,7 @@ def test_manifest_is_complete_and_versioned(first_run) -> None:
     output, _ = first_run
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest == json.loads((output / "versions" / "v000001.json").read_text())
-    assert manifest["version"] == 1 and manifest["schema_version"] == "1.1.0"
+    assert manifest["version"] == 1 and manifest["schema_version"] == "1.2.0"
     assert manifest["models"]["ocr"].startswith("rapidocr-onnxruntime==")
     assert [s["rows"] for s in manifest["shards"]] == [3, 3, 3]
     assert not list(output.rglob("*.partial"))
@@ -96,7 +96,7 @@ def test_manifest_is_complete_and_versioned(first_run) -> None:
 
 def test_rerun_on_the_same_output_does_not_duplicate_rows(first_run, inputs) -> None:
     output, first = first_run
-    request = RunRequest((str(inputs),), output, parse_config(PROFILE), progress_bars=False)
+    request = RunRequest((str(inputs),), output, parse_config(PROFILE), progress_bars=False, always_publish=True)
     second = run_pipeline(request, progress=lambda _: None)
     assert second.manifest.version == 2 and second.annotated == 0 and second.carried == 9
     table = read_version(output)

@@ -44,10 +44,12 @@ def seed_version(root: Path, images: Path, count: int = 2) -> None:
 
 
 def tiny_config(checkpoint: Path | str | None, **refine):
+    """One fold unless asked (these tests are about rounds; ``test_refine_folds.py`` is about folds)."""
     return parse_config(
         {
             "refine": {
                 "checkpoint": None if checkpoint is None else str(checkpoint),
+                "folds": 1,
                 "task_weights": {"<CAPTION>": 1.0, "<OD>": 1.0},
                 "train": {"learning_rate": 0.01, "epochs": 2, "batch_size": 2, "warmup_fraction": 0.0},
                 "merge": {"drop_after_disagreements": 2, "min_agreement_to_drop": 0.0},

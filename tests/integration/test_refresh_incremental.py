@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from engine.cli import main as cli
 from engine.config.profile import parse_config
 from engine.run import RunRequest, RunResult, run_pipeline
+from engine.store.manifest import list_versions, require_manifest
 from engine.store.reader import read_version
 from schemas.records import ImageRecord
 from tests.support import refresh_stages
@@ -55,9 +57,11 @@ def ray_local():
         refresh_stages.unregister()
 
 
-def refresh(inputs: Path, output: Path, log_dir: Path, full: bool = False, **settings) -> RunResult:
+def refresh(
+    inputs: Path, output: Path, log_dir: Path, full: bool = False, always_publish: bool = False, **settings
+) -> RunResult:
     config = parse_config(profile(log_dir, **settings))
-    request = RunRequest((str(inputs),), output, config, full=full, progress_bars=False)
+    request = RunRequest((str(inputs),), output, config, full=full, progress_bars=False, always_publish=always_publish)
     return run_pipeline(request, progress=lambda _: None)
 
 
@@ -93,10 +97,31 @@ def test_first_run_annotates_every_image_once(store) -> None:
 def test_rerun_with_nothing_new_runs_no_stage_and_keeps_the_rows(copy_of) -> None:
     inputs, output, logs = copy_of
     before = (processed(logs, "halves"), processed(logs, "min_score"))
-    result = refresh(inputs, output, logs)
+    result = refresh(inputs, output, logs, always_publish=True)
     assert (processed(logs, "halves"), processed(logs, "min_score")) == before
     assert (result.annotated, result.refiltered, result.carried, result.probe_cached) == (0, 0, IMAGES, IMAGES)
     assert result.manifest.version == 2 and result.manifest.extra["probe_hashed"] == 0
+    assert read_version(output, 2).sort_by("image_id").equals(read_version(output, 1).sort_by("image_id"))
+
+
+def test_a_refresh_with_nothing_new_publishes_no_version(copy_of, capsys) -> None:
+    inputs, output, logs = copy_of
+    latest = (output / "manifest.json").read_bytes()
+    result = refresh(inputs, output, logs)
+    assert (result.published, result.manifest.version, result.annotated, result.carried) == (False, 1, 0, IMAGES)
+    assert list_versions(output) == [1] and (output / "manifest.json").read_bytes() == latest
+    assert not list((output / "_runs").iterdir()) and not (output / ".lock").exists()
+    written = {p.relative_to(output).as_posix() for p in output.glob("*/*.parquet")}
+    assert written == set(require_manifest(output).files())  # no side table written for nothing
+
+    profile_file = output.parent / "profile.yaml"
+    profile_file.write_text(yaml.safe_dump(profile(logs)))
+    args = ["run", "--input", str(inputs), "--output", str(output), "--config", str(profile_file)]
+    capsys.readouterr()
+    assert cli(args) == 0
+    assert capsys.readouterr().out == f"unchanged: v1 ({IMAGES} images, nothing new since it was published)\n"
+    assert cli([*args, "--always-publish"]) == 0
+    assert "version 2 of" in capsys.readouterr().out and list_versions(output) == [1, 2]
     assert read_version(output, 2).sort_by("image_id").equals(read_version(output, 1).sort_by("image_id"))
 
 

@@ -70,8 +70,10 @@ def ray_local(s3_endpoint):
     refresh_stages.unregister()
 
 
-def annotate(inputs: Path, output: str, logs: Path) -> RunResult:
-    request = RunRequest((str(inputs),), output, parse_config(profile(logs)), progress_bars=False)
+def annotate(inputs: Path, output: str, logs: Path, always_publish: bool = False) -> RunResult:
+    request = RunRequest(
+        (str(inputs),), output, parse_config(profile(logs)), progress_bars=False, always_publish=always_publish
+    )
     return run_pipeline(request, progress=lambda _: None)
 
 
@@ -90,7 +92,7 @@ def remote(ray_local, tmp_path_factory):
     try:
         first = annotate(inputs, output, logs)
         seen = len(processed(logs, "halves"))
-        second = annotate(inputs, output, logs)
+        second = annotate(inputs, output, logs, always_publish=True)
     finally:
         os.chdir(here)
     return {"output": output, "first": first, "second": second, "seen": seen, "logs": logs, "cwd": cwd}

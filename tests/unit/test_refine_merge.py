@@ -35,14 +35,19 @@ def test_new_confident_box_is_added_with_the_round() -> None:
     assert stats.added == {"object": 1}
 
 
+def rules(record: ImageRecord) -> list[str]:
+    return [d.rule for d in record.dropped]
+
+
 def test_contradicted_original_is_dropped_after_repeated_rounds() -> None:
     record = image(Region("object", (10, 10, 100, 100), "cat", SPECIALIST))
     merge_round(record, image(Region("object", (10, 10, 100, 100), "dog", MODEL, score=0.3)), {"object"}, 1, SETTINGS)
-    assert record.regions[0].metrics[DISAGREEMENTS] == 1 and not record.dropped
-    elsewhere = image(Region("object", (150, 150, 190, 190), "dog", MODEL, score=0.3))
+    # One round's "dog" is no relabel yet: the cat counts a disagreement and the dog is kept as a vote.
+    assert record.regions[0].metrics[DISAGREEMENTS] == 1 and rules(record) == ["refine_unconfirmed"]
+    elsewhere = image(Region("object", (150, 150, 190, 190), "bird", MODEL, score=0.3))
     stats = merge_round(record, elsewhere, {"object"}, 2, SETTINGS)
     assert [r.text for r in record.regions] == [] and stats.removed == {"object": 1}
-    (drop,) = record.dropped
+    (drop,) = [d for d in record.dropped if d.rule == "refine_disagreement"]
     assert (drop.rule, drop.stage, drop.value, drop.threshold) == ("refine_disagreement", "refine_merge", 2.0, 2.0)
     assert drop.restore().text == "cat"
 
@@ -112,23 +117,30 @@ def test_an_overlap_with_the_same_label_confirms_even_beside_a_better_overlappin
     assert [r.text for r in record.regions] == ["cat"]
 
 
-def test_a_box_relabelled_in_every_round_is_replaced_by_the_models_box() -> None:
+def test_a_label_the_model_proposes_in_two_rounds_replaces_the_old_one_in_place() -> None:
     record = image(Region("object", (10, 10, 100, 100), "cat", SPECIALIST))
+    region_id = record.regions[0].id
     for round_ in (1, 2):
         dog = Region("object", (12, 10, 100, 100), "dog", MODEL, score=0.9)
         stats = merge_round(record, image(dog), {"object"}, round_, SETTINGS)
-        labels = [(r.text, r.provenance.round) for r in record.regions]
-        assert labels == ([("cat", 0)] if round_ == 1 else [("dog", 2)])
-    assert stats.removed == {"object": 1} and stats.added == {"object": 1}
-    assert record.dropped[0].by == record.regions[0].id
+        assert [r.text for r in record.regions] == (["cat"] if round_ == 1 else ["dog"])
+    (region,) = record.regions
+    assert region.id == region_id and region.provenance.round == 0 and DISAGREEMENTS not in region.metrics
+    assert stats.relabelled == {"object": 1} and not stats.removed and not stats.added
+    label = next(c for c in record.changes if c.field == "text")
+    assert (label.old_value, label.new_value, label.round, label.annotation_id) == ("cat", "dog", 2, region_id)
 
 
 def test_an_untrusted_round_counts_contradictions_but_drops_nothing() -> None:
     record = image(Region("object", (10, 10, 100, 100), "cat", SPECIALIST))
-    elsewhere = image(Region("object", (150, 150, 190, 190), "dog", MODEL, score=0.3))
+
+    def elsewhere(round_: int) -> ImageRecord:  # a box of its own each round: no two rounds vote for one box
+        return image(Region("object", (100 + 20 * round_, 150, 110 + 20 * round_, 190), "dog", MODEL, score=0.3))
+
     for round_ in (1, 2, 3):
-        stats = merge_round(record, elsewhere, {"object"}, round_, SETTINGS, may_drop=False)
+        stats = merge_round(record, elsewhere(round_), {"object"}, round_, SETTINGS, may_drop=False)
     assert [r.text for r in record.regions] == ["cat"] and record.regions[0].metrics[DISAGREEMENTS] == 3
-    assert not record.dropped and not stats.removed
-    merge_round(record, elsewhere, {"object"}, 4, SETTINGS, may_drop=True)
-    assert record.regions == [] and record.dropped[0].value == 4.0
+    assert set(rules(record)) == {"refine_unconfirmed"} and not stats.removed
+    merge_round(record, elsewhere(4), {"object"}, 4, SETTINGS, may_drop=True)
+    assert record.regions == [] and record.dropped[-2].rule == "refine_disagreement"
+    assert record.dropped[-2].value == 4.0

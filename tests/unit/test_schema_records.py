@@ -223,3 +223,25 @@ def test_counts_name_a_mask_drop_apart_from_a_region_drop() -> None:
     assert counts["dropped"] == {"total": 3, "region_filter/min_score": 1, "geometry/tiny_mask (mask)": 1,
                                  "geometry/tiny": 1}  # fmt: skip
     assert counts["regions"] == {"total": 1, "object": 1}  # the masked region stays
+
+
+def test_a_shard_of_schema_1_1_reads_with_no_changes(tmp_path) -> None:
+    old = records_to_table([full_record()]).drop_columns(["changes"])
+    conformed = conform(old)
+    assert conformed.schema.names == ANNOTATION_SCHEMA.names and conformed.column("changes").to_pylist() == [None]
+    assert ImageRecord.from_row(table_to_rows(conformed)[0]).changes == []
+
+
+def test_changes_round_trip_through_parquet(tmp_path) -> None:
+    from schemas.records import Change
+
+    record = full_record()
+    region = record.regions[0]
+    record.changes = [
+        Change.of(region, "bbox", (1.0, 2.0, 3.0, 4.0), region.bbox, stage="refine_merge", round=2, by="p1"),
+        Change.of(region, "added", None, region.bbox, stage="refine_merge", round=1),
+    ]
+    pq.write_table(records_to_table([record]), tmp_path / "s.parquet")
+    back = ImageRecord.from_row(table_to_rows(pq.read_table(tmp_path / "s.parquet"))[0])
+    assert back.changes == record.changes
+    assert back.changes[0].old_value == [1.0, 2.0, 3.0, 4.0] and back.changes[1].old_value is None
