@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -202,7 +202,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         with ExitStack() as stack:
             ray = _lazy_ray(stack, run)
             probed = probe(run, ray)
-            imports = import_reports(run.config, (item.source_uris for item in probed.work))
+            imports = import_reports(run.config, _places(probed.work))
             for name, report in imports.items():
                 progress(f"fld-engine: {describe(name, report)}")
             previous_images = previous_paths(run.root, run.previous.shards) if run.previous else {}
@@ -279,6 +279,12 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
     unchanged = not split.misses and len(split.hit_rows) == sum(len(rows) for rows in cache.values())
     deferred_uris = frozenset(source.uri for source in deferred)
     return Probed(index, len(split.hit_rows), len(misses), unchanged, seconds, work, quarantined, deferred_uris)
+
+
+def _places(work: pa.Table) -> Iterator[list[str]]:
+    """Every work row's places, lazily (read only when an import stage asks)."""
+    for chunk in work.column("source_uris").chunks:
+        yield from chunk.to_pylist()
 
 
 # -- 3. plan carry-over ----------------------------------------------------------------------
