@@ -232,6 +232,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--plan-images", type=int, default=1_000_000, help="files in the planning simulation")
     parser.add_argument("--profile", default="offline", help="profile whose filters run (default offline)")
     parser.add_argument("--skip-runs", action="store_true", help="only the planning simulation")
+    parser.add_argument("--skip-planning", action="store_true", help="only the runs")
     parser.add_argument("--child-run", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-plan", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -252,11 +253,12 @@ def main(argv: list[str]) -> dict[str, Any]:
         growth = {size: result[f"run_{size}"]["driver_growth_mib"] for size in (small, large)}
         result["peak_ratio"] = peak[large] / peak[small]
         result["growth_per_1000_images_mib"] = (growth[large] - growth[small]) / (large - small) * 1000
-    folder = PLAN / f"n{args.plan_images}"
-    started = time.perf_counter()
-    prepare_planning(args.plan_images, folder, args.profile)
-    result["plan_prepare_s"] = time.perf_counter() - started
-    result[f"planning_{args.plan_images}"] = in_child("--child-plan", str(folder), args.profile)
+    if not args.skip_planning:
+        folder = PLAN / f"n{args.plan_images}"
+        started = time.perf_counter()
+        prepare_planning(args.plan_images, folder, args.profile)
+        result["plan_prepare_s"] = time.perf_counter() - started
+        result[f"planning_{args.plan_images}"] = in_child("--child-plan", str(folder), args.profile)
     result["load_average"] = os.getloadavg()[0]
     return result
 

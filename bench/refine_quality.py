@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import yaml
 from PIL import Image
 
@@ -35,10 +34,7 @@ from bench.annotation_noise import CORRECT, NoiseRates, NoisyAnnotations, ground
 from bench.scenes import CLASSES, Scene, render_scene
 from engine.config.profile import parse_config
 from engine.config.settings import EngineConfig
-from engine.store.manifest import Manifest, publish
 from engine.store.reader import iter_records
-from engine.store.writer import ShardWriter
-from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION
 from schemas.records import ImageRecord, Provenance, Region, Text
 
 PROFILE = Path(__file__).with_name("refine_quality_profile.yaml")
@@ -54,6 +50,7 @@ class Generated:
     scenes: list[Scene]
     truth: dict[str, Any]
     noisy: NoisyAnnotations
+    annotation_files: tuple[Path, Path]
 
 
 def generate(folder: Path, count: int, size: int, seed: int, rates: NoiseRates) -> Generated:
@@ -65,8 +62,8 @@ def generate(folder: Path, count: int, size: int, seed: int, rates: NoiseRates) 
     for scene, name in zip(scenes, names, strict=True):
         Image.fromarray(scene.pixels).save(images / name)
     noisy = inject_noise(scenes, names, rates, seed)
-    noisy.write(folder / "annotations")
-    return Generated(images, names, scenes, ground_truth(scenes, names), noisy)
+    files = noisy.write(folder / "annotations")
+    return Generated(images, names, scenes, ground_truth(scenes, names), noisy, files)
 
 
 # -- version 1: the noisy annotations imported through the filters ---------------------------------
@@ -92,39 +89,49 @@ def imported_records(generated: Generated) -> list[ImageRecord]:
     return list(by_image.values())
 
 
-def apply_filters(records: list[ImageRecord], config: EngineConfig) -> None:
-    """Run the profile's filter stages over ``records`` in place (drops are recorded on each record)."""
-    pixels = None
-    for stage_config in config.filters:
-        stage = stage_config.create()
-        stage.setup()
-        if stage.needs_pixels and pixels is None:
-            pixels = [np.asarray(Image.open(r.source_uri).convert("RGB")) for r in records]
-        stage.process(records, pixels if stage.needs_pixels else None)
+def import_version(generated: Generated, root: Path, config: EngineConfig) -> list[ImageRecord]:
+    """Version 1 as ``fld-engine run IMAGES OUT --annotations instances.json captions.json`` makes it with the
+    bench's profile (no specialists: the imports, then the filters); its records, drops included."""
+    from engine.api import run
+    from engine.ingest.imports.plan import with_imports
+
+    files = [str(path) for path in generated.annotation_files]
+    run(generated.images, root, config=with_imports(config, files, [str(generated.images)]))
+    return list(iter_records(root, 1))
 
 
-def publish_version(root: Path, records: list[ImageRecord], config: EngineConfig) -> None:
-    """Write ``records`` as version 1 of a dataset at ``root``."""
-    writer = ShardWriter(root, "annotations", "part-import", ANNOTATION_SCHEMA, config.writer)
-    writer.write(pa.Table.from_pylist([r.to_row() for r in records], schema=ANNOTATION_SCHEMA))
-    publish(root, Manifest(1, "import", "", SCHEMA_VERSION, "refine_quality", "bench", {}, {}, writer.close(), [], {}))
+class NoiseTags:
+    """The injected tag of an imported annotation: a caption by its text, a box by its label and the injected
+    box it overlaps most (a filter may have clipped it to the image, so exact coordinates are not required)."""
 
+    def __init__(self, noisy: NoisyAnnotations) -> None:
+        names = {image["id"]: image["file_name"] for image in noisy.instances["images"]}
+        self.boxes: dict[tuple[str, str], list[tuple[tuple[float, ...], str]]] = {}
+        for annotation in noisy.instances["annotations"]:
+            x, y, w, h = annotation["bbox"]
+            key = (names[annotation["image_id"]], CLASSES[annotation["category_id"] - 1])
+            self.boxes.setdefault(key, []).append(((x, y, x + w, y + h), annotation["noise"]))
+        self.captions = {
+            (names[a["image_id"]], a["caption"]): "caption_" + a["noise"] for a in noisy.captions["annotations"]
+        }
 
-def _box_key(label: str, box: Any) -> tuple[str, tuple[float, ...]]:
-    return label, tuple(round(float(v), 1) for v in box)
+    def box(self, image: str, label: str, box: tuple[float, ...]) -> str:
+        from schemas.boxes import box_iou
+
+        candidates = self.boxes.get((image, label), [])
+        best = max(candidates, key=lambda c: box_iou(c[0], box), default=None)
+        if best is None or box_iou(best[0], box) < 0.5:
+            raise KeyError(f"{image}: no injected {label} box near {box}")
+        return best[1]
+
+    def caption(self, image: str, text: str) -> str:
+        return self.captions[(image, text)]
 
 
 def filter_accounting(generated: Generated, records: list[ImageRecord]) -> dict[str, Any]:
     """Per noise tag: how many annotations were imported and the fraction the filters removed, with the
-    rules that removed them. Annotations are matched to their tags by image, label and box (or caption)."""
-    names = {image["id"]: image["file_name"] for image in generated.noisy.instances["images"]}
-    tag_of: dict[tuple[str, Any], str] = {}
-    for annotation in generated.noisy.instances["annotations"]:
-        x, y, w, h = annotation["bbox"]
-        key = _box_key(CLASSES[annotation["category_id"] - 1], (x, y, x + w, y + h))
-        tag_of[(names[annotation["image_id"]], key)] = annotation["noise"]
-    for annotation in generated.noisy.captions["annotations"]:
-        tag_of[(names[annotation["image_id"]], annotation["caption"])] = "caption_" + annotation["noise"]
+    rules that removed them."""
+    tags = NoiseTags(generated.noisy)
     table: dict[str, dict[str, Any]] = {}
 
     def count(tag: str, removed: bool, rule: str | None = None) -> None:
@@ -137,14 +144,15 @@ def filter_accounting(generated: Generated, records: list[ImageRecord]) -> dict[
     for record in records:
         name = Path(record.source_uri).name
         for region in record.regions:
-            count(tag_of[(name, _box_key(region.text, region.bbox))], False)
+            count(tags.box(name, region.text, region.bbox), False)
         for text in record.texts:
-            count(tag_of[(name, text.text)], False)
+            count(tags.caption(name, text.text), False)
         for drop in record.dropped:
             data = json.loads(drop.annotation)
-            key = _box_key(data["text"], data["bbox"]) if drop.annotation_type == "region" else data["text"]
-            if drop.annotation_type in ("region", "text"):
-                count(tag_of[(name, key)], True, f"{drop.stage}/{drop.rule}")
+            if drop.annotation_type == "region":
+                count(tags.box(name, data["text"], tuple(data["bbox"])), True, f"{drop.stage}/{drop.rule}")
+            elif drop.annotation_type == "text":
+                count(tags.caption(name, data["text"]), True, f"{drop.stage}/{drop.rule}")
     for row in table.values():
         row["removed_fraction"] = round(row["removed"] / row["imported"], 4) if row["imported"] else 0.0
     return dict(sorted(table.items()))
@@ -256,6 +264,7 @@ def refine_config(args: argparse.Namespace, checkpoint: str) -> EngineConfig:
             "warmup_fraction": 0.05,
             "max_target_tokens": 128,
         },
+        "folds": args.folds,
         "use_gpu": args.device == "cuda",
         "annotate_num_gpus": 0.5 if args.device == "cuda" else 0.0,
         "max_new_tokens": 96,
@@ -296,12 +305,10 @@ def experiment(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
         checkpoint = str(build_bench_florence2(work / "model", SIZES[args.model]))
     config = refine_config(args, checkpoint)
-    records = imported_records(generated)
-    raw = average_precision(records, generated.truth)
-    apply_filters(records, config)
-    accounting = filter_accounting(generated, records)
+    raw = average_precision(imported_records(generated), generated.truth)
     root = work / "dataset"
-    publish_version(root, records, config)
+    records = import_version(generated, root, config)
+    accounting = filter_accounting(generated, records)
     versions = {"v0 (imported, before filters)": raw, "v1 (after filters)": average_precision(records, generated.truth)}
     result: dict[str, Any] = {
         "images": args.images,
@@ -320,7 +327,8 @@ def experiment(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         scores = average_precision(version_records(root, outcome.version), generated.truth)
         versions[f"v{outcome.version} (round {outcome.round})"] = {
             **scores,
-            "loss_per_epoch": epoch_losses(outcome.losses, args.epochs),
+            # the folds' steps come one fold after the other; folds are about equal (a hash split)
+            "loss_per_fold_epoch": epoch_losses(outcome.losses, args.epochs * args.folds),
             "merge": {k: v for k, v in outcome.stats.to_dict().items() if k != "compared"},
             "seconds": round(outcome.seconds, 1),
         }

@@ -84,16 +84,17 @@ def _version(output: Path) -> dict:
 
 def probe_thin_banner(cli: Cli, tmp: Path) -> Outcome:
     folder = _images(tmp / "in", 1)
-    Image.new("RGB", (2, 200), "white").save(folder / "banner.png")
+    # 16 px wide passes the min_side gate; rapidocr would still enlarge it about 46-fold a side.
+    Image.new("RGB", (16, 1600), "white").save(folder / "banner.png")
     code, _, err, seconds = cli("run", "--input", str(folder), "--output", str(tmp / "out"), "--quiet", timeout=240)
     if code != 0:
         return Outcome(
-            "thin 2x200 PNG through rapidocr", False, f"exit {code} after {seconds:.0f} s: {_last_line(err)}"
+            "thin 16x1600 PNG through rapidocr", False, f"exit {code} after {seconds:.0f} s: {_last_line(err)}"
         )
     rows = pq.read_table(tmp / "out" / "annotations").to_pylist()
     errors = [e for row in rows for e in row["errors"] or [] if "banner" in row["source_uri"]]
     seen = f"published in {seconds:.0f} s; banner stage error: {errors[0]['message'][:90] if errors else 'none'}"
-    return Outcome("thin 2x200 PNG through rapidocr", bool(errors) and len(rows) == 2, seen)
+    return Outcome("thin 16x1600 PNG through rapidocr", bool(errors) and len(rows) == 2, seen)
 
 
 def probe_special_files(cli: Cli, tmp: Path) -> Outcome:

@@ -24,7 +24,7 @@ from engine.exports.report import ExportReport
 from engine.run import RunResult
 from engine.store.location import Where
 from engine.store.manifest import Manifest, all_manifests
-from engine.store.reader import iter_records, version_dataset
+from engine.store.reader import iter_records, read_skipped, version_dataset
 from schemas.records import ImageRecord
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ __all__ = [
     "read_table",
     "records",
     "run",
+    "skipped",
     "versions",
 ]
 
@@ -133,6 +134,12 @@ def quarantine(dataset: Where, version: int | None = None) -> pa.Table:
     return version_dataset(dataset, version, quarantine=True).to_table()
 
 
+def skipped(dataset: Where, version: int | None = None) -> pa.Table:
+    """The good images a version did not annotate (``schemas.arrow.SKIPPED_SCHEMA``): near-duplicates with
+    ``duplicate_of``, images below a gate, each with its rule, value and threshold."""
+    return read_skipped(dataset, version)
+
+
 def audit(
     dataset: Where,
     version: int | None = None,
@@ -165,12 +172,21 @@ def export(
     tasks: Iterable[str] | None = None,
     val_fraction: float = 0.1,
     keep_exif: bool = False,
+    include_near_duplicates: bool = False,
 ) -> ExportReport:
     """Write a version as ``florence``, ``coco``, ``yolo`` or ``hf`` into ``to`` (new or empty), as ``fld-engine
-    export`` does; the report counts images, annotations and files per split."""
+    export`` does; the report counts images, annotations and files per split. ``include_near_duplicates``:
+    also each skipped near-duplicate, with its representative's annotations scaled to its size."""
     from engine.commands.export import export_version
 
     _, report = export_version(
-        dataset, format, to, version, None if tasks is None else list(tasks), val_fraction, keep_exif
+        dataset,
+        format,
+        to,
+        version,
+        None if tasks is None else list(tasks),
+        val_fraction,
+        keep_exif,
+        include_near_duplicates,
     )
     return report

@@ -530,7 +530,8 @@ def _round_manifest(
     run_id: str,
     metrics: dict[str, Any],
 ) -> Manifest:
-    """The round's version: the previous one's stages, quarantine and probe index, the refined shards."""
+    """The round's version: the previous one's stages, quarantine, skipped images and probe index, the
+    refined shards."""
     models = {}
     for fold, checkpoint in enumerate(checkpoints):
         key = f"refine_round_{round_}" + (f"_fold_{fold}" if len(checkpoints) > 1 else "")
@@ -546,6 +547,7 @@ def _round_manifest(
         models={**previous.models, **models},
         shards=shards,
         quarantine=previous.quarantine,
+        skipped=previous.skipped,
         tombstones=[],
         probe_index=previous.probe_index,
         extra={"refine_round": round_, "refine_metrics": metrics},

@@ -2,17 +2,21 @@
 
 The output (a local folder or an object-store prefix) is checked and the sources (files, WebDataset
 shards, Parquet tables) are found before anything is created. Then, holding the output's lock, a run
-goes through six phases:
+goes through seven phases:
 
 1. **plan the run**: plan the stages (order and weights checked before any work), read the
    published versions and the journals of killed runs, start this run's journal;
-2. **probe**: hash and decode-check every image the previous version's probe index does not vouch for;
-3. **plan carry-over**: rows of the previous version and of killed runs are reused exactly, or queued
+2. **probe**: hash, decode-check and measure every image the previous version's probe index does not
+   vouch for;
+3. **curate**: image gates and near-duplicate groups (``filters/curation``) on the measures: skipped
+   images go to the ``skipped/`` table, the others on (an image the previous version annotated is its
+   group's representative, so a refresh never annotates a group twice);
+4. **plan carry-over**: rows of the previous version and of killed runs are reused exactly, or queued
    to rerun only the stages that changed (``engine/refresh/``); the other images are new;
-4. **annotate**: new and stale images through their stages (one streaming ``map_batches`` per stage
+5. **annotate**: new and stale images through their stages (one streaming ``map_batches`` per stage
    group), changed filters over carried rows; every shard is journaled once written;
-5. **write the side tables**: quarantine, tombstones and the probe index;
-6. **publish**: the manifest (``Manifest.next``) last, under a version number never used before and
+6. **write the side tables**: quarantine, skipped, tombstones and the probe index;
+7. **publish**: the manifest (``Manifest.next``) last, under a version number never used before and
    only while the lock is still this run's; then delete what killed runs left behind.
 
 Ray starts only when there is something to probe or annotate.
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -41,7 +46,16 @@ from engine.execute.ray_session import LazyRay, check_cluster_early
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
 from engine.ingest.captions import alt_texts
+from engine.ingest.curation import (
+    CuratedWork,
+    carried_skips,
+    curate,
+    kept_references,
+    skip_semantic_copies,
+    with_carried_skips,
+)
 from engine.ingest.discover import discover
+from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
 from engine.ingest.image_bytes import with_locators
 from engine.ingest.imports.matching import MatchReport
 from engine.ingest.imports.plan import describe, import_reports
@@ -65,8 +79,9 @@ from engine.store.manifest import (
     restore_missing_version,
 )
 from engine.store.output_lock import OutputLock
+from engine.store.reader import read_skipped
 from engine.store.writer import ShardInfo, ShardWriter, write_shard
-from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA
+from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SKIPPED_SCHEMA
 from schemas.records import Granularity, ImageRecord
 
 Progress = Callable[[str], None]
@@ -115,6 +130,8 @@ class RunResult:
     resumed: int = 0
     tombstoned: int = 0
     probe_cached: int = 0
+    skipped: int = 0
+    near_duplicate_groups: int = 0
     kept_unlisted: int = 0
     imports: dict[str, MatchReport] = field(default_factory=dict)
     published: bool = True
@@ -169,11 +186,16 @@ class Probed:
         uris, found = located.column("source_uri").to_pylist(), located.column("locator").to_pylist()
         return {uri: Locator.from_dict(loc) for uri, loc in zip(uris, found, strict=True)}  # type: ignore[misc]
 
+    def seen_paths(self) -> list[str]:
+        """Every path probed (good or quarantined)."""
+        return self.index.column("source_uri").to_pylist()
+
 
 @dataclass(frozen=True)
 class SideTables:
     quarantine: list[ShardInfo]
     quarantined: int
+    skipped: list[ShardInfo]
     tombstones: list[ShardInfo]
     tombstoned: int
     probe_index: ShardInfo | None
@@ -206,14 +228,16 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             for name, report in imports.items():
                 progress(f"fld-engine: {describe(name, report)}")
             previous_images = previous_paths(run.root, run.previous.shards) if run.previous else {}
-            carry = carry_over(run, probed, previous_images)
-            progress(_plan_summary(run, probed, carry))
+            kept = kept_unlisted(run, probed, previous_images)
+            curated = select_work(run, probed, previous_images, kept, progress)
+            carry = carry_over(run, curated.work, previous_images, kept)
+            progress(_plan_summary(run, probed, curated, carry))
             annotated = annotate(run, carry, probed.locators, ray, progress)
-        if not request.always_publish and unchanged(run, probed, carry, annotated, previous_images):
+        if not request.always_publish and unchanged(run, probed, curated, carry, annotated, previous_images):
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
-        side_tables = write_side_tables(run, probed, carry, annotated, previous_images)
+        side_tables = write_side_tables(run, probed, curated, carry, annotated, previous_images)
         lock.check()  # a run that lost its lease to another writer publishes nothing
-        manifest = publish_version(run, probed, carry, annotated, side_tables, imports)
+        manifest = publish_version(run, probed, curated, carry, annotated, side_tables, imports)
         return _result(manifest, run, side_tables, time.perf_counter() - started, imports)
 
 
@@ -246,7 +270,7 @@ def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan
     unfinished = unfinished_runs(root, {m.run_id for m in history})
     # A stage that earlier versions ran as a filter and that is gone now did not add annotations.
     known_filters = {name for m in history for name, kind in m.stage_kinds.items() if kind == FILTERS}
-    stage_plan = StagePlan([s.spec() for s in stages], known_filters)
+    stage_plan = StagePlan([s.spec() for s in stages], known_filters, config.refresh.max_stage_retries)
     journal = RunJournal(root, run_id)
     journal.start({"config_fingerprint": config.fingerprint(), "inputs": list(request.inputs), "full": request.full})
     return RunPlan(request, run_id, sources, stages, history, unfinished, stage_plan, journal)
@@ -287,30 +311,72 @@ def _places(work: pa.Table) -> Iterator[list[str]]:
         yield from chunk.to_pylist()
 
 
-# -- 3. plan carry-over ----------------------------------------------------------------------
+# -- 3. curate -------------------------------------------------------------------------------
 
 
-def carry_over(run: RunPlan, probed: Probed, previous_images: dict[str, list[str]]) -> CarryOver:
+def kept_unlisted(run: RunPlan, probed: Probed, previous_images: dict[str, list[str]]) -> set[str]:
+    """Images of the previous version that this run did not look at, kept as they were
+    (``engine/refresh/scope.py``); none on a first run (then nothing per image is built)."""
+    if not previous_images:
+        return set()
+    scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
+    return kept_out_of_scope(previous_images, probed.seen_paths(), probed.work.column("image_id").to_pylist(), scope)
+
+
+def select_work(
+    run: RunPlan, probed: Probed, previous_images: dict[str, list[str]], kept: set[str], progress: Progress
+) -> CuratedWork:
+    """The unique images worth annotating: gates and near-duplicate groups over their measures, then (when
+    the profile asks and the model is present) semantic near-duplicates. Images the previous version
+    annotated are their groups' representatives; those this run did not look at (``kept``) take part
+    through the measures in their annotation rows, so a copy of one is not annotated either. Skipped rows
+    of the previous version whose images this run did not look at are carried as they are."""
+    settings = run.config.curation
+    references = kept_references(run.root, run.previous.shards, kept) if run.previous and kept else None
+    annotated_ids = list(previous_images)
+    curated = curate(probed.work, settings, annotated_ids, references)
+    if run.previous is not None and run.previous.skipped:
+        scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
+        seen_paths, seen_ids = set(probed.seen_paths()), set(probed.work.column("image_id").to_pylist())
+        previous_skips = read_skipped(run.root, run.previous.version)
+        carried = carried_skips(previous_skips, seen_paths, seen_ids, scope.vouches_gone)
+        curated = with_carried_skips(curated, carried)
+    if not settings.semantic.enabled or curated.work.num_rows < 2:
+        return curated
+    check = find_embedding_model(settings.semantic.model)
+    if not check.found:
+        progress(
+            f"curation.semantic: weights for {settings.semantic.model!r} not found (looked in "
+            f"{', '.join(check.looked_in)}); semantic near-duplicates are not looked for in this run"
+        )
+        return curated
+    embedder = ImageEmbedder(check)
+    max_pixels, batch_size = run.config.ingest.max_pixels, settings.semantic.batch_size
+
+    def embed(work: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        return embed_work(work, embedder, max_pixels, batch_size)
+
+    return skip_semantic_copies(curated, settings.semantic, embed, annotated_ids)
+
+
+# -- 4. plan carry-over ----------------------------------------------------------------------
+
+
+def carry_over(run: RunPlan, work: pa.Table, previous_images: dict[str, list[str]], kept: set[str]) -> CarryOver:
     """Which images' earlier rows (previous version, killed runs, and for images the previous version
-    lacks, older versions) carry over as they are, which rerun some stages, and which images are new.
-    Images of the previous version that this run did not look at are kept as they were
-    (``engine/refresh/scope.py``). ``--full`` reuses only shards of a killed ``--full`` run."""
+    lacks, older versions) carry over as they are, which rerun some stages, and which rows of ``work`` (the
+    work table rows curation selected) are new. Images of the previous version that this run did not look at
+    (``kept``) are kept as they were. ``--full`` reuses only shards of a killed ``--full`` run."""
     previous = run.previous
     candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
     candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
-    work_ids = probed.work.column("image_id")
     if not run.request.full and len(run.history) > 1:  # older versions can hold images the previous one lacks
-        missing = set(work_ids.to_pylist()) - set(previous_images)
+        missing = set(work.column("image_id").to_pylist()) - set(previous_images)
         candidates += older_candidates(run.root, run.history, missing, lambda m: tombstoned_ids(run.root, m))
-    kept: set[str] = set()
-    if previous_images:
-        scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
-        seen_paths = probed.index.column("source_uri").to_pylist()
-        kept = kept_out_of_scope(previous_images, seen_paths, work_ids.to_pylist(), scope)
     return plan_carry_over(
         run.root,
         candidates,
-        probed.work,
+        work,
         run.stage_plan,
         run.config.writer,
         run.run_id,
@@ -319,17 +385,19 @@ def carry_over(run: RunPlan, probed: Probed, previous_images: dict[str, list[str
     )
 
 
-def _plan_summary(run: RunPlan, probed: Probed, carry: CarryOver) -> str:
+def _plan_summary(run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver) -> str:
     return (
         f"probed {len(run.sources)} inputs, {probed.index.num_rows} images ({probed.cached} from the probe cache) "
         f"in {probed.seconds:.1f}s: "
-        f"{probed.work.num_rows} unique images, {probed.quarantined.num_rows} quarantined, {len(carry.image_ids)} "
-        f"carried over ({carry.resumed} from killed runs), {carry.rerun_pixels.num_rows} to re-annotate, "
+        f"{probed.work.num_rows} unique images, {probed.quarantined.num_rows} quarantined, "
+        f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
+        f"{curated.gated} by image gates), {len(carry.image_ids)} carried "
+        f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.num_rows} to re-annotate, "
         f"{carry.rerun_filters.num_rows} to re-filter, {carry.new.num_rows} new"
     )
 
 
-# -- 4. annotate -----------------------------------------------------------------------------
+# -- 5. annotate -----------------------------------------------------------------------------
 
 
 def annotate(
@@ -363,9 +431,11 @@ def annotate(
 
 
 def _new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
-    """Rows for images annotated for the first time (work table rows): identity, the input's metadata and
-    its captions; built a chunk at a time, so only one chunk is ever Python objects."""
+    """Rows for images annotated for the first time (work table rows): identity, the input's metadata, its
+    captions and curation's measures (taken over as an Arrow column); built a chunk at a time, so only one
+    chunk is ever Python objects."""
     parts = [ANNOTATION_SCHEMA.empty_table()]
+    measures_at = ANNOTATION_SCHEMA.get_field_index("measures")
     for chunk in work.to_batches(max_chunksize=NEW_ROWS_CHUNK):
         rows = [
             ImageRecord(
@@ -375,17 +445,24 @@ def _new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
                 row["height"],
                 row["format"],
                 list(row["source_uris"]),
-                texts=alt_texts(row["captions"], caption_granularity),
+                texts=alt_texts(tuple(dict.fromkeys(c for c in row["captions"] if c)), caption_granularity),
                 metadata=row["metadata"],
             ).to_row()
             for row in chunk.select(NEW_ROW_COLUMNS).to_pylist()
         ]
-        parts.append(pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA))
+        table = pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
+        measures = chunk.column("measures").cast(ANNOTATION_SCHEMA.field("measures").type)
+        parts.append(table.set_column(measures_at, ANNOTATION_SCHEMA.field("measures"), measures))
     return pa.concat_tables(parts)
 
 
 def unchanged(
-    run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated, previous_images: dict[str, list[str]]
+    run: RunPlan,
+    probed: Probed,
+    curated: CuratedWork,
+    carry: CarryOver,
+    annotated: Annotated,
+    previous_images: dict[str, list[str]],
 ) -> bool:
     """Whether the new version would hold exactly what the latest one holds: the same files probed the
     same way, every row carried over in its shards, nothing annotated, re-filtered or removed, under
@@ -402,7 +479,7 @@ def unchanged(
         and [s.path for s in carry.shards] == [s.path for s in previous.shards]
         and previous.config_fingerprint == run.config.fingerprint()
         and previous.stages == run.stage_plan.fingerprints
-        and not _tombstone_rows(probed, carry, annotated, previous_images)
+        and not _tombstone_rows(probed, curated, carry, annotated, previous_images)
     )
 
 
@@ -422,24 +499,32 @@ def _unchanged_result(run: RunPlan, probed: Probed, carry: CarryOver, seconds: f
         quarantined,
         seconds,
         probe_cached=probed.cached,
+        skipped=latest.extra.get("skipped", 0),
+        near_duplicate_groups=latest.extra.get("near_duplicate_groups", 0),
         published=False,
     )
 
 
-# -- 5. write the side tables ----------------------------------------------------------------
+# -- 6. write the side tables ----------------------------------------------------------------
 
 
 def write_side_tables(
-    run: RunPlan, probed: Probed, carry: CarryOver, annotated: Annotated, previous_images: dict[str, list[str]]
+    run: RunPlan,
+    probed: Probed,
+    curated: CuratedWork,
+    carry: CarryOver,
+    annotated: Annotated,
+    previous_images: dict[str, list[str]],
 ) -> SideTables:
-    """The new version's quarantine, its tombstones (images of the previous version it no longer holds,
-    and why) and its probe index."""
+    """The new version's quarantine, its skipped images, its tombstones (images of the previous version
+    it no longer holds, and why) and its probe index."""
     late = pa.Table.from_pylist(annotated.late_quarantine, schema=QUARANTINE_SCHEMA)
     quarantine = pa.concat_tables([probed.quarantined.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA), late])
-    tombstone_rows = _tombstone_rows(probed, carry, annotated, previous_images)
+    tombstone_rows = _tombstone_rows(probed, curated, carry, annotated, previous_images)
     return SideTables(
         quarantine=_write_quarantine(run, quarantine),
         quarantined=quarantine.num_rows,
+        skipped=_write_skipped(run, curated.skipped),
         tombstones=[_write_one(run, "tombstones", tombstone_rows, TOMBSTONE_SCHEMA)] if tombstone_rows else [],
         tombstoned=len(tombstone_rows),
         probe_index=_probe_index(run, probed),
@@ -458,8 +543,21 @@ def _write_quarantine(run: RunPlan, quarantine: pa.Table) -> list[ShardInfo]:
     return writer.close()
 
 
+def _write_skipped(run: RunPlan, skipped: pa.Table) -> list[ShardInfo]:
+    def count(table: pa.Table) -> dict[str, int]:
+        return {"total": table.num_rows, **value_counts(table.column("rule"))}
+
+    writer = ShardWriter(run.root, "skipped", f"part-{run.run_id}", SKIPPED_SCHEMA, run.config.writer, count=count)
+    writer.write(skipped)
+    return writer.close()
+
+
 def _tombstone_rows(
-    probed: Probed, carry: CarryOver, annotated: Annotated, previous_images: dict[str, list[str]]
+    probed: Probed,
+    curated: CuratedWork,
+    carry: CarryOver,
+    annotated: Annotated,
+    previous_images: dict[str, list[str]],
 ) -> list[dict[str, Any]]:
     """Tombstones against the previous version (none on a first run: then nothing per image is built)."""
     if not previous_images:
@@ -469,7 +567,8 @@ def _tombstone_rows(
     good_ids = pc.if_else(pc.is_null(index.column("reason")), index.column("image_id"), None)
     path_ids = dict(zip(index.column("source_uri").to_pylist(), good_ids.to_pylist(), strict=True))
     path_ids.update({row["source_uri"]: None for row in annotated.late_quarantine})
-    return find_tombstones(previous_images, kept, path_ids)
+    skipped = set(curated.skipped.column("image_id").to_pylist())
+    return find_tombstones(previous_images, kept, path_ids, skipped)
 
 
 def _probe_index(run: RunPlan, probed: Probed) -> ShardInfo | None:
@@ -485,12 +584,13 @@ def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]] | pa.Table,
     return write_shard(table, run.root, f"{folder}/part-{run.run_id}.parquet", run.config.writer, {})
 
 
-# -- 6. publish ------------------------------------------------------------------------------
+# -- 7. publish ------------------------------------------------------------------------------
 
 
 def publish_version(
     run: RunPlan,
     probed: Probed,
+    curated: CuratedWork,
     carry: CarryOver,
     annotated: Annotated,
     side_tables: SideTables,
@@ -506,6 +606,8 @@ def publish_version(
         "kept_unlisted": carry.kept,
         "resumed": carry.resumed,
         "tombstoned": side_tables.tombstoned,
+        "skipped": curated.skipped.num_rows,
+        "near_duplicate_groups": curated.groups,
         "probe_cached": probed.cached,
         "probe_hashed": probed.hashed,
         "probe_seconds": round(probed.seconds, 3),
@@ -523,6 +625,7 @@ def publish_version(
         models={s.name: s.model for s in run.stages if s.model},
         shards=carry.shards + annotated.shards,
         quarantine=side_tables.quarantine,
+        skipped=side_tables.skipped,
         tombstones=side_tables.tombstones,
         probe_index=side_tables.probe_index,
         extra={"inputs": list(request.inputs), "full": request.full, "ingest": request.probe_key(), **stats},
@@ -554,6 +657,8 @@ def _result(
         resumed=extra["resumed"],
         tombstoned=extra["tombstoned"],
         probe_cached=extra["probe_cached"],
+        skipped=extra["skipped"],
+        near_duplicate_groups=extra["near_duplicate_groups"],
         kept_unlisted=extra["kept_unlisted"],
         imports=dict(imports or {}),
     )

@@ -1,7 +1,10 @@
 """Regenerate the bundled sample images from installed packages (run once; results are committed).
 
 Rendered text (for OCR), scikit-image's astronaut, cat and coffee photographs, and
-ultralytics' bus.jpg: small, license-clean, and available offline.
+ultralytics' bus.jpg: small, license-clean, and available offline. Two more show curation at work:
+``coffee_web_copy.jpg``, the coffee photograph at two thirds of its size and recompressed (a
+near-duplicate: skipped, ``duplicate_of`` the original), and ``spacer.png``, a 12 x 12 pixel spacer
+(skipped by the ``min_side`` gate).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ def main() -> None:
     for name in ("astronaut", "chelsea", "coffee"):
         Image.fromarray(getattr(data, name)()).save(HERE / f"{name}.jpg", quality=88)
     shutil.copy(Path(ultralytics.__file__).parent / "assets" / "bus.jpg", HERE / "bus.jpg")
+    coffee = Image.fromarray(data.coffee())
+    coffee.resize((coffee.width * 2 // 3, coffee.height * 2 // 3), Image.LANCZOS).save(
+        HERE / "coffee_web_copy.jpg", quality=70
+    )
+    Image.new("RGB", (12, 12), (255, 255, 255)).save(HERE / "spacer.png")
 
 
 if __name__ == "__main__":

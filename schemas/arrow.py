@@ -12,7 +12,9 @@ import pyarrow as pa
 # fields keep the version: ``texts.analysis.linking_words`` reads as null from shards written before it.
 # 1.2.0: the ``changes`` column, every in-place change refinement made to an annotation (what, old value, new
 # value, round); shards of 1.1.0 and older read with it null (``conform``, the reader's dataset schema).
-SCHEMA_VERSION = "1.2.0"
+# 1.3.0: the top-level ``measures`` column (``IMAGE_MEASURES``, what curation measured at probe time);
+# shards of 1.2.0 and older read with it null.
+SCHEMA_VERSION = "1.3.0"
 
 PROVENANCE = pa.struct([("source", pa.string()), ("model", pa.string()), ("round", pa.int32())])
 RLE_MASK = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
@@ -129,6 +131,7 @@ IDENTITY_FIELDS = [
     pa.field("height", pa.int32(), nullable=False),
     pa.field("format", pa.string()),
     pa.field("metadata", pa.string()),
+    pa.field("measures", IMAGE_MEASURES),
 ]
 
 ANNOTATION_FIELDS = [
@@ -161,16 +164,20 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 # Good files not worth annotating: a near-duplicate of a representative (``duplicate_of``) or below an
-# image gate. Like quarantine, one row per image, with the measured value and the threshold it crossed.
+# image gate. Like quarantine, one row per image (``source_uris``: every path holding its bytes), with the
+# measured value and the threshold it crossed; ``detail`` is the reason in words; ``measures`` all of
+# the image's measures (its size, for exporting a representative's annotations onto a copy).
 SKIPPED_SCHEMA = pa.schema(
     [
         pa.field("source_uri", pa.string(), nullable=False),
         pa.field("image_id", pa.string(), nullable=False),
+        pa.field("source_uris", pa.list_(pa.string())),
         pa.field("rule", pa.string(), nullable=False),
         pa.field("value", pa.float64()),
         pa.field("threshold", pa.float64()),
         pa.field("detail", pa.string()),
         pa.field("duplicate_of", pa.string()),
+        pa.field("measures", IMAGE_MEASURES),
     ],
     metadata=_METADATA,
 )

@@ -479,6 +479,7 @@ class ImageRecord:
     errors: list[StageError] = field(default_factory=list)
     stages: dict[str, str] = field(default_factory=dict)
     metadata: str | None = None
+    measures: ImageMeasures | None = None
 
     def __post_init__(self) -> None:
         if not self.source_uris:
@@ -493,6 +494,7 @@ class ImageRecord:
             "height": self.height,
             "format": self.format,
             "metadata": self.metadata,
+            "measures": None if self.measures is None else self.measures.to_dict(),
             "texts": [t.to_dict() for t in self.texts],
             "regions": [r.to_dict() for r in self.regions],
             "phrases": [p.to_dict() for p in self.phrases],
@@ -519,6 +521,7 @@ class ImageRecord:
             errors=[StageError(**e) for e in row.get("errors") or []],
             stages=_str_map(row.get("stages")),
             metadata=row.get("metadata"),
+            measures=ImageMeasures.from_dict(row["measures"]) if row.get("measures") else None,
         )
 
     def text_by_id(self, text_id: str) -> Text | None:

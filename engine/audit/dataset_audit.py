@@ -15,6 +15,7 @@ from engine.audit.collect import AuditStats, StatsCollector
 from engine.audit.ground_truth import GroundTruthCollector, GroundTruthResult
 from engine.audit.paper_measures import PaperMeasures, paper_measures
 from engine.audit.reservoir import Reservoir
+from engine.audit.skipped_summary import SkippedSummary, skipped_summary
 from engine.store.location import Location, Where, location
 from engine.store.manifest import Manifest, require_manifest
 from engine.store.reader import iter_batches
@@ -35,6 +36,7 @@ class AuditResult:
     samples: list[ImageRecord] = field(default_factory=list)
     ground_truth: GroundTruthResult | None = None
     seconds: float = 0.0
+    skipped: SkippedSummary = field(default_factory=SkippedSummary)
 
 
 def quarantine_reasons(root: Where, version: int | None) -> Counter[str]:
@@ -89,4 +91,5 @@ def audit_version(
         samples=sorted(samples.items, key=lambda r: r.source_uri),
         ground_truth=None if truth is None else truth.result(),
         seconds=time.perf_counter() - started,
+        skipped=skipped_summary(root, manifest),
     )

@@ -111,6 +111,19 @@ def sample_block(record: ImageRecord, regions: Palette, phrases: Palette) -> str
     )
 
 
+def skipped_section(result: AuditResult) -> str:
+    """Skipped images per rule, then the largest near-duplicate groups (representative, copies)."""
+    skipped = result.skipped
+    if not skipped.rules:
+        return "<p>none</p>"
+    groups = [(g.representative_uri, len(g.copies), ", ".join(g.copies)) for g in skipped.largest]
+    return (
+        table(["rule", "images"], sorted(skipped.rules.items()))
+        + f"<p>{skipped.groups} near-duplicate groups; the largest:</p>"
+        + table(["representative (annotated)", "copies", "copies skipped"], groups)
+    )
+
+
 def render_html(result: AuditResult) -> str:
     """The whole report."""
     stats, manifest = result.stats, result.manifest
@@ -127,6 +140,8 @@ def render_html(result: AuditResult) -> str:
         else "<p>No stage errors.</p>",
         "<h2>Quarantine</h2>",
         table(["reason", "inputs"], sorted(result.quarantine.items())) if result.quarantine else "<p>none</p>",
+        "<h2>Skipped by curation</h2>",
+        skipped_section(result),
         "<h2>Drops per filter rule</h2>",
         drops_section(result),
         "<h2>Changes by refinement</h2>",

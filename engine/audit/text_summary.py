@@ -18,6 +18,11 @@ def format_summary(result: AuditResult) -> str:
         lines.append("stage errors: " + ", ".join(f"{s}={n}" for s, n in sorted(stats.errors.items())))
     quarantine = ", ".join(f"{r}={n}" for r, n in sorted(result.quarantine.items())) or "none"
     lines.append(f"quarantined: {quarantine}")
+    skipped = result.skipped
+    rules = ", ".join(f"{r}={n}" for r, n in sorted(skipped.rules.items())) or "none"
+    lines.append(f"skipped by curation: {rules}; near-duplicate groups: {skipped.groups}")
+    for group in skipped.largest:
+        lines.append(f"  {group.representative_uri} ({len(group.copies)} copies): {', '.join(group.copies)}")
     lines.append("drops per rule:")
     lines += [f"  {rule:<32} {count:>8}" for rule, count in stats.drops.most_common()] or ["  none"]
     if stats.changes:

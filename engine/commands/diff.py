@@ -1,5 +1,6 @@
 """``fld-engine diff``: images added, removed and re-annotated between two versions (the first few with
-their source paths), and count changes."""
+their source paths), images curation newly skipped (with the rule, and the representative of a copy) or
+no longer skips, near-duplicate groups, and count changes."""
 
 from __future__ import annotations
 
@@ -50,6 +51,24 @@ def image_lines(label: str, ids: list[str], paths: dict[str, list[str]], all_ids
     return lines
 
 
+def skipped_lines(skipped: dict[str, dict], all_ids: bool) -> list[str]:
+    """A count line, then one line per shown newly skipped image: short id, path, and why."""
+    ids = list(skipped)
+    shown = ids if all_ids else ids[:SHOWN_IDS]
+    lines = [f"  {'skipped':<12} {len(ids):>8}"]
+    for image_id in shown:
+        row = skipped[image_id]
+        why = row["rule"]
+        if row["value"] is not None and row["threshold"] is not None:
+            why += f" {row['value']:g} (threshold {row['threshold']:g})"
+        if row["duplicate_of"]:
+            why += f", copy of {row['duplicate_of'][:12]}"
+        lines.append(f"      {image_id[:12]}  {printable(row['source_uri'])}  {why}")
+    if len(shown) < len(ids):
+        lines.append(f"      ... and {len(ids) - len(shown)} more (--ids lists all)")
+    return lines
+
+
 def diff(args: argparse.Namespace) -> int:
     root = location(args.directory)
     older = require_manifest(root, args.older)
@@ -71,6 +90,9 @@ def diff(args: argparse.Namespace) -> int:
     old_paths = source_paths(root, older, shown["removed"])
     for label, ids in groups.items():
         print("\n".join(image_lines(label, ids, old_paths if label == "removed" else new_paths, args.ids)))
+    print("\n".join(skipped_lines(result.skipped, args.ids)))
+    print(f"  {'not skipped':<12} {len(result.unskipped):>8}   (skipped in version {older.version}, not now)")
+    print(f"  near-duplicate groups {result.groups[0]} -> {result.groups[1]}")
     if result.changes:
         print("changes: " + ", ".join(f"{name} {n}" for name, n in sorted(result.changes.items())))
         shown_changes = result.change_lines if args.ids else result.change_lines[:SHOWN_IDS]

@@ -8,6 +8,7 @@ from engine.commands.help_text import add_command
 from engine.errors import OutputError
 from engine.exports.coco import COCO_TASKS
 from engine.exports.destination import check_output_folder
+from engine.exports.near_duplicates import near_duplicates_of, with_near_duplicates
 from engine.exports.report import ExportReport
 from engine.store.integrity import verify_checksums
 from engine.store.location import Location, Where, location
@@ -26,6 +27,7 @@ EXAMPLES = """
 fld-engine export corpus/ --format florence --to exports/florence
 fld-engine export corpus/ --format coco --to exports/coco --tasks object ocr_line phrase
 fld-engine export corpus/ --format yolo --to exports/yolo --val-fraction 0.2
+fld-engine export corpus/ --format coco --to exports/coco_all --include-near-duplicates
 fld-engine export s3://bucket/corpus --format hf --to s3://bucket/exports/hf --version 4
 """
 
@@ -58,12 +60,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="copy image metadata as it is; by default location metadata (Exif GPS, XMP, IPTC) is removed",
     )
+    parser.add_argument(
+        "--include-near-duplicates",
+        action="store_true",
+        help="also export each near-duplicate curation skipped, with its representative's annotations scaled to "
+        "its size (florence, coco, yolo; default: only annotated images)",
+    )
     parser.set_defaults(func=export)
 
 
 def export(args: argparse.Namespace) -> int:
     version, report = export_version(
-        args.directory, args.format, args.to, args.version, args.tasks, args.val_fraction, args.keep_exif
+        args.directory,
+        args.format,
+        args.to,
+        args.version,
+        args.tasks,
+        args.val_fraction,
+        args.keep_exif,
+        args.include_near_duplicates,
     )
     print(f"{location(args.directory)} version {version}")
     print(report.format_lines())
@@ -78,8 +93,10 @@ def export_version(
     tasks: list[str] | None = None,
     val_fraction: float = 0.1,
     keep_exif: bool = False,
+    include_near_duplicates: bool = False,
 ) -> tuple[int, ExportReport]:
-    """Check the request and every shard's checksum, then export; the version exported and the report."""
+    """Check the request and every shard's checksum (and the skipped table's, for near-duplicates), then
+    export; the version exported and the report."""
     if fmt not in FORMATS:
         raise OutputError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if not 0.0 <= val_fraction < 1.0:
@@ -89,8 +106,14 @@ def export_version(
     manifest = require_manifest(root, version)
     # Before anything is written: every shard is the one the manifest recorded (a swapped shard would
     # export duplicate images and drop others).
-    verify_checksums(root, manifest.shards)
-    report = run_export(fmt, root, manifest.version, destination, tasks, val_fraction, keep_exif)
+    if include_near_duplicates and fmt == "hf":
+        raise OutputError(
+            "--include-near-duplicates: the hf export reads the shards as they are; use florence, coco or yolo"
+        )
+    verify_checksums(root, manifest.shards + (manifest.skipped if include_near_duplicates else []))
+    report = run_export(
+        fmt, root, manifest.version, destination, tasks, val_fraction, keep_exif, include_near_duplicates
+    )
     return manifest.version, report
 
 
@@ -102,9 +125,14 @@ def run_export(
     tasks: list[str] | None,
     val_fraction: float,
     keep_exif: bool = False,
+    include_near_duplicates: bool = False,
 ) -> ExportReport:
-    """Stream ``root``'s ``version`` into the exporter of ``fmt``; a failed export leaves no output."""
+    """Stream ``root``'s ``version`` into the exporter of ``fmt``; a failed export leaves no output. With
+    ``include_near_duplicates``, each skipped copy follows its representative with its annotations."""
     records = iter_records(root, version)
+    if include_near_duplicates:
+        copies = near_duplicates_of(root, require_manifest(root, version))
+        records = with_near_duplicates(records, copies)
     if fmt in ("coco", "yolo"):
         allowed = COCO_TASKS if fmt == "coco" else REGION_KINDS
         unknown = [t for t in tasks or [] if t not in allowed]

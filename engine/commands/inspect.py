@@ -13,9 +13,10 @@ from engine.store.location import Location, location
 from engine.store.manifest import require_manifest
 from engine.store.reader import version_dataset
 
-SUMMARY = "what a version holds: counts, quarantine, the paper's text measures"
+SUMMARY = "what a version holds: counts, quarantine, skips, the paper's text measures"
 DESCRIPTION = """Print what a version of the dataset holds: images, annotations per type, kind and source, quarantine
-reasons, and the paper's Table 2/3 measures beside the paper's values. Every listed file's size is checked;
+reasons, images curation skipped per rule and near-duplicate groups, and the paper's Table 2/3 measures beside
+the paper's values. Every listed file's size is checked;
 --verify also checks its SHA-256."""
 EXAMPLES = """
 fld-engine inspect corpus/
@@ -43,7 +44,10 @@ def inspect(args: argparse.Namespace) -> int:
         f"{root}: version {manifest.version} ({manifest.created_at}), profile {manifest.profile}, "
         f"schema {manifest.schema_version}, config {manifest.config_fingerprint}"
     )
-    print(f"  shards       {len(manifest.shards):>8}   quarantine shards {len(manifest.quarantine)}")
+    print(
+        f"  shards       {len(manifest.shards):>8}   quarantine shards {len(manifest.quarantine)}"
+        f"   skipped shards {len(manifest.skipped)}"
+    )
     print(format_counts(manifest.counts))
     if manifest.parent is not None:
         extra = manifest.extra
@@ -52,11 +56,13 @@ def inspect(args: argparse.Namespace) -> int:
             f"({extra.get('reannotated', 0)} again), {extra.get('refiltered', 0)} re-filtered, "
             f"{extra.get('carried', 0)} carried over, {extra.get('tombstoned', 0)} removed"
         )
+    if "near_duplicate_groups" in manifest.extra:
+        print(f"  near-duplicate groups {manifest.extra['near_duplicate_groups']} (skipped copies: skipped/ table)")
     if manifest.models:
         print("models:")
         for name, model in sorted(manifest.models.items()):
             print(f"  {name}: {model}")
-    listed = manifest.shards + manifest.quarantine + manifest.tombstones
+    listed = manifest.shards + manifest.quarantine + manifest.skipped + manifest.tombstones
     listed += [manifest.probe_index] if manifest.probe_index else []
     problems = file_problems(root, listed, checksums=args.verify)
     if problems:

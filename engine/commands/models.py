@@ -1,5 +1,6 @@
-"""``fld-engine models``: each configured specialist, where its weights were looked for, whether found, and
-for pickled weights (ultralytics ``.pt``) whether the profile trusts or pins them."""
+"""``fld-engine models``: each configured specialist (and curation's embedding model, when semantic
+near-duplicates are on), where its weights were looked for, whether found, and for pickled weights
+(ultralytics ``.pt``) whether the profile trusts or pins them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import argparse
 from engine.commands.help_text import add_command
 from engine.commands.profile_args import add_profile_arguments, load_profile
 from engine.execute.plan_stages import weights_checks
+from engine.ingest.embeddings import find_embedding_model
 
 SUMMARY = "where each specialist's weights are, without loading them"
 DESCRIPTION = """List each specialist of the profile, where it looked for its weights and whether they were found,
@@ -28,6 +30,8 @@ def models(args: argparse.Namespace) -> int:
     """Print one block per specialist; exit 1 when any weights are missing or are a pickle nobody vouched for."""
     config = load_profile(args)
     checks = weights_checks(config)
+    if config.curation.semantic.enabled:
+        checks.append(find_embedding_model(config.curation.semantic.model))
     for check in checks:
         status = "found  " if check.found and check.trusted else "REFUSED" if check.found else "MISSING"
         print(f"{status} {check.specialist} ({check.backend}): {check.model}")

@@ -133,7 +133,8 @@ def _print_summary(result: RunResult, manifest: Manifest, root: Location) -> Non
         return
     print(
         f"version {manifest.version} of {root} published in {result.seconds:.1f}s: "
-        f"{result.annotated} images annotated, {result.carried} carried over, {result.quarantined} quarantined"
+        f"{result.annotated} images annotated, {result.carried} carried over, {result.quarantined} quarantined, "
+        f"{result.skipped} skipped by curation ({result.near_duplicate_groups} near-duplicate groups)"
     )
     if manifest.parent is not None:
         print(

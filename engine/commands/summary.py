@@ -11,9 +11,10 @@ def _line(label: str, counts: dict) -> str:
 
 
 def format_counts(counts: Counts) -> str:
-    """Counts per annotation type and kind, drops per rule, errors per stage, quarantine reasons."""
+    """Counts per annotation type and kind, drops per rule, errors per stage, quarantine reasons, images
+    curation skipped per rule."""
     lines = [f"  {'images':<12} {counts.get('images', 0):>8}"]
-    for key in ("texts", "regions", "phrases", "dropped", "errors", "quarantined"):
+    for key in ("texts", "regions", "phrases", "dropped", "errors", "quarantined", "skipped"):
         lines.append(_line(key, counts.get(key, {})))
     sources = counts.get("sources", {})
     for kind in ("texts", "regions", "phrases"):

@@ -34,6 +34,7 @@ from engine.config.settings import (
     IngestConfig,
     RayConfig,
     RefineConfig,
+    RefreshConfig,
     StageConfig,
     WriterConfig,
 )
@@ -129,7 +130,7 @@ def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("config: expected a mapping at the top level")
-    sections = {"ingest", "curation", "specialists", "filters", STAGES, "writer", "ray", "refine"}
+    sections = {"ingest", "curation", "specialists", "filters", STAGES, "writer", "refresh", "ray", "refine"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise ConfigError(f"config: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(sections))})")
@@ -140,6 +141,7 @@ def parse_config(data: Any, profile: str = "custom") -> EngineConfig:
         specialists=stages[SPECIALISTS],
         filters=stages[FILTERS],
         writer=build(WriterConfig, data.get("writer"), "writer"),
+        refresh=build(RefreshConfig, data.get("refresh"), "refresh"),
         ray=build(RayConfig, data.get("ray"), "ray"),
         refine=build(RefineConfig, data.get("refine"), "refine"),
         profile=profile,

@@ -116,10 +116,24 @@ class WriterConfig:
 
 
 @dataclass(frozen=True)
+class RefreshConfig:
+    """``max_stage_retries``: how often a stage that failed on an image (a stage error) is tried again on later
+    runs before its error stands (``engine/refresh/incremental.py``); 0: never (only ``--full`` recomputes)."""
+
+    max_stage_retries: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_stage_retries < 0:
+            raise ValueError(f"max_stage_retries must be >= 0, got {self.max_stage_retries}")
+
+
+@dataclass(frozen=True)
 class RayConfig:
     """``address``: a cluster to join (``auto`` or ``ray://...``); None starts a local Ray.
     ``fuse_cpu_stages``: consecutive CPU-only stages share a Ray Data step (see
-    ``engine/execute/stage_groups.py``); false gives every stage its own actor pool or tasks."""
+    ``engine/execute/stage_groups.py``); false gives every stage its own actor pool or tasks.
+    ``worker_death_retries``: how often a batch whose model worker died (out of memory, segfault) is sent
+    again whole before its images are isolated one by one (``engine/execute/worker_deaths.py``)."""
 
     address: str | None = None
     num_cpus: PositiveInt | None = None
@@ -136,6 +150,7 @@ class RayConfig:
     op_reservation_ratio: float = 0.5
     object_store_fraction: float | None = None
     downstream_backpressure_ratio: float | None = 2.0
+    worker_death_retries: int = 1
 
     def __post_init__(self) -> None:
         checks = [
@@ -147,6 +162,7 @@ class RayConfig:
             (self.spill_dir is None or self.spill_dir.strip() != "", "spill_dir must be a directory, not empty"),
             (self.max_errored_blocks >= -1, "max_errored_blocks must be -1 (unlimited), 0 or more"),
             (self.map_retries >= 0, "map_retries must be 0 or more"),
+            (self.worker_death_retries >= 0, "worker_death_retries must be 0 or more"),
             (self.actor_init_retries >= 0, "actor_init_retries must be 0 or more"),
             (self.target_max_block_size_mb >= 1, "target_max_block_size_mb must be at least 1"),
             (0 < self.op_reservation_ratio <= 1, "op_reservation_ratio must be in (0, 1]"),
@@ -193,6 +209,7 @@ class EngineConfig:
     specialists: tuple[StageConfig, ...] = ()
     filters: tuple[StageConfig, ...] = ()
     writer: WriterConfig = field(default_factory=WriterConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
     profile: str = DEFAULT_PROFILE

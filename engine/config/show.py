@@ -12,7 +12,7 @@ import yaml
 
 from engine.config.settings import EngineConfig, StageConfig
 
-SECTIONS = ("ingest", "curation", "writer", "ray", "refine")
+SECTIONS = ("ingest", "curation", "writer", "refresh", "ray", "refine")
 
 
 def profile_mapping(config: EngineConfig) -> dict[str, Any]:

@@ -17,11 +17,14 @@ from engine.config.typed_config import ConfigError
 from engine.execute.plan_stages import PlannedStage
 from engine.execute.ray_session import LazyRay
 from engine.execute.stage_groups import StageGroup, group_stages
-from engine.execute.stage_runner import StageChainWorker, run_step
+from engine.execute.stage_runner import run_step
+from engine.execute.worker_deaths import DeathGuardedChain
 from engine.ingest.image_bytes import attach_image_bytes
 
 MAX_INPUT_BLOCKS = 1000
 LOADER_CPUS = 0.25
+# A model step's guard actor only passes batches to its inner worker, which holds the step's CPUs and GPUs.
+GUARD_CPUS = 0.0
 # Filter reruns of at most this many rows run in this process when nothing else needs Ray.
 IN_PROCESS_ROWS = 2000
 PIXEL_FREE_BLOCK_ROWS = 256
@@ -45,10 +48,10 @@ def _run_task_group(
     return run_step([_task_stage(config) for config in stages], batch, max_pixels, read_bytes)
 
 
-def _named_worker(group_name: str) -> type:
-    """The actor class of one stage group, named after it: Ray's process titles and progress bars then
-    say ``MapBatches(ocr+haar)`` rather than one class name for every stage."""
-    return type(group_name, (StageChainWorker,), {"__qualname__": group_name})
+def _named_guard(group_name: str) -> type:
+    """The guard actor class of one stage group, named after it: Ray's process titles and progress bars then
+    say ``MapBatches(ocr+haar)`` rather than one class name for every stage (its inner worker is named so too)."""
+    return type(group_name, (DeathGuardedChain,), {"__qualname__": group_name})
 
 
 def _named_task(group_name: str) -> Callable[..., pa.Table]:
@@ -102,31 +105,32 @@ def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConf
         )
     for position, group in enumerate(groups):
         # The first step reads each image's bytes where it decodes them: no loader processes, one hop less.
-        ds = _add_step(ds, group, config.ingest.max_pixels, read_bytes=read_pixels if position == 0 else None)
+        read_bytes = read_pixels if position == 0 else None
+        ds = _add_step(ds, group, config.ingest.max_pixels, read_bytes, config.ray.worker_death_retries)
     return ds
 
 
-def _add_step(ds: Any, group: StageGroup, max_pixels: int, read_bytes: bool | None) -> Any:
-    """One ``map_batches`` step running ``group``'s stages: an actor pool when one holds a model, else tasks."""
+def _add_step(ds: Any, group: StageGroup, max_pixels: int, read_bytes: bool | None, death_retries: int) -> Any:
+    """One ``map_batches`` step running ``group``'s stages: when one holds a model, an actor pool of guards
+    whose inner workers hold the step's resources and whose deaths are bounded (``worker_deaths``); else tasks."""
     from ray.data import ActorPoolStrategy
 
     stages = tuple(stage.config for stage in group.stages)  # type: ignore[attr-defined]
     arguments = {"stages": stages, "max_pixels": max_pixels, "read_bytes": read_bytes}
     resources = group.resources
-    common: dict[str, Any] = {
-        "batch_format": "pyarrow",
-        "batch_size": resources.batch_size,
-        "num_cpus": resources.num_cpus,
-    }
-    if resources.num_gpus:
-        common["num_gpus"] = resources.num_gpus
+    common: dict[str, Any] = {"batch_format": "pyarrow", "batch_size": resources.batch_size}
     if group.holds_model:
+        guard = {"resources": resources, "retries": death_retries, "name": group.name}
         return ds.map_batches(
-            _named_worker(group.name),
-            fn_constructor_kwargs=arguments,
+            _named_guard(group.name),
+            fn_constructor_kwargs={**arguments, **guard},
             compute=ActorPoolStrategy(size=resources.pool_size),
+            num_cpus=GUARD_CPUS,
             **common,
         )
+    common["num_cpus"] = resources.num_cpus
+    if resources.num_gpus:
+        common["num_gpus"] = resources.num_gpus
     return ds.map_batches(_named_task(group.name), fn_kwargs=arguments, **common)
 
 

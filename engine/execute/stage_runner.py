@@ -1,8 +1,8 @@
 """Running a chain of stages over an Arrow batch, isolating failures to the images that caused them.
 
 ``run_stages_on_table`` is a pure function (no Ray): one Arrow -> records -> Arrow conversion and at
-most one decode per image for the whole chain. ``StageChainWorker`` is the callable class Ray Data
-holds in an actor pool, so each stage's model loads once per actor.
+most one decode per image for the whole chain. ``StageChainWorker`` builds and sets up a chain once per
+process, so each stage's model loads once per actor (a model step's inner worker, ``worker_deaths.py``).
 """
 
 from __future__ import annotations
@@ -59,6 +59,25 @@ def _decode(rows: list[dict[str, Any]], wanted: set[int], max_pixels: int) -> tu
     return images, failures
 
 
+def _set_aside_earlier_errors(
+    rows: list[dict[str, Any]], stages: Sequence[Stage], todo: list[list[int]]
+) -> list[list[dict[str, str]]]:
+    """Take off each row the errors that earlier runs left by the stages about to run on it (a refresh keeps
+    them on a stage it retries, ``engine/refresh/incremental.py``), and return them: a stage that fails again
+    gets them back before its new error, so the row counts its failures; one that succeeds drops them."""
+    names: list[set[str]] = [set() for _ in rows]
+    for stage, indices in zip(stages, todo, strict=True):
+        for i in indices:
+            names[i].add(stage.name)
+    earlier: list[list[dict[str, str]]] = []
+    for row, running in zip(rows, names, strict=True):
+        errors = row.get("errors") or []
+        earlier.append([e for e in errors if e["stage"] in running])
+        if earlier[-1]:
+            row["errors"] = [e for e in errors if e["stage"] not in running]
+    return earlier
+
+
 class _Batch:
     """The records of one Arrow batch, their decoded images, and which rows each stage must process."""
 
@@ -67,6 +86,7 @@ class _Batch:
     ) -> None:
         self.stages, self.fingerprints, self.todo = stages, fingerprints, todo
         self.rows = table.to_pylist()
+        self.earlier = _set_aside_earlier_errors(self.rows, stages, todo)
         self.records = [ImageRecord.from_row(row) for row in self.rows]
         wanted = {i for stage, rows in zip(stages, todo, strict=True) if stage.needs_pixels for i in rows}
         self.images, self.failures = _decode(self.rows, wanted, max_pixels)
@@ -121,7 +141,9 @@ class _Batch:
 
     def table(self) -> pa.Table:
         out_rows = []
-        for row, record in zip(self.rows, self.records, strict=True):
+        for row, record, earlier in zip(self.rows, self.records, self.earlier, strict=True):
+            failed_again = {error.stage for error in record.errors}
+            record.errors = [StageError(**e) for e in earlier if e["stage"] in failed_again] + record.errors
             out = record.to_row()
             out["image_bytes"] = row["image_bytes"]
             out_rows.append(out)

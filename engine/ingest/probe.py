@@ -29,6 +29,9 @@ from engine.ingest.parquet_input import TableLayout, iter_table_images
 from engine.ingest.sources import InputError, Source, SourceKind, member_uri, sources_table
 from engine.ingest.webdataset import ShardError, iter_samples
 from engine.store.location import Entry, StorageError, location
+from filters.curation.measures import measure_image
+from schemas.arrow import IMAGE_MEASURES
+from schemas.records import ImageMeasures
 
 # New sources of at most this many bytes in all are probed in this process: starting Ray's probe tasks
 # costs seconds of CPU, more than hashing and decoding a few dozen MB (a small refresh, a sample run).
@@ -36,7 +39,8 @@ IN_PROCESS_PROBE_BYTES = 64 * 1024**2
 FILES_PER_TASK = 16
 # The probe index (``probes/*.parquet``, see ``engine/ingest/probe_cache.py``): a probed image, what the
 # object holding it (the file, or its container) looked like before reading (size, mtime, ETag), when it
-# was checked, what probing found, the caption and metadata it came with, and its locator in a container.
+# was checked, what probing found (with what curation measured on the pixels: hashes, size, sharpness...),
+# the caption and metadata it came with, and its locator in a container.
 PROBE_INDEX_SCHEMA = pa.schema(
     [
         pa.field("source_uri", pa.string(), nullable=False),
@@ -54,14 +58,15 @@ PROBE_INDEX_SCHEMA = pa.schema(
         pa.field("caption", pa.string()),
         pa.field("metadata", pa.string()),
         pa.field("locator", LOCATOR),
+        pa.field("measures", IMAGE_MEASURES),
     ]
 )
 
 
 @dataclass(frozen=True, slots=True)
 class ProbedFile:
-    """What probing one image found: its content id and image facts, or why it is quarantined; the
-    caption and metadata it came with, and where it lies inside its container."""
+    """What probing one image found: its content id, image facts and curation measures, or why it is
+    quarantined; the caption and metadata it came with, and where it lies inside its container."""
 
     source_uri: str
     size_bytes: int
@@ -74,6 +79,7 @@ class ProbedFile:
     caption: str | None = None
     metadata: str | None = None
     locator: Locator | None = None
+    measures: ImageMeasures | None = None
 
 
 PROBED_FIELDS = tuple(f.name for f in fields(ProbedFile))
@@ -82,7 +88,7 @@ PROBED_FIELDS = tuple(f.name for f in fields(ProbedFile))
 @dataclass(frozen=True, slots=True)
 class WorkItem:
     """A unique image (by content) to annotate, with every place that holds its bytes, their captions,
-    the metadata of the first place, and where to read it."""
+    the metadata of the first place, where to read it, and what curation measured on it."""
 
     image_id: str
     source_uri: str
@@ -93,6 +99,7 @@ class WorkItem:
     captions: tuple[str, ...] = ()
     metadata: str | None = None
     locator: Locator | None = None
+    measures: ImageMeasures | None = None
 
 
 def probe_settings(ingest: IngestConfig) -> dict[str, Any]:
@@ -101,14 +108,15 @@ def probe_settings(ingest: IngestConfig) -> dict[str, Any]:
 
 
 def probe_bytes(uri: str, data: bytes, max_pixels: int, **context: Any) -> ProbedFile:
-    """Hash and fully decode one image's bytes; a failure becomes a quarantine reason, never an exception."""
+    """Hash, fully decode and measure one image's bytes (the pixels are decoded here, so curation's measures
+    cost no second decode); a failure becomes a quarantine reason, never an exception."""
     image_id = hashlib.sha256(data).hexdigest()
     try:
         pixels, fmt = decode_image(data, max_pixels)
     except BadImage as error:
         return ProbedFile(uri, len(data), image_id=image_id, reason=error.reason, detail=error.detail, **context)
     height, width = pixels.shape[:2]
-    return ProbedFile(uri, len(data), image_id, width, height, fmt, **context)
+    return ProbedFile(uri, len(data), image_id, width, height, fmt, measures=measure_image(pixels), **context)
 
 
 def probe_file(uri: str, max_pixels: int, max_bytes: int) -> ProbedFile:
@@ -205,6 +213,7 @@ def _caption(text: str | None) -> str | None:
 def _row(probed: ProbedFile, stamp: Entry | None, checked_ns: int) -> dict[str, Any]:
     row = _fields(probed)
     row["locator"] = None if probed.locator is None else probed.locator.to_dict()
+    row["measures"] = None if probed.measures is None else probed.measures.to_dict()
     return {
         **row,
         "object_size": None if stamp is None else stamp.size,
@@ -235,11 +244,18 @@ QUARANTINE_COLUMNS = ["source_uri", "image_id", "reason", "detail", "size_bytes"
 def as_probe_index(table: pa.Table) -> pa.Table:
     """``table`` with exactly the probe index columns (a column it lacks, e.g. one added since it was
     written, is null), cast to :data:`PROBE_INDEX_SCHEMA`."""
+    return _conformed(table, PROBE_INDEX_SCHEMA)
+
+
+def as_work_table(table: pa.Table) -> pa.Table:
+    """``table`` with exactly the work table columns (those it lacks are null), cast to :data:`WORK_SCHEMA`."""
+    return _conformed(table, WORK_SCHEMA)
+
+
+def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     count = table.num_rows
-    columns = [
-        table.column(f.name) if f.name in table.column_names else pa.nulls(count, f.type) for f in PROBE_INDEX_SCHEMA
-    ]
-    return pa.Table.from_arrays(columns, names=PROBE_INDEX_SCHEMA.names).cast(PROBE_INDEX_SCHEMA)
+    columns = [table.column(f.name) if f.name in table.column_names else pa.nulls(count, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, names=schema.names).cast(schema)
 
 
 def group_by_content(index: pa.Table) -> tuple[pa.Table, pa.Table]:
@@ -283,12 +299,15 @@ def work_item(row: dict[str, Any]) -> WorkItem:
         captions,
         row["metadata"],
         Locator.from_dict(row["locator"]),
+        ImageMeasures.from_dict(row["measures"]) if row["measures"] else None,
     )
 
 
 def probed_from_row(row: dict[str, Any]) -> ProbedFile:
     values = {name: row.get(name) for name in PROBED_FIELDS}
     values["locator"] = Locator.from_dict(row.get("locator"))
+    measures = row.get("measures")
+    values["measures"] = ImageMeasures.from_dict(measures) if measures else None
     return ProbedFile(**values)
 
 

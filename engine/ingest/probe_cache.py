@@ -25,6 +25,7 @@ from engine.ingest.sources import InputOptions, Source
 from engine.store.location import Entry, Where
 from engine.store.manifest import Manifest
 from engine.store.reader import read_shard
+from filters.curation.measures import MEASURES_VERSION
 
 RACY_NS = 2_000_000_000
 
@@ -42,8 +43,14 @@ class CacheSplit:
 
 
 def probe_key(ingest: IngestConfig, options: InputOptions) -> dict[str, Any]:
-    """The settings that decide what probing finds: limits, image extensions, the table columns."""
-    return {**ingest.limits(), "extensions": sorted(ingest.extensions), "columns": options.to_dict()}
+    """The settings that decide what probing finds: limits, image extensions, the table columns, and the
+    definition of curation's measures (an index of older measures, or of none, is not reused)."""
+    return {
+        **ingest.limits(),
+        "extensions": sorted(ingest.extensions),
+        "columns": options.to_dict(),
+        "measures": MEASURES_VERSION,
+    }
 
 
 def object_of(row: dict[str, Any]) -> str:

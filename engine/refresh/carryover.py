@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from engine.config.settings import WriterConfig
 from engine.execute.stage_runner import stages_map
 from engine.ingest.probe import WORK_SCHEMA
-from engine.refresh.incremental import Level, RowPlan, StagePlan
+from engine.refresh.incremental import Level, RowPlan, StagePlan, failure_counts
 from engine.store.journal import UnfinishedRun
 from engine.store.location import Where
 from engine.store.manifest import Manifest
@@ -28,7 +28,7 @@ from engine.store.writer import ShardInfo, ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, conform
 from schemas.records import ImageRecord
 
-KEY_COLUMNS = ["image_id", "source_uris", "stages"]
+KEY_COLUMNS = ["image_id", "source_uris", "stages", "errors"]
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _choose_rows(keys: list[list[dict]], wanted: dict[str, list[str]], plan: Sta
             image_id = row["image_id"]
             if image_id not in wanted:
                 continue
-            row_plan = plan.classify(stages_map(row["stages"]))
+            row_plan = plan.classify(stages_map(row["stages"]), failure_counts(row["errors"]))
             choice = (int(row_plan.level), shard_index, row_index, row_plan)
             if image_id not in best or choice[:3] < best[image_id][:3]:
                 best[image_id] = choice

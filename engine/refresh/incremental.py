@@ -27,12 +27,18 @@ recorded fingerprint of exactly the stages downstream of it. Against the current
 A stage that edits annotations made by others (masks added to phrases, metrics on regions)
 must set those fields rather than append to them, so running it again is idempotent. Masks have no
 source of their own: when a mask stage (one that ``produces`` masks) is stale, every mask is cleared and
-every mask stage runs again. Stage
-errors are not retried by themselves; ``--full`` recomputes everything.
+every mask stage runs again.
+
+A stage that failed on a row (a :class:`StageError` of it, under its current fingerprint: a transient error,
+a worker that died) runs again on the next run as if stale, with the same cascade, until it has failed
+``max_stage_retries`` + 1 times. The row counts the failures: its earlier errors of a retried stage are kept,
+the stage runner adds the new one (or, when the stage succeeds, drops them all: ``stage_runner``). Errors of
+a stage whose fingerprint changed go with its old work. ``--full`` recomputes everything.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -43,6 +49,8 @@ from schemas.records import MASK_DROP, MASK_METRICS, Drop, ImageRecord
 
 # The annotation type of mask stages (SAM, GrabCut): they write masks onto regions others made.
 MASKS = "masks"
+# How often a stage that failed on an image is tried again on later runs (``refresh.max_stage_retries``).
+MAX_STAGE_RETRIES = 3
 
 
 class Level(IntEnum):
@@ -67,12 +75,19 @@ class StageSpec:
 @dataclass(frozen=True)
 class RowPlan:
     """``stale``: specialists to run again; ``removed``: recorded stages the pipeline no longer has;
-    ``refilter``: filters to run again."""
+    ``refilter``: filters to run again; ``retried``: the stages among them that run again because they failed
+    (their earlier errors stay on the row, to count the failures)."""
 
     level: Level
     stale: frozenset[str] = frozenset()
     removed: frozenset[str] = frozenset()
     refilter: frozenset[str] = frozenset()
+    retried: frozenset[str] = frozenset()
+
+
+def failure_counts(errors: Iterable[Mapping[str, str]] | None) -> dict[str, int]:
+    """How many errors each stage left on a row (its ``errors`` cell as read from Arrow)."""
+    return dict(Counter(str(error["stage"]) for error in errors or []))
 
 
 def stage_inputs(stages: Sequence[tuple[str, str, str]]) -> dict[str, str]:
@@ -95,8 +110,11 @@ def stage_inputs(stages: Sequence[tuple[str, str, str]]) -> dict[str, str]:
 class StagePlan:
     """The current pipeline's stages in run order, and the rule that compares a row's recorded fingerprints to them."""
 
-    def __init__(self, stages: Sequence[StageSpec], known_filters: Iterable[str] = ()) -> None:
+    def __init__(
+        self, stages: Sequence[StageSpec], known_filters: Iterable[str] = (), max_stage_retries: int = MAX_STAGE_RETRIES
+    ) -> None:
         self.stages = list(stages)
+        self.max_stage_retries = max_stage_retries
         self.fingerprints = {s.name: s.fingerprint for s in self.stages}
         self.specialists = [s for s in self.stages if s.kind == SPECIALISTS]
         self.filter_names = frozenset(s.name for s in self.stages if s.kind == FILTERS)
@@ -105,19 +123,32 @@ class StagePlan:
         self.final_filters = frozenset(s.name for s in self.stages[last_specialist + 1 :] if s.kind == FILTERS)
         self.mask_stages = frozenset(s.name for s in self.specialists if MASKS in s.produces)
 
-    def classify(self, recorded: Mapping[str, str]) -> RowPlan:
-        if dict(recorded) == self.fingerprints:
+    def classify(self, recorded: Mapping[str, str], failures: Mapping[str, int] | None = None) -> RowPlan:
+        """What of a row must run again, from the fingerprints it recorded and how often each stage failed on
+        it (:func:`failure_counts`)."""
+        retried = self._retried(recorded, failures or {})
+        if dict(recorded) == self.fingerprints and not retried:
             return RowPlan(Level.EXACT)
         removed = frozenset(recorded) - frozenset(self.fingerprints)
-        stale, refilter = self._walk(recorded, removed, frozenset())
+        stale, refilter = self._walk(recorded, removed, retried)
         if stale & self.mask_stages and self.mask_stages - stale:
             # Masks sit on other stages' regions, without a source of their own: a stale mask stage has every
             # mask cleared (strip), so every mask stage runs again.
-            stale, refilter = self._walk(recorded, removed, self.mask_stages)
+            stale, refilter = self._walk(recorded, removed, retried | self.mask_stages)
         if removed & self.known_filters and not stale:
             refilter |= self.final_filters
         level = Level.REANNOTATE if stale else Level.REFILTER
-        return RowPlan(level, frozenset(stale), removed, frozenset(refilter))
+        return RowPlan(level, frozenset(stale), removed, frozenset(refilter), retried)
+
+    def _retried(self, recorded: Mapping[str, str], failures: Mapping[str, int]) -> frozenset[str]:
+        """Stages that failed on the row under their current fingerprint, fewer than ``max_stage_retries`` + 1 times."""
+        return frozenset(
+            name
+            for name, count in failures.items()
+            if name in self.fingerprints
+            and recorded.get(name) == self.fingerprints[name]
+            and count <= self.max_stage_retries
+        )
 
     def _walk(
         self, recorded: Mapping[str, str], removed: frozenset[str], forced: frozenset[str]
@@ -151,7 +182,7 @@ class StagePlan:
             _clear_masks(record)
         text_ids = {t.id for t in record.texts}
         record.phrases = [p for p in record.phrases if p.text_id in text_ids]
-        record.errors = [e for e in record.errors if e.stage in fresh]
+        record.errors = [e for e in record.errors if e.stage in fresh or e.stage in plan.retried]
         record.stages = {name: value for name, value in record.stages.items() if name in fresh}
 
 

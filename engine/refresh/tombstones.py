@@ -3,11 +3,13 @@
 ``source_removed``: none of the image's paths is among the inputs any more.
 ``content_changed``: a path of the image now holds other bytes; ``replaced_by`` is the new content id.
 ``quarantined``: the file is still there but cannot be annotated now (e.g. a lower ``max_pixels``).
+``skipped``: the image is still there but curation skips it now (a stricter gate, or a new copy of it
+that an earlier version annotated too); its row in ``skipped/`` says why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -32,16 +34,20 @@ def find_tombstones(
     previous: Mapping[str, list[str]],
     kept: set[str],
     path_ids: Mapping[str, str | None],
+    skipped: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Tombstone rows for the images of ``previous`` (image_id -> paths) that are not in ``kept``.
 
-    ``path_ids`` maps every input path of this run to its content id (None when quarantined).
+    ``path_ids`` maps every input path of this run to its content id (None when quarantined);
+    ``skipped``: the image ids curation skipped in this run.
     """
     rows = []
     for image_id in sorted(set(previous) - kept):
         uris = list(previous[image_id])
         replaced = sorted({path_ids[u] for u in uris if path_ids.get(u) not in (None, image_id)})  # type: ignore[misc]
-        if replaced:
+        if image_id in skipped:
+            reason, replaced_by = "skipped", None
+        elif replaced:
             reason, replaced_by = "content_changed", replaced[0]
         elif any(u in path_ids for u in uris):
             reason, replaced_by = "quarantined", None

@@ -4,6 +4,7 @@ Layout of a dataset (a local folder or an object-store prefix such as ``s3://buc
 
     annotations/*.parquet      annotation shards (shared by the versions that list them)
     quarantine/*.parquet       inputs that could not be annotated, with the reason
+    skipped/*.parquet          good images curation did not annotate (near-duplicates, image gates), with the rule
     tombstones/*.parquet       images of the parent version that this version no longer has, and why
     probes/*.parquet           every probed file's size and change key -> content id, to skip re-hashing
     versions/v000001.json      the manifest of each published version
@@ -59,6 +60,7 @@ class Manifest:
     tombstones: list[ShardInfo] = field(default_factory=list)
     probe_index: ShardInfo | None = None
     stage_kinds: dict[str, str] = field(default_factory=dict)
+    skipped: list[ShardInfo] = field(default_factory=list)
 
     @classmethod
     def next(
@@ -77,6 +79,7 @@ class Manifest:
         probe_index: ShardInfo | None,
         extra: dict[str, Any],
         number: int | None = None,
+        skipped: list[ShardInfo] | None = None,
     ) -> Manifest:
         """The version after ``previous`` (the first one when None), holding what the caller lists.
 
@@ -86,6 +89,7 @@ class Manifest:
         """
         counts = merge_counts(s.counts for s in shards)
         counts["quarantined"] = merge_counts(s.counts for s in quarantine)
+        counts["skipped"] = merge_counts(s.counts for s in skipped or [])
         return cls(
             version=number if number is not None else (previous.version if previous else 0) + 1,
             run_id=run_id,
@@ -103,11 +107,13 @@ class Manifest:
             tombstones=tombstones,
             probe_index=probe_index,
             stage_kinds=stage_kinds,
+            skipped=list(skipped or []),
         )
 
     def files(self) -> list[str]:
         """Every file this version lists, relative to the output directory."""
-        listed = self.shards + self.quarantine + self.tombstones + ([self.probe_index] if self.probe_index else [])
+        listed = self.shards + self.quarantine + self.skipped + self.tombstones
+        listed += [self.probe_index] if self.probe_index else []
         return [s.path for s in listed]
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +135,7 @@ class Manifest:
             "tombstones": [s.to_dict() for s in self.tombstones],
             "probe_index": None if self.probe_index is None else self.probe_index.to_dict(),
             "stage_kinds": self.stage_kinds,
+            "skipped": [s.to_dict() for s in self.skipped],
         }
 
     @classmethod
@@ -150,6 +157,7 @@ class Manifest:
             tombstones=[ShardInfo.from_dict(s) for s in data.get("tombstones", [])],
             probe_index=ShardInfo.from_dict(data["probe_index"]) if data.get("probe_index") else None,
             stage_kinds=dict(data.get("stage_kinds", {})),
+            skipped=[ShardInfo.from_dict(s) for s in data.get("skipped", [])],
         )
 
 

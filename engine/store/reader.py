@@ -19,7 +19,7 @@ from engine.store.integrity import size_problem
 from engine.store.location import Location, Where, location
 from engine.store.manifest import require_manifest
 from engine.store.writer import ShardInfo
-from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA
+from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SKIPPED_SCHEMA, conform
 from schemas.records import ImageRecord
 
 
@@ -77,6 +77,14 @@ def iter_batches(
             raise shard_error(root, shard.path, error) from None
 
 
+def read_skipped(root: Where, version: int | None = None) -> pa.Table:
+    """One version's skipped table (good images curation did not annotate), empty for versions before it."""
+    root = location(root)
+    manifest = require_manifest(root, version)
+    tables = [conform(read_shard(root, shard), SKIPPED_SCHEMA) for shard in manifest.skipped]
+    return pa.concat_tables(tables).cast(SKIPPED_SCHEMA) if tables else SKIPPED_SCHEMA.empty_table()
+
+
 def read_version(root: Where, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
     """One version's annotation rows as a table (small datasets; prefer :func:`iter_records`)."""
     return version_dataset(root, version).to_table(columns=columns)
@@ -87,6 +95,17 @@ def iter_records(root: Where, version: int | None = None, batch_size: int = 256)
     for batch in iter_batches(root, version, batch_size=batch_size):
         for row in batch.to_pylist():
             yield ImageRecord.from_row(row)
+
+
+def shard_schema(root: Where, shard: ShardInfo) -> pa.Schema:
+    """The schema a shard listed by a manifest was written with (its footer only)."""
+    root = location(root)
+    check_size(root, shard)
+    try:
+        with (root / shard.path).open_input() as handle:
+            return pq.read_schema(handle)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise shard_error(root, shard.path, error) from None
 
 
 def read_shard(root: Where, shard: ShardInfo, columns: list[str] | None = None) -> pa.Table:

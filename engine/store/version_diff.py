@@ -1,4 +1,5 @@
-"""What changed between two versions of a dataset: images added, removed and re-annotated, and counts.
+"""What changed between two versions of a dataset: images added, removed and re-annotated, images curation
+newly skipped (or no longer skips), near-duplicate groups, and counts.
 
 An image is *re-annotated* when both versions hold it but its row differs (its annotations, drops,
 changes, errors or stage fingerprints). Rows read from a shard both versions list are equal by construction
@@ -43,6 +44,9 @@ class VersionDiff:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     reannotated: list[str] = field(default_factory=list)
+    skipped: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unskipped: list[str] = field(default_factory=list)
+    groups: tuple[int, int] = (0, 0)
     count_changes: dict[str, tuple[int, int]] = field(default_factory=dict)
     changes: dict[str, int] = field(default_factory=dict)
     change_lines: list[ChangeLine] = field(default_factory=list)
@@ -59,6 +63,17 @@ def _rows_by_id(root: Where, manifest: Manifest, skip: set[str]) -> dict[str, di
             row["changes"] = row["changes"] or []  # null (before schema 1.2.0) and none are the same
             rows[row.pop("image_id")] = row
     return rows
+
+
+def skipped_rows(root: Where, manifest: Manifest) -> dict[str, dict[str, Any]]:
+    """image_id -> its row of ``manifest``'s skipped table (without measures)."""
+    columns = ["image_id", "source_uri", "source_uris", "rule", "value", "threshold", "duplicate_of"]
+    return {row["image_id"]: row for shard in manifest.skipped for row in read_shard(root, shard, columns).to_pylist()}
+
+
+def near_duplicate_groups(rows: dict[str, dict[str, Any]]) -> int:
+    """Groups among skipped rows: the distinct representatives their copies name."""
+    return len({row["duplicate_of"] for row in rows.values() if row["duplicate_of"]})
 
 
 def _ids(root: Where, manifest: Manifest) -> set[str]:
@@ -84,12 +99,16 @@ def diff_versions(root: Where, older: Manifest, newer: Manifest) -> VersionDiff:
     counted, lines = new_changes(old_rows, new_rows)
     before, after = dict(flatten_counts(older.counts)), dict(flatten_counts(newer.counts))
     changes = {k: (before.get(k, 0), after.get(k, 0)) for k in sorted(before.keys() | after.keys())}
+    old_skipped, new_skipped = skipped_rows(root, older), skipped_rows(root, newer)
     return VersionDiff(
         older.version,
         newer.version,
         added=sorted(new_ids - old_ids),
         removed=sorted(old_ids - new_ids),
         reannotated=reannotated,
+        skipped={i: new_skipped[i] for i in sorted(new_skipped.keys() - old_skipped.keys())},
+        unskipped=sorted(old_skipped.keys() - new_skipped.keys()),
+        groups=(near_duplicate_groups(old_skipped), near_duplicate_groups(new_skipped)),
         count_changes={k: v for k, v in changes.items() if v[0] != v[1]},
         changes=counted,
         change_lines=lines,

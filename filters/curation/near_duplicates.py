@@ -106,11 +106,17 @@ def numbered_by_first(labels: np.ndarray) -> np.ndarray:
 
 
 def pick_representatives(
-    component: np.ndarray, pixels: np.ndarray, source_uris: np.ndarray, image_ids: np.ndarray
+    component: np.ndarray,
+    pixels: np.ndarray,
+    source_uris: np.ndarray,
+    image_ids: np.ndarray,
+    preferred: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Each row's representative (a position): in its component, the most pixels, then the earliest
-    ``source_uri``, then the smallest ``image_id``."""
-    order = np.lexsort((image_ids, source_uris, -pixels.astype(np.int64), component))
+    """Each row's representative (a position): in its component, a ``preferred`` row first (an image an
+    earlier version annotated, so a refresh never pays for a group twice), then the most pixels, then the
+    earliest ``source_uri``, then the smallest ``image_id``."""
+    not_preferred = np.zeros(component.size, bool) if preferred is None else ~np.asarray(preferred, dtype=bool)
+    order = np.lexsort((image_ids, source_uris, -pixels.astype(np.int64), not_preferred, component))
     first = np.r_[True, component[order][1:] != component[order][:-1]] if order.size else order.astype(bool)
     best_of_component = np.empty(int(component.max()) + 1 if component.size else 0, dtype=np.int64)
     best_of_component[component[order][first]] = order[first]
@@ -119,7 +125,8 @@ def pick_representatives(
 
 def group_near_duplicates(columns: Batch, settings: DedupSettings) -> NearDuplicateGroups:
     """Group images in memory. ``columns``: ``width``, ``height``, ``source_uri``, ``image_id`` and one
-    uint64 column per hash kind in ``settings.hashes``, one row per image."""
+    uint64 column per hash kind in ``settings.hashes``, one row per image; optionally ``preferred``
+    (bool: rows to pick as representatives first)."""
     limits = settings.max_distances()
     node, first = collapse_identical(columns, (*settings.hashes, *SIZE_COLUMNS))
     nodes = {name: np.asarray(columns[name])[first] for name in (*settings.hashes, *SIZE_COLUMNS)}
@@ -134,7 +141,11 @@ def group_near_duplicates(columns: Batch, settings: DedupSettings) -> NearDuplic
     component = numbered_by_first(connected_components(first.size, verified["left"], verified["right"])[node])
     pixels = np.asarray(columns["width"]).astype(np.int64) * np.asarray(columns["height"]).astype(np.int64)
     representative = pick_representatives(
-        component, pixels, np.asarray(columns["source_uri"]), np.asarray(columns["image_id"])
+        component,
+        pixels,
+        np.asarray(columns["source_uri"]),
+        np.asarray(columns["image_id"]),
+        columns.get("preferred"),
     )
     verified["left"], verified["right"] = first[verified["left"]], first[verified["right"]]
     return NearDuplicateGroups(component, representative, verified, matches.plan, matches.candidates)

@@ -36,7 +36,9 @@ class Selection:
 def select_for_annotation(probes: pa.Table, settings: CurationSettings) -> Selection:
     """Gate and group ``probes`` (one row per distinct image: ``source_uri``, ``image_id`` and ``measures``,
     a :data:`schemas.arrow.IMAGE_MEASURES` struct; other columns are kept). Rows without measures cannot be
-    judged and are annotated."""
+    judged and are annotated. Optional columns: ``source_uris`` (every path of the image, copied to its
+    skipped row) and ``annotated`` (bool: an earlier version annotated the image, so it is its group's
+    representative before any larger copy, and a refresh does not annotate the group again)."""
     missing = [name for name in REQUIRED_COLUMNS if name not in probes.column_names]
     if missing:
         raise ValueError(f"probe table lacks column(s) {missing} (has {probes.column_names})")
@@ -44,6 +46,8 @@ def select_for_annotation(probes: pa.Table, settings: CurationSettings) -> Selec
     if len(set(image_ids)) != len(image_ids):
         raise ValueError("probe table holds an image_id twice; group paths of identical bytes before curation")
     uris = probes.column("source_uri").to_pylist()
+    all_uris = probes.column("source_uris").to_pylist() if "source_uris" in probes.column_names else None
+    annotated = probes.column("annotated").to_pylist() if "annotated" in probes.column_names else None
     measures = [None if m is None else ImageMeasures.from_dict(m) for m in probes.column("measures").to_pylist()]
     skipped: list[dict] = []
     candidates = []
@@ -56,7 +60,8 @@ def select_for_annotation(probes: pa.Table, settings: CurationSettings) -> Selec
     represented: dict[int, list[str]] = {}
     if settings.dedup.enabled:
         grouped = [p for p in candidates if measures[p] is not None]
-        for copy, representative, detail in _near_duplicates(grouped, measures, uris, image_ids, settings.dedup):
+        found = _near_duplicates(grouped, measures, uris, image_ids, annotated, settings.dedup)
+        for copy, representative, detail in found:
             skipped.append(
                 _skip(
                     uris[copy],
@@ -67,6 +72,12 @@ def select_for_annotation(probes: pa.Table, settings: CurationSettings) -> Selec
                 )
             )
             represented.setdefault(representative, []).append(image_ids[copy])
+    positions = {image_id: position for position, image_id in enumerate(image_ids)}
+    for row in skipped:
+        paths = all_uris[positions[row["image_id"]]] if all_uris else None
+        row["source_uris"] = list(paths) if paths else [row["source_uri"]]
+        measured = measures[positions[row["image_id"]]]
+        row["measures"] = None if measured is None else measured.to_dict()
     skipped_ids = {row["image_id"] for row in skipped}
     keep = [position for position, image_id in enumerate(image_ids) if image_id not in skipped_ids]
     representatives = probes.take(pa.array(keep, pa.int64()))
@@ -101,6 +112,7 @@ def _near_duplicates(
     measures: list[ImageMeasures | None],
     uris: list[str],
     image_ids: list[str],
+    annotated: list[bool | None] | None,
     dedup: DedupSettings,
 ) -> list[tuple[int, int, tuple[float, float, str]]]:
     """(copy, its representative, (value, threshold, detail)) for every grouped image that is not a
@@ -113,6 +125,8 @@ def _near_duplicates(
     columns["height"] = np.array([m.height for m in chosen], dtype=np.int64)
     columns["source_uri"] = np.array([uris[p] for p in positions])
     columns["image_id"] = np.array([image_ids[p] for p in positions])
+    if annotated is not None:
+        columns["preferred"] = np.array([bool(annotated[p]) for p in positions], dtype=bool)
     groups = group_near_duplicates(columns, dedup)
     copies = groups.duplicates
     representatives = groups.representative[copies]

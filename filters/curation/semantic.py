@@ -10,7 +10,8 @@ distance *is* the criterion), this step is probabilistic: a pair just above ``mi
 with probability at most ``1 - recall``. Groups and representatives then come from
 :func:`curation.near_duplicates.connected_components` and :func:`~curation.near_duplicates.pick_representatives`.
 
-Not yet configured in a profile: no specialist writes embeddings yet.
+:func:`semantic_copies` is the whole step over one table of embeddings (a pure function): the engine
+embeds the images the hash grouping kept (``engine/ingest/embeddings.py``) and skips the copies it names.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from scipy.stats import binom
 
 from filters.curation.hash_bands import HASH_BITS, pairs_within
 from filters.curation.measures import hash_to_int
+from filters.curation.near_duplicates import connected_components, pick_representatives
 
 
 @dataclass(frozen=True)
@@ -64,3 +66,39 @@ def semantic_pairs(embeddings: np.ndarray, min_cosine: float, recall: float = 0.
     cosine = np.einsum("ij,ij->i", unit[matches.left], unit[matches.right])
     close = cosine >= min_cosine
     return SemanticPairs(matches.left[close], matches.right[close], cosine[close], budget, matches.candidates)
+
+
+@dataclass(frozen=True)
+class SemanticCopy:
+    """Row ``copy`` is a semantic near-duplicate of row ``representative`` (cosine of their embeddings)."""
+
+    copy: int
+    representative: int
+    cosine: float
+
+
+def semantic_copies(
+    embeddings: np.ndarray,
+    pixels: np.ndarray,
+    source_uris: np.ndarray,
+    image_ids: np.ndarray,
+    min_cosine: float,
+    preferred: np.ndarray | None = None,
+    recall: float = 0.999,
+    seed: int = 0,
+) -> list[SemanticCopy]:
+    """Every row that is not its semantic group's representative (the groups: connected components of the
+    pairs at cosine >= ``min_cosine``; the representative as for hashes: ``preferred``, most pixels, earliest
+    URI, smallest id), with its cosine to the representative."""
+    count = embeddings.shape[0]
+    if count < 2:
+        return []
+    pairs = semantic_pairs(embeddings, min_cosine, recall, seed)
+    component = connected_components(count, pairs.left, pairs.right)
+    representative = pick_representatives(component, pixels, source_uris, image_ids, preferred)
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    copies = np.flatnonzero(representative != np.arange(count))
+    cosine = np.einsum("ij,ij->i", unit[copies], unit[representative[copies]])
+    return [
+        SemanticCopy(int(c), int(r), float(v)) for c, r, v in zip(copies, representative[copies], cosine, strict=True)
+    ]

@@ -4,6 +4,7 @@
 curation:
   dedup: {enabled: true, hashes: [phash, dhash], phash_max_distance: 8, dhash_max_distance: 10, max_aspect_change: 0.1}
   gates: {min_side: 16, max_aspect_ratio: 8.0, min_sharpness: 20.0, max_single_colour_fraction: 0.98}
+  semantic: {enabled: false, model: openai/clip-vit-large-patch14, min_cosine: 0.95, recall: 0.999, batch_size: 32}
 ```
 
 The defaults and why they are what they are: ``bench/README.md`` (near_dups) and the comments below.
@@ -94,9 +95,42 @@ class GateSettings:
             raise ValueError(f"max_single_colour_fraction must be in (0, 1], got {fraction}")
 
 
+# Semantic copies: CLIP image embeddings at cosine >= 0.95. SemDeDup (Abbas et al. 2023) removes LAION pairs
+# above 0.90-0.95 as semantic duplicates; 0.95 keeps to its conservative end, since an image skipped wrongly
+# loses its annotations (precision first, as for the hashes). Not measured here: no CLIP weights offline.
+DEFAULT_MIN_COSINE = 0.95
+
+
+@dataclass(frozen=True)
+class SemanticSettings:
+    """Semantic near-duplicates (``curation/semantic.py``): images whose embeddings by ``model`` (a CLIP or
+    SigLIP checkpoint: a local directory or a hub id in the local cache) have cosine >= ``min_cosine``, each
+    such pair found with probability ``recall``. Runs after the hash grouping, on the images it kept; when the
+    model's weights are not present the run says so and goes on without it."""
+
+    enabled: bool = False
+    model: str = "openai/clip-vit-large-patch14"
+    min_cosine: float = DEFAULT_MIN_COSINE
+    recall: float = 0.999
+    batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_cosine < 1.0:
+            raise ValueError(f"min_cosine must be in (0, 1), got {self.min_cosine}")
+        if not 0.5 <= self.recall < 1.0:
+            raise ValueError(f"recall must be in [0.5, 1), got {self.recall}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not self.model.strip():
+            raise ValueError("model must name a checkpoint (a local directory or a hub id)")
+
+
 @dataclass(frozen=True)
 class CurationSettings:
-    """Which images go to the specialists: near-duplicates and gated images are skipped."""
+    """Which images go to the specialists: near-duplicates (by hashes, and optionally by embeddings) and
+    gated images are skipped."""
 
     dedup: DedupSettings = field(default_factory=DedupSettings)
     gates: GateSettings = field(default_factory=GateSettings)
+    semantic: SemanticSettings = field(default_factory=SemanticSettings)

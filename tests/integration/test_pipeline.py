@@ -88,7 +88,7 @@ def test_manifest_is_complete_and_versioned(first_run) -> None:
     output, _ = first_run
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest == json.loads((output / "versions" / "v000001.json").read_text())
-    assert manifest["version"] == 1 and manifest["schema_version"] == "1.2.0"
+    assert manifest["version"] == 1 and manifest["schema_version"] == "1.3.0"
     assert manifest["models"]["ocr"].startswith("rapidocr-onnxruntime==")
     assert [s["rows"] for s in manifest["shards"]] == [3, 3, 3]
     assert not list(output.rglob("*.partial"))

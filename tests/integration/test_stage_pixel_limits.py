@@ -92,6 +92,8 @@ def test_a_run_publishes_the_thin_png_with_the_ocr_error_and_the_other_stages_wo
             {"name": "ocr", "backend": "rapidocr", "options": {"words": False}, "resources": {"num_cpus": 0.5}},
             {"name": "haar", "backend": "haar", "resources": {"num_cpus": 0.5}},
         ],
+        # Curation off: these images are tiny or flat (a gate or the near-duplicate grouping would skip them).
+        "curation": {"dedup": {"enabled": False}, "gates": {"min_side": None}},
         "ray": {"num_cpus": 2},
     }
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")

@@ -92,7 +92,8 @@ def test_the_experiment_runs_a_refinement_round_end_to_end(tmp_path) -> None:
     argv = ["--images", "8", "--size", "64", "--rounds", "1", "--epochs", "2", "--model", "tiny"]
     result = main([*argv, "--work", str(tmp_path / "work")])
     round_1 = result["versions"]["v2 (round 1)"]
-    assert len(round_1["loss_per_epoch"]) == 2 and all(loss > 0 for loss in round_1["loss_per_epoch"])
+    losses = round_1["loss_per_fold_epoch"]
+    assert len(losses) == 2 * 2 and all(loss > 0 for loss in losses)
     assert {"AP", "AP50", "AR100", "merge"} <= set(round_1)
     assert result["ap_gain_points"] == pytest.approx(
         100 * (round_1["AP"] - result["versions"]["v1 (after filters)"]["AP"])

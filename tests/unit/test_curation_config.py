@@ -53,3 +53,40 @@ curation:
 def test_a_bad_curation_value_fails_naming_the_key(section: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config({"curation": section})
+
+
+def test_semantic_dedup_is_off_by_default_and_on_in_the_fld5b_profile() -> None:
+    from engine.config.profile import load_config
+
+    assert parse_config({}).curation.semantic.enabled is False
+    semantic = load_config("fld5b").curation.semantic
+    assert (semantic.enabled, semantic.model, semantic.min_cosine) == (True, "openai/clip-vit-large-patch14", 0.95)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"min_cosine": 1.0}, r"curation.semantic: min_cosine must be in \(0, 1\)"),
+        ({"recall": 1.0}, r"curation.semantic: recall must be in \[0.5, 1\)"),
+        ({"batch_size": 0}, "curation.semantic: batch_size must be at least 1"),
+        ({"model": " "}, "curation.semantic: model must name a checkpoint"),
+        ({"min_cos": 0.9}, "curation.semantic: unknown key 'min_cos'"),
+    ],
+)
+def test_a_bad_semantic_value_fails_naming_the_key(section: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"curation": {"semantic": section}})
+
+
+def test_models_lists_the_semantic_embedding_model_when_semantic_dedup_is_on(capsys, tmp_path) -> None:
+    from engine.cli import main as cli
+
+    missing = tmp_path / "no-clip"
+    profile = tmp_path / "semantic.yaml"
+    profile.write_text(
+        yaml.safe_dump({"extends": "offline", "curation": {"semantic": {"enabled": True, "model": str(missing)}}})
+    )
+    assert cli(["models", "--config", str(profile)]) == 1
+    printed = capsys.readouterr().out
+    assert f"MISSING curation.semantic (clip): {missing}" in printed
+    assert "3 of 4 specialists have their weights" in printed

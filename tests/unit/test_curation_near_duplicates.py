@@ -113,6 +113,18 @@ def test_representatives_prefer_pixels_over_uri() -> None:
     assert chosen.tolist() == [1, 1, 2]
 
 
+def test_a_preferred_image_represents_its_group_before_a_larger_one() -> None:
+    component = np.array([0, 0, 1, 1])
+    chosen = pick_representatives(
+        component,
+        np.array([100, 400, 9, 50]),
+        np.array(["a", "z", "m", "n"]),
+        np.array(["1", "2", "3", "4"]),
+        preferred=np.array([True, False, False, False]),
+    )
+    assert chosen.tolist() == [0, 0, 3, 3]
+
+
 def test_no_images_and_one_image_need_no_pairs() -> None:
     assert group_near_duplicates(_columns([]), DedupSettings()).component.size == 0
     alone = group_near_duplicates(_columns([_image(1, 1, 10, 10, "a.jpg", "1")]), DedupSettings())

@@ -39,11 +39,13 @@ def test_a_copy_is_skipped_with_its_representative_and_distances() -> None:
         {
             "source_uri": "/a/small.jpg",
             "image_id": "B",
+            "source_uris": ["/a/small.jpg"],
             "rule": NEAR_DUPLICATE,
             "value": 3.0,
             "threshold": 8.0,
             "detail": "phash 3 (max 8), dhash 0 (max 10) from /a/big.jpg",
             "duplicate_of": "A",
+            "measures": pytest.approx(_measures(0, 640, 480)),
         }
     ]
 
@@ -124,3 +126,20 @@ def test_an_image_id_listed_twice_is_refused() -> None:
 def test_a_probe_table_without_measures_is_refused_naming_the_column() -> None:
     with pytest.raises(ValueError, match="measures"):
         select_for_annotation(pa.table({"source_uri": ["a"], "image_id": ["A"]}), CurationSettings())
+
+
+def test_an_image_annotated_before_represents_a_larger_new_copy() -> None:
+    probes = _probes(("/a/old.jpg", "OLD", _measures(0, 640, 480)), ("/a/new_big.jpg", "NEW", _measures(1, 1280, 960)))
+    probes = probes.append_column("annotated", pa.array([True, False]))
+    selection = select_for_annotation(probes, CurationSettings())
+    assert selection.representatives.column("image_id").to_pylist() == ["OLD"]
+    assert selection.skipped.select(["image_id", "duplicate_of"]).to_pylist() == [
+        {"image_id": "NEW", "duplicate_of": "OLD"}
+    ]
+
+
+def test_a_skipped_row_lists_every_path_of_its_bytes() -> None:
+    probes = _probes(("/p/a.jpg", "A", _measures(0, 800, 600)), ("/p/b.jpg", "B", _measures(0, 400, 300)))
+    probes = probes.append_column("source_uris", pa.array([["/p/a.jpg"], ["/p/b.jpg", "/q/b_again.jpg"]]))
+    skipped = select_for_annotation(probes, CurationSettings()).skipped
+    assert skipped.column("source_uris").to_pylist() == [["/p/b.jpg", "/q/b_again.jpg"]]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from filters.curation.near_duplicates import connected_components
-from filters.curation.semantic import hamming_budget, semantic_pairs, simhash
+from filters.curation.semantic import hamming_budget, semantic_copies, semantic_pairs, simhash
 
 
 def _embeddings(count: int, dimensions: int, seed: int) -> np.ndarray:
@@ -54,3 +54,20 @@ def test_semantic_pairs_group_through_the_shared_components() -> None:
     vectors = np.array([[1.0, 0.0, 0.0], [0.999, 0.04, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     found = semantic_pairs(vectors, 0.99)
     assert connected_components(4, found.left, found.right).tolist() == [0, 0, 1, 2]
+
+
+def test_semantic_copies_name_each_copy_its_representative_and_cosine() -> None:
+    base = np.eye(8)[:3] * 5.0
+    embeddings = np.vstack([base[0], base[0] + 0.01 * np.eye(8)[5], base[1], base[2], base[2] * 2.0])
+    pixels = np.array([100, 400, 50, 50, 10])
+    uris = np.array(["/a", "/b", "/c", "/d", "/e"])
+    ids = np.array(["A", "B", "C", "D", "E"])
+    copies = semantic_copies(embeddings, pixels, uris, ids, min_cosine=0.99)
+    assert [(c.copy, c.representative) for c in copies] == [(0, 1), (4, 3)]
+    assert copies[0].cosine == pytest.approx(1.0, abs=1e-4) and copies[1].cosine == pytest.approx(1.0)
+    preferred = np.array([True, False, False, False, False])
+    assert [(c.copy, c.representative) for c in semantic_copies(embeddings, pixels, uris, ids, 0.99, preferred)] == [
+        (1, 0),
+        (4, 3),
+    ]
+    assert semantic_copies(embeddings[:1], pixels[:1], uris[:1], ids[:1], 0.99) == []

@@ -106,6 +106,11 @@ def test_tombstones_name_removed_changed_and_quarantined_images() -> None:
     }
 
 
+def test_an_image_curation_now_skips_is_tombstoned_as_skipped() -> None:
+    rows = find_tombstones({"copy": ["/e.png"]}, set(), {"/e.png": "copy"}, skipped={"copy"})
+    assert [(r["image_id"], r["reason"], r["replaced_by"]) for r in rows] == [("copy", "skipped", None)]
+
+
 def _shard(root: Path, run_id: str, ids: list[str], journal: RunJournal) -> None:
     writer = ShardWriter(root, "annotations", f"part-{run_id}", ANNOTATION_SCHEMA, WriterConfig(), journal.record)
     rows = [ImageRecord(i, f"/{i}.png", 4, 4, "png").to_row() for i in ids]
