@@ -95,3 +95,32 @@ def test_a_copy_of_a_reference_image_is_skipped_and_the_reference_never_is() -> 
     assert curated.skipped.select(["image_id", "duplicate_of"]).to_pylist() == [
         {"image_id": "NEW", "duplicate_of": "OLD"}
     ]
+
+
+def test_kept_references_are_the_kept_rows_with_measures_and_their_places(tmp_path) -> None:
+    from engine.config.settings import WriterConfig
+    from engine.ingest.curation import kept_references
+    from engine.store.location import location
+    from engine.store.writer import write_shard
+    from schemas.arrow import ANNOTATION_SCHEMA
+    from schemas.records import ImageRecord
+
+    measures = ImageMeasures(800, 600, 800 / 600, 5, 6, 300.0, 120.0, 50.0, 0.2)
+    rows = [
+        ImageRecord("KEPT", "/in/k.jpg", 800, 600, "jpeg", ["/in/k.jpg", "/in/k2.jpg"], measures=measures),
+        ImageRecord("NO_PLACES", "/in/n.jpg", 800, 600, "jpeg", [], measures=measures),
+        ImageRecord("UNMEASURED", "/in/u.jpg", 800, 600, "jpeg", ["/in/u.jpg"]),
+        ImageRecord("NOT_KEPT", "/in/x.jpg", 800, 600, "jpeg", ["/in/x.jpg"], measures=measures),
+    ]
+    table = pa.Table.from_pylist([row.to_row() for row in rows], schema=ANNOTATION_SCHEMA)
+    root = location(tmp_path)
+    new = write_shard(table, root, "annotations/new.parquet", WriterConfig(), {})
+    old = write_shard(table.drop_columns(["measures"]), root, "annotations/old.parquet", WriterConfig(), {})
+    found = kept_references(root, [new, old], {"KEPT", "NO_PLACES", "UNMEASURED"})
+    assert found.schema.equals(REFERENCE_SCHEMA)
+    assert found.select(["image_id", "source_uris", "width"]).to_pylist() == [
+        {"image_id": "KEPT", "source_uris": ["/in/k.jpg", "/in/k2.jpg"], "width": 800},
+        {"image_id": "NO_PLACES", "source_uris": ["/in/n.jpg"], "width": 800},
+    ]
+    kept = ImageMeasures.from_dict(found.column("measures")[0].as_py())
+    assert (kept.width, kept.phash, kept.dhash, kept.sharpness) == (800, 5, 6, 300.0)
