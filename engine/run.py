@@ -42,9 +42,10 @@ from engine.config.settings import EngineConfig
 from engine.errors import RunFailure
 from engine.execute.dataset import build_dataset, check_capacity, refilter_on_ray, run_in_process
 from engine.execute.plan_stages import PlannedStage, plan_stages
-from engine.execute.ray_session import LazyRay, check_cluster_early
+from engine.execute.ray_session import LazyRay, RayOutput, check_cluster_early
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
+from engine.execute.stage_timing import StageTiming
 from engine.ingest.captions import alt_texts
 from engine.ingest.curation import (
     CuratedWork,
@@ -63,6 +64,7 @@ from engine.ingest.locator import Locator
 from engine.ingest.probe import PROBE_INDEX_SCHEMA, as_probe_index, group_by_content, probe_settings, probe_sources
 from engine.ingest.probe_cache import load_probe_cache, probe_key, split_by_cache
 from engine.ingest.sources import InputOptions, Source
+from engine.progress import loading_line
 from engine.refresh.carryover import Candidate, CarryOver, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
 from engine.refresh.scope import input_scope, kept_out_of_scope
@@ -104,6 +106,8 @@ class RunRequest:
     input_options: InputOptions = field(default_factory=InputOptions)
     allow_empty: bool = False
     always_publish: bool = False
+    route_ray_logs: bool = False
+    dashboard: bool = False
 
     def probe_key(self) -> dict[str, Any]:
         return probe_key(self.config.ingest, self.input_options)
@@ -135,6 +139,7 @@ class RunResult:
     kept_unlisted: int = 0
     imports: dict[str, MatchReport] = field(default_factory=dict)
     published: bool = True
+    stage_timings: list[StageTiming] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -222,7 +227,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         run = plan_run(request, run_id, sources)
         progress(f"fld-engine: {len(run.sources)} inputs, {len(run.stages)} stages, output {run.root}")
         with ExitStack() as stack:
-            ray = _lazy_ray(stack, run)
+            ray = _lazy_ray(stack, run, progress)
             probed = probe(run, ray)
             imports = import_reports(run.config, _places(probed.work))
             for name, report in imports.items():
@@ -276,11 +281,13 @@ def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan
     return RunPlan(request, run_id, sources, stages, history, unfinished, stage_plan, journal)
 
 
-def _lazy_ray(stack: ExitStack, run: RunPlan) -> LazyRay:
-    """Ray for this run, started on first need; once up, it must fit every stage at once."""
+def _lazy_ray(stack: ExitStack, run: RunPlan, progress: Progress) -> LazyRay:
+    """Ray for this run, started on first need; once up, it must fit every stage at once. The run shows
+    its own progress, so Ray Data's bars stay off."""
     groups = group_stages(run.stages, run.config.ray.fuse_cpu_stages)
     request = run.request
-    return LazyRay(stack, run.config.ray, request.address, request.progress_bars, lambda: check_capacity(groups))
+    output = RayOutput(request.route_ray_logs, request.dashboard, progress)
+    return LazyRay(stack, run.config.ray, request.address, False, lambda: check_capacity(groups), output)
 
 
 # -- 2. probe --------------------------------------------------------------------------------
@@ -407,7 +414,8 @@ def annotate(
     ``locators``), then the filters over rows whose filters changed (without pixels); each shard is
     journaled once written."""
     config = run.config
-    sink = AnnotationSink(run.root, run.run_id, config.writer, progress)
+    names = [s.name for s in run.stages]
+    sink = AnnotationSink(run.root, run.run_id, config.writer, progress, run.request.progress_bars, names)
     new_rows = _new_rows(carry.new, config.ingest.caption_granularity)
     pixel_rows = with_locators(pa.concat_tables([new_rows, carry.rerun_pixels]), locators)
     annotated = 0
@@ -415,6 +423,9 @@ def annotate(
         ray.start()
         # Only new images need every specialist; carried rows rerun their stale ones (and all filters).
         needed = [s for s in run.stages if s.kind == FILTERS or carry.new.num_rows or s.name in carry.stale_specialists]
+        for stage in needed:
+            if stage.holds_model:
+                progress(loading_line(stage.name, stage.model))
         dataset = build_dataset(pixel_rows, needed, config)
         annotated = sink.drain_dataset(dataset, "annotated", pixel_rows.num_rows)
     refilter_rows = carry.rerun_filters
@@ -629,6 +640,7 @@ def publish_version(
         tombstones=side_tables.tombstones,
         probe_index=side_tables.probe_index,
         extra={"inputs": list(request.inputs), "full": request.full, "ingest": request.probe_key(), **stats},
+        stage_timings=annotated.timings,
     )
     publish(run.root, manifest)
     referenced = {path for m in [*run.history, manifest] for path in m.files()}
@@ -661,4 +673,5 @@ def _result(
         near_duplicate_groups=extra["near_duplicate_groups"],
         kept_unlisted=extra["kept_unlisted"],
         imports=dict(imports or {}),
+        stage_timings=manifest.stage_timings,
     )

@@ -453,7 +453,8 @@ class ImageMeasures:
     single_colour_fraction: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a number: a plain dict, not asdict's recursive copy (this runs once per probed image).
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageMeasures:

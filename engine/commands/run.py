@@ -11,6 +11,7 @@ from engine.commands.summary import format_counts
 from engine.errors import EXIT_CODES_HELP
 from engine.ingest.imports.plan import describe, with_imports
 from engine.ingest.sources import InputOptions
+from engine.progress import stage_table
 from engine.refine_loop import base_checkpoint, refine_dataset
 from engine.run import RunRequest, RunResult, run_pipeline
 from engine.store.location import Location, location
@@ -92,7 +93,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="publish a new version even when nothing changed since the latest one",
     )
-    parser.add_argument("--quiet", action="store_true", help="print only errors and warnings")
+    parser.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="start Ray's dashboard with the local Ray and print its address (needs fld-engine[dashboard])",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only errors and warnings (no progress, no summary)")
     parser.set_defaults(func=run)
 
 
@@ -112,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         input_options=InputOptions(args.path_column, args.image_column, args.caption_column),
         allow_empty=args.allow_empty,
         always_publish=args.always_publish,
+        route_ray_logs=True,
+        dashboard=args.dashboard,
     )
     result = run_pipeline(request, progress=(lambda _: None) if args.quiet else _progress)
     manifest, root = result.manifest, location(request.output)
@@ -147,6 +155,8 @@ def _print_summary(result: RunResult, manifest: Manifest, root: Location) -> Non
         print(f"imported {describe(name, report)}")
     print(f"shards: {root / 'annotations'} ({len(manifest.shards)} files)")
     print(format_counts(manifest.counts))
+    if result.stage_timings:
+        print(stage_table(result.stage_timings))
 
 
 def _progress(message: str) -> None:

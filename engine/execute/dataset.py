@@ -17,7 +17,7 @@ from engine.config.typed_config import ConfigError
 from engine.execute.plan_stages import PlannedStage
 from engine.execute.ray_session import LazyRay
 from engine.execute.stage_groups import StageGroup, group_stages
-from engine.execute.stage_runner import run_step
+from engine.execute.stage_runner import run_step, set_up
 from engine.execute.worker_deaths import DeathGuardedChain
 from engine.ingest.image_bytes import attach_image_bytes
 
@@ -30,6 +30,8 @@ IN_PROCESS_ROWS = 2000
 PIXEL_FREE_BLOCK_ROWS = 256
 
 _TASK_STAGES: dict[str, Any] = {}
+# Setup seconds of task stages set up in this worker process and not yet reported in an output batch.
+_TASK_LOADS: dict[str, float] = {}
 
 
 def _task_stage(stage_config: StageConfig) -> Any:
@@ -37,7 +39,7 @@ def _task_stage(stage_config: StageConfig) -> Any:
     key = repr(stage_config)
     if key not in _TASK_STAGES:
         stage = stage_config.create()
-        stage.setup()
+        _TASK_LOADS.update(set_up([stage]))
         _TASK_STAGES[key] = stage
     return _TASK_STAGES[key]
 
@@ -45,7 +47,7 @@ def _task_stage(stage_config: StageConfig) -> Any:
 def _run_task_group(
     batch: pa.Table, stages: tuple[StageConfig, ...], max_pixels: int, read_bytes: bool | None
 ) -> pa.Table:
-    return run_step([_task_stage(config) for config in stages], batch, max_pixels, read_bytes)
+    return run_step([_task_stage(config) for config in stages], batch, max_pixels, read_bytes, _TASK_LOADS)
 
 
 def _named_guard(group_name: str) -> type:
@@ -93,9 +95,11 @@ def _blocks(table: pa.Table, rows_per_block: int) -> list[pa.Table]:
 
 def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConfig, read_pixels: bool = True) -> Any:
     """The lazy Ray Data pipeline over ``rows`` (annotation schema): attach bytes, then one ``map_batches``
-    per stage group. Without ``read_pixels`` no file is read (for stages that do not need pixels)."""
+    per stage group. No file is read without ``read_pixels`` or when no stage needs pixels (a filters-only
+    profile): the image's identity and measures come from probing, so its bytes would only travel unused."""
     import ray
 
+    read_pixels = read_pixels and (not stages or any(stage.needs_pixels for stage in stages))
     # Blocks are the streaming unit; without file reads, larger blocks cost less scheduling.
     ds = ray.data.from_arrow(_blocks(rows, config.ray.decode_batch_size if read_pixels else PIXEL_FREE_BLOCK_ROWS))
     groups = group_stages(stages, config.ray.fuse_cpu_stages)
@@ -142,10 +146,9 @@ def streamed(dataset: Any) -> Iterator[pa.Table]:
 def run_in_process(rows: pa.Table, stages: list[PlannedStage], config: EngineConfig) -> Iterator[pa.Table]:
     """The pixel-free stages over ``rows`` in this process (small filter reruns, where Ray would cost more)."""
     created = [stage.config.create() for stage in stages]
-    for stage in created:
-        stage.setup()
+    loads = set_up(created)
     for batch in _blocks(rows, PIXEL_FREE_BLOCK_ROWS):
-        yield run_step(created, batch, config.ingest.max_pixels, read_bytes=False)
+        yield run_step(created, batch, config.ingest.max_pixels, read_bytes=False, loads=loads)
 
 
 def refilter_on_ray(rows: pa.Table, ray: LazyRay) -> bool:

@@ -22,6 +22,7 @@ class PlannedStage:
     holds_model: bool
     requires: frozenset[str] = frozenset()
     produces: frozenset[str] = frozenset()
+    needs_pixels: bool = True  # unknown stages are assumed to; plan_stages says what each really needs
 
     @property
     def name(self) -> str:
@@ -74,7 +75,15 @@ def plan_stages(config: EngineConfig) -> list[PlannedStage]:
         model = stage.model_id if stage.kind == SPECIALISTS else ""
         placed = replace(stage_config, inputs=stage.inputs)
         planned.append(
-            PlannedStage(placed, stage_fingerprint(stage), model, stage.holds_model, stage.requires, stage.produces)
+            PlannedStage(
+                placed,
+                stage_fingerprint(stage),
+                model,
+                stage.holds_model,
+                stage.requires,
+                stage.produces,
+                stage.needs_pixels,
+            )
         )
     return planned
 

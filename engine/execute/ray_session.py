@@ -8,11 +8,14 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.config.settings import RayConfig
+from engine.config.typed_config import ConfigError
 from engine.errors import RunFailure
+from engine.execute.ray_logs import RayLogRouting, session_log_folder
 from engine.interrupt import keep_signal_handlers
 
 CONNECT_TIMEOUT_S = 5.0
@@ -91,32 +94,72 @@ def check_cluster(address: str) -> None:
         raise RunFailure(f"--address {address}: no Ray cluster answers at {resolved} ({reason})") from None
 
 
+@dataclass(frozen=True)
+class RayOutput:
+    """What Ray shows of itself. ``route_logs``: Ray's and Ray Data's own log lines go to the session's log
+    folder, not the terminal (``engine/execute/ray_logs.py``); ``dashboard``: start Ray's dashboard. Where
+    they are is said once through ``announce``."""
+
+    route_logs: bool = False
+    dashboard: bool = False
+    announce: Callable[[str], None] = lambda _: None
+
+
+def check_dashboard_installed() -> None:
+    """Fail in one line when Ray's dashboard cannot start (its packages come with ``ray[default]``)."""
+    try:
+        import ray.dashboard.optional_deps  # noqa: F401
+    except ImportError as error:
+        raise ConfigError(
+            f"--dashboard needs Ray's dashboard packages ({error.name or error} is missing): "
+            "pip install 'fld-engine[dashboard]' (or 'ray[default]')"
+        ) from None
+
+
+def _announce_dashboard(context: Any, announce: Callable[[str], None]) -> None:
+    from ray._private import worker
+
+    url = getattr(context, "dashboard_url", None)
+    node = worker._global_node
+    port = getattr(node, "metrics_export_port", None) if node is not None else None
+    metrics = f" (Prometheus metrics: http://{node.node_ip_address}:{port}/metrics)" if port else ""
+    announce(f"Ray dashboard: http://{url}{metrics}" if url else "Ray dashboard: not available on this cluster")
+
+
 @contextmanager
-def ray_session(config: RayConfig, address: str | None = None, progress: bool = True) -> Iterator[None]:
+def ray_session(
+    config: RayConfig, address: str | None = None, progress: bool = True, output: RayOutput | None = None
+) -> Iterator[None]:
     """Initialise Ray for one engine run (reusing an already initialised Ray) and shut it down after.
 
     ``address`` (or ``RAY_ADDRESS``, or ``config.address``) joins a running cluster and ships
-    fld-engine's packages to it; otherwise a local Ray starts with ``config.num_cpus`` CPUs.
+    fld-engine's packages to it; otherwise a local Ray starts with ``config.num_cpus`` CPUs. ``output``:
+    see :class:`RayOutput` (it applies when this session starts Ray).
     """
     import ray
     from ray.data import DataContext
 
+    output = output or RayOutput()
     address = cluster_address(config, address)
     started = False
+    routing: RayLogRouting | None = None
     if not ray.is_initialized():
-        if address:
-            if config.spill_dir or config.object_store_memory_mb:
-                LOG.warning(
-                    "ray.spill_dir and ray.object_store_memory_mb apply to a Ray this run starts; a cluster's "
-                    "nodes take them from `ray start --object-spilling-directory ... --object-store-memory ...`"
-                )
-            check_cluster(address)
-            with keep_signal_handlers():
-                ray.init(address=address, runtime_env={"py_modules": _package_dirs()}, log_to_driver=False)
-        else:
-            with keep_signal_handlers():
-                ray.init(**local_init_options(config))
+        if output.dashboard:
+            check_dashboard_installed()
+        routing = RayLogRouting() if output.route_logs else None
+        try:
+            ray_context = _init(ray, config, address, output.dashboard)
+        except BaseException:
+            if routing is not None:
+                routing.restore()
+            raise
         started = True
+        folder = session_log_folder()
+        if routing is not None and folder is not None:
+            routing.into_folder(folder)
+            output.announce(f"Ray logs: {folder}")
+        if output.dashboard:
+            _announce_dashboard(ray_context, output.announce)
     if not progress:
         logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = DataContext.get_current()
@@ -126,8 +169,32 @@ def ray_session(config: RayConfig, address: str | None = None, progress: bool = 
     try:
         yield
     finally:
-        if started:
-            ray.shutdown()
+        try:
+            if started:
+                ray.shutdown()
+        finally:
+            if routing is not None:
+                routing.restore()
+
+
+def _init(ray: Any, config: RayConfig, address: str | None, dashboard: bool) -> Any:
+    """``ray.init`` joining ``address`` or starting a local Ray; the caller's signal handlers kept."""
+    if address:
+        if config.spill_dir or config.object_store_memory_mb:
+            LOG.warning(
+                "ray.spill_dir and ray.object_store_memory_mb apply to a Ray this run starts; a cluster's "
+                "nodes take them from `ray start --object-spilling-directory ... --object-store-memory ...`"
+            )
+        check_cluster(address)
+        with keep_signal_handlers():
+            return ray.init(
+                address=address, runtime_env={"py_modules": _package_dirs()}, log_to_driver=False, logging_level="ERROR"
+            )
+    options = local_init_options(config)
+    if dashboard:
+        options.update(include_dashboard=True, dashboard_host="127.0.0.1")
+    with keep_signal_handlers():
+        return ray.init(**options)
 
 
 class LazyRay:
@@ -141,12 +208,14 @@ class LazyRay:
         address: str | None,
         progress: bool,
         on_start: Callable[[], None] = lambda: None,
+        output: RayOutput | None = None,
     ) -> None:
         self.stack, self.config, self.address, self.progress, self.on_start = stack, config, address, progress, on_start
+        self.output = output
         self.started = False
 
     def start(self) -> None:
         if not self.started:
-            self.stack.enter_context(ray_session(self.config, self.address, self.progress))
+            self.stack.enter_context(ray_session(self.config, self.address, self.progress, self.output))
             self.on_start()
             self.started = True

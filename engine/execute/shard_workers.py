@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from engine.config.settings import WriterConfig
+from engine.execute.stage_timing import StageTiming, StageTotals, split_timings
 from engine.ingest.image_bytes import INGEST_STAGE
 from engine.store.journal import RunJournal
 from engine.store.writer import ShardInfo, ShardWriter
@@ -34,11 +35,14 @@ CPUS_PER_WORKER = 8
 
 @dataclass(frozen=True)
 class WriteReport:
-    """What a writer did since its last report: shards closed, rows taken, rows that failed ingestion."""
+    """What a writer did since its last report: shards closed, rows taken (``received``: with those that
+    failed ingestion), rows that failed ingestion, and the stages' timings over the rows received."""
 
     shards: list[ShardInfo] = field(default_factory=list)
     rows: int = 0
     late_quarantine: list[dict[str, Any]] = field(default_factory=list)
+    timings: list[StageTiming] = field(default_factory=list)
+    received: int = 0
 
 
 def _ingest_failure(errors: list[dict[str, Any]] | None) -> str | None:
@@ -96,12 +100,15 @@ class ShardWorker:
         table = _as_arrow(block)
         if rows is not None:
             table = table.slice(rows[0], rows[1] - rows[0])
+        table, timing_column = split_timings(table)
+        totals = StageTotals()
+        totals.add(timing_column, table.column("errors"))
         kept, late = split_ingest_failures(table)
         with self._lock:
             if "image_bytes" in kept.column_names:
                 kept = kept.drop_columns(["image_bytes"])
             self._writer.write(kept)
-            return self._report(kept.num_rows, late)
+            return self._report(kept.num_rows, late, totals.timings(), table.num_rows)
 
     def close(self) -> WriteReport:
         """Write the last shard and stop the timer."""
@@ -110,10 +117,12 @@ class ShardWorker:
             self._writer.close()
             return self._report(0, [])
 
-    def _report(self, rows: int, late: list[dict[str, Any]]) -> WriteReport:
+    def _report(
+        self, rows: int, late: list[dict[str, Any]], timings: list[StageTiming] | None = None, received: int = 0
+    ) -> WriteReport:
         shards = self._writer.shards[self._reported :]
         self._reported = len(self._writer.shards)
-        return WriteReport(list(shards), rows, late)
+        return WriteReport(list(shards), rows, late, timings or [], received)
 
     def _close_due_shards(self, every: float) -> None:
         while not self._stop.wait(every):

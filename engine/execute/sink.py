@@ -8,14 +8,16 @@ rerun that ran in this process is written here by the same writer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
 from engine.config.settings import WriterConfig
 from engine.execute.shard_workers import ShardWorker, WorkerShards, WriteReport
+from engine.execute.stage_timing import StageTiming, StageTotals
+from engine.progress import Meter
 from engine.store.location import Where, location
 from engine.store.writer import ShardInfo
 
@@ -23,12 +25,14 @@ from engine.store.writer import ShardInfo
 @dataclass(frozen=True)
 class Annotated:
     """What the annotate phase wrote: its shards, how many new or re-annotated images, the ids of the
-    images sent to be written, and the quarantine rows of files that failed to load during the run."""
+    images sent to be written, the quarantine rows of files that failed to load during the run, and each
+    stage's timings."""
 
     shards: list[ShardInfo]
     annotated: int
     sent: pa.Array | pa.ChunkedArray
     late_quarantine: list[dict[str, Any]]
+    timings: list[StageTiming] = field(default_factory=list)
 
     @property
     def written(self) -> set[str]:
@@ -37,14 +41,27 @@ class Annotated:
 
 
 class AnnotationSink:
-    """Collects the writers' reports (``reports``: the only things that reach the driver) for one run."""
+    """Collects the writers' reports (``reports``: the only things that reach the driver) for one run; shows
+    each step's progress (a bar with ``bars``, else lines through ``progress``) and sums the stages' timings
+    (``stages``: their names in the order of the table printed at the end)."""
 
-    def __init__(self, root: Where, run_id: str, config: WriterConfig, progress: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        root: Where,
+        run_id: str,
+        config: WriterConfig,
+        progress: Callable[[str], None],
+        bars: bool = False,
+        stages: Sequence[str] = (),
+    ) -> None:
         self.root, self.run_id, self.config, self.progress = str(location(root)), run_id, config, progress
+        self.bars = bars
         self.reports: list[WriteReport] = []
+        self.totals = StageTotals(stages)
         self._workers: WorkerShards | None = None
         self._local: ShardWorker | None = None
-        self._label, self._done, self._total = "", 0, 0
+        self._done = 0
+        self._meter: Meter | None = None
 
     def drain_dataset(self, dataset: Any, label: str, total: int) -> int:
         """Write every row of a Ray dataset from writer actors; return the rows written."""
@@ -71,15 +88,24 @@ class AnnotationSink:
             self._take(self._local.close())
         late = [row for report in self.reports for row in report.late_quarantine]
         shards = [shard for report in self.reports for shard in report.shards]
-        return Annotated(shards, annotated, sent, late)
+        return Annotated(shards, annotated, sent, late, self.totals.timings())
 
     def _drain(self, label: str, total: int, write: Callable[[], None]) -> int:
-        self._label, self._done, self._total = label, 0, total
-        write()
+        self._done = 0
+        self._meter = Meter(label, total, self.progress, self.bars)
+        try:
+            write()
+        except BaseException:
+            self._meter.abort()
+            raise
+        finally:
+            meter, self._meter = self._meter, None
+        meter.close()
         return self._done
 
     def _take(self, report: WriteReport) -> None:
         self.reports.append(report)
-        if report.rows:
-            self._done += report.rows
-            self.progress(f"{self._label} {self._done}/{self._total} images")
+        self.totals.merge(report.timings)
+        self._done += report.rows
+        if self._meter is not None and report.received:
+            self._meter.advance(report.received)

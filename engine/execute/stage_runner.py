@@ -8,6 +8,7 @@ process, so each stage's model loads once per actor (a model step's inner worker
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine.config.settings import StageConfig
+from engine.execute.stage_timing import BatchTimer, split_timings, with_timings
 from engine.ingest.decode import BadImage, decode_image
 from engine.ingest.image_bytes import attach_image_bytes
 from schemas.arrow import IN_FLIGHT_SCHEMA
@@ -82,9 +84,15 @@ class _Batch:
     """The records of one Arrow batch, their decoded images, and which rows each stage must process."""
 
     def __init__(
-        self, stages: Sequence[Stage], fingerprints: list[str], table: pa.Table, max_pixels: int, todo: list[list[int]]
+        self,
+        stages: Sequence[Stage],
+        fingerprints: list[str],
+        table: pa.Table,
+        max_pixels: int,
+        todo: list[list[int]],
+        timer: BatchTimer,
     ) -> None:
-        self.stages, self.fingerprints, self.todo = stages, fingerprints, todo
+        self.stages, self.fingerprints, self.todo, self.timer = stages, fingerprints, todo, timer
         self.rows = table.to_pylist()
         self.earlier = _set_aside_earlier_errors(self.rows, stages, todo)
         self.records = [ImageRecord.from_row(row) for row in self.rows]
@@ -95,9 +103,11 @@ class _Batch:
         """Each stage once over all its rows; raises if a stage raises (the caller then goes image by image)."""
         for stage, fingerprint, rows in zip(self.stages, self.fingerprints, self.todo, strict=True):
             ready = [i for i in rows if not stage.needs_pixels or self.failures[i] is None]
+            started = time.perf_counter()
             if ready:
                 images = [self.images[i] for i in ready] if stage.needs_pixels else None
                 stage.process([self.records[i] for i in ready], images)
+            self.timer.add(stage.name, rows, time.perf_counter() - started)
             self._finish(stage, fingerprint, rows)
 
     def invalid(self) -> list[int]:
@@ -120,9 +130,11 @@ class _Batch:
             rows = [i for i in rows if i in chosen]
             for i in rows:
                 if stage.needs_pixels and self.failures[i] is not None:
+                    self.timer.add(stage.name, [i], 0.0)
                     continue
                 before = self.records[i].to_row()
                 valid_before = _problem(self.records[i]) is None
+                started = time.perf_counter()
                 try:
                     stage.process([self.records[i]], [self.images[i]] if stage.needs_pixels else None)
                     problem = _problem(self.records[i]) if valid_before else None
@@ -131,6 +143,7 @@ class _Batch:
                 except Exception as error:
                     self.records[i] = ImageRecord.from_row(before)
                     self.records[i].errors.append(StageError(stage.name, _error_message(error)))
+                self.timer.add(stage.name, [i], time.perf_counter() - started)
             self._finish(stage, fingerprint, rows)
 
     def _finish(self, stage: Stage, fingerprint: str, rows: list[int]) -> None:
@@ -150,7 +163,13 @@ class _Batch:
         return pa.Table.from_pylist(out_rows, schema=IN_FLIGHT_SCHEMA)
 
 
-def run_stages_on_table(stages: Sequence[Stage], table: pa.Table, max_pixels: int, only_stale: bool = True) -> pa.Table:
+def run_stages_on_table(
+    stages: Sequence[Stage],
+    table: pa.Table,
+    max_pixels: int,
+    only_stale: bool = True,
+    timer: BatchTimer | None = None,
+) -> pa.Table:
     """Apply ``stages`` in order to the rows of ``table`` (in-flight schema); return the updated table.
 
     With ``only_stale`` a stage skips rows that already carry its current fingerprint, and a batch
@@ -159,7 +178,8 @@ def run_stages_on_table(stages: Sequence[Stage], table: pa.Table, max_pixels: in
     stage's annotations on it: it gets a :class:`StageError` and the run goes on. A row that the chain
     leaves invalid (``schemas.validation.validate_record``) runs again alone, so the stage that broke it
     loses its work there and gets the error: no shard holds an inconsistent row. Every processed row
-    records each stage's fingerprint in ``stages`` (``schemas.stage.stage_fingerprint``).
+    records each stage's fingerprint in ``stages`` (``schemas.stage.stage_fingerprint``). ``timer``, when
+    given, receives each stage's processed rows and seconds (a batch run image by image counts both passes).
     """
     recorded = [stages_map(cell) for cell in table.column("stages").to_pylist()]
     fingerprints = [stage_fingerprint(stage) for stage in stages]
@@ -169,7 +189,7 @@ def run_stages_on_table(stages: Sequence[Stage], table: pa.Table, max_pixels: in
     ]
     if not any(todo):
         return table
-    batch = _Batch(stages, fingerprints, table, max_pixels, todo)
+    batch = _Batch(stages, fingerprints, table, max_pixels, todo, timer or BatchTimer())
     try:
         batch.run_batched()
     except Exception:
@@ -181,12 +201,37 @@ def run_stages_on_table(stages: Sequence[Stage], table: pa.Table, max_pixels: in
     return batch.table()
 
 
-def run_step(stages: Sequence[Stage], batch: pa.Table, max_pixels: int, read_bytes: bool | None) -> pa.Table:
+def run_step(
+    stages: Sequence[Stage],
+    batch: pa.Table,
+    max_pixels: int,
+    read_bytes: bool | None,
+    loads: dict[str, float] | None = None,
+) -> pa.Table:
     """One pipeline step: with ``read_bytes`` (True or False) each row's image bytes are attached first,
-    read from its file or left empty (the first step); None: the batch already has them."""
+    read from its file or left empty (the first step); None: the batch already has them.
+
+    The output carries each stage's timings (``engine/execute/stage_timing.py``) after those of earlier
+    steps, and ``loads`` (setup seconds by stage, reported once: the dict is emptied)."""
+    batch, earlier = split_timings(batch)
     if read_bytes is not None:
         batch = attach_image_bytes(batch, read_bytes)
-    return run_stages_on_table(stages, batch, max_pixels)
+    timer = BatchTimer()
+    out = run_stages_on_table(stages, batch, max_pixels, timer=timer)
+    column = timer.column(out.num_rows, dict(loads or {}), earlier)
+    if loads:
+        loads.clear()
+    return with_timings(out, column)
+
+
+def set_up(stages: Sequence[Stage]) -> dict[str, float]:
+    """Set each stage up (load its model); return the seconds each took."""
+    seconds = {}
+    for stage in stages:
+        started = time.perf_counter()
+        stage.setup()
+        seconds[stage.name] = time.perf_counter() - started
+    return seconds
 
 
 def run_stage_on_table(stage: Stage, table: pa.Table, max_pixels: int) -> pa.Table:
@@ -202,14 +247,13 @@ class StageChainWorker:
 
     def __init__(self, stages: Sequence[StageConfig], max_pixels: int, read_bytes: bool | None = None) -> None:
         self.stages = [config.create() for config in stages]
-        for stage in self.stages:
-            stage.setup()
+        self.loads = set_up(self.stages)
         if all(config.resources.num_gpus == 0 for config in stages):
             _limit_torch_threads(max(config.resources.num_cpus for config in stages))
         self.max_pixels, self.read_bytes = max_pixels, read_bytes
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return run_step(self.stages, batch, self.max_pixels, self.read_bytes)
+        return run_step(self.stages, batch, self.max_pixels, self.read_bytes, self.loads)
 
 
 def _limit_torch_threads(num_cpus: float) -> None:

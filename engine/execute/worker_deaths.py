@@ -50,7 +50,7 @@ class IsolatingStageChain(StageChainWorker):
 
     def run(self, batch: pa.Table, only: int | None, read_bytes: bool | None) -> pa.Table:
         stages = self.stages if only is None else [self.stages[only]]
-        return run_step(stages, batch, self.max_pixels, read_bytes)
+        return run_step(stages, batch, self.max_pixels, read_bytes, self.loads)
 
 
 def is_worker_death(error: BaseException) -> bool:
@@ -148,7 +148,9 @@ class DeathGuardedChain:
                 self._died(error)
         if self.read_bytes is not None:  # isolated rows carry their bytes from here on
             batch = attach_image_bytes(batch, self.read_bytes)
-        return pa.concat_tables([self._isolated(batch.slice(i, 1)) for i in range(batch.num_rows)])
+        # A row a stage killed is rebuilt without the stage timings column: promote fills it with nulls.
+        rows = [self._isolated(batch.slice(i, 1)) for i in range(batch.num_rows)]
+        return pa.concat_tables(rows, promote_options="default")
 
     def _isolated(self, row: pa.Table) -> pa.Table:
         """One image through the chain; if it kills the worker, stage by stage, the killing stage erred."""

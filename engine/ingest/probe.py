@@ -36,7 +36,12 @@ from schemas.records import ImageMeasures
 # New sources of at most this many bytes in all are probed in this process: starting Ray's probe tasks
 # costs seconds of CPU, more than hashing and decoding a few dozen MB (a small refresh, a sample run).
 IN_PROCESS_PROBE_BYTES = 64 * 1024**2
-FILES_PER_TASK = 16
+# Plain files go to probe tasks in groups: about TASKS_PER_CPU tasks per CPU of the cluster, each of at least
+# MIN_FILES_PER_TASK and at most MAX_FILES_PER_TASK files (every task costs Ray milliseconds of scheduling and
+# a block of its own, more than hashing and decoding a small image; more tasks than CPUs keep them all busy).
+MIN_FILES_PER_TASK = 16
+MAX_FILES_PER_TASK = 256
+TASKS_PER_CPU = 4
 # The probe index (``probes/*.parquet``, see ``engine/ingest/probe_cache.py``): a probed image, what the
 # object holding it (the file, or its container) looked like before reading (size, mtime, ETag), when it
 # was checked, what probing found (with what curation measured on the pixels: hashes, size, sharpness...),
@@ -329,14 +334,21 @@ def probe_batch(
     return pa.Table.from_pylist([row for rows in found for row in rows], schema=PROBE_INDEX_SCHEMA)
 
 
+def files_per_task(files: int, cpus: float) -> int:
+    """How many of ``files`` plain files one probe task takes on a cluster of ``cpus`` CPUs."""
+    wanted = -(-files // max(1, round(TASKS_PER_CPU * cpus)))
+    return max(MIN_FILES_PER_TASK, min(MAX_FILES_PER_TASK, wanted))
+
+
 def probe_on_ray(sources: list[Source], limits: dict[str, Any]) -> pa.Table:
     """Probe index rows of ``sources``, probed as Ray tasks (Ray must be running): a task per container,
-    files a few per task."""
+    plain files in groups (:func:`files_per_task`)."""
     import ray
 
     files = [s for s in sources if not s.is_container]
     blocks = [sources_table([s]) for s in sources if s.is_container]
-    blocks += [sources_table(files[i : i + FILES_PER_TASK]) for i in range(0, len(files), FILES_PER_TASK)]
+    step = files_per_task(len(files), ray.cluster_resources().get("CPU", 1.0))
+    blocks += [sources_table(files[i : i + step]) for i in range(0, len(files), step)]
     probe = ray.data.from_arrow(blocks)
     probed = probe.map_batches(
         probe_batch,

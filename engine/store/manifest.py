@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.errors import OutputError
+from engine.execute.stage_timing import StageTiming
 from engine.store.counts import Counts, merge_counts
 from engine.store.location import Location, Where, location
 from engine.store.writer import ShardInfo
@@ -60,6 +61,9 @@ class Manifest:
     tombstones: list[ShardInfo] = field(default_factory=list)
     probe_index: ShardInfo | None = None
     stage_kinds: dict[str, str] = field(default_factory=dict)
+    # What each stage did in the run that made this version (images, busy seconds, load seconds, errors);
+    # empty in versions written before it was recorded, and when nothing was annotated.
+    stage_timings: list[StageTiming] = field(default_factory=list)
     skipped: list[ShardInfo] = field(default_factory=list)
 
     @classmethod
@@ -79,6 +83,7 @@ class Manifest:
         probe_index: ShardInfo | None,
         extra: dict[str, Any],
         number: int | None = None,
+        stage_timings: list[StageTiming] | None = None,
         skipped: list[ShardInfo] | None = None,
     ) -> Manifest:
         """The version after ``previous`` (the first one when None), holding what the caller lists.
@@ -107,6 +112,7 @@ class Manifest:
             tombstones=tombstones,
             probe_index=probe_index,
             stage_kinds=stage_kinds,
+            stage_timings=list(stage_timings or []),
             skipped=list(skipped or []),
         )
 
@@ -135,6 +141,7 @@ class Manifest:
             "tombstones": [s.to_dict() for s in self.tombstones],
             "probe_index": None if self.probe_index is None else self.probe_index.to_dict(),
             "stage_kinds": self.stage_kinds,
+            "stage_timings": [t.to_dict() for t in self.stage_timings],
             "skipped": [s.to_dict() for s in self.skipped],
         }
 
@@ -157,6 +164,7 @@ class Manifest:
             tombstones=[ShardInfo.from_dict(s) for s in data.get("tombstones", [])],
             probe_index=ShardInfo.from_dict(data["probe_index"]) if data.get("probe_index") else None,
             stage_kinds=dict(data.get("stage_kinds", {})),
+            stage_timings=[StageTiming.from_dict(t) for t in data.get("stage_timings", [])],
             skipped=[ShardInfo.from_dict(s) for s in data.get("skipped", [])],
         )
 

@@ -27,7 +27,7 @@ from engine.ingest.image_bytes import with_locators
 from engine.run import RunRequest, run_pipeline
 from engine.store.location import location
 from engine.store.manifest import require_manifest
-from engine.store.reader import read_version
+from engine.store.reader import read_shard, read_version
 from engine.store.writer import ShardInfo
 from schemas.arrow import ANNOTATION_SCHEMA
 from schemas.records import ImageRecord
@@ -105,9 +105,31 @@ def test_the_driver_collects_only_shard_descriptions(ray_local, tmp_path, s3_buc
     assert {e["writer"]["pid"] for e in entries} != {os.getpid()} and all(e["writer"]["node"] for e in entries)
 
 
-def read_version_shard(root: str, shard: ShardInfo) -> list[str]:
-    from engine.store.reader import read_shard
+def test_stages_that_need_no_pixels_read_no_image_file(ray_local, tmp_path) -> None:
+    paths = write_images(tmp_path / "images", 5)
+    ids = [sha(p) for p in paths]
+    paths[2].unlink()  # a step that read the files would quarantine this one late, as unreadable
+    settings = profile(tmp_path)
+    del settings["specialists"]
+    config = parse_config(settings)
+    stages = plan_stages(config)
+    assert [s.needs_pixels for s in stages] == [False]
+    root = str(tmp_path / "out")
+    sink = AnnotationSink(root, "run1", config.writer, progress=lambda _: None)
 
+    written = sink.drain_dataset(build_dataset(image_rows(paths, ids), stages, config), "annotated", 5)
+    annotated = sink.close(written, pa.array(ids))
+
+    assert written == 5 and annotated.late_quarantine == [] and annotated.written == set(ids)
+    table = pa.concat_tables([read_shard(root, s, ["image_id", "stages", "errors"]) for s in annotated.shards])
+    assert sorted(table.column("image_id").to_pylist()) == sorted(ids)
+    assert {tuple(map(tuple, cell)) for cell in table.column("stages").to_pylist()} == {
+        (("min_score", stages[0].fingerprint),)
+    }
+    assert table.column("errors").to_pylist() == [[]] * 5
+
+
+def read_version_shard(root: str, shard: ShardInfo) -> list[str]:
     return read_shard(root, shard, ["image_id"]).column("image_id").to_pylist()
 
 

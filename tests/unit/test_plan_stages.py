@@ -48,3 +48,8 @@ def test_changing_the_final_filter_changes_only_its_own_fingerprint_and_refilter
     assert {name for name in before if before[name] != after[name]} == {"nms"}
     plan = StagePlan([s.spec() for s in plan_stages(parse_config(profile(nms_object=0.6)))])
     assert plan.classify(before).level == Level.REFILTER and plan.classify(before).refilter == {"nms"}
+
+
+def test_planned_stages_say_whether_they_need_pixels() -> None:
+    planned = {s.name: s.needs_pixels for s in plan_stages(parse_config(profile()))}
+    assert planned == {"ocr": True, "haar": True, "confidence": False, "grabcut": True, "nms": False}

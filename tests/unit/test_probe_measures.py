@@ -40,3 +40,11 @@ def test_measures_round_trip_through_the_probe_index_into_work_items(tmp_path) -
     work, quarantined = plan_work([probed_from_row(stored)])
     assert quarantined == [] and work[0].measures == probed_from_row(row).measures
     assert work[0].measures.phash == row["measures"]["phash"]
+
+
+def test_measures_as_a_dict_hold_every_field_in_order_and_read_back_equal() -> None:
+    from dataclasses import asdict
+
+    measures = measure_image(np.full((20, 30, 3), 7, np.uint8))
+    assert list(measures.to_dict().items()) == list(asdict(measures).items())
+    assert type(measures).from_dict(measures.to_dict()) == measures
