@@ -4,6 +4,7 @@ stages: images, busy seconds, images per second, errors and model load time."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from engine.execute.stage_timing import StageTiming
 Progress = Callable[[str], None]
 LINE_INTERVAL_S = 10.0
 MODEL_CHARS = 60
+BAR_COLUMNS, BAR_ROWS = 100, 24  # a terminal that reports no size gets bars for this size
 
 
 def _clock(seconds: float) -> str:
@@ -49,7 +51,9 @@ class Meter:
         if bars:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=label, unit=" images", file=sys.stderr, dynamic_ncols=True, leave=True)
+            self.bar = tqdm(
+                total=total, desc=label, unit=" images", file=sys.stderr, leave=True, **bar_size(sys.stderr)
+            )
 
     def advance(self, images: int) -> None:
         self.done += images
@@ -71,6 +75,18 @@ class Meter:
             self.bar.close()
         else:
             self.progress(rate_line(self.label, self.done, self.total, time.perf_counter() - self.started))
+
+
+def bar_size(stream: Any) -> dict[str, Any]:
+    """tqdm's size settings: follow the terminal's size, or a fixed size when it reports none (a pty of 0 x 0,
+    as under ``script`` or some CI runners: tqdm would then hide the bar as if it were below the screen)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        size = None
+    if size is not None and size.columns and size.lines:
+        return {"dynamic_ncols": True}
+    return {"ncols": BAR_COLUMNS, "nrows": BAR_ROWS}
 
 
 def loading_line(stage: str, model: str) -> str:

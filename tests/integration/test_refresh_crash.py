@@ -31,19 +31,8 @@ IMAGES = 12
 
 @pytest.fixture(scope="module")
 def ray_local():
-    import ray
-
-    refresh_stages.register()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-        runtime_env=refresh_stages.RUNTIME_ENV,
-    )
-    yield
-    ray.shutdown()
-    refresh_stages.unregister()
+    with refresh_stages.local_ray_with_stages():
+        yield
 
 
 def test_a_killed_run_is_resumed_without_redoing_or_duplicating(ray_local, tmp_path, capsys) -> None:

@@ -41,20 +41,8 @@ def profile(log_dir: Path, min_score: float = 0.5, caption_prefix: str = "mean c
 
 @pytest.fixture(scope="module")
 def ray_local():
-    import ray
-
-    with pytest.MonkeyPatch.context():
-        refresh_stages.register()
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level="ERROR",
-            runtime_env=refresh_stages.RUNTIME_ENV,
-        )
+    with refresh_stages.local_ray_with_stages():
         yield
-        ray.shutdown()
-        refresh_stages.unregister()
 
 
 def refresh(

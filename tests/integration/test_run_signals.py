@@ -30,19 +30,8 @@ RESUME_LINE = "fld-engine run: interrupted; run the same command to resume"
 
 @pytest.fixture(scope="module")
 def ray_local():
-    import ray
-
-    refresh_stages.register()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-        runtime_env=refresh_stages.RUNTIME_ENV,
-    )
-    yield
-    ray.shutdown()
-    refresh_stages.unregister()
+    with refresh_stages.local_ray_with_stages():
+        yield
 
 
 def slow_profile(folder: Path) -> Path:

@@ -55,19 +55,8 @@ def keys(uri: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def ray_local(s3_endpoint):
-    import ray
-
-    refresh_stages.register()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-        runtime_env=refresh_stages.RUNTIME_ENV,
-    )
-    yield
-    ray.shutdown()
-    refresh_stages.unregister()
+    with refresh_stages.local_ray_with_stages():
+        yield
 
 
 def annotate(inputs: Path, output: str, logs: Path, always_publish: bool = False) -> RunResult:

@@ -47,19 +47,8 @@ def profile(log_dir: Path, **writer) -> dict:
 
 @pytest.fixture(scope="module")
 def ray_local(s3_endpoint):
-    import ray
-
-    refresh_stages.register()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-        runtime_env=refresh_stages.RUNTIME_ENV,
-    )
-    yield
-    ray.shutdown()
-    refresh_stages.unregister()
+    with refresh_stages.local_ray_with_stages():
+        yield
 
 
 def sha(path: Path) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -149,6 +151,20 @@ def unregister() -> None:
     registry.SPECIALIST_BACKENDS.pop(SPECIALIST, None)
     registry.FILTER_BACKENDS.pop(FILTER, None)
     registry.SPECIALIST_BACKENDS.pop(CONSUMER, None)
+
+
+@contextmanager
+def local_ray_with_stages() -> Iterator[None]:
+    """A local two-CPU Ray whose workers know the test stages (registered here too), shut down after."""
+    import ray
+
+    register()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR", runtime_env=RUNTIME_ENV)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        unregister()
 
 
 def write_images(folder: Path, count: int, start: int = 0, age_s: float = 60.0) -> list[Path]:

@@ -3,7 +3,15 @@ column workers attach to their rows (pure functions, no Ray)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import struct
+import sys
+import termios
+
 import pyarrow as pa
+import pytest
 
 from engine.execute.stage_timing import (
     TIMINGS_COLUMN,
@@ -13,7 +21,7 @@ from engine.execute.stage_timing import (
     split_timings,
     with_timings,
 )
-from engine.progress import Meter, loading_line, rate_line, stage_table
+from engine.progress import BAR_COLUMNS, Meter, loading_line, rate_line, stage_table
 from engine.store.manifest import Manifest
 from schemas.arrow import STAGE_ERROR
 
@@ -31,6 +39,22 @@ def test_lines_come_at_most_every_interval_and_always_at_the_end() -> None:
         meter.advance(1)
     meter.close()
     assert len(lines) == 1 and lines[0].startswith("annotated 10/10 images, ")
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(0, 0), (24, 0), (24, 80)])
+def test_a_bar_on_a_terminal_shows_its_count_even_when_the_terminal_reports_no_size(monkeypatch, rows, columns) -> None:
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    with os.fdopen(terminal, "w", buffering=1) as stream:
+        monkeypatch.setattr(sys, "stderr", stream)
+        meter = Meter("annotated", 10, print, bars=True)
+        meter.advance(4)
+        meter.close()
+    shown = os.read(controller, 65536).decode()
+    os.close(controller)
+    last = shown.replace("\r\n", "\n").split("\r")[-1].strip()
+    assert last.startswith("annotated:  40%|") and "4/10" in last
+    assert len(last) <= (columns or BAR_COLUMNS)
 
 
 def test_the_loading_line_shortens_long_model_ids() -> None:
