@@ -8,10 +8,13 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
   every 50 ms (peak, and its level once Ray is up: the part the run itself adds). Target: peak at
   20,000 <= 1.15x peak at 2,000.
 - **planning**: no pixels. A synthetic probe index (1,000,000 rows, 2% of them second copies of an
-  image, 0.5% quarantined, as workers would write it) and a synthetic previous version holding 90% of
-  the unique images, exact for the current stages, in shards of 1,000 rows. The engine's planning runs
-  over them: grouping by content hash (``plan_work``) and carry-over planning (``plan_carry_over``);
-  reported: its seconds and the driver's peak RSS above its level before planning.
+  image, 0.5% quarantined, 1% of the images a near-duplicate of another by their measures, as workers
+  would write it) and a synthetic previous version holding 90% of the unique images, exact for the
+  current stages, in shards of 1,000 rows. The engine's planning runs over them as a refresh does:
+  grouping by content hash (``group_by_content``), the previous version's paths (``previous_paths``),
+  curation (``curate``: gates and near-duplicate groups, the previous images preferred) and carry-over
+  planning (``plan_carry_over``); reported: each phase's seconds and the driver's peak RSS above its level
+  before planning.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ TARGET = 1.15
 MIB = 1024**2
 STATE = Path(__file__).resolve().parents[1] / ".state" / "bench"
 RUNS = STATE / "runs" / "driver_memory"
-PLAN = STATE / "plan-sim-v2"
+PLAN = STATE / "plan-sim-v3"
 SHARD_ROWS = 1000
 DUPLICATE_EVERY = 50  # every 50th file is a second copy of the one before it
 QUARANTINE_EVERY = 200  # and every 200th (never a copy) is quarantined
 CARRIED_SHARE = 0.9
+NEAR_DUPLICATE_EVERY = 100  # and every 100th distinct image is a near-duplicate of the one before (3 bits apart)
 
 
 class RssPeak:
@@ -147,7 +151,9 @@ def prepare_planning(images: int, folder: Path, profile: str) -> None:
         "reason": ["undecodable" if b else None for b in bad],
         "detail": ["synthetic" if b else None for b in bad],
     }
-    pq.write_table(pa.table(probes).cast(_subset(PROBE_INDEX_SCHEMA, probes)), folder / "probes-part.parquet")
+    table = pa.table(probes).cast(_subset(PROBE_INDEX_SCHEMA, probes))
+    table = table.append_column("measures", synthetic_measures(content, bad))
+    pq.write_table(table, folder / "probes-part.parquet")
     copies: dict[str, list[str]] = {}
     for uri, content_id in zip(uris, ids, strict=True):
         if content_id is not None:
@@ -169,6 +175,37 @@ def prepare_planning(images: int, folder: Path, profile: str) -> None:
     marker.touch()
 
 
+def synthetic_measures(content: list[int], bad: list[bool]) -> Any:
+    """Curation's measures for each file: a 640x480 image that passes the gates, with random 64-bit hashes
+    per content, except that every ``NEAR_DUPLICATE_EVERY``-th content is 3 bits from the one before."""
+    import numpy as np
+    import pyarrow as pa
+
+    from schemas.arrow import IMAGE_MEASURES
+
+    rng = np.random.default_rng(14)
+    count = max(content, default=-1) + 1
+    hashes = {kind: rng.integers(0, 2**64, count, dtype=np.uint64) for kind in ("phash", "dhash")}
+    near = np.arange(NEAR_DUPLICATE_EVERY - 2, count, NEAR_DUPLICATE_EVERY)  # -1 would be a second copy's content
+    for kind in hashes:
+        hashes[kind][near] = hashes[kind][near - 1] ^ np.uint64(0b111)
+    at = np.array(content)
+    files = len(content)
+    fields = {
+        "width": pa.array(np.full(files, 640, np.int32)),
+        "height": pa.array(np.full(files, 480, np.int32)),
+        "aspect_ratio": pa.array(np.full(files, 640 / 480, np.float32)),
+        "phash": pa.array(hashes["phash"][at]),
+        "dhash": pa.array(hashes["dhash"][at]),
+        "sharpness": pa.array(np.full(files, 300, np.float32)),
+        "brightness": pa.array(np.full(files, 120, np.float32)),
+        "contrast": pa.array(np.full(files, 50, np.float32)),
+        "single_colour_fraction": pa.array(np.full(files, 0.2, np.float32)),
+    }
+    mask = pa.array(bad)  # a quarantined file has no measures
+    return pa.StructArray.from_arrays(list(fields.values()), names=list(fields), mask=mask).cast(IMAGE_MEASURES)
+
+
 def _subset(schema: Any, columns: dict[str, Any]) -> Any:
     import pyarrow as pa
 
@@ -181,9 +218,11 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
 
     from bench.ceiling import filters_only
     from engine.execute.plan_stages import plan_stages
-    from engine.ingest.probe import plan_work, probed_from_row
+    from engine.ingest.curation import curate
+    from engine.ingest.probe import as_probe_index, group_by_content
     from engine.refresh.carryover import Candidate, plan_carry_over
     from engine.refresh.incremental import StagePlan
+    from engine.refresh.tombstones import previous_paths
     from engine.store.writer import ShardInfo
 
     config = filters_only(profile)
@@ -192,21 +231,28 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
     candidates = [Candidate(ShardInfo.from_dict(shard)) for shard in facts["shards"]]
     with RssPeak() as rss:
         started, cpu_started = time.perf_counter(), time.process_time()
-        probed = [probed_from_row(row) for row in pq.read_table(folder / "probes-part.parquet").to_pylist()]
-        work, quarantined = plan_work(probed)
+        work, quarantined = group_by_content(as_probe_index(pq.read_table(folder / "probes-part.parquet")))
         grouped = time.perf_counter()
-        carry = plan_carry_over(folder, candidates, work, stage_plan, config.writer, "bench-plan")
+        previous_images = previous_paths(folder, [c.shard for c in candidates])
+        read_previous = time.perf_counter()
+        curated = curate(work, config.curation, list(previous_images))
+        curated_at = time.perf_counter()
+        carry = plan_carry_over(folder, candidates, curated.work, stage_plan, config.writer, "bench-plan")
         seconds = time.perf_counter() - started
         cpu_s = time.process_time() - cpu_started
     return {
         "files": facts["files"],
-        "unique": len(work),
-        "quarantined": len(quarantined),
+        "unique": work.num_rows,
+        "quarantined": quarantined.num_rows,
+        "skipped": curated.skipped.num_rows,
+        "near_duplicates": curated.near_duplicates,
         "carried": len(carry.image_ids),
-        "new": len(carry.new),
+        "new": carry.new.num_rows,
         "expected_carried": facts["carried"],
         "grouping_s": grouped - started,
-        "carry_over_s": seconds - (grouped - started),
+        "previous_paths_s": read_previous - grouped,
+        "curation_s": curated_at - read_previous,
+        "carry_over_s": seconds - (curated_at - started),
         "planning_s": seconds,
         "planning_cpu_s": cpu_s,  # on a shared machine wall time also counts other users' work
         "driver_before_mib": rss.start_mib,

@@ -15,6 +15,8 @@ from engine.execute.stage_timing import StageTiming
 Progress = Callable[[str], None]
 LINE_INTERVAL_S = 10.0
 MODEL_CHARS = 60
+# Always images per second (tqdm turns a rate under 1 into "3.68s/ images"); ? until the first images are done.
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]"
 BAR_COLUMNS, BAR_ROWS = 100, 24  # a terminal that reports no size gets bars for this size
 
 
@@ -51,9 +53,8 @@ class Meter:
         if bars:
             from tqdm import tqdm
 
-            self.bar = tqdm(
-                total=total, desc=label, unit=" images", file=sys.stderr, leave=True, **bar_size(sys.stderr)
-            )
+            size = bar_size(sys.stderr)
+            self.bar = tqdm(total=total, desc=label, unit=" images", bar_format=BAR_FORMAT, file=sys.stderr, **size)
 
     def advance(self, images: int) -> None:
         self.done += images

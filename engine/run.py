@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.config.registry import FILTERS
 from engine.config.settings import EngineConfig
@@ -60,15 +61,7 @@ from engine.ingest.image_bytes import with_locators
 from engine.ingest.imports.matching import MatchReport
 from engine.ingest.imports.plan import describe, import_reports
 from engine.ingest.locator import Locator
-from engine.ingest.probe import (
-    PROBE_INDEX_SCHEMA,
-    ProbedFile,
-    WorkItem,
-    plan_work,
-    probe_settings,
-    probe_sources,
-    probed_from_row,
-)
+from engine.ingest.probe import PROBE_INDEX_SCHEMA, as_probe_index, group_by_content, probe_settings, probe_sources
 from engine.ingest.probe_cache import load_probe_cache, probe_key, split_by_cache
 from engine.ingest.sources import InputOptions, Source
 from engine.progress import loading_line
@@ -94,6 +87,8 @@ from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SKIPPED_SCHEMA
 from schemas.records import Granularity, ImageRecord
 
 Progress = Callable[[str], None]
+NEW_ROWS_CHUNK = 4096
+NEW_ROW_COLUMNS = ["image_id", "source_uri", "width", "height", "format", "source_uris", "captions", "metadata"]
 
 
 @dataclass(frozen=True)
@@ -175,23 +170,30 @@ class RunPlan:
 
 @dataclass(frozen=True)
 class Probed:
-    """What probing found: every image (``probed``, with its probe index rows), the unique images to
-    annotate (``work``) and the images to quarantine; how many came from the probe cache."""
+    """What probing found, in Arrow (no Python object per image): every image's probe index row
+    (``index``), the work table (``work``: one row per distinct image, ``engine.ingest.probe.WORK_SCHEMA``)
+    and the quarantined images; how many came from the probe cache."""
 
-    probed: list[ProbedFile]
-    index_rows: list[dict[str, Any]]
+    index: pa.Table
     cached: int
     hashed: int
     index_unchanged: bool
     seconds: float
-    work: list[WorkItem]
-    quarantined: list[ProbedFile]
+    work: pa.Table
+    quarantined: pa.Table
     deferred: frozenset[str] = frozenset()  # listed files --limit left for a later run
 
     @property
     def locators(self) -> dict[str, Locator]:
         """Where each image inside a container lies, by ``source_uri`` (plain files have none)."""
-        return {p.source_uri: p.locator for p in self.probed if p.locator is not None and p.reason is None}
+        index = self.index
+        located = index.filter(pc.and_(pc.is_valid(index.column("locator")), pc.is_null(index.column("reason"))))
+        uris, found = located.column("source_uri").to_pylist(), located.column("locator").to_pylist()
+        return {uri: Locator.from_dict(loc) for uri, loc in zip(uris, found, strict=True)}  # type: ignore[misc]
+
+    def seen_paths(self) -> list[str]:
+        """Every path probed (good or quarantined)."""
+        return self.index.column("source_uri").to_pylist()
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         with ExitStack() as stack:
             ray = _lazy_ray(stack, run, progress)
             probed = probe(run, ray)
-            imports = import_reports(run.config, (item.source_uris for item in probed.work))
+            imports = import_reports(run.config, _places(probed.work))
             for name, report in imports.items():
                 progress(f"fld-engine: {describe(name, report)}")
             previous_images = previous_paths(run.root, run.previous.shards) if run.previous else {}
@@ -301,21 +303,19 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
     limit = run.request.limit
     misses, deferred = (split.misses, []) if limit is None else (split.misses[:limit], split.misses[limit:])
     fresh = probe_sources(misses, limits, ray.start)
-    probed = split.hits + [probed_from_row(row) for row in fresh]
+    hits = pa.Table.from_pylist(split.hit_rows, schema=PROBE_INDEX_SCHEMA)
+    index = pa.concat_tables([hits, as_probe_index(fresh)])
     seconds = time.perf_counter() - started
-    work, quarantined = plan_work(probed)
+    work, quarantined = group_by_content(index)
     unchanged = not split.misses and len(split.hit_rows) == sum(len(rows) for rows in cache.values())
-    return Probed(
-        probed,
-        split.hit_rows + fresh,
-        len(split.hits),
-        len(misses),
-        unchanged,
-        seconds,
-        work,
-        quarantined,
-        frozenset(source.uri for source in deferred),
-    )
+    deferred_uris = frozenset(source.uri for source in deferred)
+    return Probed(index, len(split.hit_rows), len(misses), unchanged, seconds, work, quarantined, deferred_uris)
+
+
+def _places(work: pa.Table) -> Iterator[list[str]]:
+    """Every work row's places, lazily (read only when an import stage asks)."""
+    for chunk in work.column("source_uris").chunks:
+        yield from chunk.to_pylist()
 
 
 # -- 3. curate -------------------------------------------------------------------------------
@@ -323,10 +323,11 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
 
 def kept_unlisted(run: RunPlan, probed: Probed, previous_images: dict[str, list[str]]) -> set[str]:
     """Images of the previous version that this run did not look at, kept as they were
-    (``engine/refresh/scope.py``)."""
+    (``engine/refresh/scope.py``); none on a first run (then nothing per image is built)."""
+    if not previous_images:
+        return set()
     scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
-    seen_paths = (p.source_uri for p in probed.probed)
-    return kept_out_of_scope(previous_images, seen_paths, (item.image_id for item in probed.work), scope)
+    return kept_out_of_scope(previous_images, probed.seen_paths(), probed.work.column("image_id").to_pylist(), scope)
 
 
 def select_work(
@@ -338,15 +339,16 @@ def select_work(
     through the measures in their annotation rows, so a copy of one is not annotated either. Skipped rows
     of the previous version whose images this run did not look at are carried as they are."""
     settings = run.config.curation
-    references = kept_references(run.root, run.previous.shards, kept) if run.previous and kept else []
-    curated = curate(probed.work, settings, set(previous_images), references)
+    references = kept_references(run.root, run.previous.shards, kept) if run.previous and kept else None
+    annotated_ids = list(previous_images)
+    curated = curate(probed.work, settings, annotated_ids, references)
     if run.previous is not None and run.previous.skipped:
         scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
-        seen_paths = {p.source_uri for p in probed.probed}
+        seen_paths, seen_ids = set(probed.seen_paths()), set(probed.work.column("image_id").to_pylist())
         previous_skips = read_skipped(run.root, run.previous.version)
-        carried = carried_skips(previous_skips, seen_paths, {i.image_id for i in probed.work}, scope.vouches_gone)
+        carried = carried_skips(previous_skips, seen_paths, seen_ids, scope.vouches_gone)
         curated = with_carried_skips(curated, carried)
-    if not settings.semantic.enabled or len(curated.work) < 2:
+    if not settings.semantic.enabled or curated.work.num_rows < 2:
         return curated
     check = find_embedding_model(settings.semantic.model)
     if not check.found:
@@ -358,25 +360,25 @@ def select_work(
     embedder = ImageEmbedder(check)
     max_pixels, batch_size = run.config.ingest.max_pixels, settings.semantic.batch_size
 
-    def embed(work: Sequence[WorkItem]) -> tuple[np.ndarray, np.ndarray]:
+    def embed(work: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         return embed_work(work, embedder, max_pixels, batch_size)
 
-    return skip_semantic_copies(curated, settings.semantic, embed, set(previous_images))
+    return skip_semantic_copies(curated, settings.semantic, embed, annotated_ids)
 
 
 # -- 4. plan carry-over ----------------------------------------------------------------------
 
 
-def carry_over(run: RunPlan, work: list[WorkItem], previous_images: dict[str, list[str]], kept: set[str]) -> CarryOver:
+def carry_over(run: RunPlan, work: pa.Table, previous_images: dict[str, list[str]], kept: set[str]) -> CarryOver:
     """Which images' earlier rows (previous version, killed runs, and for images the previous version
-    lacks, older versions) carry over as they are, which rerun some stages, and which of ``work`` (the
-    images curation selected) are new. Images of the previous version that this run did not look at
+    lacks, older versions) carry over as they are, which rerun some stages, and which rows of ``work`` (the
+    work table rows curation selected) are new. Images of the previous version that this run did not look at
     (``kept``) are kept as they were. ``--full`` reuses only shards of a killed ``--full`` run."""
     previous = run.previous
     candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
     candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
-    if not run.request.full:
-        missing = {item.image_id for item in work} - set(previous_images)
+    if not run.request.full and len(run.history) > 1:  # older versions can hold images the previous one lacks
+        missing = set(work.column("image_id").to_pylist()) - set(previous_images)
         candidates += older_candidates(run.root, run.history, missing, lambda m: tombstoned_ids(run.root, m))
     return plan_carry_over(
         run.root,
@@ -392,13 +394,13 @@ def carry_over(run: RunPlan, work: list[WorkItem], previous_images: dict[str, li
 
 def _plan_summary(run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver) -> str:
     return (
-        f"probed {len(run.sources)} inputs, {len(probed.probed)} images ({probed.cached} from the probe cache) "
+        f"probed {len(run.sources)} inputs, {probed.index.num_rows} images ({probed.cached} from the probe cache) "
         f"in {probed.seconds:.1f}s: "
-        f"{len(probed.work)} unique images, {len(probed.quarantined)} quarantined, "
+        f"{probed.work.num_rows} unique images, {probed.quarantined.num_rows} quarantined, "
         f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
         f"{curated.gated} by image gates), {len(carry.image_ids)} carried "
         f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.num_rows} to re-annotate, "
-        f"{carry.rerun_filters.num_rows} to re-filter, {len(carry.new)} new"
+        f"{carry.rerun_filters.num_rows} to re-filter, {carry.new.num_rows} new"
     )
 
 
@@ -420,7 +422,7 @@ def annotate(
     if pixel_rows.num_rows:
         ray.start()
         # Only new images need every specialist; carried rows rerun their stale ones (and all filters).
-        needed = [s for s in run.stages if s.kind == FILTERS or carry.new or s.name in carry.stale_specialists]
+        needed = [s for s in run.stages if s.kind == FILTERS or carry.new.num_rows or s.name in carry.stale_specialists]
         for stage in needed:
             if stage.holds_model:
                 progress(loading_line(stage.name, stage.model))
@@ -435,27 +437,34 @@ def annotate(
             sink.drain_dataset(dataset, "re-filtered", refilter_rows.num_rows)
         else:
             sink.drain_local(run_in_process(refilter_rows, filters, config), "re-filtered", refilter_rows.num_rows)
-    sent = {*pixel_rows.column("image_id").to_pylist(), *refilter_rows.column("image_id").to_pylist()}
-    return sink.close(annotated, sent)
+    ids = [*pixel_rows.column("image_id").chunks, *refilter_rows.column("image_id").chunks]
+    return sink.close(annotated, pa.chunked_array(ids, pa.string()))
 
 
-def _new_rows(items: list[WorkItem], caption_granularity: Granularity) -> pa.Table:
-    """Rows for images annotated for the first time: identity, the input's metadata and its captions."""
-    rows = [
-        ImageRecord(
-            i.image_id,
-            i.source_uri,
-            i.width,
-            i.height,
-            i.format,
-            list(i.source_uris),
-            texts=alt_texts(i.captions, caption_granularity),
-            metadata=i.metadata,
-            measures=i.measures,
-        ).to_row()
-        for i in items
-    ]
-    return pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
+def _new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
+    """Rows for images annotated for the first time (work table rows): identity, the input's metadata, its
+    captions and curation's measures (taken over as an Arrow column); built a chunk at a time, so only one
+    chunk is ever Python objects."""
+    parts = [ANNOTATION_SCHEMA.empty_table()]
+    measures_at = ANNOTATION_SCHEMA.get_field_index("measures")
+    for chunk in work.to_batches(max_chunksize=NEW_ROWS_CHUNK):
+        rows = [
+            ImageRecord(
+                row["image_id"],
+                row["source_uri"],
+                row["width"],
+                row["height"],
+                row["format"],
+                list(row["source_uris"]),
+                texts=alt_texts(tuple(dict.fromkeys(c for c in row["captions"] if c)), caption_granularity),
+                metadata=row["metadata"],
+            ).to_row()
+            for row in chunk.select(NEW_ROW_COLUMNS).to_pylist()
+        ]
+        table = pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
+        measures = chunk.column("measures").cast(ANNOTATION_SCHEMA.field("measures").type)
+        parts.append(table.set_column(measures_at, ANNOTATION_SCHEMA.field("measures"), measures))
+    return pa.concat_tables(parts)
 
 
 def unchanged(
@@ -520,11 +529,12 @@ def write_side_tables(
 ) -> SideTables:
     """The new version's quarantine, its skipped images, its tombstones (images of the previous version
     it no longer holds, and why) and its probe index."""
-    quarantine_rows = [_quarantine_row(p) for p in probed.quarantined] + annotated.late_quarantine
+    late = pa.Table.from_pylist(annotated.late_quarantine, schema=QUARANTINE_SCHEMA)
+    quarantine = pa.concat_tables([probed.quarantined.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA), late])
     tombstone_rows = _tombstone_rows(probed, curated, carry, annotated, previous_images)
     return SideTables(
-        quarantine=_write_quarantine(run, quarantine_rows),
-        quarantined=len(quarantine_rows),
+        quarantine=_write_quarantine(run, quarantine),
+        quarantined=quarantine.num_rows,
         skipped=_write_skipped(run, curated.skipped),
         tombstones=[_write_one(run, "tombstones", tombstone_rows, TOMBSTONE_SCHEMA)] if tombstone_rows else [],
         tombstoned=len(tombstone_rows),
@@ -532,25 +542,15 @@ def write_side_tables(
     )
 
 
-def _quarantine_row(probed: ProbedFile) -> dict[str, Any]:
-    return {
-        "source_uri": probed.source_uri,
-        "image_id": probed.image_id,
-        "reason": probed.reason,
-        "detail": probed.detail,
-        "size_bytes": probed.size_bytes,
-    }
-
-
-def _write_quarantine(run: RunPlan, rows: list[dict[str, Any]]) -> list[ShardInfo]:
+def _write_quarantine(run: RunPlan, quarantine: pa.Table) -> list[ShardInfo]:
     def count(table: pa.Table) -> dict[str, int]:
         return {"total": table.num_rows, **value_counts(table.column("reason"))}
 
     writer = ShardWriter(
         run.root, "quarantine", f"part-{run.run_id}", QUARANTINE_SCHEMA, run.config.writer, count=count
     )
-    if rows:
-        writer.write(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+    if quarantine.num_rows:
+        writer.write(quarantine)
     return writer.close()
 
 
@@ -570,8 +570,13 @@ def _tombstone_rows(
     annotated: Annotated,
     previous_images: dict[str, list[str]],
 ) -> list[dict[str, Any]]:
+    """Tombstones against the previous version (none on a first run: then nothing per image is built)."""
+    if not previous_images:
+        return []
     kept = carry.image_ids | annotated.written
-    path_ids = {p.source_uri: (p.image_id if p.reason is None else None) for p in probed.probed}
+    index = probed.index
+    good_ids = pc.if_else(pc.is_null(index.column("reason")), index.column("image_id"), None)
+    path_ids = dict(zip(index.column("source_uri").to_pylist(), good_ids.to_pylist(), strict=True))
     path_ids.update({row["source_uri"]: None for row in annotated.late_quarantine})
     skipped = set(curated.skipped.column("image_id").to_pylist())
     return find_tombstones(previous_images, kept, path_ids, skipped)
@@ -582,11 +587,11 @@ def _probe_index(run: RunPlan, probed: Probed) -> ShardInfo | None:
     previous = run.previous
     if previous is not None and previous.probe_index is not None and probed.index_unchanged:
         return previous.probe_index
-    return _write_one(run, "probes", probed.index_rows, PROBE_INDEX_SCHEMA)
+    return _write_one(run, "probes", probed.index, PROBE_INDEX_SCHEMA)
 
 
-def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]], schema: pa.Schema) -> ShardInfo:
-    table = pa.Table.from_pylist(rows, schema)
+def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]] | pa.Table, schema: pa.Schema) -> ShardInfo:
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema)
     return write_shard(table, run.root, f"{folder}/part-{run.run_id}.parquet", run.config.writer, {})
 
 

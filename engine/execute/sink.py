@@ -24,14 +24,20 @@ from engine.store.writer import ShardInfo
 
 @dataclass(frozen=True)
 class Annotated:
-    """What the annotate phase wrote: its shards, how many new or re-annotated images, every image id
-    written, the quarantine rows of files that failed to load during the run, and each stage's timings."""
+    """What the annotate phase wrote: its shards, how many new or re-annotated images, the ids of the
+    images sent to be written, the quarantine rows of files that failed to load during the run, and each
+    stage's timings."""
 
     shards: list[ShardInfo]
     annotated: int
-    written: set[str]
+    sent: pa.Array | pa.ChunkedArray
     late_quarantine: list[dict[str, Any]]
     timings: list[StageTiming] = field(default_factory=list)
+
+    @property
+    def written(self) -> set[str]:
+        """Every image id written (as a set: only asked for when a previous version needs tombstones)."""
+        return set(self.sent.to_pylist()) - {row["image_id"] for row in self.late_quarantine}
 
 
 class AnnotationSink:
@@ -74,16 +80,15 @@ class AnnotationSink:
 
         return self._drain(label, total, write_all)
 
-    def close(self, annotated: int, sent_ids: set[str]) -> Annotated:
-        """Close the writers; ``sent_ids``: every image sent to be written (those quarantined late are not)."""
+    def close(self, annotated: int, sent: pa.Array | pa.ChunkedArray) -> Annotated:
+        """Close the writers; ``sent``: the id of every image sent to be written."""
         if self._workers is not None:
             self._workers.close()
         if self._local is not None:
             self._take(self._local.close())
         late = [row for report in self.reports for row in report.late_quarantine]
         shards = [shard for report in self.reports for shard in report.shards]
-        written = sent_ids - {row["image_id"] for row in late}
-        return Annotated(shards, annotated, written, late, self.totals.timings())
+        return Annotated(shards, annotated, sent, late, self.totals.timings())
 
     def _drain(self, label: str, total: int, write: Callable[[], None]) -> int:
         self._done = 0

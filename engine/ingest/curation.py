@@ -1,9 +1,11 @@
 """Curation of a run's unique images before any model runs: the image gates and near-duplicate groups of
-``filters/curation``, on the measures probing stored, deciding which work items go to the specialists.
+``filters/curation``, on the measures probing stored, deciding which rows of the work table go to the
+specialists.
 
 An image an earlier version annotated is its group's representative before any copy a refresh adds
 (even a larger one), so a refresh never annotates a group again. Everything here is a pure function of
-the work items (with their measures) and the earlier version's image ids.
+Arrow tables (the work table, ``engine.ingest.probe.WORK_SCHEMA``, with its ``measures`` struct column)
+and the earlier version's image ids: no Python object per image outside the selection itself.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.ingest.probe import WorkItem
 from engine.store.location import Where
 from engine.store.reader import read_shard, shard_schema
 from engine.store.writer import ShardInfo
@@ -23,7 +24,6 @@ from filters.curation.selection import NEAR_DUPLICATE, select_for_annotation
 from filters.curation.semantic import semantic_copies
 from filters.curation.settings import CurationSettings, SemanticSettings
 from schemas.arrow import IMAGE_MEASURES, SKIPPED_SCHEMA
-from schemas.records import ImageMeasures
 
 SEMANTIC_DUPLICATE = "semantic_duplicate"
 CURATION_INPUT = pa.schema(
@@ -35,13 +35,26 @@ CURATION_INPUT = pa.schema(
         ("annotated", pa.bool_()),
     ]
 )
+# Annotated images kept from an earlier version that a new image may be a copy of (:func:`kept_references`).
+REFERENCE_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("source_uri", pa.string()),
+        ("source_uris", pa.list_(pa.string())),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("measures", IMAGE_MEASURES),
+    ]
+)
+Ids = Collection[str] | pa.Array | pa.ChunkedArray
 
 
 @dataclass(frozen=True)
 class CuratedWork:
-    """The work items to annotate, and one :data:`schemas.arrow.SKIPPED_SCHEMA` row per image skipped."""
+    """The work table's rows to annotate (``engine.ingest.probe.WORK_SCHEMA``, in their order), and one
+    :data:`schemas.arrow.SKIPPED_SCHEMA` row per image skipped."""
 
-    work: list[WorkItem]
+    work: pa.Table
     skipped: pa.Table
 
     @property
@@ -53,7 +66,7 @@ class CuratedWork:
     @property
     def groups(self) -> int:
         """Near-duplicate groups: representatives that stand for at least one skipped copy."""
-        return len(set(self.skipped.column("duplicate_of").drop_null().to_pylist()))
+        return int(pc.count_distinct(self.skipped.column("duplicate_of"), mode="only_valid").as_py())
 
     @property
     def gated(self) -> int:
@@ -61,119 +74,127 @@ class CuratedWork:
         return self.skipped.num_rows - self.near_duplicates
 
 
-def curation_table(work: list[WorkItem], annotated_ids: Collection[str]) -> pa.Table:
-    """The input of :func:`filters.curation.selection.select_for_annotation`: one row per work item."""
-    rows = [
-        {
-            "source_uri": item.source_uri,
-            "image_id": item.image_id,
-            "source_uris": list(item.source_uris),
-            "measures": None if item.measures is None else item.measures.to_dict(),
-            "annotated": item.image_id in annotated_ids,
-        }
-        for item in work
-    ]
-    return pa.Table.from_pylist(rows, schema=CURATION_INPUT)
+def id_set(ids: Ids) -> pa.Array:
+    """``ids`` as one Arrow array, the ``value_set`` of ``pc.is_in``."""
+    if isinstance(ids, pa.ChunkedArray):
+        return ids.combine_chunks() if ids.num_chunks else pa.array([], pa.string())
+    if isinstance(ids, pa.Array):
+        return ids
+    return pa.array(list(ids), pa.string())
+
+
+def is_among(table: pa.Table, ids: Ids) -> pa.ChunkedArray:
+    """For each row of ``table``: whether its ``image_id`` is one of ``ids``."""
+    return pc.is_in(table.column("image_id"), value_set=id_set(ids))
+
+
+def curation_table(rows: pa.Table, annotated_ids: Ids) -> pa.Table:
+    """The input of :func:`filters.curation.selection.select_for_annotation`: ``rows`` (work table or
+    :data:`REFERENCE_SCHEMA` rows) with ``annotated`` set for the images an earlier version annotated."""
+    columns = [rows.column(name) for name in CURATION_INPUT.names[:-1]]
+    return pa.Table.from_arrays([*columns, is_among(rows, annotated_ids)], schema=CURATION_INPUT)
 
 
 def curate(
-    work: list[WorkItem],
+    work: pa.Table,
     settings: CurationSettings,
-    annotated_ids: Collection[str] = (),
-    references: Sequence[WorkItem] = (),
+    annotated_ids: Ids = (),
+    references: pa.Table | None = None,
 ) -> CuratedWork:
-    """Which of ``work`` to annotate: gated images and near-duplicates are skipped, the rest kept in order.
-    ``annotated_ids``: images an earlier version annotated (preferred as representatives). ``references``:
-    annotated images this run does not judge (kept as they are) that a new image may be a copy of."""
-    if not work:
-        return CuratedWork([], SKIPPED_SCHEMA.empty_table())
-    in_work = {item.image_id for item in work}
-    references = [item for item in references if item.image_id not in in_work]
-    annotated = set(annotated_ids) | {item.image_id for item in references}
-    selection = select_for_annotation(curation_table([*work, *references], annotated), settings)
-    kept = set(selection.representatives.column("image_id").to_pylist())
+    """Which rows of ``work`` (the work table) to annotate: gated images and near-duplicates are skipped, the
+    rest kept in order. ``annotated_ids``: images an earlier version annotated (preferred as representatives).
+    ``references`` (:data:`REFERENCE_SCHEMA`): annotated images this run does not judge (kept as they are)
+    that a new image may be a copy of."""
+    if not work.num_rows:
+        return CuratedWork(work, SKIPPED_SCHEMA.empty_table())
+    judged = curation_table(work, annotated_ids)
+    others = REFERENCE_SCHEMA.empty_table() if references is None else references
+    others = others.filter(pc.invert(is_among(others, work.column("image_id"))))
+    if others.num_rows:
+        judged = pa.concat_tables([judged, curation_table(others, others.column("image_id"))])
+    selection = select_for_annotation(judged, settings)
     skipped = selection.skipped
-    if references:
-        reference_ids = pa.array([item.image_id for item in references], pa.string())
-        skipped = skipped.filter(pc.invert(pc.is_in(skipped.column("image_id"), value_set=reference_ids)))
-    return CuratedWork([item for item in work if item.image_id in kept], skipped)
+    if others.num_rows:
+        skipped = skipped.filter(pc.invert(is_among(skipped, others.column("image_id"))))
+    return CuratedWork(work.filter(is_among(work, selection.representatives.column("image_id"))), skipped)
 
 
-REFERENCE_COLUMNS = ["image_id", "source_uri", "source_uris", "width", "height", "format", "measures"]
-
-
-def kept_references(root: Where, shards: Sequence[ShardInfo], kept: Collection[str]) -> list[WorkItem]:
-    """The images ``kept`` (ids) of a version's ``shards`` with the measures their rows hold, as work items
-    for :func:`curate`'s ``references`` (rows of shards written before measures were kept are left out)."""
-    wanted = pa.array(sorted(kept), pa.string())
-    items = []
+def kept_references(root: Where, shards: Sequence[ShardInfo], kept: Ids) -> pa.Table:
+    """The images ``kept`` (ids) of a version's ``shards`` with the measures their rows hold, as
+    :data:`REFERENCE_SCHEMA` rows for :func:`curate`'s ``references`` (rows of shards written before
+    measures were kept are left out)."""
+    wanted = id_set(kept)
+    parts = [REFERENCE_SCHEMA.empty_table()]
     for shard in shards:
         if "measures" not in shard_schema(root, shard).names:
             continue
-        table = read_shard(root, shard, REFERENCE_COLUMNS)
+        table = read_shard(root, shard, REFERENCE_SCHEMA.names)
         table = table.filter(
             pc.and_(pc.is_in(table.column("image_id"), value_set=wanted), pc.is_valid(table.column("measures")))
         )
-        for row in table.to_pylist():
-            items.append(
-                WorkItem(
-                    row["image_id"],
-                    row["source_uri"],
-                    tuple(row["source_uris"] or [row["source_uri"]]),
-                    row["width"],
-                    row["height"],
-                    row["format"] or "",
-                    measures=ImageMeasures.from_dict(row["measures"]),
-                )
-            )
-    return items
+        parts.append(table.set_column(2, "source_uris", _places_or_own(table)).cast(REFERENCE_SCHEMA))
+    return pa.concat_tables(parts)
 
 
-# (work items) -> (positions of those embedded, their embeddings (N, D)); an item left out is annotated.
-Embed = Callable[[Sequence[WorkItem]], tuple[np.ndarray, np.ndarray]]
+def _places_or_own(table: pa.Table) -> pa.Array:
+    """Each row's ``source_uris``, or ``[source_uri]`` where it has none."""
+    places = table.column("source_uris").combine_chunks()
+    own = table.column("source_uri").combine_chunks()
+    singles = pa.ListArray.from_arrays(pa.array(np.arange(len(own) + 1, dtype=np.int32)), own)
+    missing = pc.or_kleene(pc.is_null(places), pc.equal(pc.list_value_length(places), 0))
+    return pc.if_else(pc.fill_null(missing, True), singles, places)
+
+
+# (work table) -> (positions of the rows embedded, their embeddings (N, D)); a row left out is annotated.
+Embed = Callable[[pa.Table], tuple[np.ndarray, np.ndarray]]
 
 
 def skip_semantic_copies(
-    curated: CuratedWork, settings: SemanticSettings, embed: Embed, annotated_ids: Collection[str] = ()
+    curated: CuratedWork, settings: SemanticSettings, embed: Embed, annotated_ids: Ids = ()
 ) -> CuratedWork:
     """``curated`` with the semantic near-duplicates among its work skipped too (rule ``semantic_duplicate``,
     value: the cosine to the representative, threshold: ``min_cosine``)."""
     positions, embeddings = embed(curated.work)
     if positions.size < 2:
         return curated
-    items = [curated.work[p] for p in positions]
+    rows = curated.work.take(pa.array(positions, pa.int64()))
+    pixels = pc.multiply(pc.cast(rows.column("width"), pa.int64()), pc.cast(rows.column("height"), pa.int64()))
+    uris = np.array(rows.column("source_uri").to_pylist())
+    ids = np.array(rows.column("image_id").to_pylist())
     copies = semantic_copies(
         embeddings,
-        np.array([item.width * item.height for item in items], dtype=np.int64),
-        np.array([item.source_uri for item in items]),
-        np.array([item.image_id for item in items]),
+        pc.fill_null(pixels, 0).to_numpy(),
+        uris,
+        ids,
         settings.min_cosine,
-        preferred=np.array([item.image_id in annotated_ids for item in items], dtype=bool),
+        preferred=is_among(rows, annotated_ids).to_numpy(zero_copy_only=False),
         recall=settings.recall,
         seed=settings.seed,
     )
     if not copies:
         return curated
-    rows = []
-    for found in copies:
-        copy, representative = items[found.copy], items[found.representative]
-        rows.append(
-            {
-                "source_uri": copy.source_uri,
-                "image_id": copy.image_id,
-                "source_uris": list(copy.source_uris),
-                "rule": SEMANTIC_DUPLICATE,
-                "value": found.cosine,
-                "threshold": settings.min_cosine,
-                "detail": f"cosine {found.cosine:.4f} (min {settings.min_cosine}) to {representative.source_uri}",
-                "duplicate_of": representative.image_id,
-                "measures": None if copy.measures is None else copy.measures.to_dict(),
-            }
-        )
-    skipped_ids = {row["image_id"] for row in rows}
-    skipped = pa.concat_tables([curated.skipped, pa.Table.from_pylist(rows, schema=SKIPPED_SCHEMA)])
-    skipped = skipped.sort_by("source_uri")
-    return CuratedWork([item for item in curated.work if item.image_id not in skipped_ids], skipped)
+    found = rows.take(pa.array([c.copy for c in copies], pa.int64()))
+    cosines = [c.cosine for c in copies]
+    threshold = settings.min_cosine
+    skipped_rows = pa.Table.from_arrays(
+        [
+            found.column("source_uri"),
+            found.column("image_id"),
+            found.column("source_uris"),
+            pa.array([SEMANTIC_DUPLICATE] * len(copies)),
+            pa.array(cosines, pa.float64()),
+            pa.array([threshold] * len(copies), pa.float64()),
+            pa.array(
+                [f"cosine {c.cosine:.4f} (min {threshold}) to {uris[c.representative]}" for c in copies], pa.string()
+            ),
+            pa.array([ids[c.representative] for c in copies], pa.string()),
+            found.column("measures"),
+        ],
+        schema=SKIPPED_SCHEMA,
+    )
+    skipped = pa.concat_tables([curated.skipped, skipped_rows]).sort_by("source_uri")
+    work = curated.work.filter(pc.invert(is_among(curated.work, found.column("image_id"))))
+    return CuratedWork(work, skipped)
 
 
 def carried_skips(

@@ -1,4 +1,4 @@
-"""Image embeddings for semantic near-duplicates: a CLIP / SigLIP image tower over work items' pixels.
+"""Image embeddings for semantic near-duplicates: a CLIP / SigLIP image tower over work table rows' pixels.
 
 :class:`ImageEmbedder` is a callable stage in the Ray Data batch-inference shape (load once in
 ``__init__``, one batch of decoded images per call), so it can run as a ``map_batches`` actor; a run
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import pyarrow as pa
 
 from engine.ingest.decode import BadImage, decode_image
-from engine.ingest.locator import read_images
-from engine.ingest.probe import WorkItem
+from engine.ingest.locator import Locator, read_images
 from schemas.stage import WeightsCheck
 from specialists.hf_model import hf_snapshot_path, resolve_hf_model
 
@@ -48,14 +48,15 @@ class ImageEmbedder:
         return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
 
 
-def work_pixels(work: Sequence[WorkItem], max_pixels: int, batch_size: int) -> Iterator[list[np.ndarray | None]]:
-    """The decoded pixels of ``work``, ``batch_size`` at a time (None for an image that cannot be read or
-    decoded again: it is left out of the semantic grouping and annotated)."""
-    for start in range(0, len(work), batch_size):
-        batch = work[start : start + batch_size]
-        contents = read_images([item.source_uri for item in batch], [item.locator for item in batch])
+def work_pixels(work: pa.Table, max_pixels: int, batch_size: int) -> Iterator[list[np.ndarray | None]]:
+    """The decoded pixels of ``work`` (work table rows: ``source_uri`` and ``locator``), ``batch_size`` at a
+    time (None for an image that cannot be read or decoded again: it is left out of the semantic grouping
+    and annotated)."""
+    for batch in work.select(["source_uri", "locator"]).to_batches(max_chunksize=batch_size):
+        uris = batch.column("source_uri").to_pylist()
+        locators = [Locator.from_dict(found) for found in batch.column("locator").to_pylist()]
         pixels: list[np.ndarray | None] = []
-        for content in contents:
+        for content in read_images(uris, locators):
             try:
                 pixels.append(None if isinstance(content, OSError) else decode_image(content, max_pixels)[0])
             except BadImage:
@@ -64,9 +65,9 @@ def work_pixels(work: Sequence[WorkItem], max_pixels: int, batch_size: int) -> I
 
 
 def embed_work(
-    work: Sequence[WorkItem], embedder: ImageEmbedder, max_pixels: int, batch_size: int
+    work: pa.Table, embedder: ImageEmbedder, max_pixels: int, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(positions of the embedded work items, their embeddings)."""
+    """(positions of the embedded work rows, their embeddings)."""
     positions, rows = [], []
     offset = 0
     for pixels in work_pixels(work, max_pixels, batch_size):

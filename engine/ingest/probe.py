@@ -18,7 +18,9 @@ from contextlib import suppress
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.config.settings import IMAGE_EXTENSIONS, IngestConfig
 from engine.ingest.decode import BadImage, decode_image
@@ -236,35 +238,74 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+# The work table: one row per distinct image (by content), every probe index column of its first copy
+# (by ``source_uri``; a column added to PROBE_INDEX_SCHEMA flows through), with all its copies' places
+# and captions. This is what curation and the annotate phase take.
+WORK_EXTRA_FIELDS = [pa.field("source_uris", pa.list_(pa.string())), pa.field("captions", pa.list_(pa.string()))]
+WORK_SCHEMA = pa.schema([*PROBE_INDEX_SCHEMA, *WORK_EXTRA_FIELDS])
+QUARANTINE_COLUMNS = ["source_uri", "image_id", "reason", "detail", "size_bytes"]
+
+
+def as_probe_index(table: pa.Table) -> pa.Table:
+    """``table`` with exactly the probe index columns (a column it lacks, e.g. one added since it was
+    written, is null), cast to :data:`PROBE_INDEX_SCHEMA`."""
+    return _conformed(table, PROBE_INDEX_SCHEMA)
+
+
+def as_work_table(table: pa.Table) -> pa.Table:
+    """``table`` with exactly the work table columns (those it lacks are null), cast to :data:`WORK_SCHEMA`."""
+    return _conformed(table, WORK_SCHEMA)
+
+
+def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    count = table.num_rows
+    columns = [table.column(f.name) if f.name in table.column_names else pa.nulls(count, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, names=schema.names).cast(schema)
+
+
+def group_by_content(index: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Split probe index rows into the work table (good images grouped by ``image_id``, sorted by it) and the
+    quarantined rows (sorted by ``source_uri``), with Arrow kernels: no Python object per image."""
+    good = pc.and_(pc.is_null(index.column("reason")), pc.is_valid(index.column("image_id")))
+    quarantined = index.filter(pc.invert(good)).sort_by("source_uri").select(QUARANTINE_COLUMNS)
+    rows = index.filter(good).sort_by([("image_id", "ascending"), ("source_uri", "ascending")])
+    ids = rows.column("image_id").combine_chunks()
+    count = len(ids)
+    changed = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False) if count > 1 else np.zeros(0, bool)
+    starts = np.flatnonzero(np.r_[count > 0, changed])  # the first row of each image id
+    offsets = pa.array(np.r_[starts, count].astype(np.int32))
+    firsts = rows.take(pa.array(starts, pa.int64()))
+    for column, name in (("source_uri", "source_uris"), ("caption", "captions")):
+        values = rows.column(column).combine_chunks()
+        firsts = firsts.append_column(name, pa.ListArray.from_arrays(offsets, values))
+    return firsts, quarantined
+
+
 def plan_work(probed: Iterable[ProbedFile]) -> tuple[list[WorkItem], list[ProbedFile]]:
-    """Group good images by content (duplicates annotated once); return work items and quarantined ones."""
-    by_id: dict[str, list[ProbedFile]] = {}
-    quarantined: list[ProbedFile] = []
-    for item in probed:
-        if item.reason is not None or item.image_id is None:
-            quarantined.append(item)
-        else:
-            by_id.setdefault(item.image_id, []).append(item)
-    work = []
-    for image_id in sorted(by_id):
-        copies = sorted(by_id[image_id], key=lambda p: p.source_uri)
-        first = copies[0]
-        captions = tuple(dict.fromkeys(c.caption for c in copies if c.caption))
-        work.append(
-            WorkItem(
-                image_id,
-                first.source_uri,
-                tuple(c.source_uri for c in copies),
-                first.width,
-                first.height,
-                first.format,
-                captions,
-                first.metadata,
-                first.locator,
-                first.measures,
-            )
-        )
-    return work, sorted(quarantined, key=lambda p: p.source_uri)
+    """Group good images by content (duplicates annotated once); return work items and quarantined ones
+    (:func:`group_by_content` over a list, for callers that hold :class:`ProbedFile` objects)."""
+    probed = list(probed)
+    by_uri = {p.source_uri: p for p in probed}
+    index = pa.Table.from_pylist([_row(p, None, 0) for p in probed], schema=PROBE_INDEX_SCHEMA)
+    work, quarantined = group_by_content(index)
+    return [work_item(row) for row in work.to_pylist()], [by_uri[u] for u in quarantined.column(0).to_pylist()]
+
+
+def work_item(row: dict[str, Any]) -> WorkItem:
+    """A work table row as a :class:`WorkItem`: captions kept once each, in the order of their places."""
+    captions = tuple(dict.fromkeys(c for c in row["captions"] if c))
+    return WorkItem(
+        row["image_id"],
+        row["source_uri"],
+        tuple(row["source_uris"]),
+        row["width"],
+        row["height"],
+        row["format"],
+        captions,
+        row["metadata"],
+        Locator.from_dict(row["locator"]),
+        ImageMeasures.from_dict(row["measures"]) if row["measures"] else None,
+    )
 
 
 def probed_from_row(row: dict[str, Any]) -> ProbedFile:
@@ -299,7 +340,7 @@ def files_per_task(files: int, cpus: float) -> int:
     return max(MIN_FILES_PER_TASK, min(MAX_FILES_PER_TASK, wanted))
 
 
-def probe_on_ray(sources: list[Source], limits: dict[str, Any]) -> list[dict[str, Any]]:
+def probe_on_ray(sources: list[Source], limits: dict[str, Any]) -> pa.Table:
     """Probe index rows of ``sources``, probed as Ray tasks (Ray must be running): a task per container,
     plain files in groups (:func:`files_per_task`)."""
     import ray
@@ -309,23 +350,24 @@ def probe_on_ray(sources: list[Source], limits: dict[str, Any]) -> list[dict[str
     step = files_per_task(len(files), ray.cluster_resources().get("CPU", 1.0))
     blocks += [sources_table(files[i : i + step]) for i in range(0, len(files), step)]
     probe = ray.data.from_arrow(blocks)
-    return probe.map_batches(
+    probed = probe.map_batches(
         probe_batch,
         fn_kwargs=limits,
         batch_format="pyarrow",
         batch_size=None,  # one block per call: a container, or a handful of files
         num_cpus=1,  # hashing and decoding fill a core; fewer concurrent tasks start fewer worker processes
-    ).take_all()
+    )
+    # Arrow blocks, never Python rows: a few hundred bytes per image in the driver.
+    blocks = [block for block in ray.get(probed.to_arrow_refs()) if block.num_rows]
+    return pa.concat_tables(blocks).cast(PROBE_INDEX_SCHEMA) if blocks else PROBE_INDEX_SCHEMA.empty_table()
 
 
-def probe_sources(
-    sources: list[Source], limits: dict[str, Any], ensure_ray: Callable[[], None]
-) -> list[dict[str, Any]]:
+def probe_sources(sources: list[Source], limits: dict[str, Any], ensure_ray: Callable[[], None]) -> pa.Table:
     """Probe index rows of ``sources``: in this process when they are few bytes in all, else as Ray tasks."""
     if not sources:
-        return []
+        return PROBE_INDEX_SCHEMA.empty_table()
     if _total_bytes(sources) <= IN_PROCESS_PROBE_BYTES:
-        return probe_batch(sources_table(sources), **limits).to_pylist()
+        return probe_batch(sources_table(sources), **limits)
     ensure_ray()
     return probe_on_ray(sources, limits)
 

@@ -32,11 +32,14 @@ RACY_NS = 2_000_000_000
 
 @dataclass
 class CacheSplit:
-    """Probe results reused from the cache (with their index rows), and the sources still to probe."""
+    """Probe index rows reused from the cache, and the sources still to probe."""
 
-    hits: list[ProbedFile]
     hit_rows: list[dict[str, Any]]
     misses: list[Source]
+
+    @property
+    def hits(self) -> list[ProbedFile]:
+        return [probed_from_row(row) for row in self.hit_rows]
 
 
 def probe_key(ingest: IngestConfig, options: InputOptions) -> dict[str, Any]:
@@ -78,12 +81,11 @@ def split_by_cache(sources: Iterable[Source], cache: dict[str, list[dict[str, An
     if len(remote) > 1:
         with ThreadPoolExecutor(REMOTE_READS) as pool:
             stamps = dict(zip([s.uri for s in remote], pool.map(Source.stamp, remote), strict=True))
-    split = CacheSplit([], [], [])
+    split = CacheSplit([], [])
     for source in sources:
         rows = cache.get(source.uri)
         now = stamps[source.uri] if source.uri in stamps else source.stamp() if rows else None
         if rows and source.problem is None and unchanged(now, rows[0]):
-            split.hits.extend(probed_from_row(row) for row in rows)
             split.hit_rows.extend(rows)
         else:
             split.misses.append(source)

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from engine.config.settings import WriterConfig
 from engine.execute.stage_runner import stages_map
-from engine.ingest.probe import WorkItem
+from engine.ingest.probe import WORK_SCHEMA
 from engine.refresh.incremental import Level, RowPlan, StagePlan, failure_counts
 from engine.store.journal import UnfinishedRun
 from engine.store.location import Where
@@ -34,7 +34,7 @@ KEY_COLUMNS = ["image_id", "source_uris", "stages", "errors"]
 @dataclass
 class CarryOver:
     """Rows carried exactly (``image_ids``, in ``shards``), rows stripped to rerun some stages, and the
-    images with no earlier row to reuse (``new``)."""
+    images with no earlier row to reuse (``new``: work table rows, ``engine.ingest.probe.WORK_SCHEMA``)."""
 
     image_ids: set[str] = field(default_factory=set)
     shards: list[ShardInfo] = field(default_factory=list)
@@ -43,7 +43,7 @@ class CarryOver:
     rerun_filters: pa.Table = field(default_factory=ANNOTATION_SCHEMA.empty_table)
     rerun_ids: set[str] = field(default_factory=set)
     stale_specialists: set[str] = field(default_factory=set)
-    new: list[WorkItem] = field(default_factory=list)
+    new: pa.Table = field(default_factory=WORK_SCHEMA.empty_table)
     kept: int = 0
 
     def queue(self, rows: list[dict], level: Level) -> None:
@@ -88,16 +88,19 @@ def _with_paths(table: pa.Table, uris: list[list[str]]) -> pa.Table:
 def plan_carry_over(
     root: Where,
     candidates: Sequence[Candidate],
-    work: list[WorkItem],
+    work: pa.Table,
     plan: StagePlan,
     writer_config: WriterConfig,
     run_id: str,
     on_shard: Callable[[ShardInfo, pa.Table], None] | None = None,
     keep: tuple[set[str], Sequence[ShardInfo]] = (set(), ()),
 ) -> CarryOver:
-    """Choose, for each image of ``work``, the best candidate row, and prepare what to carry and rerun;
-    ``keep``: images whose rows are carried from the given shards as they are (see :func:`keep_rows`)."""
-    wanted = {item.image_id: list(item.source_uris) for item in work}
+    """Choose, for each image of ``work`` (the work table), the best candidate row, and prepare what to carry
+    and rerun; ``keep``: images whose rows are carried from the given shards as they are (see
+    :func:`keep_rows`). With neither (a first run) every image is new, and nothing per image is held here."""
+    if not candidates and not keep[0]:
+        return CarryOver(new=work)
+    wanted = dict(zip(work.column("image_id").to_pylist(), work.column("source_uris").to_pylist(), strict=True))
     keys = [read_shard(root, c.shard, KEY_COLUMNS).to_pylist() for c in candidates]
     writer = ShardWriter(
         root, "annotations", f"part-{run_id}-carried", ANNOTATION_SCHEMA, writer_config, on_shard=on_shard
@@ -109,8 +112,8 @@ def plan_carry_over(
     carry = taker.carry
     keep_rows(root, keep[1], keep[0], writer, carry)
     carry.shards.extend(writer.close())
-    taken = carry.image_ids | carry.rerun_ids  # once: a union per item made planning quadratic in the images
-    carry.new = [item for item in work if item.image_id not in taken]
+    taken = pa.array(sorted(carry.image_ids | carry.rerun_ids), pa.string())
+    carry.new = work.filter(pc.invert(pc.is_in(work.column("image_id"), value_set=taken)))
     return carry
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from filters.curation.gates import gate_image
+from filters.curation.gates import GATE_RULES, gate_columns
 from filters.curation.near_duplicates import group_near_duplicates, hamming
 from filters.curation.settings import CurationSettings, DedupSettings
-from schemas.arrow import SKIPPED_SCHEMA
-from schemas.records import ImageMeasures
+from schemas.arrow import IMAGE_MEASURES, SKIPPED_SCHEMA
 
 NEAR_DUPLICATE = "near_duplicate"
 REQUIRED_COLUMNS = ("source_uri", "image_id", "measures")
@@ -38,107 +38,167 @@ def select_for_annotation(probes: pa.Table, settings: CurationSettings) -> Selec
     a :data:`schemas.arrow.IMAGE_MEASURES` struct; other columns are kept). Rows without measures cannot be
     judged and are annotated. Optional columns: ``source_uris`` (every path of the image, copied to its
     skipped row) and ``annotated`` (bool: an earlier version annotated the image, so it is its group's
-    representative before any larger copy, and a refresh does not annotate the group again)."""
+    representative before any larger copy, and a refresh does not annotate the group again).
+
+    Columnar throughout (the measures struct read as NumPy columns): Python objects only for skipped rows."""
     missing = [name for name in REQUIRED_COLUMNS if name not in probes.column_names]
     if missing:
         raise ValueError(f"probe table lacks column(s) {missing} (has {probes.column_names})")
-    image_ids = probes.column("image_id").to_pylist()
-    if len(set(image_ids)) != len(image_ids):
+    image_ids = probes.column("image_id").combine_chunks()
+    if pc.count_distinct(image_ids, mode="all").as_py() != len(image_ids):
         raise ValueError("probe table holds an image_id twice; group paths of identical bytes before curation")
-    uris = probes.column("source_uri").to_pylist()
-    all_uris = probes.column("source_uris").to_pylist() if "source_uris" in probes.column_names else None
-    annotated = probes.column("annotated").to_pylist() if "annotated" in probes.column_names else None
-    measures = [None if m is None else ImageMeasures.from_dict(m) for m in probes.column("measures").to_pylist()]
-    skipped: list[dict] = []
-    candidates = []
-    for position, measured in enumerate(measures):
-        verdict = None if measured is None else gate_image(measured, settings.gates)
-        if verdict is None:
-            candidates.append(position)
-        else:
-            skipped.append(_skip(uris[position], image_ids[position], verdict.rule, verdict.value, verdict.threshold))
-    represented: dict[int, list[str]] = {}
+    uris = probes.column("source_uri").combine_chunks()
+    measures = probes.column("measures").combine_chunks().cast(IMAGE_MEASURES)
+    measured = measures.is_valid().to_numpy(zero_copy_only=False)
+    columns = {name: _field(measures, name, measured) for name in GATE_COLUMNS}
+    rule, value, threshold = gate_columns(columns, settings.gates)
+    gated = np.flatnonzero(rule >= 0)
+    parts = [
+        _skipped_rows(
+            probes,
+            gated,
+            pa.array(np.array(GATE_RULES)[rule[gated]], pa.string()),
+            value[gated],
+            threshold[gated],
+            pa.nulls(gated.size, pa.string()),
+            pa.nulls(gated.size, pa.string()),
+        )
+    ]
+    copies, representatives = np.zeros(0, np.int64), np.zeros(0, np.int64)
     if settings.dedup.enabled:
-        grouped = [p for p in candidates if measures[p] is not None]
-        found = _near_duplicates(grouped, measures, uris, image_ids, annotated, settings.dedup)
-        for copy, representative, detail in found:
-            skipped.append(
-                _skip(
-                    uris[copy],
-                    image_ids[copy],
-                    NEAR_DUPLICATE,
-                    *detail,
-                    duplicate_of=image_ids[representative],
-                )
-            )
-            represented.setdefault(representative, []).append(image_ids[copy])
-    positions = {image_id: position for position, image_id in enumerate(image_ids)}
-    for row in skipped:
-        paths = all_uris[positions[row["image_id"]]] if all_uris else None
-        row["source_uris"] = list(paths) if paths else [row["source_uri"]]
-        measured = measures[positions[row["image_id"]]]
-        row["measures"] = None if measured is None else measured.to_dict()
-    skipped_ids = {row["image_id"] for row in skipped}
-    keep = [position for position, image_id in enumerate(image_ids) if image_id not in skipped_ids]
-    representatives = probes.take(pa.array(keep, pa.int64()))
-    copies = [sorted(represented.get(position, [])) for position in keep]
-    representatives = representatives.append_column("near_duplicates", pa.array(copies, pa.list_(pa.string())))
-    skipped.sort(key=lambda row: row["source_uri"])
-    return Selection(representatives, pa.Table.from_pylist(skipped, schema=SKIPPED_SCHEMA))
+        grouped = np.flatnonzero(measured & (rule < 0))
+        copies, representatives, part = _near_duplicates(probes, grouped, measures, uris, image_ids, settings.dedup)
+        parts.append(part)
+    skipped = pa.concat_tables(parts)
+    keep = np.ones(probes.num_rows, bool)
+    keep[gated] = False
+    keep[copies] = False
+    kept = np.flatnonzero(keep)
+    representatives_table = probes.take(pa.array(kept, pa.int64()))
+    near = _copies_by_representative(probes.num_rows, kept, representatives, image_ids.take(pa.array(copies)))
+    representatives_table = representatives_table.append_column("near_duplicates", near)
+    return Selection(representatives_table, skipped.sort_by("source_uri"))
 
 
-def _skip(
-    uri: str,
-    image_id: str,
-    rule: str,
-    value: float | None,
-    threshold: float | None,
-    detail: str | None = None,
-    duplicate_of: str | None = None,
-) -> dict:
-    return {
-        "source_uri": uri,
-        "image_id": image_id,
-        "rule": rule,
-        "value": value,
-        "threshold": threshold,
-        "detail": detail,
-        "duplicate_of": duplicate_of,
-    }
+GATE_COLUMNS = ("width", "height", "aspect_ratio", "sharpness", "single_colour_fraction")
+
+
+def _field(measures: pa.StructArray, name: str, measured: np.ndarray) -> np.ndarray:
+    """One measure as float64 (NaN where the image has no measures)."""
+    values = pc.fill_null(measures.field(name), 0).to_numpy(zero_copy_only=False).astype(np.float64)
+    values[~measured] = np.nan
+    return values
+
+
+def _skipped_rows(
+    probes: pa.Table,
+    positions: np.ndarray,
+    rules: pa.Array,
+    values: np.ndarray,
+    thresholds: np.ndarray,
+    details: pa.Array,
+    duplicate_of: pa.Array,
+) -> pa.Table:
+    """:data:`schemas.arrow.SKIPPED_SCHEMA` rows for the rows of ``probes`` at ``positions``."""
+    rows = probes.take(pa.array(positions, pa.int64()))
+    uris = rows.column("source_uri").combine_chunks()
+    singles = pa.ListArray.from_arrays(pa.array(np.arange(len(uris) + 1, dtype=np.int32)), uris)
+    if "source_uris" in rows.column_names:
+        places = rows.column("source_uris").combine_chunks().cast(pa.list_(pa.string()))
+        empty = pc.fill_null(pc.equal(pc.list_value_length(places), 0), True)
+        places = pc.if_else(empty, singles, places)
+    else:
+        places = singles
+    return pa.Table.from_arrays(
+        [
+            uris,
+            rows.column("image_id").combine_chunks(),
+            places,
+            rules,
+            pa.array(values, pa.float64()),
+            pa.array(thresholds, pa.float64()),
+            details,
+            duplicate_of,
+            rows.column("measures").combine_chunks().cast(IMAGE_MEASURES),
+        ],
+        schema=SKIPPED_SCHEMA,
+    )
+
+
+def _copies_by_representative(
+    count: int, kept: np.ndarray, representatives: np.ndarray, copy_ids: pa.Array
+) -> pa.ListArray:
+    """For each kept row (positions ``kept``, ascending), the sorted image ids of the copies it stands for."""
+    order = pa.table({"representative": representatives, "image_id": copy_ids}).sort_by(
+        [("representative", "ascending"), ("image_id", "ascending")]
+    )
+    counts = np.bincount(representatives, minlength=count)[kept] if count else np.zeros(0, np.int64)
+    offsets = np.r_[0, np.cumsum(counts)].astype(np.int32)
+    values = order.column("image_id").combine_chunks() if order.num_rows else pa.array([], pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets), values.cast(pa.string()))
 
 
 def _near_duplicates(
-    positions: list[int],
-    measures: list[ImageMeasures | None],
-    uris: list[str],
-    image_ids: list[str],
-    annotated: list[bool | None] | None,
+    probes: pa.Table,
+    positions: np.ndarray,
+    measures: pa.StructArray,
+    uris: pa.Array,
+    image_ids: pa.Array,
     dedup: DedupSettings,
-) -> list[tuple[int, int, tuple[float, float, str]]]:
-    """(copy, its representative, (value, threshold, detail)) for every grouped image that is not a
-    representative; value and threshold are of the first hash kind, the detail names every distance."""
-    if len(positions) < 2:
-        return []
-    chosen = [measures[p] for p in positions]
-    columns = {kind: np.array([getattr(m, kind) for m in chosen], dtype=np.uint64) for kind in dedup.hashes}
-    columns["width"] = np.array([m.width for m in chosen], dtype=np.int64)
-    columns["height"] = np.array([m.height for m in chosen], dtype=np.int64)
-    columns["source_uri"] = np.array([uris[p] for p in positions])
-    columns["image_id"] = np.array([image_ids[p] for p in positions])
-    if annotated is not None:
-        columns["preferred"] = np.array([bool(annotated[p]) for p in positions], dtype=bool)
+) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+    """(positions of the copies, positions of their representatives, their skipped rows) among the rows at
+    ``positions``; a row's value and threshold are of the first hash kind, its detail names every distance.
+    ``source_uri`` and ``image_id`` go to the grouping as their ranks (the order is all it uses)."""
+    none = np.zeros(0, np.int64)
+    if positions.size < 2:
+        return none, none, _skipped_rows(probes, none, *_no_details(0))
+    take = pa.array(positions, pa.int64())
+    chosen = measures.take(take)
+    columns = {kind: chosen.field(kind).to_numpy(zero_copy_only=False).astype(np.uint64) for kind in dedup.hashes}
+    columns["width"] = chosen.field("width").to_numpy(zero_copy_only=False).astype(np.int64)
+    columns["height"] = chosen.field("height").to_numpy(zero_copy_only=False).astype(np.int64)
+    columns["source_uri"] = _ranks(uris.take(take))
+    columns["image_id"] = _ranks(image_ids.take(take))
+    if "annotated" in probes.column_names:
+        annotated = probes.column("annotated").combine_chunks().take(take)
+        columns["preferred"] = pc.fill_null(annotated, False).to_numpy(zero_copy_only=False).astype(bool)
     groups = group_near_duplicates(columns, dedup)
     copies = groups.duplicates
     representatives = groups.representative[copies]
     limits = dedup.max_distances()
     distances = {kind: hamming(columns[kind][copies], columns[kind][representatives]) for kind in dedup.hashes}
     first = dedup.hashes[0]
-    out = []
-    for index, (copy, representative) in enumerate(zip(copies, representatives, strict=True)):
+    representative_uris = uris.take(pa.array(positions[representatives], pa.int64())).to_pylist()
+    details = []
+    for index, representative_uri in enumerate(representative_uris):
         detail = ", ".join(f"{kind} {distances[kind][index]} (max {limits[kind]})" for kind in dedup.hashes)
-        detail += f" from {columns['source_uri'][representative]}"
+        detail += f" from {representative_uri}"
         if any(distances[kind][index] > limits[kind] for kind in dedup.hashes):
             detail += "; grouped through other copies"
-        value = (float(distances[first][index]), float(limits[first]), detail)
-        out.append((positions[copy], positions[representative], value))
-    return out
+        details.append(detail)
+    copy_positions, representative_positions = positions[copies], positions[representatives]
+    rows = _skipped_rows(
+        probes,
+        copy_positions,
+        pa.array([NEAR_DUPLICATE] * copies.size, pa.string()),
+        distances[first].astype(np.float64),
+        np.full(copies.size, float(limits[first])),
+        pa.array(details, pa.string()),
+        image_ids.take(pa.array(representative_positions, pa.int64())),
+    )
+    return copy_positions, representative_positions, rows
+
+
+def _no_details(count: int) -> tuple[pa.Array, np.ndarray, np.ndarray, pa.Array, pa.Array]:
+    return (
+        pa.array([], pa.string()),
+        np.zeros(count),
+        np.zeros(count),
+        pa.nulls(count, pa.string()),
+        pa.nulls(count, pa.string()),
+    )
+
+
+def _ranks(values: pa.Array) -> np.ndarray:
+    """Each value's rank in ascending order (equal values share one): the same order as the strings."""
+    return pc.rank(values, sort_keys="ascending", tiebreaker="dense").to_numpy(zero_copy_only=False).astype(np.int64)

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from PIL import Image
 from skimage import data
@@ -14,7 +15,7 @@ from skimage import data
 from engine.config.profile import parse_config
 from engine.ingest.curation import SEMANTIC_DUPLICATE, CuratedWork, skip_semantic_copies
 from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
-from engine.ingest.probe import WorkItem
+from engine.ingest.probe import as_work_table
 from engine.run import RunRequest, run_pipeline
 from engine.store.reader import read_shard
 from filters.curation.settings import SemanticSettings
@@ -46,13 +47,14 @@ def inputs(tmp_path_factory) -> Path:
     return folder
 
 
-def _work(folder: Path) -> list[WorkItem]:
-    items = []
+def _work(folder: Path) -> pa.Table:
+    rows = []
     for name, pixels in IMAGES.items():
         image_id = hashlib.sha256((folder / name).read_bytes()).hexdigest()
         height, width = pixels.shape[:2]
-        items.append(WorkItem(image_id, str(folder / name), (str(folder / name),), width, height, "png"))
-    return items
+        uri = str(folder / name)
+        rows.append({"image_id": image_id, "source_uri": uri, "source_uris": [uri], "width": width, "height": height})
+    return as_work_table(pa.Table.from_pylist(rows))
 
 
 def test_the_embedded_copy_is_skipped_with_its_cosine(tiny_clip, inputs) -> None:
@@ -64,18 +66,23 @@ def test_the_embedded_copy_is_skipped_with_its_cosine(tiny_clip, inputs) -> None
 
     settings = SemanticSettings(enabled=True, model=str(tiny_clip), min_cosine=MIN_COSINE)
     curated = skip_semantic_copies(CuratedWork(work, SKIPPED_SCHEMA.empty_table()), settings, embed)
-    assert [Path(item.source_uri).name for item in curated.work] == ["astronaut.png", "chelsea.png", "coffee.png"]
+    assert [Path(uri).name for uri in curated.work.column("source_uri").to_pylist()] == [
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+    ]
     (row,) = curated.skipped.to_pylist()
     assert (Path(row["source_uri"]).name, row["rule"], row["threshold"]) == (
         "astronaut_half.png",
         SEMANTIC_DUPLICATE,
         MIN_COSINE,
     )
-    assert row["value"] >= MIN_COSINE and row["duplicate_of"] == work[0].image_id
+    ids = work.column("image_id").to_pylist()
+    assert row["value"] >= MIN_COSINE and row["duplicate_of"] == ids[0]
     preferred = skip_semantic_copies(
-        CuratedWork(work, SKIPPED_SCHEMA.empty_table()), settings, embed, annotated_ids={work[1].image_id}
+        CuratedWork(work, SKIPPED_SCHEMA.empty_table()), settings, embed, annotated_ids={ids[1]}
     )
-    assert preferred.skipped.column("duplicate_of").to_pylist() == [work[1].image_id]
+    assert preferred.skipped.column("duplicate_of").to_pylist() == [ids[1]]
 
 
 @pytest.fixture(scope="module")

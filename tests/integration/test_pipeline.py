@@ -129,7 +129,7 @@ def test_probing_through_ray_tasks_finds_what_probing_in_process_finds(ray_local
     sources = [Source(SourceKind.FILE, f) for f in files]
     config = parse_config(PROFILE)
     here = probe_batch(sources_table(sources), **config.ingest.limits()).to_pylist()
-    on_ray = probe_on_ray(sources, config.ingest.limits())
+    on_ray = probe_on_ray(sources, config.ingest.limits()).to_pylist()  # Arrow: no Python rows in the driver
 
     def comparable(rows):
         return sorted(({k: v for k, v in row.items() if k != "checked_ns"} for row in rows), key=str)

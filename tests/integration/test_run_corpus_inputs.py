@@ -163,7 +163,7 @@ def test_probing_containers_on_ray_finds_what_probing_in_process_finds(local_run
     def comparable(rows):
         return sorted(({k: v for k, v in row.items() if k != "checked_ns"} for row in rows), key=str)
 
-    on_ray = probe_on_ray(sources, limits)
+    on_ray = probe_on_ray(sources, limits).to_pylist()  # Arrow: no Python rows in the driver
     assert len(on_ray) == 10 and comparable(on_ray) == comparable(
         probe_batch(sources_table(sources), **limits).to_pylist()
     )

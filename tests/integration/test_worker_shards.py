@@ -76,7 +76,7 @@ def test_the_driver_collects_only_shard_descriptions(ray_local, tmp_path, s3_buc
     dataset = build_dataset(image_rows(paths, ids), plan_stages(config), config)
 
     written = sink.drain_dataset(dataset, "annotated", 7)
-    annotated = sink.close(written, set(ids))
+    annotated = sink.close(written, pa.array(ids))
 
     # What reached the driver: reports of shard descriptions, row counts and the late quarantine rows.
     assert sink.reports and all(type(r) is WriteReport for r in sink.reports)
@@ -107,7 +107,7 @@ def test_stages_that_need_no_pixels_read_no_image_file(ray_local, tmp_path) -> N
     sink = AnnotationSink(root, "run1", config.writer, progress=lambda _: None)
 
     written = sink.drain_dataset(build_dataset(image_rows(paths, ids), stages, config), "annotated", 5)
-    annotated = sink.close(written, set(ids))
+    annotated = sink.close(written, pa.array(ids))
 
     assert written == 5 and annotated.late_quarantine == [] and annotated.written == set(ids)
     table = pa.concat_tables([read_shard(root, s, ["image_id", "stages", "errors"]) for s in annotated.shards])

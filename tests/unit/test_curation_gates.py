@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from filters.base import Verdict
-from filters.curation.gates import gate_image
+from filters.curation.gates import GATE_RULES, gate_columns, gate_image
 from filters.curation.settings import GateSettings
 from schemas.records import ImageMeasures
 
@@ -65,3 +67,34 @@ def test_by_default_only_images_under_16_pixels_a_side_are_gated() -> None:
     blank_banner = ImageMeasures(2000, 40, 50.0, 0, 0, 0.0, 255.0, 0.0, 1.0)
     assert gate_image(blank_banner, defaults) is None
     assert gate_image(dataclasses.replace(blank_banner, height=15), defaults) == Verdict("min_side", 15, 16)
+
+
+def test_the_columnar_gates_give_every_row_the_verdict_of_gate_image() -> None:
+    rng = np.random.default_rng(7)
+    rows = [
+        dataclasses.replace(
+            GOOD,
+            width=int(rng.integers(1, 100)),
+            height=int(rng.integers(1, 100)),
+            aspect_ratio=float(rng.uniform(1, 10)),
+            sharpness=float(rng.uniform(0, 40)),
+            single_colour_fraction=float(rng.uniform(0.9, 1.0)),
+        )
+        for _ in range(500)
+    ]
+    names = ("width", "height", "aspect_ratio", "sharpness", "single_colour_fraction")
+    columns = {name: np.array([getattr(row, name) for row in rows], np.float64) for name in names}
+    for gates in (ALL_ON, GateSettings(), dataclasses.replace(ALL_ON, min_side=None, min_sharpness=None)):
+        rule, value, threshold = gate_columns(columns, gates)
+        expected = [gate_image(row, gates) for row in rows]
+        found = [
+            None if r < 0 else Verdict(GATE_RULES[r], v, t) for r, v, t in zip(rule, value, threshold, strict=True)
+        ]
+        assert found == expected and any(v is not None for v in expected) and any(v is None for v in expected)
+
+
+def test_an_unmeasured_row_passes_the_columnar_gates() -> None:
+    nan = np.array([np.nan])
+    columns = dict.fromkeys(("width", "height", "aspect_ratio", "sharpness", "single_colour_fraction"), nan)
+    rule, value, _ = gate_columns(columns, ALL_ON)
+    assert rule.tolist() == [-1] and np.isnan(value).all()

@@ -143,3 +143,31 @@ def test_a_skipped_row_lists_every_path_of_its_bytes() -> None:
     probes = probes.append_column("source_uris", pa.array([["/p/a.jpg"], ["/p/b.jpg", "/q/b_again.jpg"]]))
     skipped = select_for_annotation(probes, CurationSettings()).skipped
     assert skipped.column("source_uris").to_pylist() == [["/p/b.jpg", "/q/b_again.jpg"]]
+
+
+def test_many_images_each_end_in_one_table_and_every_copy_points_at_a_kept_representative() -> None:
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(3000):
+        if i % 97 == 5:
+            measures = None  # unmeasured: annotated
+        elif i % 10 == 9:
+            measures = dict(rows[-1][2] or _measures(0), phash=(rows[-1][2] or _measures(0))["phash"] ^ 0b101)
+        else:
+            side = int(rng.integers(8, 2000))
+            measures = _measures(int(rng.integers(0, 2**63)), side, side)
+        rows.append((f"/m/{i:05d}.jpg", f"id{i:05d}", measures))
+    probes = _probes(*rows).append_column("annotated", pa.array([i % 7 == 0 for i in range(3000)]))
+    selection = select_for_annotation(probes, CurationSettings())
+    kept = selection.representatives.column("image_id").to_pylist()
+    skipped = selection.skipped.to_pylist()
+    assert sorted(kept + [row["image_id"] for row in skipped]) == [f"id{i:05d}" for i in range(3000)]
+    copies = [row for row in skipped if row["rule"] == NEAR_DUPLICATE]
+    gated = [row for row in skipped if row["rule"] == "min_side"]
+    assert len(copies) > 200 and len(gated) > 0 and len(copies) + len(gated) == len(skipped)
+    assert {row["duplicate_of"] for row in copies} <= set(kept)
+    listed = dict(zip(kept, selection.representatives.column("near_duplicates").to_pylist(), strict=True))
+    assert sorted(i for ids in listed.values() for i in ids) == sorted(row["image_id"] for row in copies)
+    assert all(row["image_id"] in listed[row["duplicate_of"]] for row in copies)
+    assert [row["source_uri"] for row in skipped] == sorted(row["source_uri"] for row in skipped)
+    assert all(row["value"] <= row["threshold"] or "through" in row["detail"] for row in copies)

@@ -1,28 +1,47 @@
-"""Curation of a run's work items: which go to the specialists, which are skipped and why."""
+"""Curation of a run's work table: which rows go to the specialists, which are skipped and why."""
 
 from __future__ import annotations
 
-from engine.ingest.curation import carried_skips, curate, with_carried_skips
-from engine.ingest.probe import WorkItem
+import pyarrow as pa
+
+from engine.ingest.curation import REFERENCE_SCHEMA, carried_skips, curate, with_carried_skips
+from engine.ingest.probe import WORK_SCHEMA, as_work_table
 from filters.curation.settings import CurationSettings, DedupSettings, GateSettings
 from schemas.arrow import SKIPPED_SCHEMA
 from schemas.records import ImageMeasures
 
 
-def _item(image_id: str, uri: str, width: int, height: int, phash: int, measured: bool = True) -> WorkItem:
+def _item(image_id: str, uri: str, width: int, height: int, phash: int, measured: bool = True) -> dict:
     measures = ImageMeasures(width, height, max(width, height) / min(width, height), phash, 0, 300.0, 120.0, 50.0, 0.2)
-    return WorkItem(image_id, uri, (uri,), width, height, "jpeg", measures=measures if measured else None)
+    return {
+        "image_id": image_id,
+        "source_uri": uri,
+        "source_uris": [uri],
+        "width": width,
+        "height": height,
+        "format": "jpeg",
+        "measures": measures.to_dict() if measured else None,
+    }
+
+
+def _work(*items: dict) -> pa.Table:
+    return as_work_table(pa.Table.from_pylist(list(items)))
+
+
+def _ids(table: pa.Table) -> list[str]:
+    return table.column("image_id").to_pylist()
 
 
 def test_copies_and_gated_images_leave_the_work_in_order() -> None:
-    work = [
+    work = _work(
         _item("A", "/in/a.jpg", 800, 600, 0),
         _item("B", "/in/b.jpg", 400, 300, 0b11),
         _item("C", "/in/c.jpg", 800, 600, 2**63 - 1),
         _item("D", "/in/dot.png", 8, 8, 2**40),
-    ]
+    )
     curated = curate(work, CurationSettings())
-    assert [item.image_id for item in curated.work] == ["A", "C"]
+    assert _ids(curated.work) == ["A", "C"]
+    assert curated.work.schema.equals(WORK_SCHEMA)
     assert curated.skipped.schema.equals(SKIPPED_SCHEMA)
     rows = curated.skipped.select(["image_id", "rule", "duplicate_of"]).to_pylist()
     assert rows == [
@@ -33,17 +52,17 @@ def test_copies_and_gated_images_leave_the_work_in_order() -> None:
 
 
 def test_an_annotated_image_stays_the_representative_of_its_group() -> None:
-    work = [_item("OLD", "/in/old.jpg", 400, 300, 0), _item("NEW", "/in/new.jpg", 1600, 1200, 0)]
-    assert [item.image_id for item in curate(work, CurationSettings(), {"OLD"}).work] == ["OLD"]
-    assert [item.image_id for item in curate(work, CurationSettings()).work] == ["NEW"]
+    work = _work(_item("OLD", "/in/old.jpg", 400, 300, 0), _item("NEW", "/in/new.jpg", 1600, 1200, 0))
+    assert _ids(curate(work, CurationSettings(), {"OLD"}).work) == ["OLD"]
+    assert _ids(curate(work, CurationSettings()).work) == ["NEW"]
 
 
 def test_items_without_measures_are_annotated_and_no_work_skips_nothing() -> None:
-    work = [_item("A", "/in/a.jpg", 800, 600, 0, measured=False), _item("B", "/in/b.jpg", 800, 600, 0, False)]
+    work = _work(_item("A", "/in/a.jpg", 800, 600, 0, measured=False), _item("B", "/in/b.jpg", 800, 600, 0, False))
     curated = curate(work, CurationSettings(gates=GateSettings(min_side=1000), dedup=DedupSettings()))
-    assert [item.image_id for item in curated.work] == ["A", "B"] and curated.skipped.num_rows == 0
-    empty = curate([], CurationSettings())
-    assert (empty.work, empty.skipped.num_rows, empty.groups) == ([], 0, 0)
+    assert _ids(curated.work) == ["A", "B"] and curated.skipped.num_rows == 0
+    empty = curate(WORK_SCHEMA.empty_table(), CurationSettings())
+    assert (empty.work.num_rows, empty.skipped.num_rows, empty.groups) == (0, 0, 0)
 
 
 def _skipped_row(image_id: str, uris: list[str]) -> dict:
@@ -51,8 +70,6 @@ def _skipped_row(image_id: str, uris: list[str]) -> dict:
 
 
 def test_skipped_rows_of_images_this_run_did_not_look_at_are_carried() -> None:
-    import pyarrow as pa
-
     previous = pa.Table.from_pylist(
         [
             _skipped_row("SEEN_PATH", ["/old/a.png"]),
@@ -64,16 +81,46 @@ def test_skipped_rows_of_images_this_run_did_not_look_at_are_carried() -> None:
     )
     carried = carried_skips(previous, {"/old/a.png"}, {"SEEN_ID"}, lambda uri: uri.startswith("/listed/"))
     assert carried.column("image_id").to_pylist() == ["ELSEWHERE"]
-    curated = with_carried_skips(curate([_item("A", "/in/a.jpg", 800, 600, 0)], CurationSettings()), carried)
-    assert [item.image_id for item in curated.work] == ["A"] and curated.skipped.num_rows == 1
+    curated = with_carried_skips(curate(_work(_item("A", "/in/a.jpg", 800, 600, 0)), CurationSettings()), carried)
+    assert _ids(curated.work) == ["A"] and curated.skipped.num_rows == 1
 
 
 def test_a_copy_of_a_reference_image_is_skipped_and_the_reference_never_is() -> None:
     reference = _item("OLD", "/kept/old.jpg", 400, 300, 0)
     tiny_reference = _item("DOT", "/kept/dot.png", 8, 8, 2**50)
-    work = [_item("NEW", "/in/new.jpg", 1600, 1200, 0b1), _item("C", "/in/c.jpg", 800, 600, 2**63 - 1)]
-    curated = curate(work, CurationSettings(), references=[reference, tiny_reference])
-    assert [item.image_id for item in curated.work] == ["C"]
+    references = pa.Table.from_pylist([reference, tiny_reference]).select(REFERENCE_SCHEMA.names).cast(REFERENCE_SCHEMA)
+    work = _work(_item("NEW", "/in/new.jpg", 1600, 1200, 0b1), _item("C", "/in/c.jpg", 800, 600, 2**63 - 1))
+    curated = curate(work, CurationSettings(), references=references)
+    assert _ids(curated.work) == ["C"]
     assert curated.skipped.select(["image_id", "duplicate_of"]).to_pylist() == [
         {"image_id": "NEW", "duplicate_of": "OLD"}
     ]
+
+
+def test_kept_references_are_the_kept_rows_with_measures_and_their_places(tmp_path) -> None:
+    from engine.config.settings import WriterConfig
+    from engine.ingest.curation import kept_references
+    from engine.store.location import location
+    from engine.store.writer import write_shard
+    from schemas.arrow import ANNOTATION_SCHEMA
+    from schemas.records import ImageRecord
+
+    measures = ImageMeasures(800, 600, 800 / 600, 5, 6, 300.0, 120.0, 50.0, 0.2)
+    rows = [
+        ImageRecord("KEPT", "/in/k.jpg", 800, 600, "jpeg", ["/in/k.jpg", "/in/k2.jpg"], measures=measures),
+        ImageRecord("NO_PLACES", "/in/n.jpg", 800, 600, "jpeg", [], measures=measures),
+        ImageRecord("UNMEASURED", "/in/u.jpg", 800, 600, "jpeg", ["/in/u.jpg"]),
+        ImageRecord("NOT_KEPT", "/in/x.jpg", 800, 600, "jpeg", ["/in/x.jpg"], measures=measures),
+    ]
+    table = pa.Table.from_pylist([row.to_row() for row in rows], schema=ANNOTATION_SCHEMA)
+    root = location(tmp_path)
+    new = write_shard(table, root, "annotations/new.parquet", WriterConfig(), {})
+    old = write_shard(table.drop_columns(["measures"]), root, "annotations/old.parquet", WriterConfig(), {})
+    found = kept_references(root, [new, old], {"KEPT", "NO_PLACES", "UNMEASURED"})
+    assert found.schema.equals(REFERENCE_SCHEMA)
+    assert found.select(["image_id", "source_uris", "width"]).to_pylist() == [
+        {"image_id": "KEPT", "source_uris": ["/in/k.jpg", "/in/k2.jpg"], "width": 800},
+        {"image_id": "NO_PLACES", "source_uris": ["/in/n.jpg"], "width": 800},
+    ]
+    kept = ImageMeasures.from_dict(found.column("measures")[0].as_py())
+    assert (kept.width, kept.phash, kept.dhash, kept.sharpness) == (800, 5, 6, 300.0)

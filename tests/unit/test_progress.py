@@ -3,12 +3,15 @@ column workers attach to their rows (pure functions, no Ray)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
+import select
 import struct
 import sys
 import termios
+import time
 
 import pyarrow as pa
 import pytest
@@ -48,12 +51,18 @@ def test_a_bar_on_a_terminal_shows_its_count_even_when_the_terminal_reports_no_s
     with os.fdopen(terminal, "w", buffering=1) as stream:
         monkeypatch.setattr(sys, "stderr", stream)
         meter = Meter("annotated", 10, print, bars=True)
+        time.sleep(0.05)
+        meter.bar.start_t -= 20  # 4 images in about 20 s: a rate under one image per second
         meter.advance(4)
         meter.close()
-    shown = os.read(controller, 65536).decode()
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO: everything written has been read and the terminal is closed
+        while select.select([controller], [], [], 0.2)[0]:
+            shown += os.read(controller, 65536)
     os.close(controller)
-    last = shown.replace("\r\n", "\n").split("\r")[-1].strip()
-    assert last.startswith("annotated:  40%|") and "4/10" in last
+    shown = shown.decode()
+    last = shown.split("\r")[-2].strip()  # the last state drawn, before the newline that leaves it
+    assert last.startswith("annotated:  40%|") and "4/10" in last and " 0.20 images/s]" in last
     assert len(last) <= (columns or BAR_COLUMNS)
 
 
