@@ -42,7 +42,7 @@ from engine.config.settings import EngineConfig
 from engine.errors import RunFailure
 from engine.execute.dataset import build_dataset, check_capacity, refilter_on_ray, run_in_process
 from engine.execute.plan_stages import PlannedStage, plan_stages
-from engine.execute.ray_session import LazyRay, RayOutput, check_cluster_early
+from engine.execute.ray_session import LazyRay, RayOutput, check_ray_early
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
 from engine.execute.stage_timing import StageTiming
@@ -220,7 +220,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         plan_stages(request.config)  # a profile that cannot run says so before "no images"
         check_not_empty(request)
         return RunResult(None, 0, 0, 0, 0, 0.0, published=False)
-    check_cluster_early(request.config.ray, request.address)
+    check_ray_early(request.config.ray, request.address, request.dashboard)
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     with OutputLock(request.output, run_id) as lock:
         started = time.perf_counter()

@@ -67,13 +67,18 @@ def cluster_address(config: RayConfig, address: str | None = None) -> str | None
     return address or os.environ.get("RAY_ADDRESS") or config.address
 
 
-def check_cluster_early(config: RayConfig, address: str | None = None) -> None:
-    """Before a run creates anything: fail in one line when it is to join a cluster that does not answer
-    (nothing to check when Ray is already up in this process)."""
+def check_ray_early(config: RayConfig, address: str | None = None, dashboard: bool = False) -> None:
+    """Before a run creates anything: fail in one line when it is to join a cluster that does not answer, or
+    to start a local Ray with its dashboard whose packages are missing (nothing to check when Ray is
+    already up in this process)."""
     ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return
     joining = cluster_address(config, address)
-    if joining and not (ray is not None and ray.is_initialized()):
+    if joining:
         check_cluster(joining)
+    elif dashboard:
+        check_dashboard_installed()
 
 
 def check_cluster(address: str) -> None:

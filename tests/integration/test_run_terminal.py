@@ -137,7 +137,7 @@ def test_dashboard_prints_the_address_of_a_dashboard_that_answers(inputs, tmp_pa
 
 
 @pytest.mark.skipif(dashboard_installed(), reason="the dashboard's packages are installed here")
-def test_dashboard_without_its_packages_is_one_line(inputs, tmp_path, capsys) -> None:
+def test_dashboard_without_its_packages_is_one_line_before_anything_is_created(inputs, tmp_path, capsys) -> None:
     from engine.cli import main as cli
 
     images, profile = inputs
@@ -146,3 +146,4 @@ def test_dashboard_without_its_packages_is_one_line(inputs, tmp_path, capsys) ->
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--dashboard needs Ray's dashboard packages" in err
     assert "pip install 'fld-engine[dashboard]'" in err
+    assert not (tmp_path / "out").exists()
