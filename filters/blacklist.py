@@ -104,6 +104,7 @@ class Blacklist:
     def matches_many(self, phrases: Sequence[str]) -> list[bool]:
         """:meth:`matches` for many strings, parsing the new ones in one ``nlp.pipe`` batch."""
         new = [t for t in dict.fromkeys(p.strip() for p in phrases) if t not in self._cache]
-        for text, doc in zip(new, self.nlp.pipe(new), strict=True):
+        # nlp.pipe costs milliseconds even on nothing: a batch without new strings skips it.
+        for text, doc in zip(new, self.nlp.pipe(new) if new else (), strict=True):
             self._cache[text] = any(key in self._keys for key in _keys(doc))
         return [self._cache[p.strip()] for p in phrases]

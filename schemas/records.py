@@ -458,7 +458,7 @@ class ImageMeasures:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageMeasures:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{name: data[name] for name in cls.__slots__})
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from engine.config.registry import FILTERS
 from engine.config.settings import EngineConfig, StageConfig
 from engine.config.typed_config import ConfigError
 from engine.execute.plan_stages import PlannedStage
@@ -100,8 +101,9 @@ def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConf
     import ray
 
     read_pixels = read_pixels and (not stages or any(stage.needs_pixels for stage in stages))
-    # Blocks are the streaming unit; without file reads, larger blocks cost less scheduling.
-    ds = ray.data.from_arrow(_blocks(rows, config.ray.decode_batch_size if read_pixels else PIXEL_FREE_BLOCK_ROWS))
+    # Blocks are the streaming unit; without file reads, larger blocks cost less scheduling. ``from_blocks``
+    # takes each block's metadata here, where ``from_arrow`` would run a Ray task per block for it.
+    ds = ray.data.from_blocks(_blocks(rows, config.ray.decode_batch_size if read_pixels else PIXEL_FREE_BLOCK_ROWS))
     groups = group_stages(stages, config.ray.fuse_cpu_stages)
     if not groups:
         return ds.map_batches(
@@ -110,11 +112,25 @@ def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConf
     for position, group in enumerate(groups):
         # The first step reads each image's bytes where it decodes them: no loader processes, one hop less.
         read_bytes = read_pixels if position == 0 else None
-        ds = _add_step(ds, group, config.ingest.max_pixels, read_bytes, config.ray.worker_death_retries)
+        batch_size = step_batch_size(group, pixel_free=not read_pixels)
+        ds = _add_step(ds, group, config.ingest.max_pixels, read_bytes, config.ray.worker_death_retries, batch_size)
     return ds
 
 
-def _add_step(ds: Any, group: StageGroup, max_pixels: int, read_bytes: bool | None, death_retries: int) -> Any:
+def step_batch_size(group: StageGroup, pixel_free: bool) -> int:
+    """The rows of one call of ``group``'s step: its ``batch_size``, except that filters over rows without
+    image bytes (``pixel_free``) take at least a whole block (``PIXEL_FREE_BLOCK_ROWS``). Their rows are a few
+    hundred bytes and each call costs a hop between Ray processes, more than the filters' work on 64 rows;
+    a filter decides each image on its own, so what it writes does not depend on the batch."""
+    size = group.resources.batch_size
+    if pixel_free and all(stage.kind == FILTERS for stage in group.stages):  # type: ignore[attr-defined]
+        return max(size, PIXEL_FREE_BLOCK_ROWS)
+    return size
+
+
+def _add_step(
+    ds: Any, group: StageGroup, max_pixels: int, read_bytes: bool | None, death_retries: int, batch_size: int
+) -> Any:
     """One ``map_batches`` step running ``group``'s stages: when one holds a model, an actor pool of guards
     whose inner workers hold the step's resources and whose deaths are bounded (``worker_deaths``); else tasks."""
     from ray.data import ActorPoolStrategy
@@ -122,7 +138,7 @@ def _add_step(ds: Any, group: StageGroup, max_pixels: int, read_bytes: bool | No
     stages = tuple(stage.config for stage in group.stages)  # type: ignore[attr-defined]
     arguments = {"stages": stages, "max_pixels": max_pixels, "read_bytes": read_bytes}
     resources = group.resources
-    common: dict[str, Any] = {"batch_format": "pyarrow", "batch_size": resources.batch_size}
+    common: dict[str, Any] = {"batch_format": "pyarrow", "batch_size": batch_size}
     if group.holds_model:
         guard = {"resources": resources, "retries": death_retries, "name": group.name}
         return ds.map_batches(

@@ -36,6 +36,12 @@ def test_matches_many_agrees_with_matches(phrases: Blacklist) -> None:
     assert phrases.matches_many(texts) == [True, False, True, False]
 
 
+def test_matches_many_of_nothing_or_of_known_strings_answers_from_the_cache(phrases: Blacklist) -> None:
+    assert phrases.matches_many([]) == []
+    assert phrases.matches_many(["it", " it "]) == [True, True]
+    assert phrases.matches_many(["it"]) == [True]  # already parsed: no new string to parse
+
+
 def test_list_files_skip_comments_and_blank_lines(tmp_path: Path) -> None:
     file = tmp_path / "mine.txt"
     file.write_text("# a comment\n\nwatermark\n  logo  \n")

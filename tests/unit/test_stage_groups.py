@@ -71,3 +71,23 @@ def test_the_fld5b_order_fuses_each_run_of_cpu_stages_between_gpu_stages() -> No
         "sam",
         "final_confidence+final_geometry+final_nms+final_blacklist",
     ]
+
+
+def test_filters_over_rows_without_image_bytes_take_a_whole_block_per_call() -> None:
+    from engine.config.profile import parse_config
+    from engine.execute.dataset import PIXEL_FREE_BLOCK_ROWS, step_batch_size
+    from engine.execute.plan_stages import plan_stages
+
+    settings = {
+        "specialists": [{"name": "haar", "backend": "haar", "resources": {"batch_size": 4}}],
+        "filters": [
+            {"name": "confidence", "backend": "confidence", "resources": {"batch_size": 64}},
+            {"name": "nms", "backend": "nms", "resources": {"batch_size": 512}},
+        ],
+        "ray": {"fuse_cpu_stages": False},
+    }
+    haar, confidence, nms = group_stages(plan_stages(parse_config(settings)), fuse=False)
+    assert step_batch_size(confidence, pixel_free=True) == PIXEL_FREE_BLOCK_ROWS == 256
+    assert step_batch_size(nms, pixel_free=True) == 512  # a larger batch_size stays
+    assert step_batch_size(confidence, pixel_free=False) == 64  # rows carrying image bytes: as configured
+    assert step_batch_size(haar, pixel_free=True) == 4  # a specialist's batch is what its model takes
