@@ -10,8 +10,9 @@ is referenced as it is; otherwise the exact rows are rewritten into a new shard.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,7 +29,8 @@ from engine.store.writer import ShardInfo, ShardWriter
 from schemas.arrow import ANNOTATION_SCHEMA, conform
 from schemas.records import ImageRecord
 
-KEY_COLUMNS = ["image_id", "source_uris", "stages", "errors"]
+KEY_COLUMNS = ["image_id", "stages", "errors"]  # what choosing a row reads
+PLACE_COLUMNS = ["image_id", "source_uris"]  # what taking the chosen rows reads
 
 
 @dataclass
@@ -101,14 +103,13 @@ def plan_carry_over(
     if not candidates and not keep[0]:
         return CarryOver(new=work)
     wanted = dict(zip(work.column("image_id").to_pylist(), work.column("source_uris").to_pylist(), strict=True))
-    keys = [read_shard(root, c.shard, KEY_COLUMNS).to_pylist() for c in candidates]
     writer = ShardWriter(
         root, "annotations", f"part-{run_id}-carried", ANNOTATION_SCHEMA, writer_config, on_shard=on_shard
     )
     taker = _RowTaker(root, wanted, plan, writer)
-    for candidate, rows, picks in zip(candidates, keys, _choose_rows(keys, wanted, plan), strict=True):
-        if picks:
-            taker.take(candidate, rows, picks)
+    for candidate, picks in zip(candidates, _choose_rows(root, candidates, wanted, plan), strict=True):
+        if picks:  # a shard's rows are read again here: holding every shard's keys cost GBs at a million images
+            taker.take(candidate, read_shard(root, candidate.shard, PLACE_COLUMNS).to_pylist(), picks)
     carry = taker.carry
     keep_rows(root, keep[1], keep[0], writer, carry)
     carry.shards.extend(writer.close())
@@ -117,20 +118,29 @@ def plan_carry_over(
     return carry
 
 
-def _choose_rows(keys: list[list[dict]], wanted: dict[str, list[str]], plan: StagePlan) -> list[dict[int, RowPlan]]:
+def _choose_rows(
+    root: Where, candidates: Sequence[Candidate], wanted: Collection[str], plan: StagePlan
+) -> list[dict[int, RowPlan]]:
     """Per candidate shard, row index -> plan of the rows chosen from it: each wanted image's best row
-    (the least work to redo, then the earliest candidate)."""
+    (the least work to redo, then the earliest candidate). One shard's keys are read at a time, and rows
+    that recorded the same stages and errors share one plan: what is held is the best choice per image."""
     best: dict[str, tuple[int, int, int, RowPlan]] = {}
-    for shard_index, rows in enumerate(keys):
-        for row_index, row in enumerate(rows):
+    plans: dict[tuple[Any, ...], RowPlan] = {}
+    for shard_index, candidate in enumerate(candidates):
+        keys = read_shard(root, candidate.shard, KEY_COLUMNS)
+        for row_index, row in enumerate(keys.to_pylist()):
             image_id = row["image_id"]
             if image_id not in wanted:
                 continue
-            row_plan = plan.classify(stages_map(row["stages"]), failure_counts(row["errors"]))
+            recorded, failures = stages_map(row["stages"]), failure_counts(row["errors"])
+            key = (tuple(sorted(recorded.items())), tuple(sorted(failures.items())))
+            row_plan = plans.get(key)
+            if row_plan is None:
+                row_plan = plans[key] = plan.classify(recorded, failures)
             choice = (int(row_plan.level), shard_index, row_index, row_plan)
             if image_id not in best or choice[:3] < best[image_id][:3]:
                 best[image_id] = choice
-    chosen: list[dict[int, RowPlan]] = [{} for _ in keys]
+    chosen: list[dict[int, RowPlan]] = [{} for _ in candidates]
     for _, shard_index, row_index, row_plan in best.values():
         chosen[shard_index][row_index] = row_plan
     return chosen
