@@ -297,19 +297,18 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
     """Hash and decode-check every image that the previous version's probe index does not vouch for."""
     started = time.perf_counter()
     limits = probe_settings(run.config.ingest)
-    cache = {} if run.request.full else load_probe_cache(run.root, run.previous, run.request.probe_key())
+    cache = None if run.request.full else load_probe_cache(run.root, run.previous, run.request.probe_key())
     split = split_by_cache(run.sources, cache)
     # --limit: at most N files the previous version does not vouch for; the rest wait for a later run.
     limit = run.request.limit
     misses, deferred = (split.misses, []) if limit is None else (split.misses[:limit], split.misses[limit:])
     fresh = probe_sources(misses, limits, ray.start)
-    hits = pa.Table.from_pylist(split.hit_rows, schema=PROBE_INDEX_SCHEMA)
-    index = pa.concat_tables([hits, as_probe_index(fresh)])
+    index = pa.concat_tables([split.hits, as_probe_index(fresh)])
     seconds = time.perf_counter() - started
     work, quarantined = group_by_content(index)
-    unchanged = not split.misses and len(split.hit_rows) == sum(len(rows) for rows in cache.values())
+    unchanged = not split.misses and split.hits.num_rows == (cache.rows if cache is not None else 0)
     deferred_uris = frozenset(source.uri for source in deferred)
-    return Probed(index, len(split.hit_rows), len(misses), unchanged, seconds, work, quarantined, deferred_uris)
+    return Probed(index, split.hits.num_rows, len(misses), unchanged, seconds, work, quarantined, deferred_uris)
 
 
 def _places(work: pa.Table) -> Iterator[list[str]]:

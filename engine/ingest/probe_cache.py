@@ -18,9 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from engine.config.settings import IngestConfig
 from engine.ingest.locator import REMOTE_READS, is_local_uri
-from engine.ingest.probe import ProbedFile, probed_from_row
+from engine.ingest.probe import PROBE_INDEX_SCHEMA, ProbedFile, as_probe_index, probed_from_row
 from engine.ingest.sources import InputOptions, Source
 from engine.store.location import Entry, Where
 from engine.store.manifest import Manifest
@@ -30,16 +34,58 @@ from filters.curation.measures import MEASURES_VERSION
 RACY_NS = 2_000_000_000
 
 
+@dataclass(frozen=True)
+class ProbeCache:
+    """A probe index and its rows ordered by the object each came from (its container, or the file itself):
+    object ``k`` (``objects[uri] == k``) has the rows ``order[bounds[k]:bounds[k + 1]]``. One Python entry
+    per object; the rows stay in Arrow, as read."""
+
+    index: pa.Table
+    objects: dict[str, int]
+    order: np.ndarray
+    bounds: np.ndarray
+
+    @classmethod
+    def of(cls, index: pa.Table) -> ProbeCache:
+        """``index`` (probe index rows, a container's rows in member order) grouped by object, orders kept."""
+        index = as_probe_index(index)
+        keyed = pa.table({"object": object_column(index), "position": np.arange(index.num_rows)})
+        keyed = keyed.sort_by([("object", "ascending"), ("position", "ascending")])
+        objects = keyed.column("object").combine_chunks()
+        changed = pc.not_equal(objects[1:], objects[:-1]).to_numpy(zero_copy_only=False) if len(objects) > 1 else []
+        firsts = np.flatnonzero(np.r_[len(objects) > 0, changed])
+        uris = objects.take(pa.array(firsts, pa.int64())).to_pylist()
+        order = keyed.column("position").to_numpy()
+        return cls(index, {uri: k for k, uri in enumerate(uris)}, order, np.r_[firsts, index.num_rows])
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> ProbeCache:
+        return cls.of(pa.Table.from_pylist(rows, schema=PROBE_INDEX_SCHEMA))
+
+    @property
+    def rows(self) -> int:
+        return self.index.num_rows
+
+    def positions(self, uri: str) -> np.ndarray | None:
+        """The index rows of the object ``uri``, in the index's order; None when the index has none."""
+        k = self.objects.get(uri)
+        return None if k is None else self.order[self.bounds[k] : self.bounds[k + 1]]
+
+    def first_row(self, uri: str) -> dict[str, Any] | None:
+        positions = self.positions(uri)
+        return None if positions is None else self.index.slice(int(positions[0]), 1).to_pylist()[0]
+
+
 @dataclass
 class CacheSplit:
-    """Probe index rows reused from the cache, and the sources still to probe."""
+    """Probe index rows reused from the cache (a table), and the sources still to probe."""
 
-    hit_rows: list[dict[str, Any]]
+    hits: pa.Table
     misses: list[Source]
 
     @property
-    def hits(self) -> list[ProbedFile]:
-        return [probed_from_row(row) for row in self.hit_rows]
+    def probed(self) -> list[ProbedFile]:
+        return [probed_from_row(row) for row in self.hits.to_pylist()]
 
 
 def probe_key(ingest: IngestConfig, options: InputOptions) -> dict[str, Any]:
@@ -53,43 +99,42 @@ def probe_key(ingest: IngestConfig, options: InputOptions) -> dict[str, Any]:
     }
 
 
-def object_of(row: dict[str, Any]) -> str:
-    """The object a probe index row came from: its container, or the file itself."""
-    locator = row.get("locator")
-    return locator["container"] if locator else row["source_uri"]
+def object_column(index: pa.Table) -> pa.ChunkedArray:
+    """The object each probe index row came from: its container, or the file itself."""
+    locator = index.column("locator")
+    return pc.if_else(pc.is_valid(locator), pc.struct_field(locator, "container"), index.column("source_uri"))
 
 
-def load_probe_cache(
-    root: Where, previous: Manifest | None, ingest_key: dict[str, Any]
-) -> dict[str, list[dict[str, Any]]]:
-    """Object URI -> its index rows from the previous version, if probed under the same ``ingest_key``."""
+def load_probe_cache(root: Where, previous: Manifest | None, ingest_key: dict[str, Any]) -> ProbeCache | None:
+    """The previous version's probe index, if probed under the same ``ingest_key``."""
     if previous is None or previous.probe_index is None or previous.extra.get("ingest") != ingest_key:
-        return {}
-    cache: dict[str, list[dict[str, Any]]] = {}
-    for row in read_shard(root, previous.probe_index).to_pylist():
-        cache.setdefault(object_of(row), []).append(row)
-    return cache
+        return None
+    return ProbeCache.of(read_shard(root, previous.probe_index))
 
 
-def split_by_cache(sources: Iterable[Source], cache: dict[str, list[dict[str, Any]]]) -> CacheSplit:
+def split_by_cache(sources: Iterable[Source], cache: ProbeCache | None) -> CacheSplit:
     """Reuse the cached rows of every source whose object is unchanged; the others are to probe. Sources
     not listed with a stamp (named by a list or a table) are stated, those in a store a few at a time."""
     sources = list(sources)
-    cached = [s for s in sources if s.uri in cache and s.problem is None]
+    if cache is None:
+        return CacheSplit(pa.Table.from_pylist([], schema=PROBE_INDEX_SCHEMA), sources)
+    cached = [s for s in sources if s.uri in cache.objects and s.problem is None]
     remote = [s for s in cached if not is_local_uri(s.uri) and s.stamp_from_listing() is None]
     stamps: dict[str, Entry | None] = {}
     if len(remote) > 1:
         with ThreadPoolExecutor(REMOTE_READS) as pool:
             stamps = dict(zip([s.uri for s in remote], pool.map(Source.stamp, remote), strict=True))
-    split = CacheSplit([], [])
+    spans: list[np.ndarray] = []
+    misses: list[Source] = []
     for source in sources:
-        rows = cache.get(source.uri)
-        now = stamps[source.uri] if source.uri in stamps else source.stamp() if rows else None
-        if rows and source.problem is None and unchanged(now, rows[0]):
-            split.hit_rows.extend(rows)
+        first = cache.first_row(source.uri) if source.problem is None else None
+        now = (stamps[source.uri] if source.uri in stamps else source.stamp()) if first else None
+        if first and unchanged(now, first):
+            spans.append(cache.positions(source.uri))  # type: ignore[arg-type]
         else:
-            split.misses.append(source)
-    return split
+            misses.append(source)
+    taken = np.concatenate(spans) if spans else np.zeros(0, np.int64)
+    return CacheSplit(cache.index.take(pa.array(taken, pa.int64())), misses)
 
 
 def unchanged(now: Entry | None, row: dict[str, Any]) -> bool:

@@ -20,7 +20,7 @@ import yaml
 from engine.cli import main as cli
 from engine.config.profile import load_config, parse_config
 from engine.errors import OutputError
-from engine.ingest.probe_cache import split_by_cache
+from engine.ingest.probe_cache import ProbeCache, split_by_cache
 from engine.ingest.sources import Source, SourceKind
 from engine.run import RunRequest, RunResult, run_pipeline
 from engine.store.location import location
@@ -317,11 +317,11 @@ def test_the_probe_cache_keys_objects_by_size_and_etag_not_mtime(s3_bucket) -> N
                 "etag": entry.etag, "checked_ns": 0, "image_id": "id-" + uri.rsplit("/", 1)[1], "width": 1,
                 "height": 1, "format": "png", "reason": None, "detail": None, "locator": None}  # fmt: skip
 
-    cache = {uri: [row(uri)] for uri in (same, rewritten, resized)}
+    cache = ProbeCache.from_rows([row(uri) for uri in (same, rewritten, resized)])
     location(rewritten).write_bytes(b"y" * 10)  # same size, other bytes: only the ETag tells
     location(resized).write_bytes(b"x" * 11)
     split = split_by_cache([Source(SourceKind.FILE, uri) for uri in (same, rewritten, resized)], cache)
-    assert [p.image_id for p in split.hits] == ["id-same.png"]
+    assert split.hits.column("image_id").to_pylist() == ["id-same.png"]
     assert [s.uri for s in split.misses] == [rewritten, resized]
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from engine.config.settings import WriterConfig
 from engine.errors import OutputError
-from engine.ingest.probe_cache import RACY_NS, split_by_cache
+from engine.ingest.probe_cache import RACY_NS, ProbeCache, split_by_cache
 from engine.ingest.sources import Source, SourceKind
 from engine.refresh.incremental import Level, StagePlan, StageSpec, stage_inputs
 from engine.refresh.tombstones import find_tombstones
@@ -158,11 +158,11 @@ def test_probe_cache_trusts_only_unchanged_files_checked_well_after_their_mtime(
                 "image_id": "id-" + path.stem, "width": 1, "height": 1, "format": "png",
                 "reason": None, "detail": None, "locator": None}  # fmt: skip
 
-    cache = {str(p): [entry(p, time.time_ns())] for p in (old, racy, changed)}
+    cache = ProbeCache.from_rows([entry(p, time.time_ns()) for p in (old, racy, changed)])
     changed.write_bytes(b"y" * 11)
     sources = [Source(SourceKind.FILE, str(p)) for p in (old, racy, changed, tmp_path / "new.png")]
     split = split_by_cache(sources, cache)
-    assert [p.image_id for p in split.hits] == ["id-old"]
+    assert split.hits.column("image_id").to_pylist() == ["id-old"]
     assert [s.uri for s in split.misses] == [str(racy), str(changed), str(tmp_path / "new.png")]
 
 
@@ -309,3 +309,32 @@ def test_a_stale_mask_stage_clears_every_mask_and_reruns_every_mask_stage() -> N
     (region,) = record.regions
     assert (region.mask, region.polygon, region.metrics) == (None, None, {"clip_similarity": 0.3})
     assert record.stages == {"detector": "d1"}
+
+
+def test_the_probe_cache_gives_back_a_containers_rows_together_in_member_order(tmp_path) -> None:
+    shard, loose = tmp_path / "a.tar", tmp_path / "z.png"
+    for path in (shard, loose):
+        path.write_bytes(b"x" * 10)
+    past = time.time_ns() - 10 * RACY_NS
+    for path in (shard, loose):
+        os.utime(path, ns=(past, past))
+
+    def row(uri: str, container: Path | None, member: int) -> dict:
+        stat = (container or Path(uri)).stat()
+        locator = None if container is None else {"container": str(container), "offset": member * 512}
+        return {"source_uri": uri, "object_size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "checked_ns": time.time_ns(), "image_id": f"id-{Path(uri).name}", "locator": locator}  # fmt: skip
+
+    members = [row(f"{shard}#{name}", shard, k) for k, name in enumerate(("c.png", "a.png", "b.png"))]
+    cache = ProbeCache.from_rows([members[2], row(str(loose), None, 0), members[0], members[1]])
+    assert cache.rows == 4 and cache.positions(str(shard)).tolist() == [0, 2, 3]
+    assert cache.positions(str(loose)).tolist() == [1] and cache.positions(str(tmp_path / "other.tar")) is None
+    sources = [Source(SourceKind.TAR, str(shard)), Source(SourceKind.FILE, str(loose))]
+    split = split_by_cache(sources, cache)
+    assert split.hits.column("image_id").to_pylist() == [
+        "id-a.tar#b.png",
+        "id-a.tar#c.png",
+        "id-a.tar#a.png",
+        "id-z.png",
+    ]
+    assert split.misses == [] and split_by_cache(sources, None).misses == sources
