@@ -20,6 +20,7 @@ from engine.run import RunRequest, RunResult, run_pipeline
 from engine.store.reader import read_shard, read_version
 from filters.curation.selection import NEAR_DUPLICATE
 from schemas.records import ImageMeasures
+from tests.support.local_ray import local_ray
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "images"
 PROFILE = {
@@ -30,11 +31,8 @@ PROFILE = {
 
 @pytest.fixture(scope="module")
 def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
+    with local_ray():
+        yield
 
 
 def run(inputs: Path, output: Path) -> RunResult:

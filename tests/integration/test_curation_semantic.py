@@ -20,6 +20,7 @@ from engine.run import RunRequest, run_pipeline
 from engine.store.reader import read_shard
 from filters.curation.settings import SemanticSettings
 from schemas.arrow import SKIPPED_SCHEMA
+from tests.support.local_ray import local_ray
 
 IMAGES = {
     "astronaut.png": data.astronaut(),
@@ -87,11 +88,8 @@ def test_the_embedded_copy_is_skipped_with_its_cosine(tiny_clip, inputs) -> None
 
 @pytest.fixture(scope="module")
 def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
+    with local_ray():
+        yield
 
 
 def _run(inputs: Path, output: Path, model: str, messages: list[str]):

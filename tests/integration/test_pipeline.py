@@ -15,6 +15,7 @@ from engine.config.profile import parse_config
 from engine.run import RunRequest, run_pipeline
 from engine.store.reader import read_version
 from tests.support.image_files import write_ingestion_zoo
+from tests.support.local_ray import local_ray
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "images"
 PROFILE = {
@@ -28,11 +29,8 @@ PROFILE = {
 
 @pytest.fixture(scope="module")
 def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
+    with local_ray():
+        yield
 
 
 @pytest.fixture(scope="module")

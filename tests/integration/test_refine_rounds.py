@@ -22,6 +22,7 @@ from schemas.arrow import ANNOTATION_SCHEMA, SCHEMA_VERSION
 from schemas.records import ImageRecord, Provenance, Region, Text
 from schemas.stage import WeightsNotFound
 from schemas.validation import validate_record
+from tests.support import local_ray as ray_support
 
 HAAR = Provenance("haar", "opencv", 0)
 
@@ -82,11 +83,8 @@ def test_refining_an_empty_directory_is_a_clear_error(tiny_florence2_dir, tmp_pa
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray for the module (refine_dataset reuses an initialised Ray instead of starting its own)."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
+    with ray_support.local_ray():
+        yield
 
 
 @pytest.fixture(scope="module")

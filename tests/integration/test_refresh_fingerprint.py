@@ -13,6 +13,7 @@ from engine.run import RunRequest, RunResult, run_pipeline
 from engine.store.reader import read_version
 from schemas.fingerprint import canonical
 from specialists.detect_haar import CASCADES
+from tests.support.local_ray import local_ray
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "images"
 IMAGES = ("astronaut.jpg", "text_sign.png", "chelsea.jpg")
@@ -50,11 +51,8 @@ def run(inputs: Path, output: Path, profile: dict, always_publish: bool = False)
 
 @pytest.fixture(scope="module")
 def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
+    with local_ray():
+        yield
 
 
 @pytest.mark.slow

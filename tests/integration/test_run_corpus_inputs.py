@@ -29,6 +29,7 @@ from tests.support.corpus_inputs import (
     write_tar,
 )
 from tests.support.image_files import jpeg_bytes
+from tests.support.local_ray import local_ray
 
 pytestmark = pytest.mark.slow
 
@@ -45,11 +46,8 @@ CHEAP = {**PROFILE, "filters": [{"name": "confidence", "backend": "confidence"}]
 @pytest.fixture(scope="module")
 def ray_local(s3_endpoint):
     """Ray started after the S3 server, so its workers inherit AWS_ENDPOINT_URL."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
+    with local_ray():
+        yield
 
 
 def run(inputs: list[str], output: Path, profile: dict = PROFILE) -> RunResult:

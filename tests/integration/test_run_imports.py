@@ -18,6 +18,7 @@ from engine.cli import main as cli
 from engine.store.manifest import require_manifest
 from engine.store.reader import read_version
 from schemas.records import ImageRecord
+from tests.support.local_ray import local_ray
 
 pytestmark = pytest.mark.slow
 
@@ -52,11 +53,8 @@ def coco(bus_label: str = "bus") -> dict:
 
 @pytest.fixture(scope="module")
 def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
+    with local_ray():
+        yield
 
 
 @pytest.fixture(scope="module")

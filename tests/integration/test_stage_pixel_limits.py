@@ -18,6 +18,7 @@ from engine.config.profile import parse_config
 from engine.ingest.decode import decode_image
 from schemas.records import ImageRecord, StageError
 from specialists.ocr_rapid import RapidOcr, RapidOcrOptions, detector_input_size
+from tests.support.local_ray import local_ray
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "images"
 THIN_ERROR = "image_too_large_for_stage: 2x200 upscales to 736x69184 (50919424 pixels > max_pixels 8000000)"
@@ -78,7 +79,6 @@ def test_a_profile_cap_refuses_an_image_the_default_accepts(tmp_path) -> None:
 @pytest.mark.slow
 def test_a_run_publishes_the_thin_png_with_the_ocr_error_and_the_other_stages_work(tmp_path) -> None:
     """End to end on local Ray: the run goes on, Haar still runs on the thin image, the sign is read."""
-    import ray
 
     from engine.run import RunRequest, run_pipeline
     from engine.store.reader import read_version
@@ -96,12 +96,9 @@ def test_a_run_publishes_the_thin_png_with_the_ocr_error_and_the_other_stages_wo
         "curation": {"dedup": {"enabled": False}, "gates": {"min_side": None}},
         "ray": {"num_cpus": 2},
     }
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
+    with local_ray():
         request = RunRequest((str(inputs),), tmp_path / "out", parse_config(profile), progress_bars=False)
         result = run_pipeline(request, progress=lambda _: None)
-    finally:
-        ray.shutdown()
     assert result.annotated == 2 and result.quarantined == 0
     rows = {Path(row["source_uris"][0]).name: row for row in read_version(tmp_path / "out").to_pylist()}
     spacer, sign = rows["spacer.png"], rows["text_sign.png"]

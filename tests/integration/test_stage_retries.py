@@ -8,13 +8,13 @@ from PIL import Image
 
 from engine.config.profile import parse_config
 from tests.support.flaky_stage import attempts
+from tests.support.local_ray import local_ray
 
 FLAKY = "tests.support.flaky_stage:FailsWhileMarked"
 
 
 @pytest.mark.slow
 def test_a_failed_stage_is_retried_until_it_succeeds_or_reaches_the_cap(tmp_path) -> None:
-    import ray
 
     from engine.run import RunRequest, run_pipeline
     from engine.store.reader import read_version
@@ -45,8 +45,7 @@ def test_a_failed_stage_is_retried_until_it_succeeds_or_reaches_the_cap(tmp_path
     def errors(rows: list[dict]) -> list[list[str]]:
         return [[e["stage"] for e in row["errors"]] for row in rows]
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
+    with local_ray():
         first = run()
         assert errors(first) == [["flaky", "broken"]] * 2
         assert first[0]["errors"][0]["message"] == "RuntimeError: flaky is down"
@@ -62,5 +61,3 @@ def test_a_failed_stage_is_retried_until_it_succeeds_or_reaches_the_cap(tmp_path
         assert fourth == third and len(attempts(state, "broken")) == broken_tries
         full = run(full=True)  # --full recomputes everything: the count starts again
         assert errors(full) == [["broken"]] * 2 and len(attempts(state, "broken")) > broken_tries
-    finally:
-        ray.shutdown()

@@ -17,6 +17,7 @@ from engine.config import registry
 from schemas.records import ImageRecord, Region, Text
 from schemas.stage import BaseStage, StageKind
 from specialists.base import Specialist
+from tests.support.local_ray import local_ray
 
 SPECIALIST = "test_halves"
 FILTER = "test_min_score"
@@ -156,14 +157,11 @@ def unregister() -> None:
 @contextmanager
 def local_ray_with_stages() -> Iterator[None]:
     """A local two-CPU Ray whose workers know the test stages (registered here too), shut down after."""
-    import ray
-
     register()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR", runtime_env=RUNTIME_ENV)
     try:
-        yield
+        with local_ray(RUNTIME_ENV):
+            yield
     finally:
-        ray.shutdown()
         unregister()
 
 
