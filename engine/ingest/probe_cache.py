@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from engine.config.settings import IngestConfig
 from engine.ingest.locator import REMOTE_READS, is_local_uri
-from engine.ingest.probe import PROBE_INDEX_SCHEMA, ProbedFile, as_probe_index, probed_from_row
+from engine.ingest.probe import PROBE_INDEX_SCHEMA, as_probe_index
 from engine.ingest.sources import InputOptions, Source
 from engine.store.location import Entry, Where
 from engine.store.manifest import Manifest
@@ -71,9 +71,8 @@ class ProbeCache:
         k = self.objects.get(uri)
         return None if k is None else self.order[self.bounds[k] : self.bounds[k + 1]]
 
-    def first_row(self, uri: str) -> dict[str, Any] | None:
-        positions = self.positions(uri)
-        return None if positions is None else self.index.slice(int(positions[0]), 1).to_pylist()[0]
+    def row(self, position: int) -> dict[str, Any]:
+        return self.index.slice(position, 1).to_pylist()[0]
 
 
 @dataclass
@@ -82,10 +81,6 @@ class CacheSplit:
 
     hits: pa.Table
     misses: list[Source]
-
-    @property
-    def probed(self) -> list[ProbedFile]:
-        return [probed_from_row(row) for row in self.hits.to_pylist()]
 
 
 def probe_key(ingest: IngestConfig, options: InputOptions) -> dict[str, Any]:
@@ -127,12 +122,13 @@ def split_by_cache(sources: Iterable[Source], cache: ProbeCache | None) -> Cache
     spans: list[np.ndarray] = []
     misses: list[Source] = []
     for source in sources:
-        first = cache.first_row(source.uri) if source.problem is None else None
-        now = (stamps[source.uri] if source.uri in stamps else source.stamp()) if first else None
-        if first and unchanged(now, first):
-            spans.append(cache.positions(source.uri))  # type: ignore[arg-type]
-        else:
-            misses.append(source)
+        positions = cache.positions(source.uri) if source.problem is None else None
+        if positions is not None:
+            now = stamps[source.uri] if source.uri in stamps else source.stamp()
+            if unchanged(now, cache.row(int(positions[0]))):
+                spans.append(positions)
+                continue
+        misses.append(source)
     taken = np.concatenate(spans) if spans else np.zeros(0, np.int64)
     return CacheSplit(cache.index.take(pa.array(taken, pa.int64())), misses)
 
