@@ -12,12 +12,12 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
   of the images a near-duplicate of another by their measures, as workers would write it, every file
   unchanged since) and a synthetic previous version holding 90% of the unique images, exact for the
   current stages, in shards of 1,000 rows. The engine's planning runs over them as a refresh does:
-  discovery of the path table (``discover``), the previous probe index read as the probe cache and the
-  listing split by it (``split_by_cache``: every file stated and found unchanged), grouping the hits by
-  content hash (``group_by_content``), the previous version's paths (``previous_paths``),
-  curation (``curate``: gates and near-duplicate groups, the previous images preferred) and carry-over
-  planning (``plan_carry_over``); reported: each phase's seconds and the driver's peak RSS above its level
-  before planning.
+  discovery of the path table into an Arrow listing (``discover_listing``), the previous probe index
+  read as the probe cache and the listing split by it (``split_by_cache``: every file stated and found
+  unchanged), grouping the hits by content hash (``group_by_content``), the previous version's paths
+  (``previous_paths``), curation (``curate``: gates and near-duplicate groups, the previous images
+  preferred) and carry-over planning (``plan_carry_over``); reported: each phase's seconds and the
+  driver's peak RSS above its level before planning.
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
     from bench.ceiling import filters_only
     from engine.execute.plan_stages import plan_stages
     from engine.ingest.curation import curate
-    from engine.ingest.discover import discover
+    from engine.ingest.discover import discover_listing
     from engine.ingest.probe import group_by_content
     from engine.ingest.probe_cache import ProbeCache, split_by_cache
     from engine.refresh.carryover import Candidate, plan_carry_over
@@ -252,7 +252,7 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
     candidates = [Candidate(ShardInfo.from_dict(shard)) for shard in facts["shards"]]
     with RssPeak() as rss:
         started, cpu_started = time.perf_counter(), time.process_time()
-        listing = discover([str(folder / "paths.parquet")], config.ingest.extensions)
+        listing = discover_listing([str(folder / "paths.parquet")], config.ingest.extensions)
         discovered = time.perf_counter()
         # A refresh reads the previous version's probe index as its probe cache; every file is a hit here.
         cache = ProbeCache.of(pq.read_table(folder / "probes-part.parquet"))
@@ -260,6 +260,8 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
         split = split_by_cache(listing, cache)
         del listing
         split_at = time.perf_counter()
+        rss.sample()
+        listing_peak = rss.peak_mib  # the peak so far: discovery, the cache and the split
         work, quarantined = group_by_content(split.hits)
         grouped = time.perf_counter()
         previous_images = previous_paths(folder, [c.shard for c in candidates])
@@ -279,10 +281,11 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
         "new": carry.new.num_rows,
         "expected_carried": facts["carried"],
         "cache_hits": split.hits.num_rows,
-        "cache_misses": len(split.misses),
+        "cache_misses": split.misses.num_rows,
         "discovery_s": discovered - started,
         "probe_cache_s": cached - discovered,
         "cache_split_s": split_at - cached,
+        "listing_growth_mib": listing_peak - rss.start_mib,  # the driver's peak up to the split, above its start
         "grouping_s": grouped - split_at,
         "previous_paths_s": read_previous - grouped,
         "curation_s": curated_at - read_previous,

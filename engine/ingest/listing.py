@@ -1,0 +1,76 @@
+"""The run's listing of sources in Arrow (``SOURCE_SCHEMA`` rows): never a Python object per file held.
+
+Discovery's sources become record batches a chunk at a time (:func:`listing_batches`); the listing is
+one table sorted by URI with each URI once (:func:`sorted_listing`, Arrow kernels), so ``--limit`` takes
+the first files in URI order. :class:`~engine.ingest.sources.Source` objects are made only for the few
+rows a probe task (or a test) handles at once (:func:`listing_sources`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.ingest.sources import SOURCE_SCHEMA, Source, SourceKind
+
+LISTING_CHUNK = 8192  # sources turned into one record batch at a time
+
+
+def listing_batches(sources: Iterable[Source], chunk: int = LISTING_CHUNK) -> Iterator[pa.RecordBatch]:
+    """``sources`` as ``SOURCE_SCHEMA`` record batches of at most ``chunk`` rows, lazily."""
+    names = SOURCE_SCHEMA.names
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    count = 0
+    for source in sources:
+        for name in names:
+            columns[name].append(getattr(source, name))
+        count += 1
+        if count == chunk:
+            yield _batch(columns)
+            columns, count = {name: [] for name in names}, 0
+    if count:
+        yield _batch(columns)
+
+
+def _batch(columns: dict[str, list[Any]]) -> pa.RecordBatch:
+    columns["kind"] = [str(kind) for kind in columns["kind"]]
+    return pa.RecordBatch.from_pydict(columns, schema=SOURCE_SCHEMA)
+
+
+def sorted_listing(batches: Iterable[pa.RecordBatch]) -> pa.Table:
+    """One table of ``batches``, sorted by URI (a stable sort: of the rows with one URI, the first listed is
+    kept), each URI once."""
+    table = pa.Table.from_batches(list(batches), schema=SOURCE_SCHEMA)
+    if table.num_rows < 2:
+        return table.combine_chunks()
+    table = table.take(pc.sort_indices(table, sort_keys=[("uri", "ascending")]))
+    uris = table.column("uri").combine_chunks()
+    changed = pc.not_equal(uris[1:], uris[:-1]).to_numpy(zero_copy_only=False)
+    return table.filter(pa.array(np.r_[True, changed])).combine_chunks()
+
+
+def as_listing(sources: pa.Table | Iterable[Source]) -> pa.Table:
+    """A listing as given, or ``SOURCE_SCHEMA`` rows of the sources given (in their order)."""
+    if isinstance(sources, pa.Table):
+        return sources
+    return pa.Table.from_batches(list(listing_batches(sources)), schema=SOURCE_SCHEMA)
+
+
+def listing_sources(listing: pa.Table) -> list[Source]:
+    """The rows of ``listing`` as :class:`Source` objects (for a probe task's few rows, or a small listing)."""
+    return [Source.from_row(row) for row in listing.to_pylist()]
+
+
+def is_container(listing: pa.Table) -> pa.ChunkedArray:
+    """Whether each row is a container (a WebDataset shard or a Parquet table of image bytes)."""
+    return pc.not_equal(listing.column("kind"), str(SourceKind.FILE))
+
+
+def split_at_limit(listing: pa.Table, limit: int | None) -> tuple[pa.Table, pa.ChunkedArray]:
+    """The first ``limit`` rows of ``listing`` (all without a limit), and the URIs of the rest."""
+    taken = listing if limit is None else listing.slice(0, limit)
+    return taken, listing.slice(taken.num_rows).column("uri")
