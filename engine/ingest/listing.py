@@ -43,14 +43,19 @@ def _batch(columns: dict[str, list[Any]]) -> pa.RecordBatch:
 
 def sorted_listing(batches: Iterable[pa.RecordBatch]) -> pa.Table:
     """One table of ``batches``, sorted by URI (a stable sort: of the rows with one URI, the first listed is
-    kept), each URI once."""
+    kept), each URI once. The rows are copied once, by the one ``take`` of the rows kept in their order;
+    the memory the batches held goes back to the system."""
     table = pa.Table.from_batches(list(batches), schema=SOURCE_SCHEMA)
     if table.num_rows < 2:
         return table.combine_chunks()
-    table = table.take(pc.sort_indices(table, sort_keys=[("uri", "ascending")]))
-    uris = table.column("uri").combine_chunks()
+    order = pc.sort_indices(table, sort_keys=[("uri", "ascending")])
+    uris = table.column("uri").take(order).combine_chunks()
     changed = pc.not_equal(uris[1:], uris[:-1]).to_numpy(zero_copy_only=False)
-    return table.filter(pa.array(np.r_[True, changed])).combine_chunks()
+    del uris
+    listing = table.take(order.filter(pa.array(np.r_[True, changed])))
+    del table, order
+    pa.default_memory_pool().release_unused()
+    return listing.combine_chunks()
 
 
 def as_listing(sources: pa.Table | Iterable[Source]) -> pa.Table:

@@ -61,7 +61,10 @@ class ProbeCache:
         changed = pc.not_equal(objects[1:], objects[:-1]).to_numpy(zero_copy_only=False) if len(objects) > 1 else []
         firsts = np.flatnonzero(np.r_[len(objects) > 0, changed])
         order = keyed.column("position").to_numpy()
-        return cls(index, objects.take(pa.array(firsts, pa.int64())), order, np.r_[firsts, index.num_rows])
+        cache = cls(index, objects.take(pa.array(firsts, pa.int64())), order, np.r_[firsts, index.num_rows])
+        del keyed, objects
+        pa.default_memory_pool().release_unused()  # what reading and sorting used goes back to the system
+        return cache
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]]) -> ProbeCache:
@@ -145,10 +148,10 @@ def split_by_cache(sources: pa.Table | Iterable[Source], cache: ProbeCache | Non
             now = stamps_now(chunk.take(pa.array(cached, pa.int64())))
             was = firsts.take(pa.array(known[cached], pa.int64()))
             hit[start + cached] = unchanged(now, was)
-    return CacheSplit(
-        cache.index.take(pa.array(cache.rows_of(numbers[hit]), pa.int64())),
-        listing.filter(pa.array(~hit)),
-    )
+    taken = cache.rows_of(numbers[hit])
+    every_row_in_order = len(taken) == cache.rows and bool((taken == np.arange(cache.rows)).all())
+    hits = cache.index if every_row_in_order else cache.index.take(pa.array(taken, pa.int64()))
+    return CacheSplit(hits, listing.filter(pa.array(~hit)))
 
 
 def stamps_now(listing: pa.Table) -> pa.Table:
