@@ -53,14 +53,21 @@ class RssPeak:
     """``with RssPeak() as peak:``: this process's resident set, sampled every ``interval`` seconds."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        self.interval, self.start_mib, self.peak_mib = interval, 0.0, 0.0
+        self.interval, self.start_mib, self.peak_mib, self.phase_peak_mib = interval, 0.0, 0.0, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> float:
         rss = psutil.Process().memory_info().rss / MIB
         self.peak_mib = max(self.peak_mib, rss)
+        self.phase_peak_mib = max(self.phase_peak_mib, rss)
         return rss
+
+    def phase_growth(self) -> float:
+        """The peak since the previous call (or the start) above the start; the next phase starts now."""
+        self.sample()
+        growth, self.phase_peak_mib = self.phase_peak_mib - self.start_mib, 0.0
+        return growth
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -253,15 +260,13 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
     with RssPeak() as rss:
         started, cpu_started = time.perf_counter(), time.process_time()
         listing = discover_listing([str(folder / "paths.parquet")], config.ingest.extensions)
-        discovered = time.perf_counter()
+        discovered, discovery_growth = time.perf_counter(), rss.phase_growth()
         # A refresh reads the previous version's probe index as its probe cache; every file is a hit here.
         cache = ProbeCache.of(pq.read_table(folder / "probes-part.parquet"))
-        cached = time.perf_counter()
+        cached, cache_growth = time.perf_counter(), rss.phase_growth()
         split = split_by_cache(listing, cache)
         del listing
-        split_at = time.perf_counter()
-        rss.sample()
-        listing_peak = rss.peak_mib  # the peak so far: discovery, the cache and the split
+        split_at, split_growth = time.perf_counter(), rss.phase_growth()
         work, quarantined = group_by_content(split.hits)
         grouped = time.perf_counter()
         previous_images = previous_paths(folder, [c.shard for c in candidates])
@@ -285,7 +290,10 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
         "discovery_s": discovered - started,
         "probe_cache_s": cached - discovered,
         "cache_split_s": split_at - cached,
-        "listing_growth_mib": listing_peak - rss.start_mib,  # the driver's peak up to the split, above its start
+        # the driver's peak in each of the listing's phases, above its level before planning
+        "discovery_growth_mib": discovery_growth,
+        "probe_cache_growth_mib": cache_growth,
+        "cache_split_growth_mib": split_growth,
         "grouping_s": grouped - split_at,
         "previous_paths_s": read_previous - grouped,
         "curation_s": curated_at - read_previous,
