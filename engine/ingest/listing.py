@@ -43,17 +43,25 @@ def _batch(columns: dict[str, list[Any]]) -> pa.RecordBatch:
 
 def sorted_listing(batches: Iterable[pa.RecordBatch]) -> pa.Table:
     """One table of ``batches``, sorted by URI (a stable sort: of the rows with one URI, the first listed is
-    kept), each URI once. The rows are copied once, by the one ``take`` of the rows kept in their order;
-    the memory the batches held goes back to the system."""
-    table = pa.Table.from_batches(list(batches), schema=SOURCE_SCHEMA)
-    if table.num_rows < 2:
-        return table.combine_chunks()
-    order = pc.sort_indices(table, sort_keys=[("uri", "ascending")])
-    uris = table.column("uri").take(order).combine_chunks()
-    changed = pc.not_equal(uris[1:], uris[:-1]).to_numpy(zero_copy_only=False)
-    del uris
-    listing = table.take(order.filter(pa.array(np.r_[True, changed])))
-    del table, order
+    kept), each URI once. Sorted column by column, each dropped once taken: the driver holds the listing
+    and one column more, not the listing twice; the memory freed goes back to the system."""
+    chunks: list[list[pa.Array]] = [[] for _ in SOURCE_SCHEMA]
+    for batch in batches:
+        for i, column in enumerate(batch.columns):
+            chunks[i].append(column)
+    columns = {f.name: pa.chunked_array(c, f.type) for f, c in zip(SOURCE_SCHEMA, chunks, strict=True)}
+    del chunks
+    order = pc.sort_indices(columns["uri"])
+    uris = columns.pop("uri").take(order)
+    keep = np.ones(len(uris), bool)
+    if len(uris) > 1:
+        keep[1:] = pc.not_equal(uris[1:], uris[:-1]).to_numpy(zero_copy_only=False)
+    keep_array = pa.array(keep)
+    kept, sorted_columns = order.filter(keep_array), {"uri": uris.filter(keep_array)}
+    del uris, order
+    for name in list(columns):
+        sorted_columns[name] = columns.pop(name).take(kept)
+    listing = pa.table({name: sorted_columns.pop(name) for name in SOURCE_SCHEMA.names}, schema=SOURCE_SCHEMA)
     pa.default_memory_pool().release_unused()
     return listing.combine_chunks()
 
