@@ -46,6 +46,7 @@ from engine.execute.ray_session import LazyRay, RayOutput, check_ray_early
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
 from engine.execute.stage_timing import StageTiming
+from engine.execute.started_ahead import StartedAhead
 from engine.ingest.captions import alt_texts
 from engine.ingest.curation import (
     CuratedWork,
@@ -230,7 +231,9 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
         run = plan_run(request, run_id, listing)
         progress(f"fld-engine: {run.listing.num_rows} inputs, {len(run.stages)} stages, output {run.root}")
         with ExitStack() as stack:
-            ray = _lazy_ray(stack, run, progress)
+            ahead = StartedAhead(_sink(run, progress), run.stages, run.config)
+            stack.callback(ahead.close)
+            ray = _lazy_ray(stack, run, progress, ahead.start)
             probed = probe(run, ray)
             imports = import_reports(run.config, _places(probed.work))
             for name, report in imports.items():
@@ -240,7 +243,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             curated = select_work(run, probed, previous_images, kept, progress)
             carry = carry_over(run, curated.work, previous_images, kept)
             progress(_plan_summary(run, probed, curated, carry))
-            annotated = annotate(run, carry, probed.locators, ray, progress)
+            annotated = annotate(run, carry, probed.locators, ray, ahead)
         if not request.always_publish and unchanged(run, probed, curated, carry, annotated, previous_images):
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
         side_tables = write_side_tables(run, probed, curated, carry, annotated, previous_images)
@@ -285,13 +288,24 @@ def plan_run(request: RunRequest, run_id: str, listing: pa.Table) -> RunPlan:
     return RunPlan(request, run_id, listing, stages, history, unfinished, stage_plan, journal)
 
 
-def _lazy_ray(stack: ExitStack, run: RunPlan, progress: Progress) -> LazyRay:
-    """Ray for this run, started on first need; once up, it must fit every stage at once. The run shows
-    its own progress, so Ray Data's bars stay off."""
+def _lazy_ray(stack: ExitStack, run: RunPlan, progress: Progress, started: Callable[[], None]) -> LazyRay:
+    """Ray for this run, started on first need; once up, it must fit every stage at once, and ``started``
+    runs (the annotate phase's actors start ahead). The run shows its own progress, so Ray Data's bars stay off."""
     groups = group_stages(run.stages, run.config.ray.fuse_cpu_stages)
     request = run.request
     output = RayOutput(request.route_ray_logs, request.dashboard, progress)
-    return LazyRay(stack, run.config.ray, request.address, False, lambda: check_capacity(groups), output)
+
+    def on_start() -> None:
+        check_capacity(groups)
+        started()
+
+    return LazyRay(stack, run.config.ray, request.address, False, on_start, output)
+
+
+def _sink(run: RunPlan, progress: Progress) -> AnnotationSink:
+    """Where the annotate phase's rows go: shards written by writer actors (or here, for in-process reruns)."""
+    names = [s.name for s in run.stages]
+    return AnnotationSink(run.root, run.run_id, run.config.writer, progress, run.request.progress_bars, names)
 
 
 # -- 2. probe --------------------------------------------------------------------------------
@@ -411,14 +425,12 @@ def _plan_summary(run: RunPlan, probed: Probed, curated: CuratedWork, carry: Car
 
 
 def annotate(
-    run: RunPlan, carry: CarryOver, locators: dict[str, Locator], ray: LazyRay, progress: Progress
+    run: RunPlan, carry: CarryOver, locators: dict[str, Locator], ray: LazyRay, ahead: StartedAhead
 ) -> Annotated:
     """New and stale images through the stages they need (with pixels, read in container order by their
     ``locators``), then the filters over rows whose filters changed (without pixels); each shard is
-    journaled once written."""
-    config = run.config
-    names = [s.name for s in run.stages]
-    sink = AnnotationSink(run.root, run.run_id, config.writer, progress, run.request.progress_bars, names)
+    journaled once written. Pixel-free filter stages run on the actors started ahead (``ahead``)."""
+    config, sink, progress = run.config, ahead.sink, ahead.sink.progress
     new_rows = _new_rows(carry.new, config.ingest.caption_granularity)
     pixel_rows = with_locators(pa.concat_tables([new_rows, carry.rerun_pixels]), locators)
     annotated = 0
@@ -429,19 +441,30 @@ def annotate(
         for stage in needed:
             if stage.holds_model:
                 progress(loading_line(stage.name, stage.model))
-        dataset = build_dataset(pixel_rows, needed, config)
-        annotated = sink.drain_dataset(dataset, "annotated", pixel_rows.num_rows)
+        annotated = _drain_on_ray(pixel_rows, needed, ahead, "annotated")
     refilter_rows = carry.rerun_filters
     if refilter_rows.num_rows:
         filters = [s for s in run.stages if s.kind == FILTERS]
         if refilter_on_ray(refilter_rows, ray):
             ray.start()
-            dataset = build_dataset(refilter_rows, filters, config, read_pixels=False)
-            sink.drain_dataset(dataset, "re-filtered", refilter_rows.num_rows)
+            _drain_on_ray(refilter_rows, filters, ahead, "re-filtered", read_pixels=False)
         else:
             sink.drain_local(run_in_process(refilter_rows, filters, config), "re-filtered", refilter_rows.num_rows)
+    ahead.close()
     ids = [*pixel_rows.column("image_id").chunks, *refilter_rows.column("image_id").chunks]
     return sink.close(annotated, pa.chunked_array(ids, pa.string()))
+
+
+def _drain_on_ray(
+    rows: pa.Table, stages: list[PlannedStage], ahead: StartedAhead, label: str, read_pixels: bool = True
+) -> int:
+    """``rows`` through ``stages`` on Ray into the sink: on the filter actors started ahead when the stages are
+    theirs (every stage of the run, all pixel-free filters), else as a Ray Data pipeline; the rows written."""
+    filters = ahead.filter_actors() if [s.name for s in stages] == [s.name for s in ahead.stages] else None
+    if filters is not None:
+        return ahead.sink.drain_refs(filters.run(rows), label, rows.num_rows)
+    dataset = build_dataset(rows, stages, ahead.config, read_pixels=read_pixels)
+    return ahead.sink.drain_dataset(dataset, label, rows.num_rows)
 
 
 def _new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:

@@ -43,6 +43,8 @@ IN_PROCESS_PROBE_BYTES = 64 * 1024**2
 MIN_FILES_PER_TASK = 16
 MAX_FILES_PER_TASK = 256
 TASKS_PER_CPU = 4
+# CPUs each probe task asks: hashing and decoding fill a core; fewer concurrent tasks start fewer worker processes.
+PROBE_TASK_CPUS = 1.0
 # The probe index (``probes/*.parquet``, see ``engine/ingest/probe_cache.py``): a probed image, what the
 # object holding it (the file, or its container) looked like before reading (size, mtime, ETag), when it
 # was checked, what probing found (with what curation measured on the pixels: hashes, size, sharpness...),
@@ -359,7 +361,7 @@ def probe_on_ray(sources: pa.Table | list[Source], limits: dict[str, Any]) -> pa
         fn_kwargs=limits,
         batch_format="pyarrow",
         batch_size=None,  # one block per call: a container, or a handful of files
-        num_cpus=1,  # hashing and decoding fill a core; fewer concurrent tasks start fewer worker processes
+        num_cpus=PROBE_TASK_CPUS,
     )
     # Arrow blocks, never Python rows: a few hundred bytes per image in the driver.
     blocks = [block for block in ray.get(probed.to_arrow_refs()) if block.num_rows]
