@@ -343,19 +343,23 @@ def files_per_task(files: int, cpus: float) -> int:
     return max(MIN_FILES_PER_TASK, min(MAX_FILES_PER_TASK, wanted))
 
 
+def probe_blocks(listing: pa.Table, cpus: float) -> list[pa.Table]:
+    """The listing cut into probe tasks' blocks: each container alone, then the plain files in URI order,
+    :func:`files_per_task` of them a block (slices of the listing: no copy here)."""
+    containers = is_container(listing)
+    files = listing.filter(pc.invert(containers))
+    batches = listing.filter(containers).to_batches(max_chunksize=1)
+    batches += files.to_batches(max_chunksize=files_per_task(files.num_rows, cpus))
+    return [pa.Table.from_batches([batch]) for batch in batches if batch.num_rows]
+
+
 def probe_on_ray(sources: pa.Table | list[Source], limits: dict[str, Any]) -> pa.Table:
     """Probe index rows of ``sources`` (a listing, ``SOURCE_SCHEMA`` rows), probed as Ray tasks (Ray must be
     running): a task per container, plain files in groups (:func:`files_per_task`). Each task gets its
     rows as an Arrow block and makes their :class:`Source` objects itself."""
     import ray
 
-    listing = as_listing(sources)
-    containers = is_container(listing)
-    files = listing.filter(pc.invert(containers))
-    blocks = [row for row in listing.filter(containers).to_batches(max_chunksize=1)]
-    step = files_per_task(files.num_rows, ray.cluster_resources().get("CPU", 1.0))
-    blocks += files.to_batches(max_chunksize=step)
-    probe = ray.data.from_arrow([pa.Table.from_batches([block]) for block in blocks if block.num_rows])
+    probe = ray.data.from_arrow(probe_blocks(as_listing(sources), ray.cluster_resources().get("CPU", 1.0)))
     probed = probe.map_batches(
         probe_batch,
         fn_kwargs=limits,
