@@ -11,7 +11,7 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
   image, 0.5% quarantined, 1% of the images a near-duplicate of another by their measures, as workers
   would write it) and a synthetic previous version holding 90% of the unique images, exact for the
   current stages, in shards of 1,000 rows. The engine's planning runs over them as a refresh does:
-  grouping by content hash (``group_by_content``), the previous version's paths (``previous_paths``),
+  grouping by content hash (``group_by_content``), the previous version's images and paths (``previous_images``),
   curation (``curate``: gates and near-duplicate groups, the previous images preferred) and carry-over
   planning (``plan_carry_over``); reported: each phase's seconds and the driver's peak RSS above its level
   before planning.
@@ -223,7 +223,7 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
     from engine.ingest.probe_cache import ProbeCache
     from engine.refresh.carryover import Candidate, plan_carry_over
     from engine.refresh.incremental import StagePlan
-    from engine.refresh.tombstones import previous_paths
+    from engine.refresh.tombstones import previous_images
     from engine.store.writer import ShardInfo
 
     config = filters_only(profile)
@@ -237,9 +237,9 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
         cached = time.perf_counter()
         work, quarantined = group_by_content(cache.index)
         grouped = time.perf_counter()
-        previous_images = previous_paths(folder, [c.shard for c in candidates])
+        earlier = previous_images(folder, [c.shard for c in candidates])
         read_previous = time.perf_counter()
-        curated = curate(work, config.curation, list(previous_images))
+        curated = curate(work, config.curation, earlier.column("image_id"))
         curated_at = time.perf_counter()
         carry = plan_carry_over(folder, candidates, curated.work, stage_plan, config.writer, "bench-plan")
         seconds = time.perf_counter() - started
@@ -250,7 +250,7 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
         "quarantined": quarantined.num_rows,
         "skipped": curated.skipped.num_rows,
         "near_duplicates": curated.near_duplicates,
-        "carried": len(carry.image_ids),
+        "carried": carry.carried_count,
         "new": carry.new.num_rows,
         "expected_carried": facts["carried"],
         "probe_cache_s": cached - started,

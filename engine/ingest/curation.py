@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.refresh.scope import InputScope, unseen_and_not_gone
 from engine.store.location import Where
 from engine.store.reader import read_shard, shard_schema
 from engine.store.writer import ShardInfo
@@ -197,21 +198,14 @@ def skip_semantic_copies(
     return CuratedWork(work, skipped)
 
 
-def carried_skips(
-    previous: pa.Table, seen_paths: Collection[str], seen_ids: Collection[str], vouches_gone: Callable[[str], bool]
-) -> pa.Table:
+def carried_skips(previous: pa.Table, seen_paths: Ids, seen_ids: Ids, scope: InputScope) -> pa.Table:
     """The rows of the previous version's skipped table (``previous``) that this run did not look at, carried
     as they are (as images it did not look at are kept): none of a row's paths was probed, its image is not
     among this run's, and not every path is vouched gone (``engine/refresh/scope.py``)."""
-    seen_paths, seen_ids = set(seen_paths), set(seen_ids)
-    keep = []
-    for position, row in enumerate(previous.select(["image_id", "source_uri", "source_uris"]).to_pylist()):
-        uris = row["source_uris"] or [row["source_uri"]]
-        if row["image_id"] in seen_ids or any(uri in seen_paths for uri in uris):
-            continue
-        if not all(vouches_gone(uri) for uri in uris):
-            keep.append(position)
-    return previous.take(pa.array(keep, pa.int64()))
+    keep = unseen_and_not_gone(
+        previous.column("image_id"), _places_or_own(previous), id_set(seen_paths), id_set(seen_ids), scope
+    )
+    return previous.filter(pa.array(keep))
 
 
 def with_carried_skips(curated: CuratedWork, carried: pa.Table) -> CuratedWork:
