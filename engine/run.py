@@ -41,6 +41,7 @@ from engine.config.registry import FILTERS
 from engine.config.settings import EngineConfig
 from engine.errors import RunFailure
 from engine.execute.dataset import build_dataset, check_capacity, refilter_on_ray, run_in_process
+from engine.execute.near_dup_search import pair_search
 from engine.execute.plan_stages import PlannedStage, plan_stages
 from engine.execute.ray_session import LazyRay, RayOutput, check_ray_early
 from engine.execute.sink import Annotated, AnnotationSink
@@ -236,7 +237,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
                 progress(f"fld-engine: {describe(name, report)}")
             earlier = previous_images(run.root, run.previous.shards if run.previous else [])
             kept = kept_unlisted(run, probed, earlier)
-            curated = select_work(run, probed, earlier, kept, progress)
+            curated = select_work(run, probed, earlier, kept, ray, progress)
             carry = carry_over(run, curated.work, earlier, kept)
             progress(_plan_summary(run, probed, curated, carry))
             annotated = annotate(run, carry, probed.locators, ray, progress)
@@ -331,7 +332,9 @@ def kept_unlisted(run: RunPlan, probed: Probed, earlier: pa.Table) -> pa.Array:
     return kept_out_of_scope(earlier, probed.index.column("source_uri"), probed.work.column("image_id"), scope)
 
 
-def select_work(run: RunPlan, probed: Probed, earlier: pa.Table, kept: pa.Array, progress: Progress) -> CuratedWork:
+def select_work(
+    run: RunPlan, probed: Probed, earlier: pa.Table, kept: pa.Array, cluster: LazyRay, progress: Progress
+) -> CuratedWork:
     """The unique images worth annotating: gates and near-duplicate groups over their measures, then (when
     the profile asks and the model is present) semantic near-duplicates. Images the previous version
     annotated are their groups' representatives; those this run did not look at (``kept``) take part
@@ -340,7 +343,8 @@ def select_work(run: RunPlan, probed: Probed, earlier: pa.Table, kept: pa.Array,
     settings = run.config.curation
     references = kept_references(run.root, run.previous.shards, kept) if run.previous and len(kept) else None
     annotated_ids = earlier.column("image_id")
-    curated = curate(probed.work, settings, annotated_ids, references)
+    search = pair_search(probed.work.num_rows, cluster)  # a large run's near-duplicate search runs on Ray
+    curated = curate(probed.work, settings, annotated_ids, references, search)
     if run.previous is not None and run.previous.skipped:
         scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
         seen_paths, seen_ids = probed.index.column("source_uri"), probed.work.column("image_id")

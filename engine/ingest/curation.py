@@ -21,6 +21,7 @@ from engine.refresh.scope import InputScope, unseen_and_not_gone
 from engine.store.location import Where
 from engine.store.reader import read_shard, shard_schema
 from engine.store.writer import ShardInfo
+from filters.curation.hash_bands import IN_PROCESS, PairSearch
 from filters.curation.selection import NEAR_DUPLICATE, select_for_annotation
 from filters.curation.semantic import semantic_copies
 from filters.curation.settings import CurationSettings, SemanticSettings
@@ -101,11 +102,13 @@ def curate(
     settings: CurationSettings,
     annotated_ids: Ids = (),
     references: pa.Table | None = None,
+    search: PairSearch = IN_PROCESS,
 ) -> CuratedWork:
     """Which rows of ``work`` (the work table) to annotate: gated images and near-duplicates are skipped, the
     rest kept in order. ``annotated_ids``: images an earlier version annotated (preferred as representatives).
     ``references`` (:data:`REFERENCE_SCHEMA`): annotated images this run does not judge (kept as they are)
-    that a new image may be a copy of."""
+    that a new image may be a copy of. ``search``: where the near-duplicate pair search runs
+    (``filters.curation.hash_bands``)."""
     if not work.num_rows:
         return CuratedWork(work, SKIPPED_SCHEMA.empty_table())
     judged = curation_table(work, annotated_ids)
@@ -113,7 +116,7 @@ def curate(
     others = others.filter(pc.invert(is_among(others, work.column("image_id"))))
     if others.num_rows:
         judged = pa.concat_tables([judged, curation_table(others, others.column("image_id"))])
-    selection = select_for_annotation(judged, settings)
+    selection = select_for_annotation(judged, settings, search)
     skipped = selection.skipped
     if others.num_rows:
         skipped = skipped.filter(pc.invert(is_among(skipped, others.column("image_id"))))
