@@ -47,6 +47,7 @@ from engine.execute.ray_session import LazyRay, RayOutput, check_ray_early
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
 from engine.execute.stage_timing import StageTiming
+from engine.execute.started_ahead import StartedAhead
 from engine.ingest.captions import alt_texts
 from engine.ingest.curation import (
     CuratedWork,
@@ -56,15 +57,16 @@ from engine.ingest.curation import (
     skip_semantic_copies,
     with_carried_skips,
 )
-from engine.ingest.discover import discover
+from engine.ingest.discover import discover_listing
 from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
 from engine.ingest.image_bytes import with_locators
 from engine.ingest.imports.matching import MatchReport
 from engine.ingest.imports.plan import describe, import_reports
+from engine.ingest.listing import split_at_limit
 from engine.ingest.locator import Locator
 from engine.ingest.probe import PROBE_INDEX_SCHEMA, as_probe_index, group_by_content, probe_settings, probe_sources
 from engine.ingest.probe_cache import load_probe_cache, probe_key, split_by_cache
-from engine.ingest.sources import InputOptions, Source
+from engine.ingest.sources import InputOptions
 from engine.progress import loading_line
 from engine.refresh.carryover import Candidate, CarryOver, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
@@ -151,11 +153,12 @@ class RunResult:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run starts from: its sources and stages, the versions and killed runs before it."""
+    """What a run starts from: its sources (``listing``: ``SOURCE_SCHEMA`` rows sorted by URI, in Arrow) and
+    stages, the versions and killed runs before it."""
 
     request: RunRequest
     run_id: str
-    sources: list[Source]
+    listing: pa.Table
     stages: list[PlannedStage]
     history: list[Manifest]
     unfinished: list[UnfinishedRun]
@@ -188,7 +191,8 @@ class Probed:
     seconds: float
     work: pa.Table
     quarantined: pa.Table
-    deferred: frozenset[str] = frozenset()  # listed files --limit left for a later run
+    deferred: pa.ChunkedArray = field(default_factory=lambda: pa.chunked_array([], pa.string()))
+    """The URIs of listed files ``--limit`` left for a later run."""
 
     @property
     def locators(self) -> dict[str, Locator]:
@@ -218,8 +222,8 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
     nothing, unless ``request.always_publish``.
     """
     location(request.output).check_writable_folder("output")
-    sources = find_sources(request)
-    if not sources and not request.allow_empty:
+    listing = find_sources(request)
+    if not listing.num_rows and not request.allow_empty:
         plan_stages(request.config)  # a profile that cannot run says so before "no images"
         check_not_empty(request)
         return RunResult(None, 0, 0, 0, 0, 0.0, published=False)
@@ -227,10 +231,12 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     with OutputLock(request.output, run_id) as lock:
         started = time.perf_counter()
-        run = plan_run(request, run_id, sources)
-        progress(f"fld-engine: {len(run.sources)} inputs, {len(run.stages)} stages, output {run.root}")
+        run = plan_run(request, run_id, listing)
+        progress(f"fld-engine: {run.listing.num_rows} inputs, {len(run.stages)} stages, output {run.root}")
         with ExitStack() as stack:
-            ray = _lazy_ray(stack, run, progress)
+            ahead = StartedAhead(_sink(run, progress), run.stages, run.config)
+            stack.callback(ahead.close)
+            ray = _lazy_ray(stack, run, progress, ahead.start)
             probed = probe(run, ray)
             imports = import_reports(run.config, _places(probed.work))
             for name, report in imports.items():
@@ -240,7 +246,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             curated = select_work(run, probed, earlier, kept, ray, progress)
             carry = carry_over(run, curated.work, earlier, kept)
             progress(_plan_summary(run, probed, curated, carry))
-            annotated = annotate(run, carry, probed.locators, ray, progress)
+            annotated = annotate(run, carry, probed.locators, ray, ahead)
         if not request.always_publish and unchanged(run, probed, curated, carry, annotated, earlier):
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
         side_tables = write_side_tables(run, probed, curated, carry, annotated, earlier)
@@ -252,9 +258,10 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
 # -- 1. plan the run -------------------------------------------------------------------------
 
 
-def find_sources(request: RunRequest) -> list[Source]:
-    """The sources of the request's inputs, sorted by URI (all of them: ``--limit`` bounds what is probed)."""
-    return discover(request.inputs, request.config.ingest.extensions, request.input_options)
+def find_sources(request: RunRequest) -> pa.Table:
+    """The sources of the request's inputs as an Arrow listing sorted by URI (all of them: ``--limit``
+    bounds what is probed)."""
+    return discover_listing(request.inputs, request.config.ingest.extensions, request.input_options)
 
 
 def check_not_empty(request: RunRequest) -> None:
@@ -269,8 +276,8 @@ def check_not_empty(request: RunRequest) -> None:
     warnings.warn(f"no images found in {inputs}; nothing was written", stacklevel=2)
 
 
-def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan:
-    """Planned stages, earlier versions and killed runs for ``sources``; this run's journal started."""
+def plan_run(request: RunRequest, run_id: str, listing: pa.Table) -> RunPlan:
+    """Planned stages, earlier versions and killed runs for ``listing``; this run's journal started."""
     config, root = request.config, location(request.output)
     stages = plan_stages(config)
     restore_missing_version(root)
@@ -281,16 +288,27 @@ def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan
     stage_plan = StagePlan([s.spec() for s in stages], known_filters, config.refresh.max_stage_retries)
     journal = RunJournal(root, run_id)
     journal.start({"config_fingerprint": config.fingerprint(), "inputs": list(request.inputs), "full": request.full})
-    return RunPlan(request, run_id, sources, stages, history, unfinished, stage_plan, journal)
+    return RunPlan(request, run_id, listing, stages, history, unfinished, stage_plan, journal)
 
 
-def _lazy_ray(stack: ExitStack, run: RunPlan, progress: Progress) -> LazyRay:
-    """Ray for this run, started on first need; once up, it must fit every stage at once. The run shows
-    its own progress, so Ray Data's bars stay off."""
+def _lazy_ray(stack: ExitStack, run: RunPlan, progress: Progress, started: Callable[[], None]) -> LazyRay:
+    """Ray for this run, started on first need; once up, it must fit every stage at once, and ``started``
+    runs (the annotate phase's actors start ahead). The run shows its own progress, so Ray Data's bars stay off."""
     groups = group_stages(run.stages, run.config.ray.fuse_cpu_stages)
     request = run.request
     output = RayOutput(request.route_ray_logs, request.dashboard, progress)
-    return LazyRay(stack, run.config.ray, request.address, False, lambda: check_capacity(groups), output)
+
+    def on_start() -> None:
+        check_capacity(groups)
+        started()
+
+    return LazyRay(stack, run.config.ray, request.address, False, on_start, output)
+
+
+def _sink(run: RunPlan, progress: Progress) -> AnnotationSink:
+    """Where the annotate phase's rows go: shards written by writer actors (or here, for in-process reruns)."""
+    names = [s.name for s in run.stages]
+    return AnnotationSink(run.root, run.run_id, run.config.writer, progress, run.request.progress_bars, names)
 
 
 # -- 2. probe --------------------------------------------------------------------------------
@@ -301,17 +319,17 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
     started = time.perf_counter()
     limits = probe_settings(run.config.ingest)
     cache = None if run.request.full else load_probe_cache(run.root, run.previous, run.request.probe_key())
-    split = split_by_cache(run.sources, cache)
-    # --limit: at most N files the previous version does not vouch for; the rest wait for a later run.
-    limit = run.request.limit
-    misses, deferred = (split.misses, []) if limit is None else (split.misses[:limit], split.misses[limit:])
+    split = split_by_cache(run.listing, cache)
+    # --limit: at most N files the previous version does not vouch for (the first by URI); the rest wait
+    # for a later run.
+    misses, deferred = split_at_limit(split.misses, run.request.limit)
     fresh = probe_sources(misses, limits, ray.start)
     index = pa.concat_tables([split.hits, as_probe_index(fresh)])
     seconds = time.perf_counter() - started
     work, quarantined = group_by_content(index)
-    unchanged = not split.misses and split.hits.num_rows == (cache.rows if cache is not None else 0)
-    deferred_uris = frozenset(source.uri for source in deferred)
-    return Probed(index, split.hits.num_rows, len(misses), unchanged, seconds, work, quarantined, deferred_uris)
+    unchanged = not split.misses.num_rows and split.hits.num_rows == (cache.rows if cache is not None else 0)
+    hits = split.hits.num_rows
+    return Probed(index, hits, misses.num_rows, unchanged, seconds, work, quarantined, deferred)
 
 
 def _places(work: pa.Table) -> Iterator[list[str]]:
@@ -398,7 +416,7 @@ def carry_over(run: RunPlan, work: pa.Table, earlier: pa.Table, kept: pa.Array) 
 
 def _plan_summary(run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver) -> str:
     return (
-        f"probed {len(run.sources)} inputs, {probed.index.num_rows} images ({probed.cached} from the probe cache) "
+        f"probed {run.listing.num_rows} inputs, {probed.index.num_rows} images ({probed.cached} from the probe cache) "
         f"in {probed.seconds:.1f}s: "
         f"{probed.work.num_rows} unique images, {probed.quarantined.num_rows} quarantined, "
         f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
@@ -412,14 +430,12 @@ def _plan_summary(run: RunPlan, probed: Probed, curated: CuratedWork, carry: Car
 
 
 def annotate(
-    run: RunPlan, carry: CarryOver, locators: dict[str, Locator], ray: LazyRay, progress: Progress
+    run: RunPlan, carry: CarryOver, locators: dict[str, Locator], ray: LazyRay, ahead: StartedAhead
 ) -> Annotated:
     """New and stale images through the stages they need (with pixels, read in container order by their
     ``locators``), then the filters over rows whose filters changed (without pixels); each shard is
-    journaled once written."""
-    config = run.config
-    names = [s.name for s in run.stages]
-    sink = AnnotationSink(run.root, run.run_id, config.writer, progress, run.request.progress_bars, names)
+    journaled once written. Pixel-free filter stages run on the actors started ahead (``ahead``)."""
+    config, sink, progress = run.config, ahead.sink, ahead.sink.progress
     new_rows = _new_rows(carry.new, config.ingest.caption_granularity)
     pixel_rows = with_locators(pa.concat_tables([new_rows, carry.rerun_pixels]), locators)
     annotated = 0
@@ -430,19 +446,30 @@ def annotate(
         for stage in needed:
             if stage.holds_model:
                 progress(loading_line(stage.name, stage.model))
-        dataset = build_dataset(pixel_rows, needed, config)
-        annotated = sink.drain_dataset(dataset, "annotated", pixel_rows.num_rows)
+        annotated = _drain_on_ray(pixel_rows, needed, ahead, "annotated")
     refilter_rows = carry.rerun_filters
     if refilter_rows.num_rows:
         filters = [s for s in run.stages if s.kind == FILTERS]
         if refilter_on_ray(refilter_rows, ray):
             ray.start()
-            dataset = build_dataset(refilter_rows, filters, config, read_pixels=False)
-            sink.drain_dataset(dataset, "re-filtered", refilter_rows.num_rows)
+            _drain_on_ray(refilter_rows, filters, ahead, "re-filtered", read_pixels=False)
         else:
             sink.drain_local(run_in_process(refilter_rows, filters, config), "re-filtered", refilter_rows.num_rows)
+    ahead.close()
     ids = [*pixel_rows.column("image_id").chunks, *refilter_rows.column("image_id").chunks]
     return sink.close(annotated, pa.chunked_array(ids, pa.string()))
+
+
+def _drain_on_ray(
+    rows: pa.Table, stages: list[PlannedStage], ahead: StartedAhead, label: str, read_pixels: bool = True
+) -> int:
+    """``rows`` through ``stages`` on Ray into the sink: on the filter actors started ahead when the stages are
+    theirs (every stage of the run, all pixel-free filters), else as a Ray Data pipeline; the rows written."""
+    filters = ahead.filter_actors() if [s.name for s in stages] == [s.name for s in ahead.stages] else None
+    if filters is not None:
+        return ahead.sink.drain_refs(filters.run(rows), label, rows.num_rows)
+    dataset = build_dataset(rows, stages, ahead.config, read_pixels=read_pixels)
+    return ahead.sink.drain_dataset(dataset, label, rows.num_rows)
 
 
 def _new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
@@ -508,7 +535,7 @@ def _unchanged_result(run: RunPlan, probed: Probed, carry: CarryOver, seconds: f
     quarantined = sum(s.rows for s in latest.quarantine)
     return RunResult(
         latest,
-        len(run.sources),
+        run.listing.num_rows,
         0,
         carry.carried_count,
         quarantined,
@@ -665,7 +692,7 @@ def _result(
     extra = manifest.extra
     return RunResult(
         manifest,
-        len(run.sources),
+        run.listing.num_rows,
         extra["annotated"],
         extra["carried"],
         side_tables.quarantined,

@@ -18,7 +18,7 @@ from engine.config.typed_config import ConfigError
 from engine.execute.plan_stages import PlannedStage
 from engine.execute.ray_session import LazyRay
 from engine.execute.stage_groups import StageGroup, group_stages
-from engine.execute.stage_runner import run_step, set_up
+from engine.execute.stage_runner import StageChainWorker, run_step, set_up
 from engine.execute.worker_deaths import DeathGuardedChain
 from engine.ingest.image_bytes import attach_image_bytes
 
@@ -57,6 +57,19 @@ def _named_guard(group_name: str) -> type:
     return type(group_name, (DeathGuardedChain,), {"__qualname__": group_name})
 
 
+def _named_worker(group_name: str) -> type:
+    """The actor class of an unguarded model step (:func:`needs_death_guard`), named after its group."""
+    return type(group_name, (StageChainWorker,), {"__qualname__": group_name})
+
+
+def needs_death_guard(group: StageGroup) -> bool:
+    """Whether ``group``'s step runs behind a death guard (``worker_deaths``): when one of its stages is a
+    specialist or takes pixels, an input (a huge or strange image) can kill its worker every time. Filters that
+    read only annotation rows (a spaCy text filter, the blacklist) have no such input: their actors run as the
+    step's own actor pool, one process and one Ray hop per batch less."""
+    return any(stage.kind != FILTERS or stage.needs_pixels for stage in group.stages)  # type: ignore[attr-defined]
+
+
 def _named_task(group_name: str) -> Callable[..., pa.Table]:
     def run(batch: pa.Table, **kwargs: Any) -> pa.Table:
         return _run_task_group(batch, **kwargs)
@@ -88,7 +101,8 @@ def check_capacity(groups: list[StageGroup]) -> None:
             )
 
 
-def _blocks(table: pa.Table, rows_per_block: int) -> list[pa.Table]:
+def split_blocks(table: pa.Table, rows_per_block: int) -> list[pa.Table]:
+    """``table`` in about ``rows_per_block``-row slices (at most ``MAX_INPUT_BLOCKS``; one for an empty table)."""
     count = min(MAX_INPUT_BLOCKS, max(1, table.num_rows // max(1, rows_per_block)))
     size = -(-table.num_rows // count)
     return [table.slice(start, size) for start in range(0, table.num_rows, size)] or [table]
@@ -103,7 +117,8 @@ def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConf
     read_pixels = read_pixels and (not stages or any(stage.needs_pixels for stage in stages))
     # Blocks are the streaming unit; without file reads, larger blocks cost less scheduling. ``from_blocks``
     # takes each block's metadata here, where ``from_arrow`` would run a Ray task per block for it.
-    ds = ray.data.from_blocks(_blocks(rows, config.ray.decode_batch_size if read_pixels else PIXEL_FREE_BLOCK_ROWS))
+    block_rows = config.ray.decode_batch_size if read_pixels else PIXEL_FREE_BLOCK_ROWS
+    ds = ray.data.from_blocks(split_blocks(rows, block_rows))
     groups = group_stages(stages, config.ray.fuse_cpu_stages)
     if not groups:
         return ds.map_batches(
@@ -139,7 +154,7 @@ def _add_step(
     arguments = {"stages": stages, "max_pixels": max_pixels, "read_bytes": read_bytes}
     resources = group.resources
     common: dict[str, Any] = {"batch_format": "pyarrow", "batch_size": batch_size}
-    if group.holds_model:
+    if group.holds_model and needs_death_guard(group):
         guard = {"resources": resources, "retries": death_retries, "name": group.name}
         return ds.map_batches(
             _named_guard(group.name),
@@ -151,6 +166,13 @@ def _add_step(
     common["num_cpus"] = resources.num_cpus
     if resources.num_gpus:
         common["num_gpus"] = resources.num_gpus
+    if group.holds_model:
+        return ds.map_batches(
+            _named_worker(group.name),
+            fn_constructor_kwargs=arguments,
+            compute=ActorPoolStrategy(size=resources.pool_size),
+            **common,
+        )
     return ds.map_batches(_named_task(group.name), fn_kwargs=arguments, **common)
 
 
@@ -163,7 +185,7 @@ def run_in_process(rows: pa.Table, stages: list[PlannedStage], config: EngineCon
     """The pixel-free stages over ``rows`` in this process (small filter reruns, where Ray would cost more)."""
     created = [stage.config.create() for stage in stages]
     loads = set_up(created)
-    for batch in _blocks(rows, PIXEL_FREE_BLOCK_ROWS):
+    for batch in split_blocks(rows, PIXEL_FREE_BLOCK_ROWS):
         yield run_step(created, batch, config.ingest.max_pixels, read_bytes=False, loads=loads)
 
 

@@ -15,7 +15,7 @@ loses at most that much work.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,9 +161,13 @@ class WorkerShards:
     def drain(self, dataset: Any) -> None:
         """Hand every output block of ``dataset`` to a writer (by reference: the driver never fetches it);
         return once each is written or buffered in a writer."""
+        self.drain_refs(block_refs(dataset))
+
+    def drain_refs(self, refs: Iterable[tuple[Any, tuple[int, int] | None]]) -> None:
+        """As :meth:`drain`, for block references and their parts as :func:`block_refs` yields them."""
         import ray
 
-        for block_ref, rows in block_refs(dataset):
+        for block_ref, rows in refs:
             actor = self._actors[self._turn % len(self._actors)]
             self._turn += 1
             self._in_flight.append(actor.write.remote(block_ref, rows))

@@ -65,11 +65,21 @@ class AnnotationSink:
         self._done = 0
         self._meter: Meter | None = None
 
-    def drain_dataset(self, dataset: Any, label: str, total: int) -> int:
-        """Write every row of a Ray dataset from writer actors; return the rows written."""
+    def start_writers(self) -> None:
+        """Start the writer actors now (Ray must be up), so that they are ready when the first rows are."""
         if self._workers is None:
             self._workers = WorkerShards(self.root, self.run_id, self.config, self._take)
+
+    def drain_dataset(self, dataset: Any, label: str, total: int) -> int:
+        """Write every row of a Ray dataset from writer actors; return the rows written."""
+        self.start_writers()
         return self._drain(label, total, lambda: self._workers.drain(dataset))  # type: ignore[union-attr]
+
+    def drain_refs(self, refs: Iterable[tuple[Any, tuple[int, int] | None]], label: str, total: int) -> int:
+        """Write every block of ``refs`` (block references, as ``shard_workers.block_refs`` yields them) from
+        writer actors; return the rows written."""
+        self.start_writers()
+        return self._drain(label, total, lambda: self._workers.drain_refs(refs))  # type: ignore[union-attr]
 
     def drain_local(self, batches: Iterable[pa.Table], label: str, total: int) -> int:
         """Write batches computed in this process (small pixel-free reruns); return the rows written."""

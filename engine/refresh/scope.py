@@ -13,7 +13,7 @@ Everything per image here is Arrow and NumPy columns: no Python object per image
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +30,7 @@ class InputScope:
     """The URIs a run listed whole (``roots``) and the listed files it left unprobed (``deferred``)."""
 
     roots: tuple[str, ...]
-    deferred: frozenset[str] = frozenset()
+    deferred: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
     everything: bool = False
 
     def vouches_gone(self, uri: str) -> bool:
@@ -45,12 +45,12 @@ class InputScope:
             for root in self.roots:
                 under = pc.or_(pc.starts_with(uris, f"{root}/"), pc.starts_with(uris, f"{root}#"))
                 gone |= _filled(pc.or_(pc.equal(uris, root), under))
-        if self.deferred:
-            gone &= ~_filled(pc.is_in(uris, value_set=pa.array(sorted(self.deferred), pa.string())))
+        if len(self.deferred):
+            gone &= ~_filled(pc.is_in(uris, value_set=self.deferred))
         return gone
 
 
-def input_scope(inputs: Iterable[str], deferred: Iterable[str] = (), everything: bool = False) -> InputScope:
+def input_scope(inputs: Iterable[str], deferred: Iterable[str] | Strings = (), everything: bool = False) -> InputScope:
     """The scope of a run's ``inputs``: each folder, prefix or container, never a list of paths (a list
     names files anywhere; a Parquet table of paths yields no URI under itself, so it vouches for none)."""
     roots = []
@@ -58,7 +58,8 @@ def input_scope(inputs: Iterable[str], deferred: Iterable[str] = (), everything:
         place = location(item)
         if place.suffix not in LIST_SUFFIXES:
             roots.append(place.uri.rstrip("/"))
-    return InputScope(tuple(roots), frozenset(deferred), everything)
+    listed = deferred if isinstance(deferred, pa.Array | pa.ChunkedArray) else pa.array(list(deferred), pa.string())
+    return InputScope(tuple(roots), _one_array(listed), everything)
 
 
 def unseen_and_not_gone(
