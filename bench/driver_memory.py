@@ -14,8 +14,8 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
   current stages, in shards of 1,000 rows. The engine's planning runs over them as a refresh does:
   discovery of the path table into an Arrow listing (``discover_listing``), the previous probe index
   read as the probe cache and the listing split by it (``split_by_cache``: every file stated and found
-  unchanged), grouping the hits by content hash (``group_by_content``), the previous version's paths
-  (``previous_paths``), curation (``curate``: gates and near-duplicate groups, the previous images
+  unchanged), grouping the hits by content hash (``group_by_content``), the previous version's images
+  and paths (``previous_images``), curation (``curate``: gates and near-duplicate groups, the previous images
   preferred) and carry-over planning (``plan_carry_over``); reported: each phase's seconds and the
   driver's peak RSS above its level before planning.
 """
@@ -250,7 +250,7 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
     from engine.ingest.probe_cache import ProbeCache, split_by_cache
     from engine.refresh.carryover import Candidate, plan_carry_over
     from engine.refresh.incremental import StagePlan
-    from engine.refresh.tombstones import previous_paths
+    from engine.refresh.tombstones import previous_images
     from engine.store.writer import ShardInfo
 
     config = filters_only(profile)
@@ -269,9 +269,9 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
         split_at, split_growth = time.perf_counter(), rss.phase_growth()
         work, quarantined = group_by_content(split.hits)
         grouped = time.perf_counter()
-        previous_images = previous_paths(folder, [c.shard for c in candidates])
+        earlier = previous_images(folder, [c.shard for c in candidates])
         read_previous = time.perf_counter()
-        curated = curate(work, config.curation, list(previous_images))
+        curated = curate(work, config.curation, earlier.column("image_id"))
         curated_at = time.perf_counter()
         carry = plan_carry_over(folder, candidates, curated.work, stage_plan, config.writer, "bench-plan")
         seconds = time.perf_counter() - started
@@ -282,7 +282,7 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
         "quarantined": quarantined.num_rows,
         "skipped": curated.skipped.num_rows,
         "near_duplicates": curated.near_duplicates,
-        "carried": len(carry.image_ids),
+        "carried": carry.carried_count,
         "new": carry.new.num_rows,
         "expected_carried": facts["carried"],
         "cache_hits": split.hits.num_rows,
@@ -295,7 +295,7 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
         "probe_cache_growth_mib": cache_growth,
         "cache_split_growth_mib": split_growth,
         "grouping_s": grouped - split_at,
-        "previous_paths_s": read_previous - grouped,
+        "previous_images_s": read_previous - grouped,
         "curation_s": curated_at - read_previous,
         "carry_over_s": seconds - (curated_at - started),
         "planning_s": seconds,
