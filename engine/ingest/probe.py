@@ -351,7 +351,8 @@ def probe_on_ray(sources: list[Source], limits: dict[str, Any]) -> pa.Table:
     blocks = [sources_table([s]) for s in sources if s.is_container]
     step = files_per_task(len(files), ray.cluster_resources().get("CPU", 1.0))
     blocks += [sources_table(files[i : i + step]) for i in range(0, len(files), step)]
-    probe = ray.data.from_arrow(blocks)
+    # ``from_blocks`` takes each block's metadata here; ``from_arrow`` would first run a Ray task per block for it.
+    probe = ray.data.from_blocks(blocks)
     probed = probe.map_batches(
         probe_batch,
         fn_kwargs=limits,
