@@ -7,14 +7,17 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
   20,000 tiny PNGs (``bench.ceiling``'s), on a local Ray with every core; the driver's RSS sampled
   every 50 ms (peak, and its level once Ray is up: the part the run itself adds). Target: peak at
   20,000 <= 1.15x peak at 2,000.
-- **planning**: no pixels. A synthetic probe index (1,000,000 rows, 2% of them second copies of an
-  image, 0.5% quarantined, 1% of the images a near-duplicate of another by their measures, as workers
-  would write it) and a synthetic previous version holding 90% of the unique images, exact for the
+- **planning**: no pixels. 1,000,000 empty files named by a Parquet table of paths (how a FLD-5B-sized
+  corpus is given), a synthetic probe index of them (2% second copies of an image, 0.5% quarantined, 1%
+  of the images a near-duplicate of another by their measures, as workers would write it, every file
+  unchanged since) and a synthetic previous version holding 90% of the unique images, exact for the
   current stages, in shards of 1,000 rows. The engine's planning runs over them as a refresh does:
-  grouping by content hash (``group_by_content``), the previous version's paths (``previous_paths``),
-  curation (``curate``: gates and near-duplicate groups, the previous images preferred) and carry-over
-  planning (``plan_carry_over``); reported: each phase's seconds and the driver's peak RSS above its level
-  before planning.
+  discovery of the path table into an Arrow listing (``discover_listing``), the previous probe index
+  read as the probe cache and the listing split by it (``split_by_cache``: every file stated and found
+  unchanged), grouping the hits by content hash (``group_by_content``), the previous version's paths
+  (``previous_paths``), curation (``curate``: gates and near-duplicate groups, the previous images
+  preferred) and carry-over planning (``plan_carry_over``); reported: each phase's seconds and the
+  driver's peak RSS above its level before planning.
 """
 
 from __future__ import annotations
@@ -37,26 +40,34 @@ TARGET = 1.15
 MIB = 1024**2
 STATE = Path(__file__).resolve().parents[1] / ".state" / "bench"
 RUNS = STATE / "runs" / "driver_memory"
-PLAN = STATE / "plan-sim-v3"
+PLAN = STATE / "plan-sim-v4"
 SHARD_ROWS = 1000
 DUPLICATE_EVERY = 50  # every 50th file is a second copy of the one before it
 QUARANTINE_EVERY = 200  # and every 200th (never a copy) is quarantined
 CARRIED_SHARE = 0.9
 NEAR_DUPLICATE_EVERY = 100  # and every 100th distinct image is a near-duplicate of the one before (3 bits apart)
+FILES_PER_FOLDER = 10_000
 
 
 class RssPeak:
     """``with RssPeak() as peak:``: this process's resident set, sampled every ``interval`` seconds."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        self.interval, self.start_mib, self.peak_mib = interval, 0.0, 0.0
+        self.interval, self.start_mib, self.peak_mib, self.phase_peak_mib = interval, 0.0, 0.0, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> float:
         rss = psutil.Process().memory_info().rss / MIB
         self.peak_mib = max(self.peak_mib, rss)
+        self.phase_peak_mib = max(self.phase_peak_mib, rss)
         return rss
+
+    def phase_growth(self) -> float:
+        """The peak since the previous call (or the start) above the start; the next phase starts now."""
+        self.sample()
+        growth, self.phase_peak_mib = self.phase_peak_mib - self.start_mib, 0.0
+        return growth
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -135,14 +146,18 @@ def prepare_planning(images: int, folder: Path, profile: str) -> None:
         return
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "annotations").mkdir(parents=True)
-    uris = [f"/corpus/images/{i:07d}.jpg" for i in range(images)]
+    uris = [str(folder / "images" / f"{i // FILES_PER_FOLDER:04d}" / f"{i:07d}.jpg") for i in range(images)]
+    mtimes = [1_700_000_000_000_000_000 + i for i in range(images)]
+    write_files(uris, mtimes)
+    pq.write_table(pa.table({"path": uris}), folder / "paths.parquet")
     content = [i - 1 if i % DUPLICATE_EVERY == DUPLICATE_EVERY - 1 else i for i in range(images)]
     bad = [i % QUARANTINE_EVERY == QUARANTINE_EVERY // 2 for i in range(images)]
     ids = [None if bad[i] else image_id(content[i]) for i in range(images)]
     probes = {
         "source_uri": uris,
         "size_bytes": [20_000 + i % 1000 for i in range(images)],
-        "mtime_ns": [1_700_000_000_000_000_000 + i for i in range(images)],
+        "object_size": [0] * images,  # the files are empty: their size and mtime are what the cache compares
+        "mtime_ns": mtimes,
         "checked_ns": [1_700_000_100_000_000_000] * images,
         "image_id": ids,
         "width": [None if b else 640 for b in bad],
@@ -173,6 +188,17 @@ def prepare_planning(images: int, folder: Path, profile: str) -> None:
     facts = {"files": images, "unique": len(unique), "carried": len(carried), "shards": shards}
     (folder / "previous.json").write_text(json.dumps(facts))
     marker.touch()
+
+
+def write_files(paths: list[str], mtimes: list[int]) -> None:
+    """Empty files at ``paths`` with the given mtimes (what the synthetic probe index says of them)."""
+    for path, mtime in zip(paths, mtimes, strict=True):
+        folder = os.path.dirname(path)
+        if not os.path.isdir(folder):
+            os.makedirs(folder)
+        with open(path, "wb"):
+            pass
+        os.utime(path, ns=(mtime, mtime))
 
 
 def synthetic_measures(content: list[int], bad: list[bool]) -> Any:
@@ -219,8 +245,9 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
     from bench.ceiling import filters_only
     from engine.execute.plan_stages import plan_stages
     from engine.ingest.curation import curate
+    from engine.ingest.discover import discover_listing
     from engine.ingest.probe import group_by_content
-    from engine.ingest.probe_cache import ProbeCache
+    from engine.ingest.probe_cache import ProbeCache, split_by_cache
     from engine.refresh.carryover import Candidate, plan_carry_over
     from engine.refresh.incremental import StagePlan
     from engine.refresh.tombstones import previous_paths
@@ -232,10 +259,15 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
     candidates = [Candidate(ShardInfo.from_dict(shard)) for shard in facts["shards"]]
     with RssPeak() as rss:
         started, cpu_started = time.perf_counter(), time.process_time()
+        listing = discover_listing([str(folder / "paths.parquet")], config.ingest.extensions)
+        discovered, discovery_growth = time.perf_counter(), rss.phase_growth()
         # A refresh reads the previous version's probe index as its probe cache; every file is a hit here.
         cache = ProbeCache.of(pq.read_table(folder / "probes-part.parquet"))
-        cached = time.perf_counter()
-        work, quarantined = group_by_content(cache.index)
+        cached, cache_growth = time.perf_counter(), rss.phase_growth()
+        split = split_by_cache(listing, cache)
+        del listing
+        split_at, split_growth = time.perf_counter(), rss.phase_growth()
+        work, quarantined = group_by_content(split.hits)
         grouped = time.perf_counter()
         previous_images = previous_paths(folder, [c.shard for c in candidates])
         read_previous = time.perf_counter()
@@ -253,8 +285,16 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
         "carried": len(carry.image_ids),
         "new": carry.new.num_rows,
         "expected_carried": facts["carried"],
-        "probe_cache_s": cached - started,
-        "grouping_s": grouped - cached,
+        "cache_hits": split.hits.num_rows,
+        "cache_misses": split.misses.num_rows,
+        "discovery_s": discovered - started,
+        "probe_cache_s": cached - discovered,
+        "cache_split_s": split_at - cached,
+        # the driver's peak in each of the listing's phases, above its level before planning
+        "discovery_growth_mib": discovery_growth,
+        "probe_cache_growth_mib": cache_growth,
+        "cache_split_growth_mib": split_growth,
+        "grouping_s": grouped - split_at,
         "previous_paths_s": read_previous - grouped,
         "curation_s": curated_at - read_previous,
         "carry_over_s": seconds - (curated_at - started),

@@ -56,15 +56,16 @@ from engine.ingest.curation import (
     skip_semantic_copies,
     with_carried_skips,
 )
-from engine.ingest.discover import discover
+from engine.ingest.discover import discover_listing
 from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
 from engine.ingest.image_bytes import with_locators
 from engine.ingest.imports.matching import MatchReport
 from engine.ingest.imports.plan import describe, import_reports
+from engine.ingest.listing import split_at_limit
 from engine.ingest.locator import Locator
 from engine.ingest.probe import PROBE_INDEX_SCHEMA, as_probe_index, group_by_content, probe_settings, probe_sources
 from engine.ingest.probe_cache import load_probe_cache, probe_key, split_by_cache
-from engine.ingest.sources import InputOptions, Source
+from engine.ingest.sources import InputOptions
 from engine.progress import loading_line
 from engine.refresh.carryover import Candidate, CarryOver, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
@@ -145,11 +146,12 @@ class RunResult:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run starts from: its sources and stages, the versions and killed runs before it."""
+    """What a run starts from: its sources (``listing``: ``SOURCE_SCHEMA`` rows sorted by URI, in Arrow) and
+    stages, the versions and killed runs before it."""
 
     request: RunRequest
     run_id: str
-    sources: list[Source]
+    listing: pa.Table
     stages: list[PlannedStage]
     history: list[Manifest]
     unfinished: list[UnfinishedRun]
@@ -182,7 +184,8 @@ class Probed:
     seconds: float
     work: pa.Table
     quarantined: pa.Table
-    deferred: frozenset[str] = frozenset()  # listed files --limit left for a later run
+    deferred: pa.ChunkedArray = field(default_factory=lambda: pa.chunked_array([], pa.string()))
+    """The URIs of listed files ``--limit`` left for a later run."""
 
     @property
     def locators(self) -> dict[str, Locator]:
@@ -216,8 +219,8 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
     nothing, unless ``request.always_publish``.
     """
     location(request.output).check_writable_folder("output")
-    sources = find_sources(request)
-    if not sources and not request.allow_empty:
+    listing = find_sources(request)
+    if not listing.num_rows and not request.allow_empty:
         plan_stages(request.config)  # a profile that cannot run says so before "no images"
         check_not_empty(request)
         return RunResult(None, 0, 0, 0, 0, 0.0, published=False)
@@ -225,8 +228,8 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     with OutputLock(request.output, run_id) as lock:
         started = time.perf_counter()
-        run = plan_run(request, run_id, sources)
-        progress(f"fld-engine: {len(run.sources)} inputs, {len(run.stages)} stages, output {run.root}")
+        run = plan_run(request, run_id, listing)
+        progress(f"fld-engine: {run.listing.num_rows} inputs, {len(run.stages)} stages, output {run.root}")
         with ExitStack() as stack:
             ahead = StartedAhead(_sink(run, progress), run.stages, run.config)
             stack.callback(ahead.close)
@@ -252,9 +255,10 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
 # -- 1. plan the run -------------------------------------------------------------------------
 
 
-def find_sources(request: RunRequest) -> list[Source]:
-    """The sources of the request's inputs, sorted by URI (all of them: ``--limit`` bounds what is probed)."""
-    return discover(request.inputs, request.config.ingest.extensions, request.input_options)
+def find_sources(request: RunRequest) -> pa.Table:
+    """The sources of the request's inputs as an Arrow listing sorted by URI (all of them: ``--limit``
+    bounds what is probed)."""
+    return discover_listing(request.inputs, request.config.ingest.extensions, request.input_options)
 
 
 def check_not_empty(request: RunRequest) -> None:
@@ -269,8 +273,8 @@ def check_not_empty(request: RunRequest) -> None:
     warnings.warn(f"no images found in {inputs}; nothing was written", stacklevel=2)
 
 
-def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan:
-    """Planned stages, earlier versions and killed runs for ``sources``; this run's journal started."""
+def plan_run(request: RunRequest, run_id: str, listing: pa.Table) -> RunPlan:
+    """Planned stages, earlier versions and killed runs for ``listing``; this run's journal started."""
     config, root = request.config, location(request.output)
     stages = plan_stages(config)
     restore_missing_version(root)
@@ -281,7 +285,7 @@ def plan_run(request: RunRequest, run_id: str, sources: list[Source]) -> RunPlan
     stage_plan = StagePlan([s.spec() for s in stages], known_filters, config.refresh.max_stage_retries)
     journal = RunJournal(root, run_id)
     journal.start({"config_fingerprint": config.fingerprint(), "inputs": list(request.inputs), "full": request.full})
-    return RunPlan(request, run_id, sources, stages, history, unfinished, stage_plan, journal)
+    return RunPlan(request, run_id, listing, stages, history, unfinished, stage_plan, journal)
 
 
 def _lazy_ray(stack: ExitStack, run: RunPlan, progress: Progress, started: Callable[[], None]) -> LazyRay:
@@ -312,17 +316,17 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
     started = time.perf_counter()
     limits = probe_settings(run.config.ingest)
     cache = None if run.request.full else load_probe_cache(run.root, run.previous, run.request.probe_key())
-    split = split_by_cache(run.sources, cache)
-    # --limit: at most N files the previous version does not vouch for; the rest wait for a later run.
-    limit = run.request.limit
-    misses, deferred = (split.misses, []) if limit is None else (split.misses[:limit], split.misses[limit:])
+    split = split_by_cache(run.listing, cache)
+    # --limit: at most N files the previous version does not vouch for (the first by URI); the rest wait
+    # for a later run.
+    misses, deferred = split_at_limit(split.misses, run.request.limit)
     fresh = probe_sources(misses, limits, ray.start)
     index = pa.concat_tables([split.hits, as_probe_index(fresh)])
     seconds = time.perf_counter() - started
     work, quarantined = group_by_content(index)
-    unchanged = not split.misses and split.hits.num_rows == (cache.rows if cache is not None else 0)
-    deferred_uris = frozenset(source.uri for source in deferred)
-    return Probed(index, split.hits.num_rows, len(misses), unchanged, seconds, work, quarantined, deferred_uris)
+    unchanged = not split.misses.num_rows and split.hits.num_rows == (cache.rows if cache is not None else 0)
+    hits = split.hits.num_rows
+    return Probed(index, hits, misses.num_rows, unchanged, seconds, work, quarantined, deferred)
 
 
 def _places(work: pa.Table) -> Iterator[list[str]]:
@@ -339,7 +343,7 @@ def kept_unlisted(run: RunPlan, probed: Probed, previous_images: dict[str, list[
     (``engine/refresh/scope.py``); none on a first run (then nothing per image is built)."""
     if not previous_images:
         return set()
-    scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
+    scope = input_scope(run.request.inputs, probed.deferred.to_pylist(), everything=run.request.prune)
     return kept_out_of_scope(previous_images, probed.seen_paths(), probed.work.column("image_id").to_pylist(), scope)
 
 
@@ -356,7 +360,7 @@ def select_work(
     annotated_ids = list(previous_images)
     curated = curate(probed.work, settings, annotated_ids, references)
     if run.previous is not None and run.previous.skipped:
-        scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
+        scope = input_scope(run.request.inputs, probed.deferred.to_pylist(), everything=run.request.prune)
         seen_paths, seen_ids = set(probed.seen_paths()), set(probed.work.column("image_id").to_pylist())
         previous_skips = read_skipped(run.root, run.previous.version)
         carried = carried_skips(previous_skips, seen_paths, seen_ids, scope.vouches_gone)
@@ -407,7 +411,7 @@ def carry_over(run: RunPlan, work: pa.Table, previous_images: dict[str, list[str
 
 def _plan_summary(run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver) -> str:
     return (
-        f"probed {len(run.sources)} inputs, {probed.index.num_rows} images ({probed.cached} from the probe cache) "
+        f"probed {run.listing.num_rows} inputs, {probed.index.num_rows} images ({probed.cached} from the probe cache) "
         f"in {probed.seconds:.1f}s: "
         f"{probed.work.num_rows} unique images, {probed.quarantined.num_rows} quarantined, "
         f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
@@ -526,7 +530,7 @@ def _unchanged_result(run: RunPlan, probed: Probed, carry: CarryOver, seconds: f
     quarantined = sum(s.rows for s in latest.quarantine)
     return RunResult(
         latest,
-        len(run.sources),
+        run.listing.num_rows,
         0,
         len(carry.image_ids),
         quarantined,
@@ -681,7 +685,7 @@ def _result(
     extra = manifest.extra
     return RunResult(
         manifest,
-        len(run.sources),
+        run.listing.num_rows,
         extra["annotated"],
         extra["carried"],
         side_tables.quarantined,

@@ -6,6 +6,9 @@ and ``.tar`` shards; names that cannot be read as files (FIFOs, devices, danglin
 become sources with their ``problem``, quarantined without being opened. Listed paths are taken as
 given, so a bad listed file is quarantined rather than silently skipped. An input that cannot be
 used at all (missing, a corrupt table, a list that is not UTF-8) is one :class:`InputError` naming it.
+
+The run holds what it finds as one Arrow table (:func:`discover_listing`, ``engine/ingest/listing.py``),
+built a chunk at a time from the lazy listings: never a Python object per file.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
+from engine.ingest.listing import listing_batches, listing_sources, sorted_listing
 from engine.ingest.parquet_input import iter_path_sources, read_layout
 from engine.ingest.sources import InputError, InputOptions, Source, SourceKind
 from engine.store.location import Entry, Location, StorageError, location
@@ -22,20 +26,17 @@ LIST_SUFFIXES = (".txt", ".lst")
 TAR_SUFFIX = ".tar"
 PARQUET_SUFFIX = ".parquet"
 
-__all__ = ["InputError", "discover", "iter_sources"]
+__all__ = ["InputError", "discover", "discover_listing", "iter_sources"]
+
+
+def discover_listing(inputs: Sequence[str], extensions: Sequence[str], options: InputOptions | None = None) -> pa.Table:
+    """Every source of ``inputs`` as ``SOURCE_SCHEMA`` rows, sorted by URI, each once (what the run holds)."""
+    return sorted_listing(listing_batches(iter_sources(inputs, extensions, options or InputOptions())))
 
 
 def discover(inputs: Sequence[str], extensions: Sequence[str], options: InputOptions | None = None) -> list[Source]:
-    """Every source of ``inputs``, sorted by URI, each once (the one list the run holds)."""
-    sources = list(iter_sources(inputs, extensions, options or InputOptions()))
-    sources.sort(key=lambda s: s.uri)
-    kept = 0
-    for source in sources:  # duplicates dropped in place: the listing is never held twice
-        if kept == 0 or source.uri != sources[kept - 1].uri:
-            sources[kept] = source
-            kept += 1
-    del sources[kept:]
-    return sources
+    """:func:`discover_listing` as :class:`Source` objects (for a few inputs; a run keeps the Arrow listing)."""
+    return listing_sources(discover_listing(inputs, extensions, options))
 
 
 def iter_sources(inputs: Iterable[str], extensions: Sequence[str], options: InputOptions) -> Iterator[Source]:

@@ -24,9 +24,10 @@ import pyarrow.compute as pc
 
 from engine.config.settings import IMAGE_EXTENSIONS, IngestConfig
 from engine.ingest.decode import BadImage, decode_image
+from engine.ingest.listing import as_listing, is_container, listing_sources
 from engine.ingest.locator import LOCATOR, REMOTE_READS, Locator, is_local_uri
 from engine.ingest.parquet_input import TableLayout, iter_table_images
-from engine.ingest.sources import InputError, Source, SourceKind, member_uri, sources_table
+from engine.ingest.sources import InputError, Source, SourceKind, member_uri
 from engine.ingest.webdataset import ShardError, iter_samples
 from engine.store.location import Entry, StorageError, location
 from filters.curation.measures import measure_image
@@ -323,7 +324,7 @@ def probe_batch(
 ) -> pa.Table:
     """Probe index rows of every source of ``batch`` (``engine.ingest.sources.SOURCE_SCHEMA`` rows); sources
     in a store are read a few at a time (each costs a round trip more than its bytes)."""
-    sources = [Source.from_row(row) for row in batch.to_pylist()]
+    sources = listing_sources(batch)
 
     def probe(source: Source) -> list[dict[str, Any]]:
         return probe_source(source, max_pixels, max_bytes, extensions)
@@ -342,17 +343,20 @@ def files_per_task(files: int, cpus: float) -> int:
     return max(MIN_FILES_PER_TASK, min(MAX_FILES_PER_TASK, wanted))
 
 
-def probe_on_ray(sources: list[Source], limits: dict[str, Any]) -> pa.Table:
-    """Probe index rows of ``sources``, probed as Ray tasks (Ray must be running): a task per container,
-    plain files in groups (:func:`files_per_task`)."""
+def probe_on_ray(sources: pa.Table | list[Source], limits: dict[str, Any]) -> pa.Table:
+    """Probe index rows of ``sources`` (a listing, ``SOURCE_SCHEMA`` rows), probed as Ray tasks (Ray must be
+    running): a task per container, plain files in groups (:func:`files_per_task`). Each task gets its
+    rows as an Arrow block and makes their :class:`Source` objects itself."""
     import ray
 
-    files = [s for s in sources if not s.is_container]
-    blocks = [sources_table([s]) for s in sources if s.is_container]
-    step = files_per_task(len(files), ray.cluster_resources().get("CPU", 1.0))
-    blocks += [sources_table(files[i : i + step]) for i in range(0, len(files), step)]
+    listing = as_listing(sources)
+    containers = is_container(listing)
+    files = listing.filter(pc.invert(containers))
+    blocks = [row for row in listing.filter(containers).to_batches(max_chunksize=1)]
+    step = files_per_task(files.num_rows, ray.cluster_resources().get("CPU", 1.0))
+    blocks += files.to_batches(max_chunksize=step)
     # ``from_blocks`` takes each block's metadata here; ``from_arrow`` would first run a Ray task per block for it.
-    probe = ray.data.from_blocks(blocks)
+    probe = ray.data.from_blocks([pa.Table.from_batches([block]) for block in blocks if block.num_rows])
     probed = probe.map_batches(
         probe_batch,
         fn_kwargs=limits,
@@ -365,30 +369,36 @@ def probe_on_ray(sources: list[Source], limits: dict[str, Any]) -> pa.Table:
     return pa.concat_tables(blocks).cast(PROBE_INDEX_SCHEMA) if blocks else PROBE_INDEX_SCHEMA.empty_table()
 
 
-def probe_sources(sources: list[Source], limits: dict[str, Any], ensure_ray: Callable[[], None]) -> pa.Table:
-    """Probe index rows of ``sources``: in this process when they are few bytes in all, else as Ray tasks."""
-    if not sources:
+def probe_sources(sources: pa.Table | list[Source], limits: dict[str, Any], ensure_ray: Callable[[], None]) -> pa.Table:
+    """Probe index rows of ``sources`` (a listing): in this process when they are few bytes in all, else as
+    Ray tasks."""
+    listing = as_listing(sources)
+    if not listing.num_rows:
         return PROBE_INDEX_SCHEMA.empty_table()
-    if _total_bytes(sources) <= IN_PROCESS_PROBE_BYTES:
-        return probe_batch(sources_table(sources), **limits)
+    if fits_in_process(listing):
+        return probe_batch(listing, **limits)
     ensure_ray()
-    return probe_on_ray(sources, limits)
+    return probe_on_ray(listing, limits)
 
 
-def _total_bytes(sources: list[Source]) -> int:
-    """The bytes to probe; an object of unknown size far away counts as enough to go to Ray."""
-    total = 0
-    for source in sources:
-        if source.size is not None:
-            total += source.size
-            continue
-        place = None
-        with suppress(StorageError):
-            place = location(source.uri)
-        if place is None or not place.is_local:
-            total += IN_PROCESS_PROBE_BYTES
-            continue
-        with suppress(OSError):  # probing reports it
-            stamp = place.stat()
-            total += stamp.size if stamp is not None else 0
-    return total
+def fits_in_process(listing: pa.Table, budget: int = IN_PROCESS_PROBE_BYTES) -> bool:
+    """Whether the listing's objects hold at most ``budget`` bytes: listed sizes summed, the others stated
+    until the budget is exceeded; an object of unknown size far away counts as the whole budget."""
+    sizes = listing.column("size")
+    total = pc.sum(sizes).as_py() or 0
+    if total > budget:
+        return False
+    for chunk in listing.filter(pc.is_null(sizes)).column("uri").chunks:
+        for uri in chunk.to_pylist():
+            place = None
+            with suppress(StorageError):
+                place = location(uri)
+            if place is None or not place.is_local:
+                total += budget
+            else:
+                with suppress(OSError):  # probing reports it
+                    stamp = place.stat()
+                    total += stamp.size if stamp is not None else 0
+            if total > budget:
+                return False
+    return True

@@ -13,6 +13,8 @@ that decide what probing finds are unchanged (:func:`probe_key`); ``--full`` nev
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,25 +25,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.config.settings import IngestConfig
+from engine.ingest.listing import as_listing
 from engine.ingest.locator import REMOTE_READS, is_local_uri
 from engine.ingest.probe import PROBE_INDEX_SCHEMA, as_probe_index
-from engine.ingest.sources import InputOptions, Source
+from engine.ingest.sources import InputOptions, Source, SourceKind
 from engine.store.location import Entry, Where
 from engine.store.manifest import Manifest
 from engine.store.reader import read_shard
 from filters.curation.measures import MEASURES_VERSION
 
 RACY_NS = 2_000_000_000
+SPLIT_CHUNK = 8192  # listing rows compared (and, unlisted, stated) at a time
+# What an object looks like now, per listing row (null where it cannot be had).
+STAMP_SCHEMA = pa.schema([("uri", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("etag", pa.string())])
 
 
 @dataclass(frozen=True)
 class ProbeCache:
     """A probe index and its rows ordered by the object each came from (its container, or the file itself):
-    object ``k`` (``objects[uri] == k``) has the rows ``order[bounds[k]:bounds[k + 1]]``. One Python entry
-    per object; the rows stay in Arrow, as read."""
+    object ``k`` (``objects[k]``, sorted) has the rows ``order[bounds[k]:bounds[k + 1]]``. All in Arrow and
+    NumPy, as read: no Python object per object or row."""
 
     index: pa.Table
-    objects: dict[str, int]
+    objects: pa.Array
     order: np.ndarray
     bounds: np.ndarray
 
@@ -54,9 +60,11 @@ class ProbeCache:
         objects = keyed.column("object").combine_chunks()
         changed = pc.not_equal(objects[1:], objects[:-1]).to_numpy(zero_copy_only=False) if len(objects) > 1 else []
         firsts = np.flatnonzero(np.r_[len(objects) > 0, changed])
-        uris = objects.take(pa.array(firsts, pa.int64())).to_pylist()
         order = keyed.column("position").to_numpy()
-        return cls(index, {uri: k for k, uri in enumerate(uris)}, order, np.r_[firsts, index.num_rows])
+        cache = cls(index, objects.take(pa.array(firsts, pa.int64())), order, np.r_[firsts, index.num_rows])
+        del keyed, objects
+        pa.default_memory_pool().release_unused()  # what reading and sorting used goes back to the system
+        return cache
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]]) -> ProbeCache:
@@ -66,21 +74,34 @@ class ProbeCache:
     def rows(self) -> int:
         return self.index.num_rows
 
+    def object_numbers(self, uris: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Each URI's object number ``k``, or -1 where the index has no rows of it (one hash lookup each)."""
+        found = pc.index_in(uris, value_set=self.objects)
+        return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
     def positions(self, uri: str) -> np.ndarray | None:
         """The index rows of the object ``uri``, in the index's order; None when the index has none."""
-        k = self.objects.get(uri)
-        return None if k is None else self.order[self.bounds[k] : self.bounds[k + 1]]
+        (k,) = self.object_numbers(pa.array([uri], pa.string()))
+        return None if k < 0 else self.order[self.bounds[k] : self.bounds[k + 1]]
 
-    def row(self, position: int) -> dict[str, Any]:
-        return self.index.slice(position, 1).to_pylist()[0]
+    def rows_of(self, numbers: np.ndarray) -> np.ndarray:
+        """The index rows of objects ``numbers``, object after object, each object's in the index's order."""
+        starts, ends = self.bounds[numbers], self.bounds[numbers + 1]
+        lengths = ends - starts
+        if not len(lengths) or not lengths.sum():
+            return np.zeros(0, np.int64)
+        # position j of the result: starts[object] + (j - where that object's run starts in the result)
+        run_starts = np.cumsum(lengths) - lengths
+        return self.order[np.repeat(starts - run_starts, lengths) + np.arange(lengths.sum())]
 
 
 @dataclass
 class CacheSplit:
-    """Probe index rows reused from the cache (a table), and the sources still to probe."""
+    """Probe index rows reused from the cache (a probe index table), and the sources still to probe (an
+    Arrow listing, ``SOURCE_SCHEMA`` rows in the listing's order)."""
 
     hits: pa.Table
-    misses: list[Source]
+    misses: pa.Table
 
 
 def probe_key(ingest: IngestConfig, options: InputOptions) -> dict[str, Any]:
@@ -107,38 +128,80 @@ def load_probe_cache(root: Where, previous: Manifest | None, ingest_key: dict[st
     return ProbeCache.of(read_shard(root, previous.probe_index))
 
 
-def split_by_cache(sources: Iterable[Source], cache: ProbeCache | None) -> CacheSplit:
-    """Reuse the cached rows of every source whose object is unchanged; the others are to probe. Sources
-    not listed with a stamp (named by a list or a table) are stated, those in a store a few at a time."""
-    sources = list(sources)
+def split_by_cache(sources: pa.Table | Iterable[Source], cache: ProbeCache | None) -> CacheSplit:
+    """Reuse the cached rows of every source (a listing's row) whose object is unchanged; the others are to
+    probe. Matched by URI with one Arrow hash lookup and compared column by column, a chunk at a time;
+    sources not listed with a stamp (named by a list or a table) are stated, those in a store a few at a time."""
+    listing = as_listing(sources)
     if cache is None:
-        return CacheSplit(pa.Table.from_pylist([], schema=PROBE_INDEX_SCHEMA), sources)
-    cached = [s for s in sources if s.uri in cache.objects and s.problem is None]
-    remote = [s for s in cached if not is_local_uri(s.uri) and s.stamp_from_listing() is None]
-    stamps: dict[str, Entry | None] = {}
-    if len(remote) > 1:
+        return CacheSplit(PROBE_INDEX_SCHEMA.empty_table(), listing)
+    numbers = cache.object_numbers(listing.column("uri"))
+    numbers[pc.is_valid(listing.column("problem")).to_numpy(zero_copy_only=False)] = -1
+    firsts = cache.index.select(["object_size", "mtime_ns", "etag", "checked_ns"])
+    firsts = firsts.take(pa.array(cache.order[cache.bounds[:-1]], pa.int64()))  # object k's first row
+    hit = np.zeros(listing.num_rows, bool)
+    for start in range(0, listing.num_rows, SPLIT_CHUNK):
+        chunk = listing.slice(start, SPLIT_CHUNK)
+        known = numbers[start : start + chunk.num_rows]
+        cached = np.flatnonzero(known >= 0)
+        if len(cached):
+            now = stamps_now(chunk.take(pa.array(cached, pa.int64())))
+            was = firsts.take(pa.array(known[cached], pa.int64()))
+            hit[start + cached] = unchanged(now, was)
+    taken = cache.rows_of(numbers[hit])
+    every_row_in_order = len(taken) == cache.rows and bool((taken == np.arange(cache.rows)).all())
+    hits = cache.index if every_row_in_order else cache.index.take(pa.array(taken, pa.int64()))
+    return CacheSplit(hits, listing.filter(pa.array(~hit)))
+
+
+def stamps_now(listing: pa.Table) -> pa.Table:
+    """What each source's object looks like now (``STAMP_SCHEMA``): as listed, else stated (objects in a
+    store a few at a time); a row of nulls where it cannot be had or is not a regular file."""
+    listed = pc.and_(
+        pc.is_valid(listing.column("size")),
+        pc.or_(pc.is_valid(listing.column("mtime_ns")), pc.is_valid(listing.column("etag"))),
+    ).to_numpy(zero_copy_only=False)
+    if listed.all():
+        return listing.select(STAMP_SCHEMA.names).cast(STAMP_SCHEMA)
+    stamps = listing.select(STAMP_SCHEMA.names).to_pydict()
+    unlisted = np.flatnonzero(~listed)
+    uris = [stamps["uri"][i] for i in unlisted]
+    remote = sum(not is_local_uri(uri) for uri in uris)
+    if remote > 1:
         with ThreadPoolExecutor(REMOTE_READS) as pool:
-            stamps = dict(zip([s.uri for s in remote], pool.map(Source.stamp, remote), strict=True))
-    spans: list[np.ndarray] = []
-    misses: list[Source] = []
-    for source in sources:
-        positions = cache.positions(source.uri) if source.problem is None else None
-        if positions is not None:
-            now = stamps[source.uri] if source.uri in stamps else source.stamp()
-            if unchanged(now, cache.row(int(positions[0]))):
-                spans.append(positions)
-                continue
-        misses.append(source)
-    taken = np.concatenate(spans) if spans else np.zeros(0, np.int64)
-    return CacheSplit(cache.index.take(pa.array(taken, pa.int64())), misses)
+            found = list(pool.map(_stat, uris))
+    else:
+        found = [_stat(uri) for uri in uris]
+    for i, entry in zip(unlisted, found, strict=True):
+        usable = entry is not None and entry.special is None
+        stamps["size"][i] = entry.size if usable else None
+        stamps["mtime_ns"][i] = entry.mtime_ns if usable else None
+        stamps["etag"][i] = entry.etag if usable else None
+    return pa.Table.from_pydict(stamps, schema=STAMP_SCHEMA)
 
 
-def unchanged(now: Entry | None, row: dict[str, Any]) -> bool:
-    """Whether an object is as it was when its probe index rows were made: same size and ETag (objects in
-    a store), or same size and an mtime that was not racy (local files)."""
-    if now is None or now.special is not None or row.get("object_size") != now.size:
-        return False
-    if now.etag is not None or row.get("etag") is not None:
-        return now.etag == row.get("etag")
-    mtime = row.get("mtime_ns")
-    return now.mtime_ns is not None and now.mtime_ns == mtime and mtime < row["checked_ns"] - RACY_NS
+def _stat(uri: str) -> Entry | None:
+    """What ``Source.stamp`` says of an unlisted object; a local path (as listings hold it) is stated directly,
+    without building its ``Location`` (a third of the cost, paid once per file of a path list)."""
+    if not uri.startswith("/"):
+        return Source(SourceKind.FILE, uri).stamp()
+    try:
+        status = os.stat(uri)
+    except OSError:
+        return None
+    return Entry(uri, status.st_size, mtime_ns=status.st_mtime_ns) if stat.S_ISREG(status.st_mode) else None
+
+
+def unchanged(now: pa.Table, was: pa.Table) -> np.ndarray:
+    """Whether each object is as it was when its probe index rows were made: same size and ETag (objects in
+    a store), or same size and an mtime that was not racy (local files). ``now`` is ``STAMP_SCHEMA`` rows,
+    ``was`` the probe index columns ``object_size``, ``mtime_ns``, ``etag`` and ``checked_ns`` of each
+    object's first row; a null anywhere that matters is a change."""
+    same_size = pc.equal(was.column("object_size"), now.column("size"))
+    by_etag = pc.or_(pc.is_valid(now.column("etag")), pc.is_valid(was.column("etag")))
+    same_etag = pc.equal(now.column("etag"), was.column("etag"))
+    mtime = was.column("mtime_ns")
+    settled = pc.less(mtime, pc.subtract(was.column("checked_ns"), RACY_NS))
+    same_mtime = pc.and_(pc.equal(now.column("mtime_ns"), mtime), settled)
+    same = pc.and_(same_size, pc.if_else(by_etag, same_etag, same_mtime))
+    return pc.fill_null(same, False).to_numpy(zero_copy_only=False)

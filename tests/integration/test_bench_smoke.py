@@ -121,6 +121,8 @@ def test_planning_simulation_groups_copies_and_carries_the_previous_version_over
     # 200 files: 4 second copies (every 50th), 1 quarantined (every 200th), 2 near-duplicates (every 100th
     # distinct image) that curation skips; 90% of the 195 unique in the previous version, less the 2 skipped.
     assert (result["files"], result["unique"], result["quarantined"]) == (200, 195, 1)
+    # Listed by the Parquet table of paths, every file unchanged since the previous probe index: all hits.
+    assert (result["cache_hits"], result["cache_misses"]) == (200, 0)
     assert (result["skipped"], result["near_duplicates"]) == (2, 2)
     assert (result["carried"], result["new"]) == (173, 20) and result["expected_carried"] == 175
     assert result["planning_s"] > 0 and result["driver_peak_mib"] >= result["driver_before_mib"] > 0

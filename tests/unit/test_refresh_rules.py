@@ -15,6 +15,7 @@ import pytest
 
 from engine.config.settings import WriterConfig
 from engine.errors import OutputError
+from engine.ingest.listing import listing_sources
 from engine.ingest.probe_cache import RACY_NS, ProbeCache, split_by_cache
 from engine.ingest.sources import Source, SourceKind
 from engine.refresh.incremental import Level, StagePlan, StageSpec, stage_inputs
@@ -163,7 +164,7 @@ def test_probe_cache_trusts_only_unchanged_files_checked_well_after_their_mtime(
     sources = [Source(SourceKind.FILE, str(p)) for p in (old, racy, changed, tmp_path / "new.png")]
     split = split_by_cache(sources, cache)
     assert split.hits.column("image_id").to_pylist() == ["id-old"]
-    assert [s.uri for s in split.misses] == [str(racy), str(changed), str(tmp_path / "new.png")]
+    assert split.misses.column("uri").to_pylist() == [str(racy), str(changed), str(tmp_path / "new.png")]
 
 
 def test_a_second_writer_is_refused_with_the_holder_named(tmp_path) -> None:
@@ -337,4 +338,4 @@ def test_the_probe_cache_gives_back_a_containers_rows_together_in_member_order(t
         "id-a.tar#a.png",
         "id-z.png",
     ]
-    assert split.misses == [] and split_by_cache(sources, None).misses == sources
+    assert split.misses.num_rows == 0 and listing_sources(split_by_cache(sources, None).misses) == sources
