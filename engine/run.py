@@ -361,7 +361,7 @@ def select_work(
     settings = run.config.curation
     references = kept_references(run.root, run.previous.shards, kept) if run.previous and len(kept) else None
     annotated_ids = earlier.column("image_id")
-    search = pair_search(probed.work.num_rows, cluster)  # a large run's near-duplicate search runs on Ray
+    search = pair_search(probed.work.num_rows, cluster.start)  # a large run's near-duplicate search runs on Ray
     curated = curate(probed.work, settings, annotated_ids, references, search)
     if run.previous is not None and run.previous.skipped:
         scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
