@@ -399,8 +399,8 @@ def carry_over(run: RunPlan, work: pa.Table, earlier: pa.Table, kept: pa.Array) 
     candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
     candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
     if not run.request.full and len(run.history) > 1:  # older versions can hold images the previous one lacks
-        in_previous = pc.is_in(work.column("image_id"), value_set=earlier.column("image_id").combine_chunks())
-        missing = set(work.column("image_id").filter(pc.invert(in_previous)).to_pylist())
+        ids = work.column("image_id").combine_chunks()
+        missing = ids.filter(pc.invert(pc.is_in(ids, value_set=earlier.column("image_id").combine_chunks())))
         candidates += older_candidates(run.root, run.history, missing, lambda m: tombstoned_ids(run.root, m))
     return plan_carry_over(
         run.root,
