@@ -41,6 +41,7 @@ from engine.config.registry import FILTERS
 from engine.config.settings import EngineConfig
 from engine.errors import RunFailure
 from engine.execute.dataset import build_dataset, check_capacity, refilter_on_ray, run_in_process
+from engine.execute.near_dup_search import pair_search
 from engine.execute.plan_stages import PlannedStage, plan_stages
 from engine.execute.ray_session import LazyRay, RayOutput, check_ray_early
 from engine.execute.sink import Annotated, AnnotationSink
@@ -70,7 +71,13 @@ from engine.progress import loading_line
 from engine.refresh.carryover import Candidate, CarryOver, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
 from engine.refresh.scope import input_scope, kept_out_of_scope
-from engine.refresh.tombstones import TOMBSTONE_SCHEMA, find_tombstones, previous_paths, tombstoned_ids
+from engine.refresh.tombstones import (
+    PATH_IDS,
+    TOMBSTONE_SCHEMA,
+    find_tombstones,
+    previous_images,
+    tombstoned_ids,
+)
 from engine.store.counts import value_counts
 from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
 from engine.store.location import Location, Where, location
@@ -195,10 +202,6 @@ class Probed:
         uris, found = located.column("source_uri").to_pylist(), located.column("locator").to_pylist()
         return {uri: Locator.from_dict(loc) for uri, loc in zip(uris, found, strict=True)}  # type: ignore[misc]
 
-    def seen_paths(self) -> list[str]:
-        """Every path probed (good or quarantined)."""
-        return self.index.column("source_uri").to_pylist()
-
 
 @dataclass(frozen=True)
 class SideTables:
@@ -238,15 +241,15 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             imports = import_reports(run.config, _places(probed.work))
             for name, report in imports.items():
                 progress(f"fld-engine: {describe(name, report)}")
-            previous_images = previous_paths(run.root, run.previous.shards) if run.previous else {}
-            kept = kept_unlisted(run, probed, previous_images)
-            curated = select_work(run, probed, previous_images, kept, progress)
-            carry = carry_over(run, curated.work, previous_images, kept)
+            earlier = previous_images(run.root, run.previous.shards if run.previous else [])
+            kept = kept_unlisted(run, probed, earlier)
+            curated = select_work(run, probed, earlier, kept, ray, progress)
+            carry = carry_over(run, curated.work, earlier, kept)
             progress(_plan_summary(run, probed, curated, carry))
             annotated = annotate(run, carry, probed.locators, ray, ahead)
-        if not request.always_publish and unchanged(run, probed, curated, carry, annotated, previous_images):
+        if not request.always_publish and unchanged(run, probed, curated, carry, annotated, earlier):
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
-        side_tables = write_side_tables(run, probed, curated, carry, annotated, previous_images)
+        side_tables = write_side_tables(run, probed, curated, carry, annotated, earlier)
         lock.check()  # a run that lost its lease to another writer publishes nothing
         manifest = publish_version(run, probed, curated, carry, annotated, side_tables, imports)
         return _result(manifest, run, side_tables, time.perf_counter() - started, imports)
@@ -338,17 +341,17 @@ def _places(work: pa.Table) -> Iterator[list[str]]:
 # -- 3. curate -------------------------------------------------------------------------------
 
 
-def kept_unlisted(run: RunPlan, probed: Probed, previous_images: dict[str, list[str]]) -> set[str]:
-    """Images of the previous version that this run did not look at, kept as they were
-    (``engine/refresh/scope.py``); none on a first run (then nothing per image is built)."""
-    if not previous_images:
-        return set()
-    scope = input_scope(run.request.inputs, probed.deferred.to_pylist(), everything=run.request.prune)
-    return kept_out_of_scope(previous_images, probed.seen_paths(), probed.work.column("image_id").to_pylist(), scope)
+def kept_unlisted(run: RunPlan, probed: Probed, earlier: pa.Table) -> pa.Array:
+    """The ids of the images of the previous version (``earlier``, its images and paths) that this run did not look at,
+    kept as they were (``engine/refresh/scope.py``); none on a first run."""
+    if not earlier.num_rows:
+        return pa.array([], pa.string())
+    scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
+    return kept_out_of_scope(earlier, probed.index.column("source_uri"), probed.work.column("image_id"), scope)
 
 
 def select_work(
-    run: RunPlan, probed: Probed, previous_images: dict[str, list[str]], kept: set[str], progress: Progress
+    run: RunPlan, probed: Probed, earlier: pa.Table, kept: pa.Array, cluster: LazyRay, progress: Progress
 ) -> CuratedWork:
     """The unique images worth annotating: gates and near-duplicate groups over their measures, then (when
     the profile asks and the model is present) semantic near-duplicates. Images the previous version
@@ -356,14 +359,15 @@ def select_work(
     through the measures in their annotation rows, so a copy of one is not annotated either. Skipped rows
     of the previous version whose images this run did not look at are carried as they are."""
     settings = run.config.curation
-    references = kept_references(run.root, run.previous.shards, kept) if run.previous and kept else None
-    annotated_ids = list(previous_images)
-    curated = curate(probed.work, settings, annotated_ids, references)
+    references = kept_references(run.root, run.previous.shards, kept) if run.previous and len(kept) else None
+    annotated_ids = earlier.column("image_id")
+    search = pair_search(probed.work.num_rows, cluster.start)  # a large run's near-duplicate search runs on Ray
+    curated = curate(probed.work, settings, annotated_ids, references, search)
     if run.previous is not None and run.previous.skipped:
-        scope = input_scope(run.request.inputs, probed.deferred.to_pylist(), everything=run.request.prune)
-        seen_paths, seen_ids = set(probed.seen_paths()), set(probed.work.column("image_id").to_pylist())
+        scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
+        seen_paths, seen_ids = probed.index.column("source_uri"), probed.work.column("image_id")
         previous_skips = read_skipped(run.root, run.previous.version)
-        carried = carried_skips(previous_skips, seen_paths, seen_ids, scope.vouches_gone)
+        carried = carried_skips(previous_skips, seen_paths, seen_ids, scope)
         curated = with_carried_skips(curated, carried)
     if not settings.semantic.enabled or curated.work.num_rows < 2:
         return curated
@@ -386,7 +390,7 @@ def select_work(
 # -- 4. plan carry-over ----------------------------------------------------------------------
 
 
-def carry_over(run: RunPlan, work: pa.Table, previous_images: dict[str, list[str]], kept: set[str]) -> CarryOver:
+def carry_over(run: RunPlan, work: pa.Table, earlier: pa.Table, kept: pa.Array) -> CarryOver:
     """Which images' earlier rows (previous version, killed runs, and for images the previous version
     lacks, older versions) carry over as they are, which rerun some stages, and which rows of ``work`` (the
     work table rows curation selected) are new. Images of the previous version that this run did not look at
@@ -395,7 +399,8 @@ def carry_over(run: RunPlan, work: pa.Table, previous_images: dict[str, list[str
     candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
     candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
     if not run.request.full and len(run.history) > 1:  # older versions can hold images the previous one lacks
-        missing = set(work.column("image_id").to_pylist()) - set(previous_images)
+        ids = work.column("image_id").combine_chunks()
+        missing = ids.filter(pc.invert(pc.is_in(ids, value_set=earlier.column("image_id").combine_chunks())))
         candidates += older_candidates(run.root, run.history, missing, lambda m: tombstoned_ids(run.root, m))
     return plan_carry_over(
         run.root,
@@ -415,7 +420,7 @@ def _plan_summary(run: RunPlan, probed: Probed, curated: CuratedWork, carry: Car
         f"in {probed.seconds:.1f}s: "
         f"{probed.work.num_rows} unique images, {probed.quarantined.num_rows} quarantined, "
         f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
-        f"{curated.gated} by image gates), {len(carry.image_ids)} carried "
+        f"{curated.gated} by image gates), {carry.carried_count} carried "
         f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.num_rows} to re-annotate, "
         f"{carry.rerun_filters.num_rows} to re-filter, {carry.new.num_rows} new"
     )
@@ -499,7 +504,7 @@ def unchanged(
     curated: CuratedWork,
     carry: CarryOver,
     annotated: Annotated,
-    previous_images: dict[str, list[str]],
+    earlier: pa.Table,
 ) -> bool:
     """Whether the new version would hold exactly what the latest one holds: the same files probed the
     same way, every row carried over in its shards, nothing annotated, re-filtered or removed, under
@@ -516,7 +521,7 @@ def unchanged(
         and [s.path for s in carry.shards] == [s.path for s in previous.shards]
         and previous.config_fingerprint == run.config.fingerprint()
         and previous.stages == run.stage_plan.fingerprints
-        and not _tombstone_rows(probed, curated, carry, annotated, previous_images)
+        and not _tombstone_rows(probed, curated, carry, annotated, earlier).num_rows
     )
 
 
@@ -532,7 +537,7 @@ def _unchanged_result(run: RunPlan, probed: Probed, carry: CarryOver, seconds: f
         latest,
         run.listing.num_rows,
         0,
-        len(carry.image_ids),
+        carry.carried_count,
         quarantined,
         seconds,
         probe_cached=probed.cached,
@@ -551,19 +556,19 @@ def write_side_tables(
     curated: CuratedWork,
     carry: CarryOver,
     annotated: Annotated,
-    previous_images: dict[str, list[str]],
+    earlier: pa.Table,
 ) -> SideTables:
     """The new version's quarantine, its skipped images, its tombstones (images of the previous version
     it no longer holds, and why) and its probe index."""
     late = pa.Table.from_pylist(annotated.late_quarantine, schema=QUARANTINE_SCHEMA)
     quarantine = pa.concat_tables([probed.quarantined.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA), late])
-    tombstone_rows = _tombstone_rows(probed, curated, carry, annotated, previous_images)
+    tombstone_rows = _tombstone_rows(probed, curated, carry, annotated, earlier)
     return SideTables(
         quarantine=_write_quarantine(run, quarantine),
         quarantined=quarantine.num_rows,
         skipped=_write_skipped(run, curated.skipped),
-        tombstones=[_write_one(run, "tombstones", tombstone_rows, TOMBSTONE_SCHEMA)] if tombstone_rows else [],
-        tombstoned=len(tombstone_rows),
+        tombstones=[_write_one(run, "tombstones", tombstone_rows, TOMBSTONE_SCHEMA)] if tombstone_rows.num_rows else [],
+        tombstoned=tombstone_rows.num_rows,
         probe_index=_probe_index(run, probed),
     )
 
@@ -590,22 +595,24 @@ def _write_skipped(run: RunPlan, skipped: pa.Table) -> list[ShardInfo]:
 
 
 def _tombstone_rows(
-    probed: Probed,
-    curated: CuratedWork,
-    carry: CarryOver,
-    annotated: Annotated,
-    previous_images: dict[str, list[str]],
-) -> list[dict[str, Any]]:
-    """Tombstones against the previous version (none on a first run: then nothing per image is built)."""
-    if not previous_images:
-        return []
-    kept = carry.image_ids | annotated.written
+    probed: Probed, curated: CuratedWork, carry: CarryOver, annotated: Annotated, earlier: pa.Table
+) -> pa.Table:
+    """Tombstones against the previous version's images (``earlier``: ``engine.refresh.tombstones.PREVIOUS_IMAGES``;
+    none on a first run)."""
+    if not earlier.num_rows:
+        return TOMBSTONE_SCHEMA.empty_table()
+    kept = pa.concat_arrays([carry.carried_ids(), annotated.written_ids()])
     index = probed.index
+    late = pa.array([row["source_uri"] for row in annotated.late_quarantine], pa.string())
     good_ids = pc.if_else(pc.is_null(index.column("reason")), index.column("image_id"), None)
-    path_ids = dict(zip(index.column("source_uri").to_pylist(), good_ids.to_pylist(), strict=True))
-    path_ids.update({row["source_uri"]: None for row in annotated.late_quarantine})
-    skipped = set(curated.skipped.column("image_id").to_pylist())
-    return find_tombstones(previous_images, kept, path_ids, skipped)
+    path_ids = pa.table({"source_uri": index.column("source_uri"), "image_id": good_ids}, PATH_IDS)
+    path_ids = pa.concat_tables(  # a file that failed to load while annotated counts as quarantined
+        [
+            path_ids.filter(pc.invert(pc.is_in(path_ids.column("source_uri"), value_set=late))),
+            pa.table({"source_uri": late, "image_id": pa.nulls(len(late), pa.string())}, PATH_IDS),
+        ]
+    )
+    return find_tombstones(earlier, kept, path_ids, curated.skipped.column("image_id"))
 
 
 def _probe_index(run: RunPlan, probed: Probed) -> ShardInfo | None:
@@ -639,7 +646,7 @@ def publish_version(
         "annotated": annotated.annotated,
         "reannotated": carry.rerun_pixels.num_rows,
         "refiltered": carry.rerun_filters.num_rows,
-        "carried": len(carry.image_ids),
+        "carried": carry.carried_count,
         "kept_unlisted": carry.kept,
         "resumed": carry.resumed,
         "tombstoned": side_tables.tombstoned,

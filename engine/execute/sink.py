@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.config.settings import WriterConfig
 from engine.execute.shard_workers import ShardWorker, WorkerShards, WriteReport
@@ -34,10 +35,11 @@ class Annotated:
     late_quarantine: list[dict[str, Any]]
     timings: list[StageTiming] = field(default_factory=list)
 
-    @property
-    def written(self) -> set[str]:
-        """Every image id written (as a set: only asked for when a previous version needs tombstones)."""
-        return set(self.sent.to_pylist()) - {row["image_id"] for row in self.late_quarantine}
+    def written_ids(self) -> pa.Array:
+        """Every image id written, as Arrow (the ids sent less those quarantined while annotated)."""
+        sent = self.sent.combine_chunks() if isinstance(self.sent, pa.ChunkedArray) else self.sent
+        late = pa.array([row["image_id"] for row in self.late_quarantine], pa.string())
+        return sent.filter(pc.invert(pc.is_in(sent, value_set=late)))
 
 
 class AnnotationSink:

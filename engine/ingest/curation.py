@@ -17,9 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.refresh.scope import InputScope, unseen_and_not_gone
 from engine.store.location import Where
 from engine.store.reader import read_shard, shard_schema
 from engine.store.writer import ShardInfo
+from filters.curation.hash_bands import IN_PROCESS, PairSearch
 from filters.curation.selection import NEAR_DUPLICATE, select_for_annotation
 from filters.curation.semantic import semantic_copies
 from filters.curation.settings import CurationSettings, SemanticSettings
@@ -100,11 +102,13 @@ def curate(
     settings: CurationSettings,
     annotated_ids: Ids = (),
     references: pa.Table | None = None,
+    search: PairSearch = IN_PROCESS,
 ) -> CuratedWork:
     """Which rows of ``work`` (the work table) to annotate: gated images and near-duplicates are skipped, the
     rest kept in order. ``annotated_ids``: images an earlier version annotated (preferred as representatives).
     ``references`` (:data:`REFERENCE_SCHEMA`): annotated images this run does not judge (kept as they are)
-    that a new image may be a copy of."""
+    that a new image may be a copy of. ``search``: where the near-duplicate pair search runs
+    (``filters.curation.hash_bands``)."""
     if not work.num_rows:
         return CuratedWork(work, SKIPPED_SCHEMA.empty_table())
     judged = curation_table(work, annotated_ids)
@@ -112,7 +116,7 @@ def curate(
     others = others.filter(pc.invert(is_among(others, work.column("image_id"))))
     if others.num_rows:
         judged = pa.concat_tables([judged, curation_table(others, others.column("image_id"))])
-    selection = select_for_annotation(judged, settings)
+    selection = select_for_annotation(judged, settings, search)
     skipped = selection.skipped
     if others.num_rows:
         skipped = skipped.filter(pc.invert(is_among(skipped, others.column("image_id"))))
@@ -197,21 +201,14 @@ def skip_semantic_copies(
     return CuratedWork(work, skipped)
 
 
-def carried_skips(
-    previous: pa.Table, seen_paths: Collection[str], seen_ids: Collection[str], vouches_gone: Callable[[str], bool]
-) -> pa.Table:
+def carried_skips(previous: pa.Table, seen_paths: Ids, seen_ids: Ids, scope: InputScope) -> pa.Table:
     """The rows of the previous version's skipped table (``previous``) that this run did not look at, carried
     as they are (as images it did not look at are kept): none of a row's paths was probed, its image is not
     among this run's, and not every path is vouched gone (``engine/refresh/scope.py``)."""
-    seen_paths, seen_ids = set(seen_paths), set(seen_ids)
-    keep = []
-    for position, row in enumerate(previous.select(["image_id", "source_uri", "source_uris"]).to_pylist()):
-        uris = row["source_uris"] or [row["source_uri"]]
-        if row["image_id"] in seen_ids or any(uri in seen_paths for uri in uris):
-            continue
-        if not all(vouches_gone(uri) for uri in uris):
-            keep.append(position)
-    return previous.take(pa.array(keep, pa.int64()))
+    keep = unseen_and_not_gone(
+        previous.column("image_id"), _places_or_own(previous), id_set(seen_paths), id_set(seen_ids), scope
+    )
+    return previous.filter(pa.array(keep))
 
 
 def with_carried_skips(curated: CuratedWork, carried: pa.Table) -> CuratedWork:

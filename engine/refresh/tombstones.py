@@ -9,11 +9,13 @@ that an earlier version annotated too); its row in ``skipped/`` says why.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from engine.ingest.curation import Ids, id_set
 from engine.store.location import Where
 from engine.store.manifest import Manifest
 from engine.store.reader import read_shard
@@ -30,51 +32,67 @@ TOMBSTONE_SCHEMA = pa.schema(
 )
 
 
-def find_tombstones(
-    previous: Mapping[str, list[str]],
-    kept: set[str],
-    path_ids: Mapping[str, str | None],
-    skipped: Collection[str] = (),
-) -> list[dict[str, Any]]:
-    """Tombstone rows for the images of ``previous`` (image_id -> paths) that are not in ``kept``.
+PREVIOUS_IMAGES = pa.schema([pa.field("image_id", pa.string()), pa.field("source_uris", pa.list_(pa.string()))])
+PATH_IDS = pa.schema([pa.field("source_uri", pa.string()), pa.field("image_id", pa.string())])
 
-    ``path_ids`` maps every input path of this run to its content id (None when quarantined);
-    ``skipped``: the image ids curation skipped in this run.
+
+def find_tombstones(previous: pa.Table, kept: Ids, path_ids: pa.Table, skipped: Ids = ()) -> pa.Table:
+    """Tombstone rows (:data:`TOMBSTONE_SCHEMA`, by image id) for the images of ``previous``
+    (:data:`PREVIOUS_IMAGES`) that are not among the ``kept`` ids.
+
+    ``path_ids`` (:data:`PATH_IDS`): every input path of this run and its content id (null when
+    quarantined); ``skipped``: the ids of the images curation skipped in this run.
     """
-    rows = []
-    for image_id in sorted(set(previous) - kept):
-        uris = list(previous[image_id])
-        replaced = sorted({path_ids[u] for u in uris if path_ids.get(u) not in (None, image_id)})  # type: ignore[misc]
-        if image_id in skipped:
-            reason, replaced_by = "skipped", None
-        elif replaced:
-            reason, replaced_by = "content_changed", replaced[0]
-        elif any(u in path_ids for u in uris):
-            reason, replaced_by = "quarantined", None
-        else:
-            reason, replaced_by = "source_removed", None
-        rows.append(
-            {
-                "image_id": image_id,
-                "source_uri": uris[0] if uris else "",
-                "source_uris": uris,
-                "reason": reason,
-                "replaced_by": replaced_by,
-            }
+    gone = previous.filter(pc.invert(pc.is_in(previous.column("image_id"), value_set=id_set(kept))))
+    gone = gone.sort_by("image_id")
+    ids = gone.column("image_id").combine_chunks() if gone.num_rows else pa.array([], pa.string())
+    places = _lists(gone.column("source_uris"))
+    paths, owners = pc.list_flatten(places), pc.cast(pc.list_parent_indices(places), pa.int64())
+    at = pc.index_in(paths, value_set=path_ids.column("source_uri").combine_chunks())
+    now = path_ids.column("image_id").combine_chunks().take(at)  # null: not found, or quarantined now
+    other = pc.fill_null(pc.not_equal(now, ids.take(owners)), False)
+    changed = (
+        pa.table({"owner": owners.filter(other), "id": now.filter(other)})
+        .group_by("owner")
+        .aggregate(
+            [("id", "min")]  # the first of the ids its paths hold now
         )
-    return rows
+    )
+    slots = pc.index_in(pa.array(np.arange(len(ids), dtype=np.int64)), value_set=changed.column("owner"))
+    replaced_by = changed.column("id_min").take(slots)
+    found = np.bincount(owners.to_numpy(), weights=_flags(pc.is_valid(at)), minlength=len(ids)) > 0
+    is_skipped = _flags(pc.is_in(ids, value_set=id_set(skipped)))
+    reason = np.select(
+        [is_skipped, _flags(pc.is_valid(replaced_by)), found],
+        ["skipped", "content_changed", "quarantined"],
+        "source_removed",
+    )
+    empty = pc.equal(pc.list_value_length(places), 0)
+    first = pc.list_element(pc.if_else(empty, pa.scalar([""], places.type), places), 0)
+    no_replacement = pa.nulls(len(ids), pa.string())
+    return pa.Table.from_arrays(
+        [ids, first, places, pa.array(reason, pa.string()), pc.if_else(is_skipped, no_replacement, replaced_by)],
+        schema=TOMBSTONE_SCHEMA,
+    )
 
 
-def previous_paths(root: Where, shards: Sequence[ShardInfo]) -> dict[str, list[str]]:
-    """image_id -> source paths of every row of a version's ``shards``."""
-    paths: dict[str, list[str]] = {}
-    for shard in shards:
-        table = read_shard(root, shard, ["image_id", "source_uris"])
-        for image_id, uris in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
-            paths[image_id] = list(uris or [])
-    return paths
+def _flags(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False).astype(bool)
 
 
-def tombstoned_ids(root: Where, manifest: Manifest) -> set[str]:
+def _lists(column: pa.ChunkedArray) -> pa.ListArray:
+    """A ``source_uris`` column as one list array, a missing list as an empty one."""
+    places = column.combine_chunks() if column.num_chunks else pa.array([], pa.list_(pa.string()))
+    return pc.if_else(pc.is_null(places), pa.scalar([], pa.list_(pa.string())), places)
+
+
+def previous_images(root: Where, shards: Sequence[ShardInfo]) -> pa.Table:
+    """Every row's ``image_id`` and ``source_uris`` (:data:`PREVIOUS_IMAGES`) of a version's ``shards``."""
+    parts = [read_shard(root, shard, PREVIOUS_IMAGES.names).cast(PREVIOUS_IMAGES) for shard in shards]
+    return pa.concat_tables([PREVIOUS_IMAGES.empty_table(), *parts])
+
+
+def tombstoned_ids(root: Where, manifest: Manifest) -> pa.Array:
     """The image ids a version tombstoned (images that left it)."""
-    return {i for shard in manifest.tombstones for i in read_shard(root, shard, ["image_id"]).column(0).to_pylist()}
+    parts = [read_shard(root, shard, ["image_id"]).column(0) for shard in manifest.tombstones]
+    return pa.concat_arrays([pa.array([], pa.string()), *(chunk for part in parts for chunk in part.chunks)])

@@ -28,16 +28,18 @@ The steps, and the Ray Data operation each becomes:
   ``map_batches``, then ``Dataset.join`` with the stored rows on ``(key_id, key)``);
 - the check of every hash's distance on each candidate (``map_batches``, a filter).
 
-:func:`pairs_within` runs them in memory, checking each chunk of candidates as it is met, so memory
-stays ``O(count)`` plus the pairs found.
+:func:`pairs_within` cuts the search into :class:`SearchPart` units (a joint key, a slice of its flip
+masks) that depend only on the hashes: they run in this process by default, or as Ray tasks
+(``engine/execute/near_dup_search.py``), each checking its candidates a chunk at a time, so memory
+stays ``O(count)`` per part plus the pairs found.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import combinations, product
+from itertools import combinations, pairwise, product
 
 import numpy as np
 
@@ -276,20 +278,44 @@ class Matches:
     plan: KeyPlan | None
 
 
-def pairs_within(hashes: Sequence[np.ndarray], max_distances: Sequence[int], plan: KeyPlan | None = None) -> Matches:
-    """Every pair of rows whose hashes (one uint64 array per kind) are all within their ``max_distances``,
-    each pair once, met through the keys of ``plan`` (by default :func:`plan_keys` for this many rows)."""
-    count = len(hashes[0])
-    if count >= 1 << 32:
-        raise ValueError("pairs_within packs row positions in 32 bits; split larger inputs")
-    if count < 2:
-        return Matches(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, None)
-    plan = plan or plan_keys(max_distances, count)
-    if not plan.covers(max_distances):
-        raise ValueError(f"{plan} does not find every pair within {list(max_distances)}")
+@dataclass(frozen=True)
+class SearchPart:
+    """One independent unit of the search: under one joint key, the pairs of equal values (``equal``) and
+    the lookups of flip masks ``masks_from`` .. ``masks_to``. Parts run anywhere (a Ray task each): what
+    one finds depends only on the hashes, the plan and the part."""
+
+    key: JointKey
+    equal: bool
+    masks_from: int
+    masks_to: int
+
+
+PartPairs = tuple[np.ndarray, np.ndarray, int]
+# (hashes, max distances, plan, parts) -> each part's (left, right, candidates checked), in any order.
+PartRunner = Callable[[Sequence[np.ndarray], Sequence[int], KeyPlan, list[SearchPart]], Iterable[PartPairs]]
+
+
+def search_parts(plan: KeyPlan, splits_per_key: int = 1) -> list[SearchPart]:
+    """The search of ``plan`` cut into parts: each joint key's flip masks in ``splits_per_key`` slices (its
+    equal-value pairs go with the first)."""
+    parts = []
+    for key in plan.joint_keys():
+        masks = flip_masks(plan, key).size
+        bounds = np.linspace(0, masks, max(1, min(splits_per_key, masks)) + 1).astype(int)
+        parts += [
+            SearchPart(key, index == 0, int(low), int(high)) for index, (low, high) in enumerate(pairwise(bounds))
+        ]
+    return parts
+
+
+def pairs_of_part(
+    hashes: Sequence[np.ndarray], max_distances: Sequence[int], plan: KeyPlan, part: SearchPart
+) -> PartPairs:
+    """The pairs within every distance that ``part`` meets (``left`` < ``right``, a pair may repeat), and how
+    many candidates it checked; each chunk of candidates is checked as it is met."""
     hashes = [column.astype(np.uint64) for column in hashes]
-    positions = np.arange(count, dtype=np.int64)
-    lefts, rights, candidates = [], [], 0
+    count = len(hashes[0])
+    lefts, rights, candidates = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
 
     def check(left: np.ndarray, right: np.ndarray) -> None:
         nonlocal candidates
@@ -300,19 +326,61 @@ def pairs_within(hashes: Sequence[np.ndarray], max_distances: Sequence[int], pla
         lefts.append(left[close])
         rights.append(right[close])
 
-    for key in plan.joint_keys():
-        values = key_values(hashes, plan, key)
-        index = KeyIndex(values, key.bits)
+    values = key_values(hashes, plan, part.key)
+    index = KeyIndex(values, part.key.bits)
+    if part.equal:
         check(*equal_key_pairs(index))
-        masks = flip_masks(plan, key)
-        per_chunk = max(1, FLIP_CHUNK // count)
-        for start in range(0, masks.size, per_chunk):
-            chunk = masks[start : start + per_chunk]
-            probes = (values[:, None] ^ chunk[None, :]).ravel()
-            left, right = probe_matches(index, probes, np.repeat(positions, chunk.size))
-            # A pair a flip apart is met from both sides: check one.
-            one_side = left < right
-            check(left[one_side], right[one_side])
-    # A pair that meets on several keys is found once per key: keep one.
-    left, right = _unique_pairs(np.concatenate(lefts), np.concatenate(rights))
-    return Matches(left, right, candidates, plan)
+    masks = flip_masks(plan, part.key)[part.masks_from : part.masks_to]
+    positions = np.arange(count, dtype=np.int64)
+    per_chunk = max(1, FLIP_CHUNK // count)
+    for start in range(0, masks.size, per_chunk):
+        chunk = masks[start : start + per_chunk]
+        probes = (values[:, None] ^ chunk[None, :]).ravel()
+        left, right = probe_matches(index, probes, np.repeat(positions, chunk.size))
+        one_side = left < right  # a pair a flip apart is met from both sides: check one
+        check(left[one_side], right[one_side])
+    return np.concatenate(lefts), np.concatenate(rights), candidates
+
+
+def in_process(
+    hashes: Sequence[np.ndarray], max_distances: Sequence[int], plan: KeyPlan, parts: list[SearchPart]
+) -> Iterator[PartPairs]:
+    """The default :data:`PartRunner`: each part in turn, in this process."""
+    for part in parts:
+        yield pairs_of_part(hashes, max_distances, plan, part)
+
+
+@dataclass(frozen=True)
+class PairSearch:
+    """Where the parts of a search run (``run_parts``) and how finely each joint key is cut."""
+
+    run_parts: PartRunner = in_process
+    splits_per_key: int = 1
+
+
+IN_PROCESS = PairSearch()
+
+
+def pairs_within(
+    hashes: Sequence[np.ndarray],
+    max_distances: Sequence[int],
+    plan: KeyPlan | None = None,
+    search: PairSearch = IN_PROCESS,
+) -> Matches:
+    """Every pair of rows whose hashes (one uint64 array per kind) are all within their ``max_distances``,
+    each pair once, met through the keys of ``plan`` (by default :func:`plan_keys` for this many rows).
+    ``search`` runs the :func:`search_parts` where it likes."""
+    count = len(hashes[0])
+    if count >= 1 << 32:
+        raise ValueError("pairs_within packs row positions in 32 bits; split larger inputs")
+    if count < 2:
+        return Matches(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, None)
+    plan = plan or plan_keys(max_distances, count)
+    if not plan.covers(max_distances):
+        raise ValueError(f"{plan} does not find every pair within {list(max_distances)}")
+    hashes = [np.ascontiguousarray(column, dtype=np.uint64) for column in hashes]
+    parts = search_parts(plan, search.splits_per_key)
+    found = list(search.run_parts(hashes, list(max_distances), plan, parts))
+    # A pair that meets on several keys (or parts) is found once per each: keep one.
+    left, right = _unique_pairs(np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found]))
+    return Matches(left, right, sum(f[2] for f in found), plan)

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as scipy_components
 
-from filters.curation.hash_bands import KeyPlan, pairs_within
+from filters.curation.hash_bands import IN_PROCESS, KeyPlan, PairSearch, pairs_within
 from filters.curation.settings import DedupSettings
 
 Batch = dict[str, np.ndarray]
@@ -123,14 +123,16 @@ def pick_representatives(
     return best_of_component[component]
 
 
-def group_near_duplicates(columns: Batch, settings: DedupSettings) -> NearDuplicateGroups:
+def group_near_duplicates(
+    columns: Batch, settings: DedupSettings, search: PairSearch = IN_PROCESS
+) -> NearDuplicateGroups:
     """Group images in memory. ``columns``: ``width``, ``height``, ``source_uri``, ``image_id`` and one
     uint64 column per hash kind in ``settings.hashes``, one row per image; optionally ``preferred``
-    (bool: rows to pick as representatives first)."""
+    (bool: rows to pick as representatives first). ``search``: where the pair search runs."""
     limits = settings.max_distances()
     node, first = collapse_identical(columns, (*settings.hashes, *SIZE_COLUMNS))
     nodes = {name: np.asarray(columns[name])[first] for name in (*settings.hashes, *SIZE_COLUMNS)}
-    matches = pairs_within([nodes[kind] for kind in settings.hashes], list(limits.values()))
+    matches = pairs_within([nodes[kind] for kind in settings.hashes], list(limits.values()), search=search)
     pairs = {
         f"{side}_{name}": nodes[name][ends]
         for side, ends in (("left", matches.left), ("right", matches.right))

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from filters.curation.gates import GATE_RULES, gate_columns
+from filters.curation.hash_bands import IN_PROCESS, PairSearch
 from filters.curation.near_duplicates import group_near_duplicates, hamming
 from filters.curation.settings import CurationSettings, DedupSettings
 from schemas.arrow import IMAGE_MEASURES, SKIPPED_SCHEMA
@@ -33,7 +34,7 @@ class Selection:
     skipped: pa.Table
 
 
-def select_for_annotation(probes: pa.Table, settings: CurationSettings) -> Selection:
+def select_for_annotation(probes: pa.Table, settings: CurationSettings, search: PairSearch = IN_PROCESS) -> Selection:
     """Gate and group ``probes`` (one row per distinct image: ``source_uri``, ``image_id`` and ``measures``,
     a :data:`schemas.arrow.IMAGE_MEASURES` struct; other columns are kept). Rows without measures cannot be
     judged and are annotated. Optional columns: ``source_uris`` (every path of the image, copied to its
@@ -67,7 +68,9 @@ def select_for_annotation(probes: pa.Table, settings: CurationSettings) -> Selec
     copies, representatives = np.zeros(0, np.int64), np.zeros(0, np.int64)
     if settings.dedup.enabled:
         grouped = np.flatnonzero(measured & (rule < 0))
-        copies, representatives, part = _near_duplicates(probes, grouped, measures, uris, image_ids, settings.dedup)
+        copies, representatives, part = _near_duplicates(
+            probes, grouped, measures, uris, image_ids, settings.dedup, search
+        )
         parts.append(part)
     skipped = pa.concat_tables(parts)
     keep = np.ones(probes.num_rows, bool)
@@ -145,6 +148,7 @@ def _near_duplicates(
     uris: pa.Array,
     image_ids: pa.Array,
     dedup: DedupSettings,
+    search: PairSearch,
 ) -> tuple[np.ndarray, np.ndarray, pa.Table]:
     """(positions of the copies, positions of their representatives, their skipped rows) among the rows at
     ``positions``; a row's value and threshold are of the first hash kind, its detail names every distance.
@@ -162,7 +166,7 @@ def _near_duplicates(
     if "annotated" in probes.column_names:
         annotated = probes.column("annotated").combine_chunks().take(take)
         columns["preferred"] = pc.fill_null(annotated, False).to_numpy(zero_copy_only=False).astype(bool)
-    groups = group_near_duplicates(columns, dedup)
+    groups = group_near_duplicates(columns, dedup, search)
     copies = groups.duplicates
     representatives = groups.representative[copies]
     limits = dedup.max_distances()

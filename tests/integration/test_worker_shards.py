@@ -84,10 +84,10 @@ def test_the_driver_collects_only_shard_descriptions(ray_local, tmp_path, s3_buc
     late = [row for r in sink.reports for row in r.late_quarantine]
     assert [(row["image_id"], row["reason"]) for row in late] == [(ids[4], "unreadable")]
     assert written == sum(r.rows for r in sink.reports) == sum(s.rows for s in annotated.shards) == 6
-    assert annotated.written == set(ids) - {ids[4]}
+    assert set(annotated.written_ids().to_pylist()) == set(ids) - {ids[4]}
     assert all(s.path.startswith("annotations/part-run1-w0-") and len(s.sha256) == 64 for s in annotated.shards)
     rows_on_store = [i for s in annotated.shards for i in read_version_shard(root, s)]
-    assert sorted(rows_on_store) == sorted(annotated.written)
+    assert sorted(rows_on_store) == sorted(annotated.written_ids().to_pylist())
     # Each shard was journaled by the writer actor, a process other than this driver, on a Ray node.
     entries = journal_entries(root, "run1")
     assert sorted(e["shard"]["path"] for e in entries) == sorted(s.path for s in annotated.shards)
@@ -109,7 +109,7 @@ def test_stages_that_need_no_pixels_read_no_image_file(ray_local, tmp_path) -> N
     written = sink.drain_dataset(build_dataset(image_rows(paths, ids), stages, config), "annotated", 5)
     annotated = sink.close(written, pa.array(ids))
 
-    assert written == 5 and annotated.late_quarantine == [] and annotated.written == set(ids)
+    assert written == 5 and annotated.late_quarantine == [] and set(annotated.written_ids().to_pylist()) == set(ids)
     table = pa.concat_tables([read_shard(root, s, ["image_id", "stages", "errors"]) for s in annotated.shards])
     assert sorted(table.column("image_id").to_pylist()) == sorted(ids)
     assert {tuple(map(tuple, cell)) for cell in table.column("stages").to_pylist()} == {

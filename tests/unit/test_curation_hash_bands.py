@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
-from filters.curation.hash_bands import BandPlan, KeyPlan, band_plans, pairs_within, plan_keys
+from filters.curation.hash_bands import (
+    BandPlan,
+    KeyPlan,
+    PairSearch,
+    band_plans,
+    flip_masks,
+    in_process,
+    pairs_within,
+    plan_keys,
+    search_parts,
+)
 
 
 def _hashes_with_near_pairs(count: int, seed: int, max_flips: int) -> np.ndarray:
@@ -102,3 +114,32 @@ def test_joint_keys_wider_than_64_bits_are_refused() -> None:
 def test_a_radius_as_wide_as_a_band_is_refused() -> None:
     with pytest.raises(ValueError, match="radius"):
         BandPlan(8, 8)
+
+
+@pytest.mark.parametrize("splits", [2, 5, 1000])
+def test_a_search_cut_into_parts_finds_the_same_pairs(splits: int) -> None:
+    hashes = [_hashes_with_near_pairs(3000, 31, 9), _hashes_with_near_pairs(3000, 32, 9)]
+    plan = KeyPlan((BandPlan(3, 2), None))
+    whole = pairs_within(hashes, [8, 10], plan)
+    parts_run: list[int] = []
+
+    def counting(hashes, distances, plan, parts):  # type: ignore[no-untyped-def]
+        parts_run.append(len(parts))
+        return in_process(hashes, distances, plan, parts)
+
+    cut = pairs_within(hashes, [8, 10], plan, PairSearch(counting, splits))
+    assert (cut.left.tolist(), cut.right.tolist()) == (whole.left.tolist(), whole.right.tolist())
+    assert whole.left.size > 0 and cut.candidates == whole.candidates
+    # 3 keys, each cut in ``splits`` slices of its flip masks (no more slices than masks).
+    masks = [flip_masks(plan, key).size for key in plan.joint_keys()]
+    assert parts_run == [sum(min(splits, m) for m in masks)]
+
+
+def test_search_parts_cover_every_mask_once_and_equal_pairs_once() -> None:
+    plan = KeyPlan((BandPlan(3, 2), None))
+    parts = search_parts(plan, 4)
+    for key in plan.joint_keys():
+        mine = [p for p in parts if p.key == key]
+        assert [p.equal for p in mine] == [True, False, False, False]
+        assert mine[0].masks_from == 0 and mine[-1].masks_to == flip_masks(plan, key).size
+        assert all(a.masks_to == b.masks_from for a, b in pairwise(mine))

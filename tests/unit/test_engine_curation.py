@@ -6,6 +6,7 @@ import pyarrow as pa
 
 from engine.ingest.curation import REFERENCE_SCHEMA, carried_skips, curate, with_carried_skips
 from engine.ingest.probe import WORK_SCHEMA, as_work_table
+from engine.refresh.scope import InputScope
 from filters.curation.settings import CurationSettings, DedupSettings, GateSettings
 from schemas.arrow import SKIPPED_SCHEMA
 from schemas.records import ImageMeasures
@@ -79,7 +80,7 @@ def test_skipped_rows_of_images_this_run_did_not_look_at_are_carried() -> None:
         ],
         schema=SKIPPED_SCHEMA,
     )
-    carried = carried_skips(previous, {"/old/a.png"}, {"SEEN_ID"}, lambda uri: uri.startswith("/listed/"))
+    carried = carried_skips(previous, {"/old/a.png"}, {"SEEN_ID"}, InputScope(("/listed",)))
     assert carried.column("image_id").to_pylist() == ["ELSEWHERE"]
     curated = with_carried_skips(curate(_work(_item("A", "/in/a.jpg", 800, 600, 0)), CurationSettings()), carried)
     assert _ids(curated.work) == ["A"] and curated.skipped.num_rows == 1

@@ -19,7 +19,7 @@ from engine.ingest.listing import listing_sources
 from engine.ingest.probe_cache import RACY_NS, ProbeCache, split_by_cache
 from engine.ingest.sources import Source, SourceKind
 from engine.refresh.incremental import Level, StagePlan, StageSpec, stage_inputs
-from engine.refresh.tombstones import find_tombstones
+from engine.refresh.tombstones import PATH_IDS, PREVIOUS_IMAGES, find_tombstones
 from engine.store.journal import RunJournal, clean_up_runs, unfinished_runs
 from engine.store.output_lock import OutputLock, read_holder
 from engine.store.writer import ShardWriter
@@ -96,20 +96,37 @@ def test_restored_annotations_of_a_stale_specialist_are_not_brought_back() -> No
     assert record.regions == [] and record.dropped == [] and record.stages == {"caption": "c1", "grounding": "g1"}
 
 
+def _previous(images: dict[str, list[str] | None]) -> pa.Table:
+    return pa.Table.from_pylist([{"image_id": i, "source_uris": u} for i, u in images.items()], PREVIOUS_IMAGES)
+
+
+def _path_ids(paths: dict[str, str | None]) -> pa.Table:
+    return pa.Table.from_pylist([{"source_uri": p, "image_id": i} for p, i in paths.items()], PATH_IDS)
+
+
 def test_tombstones_name_removed_changed_and_quarantined_images() -> None:
-    previous = {"gone": ["/a.png"], "old": ["/b.png"], "bad": ["/c.png"], "kept": ["/d.png"]}
-    paths = {"/b.png": "new", "/c.png": None, "/d.png": "kept"}
-    rows = {r["image_id"]: (r["reason"], r["replaced_by"]) for r in find_tombstones(previous, {"kept", "new"}, paths)}
-    assert rows == {
-        "gone": ("source_removed", None),
-        "old": ("content_changed", "new"),
-        "bad": ("quarantined", None),
-    }
+    previous = _previous({"gone": ["/a.png"], "old": ["/b.png", "/x.png"], "bad": ["/c.png"], "kept": ["/d.png"]})
+    paths = _path_ids({"/b.png": "new", "/x.png": "another", "/c.png": None, "/d.png": "kept"})
+    rows = find_tombstones(previous, ["kept", "new"], paths).to_pylist()
+    assert [(r["image_id"], r["reason"], r["replaced_by"], r["source_uri"]) for r in rows] == [
+        ("bad", "quarantined", None, "/c.png"),
+        ("gone", "source_removed", None, "/a.png"),
+        ("old", "content_changed", "another", "/b.png"),  # the first of the ids its paths hold now
+    ]
 
 
 def test_an_image_curation_now_skips_is_tombstoned_as_skipped() -> None:
-    rows = find_tombstones({"copy": ["/e.png"]}, set(), {"/e.png": "copy"}, skipped={"copy"})
-    assert [(r["image_id"], r["reason"], r["replaced_by"]) for r in rows] == [("copy", "skipped", None)]
+    rows = find_tombstones(_previous({"copy": ["/e.png"]}), [], _path_ids({"/e.png": "copy"}), skipped=["copy"])
+    assert [(r["image_id"], r["reason"], r["replaced_by"]) for r in rows.to_pylist()] == [("copy", "skipped", None)]
+
+
+def test_an_image_without_paths_is_tombstoned_as_removed_and_none_when_all_are_kept() -> None:
+    previous = _previous({"bare": None, "kept": ["/k.png"]})
+    rows = find_tombstones(previous, ["kept"], _path_ids({}))
+    assert rows.to_pylist() == [
+        {"image_id": "bare", "source_uri": "", "source_uris": [], "reason": "source_removed", "replaced_by": None}
+    ]
+    assert find_tombstones(previous, ["kept", "bare"], _path_ids({})).num_rows == 0
 
 
 def _shard(root: Path, run_id: str, ids: list[str], journal: RunJournal) -> None:

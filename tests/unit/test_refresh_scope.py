@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from engine.refresh.scope import InputScope, input_scope, kept_out_of_scope
+from engine.refresh.tombstones import PREVIOUS_IMAGES
 
 
 def test_a_path_under_a_listed_folder_or_container_is_vouched_gone() -> None:
@@ -14,7 +17,7 @@ def test_a_path_under_a_listed_folder_or_container_is_vouched_gone() -> None:
 
 
 def test_deferred_files_are_never_vouched_gone_and_prune_vouches_for_the_rest() -> None:
-    scope = InputScope(("/data/a",), deferred=frozenset({"/data/a/later.jpg"}), everything=True)
+    scope = InputScope(("/data/a",), deferred=pa.array(["/data/a/later.jpg"]), everything=True)
     assert not scope.vouches_gone("/data/a/later.jpg")
     assert scope.vouches_gone("/elsewhere/x.jpg")
 
@@ -37,6 +40,14 @@ def test_kept_images_are_those_neither_seen_nor_vouched_gone() -> None:
         "elsewhere": ["/b/3.jpg"],
         "half_gone": ["/a/4.jpg", "/b/4.jpg"],
     }
+    table = pa.Table.from_pylist([{"image_id": i, "source_uris": u} for i, u in previous.items()], PREVIOUS_IMAGES)
     scope = InputScope(("/a",))
-    kept = kept_out_of_scope(previous, ["/a/1.jpg"], ["seen_content"], scope)
-    assert kept == {"elsewhere", "half_gone"}
+    kept = kept_out_of_scope(table, pa.array(["/a/1.jpg"]), pa.array(["seen_content"]), scope)
+    assert kept.to_pylist() == ["elsewhere", "half_gone"]
+
+
+def test_vouches_gone_for_many_paths_matches_one_at_a_time() -> None:
+    scope = InputScope(("/data/a", "s3://b/s.tar"), deferred=pa.array(["/data/a/later.jpg"]))
+    uris = ["/data/a/x.jpg", "/data/a", "/data/ab/x.jpg", "/data/a/later.jpg", "s3://b/s.tar#k/1.jpg", "/z.jpg"]
+    assert scope.vouches_gone_all(pa.array(uris)).tolist() == [True, True, False, False, True, False]
+    assert [scope.vouches_gone(u) for u in uris] == [True, True, False, False, True, False]

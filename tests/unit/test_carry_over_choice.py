@@ -1,0 +1,95 @@
+"""Carry-over's choice of rows, in columns: each wanted image's least-work row, earliest candidate first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engine.config.settings import WriterConfig
+from engine.ingest.probe import as_work_table
+from engine.refresh.carryover import Candidate, WorkIndex, _row_keys, plan_carry_over
+from engine.refresh.incremental import StagePlan, StageSpec
+from engine.store.location import location
+from engine.store.writer import write_shard
+from schemas.arrow import ANNOTATION_SCHEMA
+from schemas.records import ImageRecord, StageError
+
+OCR = StageSpec("ocr", "specialists", "o1", produces=frozenset({"regions"}))
+THRESHOLD = StageSpec("threshold", "filters", "t1")
+PLAN = StagePlan([OCR, THRESHOLD])
+CURRENT = {"ocr": "o1", "threshold": "t1"}
+
+
+def _shard(root: Path, name: str, rows: list[ImageRecord]) -> Candidate:
+    table = pa.Table.from_pylist([r.to_row() for r in rows], schema=ANNOTATION_SCHEMA)
+    return Candidate(write_shard(table, location(str(root)), f"annotations/{name}.parquet", WriterConfig(), {}))
+
+
+def _record(image_id: str, stages: dict[str, str], paths: list[str] | None = None) -> ImageRecord:
+    paths = paths or [f"/in/{image_id}.png"]
+    return ImageRecord(image_id, paths[0], 4, 4, "png", paths, stages=dict(stages))
+
+
+def _work(ids_paths: dict[str, list[str]]) -> pa.Table:
+    rows = [{"image_id": i, "source_uri": p[0], "source_uris": p} for i, p in ids_paths.items()]
+    return as_work_table(pa.Table.from_pylist(rows))
+
+
+def test_work_index_finds_each_id_and_misses_others_of_any_length() -> None:
+    index = WorkIndex(pa.chunked_array([["c", "a"], ["bb"]]))
+    assert index.positions(pa.array(["a", "bb", "zz", "b", "bbb", "c"])).tolist() == [1, 2, -1, -1, -1, 0]
+    assert WorkIndex(pa.array([], pa.string())).positions(pa.array(["a"])).tolist() == [-1]
+
+
+def test_rows_with_the_same_stages_and_errors_share_a_key() -> None:
+    rows = [
+        _record("a", CURRENT),
+        _record("b", CURRENT),
+        _record("c", {"ocr": "o0", "threshold": "t1"}),
+        _record("d", {}),
+    ]
+    rows[1].errors = [StageError("ocr", "boom")]
+    table = pa.Table.from_pylist([r.to_row() for r in rows], schema=ANNOTATION_SCHEMA)
+    keys = _row_keys(table.slice(0).select(["stages", "errors"])).to_pylist()
+    assert len(set(keys)) == 4
+    assert _row_keys(table.slice(2, 1)).to_pylist() == [keys[2]]  # a slice keys as the whole does
+
+
+def test_each_image_takes_its_least_work_row_and_new_images_stay_new(tmp_path: Path) -> None:
+    stale, exact = {"ocr": "o0", "threshold": "t1"}, CURRENT
+    first = _shard(tmp_path, "first", [_record("a", stale), _record("b", exact), _record("gone", exact)])
+    second = _shard(tmp_path, "second", [_record("a", exact), _record("b", exact), _record("b", stale)])
+    work = _work({"a": ["/in/a.png"], "b": ["/in/b.png", "/in/b-copy.png"], "new": ["/in/new.png"]})
+    carry = plan_carry_over(location(str(tmp_path)), [first, second], work, PLAN, WriterConfig(), "run")
+    assert sorted(carry.carried_ids().to_pylist()) == ["a", "b"] and carry.carried_count == 2
+    assert carry.new.column("image_id").to_pylist() == ["new"]
+    assert carry.rerun_pixels.num_rows == carry.rerun_filters.num_rows == 0
+    # Neither shard is referenced as it is: each holds a row not carried, and b has a new path.
+    assert {s.path for s in carry.shards}.isdisjoint({first.shard.path, second.shard.path})
+    rewritten = pa.concat_tables([pq.read_table(tmp_path / s.path) for s in carry.shards])
+    rows = {row["image_id"]: row for row in rewritten.select(["image_id", "source_uri", "source_uris"]).to_pylist()}
+    assert rows["a"]["source_uris"] == ["/in/a.png"]
+    assert rows["b"]["source_uris"] == ["/in/b.png", "/in/b-copy.png"] and rows["b"]["source_uri"] == "/in/b.png"
+
+
+def test_a_shard_of_exact_rows_under_the_same_paths_is_referenced_and_stale_rows_are_queued(tmp_path: Path) -> None:
+    whole = _shard(tmp_path, "whole", [_record("a", CURRENT), _record("b", CURRENT)])
+    stale = _shard(
+        tmp_path,
+        "stale",
+        [_record("c", {"ocr": "o0", "threshold": "t1"}), _record("d", {**CURRENT, "threshold": "t0"})],
+    )
+    work = _work({i: [f"/in/{i}.png"] for i in "abcd"})
+    carry = plan_carry_over(location(str(tmp_path)), [whole, stale], work, PLAN, WriterConfig(), "run")
+    assert carry.shards == [whole.shard] and carry.carried_count == 2
+    assert carry.rerun_pixels.column("image_id").to_pylist() == ["c"] and carry.stale_specialists == {"ocr"}
+    assert carry.rerun_filters.column("image_id").to_pylist() == ["d"]
+    assert sorted(carry.rerun_ids().to_pylist()) == ["c", "d"] and carry.new.num_rows == 0
+
+
+def test_a_first_run_has_everything_new_and_reads_nothing(tmp_path: Path) -> None:
+    work = _work({"a": ["/in/a.png"]})
+    carry = plan_carry_over(location(str(tmp_path)), [], work, PLAN, WriterConfig(), "run")
+    assert carry.new.equals(work) and carry.carried_count == 0 and not carry.shards
