@@ -238,11 +238,12 @@ def _subset(schema: Any, columns: dict[str, Any]) -> Any:
     return pa.schema([schema.field(name) for name in columns])
 
 
-def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
+def measure_planning(folder: Path, profile: str, ray_search: bool = True) -> dict[str, Any]:
     """The engine's planning over the synthetic probe index and previous version, in this (fresh) process."""
     import pyarrow.parquet as pq
 
     from bench.ceiling import filters_only
+    from engine.execute.near_dup_search import DISTRIBUTE_MIN_IMAGES, pair_search
     from engine.execute.plan_stages import plan_stages
     from engine.ingest.curation import curate
     from engine.ingest.discover import discover_listing
@@ -257,6 +258,11 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
     stage_plan = StagePlan([s.spec() for s in plan_stages(config)])
     facts = json.loads((folder / "previous.json").read_text())
     candidates = [Candidate(ShardInfo.from_dict(shard)) for shard in facts["shards"]]
+    ray_search = ray_search and facts["unique"] >= DISTRIBUTE_MIN_IMAGES
+    if ray_search:  # as a run of this size does: Ray is up, and the near-duplicate search runs on it
+        import ray
+
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     with RssPeak() as rss:
         started, cpu_started = time.perf_counter(), time.process_time()
         listing = discover_listing([str(folder / "paths.parquet")], config.ingest.extensions)
@@ -268,13 +274,14 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
         del listing
         split_at, split_growth = time.perf_counter(), rss.phase_growth()
         work, quarantined = group_by_content(split.hits)
-        grouped = time.perf_counter()
+        grouped, grouping_growth = time.perf_counter(), rss.phase_growth()
         earlier = previous_images(folder, [c.shard for c in candidates])
-        read_previous = time.perf_counter()
-        curated = curate(work, config.curation, earlier.column("image_id"))
-        curated_at = time.perf_counter()
+        read_previous, previous_growth = time.perf_counter(), rss.phase_growth()
+        search = pair_search(work.num_rows if ray_search else 0, lambda: None)
+        curated = curate(work, config.curation, earlier.column("image_id"), search=search)
+        curated_at, curation_growth = time.perf_counter(), rss.phase_growth()
         carry = plan_carry_over(folder, candidates, curated.work, stage_plan, config.writer, "bench-plan")
-        seconds = time.perf_counter() - started
+        seconds, carry_growth = time.perf_counter() - started, rss.phase_growth()
         cpu_s = time.process_time() - cpu_started
     return {
         "files": facts["files"],
@@ -294,6 +301,11 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
         "discovery_growth_mib": discovery_growth,
         "probe_cache_growth_mib": cache_growth,
         "cache_split_growth_mib": split_growth,
+        "grouping_growth_mib": grouping_growth,
+        "previous_images_growth_mib": previous_growth,
+        "curation_growth_mib": curation_growth,
+        "carry_over_growth_mib": carry_growth,
+        "near_duplicate_search": "ray tasks" if search.splits_per_key > 1 else "driver",
         "grouping_s": grouped - split_at,
         "previous_images_s": read_previous - grouped,
         "curation_s": curated_at - read_previous,
@@ -309,9 +321,9 @@ def measure_planning(folder: Path, profile: str) -> dict[str, Any]:
 # -- the scenario --------------------------------------------------------------------------------
 
 
-def in_child(flag: str, value: str, profile: str) -> dict[str, Any]:
+def in_child(flag: str, value: str, profile: str, *extra: str) -> dict[str, Any]:
     """Run one measurement in a fresh Python process; its JSON result."""
-    command = [sys.executable, "-m", "bench.driver_memory", flag, value, "--profile", profile]
+    command = [sys.executable, "-m", "bench.driver_memory", flag, value, "--profile", profile, *extra]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
@@ -325,6 +337,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--profile", default="offline", help="profile whose filters run (default offline)")
     parser.add_argument("--skip-runs", action="store_true", help="only the planning simulation")
     parser.add_argument("--skip-planning", action="store_true", help="only the runs")
+    parser.add_argument(
+        "--search",
+        choices=("ray", "driver"),
+        default="ray",
+        help="where the planning's near-duplicate search runs (ray: as a run of that size does)",
+    )
     parser.add_argument("--child-run", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-plan", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -350,7 +368,8 @@ def main(argv: list[str]) -> dict[str, Any]:
         started = time.perf_counter()
         prepare_planning(args.plan_images, folder, args.profile)
         result["plan_prepare_s"] = time.perf_counter() - started
-        result[f"planning_{args.plan_images}"] = in_child("--child-plan", str(folder), args.profile)
+        planning = in_child("--child-plan", str(folder), args.profile, "--search", args.search)
+        result[f"planning_{args.plan_images}"] = planning
     result["load_average"] = os.getloadavg()[0]
     return result
 
@@ -360,7 +379,7 @@ if __name__ == "__main__":
     if options.child_run is not None:
         measured = measure_run(options.child_run, options.profile)
     elif options.child_plan is not None:
-        measured = measure_planning(Path(options.child_plan), options.profile)
+        measured = measure_planning(Path(options.child_plan), options.profile, options.search == "ray")
     else:
         measured = main(sys.argv[1:])
     print(json.dumps(measured))

@@ -361,7 +361,7 @@ def select_work(
     settings = run.config.curation
     references = kept_references(run.root, run.previous.shards, kept) if run.previous and len(kept) else None
     annotated_ids = earlier.column("image_id")
-    search = pair_search(probed.work.num_rows, cluster)  # a large run's near-duplicate search runs on Ray
+    search = pair_search(probed.work.num_rows, cluster.start)  # a large run's near-duplicate search runs on Ray
     curated = curate(probed.work, settings, annotated_ids, references, search)
     if run.previous is not None and run.previous.skipped:
         scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
@@ -399,8 +399,8 @@ def carry_over(run: RunPlan, work: pa.Table, earlier: pa.Table, kept: pa.Array) 
     candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
     candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
     if not run.request.full and len(run.history) > 1:  # older versions can hold images the previous one lacks
-        in_previous = pc.is_in(work.column("image_id"), value_set=earlier.column("image_id").combine_chunks())
-        missing = set(work.column("image_id").filter(pc.invert(in_previous)).to_pylist())
+        ids = work.column("image_id").combine_chunks()
+        missing = ids.filter(pc.invert(pc.is_in(ids, value_set=earlier.column("image_id").combine_chunks())))
         candidates += older_candidates(run.root, run.history, missing, lambda m: tombstoned_ids(run.root, m))
     return plan_carry_over(
         run.root,

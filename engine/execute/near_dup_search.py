@@ -8,24 +8,24 @@ than it saves), and Ray is not started for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import ray
 
-from engine.execute.ray_session import LazyRay
 from filters.curation.hash_bands import IN_PROCESS, KeyPlan, PairSearch, PartPairs, SearchPart, pairs_of_part
 
 DISTRIBUTE_MIN_IMAGES = 100_000
 PARTS_PER_CPU = 2  # slices per joint key for each CPU of the cluster: tasks that finish early take the next
 
 
-def pair_search(images: int, cluster: LazyRay, min_images: int = DISTRIBUTE_MIN_IMAGES) -> PairSearch:
+def pair_search(images: int, start_ray: Callable[[], None], min_images: int = DISTRIBUTE_MIN_IMAGES) -> PairSearch:
     """How to search ``images`` images' hashes: in this process below ``min_images``, else as Ray tasks
-    (Ray started if it is not yet), each joint key cut into ``PARTS_PER_CPU`` slices per cluster CPU."""
+    (``start_ray`` called first: the run's ``LazyRay.start``), each joint key cut into ``PARTS_PER_CPU``
+    slices per cluster CPU."""
     if images < min_images:
         return IN_PROCESS
-    cluster.start()
+    start_ray()
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     return PairSearch(ray_parts, PARTS_PER_CPU * cpus)
 

@@ -271,15 +271,19 @@ def group_by_content(index: pa.Table) -> tuple[pa.Table, pa.Table]:
     quarantined rows (sorted by ``source_uri``), with Arrow kernels: no Python object per image."""
     good = pc.and_(pc.is_null(index.column("reason")), pc.is_valid(index.column("image_id")))
     quarantined = index.filter(pc.invert(good)).sort_by("source_uri").select(QUARANTINE_COLUMNS)
-    rows = index.filter(good).sort_by([("image_id", "ascending"), ("source_uri", "ascending")])
-    ids = rows.column("image_id").combine_chunks()
+    # Only the sort keys and positions are copied whole; the other columns are taken once, for first rows.
+    good_at = pa.array(np.flatnonzero(pc.fill_null(good, False).to_numpy(zero_copy_only=False)), pa.int64())
+    keys = index.select(["image_id", "source_uri"]).take(good_at)
+    order = good_at.take(pc.sort_indices(keys, [("image_id", "ascending"), ("source_uri", "ascending")]))
+    del keys
+    ids = index.column("image_id").take(order).combine_chunks()
     count = len(ids)
     changed = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False) if count > 1 else np.zeros(0, bool)
     starts = np.flatnonzero(np.r_[count > 0, changed])  # the first row of each image id
     offsets = pa.array(np.r_[starts, count].astype(np.int32))
-    firsts = rows.take(pa.array(starts, pa.int64()))
+    firsts = index.take(order.take(pa.array(starts, pa.int64())))
     for column, name in (("source_uri", "source_uris"), ("caption", "captions")):
-        values = rows.column(column).combine_chunks()
+        values = index.column(column).take(order).combine_chunks()
         firsts = firsts.append_column(name, pa.ListArray.from_arrays(offsets, values))
     return firsts, quarantined
 
@@ -359,7 +363,9 @@ def probe_on_ray(sources: pa.Table | list[Source], limits: dict[str, Any]) -> pa
     rows as an Arrow block and makes their :class:`Source` objects itself."""
     import ray
 
-    probe = ray.data.from_arrow(probe_blocks(as_listing(sources), ray.cluster_resources().get("CPU", 1.0)))
+    blocks = probe_blocks(as_listing(sources), ray.cluster_resources().get("CPU", 1.0))
+    # ``from_blocks`` takes each block's metadata here; ``from_arrow`` would first run a Ray task per block for it.
+    probe = ray.data.from_blocks(blocks)
     probed = probe.map_batches(
         probe_batch,
         fn_kwargs=limits,

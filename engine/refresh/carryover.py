@@ -324,18 +324,18 @@ def keep_rows(
 
 
 def older_candidates(
-    root: Where, history: Sequence[Manifest], missing: set[str], tombstoned_ids: Callable[[Manifest], set[str]]
+    root: Where, history: Sequence[Manifest], missing: pa.Array, tombstoned_ids: Callable[[Manifest], pa.Array]
 ) -> list[Candidate]:
-    """Shards of versions before the previous one that hold rows of ``missing`` images (wanted now, not
+    """Shards of versions before the previous one that hold rows of ``missing`` images (ids wanted now, not
     in the previous version): an image that left version N (its tombstone) has its last row in version
     N-1. Only tombstone tables are read unless one names a missing image, so a run with nothing missing
     reads no older shard."""
     candidates: list[Candidate] = []
     for earlier, later in zip(reversed(history[:-1]), reversed(history[1:]), strict=True):
-        if not missing:
+        if not len(missing):
             break
-        found = tombstoned_ids(later) & missing
-        if found:
+        found = pc.is_in(missing, value_set=tombstoned_ids(later))
+        if pc.any(found).as_py():
             candidates += [Candidate(shard) for shard in earlier.shards]
-            missing = missing - found
+            missing = missing.filter(pc.invert(found))
     return candidates

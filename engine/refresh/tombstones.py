@@ -92,6 +92,7 @@ def previous_images(root: Where, shards: Sequence[ShardInfo]) -> pa.Table:
     return pa.concat_tables([PREVIOUS_IMAGES.empty_table(), *parts])
 
 
-def tombstoned_ids(root: Where, manifest: Manifest) -> set[str]:
+def tombstoned_ids(root: Where, manifest: Manifest) -> pa.Array:
     """The image ids a version tombstoned (images that left it)."""
-    return {i for shard in manifest.tombstones for i in read_shard(root, shard, ["image_id"]).column(0).to_pylist()}
+    parts = [read_shard(root, shard, ["image_id"]).column(0) for shard in manifest.tombstones]
+    return pa.concat_arrays([pa.array([], pa.string()), *(chunk for part in parts for chunk in part.chunks)])

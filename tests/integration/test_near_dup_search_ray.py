@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 import numpy as np
 import pytest
 
-from engine.config.settings import RayConfig
 from engine.execute.near_dup_search import pair_search, ray_parts
-from engine.execute.ray_session import LazyRay
 from filters.curation.hash_bands import IN_PROCESS, PairSearch, pairs_within
 from tests.support.local_ray import local_ray
 
@@ -41,14 +37,12 @@ def test_ray_tasks_find_the_same_pairs_as_the_driver(ray_up) -> None:  # type: i
 
 
 def test_a_small_run_searches_in_the_driver_without_starting_ray() -> None:
-    with ExitStack() as stack:
-        cluster = LazyRay(stack, RayConfig(), None, False)
-        assert pair_search(5_000, cluster) is IN_PROCESS and not cluster.started
+    started: list[bool] = []
+    assert pair_search(5_000, lambda: started.append(True)) is IN_PROCESS and not started
 
 
-def test_a_large_run_searches_on_ray_in_slices_per_cpu(ray_up) -> None:  # type: ignore[no-untyped-def]
-    with ExitStack() as stack:
-        cluster = LazyRay(stack, RayConfig(), None, False)
-        cluster.started = True  # the module's Ray is up
-        search = pair_search(10, cluster, min_images=10)
-        assert search.run_parts is ray_parts and search.splits_per_key == 4  # 2 per CPU of the 2-CPU Ray
+def test_a_large_run_starts_ray_and_searches_in_slices_per_cpu(ray_up) -> None:  # type: ignore[no-untyped-def]
+    started: list[bool] = []
+    search = pair_search(10, lambda: started.append(True), min_images=10)
+    assert started == [True]
+    assert search.run_parts is ray_parts and search.splits_per_key == 4  # 2 per CPU of the 2-CPU Ray

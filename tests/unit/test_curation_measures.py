@@ -10,7 +10,14 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from filters.curation.measures import MEASURE_SIDE, hash_to_int, measure_image, single_colour_fraction
+from filters.curation.measures import (
+    MEASURE_SIDE,
+    dhash,
+    hash_to_int,
+    measure_image,
+    phash,
+    single_colour_fraction,
+)
 from schemas.arrow import IMAGE_MEASURES
 from schemas.records import ImageMeasures
 
@@ -21,6 +28,17 @@ def test_hashes_are_imagehash_phash_and_dhash_as_integers() -> None:
     image = Image.fromarray(pixels)
     assert f"{measures.phash:016x}" == str(imagehash.phash(image))
     assert f"{measures.dhash:016x}" == str(imagehash.dhash(image))
+
+
+def test_phash_and_dhash_are_imagehash_bit_for_bit_on_grey_images_of_any_size_and_flat_ones() -> None:
+    rng = np.random.default_rng(7)
+    images = [rng.integers(0, 256, (h, w), np.uint8) for h, w in rng.integers(1, 300, (60, 2))]
+    images += [np.full((40, 50), value, np.uint8) for value in (0, 1, 128, 255)]  # all-equal DCT coefficients
+    images += [cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY), np.tile(np.arange(64, dtype=np.uint8), (9, 1))]
+    for pixels in images:
+        grey = Image.fromarray(pixels)
+        assert phash(grey) == hash_to_int(imagehash.phash(grey).hash), pixels.shape
+        assert dhash(grey) == hash_to_int(imagehash.dhash(grey).hash), pixels.shape
 
 
 def test_hash_bits_are_read_first_bit_most_significant() -> None:
