@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.refresh.scope import InputScope, unseen_and_not_gone
+from engine.refresh.scope import InputScope, one_array, unseen_and_not_gone
 from engine.store.location import Where
 from engine.store.reader import read_shard, shard_schema
 from engine.store.writer import ShardInfo
@@ -78,10 +78,8 @@ class CuratedWork:
 
 def id_set(ids: Ids) -> pa.Array:
     """``ids`` as one Arrow array, the ``value_set`` of ``pc.is_in``."""
-    if isinstance(ids, pa.ChunkedArray):
-        return ids.combine_chunks() if ids.num_chunks else pa.array([], pa.string())
-    if isinstance(ids, pa.Array):
-        return ids
+    if isinstance(ids, pa.Array | pa.ChunkedArray):
+        return one_array(ids)
     return pa.array(list(ids), pa.string())
 
 

@@ -308,10 +308,9 @@ def keep_rows(
     at, see ``engine/refresh/scope.py``): a shard holding only such rows is referenced, others are copied."""
     if not len(image_ids):
         return
-    wanted = image_ids
     for shard in shards:
         ids = read_shard(root, shard, ["image_id"]).column(0)
-        mask = pc.is_in(ids, value_set=wanted)
+        mask = pc.is_in(ids, value_set=image_ids)
         hits = pc.sum(mask).as_py() or 0
         if hits == 0:
             continue

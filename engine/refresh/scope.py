@@ -39,14 +39,14 @@ class InputScope:
 
     def vouches_gone_all(self, uris: Strings) -> np.ndarray:
         """:meth:`vouches_gone` for each of ``uris`` (booleans)."""
-        uris = _one_array(uris)
+        uris = one_array(uris)
         gone = np.full(len(uris), self.everything)
         if not self.everything:
             for root in self.roots:
                 under = pc.or_(pc.starts_with(uris, f"{root}/"), pc.starts_with(uris, f"{root}#"))
-                gone |= _filled(pc.or_(pc.equal(uris, root), under))
+                gone |= flags(pc.or_(pc.equal(uris, root), under))
         if len(self.deferred):
-            gone &= ~_filled(pc.is_in(uris, value_set=self.deferred))
+            gone &= ~flags(pc.is_in(uris, value_set=self.deferred))
         return gone
 
 
@@ -59,7 +59,7 @@ def input_scope(inputs: Iterable[str], deferred: Iterable[str] | Strings = (), e
         if place.suffix not in LIST_SUFFIXES:
             roots.append(place.uri.rstrip("/"))
     listed = deferred if isinstance(deferred, pa.Array | pa.ChunkedArray) else pa.array(list(deferred), pa.string())
-    return InputScope(tuple(roots), _one_array(listed), everything)
+    return InputScope(tuple(roots), one_array(listed), everything)
 
 
 def unseen_and_not_gone(
@@ -68,15 +68,15 @@ def unseen_and_not_gone(
     """For each earlier image (``ids`` and their ``places``: lists of paths): whether to keep it as it was.
     It is kept when its content id was not found in this run (``seen_ids``), none of its paths was probed
     (``seen_paths``), and not every path is vouched gone (an image without paths counts as gone)."""
-    places = _one_array(places)
+    places = one_array(places)
     paths = pc.list_flatten(places)
     owners = pc.list_parent_indices(places).to_numpy()
     count = len(places)
-    seen_path = _filled(pc.is_in(paths, value_set=_one_array(seen_paths)))
+    seen_path = flags(pc.is_in(paths, value_set=one_array(seen_paths)))
     any_seen = np.bincount(owners, weights=seen_path, minlength=count) > 0
     gone_paths = np.bincount(owners, weights=scope.vouches_gone_all(paths), minlength=count)
     all_gone = gone_paths == pc.fill_null(pc.list_value_length(places), 0).to_numpy(zero_copy_only=False)
-    id_seen = _filled(pc.is_in(_one_array(ids), value_set=_one_array(seen_ids)))
+    id_seen = flags(pc.is_in(one_array(ids), value_set=one_array(seen_ids)))
     return ~id_seen & ~any_seen & ~all_gone
 
 
@@ -85,15 +85,16 @@ def kept_out_of_scope(previous: pa.Table, seen_paths: Strings, seen_ids: Strings
     they were: none of their paths was probed, none of their content ids was found, and not every path is
     vouched gone."""
     keep = unseen_and_not_gone(previous["image_id"], previous["source_uris"], seen_paths, seen_ids, scope)
-    return _one_array(previous["image_id"]).filter(pa.array(keep))
+    return one_array(previous["image_id"]).filter(pa.array(keep))
 
 
-def _one_array(values: Strings) -> pa.Array:
+def one_array(values: Strings) -> pa.Array:
+    """``values`` as one Arrow array (a chunked column's chunks combined)."""
     if isinstance(values, pa.ChunkedArray):
         return values.combine_chunks() if values.num_chunks else pa.array([], values.type)
     return values
 
 
-def _filled(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def flags(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A boolean Arrow column as NumPy, nulls False."""
     return pc.fill_null(mask, False).to_numpy(zero_copy_only=False).astype(bool)

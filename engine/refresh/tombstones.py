@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.ingest.curation import Ids, id_set
+from engine.refresh.scope import flags
 from engine.store.location import Where
 from engine.store.manifest import Manifest
 from engine.store.reader import read_shard
@@ -60,10 +61,10 @@ def find_tombstones(previous: pa.Table, kept: Ids, path_ids: pa.Table, skipped: 
     )
     slots = pc.index_in(pa.array(np.arange(len(ids), dtype=np.int64)), value_set=changed.column("owner"))
     replaced_by = changed.column("id_min").take(slots)
-    found = np.bincount(owners.to_numpy(), weights=_flags(pc.is_valid(at)), minlength=len(ids)) > 0
-    is_skipped = _flags(pc.is_in(ids, value_set=id_set(skipped)))
+    found = np.bincount(owners.to_numpy(), weights=flags(pc.is_valid(at)), minlength=len(ids)) > 0
+    is_skipped = flags(pc.is_in(ids, value_set=id_set(skipped)))
     reason = np.select(
-        [is_skipped, _flags(pc.is_valid(replaced_by)), found],
+        [is_skipped, flags(pc.is_valid(replaced_by)), found],
         ["skipped", "content_changed", "quarantined"],
         "source_removed",
     )
@@ -74,10 +75,6 @@ def find_tombstones(previous: pa.Table, kept: Ids, path_ids: pa.Table, skipped: 
         [ids, first, places, pa.array(reason, pa.string()), pc.if_else(is_skipped, no_replacement, replaced_by)],
         schema=TOMBSTONE_SCHEMA,
     )
-
-
-def _flags(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _lists(column: pa.ChunkedArray) -> pa.ListArray:

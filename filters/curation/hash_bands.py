@@ -313,7 +313,7 @@ def pairs_of_part(
 ) -> PartPairs:
     """The pairs within every distance that ``part`` meets (``left`` < ``right``, a pair may repeat), and how
     many candidates it checked; each chunk of candidates is checked as it is met."""
-    hashes = [column.astype(np.uint64) for column in hashes]
+    hashes = [np.asarray(column, dtype=np.uint64) for column in hashes]  # no copy of uint64 columns
     count = len(hashes[0])
     lefts, rights, candidates = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
 
