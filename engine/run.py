@@ -43,6 +43,7 @@ from engine.errors import RunFailure
 from engine.execute.dataset import build_dataset, check_capacity, refilter_on_ray, run_in_process
 from engine.execute.near_dup_search import pair_search
 from engine.execute.plan_stages import PlannedStage, plan_stages
+from engine.execute.probe_phase import ProbePlan, probe_in_parts
 from engine.execute.ray_session import LazyRay, RayOutput, check_ray_early
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
@@ -62,10 +63,9 @@ from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_m
 from engine.ingest.image_bytes import with_locators
 from engine.ingest.imports.matching import MatchReport
 from engine.ingest.imports.plan import describe, import_reports
-from engine.ingest.listing import split_at_limit
 from engine.ingest.locator import Locator
-from engine.ingest.probe import PROBE_INDEX_SCHEMA, as_probe_index, group_by_content, probe_settings, probe_sources
-from engine.ingest.probe_cache import load_probe_cache, probe_key, split_by_cache
+from engine.ingest.probe import probe_settings
+from engine.ingest.probe_cache import cache_parts, probe_key
 from engine.ingest.sources import InputOptions
 from engine.progress import loading_line
 from engine.refresh.carryover import Candidate, CarryOver, older_candidates, plan_carry_over, resumable
@@ -180,11 +180,14 @@ class RunPlan:
 
 @dataclass(frozen=True)
 class Probed:
-    """What probing found, in Arrow (no Python object per image): every image's probe index row
-    (``index``), the work table (``work``: one row per distinct image, ``engine.ingest.probe.WORK_SCHEMA``)
-    and the quarantined images; how many came from the probe cache."""
+    """What probing found, in Arrow (no Python object per image): every path probed and its content id
+    (``seen``: ``engine.ingest.probe_parts.SEEN_PATHS``, null when quarantined), the container members'
+    locators, the work table (``work``: one row per distinct image, ``engine.ingest.probe.WORK_SCHEMA``), the
+    quarantined images and the new probe index's parts; how many came from the probe cache."""
 
-    index: pa.Table
+    seen: pa.Table
+    located: pa.Table
+    index: list[ShardInfo]
     cached: int
     hashed: int
     index_unchanged: bool
@@ -197,9 +200,7 @@ class Probed:
     @property
     def locators(self) -> dict[str, Locator]:
         """Where each image inside a container lies, by ``source_uri`` (plain files have none)."""
-        index = self.index
-        located = index.filter(pc.and_(pc.is_valid(index.column("locator")), pc.is_null(index.column("reason"))))
-        uris, found = located.column("source_uri").to_pylist(), located.column("locator").to_pylist()
+        uris, found = self.located.column("source_uri").to_pylist(), self.located.column("locator").to_pylist()
         return {uri: Locator.from_dict(loc) for uri, loc in zip(uris, found, strict=True)}  # type: ignore[misc]
 
 
@@ -210,7 +211,7 @@ class SideTables:
     skipped: list[ShardInfo]
     tombstones: list[ShardInfo]
     tombstoned: int
-    probe_index: ShardInfo | None
+    probe_index: list[ShardInfo]
 
 
 def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
@@ -315,21 +316,35 @@ def _sink(run: RunPlan, progress: Progress) -> AnnotationSink:
 
 
 def probe(run: RunPlan, ray: LazyRay) -> Probed:
-    """Hash and decode-check every image that the previous version's probe index does not vouch for."""
+    """Hash and decode-check every image that the previous version's probe index does not vouch for, write the
+    new probe index and group the images by content (``engine/execute/probe_phase.py``). ``--limit``: at most N
+    files the previous version does not vouch for (the first by URI); the rest wait for a later run."""
     started = time.perf_counter()
-    limits = probe_settings(run.config.ingest)
-    cache = None if run.request.full else load_probe_cache(run.root, run.previous, run.request.probe_key())
-    split = split_by_cache(run.listing, cache)
-    # --limit: at most N files the previous version does not vouch for (the first by URI); the rest wait
-    # for a later run.
-    misses, deferred = split_at_limit(split.misses, run.request.limit)
-    fresh = probe_sources(misses, limits, ray.start)
-    index = pa.concat_tables([split.hits, as_probe_index(fresh)])
+    previous = None if run.request.full else cache_parts(run.previous, run.request.probe_key())
+    plan = ProbePlan(
+        run.listing,
+        previous,
+        run.root,
+        run.run_id,
+        probe_settings(run.config.ingest),
+        run.config.writer,
+        run.request.limit,
+        run.config.ray.plan_part_rows,
+    )
+    found = probe_in_parts(plan, ray.start)
     seconds = time.perf_counter() - started
-    work, quarantined = group_by_content(index)
-    unchanged = not split.misses.num_rows and split.hits.num_rows == (cache.rows if cache is not None else 0)
-    hits = split.hits.num_rows
-    return Probed(index, hits, misses.num_rows, unchanged, seconds, work, quarantined, deferred)
+    return Probed(
+        found.seen,
+        found.located,
+        found.index,
+        found.cached,
+        found.hashed,
+        found.unchanged,
+        seconds,
+        found.work,
+        found.quarantined,
+        found.deferred,
+    )
 
 
 def _places(work: pa.Table) -> Iterator[list[str]]:
@@ -347,7 +362,7 @@ def kept_unlisted(run: RunPlan, probed: Probed, earlier: pa.Table) -> pa.Array:
     if not earlier.num_rows:
         return pa.array([], pa.string())
     scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
-    return kept_out_of_scope(earlier, probed.index.column("source_uri"), probed.work.column("image_id"), scope)
+    return kept_out_of_scope(earlier, probed.seen.column("source_uri"), probed.work.column("image_id"), scope)
 
 
 def select_work(
@@ -365,7 +380,7 @@ def select_work(
     curated = curate(probed.work, settings, annotated_ids, references, search)
     if run.previous is not None and run.previous.skipped:
         scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
-        seen_paths, seen_ids = probed.index.column("source_uri"), probed.work.column("image_id")
+        seen_paths, seen_ids = probed.seen.column("source_uri"), probed.work.column("image_id")
         previous_skips = read_skipped(run.root, run.previous.version)
         carried = carried_skips(previous_skips, seen_paths, seen_ids, scope)
         curated = with_carried_skips(curated, carried)
@@ -416,7 +431,7 @@ def carry_over(run: RunPlan, work: pa.Table, earlier: pa.Table, kept: pa.Array) 
 
 def _plan_summary(run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver) -> str:
     return (
-        f"probed {run.listing.num_rows} inputs, {probed.index.num_rows} images ({probed.cached} from the probe cache) "
+        f"probed {run.listing.num_rows} inputs, {probed.seen.num_rows} images ({probed.cached} from the probe cache) "
         f"in {probed.seconds:.1f}s: "
         f"{probed.work.num_rows} unique images, {probed.quarantined.num_rows} quarantined, "
         f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
@@ -513,7 +528,7 @@ def unchanged(
     return (
         previous is not None
         and probed.index_unchanged
-        and previous.probe_index is not None
+        and bool(previous.probe_index)
         and not annotated.shards
         and not annotated.late_quarantine
         and not carry.rerun_pixels.num_rows
@@ -569,7 +584,7 @@ def write_side_tables(
         skipped=_write_skipped(run, curated.skipped),
         tombstones=[_write_one(run, "tombstones", tombstone_rows, TOMBSTONE_SCHEMA)] if tombstone_rows.num_rows else [],
         tombstoned=tombstone_rows.num_rows,
-        probe_index=_probe_index(run, probed),
+        probe_index=probed.index,  # written by the probe phase's parts (the previous one's when unchanged)
     )
 
 
@@ -602,10 +617,8 @@ def _tombstone_rows(
     if not earlier.num_rows:
         return TOMBSTONE_SCHEMA.empty_table()
     kept = pa.concat_arrays([carry.carried_ids(), annotated.written_ids()])
-    index = probed.index
     late = pa.array([row["source_uri"] for row in annotated.late_quarantine], pa.string())
-    good_ids = pc.if_else(pc.is_null(index.column("reason")), index.column("image_id"), None)
-    path_ids = pa.table({"source_uri": index.column("source_uri"), "image_id": good_ids}, PATH_IDS)
+    path_ids = probed.seen.cast(PATH_IDS)
     path_ids = pa.concat_tables(  # a file that failed to load while annotated counts as quarantined
         [
             path_ids.filter(pc.invert(pc.is_in(path_ids.column("source_uri"), value_set=late))),
@@ -613,14 +626,6 @@ def _tombstone_rows(
         ]
     )
     return find_tombstones(earlier, kept, path_ids, curated.skipped.column("image_id"))
-
-
-def _probe_index(run: RunPlan, probed: Probed) -> ShardInfo | None:
-    """The previous version's probe index when every file came from it unchanged, else a new one."""
-    previous = run.previous
-    if previous is not None and previous.probe_index is not None and probed.index_unchanged:
-        return previous.probe_index
-    return _write_one(run, "probes", probed.index, PROBE_INDEX_SCHEMA)
 
 
 def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]] | pa.Table, schema: pa.Schema) -> ShardInfo:

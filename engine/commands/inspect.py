@@ -63,7 +63,7 @@ def inspect(args: argparse.Namespace) -> int:
         for name, model in sorted(manifest.models.items()):
             print(f"  {name}: {model}")
     listed = manifest.shards + manifest.quarantine + manifest.skipped + manifest.tombstones
-    listed += [manifest.probe_index] if manifest.probe_index else []
+    listed += manifest.probe_index
     problems = file_problems(root, listed, checksums=args.verify)
     if problems:
         raise OutputError(f"{root} version {manifest.version}: " + "; ".join(problems))

@@ -151,6 +151,9 @@ class RayConfig:
     object_store_fraction: float | None = None
     downstream_backpressure_ratio: float | None = 2.0
     worker_death_retries: int = 1
+    # Planning in parts (``engine/execute/probe_phase.py``): listing rows per range, and about as many images
+    # per id partition; more than one part runs the parts as Ray tasks.
+    plan_part_rows: PositiveInt = 262_144
 
     def __post_init__(self) -> None:
         checks = [

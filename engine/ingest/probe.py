@@ -359,11 +359,21 @@ def probe_blocks(listing: pa.Table, cpus: float) -> list[pa.Table]:
 
 def probe_on_ray(sources: pa.Table | list[Source], limits: dict[str, Any]) -> pa.Table:
     """Probe index rows of ``sources`` (a listing, ``SOURCE_SCHEMA`` rows), probed as Ray tasks (Ray must be
-    running): a task per container, plain files in groups (:func:`files_per_task`). Each task gets its
-    rows as an Arrow block and makes their :class:`Source` objects itself."""
+    running), gathered here."""
     import ray
 
-    blocks = probe_blocks(as_listing(sources), ray.cluster_resources().get("CPU", 1.0))
+    # Arrow blocks, never Python rows: a few hundred bytes per image in the driver.
+    blocks = [block for block in ray.get(probe_refs_on_ray(as_listing(sources), limits)) if block.num_rows]
+    return pa.concat_tables(blocks).cast(PROBE_INDEX_SCHEMA) if blocks else PROBE_INDEX_SCHEMA.empty_table()
+
+
+def probe_refs_on_ray(listing: pa.Table, limits: dict[str, Any]) -> list[Any]:
+    """Probe ``listing`` as Ray tasks (Ray must be running): a task per container, plain files in groups
+    (:func:`files_per_task`); each task gets its rows as an Arrow block and makes their :class:`Source`
+    objects itself. The refs of the probe index blocks, in listing order (the rows stay in the object store)."""
+    import ray
+
+    blocks = probe_blocks(listing, ray.cluster_resources().get("CPU", 1.0))
     # ``from_blocks`` takes each block's metadata here; ``from_arrow`` would first run a Ray task per block for it.
     probe = ray.data.from_blocks(blocks)
     probed = probe.map_batches(
@@ -373,9 +383,7 @@ def probe_on_ray(sources: pa.Table | list[Source], limits: dict[str, Any]) -> pa
         batch_size=None,  # one block per call: a container, or a handful of files
         num_cpus=PROBE_TASK_CPUS,
     )
-    # Arrow blocks, never Python rows: a few hundred bytes per image in the driver.
-    blocks = [block for block in ray.get(probed.to_arrow_refs()) if block.num_rows]
-    return pa.concat_tables(blocks).cast(PROBE_INDEX_SCHEMA) if blocks else PROBE_INDEX_SCHEMA.empty_table()
+    return list(probed.to_arrow_refs())
 
 
 def probe_sources(sources: pa.Table | list[Source], limits: dict[str, Any], ensure_ray: Callable[[], None]) -> pa.Table:

@@ -1,6 +1,6 @@
 """Skipping the re-hash of unchanged sources: the previous version's probe index, by the object probed.
 
-Each version lists a probe index (``probes/*.parquet``) with every probed image, what the object
+Each version lists a probe index (``probes/*.parquet``, in parts sorted by URI) with every probed image, what the object
 holding it (the file, or its WebDataset shard or Parquet table) looked like before it was read, and
 what probing found. The next run compares each source with that: the same size and the same ETag
 (objects in a store: an object's mtime says when it was uploaded, not whether its bytes changed), or
@@ -29,9 +29,9 @@ from engine.ingest.listing import as_listing
 from engine.ingest.locator import REMOTE_READS, is_local_uri
 from engine.ingest.probe import PROBE_INDEX_SCHEMA, as_probe_index
 from engine.ingest.sources import InputOptions, Source, SourceKind
-from engine.store.location import Entry, Where
+from engine.store.location import Entry
 from engine.store.manifest import Manifest
-from engine.store.reader import read_shard
+from engine.store.writer import ShardInfo
 from filters.curation.measures import MEASURES_VERSION
 
 RACY_NS = 2_000_000_000
@@ -121,11 +121,12 @@ def object_column(index: pa.Table) -> pa.ChunkedArray:
     return pc.if_else(pc.is_valid(locator), pc.struct_field(locator, "container"), index.column("source_uri"))
 
 
-def load_probe_cache(root: Where, previous: Manifest | None, ingest_key: dict[str, Any]) -> ProbeCache | None:
-    """The previous version's probe index, if probed under the same ``ingest_key``."""
-    if previous is None or previous.probe_index is None or previous.extra.get("ingest") != ingest_key:
+def cache_parts(previous: Manifest | None, ingest_key: dict[str, Any]) -> list[ShardInfo] | None:
+    """The parts of the previous version's probe index, if probed under the same ``ingest_key`` (else None:
+    nothing to reuse)."""
+    if previous is None or not previous.probe_index or previous.extra.get("ingest") != ingest_key:
         return None
-    return ProbeCache.of(read_shard(root, previous.probe_index))
+    return previous.probe_index
 
 
 def split_by_cache(sources: pa.Table | Iterable[Source], cache: ProbeCache | None) -> CacheSplit:

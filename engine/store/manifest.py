@@ -59,7 +59,9 @@ class Manifest:
     parent: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     tombstones: list[ShardInfo] = field(default_factory=list)
-    probe_index: ShardInfo | None = None
+    # The probe index's parts (``probes/*.parquet``, each sorted by URI); one part in versions written before
+    # the index was written in parts, none in versions written before it existed.
+    probe_index: list[ShardInfo] = field(default_factory=list)
     stage_kinds: dict[str, str] = field(default_factory=dict)
     # What each stage did in the run that made this version (images, busy seconds, load seconds, errors);
     # empty in versions written before it was recorded, and when nothing was annotated.
@@ -80,7 +82,7 @@ class Manifest:
         shards: list[ShardInfo],
         quarantine: list[ShardInfo],
         tombstones: list[ShardInfo],
-        probe_index: ShardInfo | None,
+        probe_index: list[ShardInfo] | None,
         extra: dict[str, Any],
         number: int | None = None,
         stage_timings: list[StageTiming] | None = None,
@@ -110,7 +112,7 @@ class Manifest:
             parent=previous.version if previous else None,
             extra=extra,
             tombstones=tombstones,
-            probe_index=probe_index,
+            probe_index=list(probe_index or []),
             stage_kinds=stage_kinds,
             stage_timings=list(stage_timings or []),
             skipped=list(skipped or []),
@@ -119,7 +121,7 @@ class Manifest:
     def files(self) -> list[str]:
         """Every file this version lists, relative to the output directory."""
         listed = self.shards + self.quarantine + self.skipped + self.tombstones
-        listed += [self.probe_index] if self.probe_index else []
+        listed += self.probe_index
         return [s.path for s in listed]
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,7 +141,7 @@ class Manifest:
             "parent": self.parent,
             "extra": self.extra,
             "tombstones": [s.to_dict() for s in self.tombstones],
-            "probe_index": None if self.probe_index is None else self.probe_index.to_dict(),
+            "probe_index": [s.to_dict() for s in self.probe_index],
             "stage_kinds": self.stage_kinds,
             "stage_timings": [t.to_dict() for t in self.stage_timings],
             "skipped": [s.to_dict() for s in self.skipped],
@@ -162,11 +164,18 @@ class Manifest:
             parent=data.get("parent"),
             extra=data.get("extra", {}),
             tombstones=[ShardInfo.from_dict(s) for s in data.get("tombstones", [])],
-            probe_index=ShardInfo.from_dict(data["probe_index"]) if data.get("probe_index") else None,
+            probe_index=_probe_parts(data.get("probe_index")),
             stage_kinds=dict(data.get("stage_kinds", {})),
             stage_timings=[StageTiming.from_dict(t) for t in data.get("stage_timings", [])],
             skipped=[ShardInfo.from_dict(s) for s in data.get("skipped", [])],
         )
+
+
+def _probe_parts(listed: list[dict[str, Any]] | dict[str, Any] | None) -> list[ShardInfo]:
+    """A manifest's probe index parts: a list of them, one (versions before parts), or none."""
+    if not listed:
+        return []
+    return [ShardInfo.from_dict(s) for s in ([listed] if isinstance(listed, dict) else listed)]
 
 
 def write_json(target: Location, data: dict[str, Any]) -> None:

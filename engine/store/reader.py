@@ -117,3 +117,15 @@ def read_shard(root: Where, shard: ShardInfo, columns: list[str] | None = None) 
             return pq.read_table(handle, columns=columns)
     except (OSError, pa.ArrowInvalid) as error:
         raise shard_error(root, shard.path, error) from None
+
+
+def read_shards_where(root: Where, shards: list[ShardInfo], schema: pa.Schema, where: pads.Expression) -> pa.Table:
+    """The rows of ``shards`` (as ``schema``: a column a shard lacks is null) that ``where`` keeps; row groups
+    whose statistics rule them out are not read."""
+    root = location(root)
+    if not shards:
+        return schema.empty_table()
+    try:
+        return _shard_dataset(root, shards, schema).to_table(filter=where)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise shard_error(root, ", ".join(s.path for s in shards), error) from None

@@ -96,7 +96,8 @@ def test_the_manifest_counts_every_input_once(curated) -> None:
 
 def test_measures_are_kept_in_the_probe_index_and_the_annotation_rows(curated) -> None:
     _, output, first, _ = curated
-    index = pq.read_table(output / first.manifest.probe_index.path).to_pylist()
+    (part,) = first.manifest.probe_index  # a small run writes its probe index in one part
+    index = pq.read_table(output / part.path).to_pylist()
     by_name = {Path(row["source_uri"]).name: row for row in index}
     strip = ImageMeasures.from_dict(by_name["strip.png"]["measures"])
     assert (strip.width, strip.height, strip.aspect_ratio, strip.single_colour_fraction) == (40, 10, 4.0, 1.0)

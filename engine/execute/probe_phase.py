@@ -1,0 +1,165 @@
+"""The probe phase in parts: the listing's URI ranges split against the previous probe index, the sources
+to probe probed, the new probe index written in parts and its rows grouped by content per image-id partition.
+
+Below :attr:`ProbePlan.rows_per_part` sources (one range) every part runs in this process. Above, each part is a
+Ray task (``engine/partitions/tasks.py``): the cache split reads only its range of the previous index, the
+workers write the new index's parts, and each id partition's rows go from the task that made them to the
+task that groups them through the object store. The driver gets back each range's sources to probe (listing
+rows, for ``--limit``), each partition's work table and quarantine, and the paths seen with their ids.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from engine.config.settings import WriterConfig
+from engine.ingest.listing import split_at_limit
+from engine.ingest.probe import (
+    PROBE_INDEX_SCHEMA,
+    QUARANTINE_COLUMNS,
+    WORK_SCHEMA,
+    fits_in_process,
+    probe_batch,
+    probe_refs_on_ray,
+)
+from engine.ingest.probe_parts import LOCATED, SEEN_PATHS, group_partition, index_part, split_range
+from engine.ingest.sources import SOURCE_SCHEMA
+from engine.partitions.keys import range_starts
+from engine.partitions.tasks import IN_PROCESS, ON_RAY, Tasks
+from engine.store.location import Where
+from engine.store.writer import ShardInfo
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """What the probe phase needs: the listing (``SOURCE_SCHEMA`` rows, sorted by URI), the previous probe
+    index's parts (None: no cache to use), where the new parts go (``root``, ``folder/part-<run_id>-<k>``),
+    the probe limits, ``--limit``, and ``rows_per_part``."""
+
+    listing: pa.Table
+    previous: list[ShardInfo] | None
+    root: Where
+    run_id: str
+    limits: dict[str, Any]
+    writer: WriterConfig
+    limit: int | None = None
+    rows_per_part: int = 262_144
+    folder: str = "probes"
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """The work table (one row per distinct image, sorted by id), the quarantined rows (sorted by URI), the
+    paths seen (:data:`~engine.ingest.probe_parts.SEEN_PATHS`), the container members' locators, the new
+    probe index's parts, and the counts."""
+
+    work: pa.Table
+    quarantined: pa.Table
+    seen: pa.Table
+    located: pa.Table
+    index: list[ShardInfo]
+    cached: int
+    hashed: int
+    unchanged: bool
+    deferred: pa.ChunkedArray = field(default_factory=lambda: pa.chunked_array([], pa.string()))
+
+
+def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks | None = None) -> ProbeOutcome:
+    """Probe ``plan.listing`` (see the module's docstring); ``start_ray`` is called before any Ray task.
+    ``tasks``: where the parts run (by default here for one range, on Ray for more)."""
+    starts = range_starts(plan.listing.num_rows, plan.rows_per_part)
+    if tasks is None:
+        tasks = ON_RAY if len(starts) > 1 else IN_PROCESS
+    if tasks.on_ray:
+        start_ray()
+    hits, misses = _split(plan, starts, tasks)
+    taken, deferred = split_at_limit(misses, plan.limit)
+    fresh = _probe(taken, plan.limits, tasks, start_ray)
+    if fresh and not isinstance(fresh[0], pa.Table):
+        tasks = ON_RAY  # probed as Ray tasks: the rows stay in the object store, and the parts follow them there
+    hit_rows = sum(rows for _, rows in hits)
+    unchanged = plan.previous is not None and not misses.num_rows and hit_rows == sum(p.rows for p in plan.previous)
+    partitions = max(1, math.ceil((hit_rows + taken.num_rows) / plan.rows_per_part))
+    batches = [[hit] for hit, rows in hits if rows] + _even_groups(
+        fresh, math.ceil(taken.num_rows / plan.rows_per_part)
+    )
+    written, pieces = _index_parts(plan, batches, partitions, tasks, unchanged)
+    grouped = [tasks.submit(group_partition, *[p[k] for p in pieces], returns=4) for k in range(partitions)]
+    work, quarantined, seen, located = (_gathered(tasks, [g[i] for g in grouped], s) for i, s in enumerate(SCHEMAS))
+    index = list(plan.previous or []) if unchanged else [info for info in tasks.get(written) if info is not None]
+    hashed = taken.num_rows
+    return ProbeOutcome(
+        work, quarantined.sort_by("source_uri"), seen, located, index, hit_rows, hashed, unchanged, deferred
+    )
+
+
+SCHEMAS = (WORK_SCHEMA, pa.schema([PROBE_INDEX_SCHEMA.field(c) for c in QUARANTINE_COLUMNS]), SEEN_PATHS, LOCATED)
+
+
+def _split(plan: ProbePlan, starts: list[int], tasks: Tasks) -> tuple[list[tuple[Any, int]], pa.Table]:
+    """Each range's cache hits (a handle, and its row count) and the sources to probe of every range, in
+    URI order (all of them without a cache)."""
+    listing = plan.listing
+    if plan.previous is None:
+        return [], listing
+    uris = listing.column("uri")
+    lows = [uris[s].as_py() for s in starts]
+    handles = [
+        tasks.submit(split_range, listing.slice(s, plan.rows_per_part), plan.root, plan.previous, low, high, returns=3)
+        for s, low, high in zip(starts, lows, [*lows[1:], None], strict=True)
+    ]
+    found = tasks.get([handle for hit, miss, count in handles for handle in (miss, count)])
+    misses, counts = found[0::2], found[1::2]
+    hits = [(hit, count) for (hit, _, _), count in zip(handles, counts, strict=True)]
+    return hits, pa.concat_tables([SOURCE_SCHEMA.empty_table(), *misses])
+
+
+def _probe(listing: pa.Table, limits: dict[str, Any], tasks: Tasks, start_ray: Callable[[], None]) -> list[Any]:
+    """The probe index rows of ``listing``: one table, probed here when the sources are few bytes in all (and
+    the parts run here), else the refs of Ray tasks' blocks."""
+    if not listing.num_rows:
+        return []
+    if not tasks.on_ray and fits_in_process(listing):
+        return [probe_batch(listing, **limits)]
+    start_ray()
+    return probe_refs_on_ray(listing, limits)
+
+
+def _even_groups(handles: list[Any], count: int) -> list[list[Any]]:
+    """``handles`` in ``count`` groups (at least one when there are any) of consecutive handles."""
+    if not handles:
+        return []
+    size = math.ceil(len(handles) / max(1, min(count, len(handles))))
+    return [handles[i : i + size] for i in range(0, len(handles), size)]
+
+
+def _index_parts(
+    plan: ProbePlan, batches: list[list[Any]], partitions: int, tasks: Tasks, unchanged: bool
+) -> tuple[list[Any], list[list[Any]]]:
+    """A part of the new probe index written from each batch of handles of probe index rows, and each part's
+    rows cut into ``partitions`` by image id. An unchanged index is not written again."""
+    written, pieces = [], []
+    for number, batch in enumerate(batches):
+        relative = None if unchanged else f"{plan.folder}/part-{plan.run_id}-{number:05d}.parquet"
+        found = tasks.submit(
+            index_part,
+            plan.root,
+            relative,
+            plan.writer,
+            partitions,
+            number % partitions,
+            *batch,
+            returns=1 + partitions,
+        )
+        written.append(found[0])
+        pieces.append(found[1:])
+    return written, pieces
+
+
+def _gathered(tasks: Tasks, handles: list[Any], schema: pa.Schema) -> pa.Table:
+    return pa.concat_tables([schema.empty_table(), *(t.cast(schema) for t in tasks.get(handles))])

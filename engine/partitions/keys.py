@@ -1,0 +1,48 @@
+"""Partition keys: contiguous ranges of image ids (content hashes) and of a sorted listing's URIs.
+
+Image ids are cut into ``count`` ranges of the hash space by their first eight hex digits: a partition
+holds every row of an id (a group-by or join on ``image_id`` stays inside it), the ranges are even for
+SHA-256 ids, and partitions concatenated in order keep ids sorted. Rows without an id (quarantined files)
+go where the caller says.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PREFIX = 8  # hex digits of an id that choose its partition (2**32 ranges at most)
+
+
+def id_bounds(count: int) -> np.ndarray:
+    """The lowest id prefix of partitions 1..count-1 (partition 0 starts at the lowest id), as bytes."""
+    return np.array([f"{k * 2**32 // count:08x}".encode() for k in range(1, count)], f"S{PREFIX}")
+
+
+def id_partitions(ids: pa.Array | pa.ChunkedArray, count: int, missing: int = 0) -> np.ndarray:
+    """Each id's partition among ``count`` (``missing`` where the id is null): ``searchsorted`` of its
+    first eight characters among :func:`id_bounds`, so the partition of an id follows its sort order."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks() if ids.num_chunks else pa.array([], pa.string())
+    found = np.full(len(ids), missing, np.int32)
+    if count <= 1 or not len(ids):
+        return np.where(pc.is_null(ids).to_numpy(zero_copy_only=False), missing, 0).astype(np.int32)
+    valid = pc.is_valid(ids).to_numpy(zero_copy_only=False)
+    prefixes = pc.utf8_slice_codeunits(ids.filter(pa.array(valid)), 0, PREFIX).cast(pa.binary())
+    values = np.array(prefixes.to_numpy(zero_copy_only=False), f"S{PREFIX}")
+    found[valid] = np.searchsorted(id_bounds(count), values, side="right")
+    return found
+
+
+def split_rows(table: pa.Table, partitions: np.ndarray, count: int) -> list[pa.Table]:
+    """``table``'s rows in ``count`` tables by each row's partition (``partitions``), each in table order."""
+    order = np.argsort(partitions, kind="stable")
+    bounds = np.searchsorted(partitions[order], np.arange(count + 1))
+    taken = table.take(pa.array(order, pa.int64()))
+    return [taken.slice(bounds[k], bounds[k + 1] - bounds[k]) for k in range(count)]
+
+
+def range_starts(rows: int, per_range: int) -> list[int]:
+    """The first row of each range of at most ``per_range`` rows cutting ``rows`` rows (one range at least)."""
+    return list(range(0, max(rows, 1), max(1, per_range)))

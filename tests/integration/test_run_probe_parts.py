@@ -1,0 +1,65 @@
+"""A run whose listing is cut into several parts probes them as Ray tasks: it annotates what a run in one part
+annotates, publishes its probe index in parts written by the workers, and a refresh reuses them
+where files are unchanged; a rerun publishes nothing."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from engine.config.profile import parse_config
+from engine.run import RunRequest, RunResult, run_pipeline
+from engine.store.reader import read_version
+from tests.support.image_files import jpeg_bytes
+from tests.support.local_ray import local_ray
+
+
+def profile(part_rows: int) -> dict:
+    return {
+        "specialists": [{"name": "haar", "backend": "haar", "resources": {"batch_size": 4}}],
+        "ray": {"num_cpus": 2, "plan_part_rows": part_rows},
+    }
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    with local_ray():
+        yield
+
+
+def run(inputs: Path, output: Path, part_rows: int) -> RunResult:
+    request = RunRequest((str(inputs),), output, parse_config(profile(part_rows)), progress_bars=False)
+    return run_pipeline(request, progress=lambda _: None)
+
+
+def test_a_run_in_parts_matches_a_run_in_one_and_its_rerun_reuses_the_parts(ray_local, tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(11):
+        (inputs / f"{i:02d}.jpg").write_bytes(jpeg_bytes(96, 72, seed=i % 9))  # 09 and 10 copy 00 and 01
+    (inputs / "broken.jpg").write_bytes(b"not an image")
+    old = time.time() - 3600  # older than the probe cache's racy window: the rerun trusts the index
+    for path in inputs.iterdir():
+        os.utime(path, (old, old))
+    whole = run(inputs, tmp_path / "one", 1000)
+    parts = run(inputs, tmp_path / "parts", 3)
+    assert (parts.annotated, parts.quarantined, parts.files) == (whole.annotated, whole.quarantined, 12) == (9, 1, 12)
+    one_rows = read_version(tmp_path / "one").sort_by("image_id")
+    part_rows = read_version(tmp_path / "parts").sort_by("image_id")
+    assert part_rows.column("image_id").to_pylist() == one_rows.column("image_id").to_pylist()
+    assert part_rows.column("source_uris").to_pylist() == one_rows.column("source_uris").to_pylist()
+    (inputs / "03.jpg").write_bytes(jpeg_bytes(96, 72, seed=30))  # new content: probed again, the rest reused
+    os.utime(inputs / "03.jpg", (old, old))
+    refresh = run(inputs, tmp_path / "parts", 3)
+    assert (refresh.probe_cached, refresh.annotated, refresh.tombstoned) == (11, 1, 1)
+    index = refresh.manifest.probe_index
+    assert len(index) == 5 and sum(p.rows for p in index) == 12  # 4 ranges' hits, and the file probed again
+    uris = [pq.read_table(tmp_path / "parts" / p.path).column("source_uri").to_pylist() for p in index]
+    assert all(u == sorted(u) for u in uris)  # each part sorted by URI
+    assert sorted(u for part in uris for u in part) == sorted(str(p) for p in inputs.iterdir())
+    rerun = run(inputs, tmp_path / "parts", 3)
+    assert not rerun.published and rerun.probe_cached == 12 and rerun.manifest.version == refresh.manifest.version
