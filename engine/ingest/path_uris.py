@@ -70,7 +70,7 @@ def _resolvable_bucket_uris(values: pa.Array) -> pa.Array:
     parts = pc.extract_regex(values, _BUCKET_URI)
     heads = pc.binary_join_element_wise(pc.struct_field(parts, "scheme"), pc.struct_field(parts, "bucket"), "://")
     if heads.null_count == len(heads):
-        return pa.array([False] * len(values))
+        return pa.array([False] * len(values), pa.bool_())
     distinct = pc.drop_null(pc.unique(heads))
     firsts = pc.index_in(distinct, heads).to_pylist()
     usable = []

@@ -135,6 +135,15 @@ def test_a_dictionary_encoded_path_column_in_several_batches_lists_the_same(tmp_
     assert arrow.equals(per_row(table)) and arrow.num_rows == len(paths)
 
 
+def test_a_path_table_without_a_usable_path_lists_nothing(tmp_path: Path) -> None:
+    table = write_table(tmp_path, [None, "", None])
+    assert in_arrow(table).num_rows == 0 and per_row(table).num_rows == 0
+    assert discover_listing([table.uri], EXTENSIONS).num_rows == 0
+    empty = tmp_path / "tables" / "none.parquet"
+    pq.write_table(pa.table({"path": pa.array([], pa.string())}), empty)
+    assert discover_listing([str(empty)], EXTENSIONS).num_rows == 0
+
+
 @pytest.mark.slow
 def test_an_object_store_path_table_lists_as_a_source_per_row_did(tmp_path: Path, s3_bucket: str) -> None:
     bucket = s3_bucket.removeprefix("s3://")
