@@ -8,7 +8,8 @@ given, so a bad listed file is quarantined rather than silently skipped. An inpu
 used at all (missing, a corrupt table, a list that is not UTF-8) is one :class:`InputError` naming it.
 
 The run holds what it finds as one Arrow table (:func:`discover_listing`, ``engine/ingest/listing.py``),
-built a chunk at a time from the lazy listings: never a Python object per file.
+built a chunk at a time from the lazy listings: never a Python object per file. A Parquet table of paths
+gives its rows as listing record batches directly (``iter_path_batches``), without a ``Source`` per row.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
-from engine.ingest.listing import listing_batches, listing_sources, sorted_listing
-from engine.ingest.parquet_input import iter_path_sources, read_layout
+from engine.ingest.listing import Listed, listing_batches, listing_sources, sorted_listing
+from engine.ingest.parquet_input import iter_path_batches, read_layout
 from engine.ingest.sources import InputError, InputOptions, Source, SourceKind
 from engine.store.location import Entry, Location, StorageError, location
 
@@ -39,8 +40,9 @@ def discover(inputs: Sequence[str], extensions: Sequence[str], options: InputOpt
     return listing_sources(discover_listing(inputs, extensions, options))
 
 
-def iter_sources(inputs: Iterable[str], extensions: Sequence[str], options: InputOptions) -> Iterator[Source]:
-    """The sources of each input in turn, lazily."""
+def iter_sources(inputs: Iterable[str], extensions: Sequence[str], options: InputOptions) -> Iterator[Listed]:
+    """The sources of each input in turn, lazily: :class:`Source` objects, and ``SOURCE_SCHEMA`` record batches
+    where a path table's rows were made in Arrow (``listing_batches`` takes both, in this order)."""
     suffixes = {e.lower() for e in extensions}
     for item in inputs:
         try:
@@ -50,7 +52,7 @@ def iter_sources(inputs: Iterable[str], extensions: Sequence[str], options: Inpu
         yield from _sources_of(place, item, suffixes, options)
 
 
-def _sources_of(place: Location, item: str, suffixes: set[str], options: InputOptions) -> Iterator[Source]:
+def _sources_of(place: Location, item: str, suffixes: set[str], options: InputOptions) -> Iterator[Listed]:
     try:
         kind = place.info().type
     except (OSError, pa.ArrowException) as error:
@@ -90,7 +92,7 @@ def _suffix(entry: Entry) -> str:
     return name[name.rfind(".") :].lower() if "." in name.lstrip(".") else ""
 
 
-def _listed_entries(listing: Location, item: str, suffixes: set[str], options: InputOptions) -> Iterator[Source]:
+def _listed_entries(listing: Location, item: str, suffixes: set[str], options: InputOptions) -> Iterator[Listed]:
     """Each line of a UTF-8 list (``#`` comments and blank lines skipped): a path relative to the list's
     folder, an absolute path or a URI. ``.tar`` entries are shards, ``.parquet`` entries tables."""
     try:
@@ -119,11 +121,11 @@ def _listed_entries(listing: Location, item: str, suffixes: set[str], options: I
             yield Source(_kind_of(place.suffix), place.uri)
 
 
-def _table(table: Location, suffixes: set[str], options: InputOptions) -> Iterator[Source]:
+def _table(table: Location, suffixes: set[str], options: InputOptions) -> Iterator[Listed]:
     """A Parquet input: its path column's files, or the table itself as a source of image bytes."""
     layout = read_layout(table, options, sorted(suffixes))
     if layout.mode == "paths":
-        yield from iter_path_sources(table, layout)
+        yield from iter_path_batches(table, layout)
         return
     stamp = table.stat()  # read_layout has opened it: a file
     if stamp is None:

@@ -18,14 +18,24 @@ import pyarrow.compute as pc
 from engine.ingest.sources import SOURCE_SCHEMA, Source, SourceKind
 
 LISTING_CHUNK = 8192  # sources turned into one record batch at a time
+# What discovery yields: a source, or ``SOURCE_SCHEMA`` rows already made in Arrow (a path table's).
+Listed = Source | pa.RecordBatch
 
 
-def listing_batches(sources: Iterable[Source], chunk: int = LISTING_CHUNK) -> Iterator[pa.RecordBatch]:
-    """``sources`` as ``SOURCE_SCHEMA`` record batches of at most ``chunk`` rows, lazily."""
+def listing_batches(sources: Iterable[Listed], chunk: int = LISTING_CHUNK) -> Iterator[pa.RecordBatch]:
+    """``sources`` as ``SOURCE_SCHEMA`` record batches of at most ``chunk`` rows, lazily, in their order; a
+    record batch among them (rows already made in Arrow) is passed on as it is, after the sources before it."""
     names = SOURCE_SCHEMA.names
     columns: dict[str, list[Any]] = {name: [] for name in names}
     count = 0
     for source in sources:
+        if isinstance(source, pa.RecordBatch):
+            if count:
+                yield _batch(columns)
+                columns, count = {name: [] for name in names}, 0
+            if source.num_rows:
+                yield source
+            continue
         for name in names:
             columns[name].append(getattr(source, name))
         count += 1

@@ -2,8 +2,9 @@
 
 :func:`read_layout` reads only the table's footer and decides which column holds what; a table it
 cannot use is one :class:`InputError` naming it and why. A path table becomes file sources at
-discovery (:func:`iter_path_sources`); a bytes table is one source, probed row by row
-(:func:`iter_table_images`) and read back later by row group and row (:func:`read_cells`).
+discovery, as listing record batches made with Arrow kernels (:func:`iter_path_batches`); a bytes
+table is one source, probed row by row (:func:`iter_table_images`) and read back later by row group
+and row (:func:`read_cells`).
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from engine.ingest.sources import InputError, InputOptions, Source, SourceKind, json_text
-from engine.store.location import Location, StorageError, location
+from engine.ingest.path_uris import resolve_uris
+from engine.ingest.sources import SOURCE_SCHEMA, InputError, InputOptions, SourceKind, json_text
+from engine.store.location import Location
 
 DEFAULT_PATH_COLUMN = "path"
 DEFAULT_CAPTION_COLUMN = "caption"
 KEY_COLUMN = "key"  # img2dataset's sample key: the row's name in source_uri when it is unique
 BYTES_FIELD = "bytes"  # Hugging Face datasets' Image feature is a struct {bytes, path}
 READ_ROWS = 64
+PATH_READ_ROWS = 8192  # rows of a path table made into one listing batch at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,22 +103,49 @@ def read_layout(table: Location, options: InputOptions, extensions: Sequence[str
     return _layout("paths", path_column, False, caption, schema)
 
 
-def iter_path_sources(table: Location, layout: TableLayout) -> Iterator[Source]:
-    """A file source for every non-empty path of a path table (relative paths from the table's folder),
-    with the row's caption and metadata."""
+def iter_path_batches(table: Location, layout: TableLayout) -> Iterator[pa.RecordBatch]:
+    """``SOURCE_SCHEMA`` record batches of a path table: a file source for every non-empty path, in table order
+    (relative paths from the table's folder, ``engine/ingest/path_uris.py``), with the row's caption and
+    metadata; a value that cannot be used keeps its text as the URI, with its problem."""
+    wanted = list(dict.fromkeys([layout.column, *layout.metadata_columns, layout.caption_column or layout.column]))
     base = table.parent
-    for row in _iter_rows(table, [layout.column], layout):
-        value = row.pop(layout.column)
-        if not value:
-            continue
-        caption = row.pop("__caption__")
-        metadata = json_text(row) if row else None
-        try:
-            place = location(value) if "://" in value or value.startswith(("/", "~")) else base / value
-        except StorageError as error:
-            yield Source(SourceKind.FILE, value, caption=caption, metadata=metadata, problem=str(error))
-            continue
-        yield Source(SourceKind.FILE, place.uri, caption=caption, metadata=metadata)
+    with table.open_input() as handle:
+        batches = open_table(table, handle).iter_batches(batch_size=PATH_READ_ROWS, columns=wanted)
+        while (batch := _next_batch(table, batches)) is not None:
+            yield _path_batch(batch, layout, base)
+
+
+def _next_batch(table: Location, batches: Iterator[pa.RecordBatch]) -> pa.RecordBatch | None:
+    """The next batch read, None at the end; a read that fails is an :class:`InputError` naming the table."""
+    try:
+        return next(batches, None)
+    except (OSError, pa.ArrowException) as error:
+        raise InputError(f"input {table.uri}: unreadable Parquet data ({_first_line(error)})") from None
+
+
+def _path_batch(batch: pa.RecordBatch, layout: TableLayout, base: Location) -> pa.RecordBatch:
+    paths = _strings(batch.column(layout.column))
+    batch = batch.filter(pc.fill_null(pc.not_equal(paths, ""), False))  # null and empty paths name no file
+    paths = _strings(batch.column(layout.column))
+    uris, problems = resolve_uris(paths, base)
+    rows = batch.num_rows
+    none = pa.nulls(rows, pa.string())
+    caption = _strings(batch.column(layout.caption_column)) if layout.caption_column is not None else none
+    metadata = none
+    if layout.metadata_columns:
+        values = batch.select(list(layout.metadata_columns)).to_pylist()
+        metadata = pa.array([json_text({k: _plain(v) for k, v in row.items()}) for row in values], pa.string())
+    kinds = pa.array([str(SourceKind.FILE)] * rows, pa.string())
+    numbers = pa.nulls(rows, pa.int64())
+    columns = [kinds, uris, numbers, numbers, none, caption, metadata, problems, none]
+    return pa.RecordBatch.from_arrays(columns, schema=SOURCE_SCHEMA)
+
+
+def _strings(values: pa.Array) -> pa.Array:
+    """A string column as plain ``string`` (dictionary-encoded, large and view strings decoded)."""
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    return values.cast(pa.string())
 
 
 def iter_table_images(table: Location, layout: TableLayout) -> Iterator[TableImage]:
