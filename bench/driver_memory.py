@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -238,17 +239,38 @@ def _subset(schema: Any, columns: dict[str, Any]) -> Any:
     return pa.schema([schema.field(name) for name in columns])
 
 
-def measure_planning(folder: Path, profile: str, ray_search: bool = True) -> dict[str, Any]:
-    """The engine's planning over the synthetic probe index and previous version, in this (fresh) process."""
+def previous_probe_parts(folder: Path, config: Any) -> list[Any]:
+    """The synthetic probe index as a run writes it (parts of ``ray.plan_part_rows`` rows sorted by URI, the
+    writer's row groups), written once next to ``probes-part.parquet``."""
     import pyarrow.parquet as pq
 
+    from engine.store.location import location
+    from engine.store.writer import ShardInfo, write_shard
+
+    listed = folder / "probe-parts.json"
+    if listed.exists():
+        return [ShardInfo.from_dict(part) for part in json.loads(listed.read_text())]
+    index, rows = pq.read_table(folder / "probes-part.parquet").sort_by("source_uri"), config.ray.plan_part_rows
+    root, name = location(folder), "probes/part-previous-{:05d}.parquet"
+    parts = [
+        write_shard(index.slice(start, rows), root, name.format(number), config.writer, {})
+        for number, start in enumerate(range(0, index.num_rows, rows))
+    ]
+    listed.write_text(json.dumps([part.to_dict() for part in parts]))
+    return parts
+
+
+def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_parts: bool = True) -> dict[str, Any]:
+    """The engine's planning over the synthetic probe index and previous version, in this (fresh) process;
+    ``ray_parts``: the probe phase in parts on Ray (as a run of this size does), else in one part here."""
     from bench.ceiling import filters_only
     from engine.execute.near_dup_search import DISTRIBUTE_MIN_IMAGES, pair_search
     from engine.execute.plan_stages import plan_stages
+    from engine.execute.probe_phase import ProbePlan, probe_in_parts
     from engine.ingest.curation import curate
     from engine.ingest.discover import discover_listing
-    from engine.ingest.probe import group_by_content
-    from engine.ingest.probe_cache import ProbeCache, split_by_cache
+    from engine.ingest.probe import probe_settings
+    from engine.partitions.tasks import IN_PROCESS, ON_RAY
     from engine.refresh.carryover import Candidate, plan_carry_over
     from engine.refresh.incremental import StagePlan
     from engine.refresh.tombstones import previous_images
@@ -259,7 +281,9 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True) -> dic
     facts = json.loads((folder / "previous.json").read_text())
     candidates = [Candidate(ShardInfo.from_dict(shard)) for shard in facts["shards"]]
     ray_search = ray_search and facts["unique"] >= DISTRIBUTE_MIN_IMAGES
-    if ray_search:  # as a run of this size does: Ray is up, and the near-duplicate search runs on it
+    ray_parts = ray_parts and facts["files"] > config.ray.plan_part_rows  # one part runs here, as in a run
+    previous_index = previous_probe_parts(folder, config)
+    if ray_search or ray_parts:  # as a run of this size does: Ray is up, and the parts and the search run on it
         import ray
 
         ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
@@ -267,13 +291,12 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True) -> dic
         started, cpu_started = time.perf_counter(), time.process_time()
         listing = discover_listing([str(folder / "paths.parquet")], config.ingest.extensions)
         discovered, discovery_growth = time.perf_counter(), rss.phase_growth()
-        # A refresh reads the previous version's probe index as its probe cache; every file is a hit here.
-        cache = ProbeCache.of(pq.read_table(folder / "probes-part.parquet"))
-        cached, cache_growth = time.perf_counter(), rss.phase_growth()
-        split = split_by_cache(listing, cache)
-        del listing
-        split_at, split_growth = time.perf_counter(), rss.phase_growth()
-        work, quarantined = group_by_content(split.hits)
+        # A refresh splits the listing against the previous version's probe index; every file is a hit here.
+        rows = config.ray.plan_part_rows if ray_parts else facts["files"] + 1
+        plan = ProbePlan(listing, previous_index, folder, "bench-plan", probe_settings(config.ingest), config.writer)
+        found = probe_in_parts(replace(plan, rows_per_part=rows), lambda: None, ON_RAY if ray_parts else IN_PROCESS)
+        del listing, plan
+        work, quarantined = found.work, found.quarantined
         grouped, grouping_growth = time.perf_counter(), rss.phase_growth()
         earlier = previous_images(folder, [c.shard for c in candidates])
         read_previous, previous_growth = time.perf_counter(), rss.phase_growth()
@@ -292,21 +315,20 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True) -> dic
         "carried": carry.carried_count,
         "new": carry.new.num_rows,
         "expected_carried": facts["carried"],
-        "cache_hits": split.hits.num_rows,
-        "cache_misses": split.misses.num_rows,
+        "cache_hits": found.cached,
+        "cache_misses": found.hashed,
+        "probe_parts": "ray tasks" if ray_parts else "driver",
         "discovery_s": discovered - started,
-        "probe_cache_s": cached - discovered,
-        "cache_split_s": split_at - cached,
         # the driver's peak in each of the listing's phases, above its level before planning
         "discovery_growth_mib": discovery_growth,
-        "probe_cache_growth_mib": cache_growth,
-        "cache_split_growth_mib": split_growth,
+        "probe_phase_growth_mib": grouping_growth,  # cache split and grouping by content
         "grouping_growth_mib": grouping_growth,
         "previous_images_growth_mib": previous_growth,
         "curation_growth_mib": curation_growth,
         "carry_over_growth_mib": carry_growth,
         "near_duplicate_search": "ray tasks" if search.splits_per_key > 1 else "driver",
-        "grouping_s": grouped - split_at,
+        "probe_phase_s": grouped - discovered,
+        "grouping_s": grouped - discovered,
         "previous_images_s": read_previous - grouped,
         "curation_s": curated_at - read_previous,
         "carry_over_s": seconds - (curated_at - started),
@@ -343,6 +365,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default="ray",
         help="where the planning's near-duplicate search runs (ray: as a run of that size does)",
     )
+    parser.add_argument(
+        "--probe-parts",
+        choices=("ray", "driver"),
+        default="ray",
+        help="where the planning's probe phase runs (ray: in parts as Ray tasks, as a run of that size does)",
+    )
     parser.add_argument("--child-run", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-plan", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -368,7 +396,8 @@ def main(argv: list[str]) -> dict[str, Any]:
         started = time.perf_counter()
         prepare_planning(args.plan_images, folder, args.profile)
         result["plan_prepare_s"] = time.perf_counter() - started
-        planning = in_child("--child-plan", str(folder), args.profile, "--search", args.search)
+        extra = ("--search", args.search, "--probe-parts", args.probe_parts)
+        planning = in_child("--child-plan", str(folder), args.profile, *extra)
         result[f"planning_{args.plan_images}"] = planning
     result["load_average"] = os.getloadavg()[0]
     return result
@@ -379,7 +408,8 @@ if __name__ == "__main__":
     if options.child_run is not None:
         measured = measure_run(options.child_run, options.profile)
     elif options.child_plan is not None:
-        measured = measure_planning(Path(options.child_plan), options.profile, options.search == "ray")
+        ray_parts = options.probe_parts == "ray"
+        measured = measure_planning(Path(options.child_plan), options.profile, options.search == "ray", ray_parts)
     else:
         measured = main(sys.argv[1:])
     print(json.dumps(measured))
