@@ -244,16 +244,17 @@ def previous_probe_parts(folder: Path, config: Any) -> list[Any]:
     writer's row groups), written once next to ``probes-part.parquet``."""
     import pyarrow.parquet as pq
 
+    from engine.ingest.probe_parts import index_writer
     from engine.store.location import location
     from engine.store.writer import ShardInfo, write_shard
 
-    listed = folder / "probe-parts.json"
+    listed = folder / "probe-parts-v2.json"
     if listed.exists():
         return [ShardInfo.from_dict(part) for part in json.loads(listed.read_text())]
     index, rows = pq.read_table(folder / "probes-part.parquet").sort_by("source_uri"), config.ray.plan_part_rows
     root, name = location(folder), "probes/part-previous-{:05d}.parquet"
     parts = [
-        write_shard(index.slice(start, rows), root, name.format(number), config.writer, {})
+        write_shard(index.slice(start, rows), root, name.format(number), index_writer(config.writer), {})
         for number, start in enumerate(range(0, index.num_rows, rows))
     ]
     listed.write_text(json.dumps([part.to_dict() for part in parts]))

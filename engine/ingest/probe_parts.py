@@ -10,6 +10,8 @@ table and quarantine of that partition, and the paths it saw. No part needs anot
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
@@ -22,6 +24,9 @@ from engine.store.location import Where, location
 from engine.store.reader import read_shards_where
 from engine.store.writer import ShardInfo, write_shard
 
+# Rows per row group of a probe index part: a range read prunes whole row groups by their URI statistics, and
+# each row group read costs a request and a decode of its own (annotation shards keep small ones for images).
+INDEX_ROW_GROUP_ROWS = 65_536
 # Every path a run probed and the content id it holds now (null: quarantined).
 SEEN_PATHS = pa.schema([pa.field("source_uri", pa.string()), pa.field("image_id", pa.string())])
 # Where each image inside a container lies (plain files have no locator).
@@ -56,9 +61,16 @@ def index_part(
     (not written when None), and cut into ``partitions`` tables by image id (rows without one go to
     partition ``spare``): ``(ShardInfo or None, *tables)``."""
     rows = pa.concat_tables([as_probe_index(t) for t in tables] or [PROBE_INDEX_SCHEMA.empty_table()])
-    rows = rows.sort_by("source_uri").combine_chunks()
-    info = write_shard(rows, location(root), relative, config, {}) if relative is not None and rows.num_rows else None
+    info = None
+    if relative is not None and rows.num_rows:
+        rows = rows.sort_by("source_uri").combine_chunks()
+        info = write_shard(rows, location(root), relative, index_writer(config), {})
     return (info, *split_rows(rows, id_partitions(rows.column("image_id"), partitions, spare), partitions))
+
+
+def index_writer(config: WriterConfig) -> WriterConfig:
+    """The writer settings of a probe index part: the run's, with :data:`INDEX_ROW_GROUP_ROWS` row groups."""
+    return replace(config, row_group_rows=INDEX_ROW_GROUP_ROWS)
 
 
 def group_partition(*tables: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:

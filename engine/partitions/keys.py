@@ -37,6 +37,8 @@ def id_partitions(ids: pa.Array | pa.ChunkedArray, count: int, missing: int = 0)
 
 def split_rows(table: pa.Table, partitions: np.ndarray, count: int) -> list[pa.Table]:
     """``table``'s rows in ``count`` tables by each row's partition (``partitions``), each in table order."""
+    if count == 1:
+        return [table]
     order = np.argsort(partitions, kind="stable")
     bounds = np.searchsorted(partitions[order], np.arange(count + 1))
     taken = table.take(pa.array(order, pa.int64()))
