@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, fields
@@ -384,18 +384,6 @@ def probe_refs_on_ray(listing: pa.Table, limits: dict[str, Any]) -> list[Any]:
         num_cpus=PROBE_TASK_CPUS,
     )
     return list(probed.to_arrow_refs())
-
-
-def probe_sources(sources: pa.Table | list[Source], limits: dict[str, Any], ensure_ray: Callable[[], None]) -> pa.Table:
-    """Probe index rows of ``sources`` (a listing): in this process when they are few bytes in all, else as
-    Ray tasks."""
-    listing = as_listing(sources)
-    if not listing.num_rows:
-        return PROBE_INDEX_SCHEMA.empty_table()
-    if fits_in_process(listing):
-        return probe_batch(listing, **limits)
-    ensure_ray()
-    return probe_on_ray(listing, limits)
 
 
 def fits_in_process(listing: pa.Table, budget: int = IN_PROCESS_PROBE_BYTES) -> bool:
