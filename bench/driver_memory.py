@@ -268,7 +268,7 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_pa
     from engine.execute.near_dup_search import DISTRIBUTE_MIN_IMAGES, pair_search
     from engine.execute.plan_stages import plan_stages
     from engine.execute.probe_phase import ProbePlan, probe_in_parts
-    from engine.ingest.curation import curate
+    from engine.ingest.curation import curate_parts
     from engine.ingest.discover import discover_listing
     from engine.ingest.probe import probe_settings
     from engine.partitions.tasks import IN_PROCESS, ON_RAY
@@ -297,19 +297,19 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_pa
         plan = ProbePlan(listing, previous_index, folder, "bench-plan", probe_settings(config.ingest), config.writer)
         found = probe_in_parts(replace(plan, rows_per_part=rows), lambda: None, ON_RAY if ray_parts else IN_PROCESS)
         del listing, plan
-        work, quarantined = found.work, found.quarantined
+        work, quarantined = found.work, found.quarantined  # the work table stays in its partitions
         grouped, grouping_growth = time.perf_counter(), rss.phase_growth()
         earlier = previous_images(folder, [c.shard for c in candidates])
         read_previous, previous_growth = time.perf_counter(), rss.phase_growth()
-        search = pair_search(work.num_rows if ray_search else 0, lambda: None)
-        curated = curate(work, config.curation, earlier.column("image_id"), search=search)
+        search = pair_search(work.rows if ray_search else 0, lambda: None)
+        curated = curate_parts(work.handles, work.tasks, config.curation, earlier.column("image_id"), search=search)
         curated_at, curation_growth = time.perf_counter(), rss.phase_growth()
         carry = plan_carry_over(folder, candidates, curated.work, stage_plan, config.writer, "bench-plan")
         seconds, carry_growth = time.perf_counter() - started, rss.phase_growth()
         cpu_s = time.process_time() - cpu_started
     return {
         "files": facts["files"],
-        "unique": work.num_rows,
+        "unique": work.rows,
         "quarantined": quarantined.num_rows,
         "skipped": curated.skipped.num_rows,
         "near_duplicates": curated.near_duplicates,

@@ -43,7 +43,7 @@ from engine.errors import RunFailure
 from engine.execute.dataset import build_dataset, check_capacity, refilter_on_ray, run_in_process
 from engine.execute.near_dup_search import pair_search
 from engine.execute.plan_stages import PlannedStage, plan_stages
-from engine.execute.probe_phase import ProbePlan, probe_in_parts
+from engine.execute.probe_phase import ProbeOutcome, ProbePlan, probe_in_parts
 from engine.execute.ray_session import LazyRay, RayOutput, check_ray_early
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
@@ -53,7 +53,7 @@ from engine.ingest.captions import alt_texts
 from engine.ingest.curation import (
     CuratedWork,
     carried_skips,
-    curate,
+    curate_parts,
     kept_references,
     skip_semantic_copies,
     with_carried_skips,
@@ -67,6 +67,7 @@ from engine.ingest.locator import Locator
 from engine.ingest.probe import probe_settings
 from engine.ingest.probe_cache import cache_parts, probe_key
 from engine.ingest.sources import InputOptions
+from engine.partitions.parts import Parts
 from engine.progress import loading_line
 from engine.refresh.carryover import Candidate, CarryOver, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
@@ -176,32 +177,6 @@ class RunPlan:
     @property
     def previous(self) -> Manifest | None:
         return self.history[-1] if self.history else None
-
-
-@dataclass(frozen=True)
-class Probed:
-    """What probing found, in Arrow (no Python object per image): every path probed and its content id
-    (``seen``: ``engine.ingest.probe_parts.SEEN_PATHS``, null when quarantined), the container members'
-    locators, the work table (``work``: one row per distinct image, ``engine.ingest.probe.WORK_SCHEMA``), the
-    quarantined images and the new probe index's parts; how many came from the probe cache."""
-
-    seen: pa.Table
-    located: pa.Table
-    index: list[ShardInfo]
-    cached: int
-    hashed: int
-    index_unchanged: bool
-    seconds: float
-    work: pa.Table
-    quarantined: pa.Table
-    deferred: pa.ChunkedArray = field(default_factory=lambda: pa.chunked_array([], pa.string()))
-    """The URIs of listed files ``--limit`` left for a later run."""
-
-    @property
-    def locators(self) -> dict[str, Locator]:
-        """Where each image inside a container lies, by ``source_uri`` (plain files have none)."""
-        uris, found = self.located.column("source_uri").to_pylist(), self.located.column("locator").to_pylist()
-        return {uri: Locator.from_dict(loc) for uri, loc in zip(uris, found, strict=True)}  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -315,11 +290,10 @@ def _sink(run: RunPlan, progress: Progress) -> AnnotationSink:
 # -- 2. probe --------------------------------------------------------------------------------
 
 
-def probe(run: RunPlan, ray: LazyRay) -> Probed:
+def probe(run: RunPlan, ray: LazyRay) -> ProbeOutcome:
     """Hash and decode-check every image that the previous version's probe index does not vouch for, write the
     new probe index and group the images by content (``engine/execute/probe_phase.py``). ``--limit``: at most N
     files the previous version does not vouch for (the first by URI); the rest wait for a later run."""
-    started = time.perf_counter()
     previous = None if run.request.full else cache_parts(run.previous, run.request.probe_key())
     plan = ProbePlan(
         run.listing,
@@ -331,42 +305,31 @@ def probe(run: RunPlan, ray: LazyRay) -> Probed:
         run.request.limit,
         run.config.ray.plan_part_rows,
     )
-    found = probe_in_parts(plan, ray.start)
-    seconds = time.perf_counter() - started
-    return Probed(
-        found.seen,
-        found.located,
-        found.index,
-        found.cached,
-        found.hashed,
-        found.unchanged,
-        seconds,
-        found.work,
-        found.quarantined,
-        found.deferred,
-    )
+    return probe_in_parts(plan, ray.start)
 
 
-def _places(work: pa.Table) -> Iterator[list[str]]:
-    """Every work row's places, lazily (read only when an import stage asks)."""
-    for chunk in work.column("source_uris").chunks:
-        yield from chunk.to_pylist()
+def _places(work: Parts) -> Iterator[list[str]]:
+    """Every work row's places, lazily (read a partition at a time, only when an import stage asks)."""
+    for table in work.each():
+        for chunk in table.column("source_uris").chunks:
+            yield from chunk.to_pylist()
 
 
 # -- 3. curate -------------------------------------------------------------------------------
 
 
-def kept_unlisted(run: RunPlan, probed: Probed, earlier: pa.Table) -> pa.Array:
+def kept_unlisted(run: RunPlan, probed: ProbeOutcome, earlier: pa.Table) -> pa.Array:
     """The ids of the images of the previous version (``earlier``, its images and paths) that this run did not look at,
     kept as they were (``engine/refresh/scope.py``); none on a first run."""
     if not earlier.num_rows:
         return pa.array([], pa.string())
     scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
-    return kept_out_of_scope(earlier, probed.seen.column("source_uri"), probed.work.column("image_id"), scope)
+    seen = probed.seen  # its ids (null for quarantined paths) are the work table's
+    return kept_out_of_scope(earlier, seen.column("source_uri"), seen.column("image_id"), scope)
 
 
 def select_work(
-    run: RunPlan, probed: Probed, earlier: pa.Table, kept: pa.Array, cluster: LazyRay, progress: Progress
+    run: RunPlan, probed: ProbeOutcome, earlier: pa.Table, kept: pa.Array, cluster: LazyRay, progress: Progress
 ) -> CuratedWork:
     """The unique images worth annotating: gates and near-duplicate groups over their measures, then (when
     the profile asks and the model is present) semantic near-duplicates. Images the previous version
@@ -376,11 +339,12 @@ def select_work(
     settings = run.config.curation
     references = kept_references(run.root, run.previous.shards, kept) if run.previous and len(kept) else None
     annotated_ids = earlier.column("image_id")
-    search = pair_search(probed.work.num_rows, cluster.start)  # a large run's near-duplicate search runs on Ray
-    curated = curate(probed.work, settings, annotated_ids, references, search)
+    search = pair_search(probed.work.rows, cluster.start)  # a large run's near-duplicate search runs on Ray
+    work = probed.work
+    curated = curate_parts(work.handles, work.tasks, settings, annotated_ids, references, search)
     if run.previous is not None and run.previous.skipped:
         scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
-        seen_paths, seen_ids = probed.seen.column("source_uri"), probed.work.column("image_id")
+        seen_paths, seen_ids = probed.seen.column("source_uri"), probed.seen.column("image_id")
         previous_skips = read_skipped(run.root, run.previous.version)
         carried = carried_skips(previous_skips, seen_paths, seen_ids, scope)
         curated = with_carried_skips(curated, carried)
@@ -429,11 +393,11 @@ def carry_over(run: RunPlan, work: pa.Table, earlier: pa.Table, kept: pa.Array) 
     )
 
 
-def _plan_summary(run: RunPlan, probed: Probed, curated: CuratedWork, carry: CarryOver) -> str:
+def _plan_summary(run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, carry: CarryOver) -> str:
     return (
         f"probed {run.listing.num_rows} inputs, {probed.seen.num_rows} images ({probed.cached} from the probe cache) "
         f"in {probed.seconds:.1f}s: "
-        f"{probed.work.num_rows} unique images, {probed.quarantined.num_rows} quarantined, "
+        f"{probed.work.rows} unique images, {probed.quarantined.num_rows} quarantined, "
         f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
         f"{curated.gated} by image gates), {carry.carried_count} carried "
         f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.num_rows} to re-annotate, "
@@ -515,7 +479,7 @@ def _new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
 
 def unchanged(
     run: RunPlan,
-    probed: Probed,
+    probed: ProbeOutcome,
     curated: CuratedWork,
     carry: CarryOver,
     annotated: Annotated,
@@ -527,7 +491,7 @@ def unchanged(
     previous = run.previous
     return (
         previous is not None
-        and probed.index_unchanged
+        and probed.unchanged
         and bool(previous.probe_index)
         and not annotated.shards
         and not annotated.late_quarantine
@@ -540,7 +504,7 @@ def unchanged(
     )
 
 
-def _unchanged_result(run: RunPlan, probed: Probed, carry: CarryOver, seconds: float) -> RunResult:
+def _unchanged_result(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, seconds: float) -> RunResult:
     """Nothing to publish: this run's journal (and what killed runs left) is cleaned up as after a publish;
     the numbers are the latest version's."""
     history, latest = run.history, run.previous
@@ -567,7 +531,7 @@ def _unchanged_result(run: RunPlan, probed: Probed, carry: CarryOver, seconds: f
 
 def write_side_tables(
     run: RunPlan,
-    probed: Probed,
+    probed: ProbeOutcome,
     curated: CuratedWork,
     carry: CarryOver,
     annotated: Annotated,
@@ -610,7 +574,7 @@ def _write_skipped(run: RunPlan, skipped: pa.Table) -> list[ShardInfo]:
 
 
 def _tombstone_rows(
-    probed: Probed, curated: CuratedWork, carry: CarryOver, annotated: Annotated, earlier: pa.Table
+    probed: ProbeOutcome, curated: CuratedWork, carry: CarryOver, annotated: Annotated, earlier: pa.Table
 ) -> pa.Table:
     """Tombstones against the previous version's images (``earlier``: ``engine.refresh.tombstones.PREVIOUS_IMAGES``;
     none on a first run)."""
@@ -638,7 +602,7 @@ def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]] | pa.Table,
 
 def publish_version(
     run: RunPlan,
-    probed: Probed,
+    probed: ProbeOutcome,
     curated: CuratedWork,
     carry: CarryOver,
     annotated: Annotated,

@@ -5,12 +5,14 @@ Below :attr:`ProbePlan.rows_per_part` sources (one range) every part runs in thi
 Ray task (``engine/partitions/tasks.py``): the cache split reads only its range of the previous index, the
 workers write the new index's parts, and each id partition's rows go from the task that made them to the
 task that groups them through the object store. The driver gets back each range's sources to probe (listing
-rows, for ``--limit``), each partition's work table and quarantine, and the paths seen with their ids.
+rows, for ``--limit``), each partition's quarantine, and the paths seen with their ids; each partition's work
+table stays in the object store, for the curation phase's tasks (``engine.ingest.curation.curate_parts``).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,7 @@ import pyarrow as pa
 
 from engine.config.settings import WriterConfig
 from engine.ingest.listing import split_at_limit
+from engine.ingest.locator import Locator
 from engine.ingest.probe import (
     PROBE_INDEX_SCHEMA,
     QUARANTINE_COLUMNS,
@@ -30,6 +33,7 @@ from engine.ingest.probe import (
 from engine.ingest.probe_parts import LOCATED, SEEN_PATHS, group_partition, index_part, split_range
 from engine.ingest.sources import SOURCE_SCHEMA
 from engine.partitions.keys import range_starts
+from engine.partitions.parts import Parts
 from engine.partitions.tasks import IN_PROCESS, ON_RAY, Tasks
 from engine.store.location import Where
 from engine.store.writer import ShardInfo
@@ -54,11 +58,12 @@ class ProbePlan:
 
 @dataclass(frozen=True)
 class ProbeOutcome:
-    """The work table (one row per distinct image, sorted by id), the quarantined rows (sorted by URI), the
+    """The work table (one row per distinct image) in its image-id partitions, in id order (the partitions stay
+    where they were made: on Ray, in the object store), the quarantined rows (sorted by URI), the
     paths seen (:data:`~engine.ingest.probe_parts.SEEN_PATHS`), the container members' locators, the new
     probe index's parts, and the counts."""
 
-    work: pa.Table
+    work: Parts
     quarantined: pa.Table
     seen: pa.Table
     located: pa.Table
@@ -66,12 +71,21 @@ class ProbeOutcome:
     cached: int
     hashed: int
     unchanged: bool
+    seconds: float
     deferred: pa.ChunkedArray = field(default_factory=lambda: pa.chunked_array([], pa.string()))
+    """The URIs of listed files ``--limit`` left for a later run."""
+
+    @property
+    def locators(self) -> dict[str, Locator]:
+        """Where each image inside a container lies, by ``source_uri`` (plain files have none)."""
+        uris, found = self.located.column("source_uri").to_pylist(), self.located.column("locator").to_pylist()
+        return {uri: Locator.from_dict(loc) for uri, loc in zip(uris, found, strict=True)}  # type: ignore[misc]
 
 
 def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks | None = None) -> ProbeOutcome:
     """Probe ``plan.listing`` (see the module's docstring); ``start_ray`` is called before any Ray task.
     ``tasks``: where the parts run (by default here for one range, on Ray for more)."""
+    started = time.perf_counter()
     starts = range_starts(plan.listing.num_rows, plan.rows_per_part)
     if tasks is None:
         tasks = ON_RAY if len(starts) > 1 else IN_PROCESS
@@ -85,20 +99,19 @@ def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks 
     hit_rows = sum(rows for _, rows in hits)
     unchanged = plan.previous is not None and not misses.num_rows and hit_rows == sum(p.rows for p in plan.previous)
     partitions = max(1, math.ceil((hit_rows + taken.num_rows) / plan.rows_per_part))
-    batches = [[hit] for hit, rows in hits if rows] + _even_groups(
-        fresh, math.ceil(taken.num_rows / plan.rows_per_part)
-    )
+    hit_batches = [[hit] for hit, rows in hits if rows]
+    batches = hit_batches + _even_groups(fresh, math.ceil(taken.num_rows / plan.rows_per_part))
     written, pieces = _index_parts(plan, batches, partitions, tasks, unchanged)
-    grouped = [tasks.submit(group_partition, *[p[k] for p in pieces], returns=4) for k in range(partitions)]
-    work, quarantined, seen, located = (_gathered(tasks, [g[i] for g in grouped], s) for i, s in enumerate(SCHEMAS))
+    grouped = [tasks.submit(group_partition, *[p[k] for p in pieces], returns=5) for k in range(partitions)]
+    quarantined, seen, located = (_gathered(tasks, [g[i + 1] for g in grouped], s) for i, s in enumerate(SCHEMAS))
+    work = Parts([g[0] for g in grouped], tasks, sum(tasks.get([g[4] for g in grouped])), WORK_SCHEMA)
     index = list(plan.previous or []) if unchanged else [info for info in tasks.get(written) if info is not None]
-    hashed = taken.num_rows
-    return ProbeOutcome(
-        work, quarantined.sort_by("source_uri"), seen, located, index, hit_rows, hashed, unchanged, deferred
-    )
+    quarantined = quarantined.sort_by("source_uri")
+    seconds = time.perf_counter() - started
+    return ProbeOutcome(work, quarantined, seen, located, index, hit_rows, taken.num_rows, unchanged, seconds, deferred)
 
 
-SCHEMAS = (WORK_SCHEMA, pa.schema([PROBE_INDEX_SCHEMA.field(c) for c in QUARANTINE_COLUMNS]), SEEN_PATHS, LOCATED)
+SCHEMAS = (pa.schema([PROBE_INDEX_SCHEMA.field(c) for c in QUARANTINE_COLUMNS]), SEEN_PATHS, LOCATED)
 
 
 def _split(plan: ProbePlan, starts: list[int], tasks: Tasks) -> tuple[list[tuple[Any, int]], pa.Table]:

@@ -11,18 +11,22 @@ and the earlier version's image ids: no Python object per image outside the sele
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.partitions.keys import id_partitions, split_rows
+from engine.partitions.tasks import IN_PROCESS, Tasks
 from engine.refresh.scope import InputScope, one_array, unseen_and_not_gone
 from engine.store.location import Where
 from engine.store.reader import read_shard, shard_schema
 from engine.store.writer import ShardInfo
-from filters.curation.hash_bands import IN_PROCESS, PairSearch
-from filters.curation.selection import NEAR_DUPLICATE, select_for_annotation
+from filters.curation.hash_bands import IN_PROCESS as IN_PROCESS_SEARCH
+from filters.curation.hash_bands import PairSearch
+from filters.curation.selection import NEAR_DUPLICATE, NO_COPIES, GatedPart, gate_part, near_duplicate_copies
 from filters.curation.semantic import semantic_copies
 from filters.curation.settings import CurationSettings, SemanticSettings
 from schemas.arrow import IMAGE_MEASURES, SKIPPED_SCHEMA
@@ -100,25 +104,93 @@ def curate(
     settings: CurationSettings,
     annotated_ids: Ids = (),
     references: pa.Table | None = None,
-    search: PairSearch = IN_PROCESS,
+    search: PairSearch = IN_PROCESS_SEARCH,
 ) -> CuratedWork:
     """Which rows of ``work`` (the work table) to annotate: gated images and near-duplicates are skipped, the
     rest kept in order. ``annotated_ids``: images an earlier version annotated (preferred as representatives).
     ``references`` (:data:`REFERENCE_SCHEMA`): annotated images this run does not judge (kept as they are)
     that a new image may be a copy of. ``search``: where the near-duplicate pair search runs
-    (``filters.curation.hash_bands``)."""
-    if not work.num_rows:
-        return CuratedWork(work, SKIPPED_SCHEMA.empty_table())
+    (``filters.curation.hash_bands``). One part, in this process (see :func:`curate_parts`)."""
+    return curate_parts([work], IN_PROCESS, settings, annotated_ids, references, search)
+
+
+def curate_parts(
+    parts: Sequence[Any],
+    tasks: Tasks,
+    settings: CurationSettings,
+    annotated_ids: Ids = (),
+    references: pa.Table | None = None,
+    search: PairSearch = IN_PROCESS_SEARCH,
+) -> CuratedWork:
+    """:func:`curate` over the work table in image-id partitions (``parts``: handles of ``tasks``, cut as
+    ``engine.partitions.keys.id_partitions`` cuts them, so an id and its earlier rows share one partition).
+
+    Each partition's task gates its images and returns the columns the grouping needs (hashes, sizes, whether
+    annotated before); the driver finds the near-duplicate groups over those columns (the pair search on Ray
+    for a large run), reads back the rows of the images in groups only, and each partition's task drops its
+    skipped rows. What the driver holds per image is about 40 bytes of grouping columns."""
+    count = len(parts)
+    earlier = _by_partition(pa.table({"image_id": id_set(annotated_ids)}), count)
+    known = REFERENCE_SCHEMA.empty_table() if references is None else references
+    others = _by_partition(known, count)
+    inputs = [
+        (part, tasks.put(ids.column("image_id")), tasks.put(refs))
+        for part, ids, refs in zip(parts, earlier, others, strict=True)
+    ]
+    gated = tasks.get([tasks.submit(judge_part, *part, settings)[0] for part in inputs])
+    copies = NO_COPIES
+    if settings.dedup.enabled:
+
+        def member_rows(positions: list[np.ndarray]) -> list[pa.Table]:
+            return tasks.get([tasks.submit(part_rows, *i, at)[0] for i, at in zip(inputs, positions, strict=True)])
+
+        copies = near_duplicate_copies(gated, member_rows, settings, search)
+    rows = np.array([part.rows for part in gated], np.int64)
+    judged = copies.copy_position < rows[copies.copy_part]  # the others are references, kept as they are
+    dropped = [
+        np.concatenate([part.gated, copies.copy_position[judged & (copies.copy_part == k)]])
+        for k, part in enumerate(gated)
+    ]
+    kept = tasks.get([tasks.submit(without_rows, part, drop)[0] for part, drop in zip(parts, dropped, strict=True)])
+    skipped = pa.concat_tables([*(part.skipped for part in gated), copies.skipped.filter(pa.array(judged))])
+    return CuratedWork(pa.concat_tables(kept), skipped.sort_by("source_uri"))
+
+
+def _by_partition(table: pa.Table, count: int) -> list[pa.Table]:
+    return split_rows(table, id_partitions(table.column("image_id"), count), count)
+
+
+def judged_rows(work: pa.Table, annotated_ids: pa.Array | pa.ChunkedArray, references: pa.Table) -> pa.Table:
+    """One partition's images to judge: its work table rows (``annotated`` set for ``annotated_ids``), then the
+    ``references`` that are not among them (annotated, so preferred as representatives)."""
     judged = curation_table(work, annotated_ids)
-    others = REFERENCE_SCHEMA.empty_table() if references is None else references
-    others = others.filter(pc.invert(is_among(others, work.column("image_id"))))
-    if others.num_rows:
-        judged = pa.concat_tables([judged, curation_table(others, others.column("image_id"))])
-    selection = select_for_annotation(judged, settings, search)
-    skipped = selection.skipped
-    if others.num_rows:
-        skipped = skipped.filter(pc.invert(is_among(skipped, others.column("image_id"))))
-    return CuratedWork(work.filter(is_among(work, selection.representatives.column("image_id"))), skipped)
+    others = references.filter(pc.invert(is_among(references, work.column("image_id"))))
+    if not others.num_rows:
+        return judged
+    return pa.concat_tables([judged, curation_table(others, others.column("image_id"))])
+
+
+def judge_part(
+    work: pa.Table, annotated_ids: pa.ChunkedArray, references: pa.Table, settings: CurationSettings
+) -> GatedPart:
+    """The gates over one partition (:func:`judged_rows`); gated references are not reported (kept as they are)."""
+    gated = gate_part(judged_rows(work, annotated_ids, references), settings)
+    judged = gated.gated < work.num_rows
+    return replace(gated, gated=gated.gated[judged], skipped=gated.skipped.filter(pa.array(judged)), rows=work.num_rows)
+
+
+def part_rows(work: pa.Table, annotated_ids: pa.ChunkedArray, references: pa.Table, positions: np.ndarray) -> pa.Table:
+    """The rows of :func:`judged_rows` at ``positions``."""
+    return judged_rows(work, annotated_ids, references).take(pa.array(positions, pa.int64()))
+
+
+def without_rows(work: pa.Table, positions: np.ndarray) -> pa.Table:
+    """``work`` without the rows at ``positions`` (in order; the table itself when there are none)."""
+    if not positions.size:
+        return work
+    keep = np.ones(work.num_rows, bool)
+    keep[positions] = False
+    return work.filter(pa.array(keep))
 
 
 def kept_references(root: Where, shards: Sequence[ShardInfo], kept: Ids) -> pa.Table:

@@ -29,6 +29,14 @@ class Tasks:
         refs = _remote(fn).options(num_returns=returns).remote(*args)
         return list(refs) if returns > 1 else [refs]
 
+    def put(self, value: Any) -> Any:
+        """``value`` as a handle: itself in process, in the object store on Ray (so tasks share one copy)."""
+        if not self.on_ray:
+            return value
+        import ray
+
+        return ray.put(value)
+
     def get(self, handles: Sequence[Any]) -> list[Any]:
         """The values of ``handles`` (waiting for their tasks on Ray)."""
         if not self.on_ray:

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as scipy_components
 
-from filters.curation.hash_bands import IN_PROCESS, KeyPlan, PairSearch, pairs_within
+from filters.curation.hash_bands import IN_PROCESS, KeyPlan, Matches, PairSearch, pairs_within
 from filters.curation.settings import DedupSettings
 
 Batch = dict[str, np.ndarray]
@@ -123,12 +123,12 @@ def pick_representatives(
     return best_of_component[component]
 
 
-def group_near_duplicates(
+def near_duplicate_components(
     columns: Batch, settings: DedupSettings, search: PairSearch = IN_PROCESS
-) -> NearDuplicateGroups:
-    """Group images in memory. ``columns``: ``width``, ``height``, ``source_uri``, ``image_id`` and one
-    uint64 column per hash kind in ``settings.hashes``, one row per image; optionally ``preferred``
-    (bool: rows to pick as representatives first). ``search``: where the pair search runs."""
+) -> tuple[np.ndarray, Batch, Matches]:
+    """Steps 1-4 and the components of step 5: each row's component label (0..k-1 in order of first row), the
+    verified pairs (positions of one row of each node) and the search's matches. ``columns``: ``width``,
+    ``height`` and one uint64 column per hash kind in ``settings.hashes``, one row per image."""
     limits = settings.max_distances()
     node, first = collapse_identical(columns, (*settings.hashes, *SIZE_COLUMNS))
     nodes = {name: np.asarray(columns[name])[first] for name in (*settings.hashes, *SIZE_COLUMNS)}
@@ -141,6 +141,17 @@ def group_near_duplicates(
     pairs |= {"left": matches.left, "right": matches.right}
     verified = verify_pairs(pairs, limits, settings.max_aspect_change)
     component = numbered_by_first(connected_components(first.size, verified["left"], verified["right"])[node])
+    verified["left"], verified["right"] = first[verified["left"]], first[verified["right"]]
+    return component, verified, matches
+
+
+def group_near_duplicates(
+    columns: Batch, settings: DedupSettings, search: PairSearch = IN_PROCESS
+) -> NearDuplicateGroups:
+    """Group images in memory. ``columns``: ``width``, ``height``, ``source_uri``, ``image_id`` and one
+    uint64 column per hash kind in ``settings.hashes``, one row per image; optionally ``preferred``
+    (bool: rows to pick as representatives first). ``search``: where the pair search runs."""
+    component, verified, matches = near_duplicate_components(columns, settings, search)
     pixels = np.asarray(columns["width"]).astype(np.int64) * np.asarray(columns["height"]).astype(np.int64)
     representative = pick_representatives(
         component,
@@ -149,5 +160,4 @@ def group_near_duplicates(
         np.asarray(columns["image_id"]),
         columns.get("preferred"),
     )
-    verified["left"], verified["right"] = first[verified["left"]], first[verified["right"]]
     return NearDuplicateGroups(component, representative, verified, matches.plan, matches.candidates)

@@ -2,13 +2,17 @@
 
 Gates first (an image below a gate takes no part in grouping, so it cannot become a representative),
 then near-duplicate groups among the rest. Every input row ends in exactly one of the two tables.
-This is the in-memory path, for tests and runs that fit one process; on Ray Data the gates are a
-``map_batches`` that splits rows into kept and skipped, and the grouping follows the steps in
-``curation/near_duplicates.py``, ending in a join of the representatives back onto the probe rows.
+
+The work is cut in parts, so the images can be judged where they lie (``engine.ingest.curation.curate_parts``
+runs a part per image-id partition): :func:`gate_part` gates one part and returns the few columns grouping
+needs; :func:`near_duplicate_copies` groups every part's columns (hashes and sizes only), then reads the
+rows of the images in groups of two or more to pick representatives. :func:`select_for_annotation` is both
+steps over one part, in memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +21,8 @@ import pyarrow.compute as pc
 
 from filters.curation.gates import GATE_RULES, gate_columns
 from filters.curation.hash_bands import IN_PROCESS, PairSearch
-from filters.curation.near_duplicates import group_near_duplicates, hamming
-from filters.curation.settings import CurationSettings, DedupSettings
+from filters.curation.near_duplicates import hamming, near_duplicate_components, pick_representatives
+from filters.curation.settings import CurationSettings
 from schemas.arrow import IMAGE_MEASURES, SKIPPED_SCHEMA
 
 NEAR_DUPLICATE = "near_duplicate"
@@ -41,46 +45,140 @@ def select_for_annotation(probes: pa.Table, settings: CurationSettings, search: 
     skipped row) and ``annotated`` (bool: an earlier version annotated the image, so it is its group's
     representative before any larger copy, and a refresh does not annotate the group again).
 
-    Columnar throughout (the measures struct read as NumPy columns): Python objects only for skipped rows."""
+    The steps of :func:`gate_part` and :func:`near_duplicate_copies` on one part: columnar throughout (the
+    measures struct read as NumPy columns), Python objects only for skipped rows."""
+    gated = gate_part(probes, settings)
+    copies = NO_COPIES
+    if settings.dedup.enabled:
+        copies = near_duplicate_copies([gated], lambda at: [probes.take(pa.array(at[0], pa.int64()))], settings, search)
+    keep = np.ones(probes.num_rows, bool)
+    keep[gated.gated] = False
+    keep[copies.copy_position] = False
+    kept = np.flatnonzero(keep)
+    representatives_table = probes.take(pa.array(kept, pa.int64()))
+    copy_ids = copies.skipped.column("image_id").combine_chunks()
+    near = _copies_by_representative(probes.num_rows, kept, copies.representative_position, copy_ids)
+    representatives_table = representatives_table.append_column("near_duplicates", near)
+    skipped = pa.concat_tables([gated.skipped, copies.skipped])
+    return Selection(representatives_table, skipped.sort_by("source_uri"))
+
+
+@dataclass(frozen=True)
+class GatedPart:
+    """One part of the images judged: the positions of those an image gate skipped (``gated``) and their
+    skipped rows, and what the near-duplicate grouping needs of the measured others (``grouping``: their
+    ``position`` in the part, one uint64 column per hash kind, ``width``, ``height`` and ``preferred``), and
+    how many rows the part has."""
+
+    gated: np.ndarray
+    skipped: pa.Table
+    grouping: dict[str, np.ndarray]
+    rows: int
+
+
+def gate_part(probes: pa.Table, settings: CurationSettings) -> GatedPart:
+    """The gates over one part of the images (the columns of :func:`select_for_annotation`'s ``probes``; an
+    id in two parts is the caller's to prevent), and the grouping columns of the images they keep."""
     missing = [name for name in REQUIRED_COLUMNS if name not in probes.column_names]
     if missing:
         raise ValueError(f"probe table lacks column(s) {missing} (has {probes.column_names})")
-    image_ids = probes.column("image_id").combine_chunks()
+    image_ids = probes.column("image_id")
     if pc.count_distinct(image_ids, mode="all").as_py() != len(image_ids):
         raise ValueError("probe table holds an image_id twice; group paths of identical bytes before curation")
-    uris = probes.column("source_uri").combine_chunks()
     measures = probes.column("measures").combine_chunks().cast(IMAGE_MEASURES)
     measured = measures.is_valid().to_numpy(zero_copy_only=False)
     columns = {name: _field(measures, name, measured) for name in GATE_COLUMNS}
     rule, value, threshold = gate_columns(columns, settings.gates)
     gated = np.flatnonzero(rule >= 0)
-    parts = [
-        _skipped_rows(
-            probes,
-            gated,
-            pa.array(np.array(GATE_RULES)[rule[gated]], pa.string()),
-            value[gated],
-            threshold[gated],
-            pa.nulls(gated.size, pa.string()),
-            pa.nulls(gated.size, pa.string()),
-        )
-    ]
-    copies, representatives = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if settings.dedup.enabled:
-        grouped = np.flatnonzero(measured & (rule < 0))
-        copies, representatives, part = _near_duplicates(
-            probes, grouped, measures, uris, image_ids, settings.dedup, search
-        )
-        parts.append(part)
-    skipped = pa.concat_tables(parts)
-    keep = np.ones(probes.num_rows, bool)
-    keep[gated] = False
-    keep[copies] = False
-    kept = np.flatnonzero(keep)
-    representatives_table = probes.take(pa.array(kept, pa.int64()))
-    near = _copies_by_representative(probes.num_rows, kept, representatives, image_ids.take(pa.array(copies)))
-    representatives_table = representatives_table.append_column("near_duplicates", near)
-    return Selection(representatives_table, skipped.sort_by("source_uri"))
+    nulls = pa.nulls(gated.size, pa.string())
+    rules = pa.array(np.array(GATE_RULES)[rule[gated]], pa.string())
+    skipped = _skipped_rows(probes, gated, rules, value[gated], threshold[gated], nulls, nulls)
+    grouped = np.flatnonzero(measured & (rule < 0)) if settings.dedup.enabled else np.zeros(0, np.int64)
+    grouping = _grouping_columns(probes, measures, grouped, settings.dedup.hashes)
+    return GatedPart(gated, skipped, grouping, probes.num_rows)
+
+
+def _grouping_columns(
+    probes: pa.Table, measures: pa.StructArray, positions: np.ndarray, hashes: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    chosen = measures.take(pa.array(positions, pa.int64()))
+    columns = {kind: chosen.field(kind).to_numpy(zero_copy_only=False).astype(np.uint64) for kind in hashes}
+    columns["width"] = chosen.field("width").to_numpy(zero_copy_only=False).astype(np.int64)
+    columns["height"] = chosen.field("height").to_numpy(zero_copy_only=False).astype(np.int64)
+    preferred = np.zeros(positions.size, bool)
+    if "annotated" in probes.column_names:
+        annotated = probes.column("annotated").combine_chunks().take(pa.array(positions, pa.int64()))
+        preferred = pc.fill_null(annotated, False).to_numpy(zero_copy_only=False).astype(bool)
+    return {"position": positions.astype(np.int64), **columns, "preferred": preferred}
+
+
+@dataclass(frozen=True)
+class Copies:
+    """Near-duplicates found across parts: each copy's part and position, its representative's, and the
+    copies' skipped rows (in the same order)."""
+
+    copy_part: np.ndarray
+    copy_position: np.ndarray
+    representative_part: np.ndarray
+    representative_position: np.ndarray
+    skipped: pa.Table
+
+
+_NONE = np.zeros(0, np.int64)
+NO_COPIES = Copies(_NONE, _NONE, _NONE, _NONE, SKIPPED_SCHEMA.empty_table())
+# Each part's positions -> those rows of the part (``source_uri``, ``image_id``, ``source_uris``, ``measures``).
+MemberRows = Callable[[list[np.ndarray]], list[pa.Table]]
+
+
+def near_duplicate_copies(
+    parts: Sequence[GatedPart], member_rows: MemberRows, settings: CurationSettings, search: PairSearch = IN_PROCESS
+) -> Copies:
+    """The near-duplicate groups among every part's grouping columns (steps of ``curation/near_duplicates.py``):
+    components from the hashes and sizes alone, then the rows of the images in a group of two or more
+    (``member_rows``: the only strings read) to pick each group's representative. A copy's value and threshold
+    are of the first hash kind; its detail names every distance."""
+    dedup = settings.dedup
+    grouping = {name: np.concatenate([part.grouping[name] for part in parts]) for name in parts[0].grouping}
+    part_of = np.concatenate([np.full(p.grouping["position"].size, k, np.int64) for k, p in enumerate(parts)])
+    if part_of.size < 2:
+        return NO_COPIES
+    component, _, _ = near_duplicate_components(grouping, dedup, search)
+    members = np.flatnonzero(np.bincount(component)[component] > 1)  # in part order, then position order
+    member_part, member_position = part_of[members], grouping["position"][members]
+    rows = pa.concat_tables(member_rows([member_position[member_part == k] for k in range(len(parts))]))
+    uris, ids = rows.column("source_uri").combine_chunks(), rows.column("image_id").combine_chunks()
+    pixels = grouping["width"][members] * grouping["height"][members]
+    preferred = grouping["preferred"][members]
+    representative = pick_representatives(component[members], pixels, _ranks(uris), _ranks(ids), preferred)
+    copies = np.flatnonzero(representative != np.arange(members.size))
+    representatives = representative[copies]
+    hashes = {kind: grouping[kind][members] for kind in dedup.hashes}
+    distances = {kind: hamming(column[copies], column[representatives]) for kind, column in hashes.items()}
+    limits = dedup.max_distances()
+    details = []
+    for index, representative_uri in enumerate(uris.take(pa.array(representatives, pa.int64())).to_pylist()):
+        detail = ", ".join(f"{kind} {distances[kind][index]} (max {limits[kind]})" for kind in dedup.hashes)
+        detail += f" from {representative_uri}"
+        if any(distances[kind][index] > limits[kind] for kind in dedup.hashes):
+            detail += "; grouped through other copies"
+        details.append(detail)
+    first = dedup.hashes[0]
+    skipped = _skipped_rows(
+        rows,
+        copies,
+        pa.array([NEAR_DUPLICATE] * copies.size, pa.string()),
+        distances[first].astype(np.float64),
+        np.full(copies.size, float(limits[first])),
+        pa.array(details, pa.string()),
+        ids.take(pa.array(representatives, pa.int64())),
+    )
+    return Copies(
+        member_part[copies],
+        member_position[copies],
+        member_part[representatives],
+        member_position[representatives],
+        skipped,
+    )
 
 
 GATE_COLUMNS = ("width", "height", "aspect_ratio", "sharpness", "single_colour_fraction")
@@ -139,68 +237,6 @@ def _copies_by_representative(
     offsets = np.r_[0, np.cumsum(counts)].astype(np.int32)
     values = order.column("image_id").combine_chunks() if order.num_rows else pa.array([], pa.string())
     return pa.ListArray.from_arrays(pa.array(offsets), values.cast(pa.string()))
-
-
-def _near_duplicates(
-    probes: pa.Table,
-    positions: np.ndarray,
-    measures: pa.StructArray,
-    uris: pa.Array,
-    image_ids: pa.Array,
-    dedup: DedupSettings,
-    search: PairSearch,
-) -> tuple[np.ndarray, np.ndarray, pa.Table]:
-    """(positions of the copies, positions of their representatives, their skipped rows) among the rows at
-    ``positions``; a row's value and threshold are of the first hash kind, its detail names every distance.
-    ``source_uri`` and ``image_id`` go to the grouping as their ranks (the order is all it uses)."""
-    none = np.zeros(0, np.int64)
-    if positions.size < 2:
-        return none, none, _skipped_rows(probes, none, *_no_details(0))
-    take = pa.array(positions, pa.int64())
-    chosen = measures.take(take)
-    columns = {kind: chosen.field(kind).to_numpy(zero_copy_only=False).astype(np.uint64) for kind in dedup.hashes}
-    columns["width"] = chosen.field("width").to_numpy(zero_copy_only=False).astype(np.int64)
-    columns["height"] = chosen.field("height").to_numpy(zero_copy_only=False).astype(np.int64)
-    columns["source_uri"] = _ranks(uris.take(take))
-    columns["image_id"] = _ranks(image_ids.take(take))
-    if "annotated" in probes.column_names:
-        annotated = probes.column("annotated").combine_chunks().take(take)
-        columns["preferred"] = pc.fill_null(annotated, False).to_numpy(zero_copy_only=False).astype(bool)
-    groups = group_near_duplicates(columns, dedup, search)
-    copies = groups.duplicates
-    representatives = groups.representative[copies]
-    limits = dedup.max_distances()
-    distances = {kind: hamming(columns[kind][copies], columns[kind][representatives]) for kind in dedup.hashes}
-    first = dedup.hashes[0]
-    representative_uris = uris.take(pa.array(positions[representatives], pa.int64())).to_pylist()
-    details = []
-    for index, representative_uri in enumerate(representative_uris):
-        detail = ", ".join(f"{kind} {distances[kind][index]} (max {limits[kind]})" for kind in dedup.hashes)
-        detail += f" from {representative_uri}"
-        if any(distances[kind][index] > limits[kind] for kind in dedup.hashes):
-            detail += "; grouped through other copies"
-        details.append(detail)
-    copy_positions, representative_positions = positions[copies], positions[representatives]
-    rows = _skipped_rows(
-        probes,
-        copy_positions,
-        pa.array([NEAR_DUPLICATE] * copies.size, pa.string()),
-        distances[first].astype(np.float64),
-        np.full(copies.size, float(limits[first])),
-        pa.array(details, pa.string()),
-        image_ids.take(pa.array(representative_positions, pa.int64())),
-    )
-    return copy_positions, representative_positions, rows
-
-
-def _no_details(count: int) -> tuple[pa.Array, np.ndarray, np.ndarray, pa.Array, pa.Array]:
-    return (
-        pa.array([], pa.string()),
-        np.zeros(count),
-        np.zeros(count),
-        pa.nulls(count, pa.string()),
-        pa.nulls(count, pa.string()),
-    )
 
 
 def _ranks(values: pa.Array) -> np.ndarray:
