@@ -15,9 +15,9 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
   discovery of the path table into an Arrow listing (``discover_listing``), the previous probe index
   read as the probe cache and the listing split by it (``split_by_cache``: every file stated and found
   unchanged), grouping the hits by content hash (``group_by_content``), the previous version's images
-  and paths (``previous_images``), curation (``curate``: gates and near-duplicate groups, the previous images
-  preferred) and carry-over planning (``plan_carry_over``); reported: each phase's seconds and the
-  driver's peak RSS above its level before planning.
+  and paths (``previous_images``), curation (``curate_parts``: gates and near-duplicate groups, the previous
+  images preferred) and carry-over planning (``plan_carry_over``), both on the probe phase's image-id partitions;
+  reported: each phase's seconds and the driver's peak RSS above its level before planning.
 """
 
 from __future__ import annotations
@@ -302,9 +302,11 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_pa
         earlier = previous_images(folder, [c.shard for c in candidates])
         read_previous, previous_growth = time.perf_counter(), rss.phase_growth()
         search = pair_search(work.rows if ray_search else 0, lambda: None)
-        curated = curate_parts(work.handles, work.tasks, config.curation, earlier.column("image_id"), search=search)
+        curated = curate_parts(work, config.curation, earlier.column("image_id"), search=search)
         curated_at, curation_growth = time.perf_counter(), rss.phase_growth()
-        carry = plan_carry_over(folder, candidates, curated.work, stage_plan, config.writer, "bench-plan")
+        carry = plan_carry_over(
+            folder, candidates, curated.work, stage_plan, config.writer, "bench-plan", rows_per_batch=rows
+        )
         seconds, carry_growth = time.perf_counter() - started, rss.phase_growth()
         cpu_s = time.process_time() - cpu_started
     return {
@@ -314,7 +316,7 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_pa
         "skipped": curated.skipped.num_rows,
         "near_duplicates": curated.near_duplicates,
         "carried": carry.carried_count,
-        "new": carry.new.num_rows,
+        "new": carry.new.rows,
         "expected_carried": facts["carried"],
         "cache_hits": found.cached,
         "cache_misses": found.hashed,

@@ -69,7 +69,7 @@ from engine.ingest.probe_cache import cache_parts, probe_key
 from engine.ingest.sources import InputOptions
 from engine.partitions.parts import Parts
 from engine.progress import loading_line
-from engine.refresh.carryover import Candidate, CarryOver, older_candidates, plan_carry_over, resumable
+from engine.refresh.carryover import Candidate, CarryOver, missing_ids, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
 from engine.refresh.scope import input_scope, kept_out_of_scope
 from engine.refresh.tombstones import (
@@ -223,9 +223,10 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             carry = carry_over(run, curated.work, earlier, kept)
             progress(_plan_summary(run, probed, curated, carry))
             annotated = annotate(run, carry, probed.locators, ray, ahead)
-        if not request.always_publish and unchanged(run, probed, curated, carry, annotated, earlier):
+        tombstones = _tombstone_rows(probed, curated, carry, annotated, earlier)
+        if not request.always_publish and unchanged(run, probed, carry, annotated, tombstones):
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
-        side_tables = write_side_tables(run, probed, curated, carry, annotated, earlier)
+        side_tables = write_side_tables(run, probed, curated, annotated, tombstones)
         lock.check()  # a run that lost its lease to another writer publishes nothing
         manifest = publish_version(run, probed, curated, carry, annotated, side_tables, imports)
         return _result(manifest, run, side_tables, time.perf_counter() - started, imports)
@@ -340,15 +341,14 @@ def select_work(
     references = kept_references(run.root, run.previous.shards, kept) if run.previous and len(kept) else None
     annotated_ids = earlier.column("image_id")
     search = pair_search(probed.work.rows, cluster.start)  # a large run's near-duplicate search runs on Ray
-    work = probed.work
-    curated = curate_parts(work.handles, work.tasks, settings, annotated_ids, references, search)
+    curated = curate_parts(probed.work, settings, annotated_ids, references, search)
     if run.previous is not None and run.previous.skipped:
         scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
         seen_paths, seen_ids = probed.seen.column("source_uri"), probed.seen.column("image_id")
         previous_skips = read_skipped(run.root, run.previous.version)
         carried = carried_skips(previous_skips, seen_paths, seen_ids, scope)
         curated = with_carried_skips(curated, carried)
-    if not settings.semantic.enabled or curated.work.num_rows < 2:
+    if not settings.semantic.enabled or curated.work.rows < 2:
         return curated
     check = find_embedding_model(settings.semantic.model)
     if not check.found:
@@ -369,7 +369,7 @@ def select_work(
 # -- 4. plan carry-over ----------------------------------------------------------------------
 
 
-def carry_over(run: RunPlan, work: pa.Table, earlier: pa.Table, kept: pa.Array) -> CarryOver:
+def carry_over(run: RunPlan, work: Parts, earlier: pa.Table, kept: pa.Array) -> CarryOver:
     """Which images' earlier rows (previous version, killed runs, and for images the previous version
     lacks, older versions) carry over as they are, which rerun some stages, and which rows of ``work`` (the
     work table rows curation selected) are new. Images of the previous version that this run did not look at
@@ -378,8 +378,7 @@ def carry_over(run: RunPlan, work: pa.Table, earlier: pa.Table, kept: pa.Array) 
     candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
     candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
     if not run.request.full and len(run.history) > 1:  # older versions can hold images the previous one lacks
-        ids = work.column("image_id").combine_chunks()
-        missing = ids.filter(pc.invert(pc.is_in(ids, value_set=earlier.column("image_id").combine_chunks())))
+        missing = missing_ids(work, earlier.column("image_id"))
         candidates += older_candidates(run.root, run.history, missing, lambda m: tombstoned_ids(run.root, m))
     return plan_carry_over(
         run.root,
@@ -390,6 +389,7 @@ def carry_over(run: RunPlan, work: pa.Table, earlier: pa.Table, kept: pa.Array) 
         run.run_id,
         on_shard=run.journal.record,
         keep=(kept, previous.shards if previous else ()),
+        rows_per_batch=run.config.ray.plan_part_rows,
     )
 
 
@@ -401,7 +401,7 @@ def _plan_summary(run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, carr
         f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
         f"{curated.gated} by image gates), {carry.carried_count} carried "
         f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.num_rows} to re-annotate, "
-        f"{carry.rerun_filters.num_rows} to re-filter, {carry.new.num_rows} new"
+        f"{carry.rerun_filters.num_rows} to re-filter, {carry.new.rows} new"
     )
 
 
@@ -421,7 +421,7 @@ def annotate(
     if pixel_rows.num_rows:
         ray.start()
         # Only new images need every specialist; carried rows rerun their stale ones (and all filters).
-        needed = [s for s in run.stages if s.kind == FILTERS or carry.new.num_rows or s.name in carry.stale_specialists]
+        needed = [s for s in run.stages if s.kind == FILTERS or carry.new.rows or s.name in carry.stale_specialists]
         for stage in needed:
             if stage.holds_model:
                 progress(loading_line(stage.name, stage.model))
@@ -451,13 +451,14 @@ def _drain_on_ray(
     return ahead.sink.drain_dataset(dataset, label, rows.num_rows)
 
 
-def _new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
+def _new_rows(work: Parts, caption_granularity: Granularity) -> pa.Table:
     """Rows for images annotated for the first time (work table rows): identity, the input's metadata, its
-    captions and curation's measures (taken over as an Arrow column); built a chunk at a time, so only one
-    chunk is ever Python objects."""
+    captions and curation's measures (taken over as an Arrow column); built a partition and a chunk at a time,
+    so only one chunk is ever Python objects."""
     parts = [ANNOTATION_SCHEMA.empty_table()]
     measures_at = ANNOTATION_SCHEMA.get_field_index("measures")
-    for chunk in work.to_batches(max_chunksize=NEW_ROWS_CHUNK):
+    chunks = (chunk for table in work.each() for chunk in table.to_batches(max_chunksize=NEW_ROWS_CHUNK))
+    for chunk in chunks:
         rows = [
             ImageRecord(
                 row["image_id"],
@@ -477,17 +478,10 @@ def _new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def unchanged(
-    run: RunPlan,
-    probed: ProbeOutcome,
-    curated: CuratedWork,
-    carry: CarryOver,
-    annotated: Annotated,
-    earlier: pa.Table,
-) -> bool:
+def unchanged(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, annotated: Annotated, tombstones: pa.Table) -> bool:
     """Whether the new version would hold exactly what the latest one holds: the same files probed the
-    same way, every row carried over in its shards, nothing annotated, re-filtered or removed, under
-    the same configuration and stages."""
+    same way, every row carried over in its shards, nothing annotated, re-filtered or removed (no
+    ``tombstones``), under the same configuration and stages."""
     previous = run.previous
     return (
         previous is not None
@@ -500,7 +494,7 @@ def unchanged(
         and [s.path for s in carry.shards] == [s.path for s in previous.shards]
         and previous.config_fingerprint == run.config.fingerprint()
         and previous.stages == run.stage_plan.fingerprints
-        and not _tombstone_rows(probed, curated, carry, annotated, earlier).num_rows
+        and not tombstones.num_rows
     )
 
 
@@ -530,24 +524,18 @@ def _unchanged_result(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, seco
 
 
 def write_side_tables(
-    run: RunPlan,
-    probed: ProbeOutcome,
-    curated: CuratedWork,
-    carry: CarryOver,
-    annotated: Annotated,
-    earlier: pa.Table,
+    run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, annotated: Annotated, tombstones: pa.Table
 ) -> SideTables:
-    """The new version's quarantine, its skipped images, its tombstones (images of the previous version
+    """The new version's quarantine, its skipped images, its ``tombstones`` (images of the previous version
     it no longer holds, and why) and its probe index."""
     late = pa.Table.from_pylist(annotated.late_quarantine, schema=QUARANTINE_SCHEMA)
     quarantine = pa.concat_tables([probed.quarantined.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA), late])
-    tombstone_rows = _tombstone_rows(probed, curated, carry, annotated, earlier)
     return SideTables(
         quarantine=_write_quarantine(run, quarantine),
         quarantined=quarantine.num_rows,
         skipped=_write_skipped(run, curated.skipped),
-        tombstones=[_write_one(run, "tombstones", tombstone_rows, TOMBSTONE_SCHEMA)] if tombstone_rows.num_rows else [],
-        tombstoned=tombstone_rows.num_rows,
+        tombstones=[_write_one(run, "tombstones", tombstones, TOMBSTONE_SCHEMA)] if tombstones.num_rows else [],
+        tombstoned=tombstones.num_rows,
         probe_index=probed.index,  # written by the probe phase's parts (the previous one's when unchanged)
     )
 

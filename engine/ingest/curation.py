@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.partitions.keys import id_partitions, split_rows
-from engine.partitions.tasks import IN_PROCESS, Tasks
+from engine.partitions.parts import Parts, in_process
 from engine.refresh.scope import InputScope, one_array, unseen_and_not_gone
 from engine.store.location import Where
 from engine.store.reader import read_shard, shard_schema
@@ -57,10 +56,10 @@ Ids = Collection[str] | pa.Array | pa.ChunkedArray
 
 @dataclass(frozen=True)
 class CuratedWork:
-    """The work table's rows to annotate (``engine.ingest.probe.WORK_SCHEMA``, in their order), and one
-    :data:`schemas.arrow.SKIPPED_SCHEMA` row per image skipped."""
+    """The work table's rows to annotate (``engine.ingest.probe.WORK_SCHEMA``, in their order and image-id
+    partitions), and one :data:`schemas.arrow.SKIPPED_SCHEMA` row per image skipped."""
 
-    work: pa.Table
+    work: Parts
     skipped: pa.Table
 
     @property
@@ -111,25 +110,24 @@ def curate(
     ``references`` (:data:`REFERENCE_SCHEMA`): annotated images this run does not judge (kept as they are)
     that a new image may be a copy of. ``search``: where the near-duplicate pair search runs
     (``filters.curation.hash_bands``). One part, in this process (see :func:`curate_parts`)."""
-    return curate_parts([work], IN_PROCESS, settings, annotated_ids, references, search)
+    return curate_parts(in_process(work), settings, annotated_ids, references, search)
 
 
 def curate_parts(
-    parts: Sequence[Any],
-    tasks: Tasks,
+    work: Parts,
     settings: CurationSettings,
     annotated_ids: Ids = (),
     references: pa.Table | None = None,
     search: PairSearch = IN_PROCESS_SEARCH,
 ) -> CuratedWork:
-    """:func:`curate` over the work table in image-id partitions (``parts``: handles of ``tasks``, cut as
-    ``engine.partitions.keys.id_partitions`` cuts them, so an id and its earlier rows share one partition).
+    """:func:`curate` over the work table in its image-id partitions (cut as ``engine.partitions.keys.id_partitions``
+    cuts them, so an id and its earlier rows share one partition), the curated work in the same partitions.
 
     Each partition's task gates its images and returns the columns the grouping needs (hashes, sizes, whether
     annotated before); the driver finds the near-duplicate groups over those columns (the pair search on Ray
     for a large run), reads back the rows of the images in groups only, and each partition's task drops its
     skipped rows. What the driver holds per image is about 40 bytes of grouping columns."""
-    count = len(parts)
+    parts, tasks, count = work.handles, work.tasks, len(work.handles)
     earlier = _by_partition(pa.table({"image_id": id_set(annotated_ids)}), count)
     known = REFERENCE_SCHEMA.empty_table() if references is None else references
     others = _by_partition(known, count)
@@ -151,9 +149,10 @@ def curate_parts(
         np.concatenate([part.gated, copies.copy_position[judged & (copies.copy_part == k)]])
         for k, part in enumerate(gated)
     ]
-    kept = tasks.get([tasks.submit(without_rows, part, drop)[0] for part, drop in zip(parts, dropped, strict=True)])
+    kept = [tasks.submit(without_rows, part, drop)[0] for part, drop in zip(parts, dropped, strict=True)]
+    left = int(rows.sum()) - sum(drop.size for drop in dropped)
     skipped = pa.concat_tables([*(part.skipped for part in gated), copies.skipped.filter(pa.array(judged))])
-    return CuratedWork(pa.concat_tables(kept), skipped.sort_by("source_uri"))
+    return CuratedWork(Parts(kept, tasks, left, work.schema), skipped.sort_by("source_uri"))
 
 
 def _by_partition(table: pa.Table, count: int) -> list[pa.Table]:
@@ -182,6 +181,11 @@ def judge_part(
 def part_rows(work: pa.Table, annotated_ids: pa.ChunkedArray, references: pa.Table, positions: np.ndarray) -> pa.Table:
     """The rows of :func:`judged_rows` at ``positions``."""
     return judged_rows(work, annotated_ids, references).take(pa.array(positions, pa.int64()))
+
+
+def without_ids(work: pa.Table, image_ids: pa.ChunkedArray) -> pa.Table:
+    """``work`` without the rows of ``image_ids``."""
+    return work.filter(pc.invert(is_among(work, image_ids)))
 
 
 def without_rows(work: pa.Table, positions: np.ndarray) -> pa.Table:
@@ -228,10 +232,11 @@ def skip_semantic_copies(
 ) -> CuratedWork:
     """``curated`` with the semantic near-duplicates among its work skipped too (rule ``semantic_duplicate``,
     value: the cosine to the representative, threshold: ``min_cosine``)."""
-    positions, embeddings = embed(curated.work)
+    work = curated.work.gather()  # the embeddings' search holds every image's vector here anyway
+    positions, embeddings = embed(work)
     if positions.size < 2:
         return curated
-    rows = curated.work.take(pa.array(positions, pa.int64()))
+    rows = work.take(pa.array(positions, pa.int64()))
     pixels = pc.multiply(pc.cast(rows.column("width"), pa.int64()), pc.cast(rows.column("height"), pa.int64()))
     uris = np.array(rows.column("source_uri").to_pylist())
     ids = np.array(rows.column("image_id").to_pylist())
@@ -267,8 +272,9 @@ def skip_semantic_copies(
         schema=SKIPPED_SCHEMA,
     )
     skipped = pa.concat_tables([curated.skipped, skipped_rows]).sort_by("source_uri")
-    work = curated.work.filter(pc.invert(is_among(curated.work, found.column("image_id"))))
-    return CuratedWork(work, skipped)
+    tasks, copies_ids = curated.work.tasks, curated.work.tasks.put(found.column("image_id"))
+    kept = [tasks.submit(without_ids, part, copies_ids)[0] for part in curated.work.handles]
+    return CuratedWork(replace(curated.work, handles=kept, rows=curated.work.rows - found.num_rows), skipped)
 
 
 def carried_skips(previous: pa.Table, seen_paths: Ids, seen_ids: Ids, scope: InputScope) -> pa.Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -9,7 +10,11 @@ import pyarrow.parquet as pq
 
 from engine.config.settings import WriterConfig
 from engine.ingest.probe import as_work_table
-from engine.refresh.carryover import Candidate, WorkIndex, _row_keys, plan_carry_over
+from engine.partitions.keys import id_partitions, split_rows
+from engine.partitions.parts import Parts
+from engine.partitions.tasks import IN_PROCESS
+from engine.refresh.carry_parts import row_keys
+from engine.refresh.carryover import Candidate, plan_carry_over
 from engine.refresh.incremental import StagePlan, StageSpec
 from engine.store.location import location
 from engine.store.writer import write_shard
@@ -37,12 +42,6 @@ def _work(ids_paths: dict[str, list[str]]) -> pa.Table:
     return as_work_table(pa.Table.from_pylist(rows))
 
 
-def test_work_index_finds_each_id_and_misses_others_of_any_length() -> None:
-    index = WorkIndex(pa.chunked_array([["c", "a"], ["bb"]]))
-    assert index.positions(pa.array(["a", "bb", "zz", "b", "bbb", "c"])).tolist() == [1, 2, -1, -1, -1, 0]
-    assert WorkIndex(pa.array([], pa.string())).positions(pa.array(["a"])).tolist() == [-1]
-
-
 def test_rows_with_the_same_stages_and_errors_share_a_key() -> None:
     rows = [
         _record("a", CURRENT),
@@ -52,9 +51,9 @@ def test_rows_with_the_same_stages_and_errors_share_a_key() -> None:
     ]
     rows[1].errors = [StageError("ocr", "boom")]
     table = pa.Table.from_pylist([r.to_row() for r in rows], schema=ANNOTATION_SCHEMA)
-    keys = _row_keys(table.slice(0).select(["stages", "errors"])).to_pylist()
+    keys = row_keys(table.slice(0).select(["stages", "errors"])).to_pylist()
     assert len(set(keys)) == 4
-    assert _row_keys(table.slice(2, 1)).to_pylist() == [keys[2]]  # a slice keys as the whole does
+    assert row_keys(table.slice(2, 1)).to_pylist() == [keys[2]]  # a slice keys as the whole does
 
 
 def test_each_image_takes_its_least_work_row_and_new_images_stay_new(tmp_path: Path) -> None:
@@ -64,7 +63,7 @@ def test_each_image_takes_its_least_work_row_and_new_images_stay_new(tmp_path: P
     work = _work({"a": ["/in/a.png"], "b": ["/in/b.png", "/in/b-copy.png"], "new": ["/in/new.png"]})
     carry = plan_carry_over(location(str(tmp_path)), [first, second], work, PLAN, WriterConfig(), "run")
     assert sorted(carry.carried_ids().to_pylist()) == ["a", "b"] and carry.carried_count == 2
-    assert carry.new.column("image_id").to_pylist() == ["new"]
+    assert carry.new.gather().column("image_id").to_pylist() == ["new"]
     assert carry.rerun_pixels.num_rows == carry.rerun_filters.num_rows == 0
     # Neither shard is referenced as it is: each holds a row not carried, and b has a new path.
     assert {s.path for s in carry.shards}.isdisjoint({first.shard.path, second.shard.path})
@@ -86,10 +85,69 @@ def test_a_shard_of_exact_rows_under_the_same_paths_is_referenced_and_stale_rows
     assert carry.shards == [whole.shard] and carry.carried_count == 2
     assert carry.rerun_pixels.column("image_id").to_pylist() == ["c"] and carry.stale_specialists == {"ocr"}
     assert carry.rerun_filters.column("image_id").to_pylist() == ["d"]
-    assert sorted(carry.rerun_ids().to_pylist()) == ["c", "d"] and carry.new.num_rows == 0
+    assert sorted(carry.rerun_ids().to_pylist()) == ["c", "d"] and carry.new.rows == 0
 
 
 def test_a_first_run_has_everything_new_and_reads_nothing(tmp_path: Path) -> None:
     work = _work({"a": ["/in/a.png"]})
     carry = plan_carry_over(location(str(tmp_path)), [], work, PLAN, WriterConfig(), "run")
-    assert carry.new.equals(work) and carry.carried_count == 0 and not carry.shards
+    assert carry.new.gather().equals(work) and carry.carried_count == 0 and not carry.shards
+
+
+def _rows_of(root: Path, shards: list) -> list[dict]:
+    table = pa.concat_tables(
+        [pq.read_table(root / s.path).select(["image_id", "source_uris", "stages"]) for s in shards]
+    )
+    return sorted(table.to_pylist(), key=lambda row: row["image_id"])
+
+
+def test_carry_over_in_partitions_and_batches_carries_what_one_part_carries(tmp_path: Path) -> None:
+    ids = [hashlib.sha256(bytes([n])).hexdigest() for n in range(24)]
+    stale, refilter = {"ocr": "o0", "threshold": "t1"}, {**CURRENT, "threshold": "t0"}
+    kinds = [CURRENT, stale, refilter]
+    shards = [  # three previous shards, the middle one all exact under the same paths; then a killed run's shard
+        _shard(tmp_path, "p0", [_record(ids[n], kinds[n % 3]) for n in range(0, 8)]),
+        _shard(tmp_path, "p1", [_record(ids[n], CURRENT) for n in range(8, 14)]),
+        _shard(tmp_path, "p2", [_record(ids[n], kinds[n % 2]) for n in range(14, 20)]),
+    ]
+    resumed = Candidate(_shard(tmp_path, "killed", [_record(ids[n], CURRENT) for n in (1, 4, 20)]).shard, True)
+    wanted = {i: [f"/in/{i}.png"] for i in ids[:6] + ids[8:14] + ids[16:18] + ids[20:]}
+    wanted[ids[0]] = [f"/in/{ids[0]}.png", "/in/moved.png"]
+    work = _work(wanted).sort_by("image_id")
+    kept = pa.array([ids[14], ids[15], ids[19]])  # images of p2 this run did not look at
+    keep = (kept, [c.shard for c in shards])
+
+    def carry_in(folder: str, partitions: int, rows_per_batch: int) -> tuple:
+        root = tmp_path / folder
+        for source in tmp_path.glob("annotations/*.parquet"):
+            (root / "annotations").mkdir(parents=True, exist_ok=True)
+            (root / "annotations" / source.name).write_bytes(source.read_bytes())
+        cut = split_rows(work, id_partitions(work.column("image_id"), partitions), partitions)
+        parts = Parts(cut, IN_PROCESS, work.num_rows, work.schema)
+        carry = plan_carry_over(
+            location(str(root)),
+            [*shards, resumed],
+            parts,
+            PLAN,
+            WriterConfig(),
+            "run",
+            keep=keep,
+            rows_per_batch=rows_per_batch,
+        )
+        referenced = [s.path for s in carry.shards if "run" not in s.path]
+        return (
+            sorted(carry.carried_ids().to_pylist()),
+            (carry.resumed, carry.kept, referenced),
+            sorted(carry.rerun_pixels.column("image_id").to_pylist()),
+            sorted(carry.rerun_filters.column("image_id").to_pylist()),
+            carry.new.gather().column("image_id").to_pylist(),
+            _rows_of(root, carry.shards),
+        )
+
+    whole, parts = carry_in("whole", 1, 10_000), carry_in("parts", 4, 5)
+    assert parts == whole
+    carried, (resumed_rows, kept_rows, referenced), pixels, filters, new, rows = whole
+    assert len(carried) == len(rows) == 15 and (resumed_rows, kept_rows) == (3, 3)  # 1, 4 and 20 from the killed run
+    assert referenced == ["annotations/p1.parquet", "annotations/killed.parquet"] and new == sorted(ids[21:])
+    assert pixels == [ids[17]] and filters == sorted([ids[2], ids[5]])
+    assert next(r for r in rows if r["image_id"] == ids[0])["source_uris"] == wanted[ids[0]]

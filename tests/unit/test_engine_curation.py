@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from engine.ingest.curation import REFERENCE_SCHEMA, carried_skips, curate, curate_parts, with_carried_skips
 from engine.ingest.probe import WORK_SCHEMA, as_work_table
 from engine.partitions.keys import id_partitions, split_rows
+from engine.partitions.parts import Parts
 from engine.partitions.tasks import IN_PROCESS
 from engine.refresh.scope import InputScope
 from filters.curation.settings import CurationSettings, DedupSettings, GateSettings
@@ -35,8 +36,8 @@ def _work(*items: dict) -> pa.Table:
     return as_work_table(pa.Table.from_pylist(list(items)))
 
 
-def _ids(table: pa.Table) -> list[str]:
-    return table.column("image_id").to_pylist()
+def _ids(work: Parts) -> list[str]:
+    return work.gather().column("image_id").to_pylist()
 
 
 def test_copies_and_gated_images_leave_the_work_in_order() -> None:
@@ -48,7 +49,7 @@ def test_copies_and_gated_images_leave_the_work_in_order() -> None:
     )
     curated = curate(work, CurationSettings())
     assert _ids(curated.work) == ["A", "C"]
-    assert curated.work.schema.equals(WORK_SCHEMA)
+    assert curated.work.gather().schema.equals(WORK_SCHEMA)
     assert curated.skipped.schema.equals(SKIPPED_SCHEMA)
     rows = curated.skipped.select(["image_id", "rule", "duplicate_of"]).to_pylist()
     assert rows == [
@@ -69,7 +70,7 @@ def test_items_without_measures_are_annotated_and_no_work_skips_nothing() -> Non
     curated = curate(work, CurationSettings(gates=GateSettings(min_side=1000), dedup=DedupSettings()))
     assert _ids(curated.work) == ["A", "B"] and curated.skipped.num_rows == 0
     empty = curate(WORK_SCHEMA.empty_table(), CurationSettings())
-    assert (empty.work.num_rows, empty.skipped.num_rows, empty.groups) == (0, 0, 0)
+    assert (empty.work.rows, empty.skipped.num_rows, empty.groups) == (0, 0, 0)
 
 
 def _skipped_row(image_id: str, uris: list[str]) -> dict:
@@ -163,8 +164,11 @@ def test_curation_in_id_partitions_decides_what_one_part_decides() -> None:
     annotated = work.column("image_id").to_pylist()[::9]
     whole = curate(work, CurationSettings(), annotated, references)
     partitions = split_rows(work, id_partitions(work.column("image_id"), 4), 4)
-    parts = curate_parts(partitions, IN_PROCESS, CurationSettings(), annotated, references)
-    assert parts.work.equals(whole.work) and parts.skipped.equals(whole.skipped)
+    parts = curate_parts(
+        Parts(partitions, IN_PROCESS, work.num_rows, work.schema), CurationSettings(), annotated, references
+    )
+    assert parts.work.gather().equals(whole.work.gather()) and parts.skipped.equals(whole.skipped)
+    assert len(parts.work.handles) == 4 and parts.work.rows == whole.work.rows == parts.work.gather().num_rows
     copies = whole.skipped.filter(pc.equal(whole.skipped.column("rule"), "near_duplicate"))
     at = {image_id: k for k, part in enumerate(partitions) for image_id in part.column("image_id").to_pylist()}
     pairs = zip(copies["image_id"].to_pylist(), copies["duplicate_of"].to_pylist(), strict=True)
