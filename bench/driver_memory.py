@@ -35,8 +35,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 TARGET = 1.15
 MIB = 1024**2
 STATE = Path(__file__).resolve().parents[1] / ".state" / "bench"
@@ -51,24 +49,35 @@ FILES_PER_FOLDER = 10_000
 
 
 class RssPeak:
-    """``with RssPeak() as peak:``: this process's resident set, sampled every ``interval`` seconds."""
+    """``with RssPeak() as peak:``: this process's resident set, sampled every ``interval`` seconds, and its
+    anonymous part (``heap``: the process's own allocations; the resident set also counts mapped files and the
+    pages of Ray's object store, shared memory, it touched)."""
 
     def __init__(self, interval: float = 0.05) -> None:
         self.interval, self.start_mib, self.peak_mib, self.phase_peak_mib = interval, 0.0, 0.0, 0.0
+        self.heap_start_mib, self.heap_peak_mib, self.phase_heap_peak_mib = 0.0, 0.0, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> float:
-        rss = psutil.Process().memory_info().rss / MIB
-        self.peak_mib = max(self.peak_mib, rss)
-        self.phase_peak_mib = max(self.phase_peak_mib, rss)
+        rss, heap = resident_and_anonymous_mib()
+        self.peak_mib, self.phase_peak_mib = max(self.peak_mib, rss), max(self.phase_peak_mib, rss)
+        self.heap_peak_mib, self.phase_heap_peak_mib = (
+            max(self.heap_peak_mib, heap),
+            max(self.phase_heap_peak_mib, heap),
+        )
         return rss
 
     def phase_growth(self) -> float:
         """The peak since the previous call (or the start) above the start; the next phase starts now."""
+        return self.phase_growths()[0]
+
+    def phase_growths(self) -> tuple[float, float]:
+        """:meth:`phase_growth` of the resident set and of the heap."""
         self.sample()
-        growth, self.phase_peak_mib = self.phase_peak_mib - self.start_mib, 0.0
-        return growth
+        growth, heap = self.phase_peak_mib - self.start_mib, self.phase_heap_peak_mib - self.heap_start_mib
+        self.phase_peak_mib = self.phase_heap_peak_mib = 0.0
+        return growth, heap
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -76,6 +85,7 @@ class RssPeak:
 
     def __enter__(self) -> RssPeak:
         self.start_mib = self.peak_mib = self.sample()
+        self.heap_start_mib = self.heap_peak_mib
         self._thread.start()
         return self
 
@@ -83,6 +93,17 @@ class RssPeak:
         self._stop.set()
         self._thread.join()
         self.sample()
+
+
+def resident_and_anonymous_mib() -> tuple[float, float]:
+    """This process's resident set and its anonymous memory, in MiB (Linux: ``/proc/self/smaps_rollup``)."""
+    fields = {}
+    with open("/proc/self/smaps_rollup") as rollup:
+        for line in rollup:
+            name, _, value = line.partition(":")
+            if name in ("Rss", "Anonymous"):
+                fields[name] = int(value.split()[0]) / 1024
+    return fields["Rss"], fields["Anonymous"]
 
 
 def max_rss_mib() -> float:
@@ -117,6 +138,7 @@ def measure_run(images: int, profile: str) -> dict[str, Any]:
         "driver_peak_mib": rss.peak_mib,
         "driver_at_start_mib": rss.start_mib,
         "driver_growth_mib": rss.peak_mib - rss.start_mib,
+        "driver_heap_growth_mib": rss.heap_peak_mib - rss.heap_start_mib,
         "driver_max_rss_mib": max_rss_mib(),
     }
 
@@ -291,23 +313,23 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_pa
     with RssPeak() as rss:
         started, cpu_started = time.perf_counter(), time.process_time()
         listing = discover_listing([str(folder / "paths.parquet")], config.ingest.extensions)
-        discovered, discovery_growth = time.perf_counter(), rss.phase_growth()
+        discovered, (discovery_growth, discovery_heap) = time.perf_counter(), rss.phase_growths()
         # A refresh splits the listing against the previous version's probe index; every file is a hit here.
         rows = config.ray.plan_part_rows if ray_parts else facts["files"] + 1
         plan = ProbePlan(listing, previous_index, folder, "bench-plan", probe_settings(config.ingest), config.writer)
         found = probe_in_parts(replace(plan, rows_per_part=rows), lambda: None, ON_RAY if ray_parts else IN_PROCESS)
         del listing, plan
         work, quarantined = found.work, found.quarantined  # the work table stays in its partitions
-        grouped, grouping_growth = time.perf_counter(), rss.phase_growth()
+        grouped, (grouping_growth, grouping_heap) = time.perf_counter(), rss.phase_growths()
         earlier = previous_images(folder, [c.shard for c in candidates])
-        read_previous, previous_growth = time.perf_counter(), rss.phase_growth()
+        read_previous, (previous_growth, previous_heap) = time.perf_counter(), rss.phase_growths()
         search = pair_search(work.rows if ray_search else 0, lambda: None)
         curated = curate_parts(work, config.curation, earlier.column("image_id"), search=search)
-        curated_at, curation_growth = time.perf_counter(), rss.phase_growth()
+        curated_at, (curation_growth, curation_heap) = time.perf_counter(), rss.phase_growths()
         carry = plan_carry_over(
             folder, candidates, curated.work, stage_plan, config.writer, "bench-plan", rows_per_batch=rows
         )
-        seconds, carry_growth = time.perf_counter() - started, rss.phase_growth()
+        seconds, (carry_growth, carry_heap) = time.perf_counter() - started, rss.phase_growths()
         cpu_s = time.process_time() - cpu_started
     return {
         "files": facts["files"],
@@ -340,6 +362,15 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_pa
         "driver_before_mib": rss.start_mib,
         "driver_peak_mib": rss.peak_mib,
         "driver_growth_mib": rss.peak_mib - rss.start_mib,
+        # the same, of the driver's heap (anonymous memory: without the object store's pages it mapped)
+        "heap_growth_by_phase_mib": {
+            "discovery": discovery_heap,
+            "probe_phase": grouping_heap,
+            "previous_images": previous_heap,
+            "curation": curation_heap,
+            "carry_over": carry_heap,
+        },
+        "driver_heap_growth_mib": rss.heap_peak_mib - rss.heap_start_mib,
     }
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.partitions.keys import id_partitions, split_rows
+from engine.partitions.keys import id_partitions, ids_by_partition, split_rows
 from engine.partitions.parts import Parts, in_process
 from engine.refresh.scope import InputScope, one_array, unseen_and_not_gone
 from engine.store.location import Where
@@ -128,13 +128,10 @@ def curate_parts(
     for a large run), reads back the rows of the images in groups only, and each partition's task drops its
     skipped rows. What the driver holds per image is about 40 bytes of grouping columns."""
     parts, tasks, count = work.handles, work.tasks, len(work.handles)
-    earlier = _by_partition(pa.table({"image_id": id_set(annotated_ids)}), count)
+    earlier = [tasks.put(ids) for ids in ids_by_partition(as_ids(annotated_ids), count)]  # a partition at a time
     known = REFERENCE_SCHEMA.empty_table() if references is None else references
-    others = _by_partition(known, count)
-    inputs = [
-        (part, tasks.put(ids.column("image_id")), tasks.put(refs))
-        for part, ids, refs in zip(parts, earlier, others, strict=True)
-    ]
+    others = split_rows(known, id_partitions(known.column("image_id"), count), count)
+    inputs = [(part, ids, tasks.put(refs)) for part, ids, refs in zip(parts, earlier, others, strict=True)]
     gated = tasks.get([tasks.submit(judge_part, *part, settings)[0] for part in inputs])
     copies = NO_COPIES
     if settings.dedup.enabled:
@@ -155,8 +152,9 @@ def curate_parts(
     return CuratedWork(Parts(kept, tasks, left, work.schema), skipped.sort_by("source_uri"))
 
 
-def _by_partition(table: pa.Table, count: int) -> list[pa.Table]:
-    return split_rows(table, id_partitions(table.column("image_id"), count), count)
+def as_ids(ids: Ids) -> pa.Array | pa.ChunkedArray:
+    """``ids`` as Arrow (an Arrow array or column as it is, no copy)."""
+    return ids if isinstance(ids, pa.Array | pa.ChunkedArray) else pa.array(list(ids), pa.string())
 
 
 def judged_rows(work: pa.Table, annotated_ids: pa.Array | pa.ChunkedArray, references: pa.Table) -> pa.Table:
@@ -169,16 +167,14 @@ def judged_rows(work: pa.Table, annotated_ids: pa.Array | pa.ChunkedArray, refer
     return pa.concat_tables([judged, curation_table(others, others.column("image_id"))])
 
 
-def judge_part(
-    work: pa.Table, annotated_ids: pa.ChunkedArray, references: pa.Table, settings: CurationSettings
-) -> GatedPart:
+def judge_part(work: pa.Table, annotated_ids: pa.Array, references: pa.Table, settings: CurationSettings) -> GatedPart:
     """The gates over one partition (:func:`judged_rows`); gated references are not reported (kept as they are)."""
     gated = gate_part(judged_rows(work, annotated_ids, references), settings)
     judged = gated.gated < work.num_rows
     return replace(gated, gated=gated.gated[judged], skipped=gated.skipped.filter(pa.array(judged)), rows=work.num_rows)
 
 
-def part_rows(work: pa.Table, annotated_ids: pa.ChunkedArray, references: pa.Table, positions: np.ndarray) -> pa.Table:
+def part_rows(work: pa.Table, annotated_ids: pa.Array, references: pa.Table, positions: np.ndarray) -> pa.Table:
     """The rows of :func:`judged_rows` at ``positions``."""
     return judged_rows(work, annotated_ids, references).take(pa.array(positions, pa.int64()))
 

@@ -8,6 +8,8 @@ go where the caller says.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,9 +24,15 @@ def id_bounds(count: int) -> np.ndarray:
 
 def id_partitions(ids: pa.Array | pa.ChunkedArray, count: int, missing: int = 0) -> np.ndarray:
     """Each id's partition among ``count`` (``missing`` where the id is null): ``searchsorted`` of its
-    first eight characters among :func:`id_bounds`, so the partition of an id follows its sort order."""
+    first eight characters among :func:`id_bounds`, so the partition of an id follows its sort order. A chunked
+    column is read a chunk at a time (no copy of the ids)."""
     if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks() if ids.num_chunks else pa.array([], pa.string())
+        found = [_chunk_partitions(chunk, count, missing) for chunk in ids.chunks]
+        return np.concatenate([np.zeros(0, np.int32), *found])
+    return _chunk_partitions(ids, count, missing)
+
+
+def _chunk_partitions(ids: pa.Array, count: int, missing: int) -> np.ndarray:
     found = np.full(len(ids), missing, np.int32)
     if count <= 1 or not len(ids):
         return np.where(pc.is_null(ids).to_numpy(zero_copy_only=False), missing, 0).astype(np.int32)
@@ -33,6 +41,17 @@ def id_partitions(ids: pa.Array | pa.ChunkedArray, count: int, missing: int = 0)
     values = np.array(prefixes.to_numpy(zero_copy_only=False), f"S{PREFIX}")
     found[valid] = np.searchsorted(id_bounds(count), values, side="right")
     return found
+
+
+def ids_by_partition(ids: pa.Array | pa.ChunkedArray, count: int) -> Iterator[pa.Array]:
+    """``ids`` (no nulls) in their ``count`` partitions, one array each, made one at a time as they are asked for."""
+    if count == 1:
+        yield ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        return
+    partitions = id_partitions(ids, count)
+    for k in range(count):
+        mine = ids.filter(pa.array(partitions == k))
+        yield mine.combine_chunks() if isinstance(mine, pa.ChunkedArray) else mine
 
 
 def split_rows(table: pa.Table, partitions: np.ndarray, count: int) -> list[pa.Table]:

@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.config.settings import WriterConfig
-from engine.ingest.curation import Ids, id_set
+from engine.ingest.curation import Ids, as_ids, id_set
 from engine.ingest.probe import WORK_SCHEMA
-from engine.partitions.keys import id_partitions, split_rows
+from engine.partitions.keys import ids_by_partition
 from engine.partitions.parts import Parts, in_process
 from engine.refresh.carry_parts import (
     BatchPlan,
@@ -137,17 +137,12 @@ def plan_carry_over(
     keyed = [
         tasks.submit(source_rows, root, batch, first, plan, partitions, returns=partitions) for first, batch in batches
     ]
-    kept_parts = split_rows(pa.table({"image_id": kept_ids}), id_partitions(kept_ids, partitions), partitions)
+    kept_parts = [tasks.put(ids) for ids in ids_by_partition(kept_ids, partitions)]
     chosen = [
         tasks.submit(
-            choose_in_partition,
-            handle,
-            tasks.put(kept_parts[k].column("image_id").combine_chunks()),
-            routes,
-            *[pieces[k] for pieces in keyed],
-            returns=routes.batches + 2,
+            choose_in_partition, handle, kept, routes, *[pieces[k] for pieces in keyed], returns=routes.batches + 2
         )
-        for k, handle in enumerate(work.handles)
+        for k, (handle, kept) in enumerate(zip(work.handles, kept_parts, strict=True))
     ]
     handles = []
     for number, (first, batch) in enumerate(batches):
@@ -204,16 +199,12 @@ def _carry_over(taken: Sequence[Taken], new: Parts) -> CarryOver:
 def missing_ids(work: Parts, earlier_ids: Ids) -> pa.Array:
     """The ids of ``work`` (in image-id partitions) that are not among ``earlier_ids``, a partition at a time."""
     tasks, count = work.tasks, len(work.handles)
-    earlier = id_set(earlier_ids)
-    by_partition = split_rows(pa.table({"image_id": earlier}), id_partitions(earlier, count), count)
-    handles = [
-        tasks.submit(ids_not_in, part, tasks.put(ids.column("image_id")))[0]
-        for part, ids in zip(work.handles, by_partition, strict=True)
-    ]
+    by_partition = [tasks.put(ids) for ids in ids_by_partition(as_ids(earlier_ids), count)]
+    handles = [tasks.submit(ids_not_in, part, ids)[0] for part, ids in zip(work.handles, by_partition, strict=True)]
     return pa.concat_arrays([pa.array([], pa.string()), *tasks.get(handles)])
 
 
-def ids_not_in(work: pa.Table, image_ids: pa.ChunkedArray) -> pa.Array:
+def ids_not_in(work: pa.Table, image_ids: pa.Array) -> pa.Array:
     """The ids of ``work`` that are not among ``image_ids``."""
     ids = work.column("image_id").combine_chunks()
     return ids.filter(pc.invert(pc.is_in(ids, value_set=image_ids)))

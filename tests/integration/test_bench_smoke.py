@@ -126,5 +126,6 @@ def test_planning_simulation_groups_copies_and_carries_the_previous_version_over
     assert (result["skipped"], result["near_duplicates"]) == (2, 2)
     assert (result["carried"], result["new"]) == (173, 20) and result["expected_carried"] == 175
     assert result["planning_s"] > 0 and result["driver_peak_mib"] >= result["driver_before_mib"] > 0
+    assert result["driver_heap_growth_mib"] >= max(result["heap_growth_by_phase_mib"].values()) - 1e-9
     assert result["near_duplicate_search"] == "driver"  # Ray only from 100,000 images, as in a run
     assert result["probe_parts"] == "driver"  # one part (below ray.plan_part_rows files) runs here

@@ -18,7 +18,7 @@ from engine.execute.probe_phase import ProbePlan, probe_in_parts
 from engine.ingest.discover import discover_listing
 from engine.ingest.probe import PROBE_INDEX_SCHEMA, probe_settings
 from engine.ingest.probe_parts import index_rows_of_range
-from engine.partitions.keys import id_partitions, split_rows
+from engine.partitions.keys import id_partitions, ids_by_partition, split_rows
 from engine.partitions.tasks import IN_PROCESS
 from engine.store.location import location
 from engine.store.writer import write_shard
@@ -37,6 +37,12 @@ def test_id_partitions_follow_the_order_of_ids_and_are_even() -> None:
     counts = np.bincount(found[:-1], minlength=4)
     assert counts.min() > 850 and counts.max() < 1150
     assert (id_partitions(pa.array(ids[:5]), 1) == 0).all()
+    shuffled = ids[::7] + ids[1::7] + ids[2::7] + ids[3::7] + ids[4::7] + ids[5::7] + ids[6::7]
+    chunked = pa.chunked_array([shuffled[:1000], shuffled[1000:1001], shuffled[1001:]])
+    assert (id_partitions(chunked, 4) == id_partitions(pa.array(shuffled), 4)).all()  # read a chunk at a time
+    pieces = [piece.to_pylist() for piece in ids_by_partition(chunked, 4)]
+    assert [len(p) for p in pieces] == counts.tolist()
+    assert all(sorted(piece) == ids[sum(counts[:k]) : sum(counts[: k + 1])] for k, piece in enumerate(pieces))
 
 
 def test_split_rows_keeps_each_partitions_rows_in_table_order() -> None:
