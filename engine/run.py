@@ -63,7 +63,6 @@ from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_m
 from engine.ingest.image_bytes import with_locators
 from engine.ingest.imports.matching import MatchReport
 from engine.ingest.imports.plan import describe, import_reports
-from engine.ingest.locator import Locator
 from engine.ingest.probe import probe_settings
 from engine.ingest.probe_cache import cache_parts, probe_key
 from engine.ingest.sources import InputOptions
@@ -222,7 +221,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             curated = select_work(run, probed, earlier, kept, ray, progress)
             carry = carry_over(run, curated.work, earlier, kept)
             progress(_plan_summary(run, probed, curated, carry))
-            annotated = annotate(run, carry, probed.locators, ray, ahead)
+            annotated = annotate(run, carry, probed.located, ray, ahead)
         tombstones = _tombstone_rows(probed, curated, carry, annotated, earlier)
         if not request.always_publish and unchanged(run, probed, carry, annotated, tombstones):
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
@@ -408,15 +407,14 @@ def _plan_summary(run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, carr
 # -- 5. annotate -----------------------------------------------------------------------------
 
 
-def annotate(
-    run: RunPlan, carry: CarryOver, locators: dict[str, Locator], ray: LazyRay, ahead: StartedAhead
-) -> Annotated:
+def annotate(run: RunPlan, carry: CarryOver, located: pa.Table, ray: LazyRay, ahead: StartedAhead) -> Annotated:
     """New and stale images through the stages they need (with pixels, read in container order by their
-    ``locators``), then the filters over rows whose filters changed (without pixels); each shard is
-    journaled once written. Pixel-free filter stages run on the actors started ahead (``ahead``)."""
+    locators: ``located``, ``engine.ingest.probe_parts.LOCATED``), then the filters over rows whose filters
+    changed (without pixels); each shard is journaled once written. Pixel-free filter stages run on the actors
+    started ahead (``ahead``)."""
     config, sink, progress = run.config, ahead.sink, ahead.sink.progress
     new_rows = _new_rows(carry.new, config.ingest.caption_granularity)
-    pixel_rows = with_locators(pa.concat_tables([new_rows, carry.rerun_pixels]), locators)
+    pixel_rows = with_locators(pa.concat_tables([new_rows, carry.rerun_pixels]), located)
     annotated = 0
     if pixel_rows.num_rows:
         ray.start()

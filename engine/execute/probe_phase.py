@@ -21,7 +21,6 @@ import pyarrow as pa
 
 from engine.config.settings import WriterConfig
 from engine.ingest.listing import split_at_limit
-from engine.ingest.locator import Locator
 from engine.ingest.probe import (
     PROBE_INDEX_SCHEMA,
     QUARANTINE_COLUMNS,
@@ -74,12 +73,6 @@ class ProbeOutcome:
     seconds: float
     deferred: pa.ChunkedArray = field(default_factory=lambda: pa.chunked_array([], pa.string()))
     """The URIs of listed files ``--limit`` left for a later run."""
-
-    @property
-    def locators(self) -> dict[str, Locator]:
-        """Where each image inside a container lies, by ``source_uri`` (plain files have none)."""
-        uris, found = self.located.column("source_uri").to_pylist(), self.located.column("locator").to_pylist()
-        return {uri: Locator.from_dict(loc) for uri, loc in zip(uris, found, strict=True)}  # type: ignore[misc]
 
 
 def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks | None = None) -> ProbeOutcome:

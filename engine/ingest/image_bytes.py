@@ -2,31 +2,42 @@
 
 Rows to annotate may carry a ``locator`` column (``engine/ingest/locator.py``): images inside a
 WebDataset shard or a Parquet table are then read by range or by row group, never by rescanning
-their container, and rows in read order (:func:`in_read_order`) let a batch read neighbours at once.
+their container, and rows in read order (:func:`with_locators`) let a batch read neighbours at once.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from engine.ingest.locator import LOCATOR, Locator, read_images, read_order
+from engine.ingest.locator import LOCATOR, Locator, read_images
 from schemas.arrow import ANNOTATION_SCHEMA, IN_FLIGHT_SCHEMA
 
 INGEST_STAGE = "ingest"
 LOCATOR_COLUMN = "locator"
 
 
-def with_locators(rows: pa.Table, locators: Mapping[str, Locator]) -> pa.Table:
-    """``rows`` (annotation schema) with each row's locator (by ``source_uri``; null for plain files),
-    in read order: each container front to back, then plain files by URI."""
-    uris = rows.column("source_uri").to_pylist()
-    found = [locators.get(uri) for uri in uris]
-    order = read_order(found, uris)
-    column = pa.array([None if loc is None else loc.to_dict() for loc in found], LOCATOR)
-    return rows.append_column(LOCATOR_COLUMN, column).take(pa.array(order, pa.int64()))
+def with_locators(rows: pa.Table, located: pa.Table) -> pa.Table:
+    """``rows`` (annotation schema) with each row's locator (from ``located``: ``source_uri`` and ``locator`` of the
+    images inside containers; null for plain files), in read order: plain files by URI, then each container front
+    to back. A join and a sort in Arrow: no Python object per row."""
+    at = pc.index_in(rows.column("source_uri"), value_set=located.column("source_uri"))
+    locators = located.column("locator").take(at).combine_chunks() if len(at) else pa.nulls(0, LOCATOR)
+    rows = rows.append_column(LOCATOR_COLUMN, locators.cast(LOCATOR))
+    offset = pc.struct_field(locators, "offset")
+    in_tar = pc.is_valid(offset)
+    keys = pa.table(
+        {
+            "container": pc.fill_null(pc.struct_field(locators, "container"), ""),
+            "part": pc.if_else(in_tar, 0, pc.fill_null(pc.struct_field(locators, "row_group").cast(pa.int64()), 0)),
+            "at": pc.if_else(in_tar, offset, pc.fill_null(pc.struct_field(locators, "row"), 0)),
+            "source_uri": rows.column("source_uri"),
+        }
+    )
+    order = pc.sort_indices(keys, [(name, "ascending") for name in keys.column_names])
+    return rows.take(order)
 
 
 def attach_image_bytes(batch: pa.Table, read: bool) -> pa.Table:

@@ -5,7 +5,7 @@ offset and size, a Parquet row's row group, row and column. :func:`read_images` 
 images grouped by container: the members of one tar in one ranged read per cluster of neighbours
 (``Location.read_ranges``), the rows of one Parquet row group with one read of that row group's
 image column (the last few kept per process, so the batches of one row group that a worker takes
-in turn read it once). Rows in read order (:func:`read_order`) make neighbours meet in a batch.
+in turn read it once). Rows in read order (``engine.ingest.image_bytes.with_locators``) make neighbours meet in a batch.
 
 :func:`read_source` serves readers that hold only a ``source_uri`` (exports, the audit, refinement):
 it finds the member by scanning its container once per process and container version.
@@ -105,11 +105,6 @@ def read_images(uris: Sequence[str], locators: Sequence[Locator | None]) -> list
 
 def is_local_uri(uri: str) -> bool:
     return "://" not in uri or uri.startswith("file://")
-
-
-def read_order(locators: Sequence[Locator | None], uris: Sequence[str]) -> list[int]:
-    """Row positions in the order that reads each container front to back (plain files by URI)."""
-    return sorted(range(len(uris)), key=lambda i: (*(locators[i].order() if locators[i] else ("", 0, 0)), uris[i]))
 
 
 def read_source(uri: str, image_id: str | None = None) -> bytes:
