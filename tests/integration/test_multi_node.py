@@ -67,11 +67,18 @@ def cluster_run(cluster, tmp_path_factory):
     profile = base / "cluster.yaml"
     profile.write_text(yaml.safe_dump(PROFILE))
     output = f"{bucket}/corpus"
-    command = [sys.executable, "-m", "engine.cli", "run", "--input", f"{bucket}/inputs/", "--output", output]
+    return {"output": output, "stdout": cli_run(cluster, f"{bucket}/inputs/", output, profile)}
+
+
+def cli_run(cluster, inputs: str, output: str, profile) -> str:
+    """``fld-engine run`` joining the cluster, in a subprocess; its standard output."""
+    command = [sys.executable, "-m", "engine.cli", "run", "--input", inputs, "--output", output]
     command += ["--config", str(profile), "--address", cluster.address, "--quiet"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=base, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=profile.parent, check=False
+    )
     assert done.returncode == 0, done.stderr[-4000:]
-    return {"output": output, "stdout": done.stdout}
+    return done.stdout
 
 
 def engine_actor_nodes(cluster) -> Counter:
@@ -109,3 +116,33 @@ def test_the_work_ran_on_more_than_one_node(cluster, cluster_run) -> None:
     assert len(nodes) >= 2, f"every haar actor ran on one node: {nodes}"
     alive = {node["NodeID"] for node in cluster.global_state.node_table() if node["Alive"]}
     assert set(nodes) <= alive and len(alive) == 3
+
+
+def test_a_refresh_in_parts_plans_on_the_cluster_and_carries_what_did_not_change(cluster, tmp_path) -> None:
+    """With fewer files per part (``ray.plan_part_rows``) than the run lists, probing, curation and carry-over run
+    as tasks on the cluster's nodes, and the workers write the carried shards they rewrite to S3."""
+    from tests.support.s3_server import new_bucket
+
+    bucket = new_bucket()
+    for path in write_images(tmp_path / "images", IMAGES):
+        location(f"{bucket}/inputs/{path.name}").write_bytes(path.read_bytes())
+    profile = tmp_path / "parts.yaml"
+    profile.write_text(yaml.safe_dump({**PROFILE, "ray": {"plan_part_rows": 8}}))
+    root, inputs = location(f"{bucket}/corpus"), f"{bucket}/inputs/"
+    cli_run(cluster, inputs, root.uri, profile)
+    first = require_manifest(root)
+    for number, path in enumerate(write_images(tmp_path / "changed", 2, start=100)):  # new content under old names
+        location(f"{bucket}/inputs/img_{number:03d}.png").write_bytes(path.read_bytes())
+    location(f"{bucket}/inputs/img_002.png").delete()
+    cli_run(cluster, inputs, root.uri, profile)
+    second = require_manifest(root)
+    extra = second.extra
+    assert (extra["annotated"], extra["carried"], extra["tombstoned"], extra["probe_cached"]) == (2, 21, 3, 21)
+    ids = [i for shard in second.shards for i in read_shard(root, shard, ["image_id"]).column("image_id").to_pylist()]
+    assert len(ids) == len(set(ids)) == IMAGES - 1
+    kept = {s.path for s in first.shards} & {s.path for s in second.shards}
+    rewritten = [s for s in second.shards if "-carried-" in s.path]
+    assert sum(s.rows for s in second.shards if s.path in kept) + sum(s.rows for s in rewritten) == 21
+    assert len(second.probe_index) > 1  # written in parts by the workers
+    cli_run(cluster, inputs, root.uri, profile)
+    assert require_manifest(root).version == second.version  # nothing changed: nothing published
