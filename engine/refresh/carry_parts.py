@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from engine.config.settings import WriterConfig
 from engine.execute.stage_runner import stages_map
+from engine.ingest.curation import without_rows
 from engine.partitions.keys import id_partitions, split_rows
 from engine.refresh.incremental import Level, RowPlan, StagePlan, failure_counts
 from engine.store.location import Where
@@ -155,14 +156,8 @@ def choose_in_partition(
         schema=PICKS,
     )
     by_batch = split_rows(picks, routes.batch[picks.column("source").to_numpy()], routes.batches)
-    new = _without(work, position[best])
+    new = without_rows(work, position[best])
     return (*by_batch, new, new.num_rows)
-
-
-def _without(work: pa.Table, positions: np.ndarray) -> pa.Table:
-    keep = np.ones(work.num_rows, bool)
-    keep[positions] = False
-    return work if keep.all() else work.filter(pa.array(keep))
 
 
 # -- 3. taking the chosen rows of a batch of sources ------------------------------------------------
