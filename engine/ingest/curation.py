@@ -5,7 +5,8 @@ specialists.
 An image an earlier version annotated is its group's representative before any copy a refresh adds
 (even a larger one), so a refresh never annotates a group again. Everything here is a pure function of
 Arrow tables (the work table, ``engine.ingest.probe.WORK_SCHEMA``, with its ``measures`` struct column)
-and the earlier version's image ids: no Python object per image outside the selection itself.
+and the earlier version's image ids: no Python object per image outside the selection itself. A run curates
+the work table in its image-id partitions (:func:`curate_parts`), a task per partition.
 """
 
 from __future__ import annotations

@@ -67,10 +67,18 @@ def hamming(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def collapse_identical(columns: Batch, keys: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(node of each row, first row of each node): rows equal in every ``keys`` column are one node."""
-    stacked = np.stack([columns[key].astype(np.uint64) for key in keys], axis=1)
-    _, first, node = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
-    return node.ravel(), first
+    """(node of each row, first row of each node): rows equal in every ``keys`` column are one node, numbered
+    in the order of their keys. A sort order and one sorted column at a time, not the rows stacked and copied."""
+    count = len(columns[keys[0]])
+    order = np.lexsort([np.asarray(columns[key]) for key in reversed(keys)])  # stable: a node's first row leads
+    starts = np.zeros(count, bool)
+    starts[:1] = True
+    for key in keys:
+        ordered = np.asarray(columns[key])[order]
+        starts[1:] |= ordered[1:] != ordered[:-1]
+    node = np.empty(count, np.int64)
+    node[order] = np.cumsum(starts) - 1
+    return node, order[starts]
 
 
 def verify_pairs(pairs: Batch, max_distances: Mapping[str, int], max_aspect_change: float | None) -> Batch:

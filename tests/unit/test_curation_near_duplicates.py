@@ -7,7 +7,12 @@ import pytest
 
 from bench.near_dup_set import near_duplicate_set
 from filters.curation.measures import measure_image
-from filters.curation.near_duplicates import connected_components, group_near_duplicates, pick_representatives
+from filters.curation.near_duplicates import (
+    collapse_identical,
+    connected_components,
+    group_near_duplicates,
+    pick_representatives,
+)
 from filters.curation.settings import DedupSettings
 
 
@@ -129,3 +134,13 @@ def test_no_images_and_one_image_need_no_pairs() -> None:
     assert group_near_duplicates(_columns([]), DedupSettings()).component.size == 0
     alone = group_near_duplicates(_columns([_image(1, 1, 10, 10, "a.jpg", "1")]), DedupSettings())
     assert (alone.component.tolist(), alone.representative.tolist(), alone.plan) == ([0], [0], None)
+
+
+def test_identical_rows_collapse_into_one_node_led_by_their_first_row() -> None:
+    columns = {
+        "phash": np.array([5, 3, 5, 3, 5, 2**64 - 1], np.uint64),
+        "width": np.array([8, 8, 8, 9, 8, 8], np.int64),
+    }
+    node, first = collapse_identical(columns, ("phash", "width"))
+    assert node.tolist() == [2, 0, 2, 1, 2, 3]  # numbered in key order: (3, 8), (3, 9), (5, 8), (2**64 - 1, 8)
+    assert first.tolist() == [1, 3, 0, 5]
