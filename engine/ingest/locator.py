@@ -5,7 +5,8 @@ offset and size, a Parquet row's row group, row and column. :func:`read_images` 
 images grouped by container: the members of one tar in one ranged read per cluster of neighbours
 (``Location.read_ranges``), the rows of one Parquet row group with one read of that row group's
 image column (the last few kept per process, so the batches of one row group that a worker takes
-in turn read it once). Rows in read order (``engine.ingest.image_bytes.with_locators``) make neighbours meet in a batch.
+in turn read it once). Rows in read order (``engine.ingest.image_bytes.with_locators``) make neighbours
+meet in a batch.
 
 :func:`read_source` serves readers that hold only a ``source_uri`` (exports, the audit, refinement):
 it finds the member by scanning its container once per process and container version.
@@ -67,12 +68,6 @@ class Locator:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Locator | None:
         return None if data is None else cls(**data)
-
-    def order(self) -> tuple[str, int, int]:
-        """Sort key that puts neighbours together: container, then position in it."""
-        if self.offset is not None:
-            return self.container, 0, self.offset
-        return self.container, self.row_group or 0, self.row or 0
 
 
 def read_images(uris: Sequence[str], locators: Sequence[Locator | None]) -> list[bytes | OSError]:

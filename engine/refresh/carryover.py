@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.config.settings import WriterConfig
+from engine.config.settings import RayConfig, WriterConfig
 from engine.ingest.curation import Ids, as_ids, id_set
 from engine.ingest.probe import WORK_SCHEMA
 from engine.partitions.keys import ids_by_partition
@@ -80,7 +80,7 @@ class CarryOver:
             self.rerun_filters = pa.concat_tables([self.rerun_filters, table])
 
 
-ROWS_PER_BATCH = 262_144  # the rows of a batch of source shards: ``ray.plan_part_rows``'s default
+ROWS_PER_BATCH = RayConfig().plan_part_rows  # the rows of a batch of source shards, by default
 
 
 @dataclass(frozen=True)
