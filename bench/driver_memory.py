@@ -114,8 +114,9 @@ def max_rss_mib() -> float:
 # -- runs --------------------------------------------------------------------------------------
 
 
-def measure_run(images: int, profile: str) -> dict[str, Any]:
-    """One filters-only run over ``images`` tiny PNGs, in this (fresh) process."""
+def measure_run(images: int, profile: str, part_rows: int | None = None) -> dict[str, Any]:
+    """One filters-only run over ``images`` tiny PNGs, in this (fresh) process; ``part_rows``: its
+    ``ray.plan_part_rows`` (the profile's when None)."""
     import shutil
 
     from bench.ceiling import filters_only, tiny_pngs
@@ -125,6 +126,8 @@ def measure_run(images: int, profile: str) -> dict[str, Any]:
     folder, output = tiny_pngs(images), RUNS / f"out-{images}"
     shutil.rmtree(output, ignore_errors=True)
     config = filters_only(profile)
+    if part_rows is not None:
+        config = replace(config, ray=replace(config.ray, plan_part_rows=part_rows))
     with local_ray(len(os.sched_getaffinity(0))), RssPeak() as rss:
         started = time.perf_counter()
         request = RunRequest((str(folder),), output, config, full=True, progress_bars=False)
@@ -133,6 +136,7 @@ def measure_run(images: int, profile: str) -> dict[str, Any]:
     shutil.rmtree(output, ignore_errors=True)
     return {
         "images": images,
+        "plan_part_rows": config.ray.plan_part_rows,
         "annotated": result.annotated,
         "seconds": seconds,
         "driver_peak_mib": rss.peak_mib,
@@ -391,6 +395,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sizes", type=int, nargs=2, default=(2000, 20_000), help="small and large run")
     parser.add_argument("--plan-images", type=int, default=1_000_000, help="files in the planning simulation")
     parser.add_argument("--profile", default="offline", help="profile whose filters run (default offline)")
+    parser.add_argument(
+        "--run-part-rows",
+        type=int,
+        help="the runs' ray.plan_part_rows (default: the profile's, so both sizes run in one part; smaller makes "
+        "them run in parts on Ray, as a run larger than one part does)",
+    )
     parser.add_argument("--skip-runs", action="store_true", help="only the planning simulation")
     parser.add_argument("--skip-planning", action="store_true", help="only the runs")
     parser.add_argument(
@@ -419,12 +429,15 @@ def main(argv: list[str]) -> dict[str, Any]:
         small, large = args.sizes
         for size in (small, large):
             tiny_pngs(size)  # generated here, not inside the measured process
-            result[f"run_{size}"] = in_child("--child-run", str(size), args.profile)
+            part_rows = () if args.run_part_rows is None else ("--run-part-rows", str(args.run_part_rows))
+            result[f"run_{size}"] = in_child("--child-run", str(size), args.profile, *part_rows)
             print(f"  {size} images: driver peak {result[f'run_{size}']['driver_peak_mib']:.0f} MiB", file=sys.stderr)
         peak = {size: result[f"run_{size}"]["driver_peak_mib"] for size in (small, large)}
         growth = {size: result[f"run_{size}"]["driver_growth_mib"] for size in (small, large)}
+        heap = {size: result[f"run_{size}"]["driver_heap_growth_mib"] for size in (small, large)}
         result["peak_ratio"] = peak[large] / peak[small]
         result["growth_per_1000_images_mib"] = (growth[large] - growth[small]) / (large - small) * 1000
+        result["heap_growth_per_1000_images_mib"] = (heap[large] - heap[small]) / (large - small) * 1000
     if not args.skip_planning:
         folder = PLAN / f"n{args.plan_images}"
         started = time.perf_counter()
@@ -440,7 +453,7 @@ def main(argv: list[str]) -> dict[str, Any]:
 if __name__ == "__main__":
     options = parse(sys.argv[1:])
     if options.child_run is not None:
-        measured = measure_run(options.child_run, options.profile)
+        measured = measure_run(options.child_run, options.profile, options.run_part_rows)
     elif options.child_plan is not None:
         ray_parts = options.probe_parts == "ray"
         measured = measure_planning(Path(options.child_plan), options.profile, options.search == "ray", ray_parts)

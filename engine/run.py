@@ -40,7 +40,14 @@ import pyarrow.compute as pc
 from engine.config.registry import FILTERS
 from engine.config.settings import EngineConfig
 from engine.errors import RunFailure
-from engine.execute.dataset import build_dataset, check_capacity, refilter_on_ray, run_in_process
+from engine.execute.annotate_input import RowsToAnnotate, rows_to_annotate
+from engine.execute.dataset import (
+    PIXEL_FREE_BLOCK_ROWS,
+    build_dataset,
+    check_capacity,
+    refilter_on_ray,
+    run_in_process,
+)
 from engine.execute.near_dup_search import pair_search
 from engine.execute.plan_stages import PlannedStage, plan_stages
 from engine.execute.probe_phase import ProbeOutcome, ProbePlan, probe_in_parts
@@ -49,7 +56,6 @@ from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
 from engine.execute.stage_timing import StageTiming
 from engine.execute.started_ahead import StartedAhead
-from engine.ingest.captions import alt_texts
 from engine.ingest.curation import (
     CuratedWork,
     carried_skips,
@@ -60,7 +66,6 @@ from engine.ingest.curation import (
 )
 from engine.ingest.discover import discover_listing
 from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
-from engine.ingest.image_bytes import with_locators
 from engine.ingest.imports.matching import MatchReport
 from engine.ingest.imports.plan import describe, import_reports
 from engine.ingest.probe import probe_settings
@@ -92,12 +97,9 @@ from engine.store.manifest import (
 from engine.store.output_lock import OutputLock
 from engine.store.reader import read_skipped
 from engine.store.writer import ShardInfo, ShardWriter, write_shard
-from schemas.arrow import ANNOTATION_SCHEMA, QUARANTINE_SCHEMA, SKIPPED_SCHEMA
-from schemas.records import Granularity, ImageRecord
+from schemas.arrow import QUARANTINE_SCHEMA, SKIPPED_SCHEMA
 
 Progress = Callable[[str], None]
-NEW_ROWS_CHUNK = 4096
-NEW_ROW_COLUMNS = ["image_id", "source_uri", "width", "height", "format", "source_uris", "captions", "metadata"]
 
 
 @dataclass(frozen=True)
@@ -407,16 +409,16 @@ def _plan_summary(run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, carr
 # -- 5. annotate -----------------------------------------------------------------------------
 
 
-def annotate(run: RunPlan, carry: CarryOver, located: pa.Table, ray: LazyRay, ahead: StartedAhead) -> Annotated:
+def annotate(run: RunPlan, carry: CarryOver, located: Parts, ray: LazyRay, ahead: StartedAhead) -> Annotated:
     """New and stale images through the stages they need (with pixels, read in container order by their
-    locators: ``located``, ``engine.ingest.probe_parts.LOCATED``), then the filters over rows whose filters
-    changed (without pixels); each shard is journaled once written. Pixel-free filter stages run on the actors
-    started ahead (``ahead``)."""
+    locators; a stale image's locator is looked up in ``located``, ``engine.ingest.probe_parts.LOCATED``), then
+    the filters over rows whose filters changed (without pixels); each shard is journaled once written. New
+    images' rows are made where the work table's partitions are (``engine/execute/annotate_input.py``).
+    Pixel-free filter stages run on the actors started ahead (``ahead``)."""
     config, sink, progress = run.config, ahead.sink, ahead.sink.progress
-    new_rows = _new_rows(carry.new, config.ingest.caption_granularity)
-    pixel_rows = with_locators(pa.concat_tables([new_rows, carry.rerun_pixels]), located)
+    pixel_rows = rows_to_annotate(carry.new, carry.rerun_pixels, located, config.ingest.caption_granularity)
     annotated = 0
-    if pixel_rows.num_rows:
+    if pixel_rows.rows:
         ray.start()
         # Only new images need every specialist; carried rows rerun their stale ones (and all filters).
         needed = [s for s in run.stages if s.kind == FILTERS or carry.new.rows or s.name in carry.stale_specialists]
@@ -429,51 +431,29 @@ def annotate(run: RunPlan, carry: CarryOver, located: pa.Table, ray: LazyRay, ah
         filters = [s for s in run.stages if s.kind == FILTERS]
         if refilter_on_ray(refilter_rows, ray):
             ray.start()
-            _drain_on_ray(refilter_rows, filters, ahead, "re-filtered", read_pixels=False)
+            _drain_on_ray(RowsToAnnotate(refilter_rows), filters, ahead, "re-filtered", read_pixels=False)
         else:
             sink.drain_local(run_in_process(refilter_rows, filters, config), "re-filtered", refilter_rows.num_rows)
     ahead.close()
-    ids = [*pixel_rows.column("image_id").chunks, *refilter_rows.column("image_id").chunks]
-    return sink.close(annotated, pa.chunked_array(ids, pa.string()))
+    # Tombstones compare the ids sent with the previous version's images: a first run has none, and does not
+    # read back the ids of rows its partitions made.
+    sent = None
+    if run.previous is not None:
+        sent = pa.concat_arrays([pixel_rows.ids(), *refilter_rows.column("image_id").chunks])
+    return sink.close(annotated, sent)
 
 
 def _drain_on_ray(
-    rows: pa.Table, stages: list[PlannedStage], ahead: StartedAhead, label: str, read_pixels: bool = True
+    rows: RowsToAnnotate, stages: list[PlannedStage], ahead: StartedAhead, label: str, read_pixels: bool = True
 ) -> int:
     """``rows`` through ``stages`` on Ray into the sink: on the filter actors started ahead when the stages are
     theirs (every stage of the run, all pixel-free filters), else as a Ray Data pipeline; the rows written."""
     filters = ahead.filter_actors() if [s.name for s in stages] == [s.name for s in ahead.stages] else None
     if filters is not None:
-        return ahead.sink.drain_refs(filters.run(rows), label, rows.num_rows)
+        blocks = filters.run_blocks(rows.blocks(PIXEL_FREE_BLOCK_ROWS))
+        return ahead.sink.drain_refs(blocks, label, rows.rows)
     dataset = build_dataset(rows, stages, ahead.config, read_pixels=read_pixels)
-    return ahead.sink.drain_dataset(dataset, label, rows.num_rows)
-
-
-def _new_rows(work: Parts, caption_granularity: Granularity) -> pa.Table:
-    """Rows for images annotated for the first time (work table rows): identity, the input's metadata, its
-    captions and curation's measures (taken over as an Arrow column); built a partition and a chunk at a time,
-    so only one chunk is ever Python objects."""
-    parts = [ANNOTATION_SCHEMA.empty_table()]
-    measures_at = ANNOTATION_SCHEMA.get_field_index("measures")
-    chunks = (chunk for table in work.each() for chunk in table.to_batches(max_chunksize=NEW_ROWS_CHUNK))
-    for chunk in chunks:
-        rows = [
-            ImageRecord(
-                row["image_id"],
-                row["source_uri"],
-                row["width"],
-                row["height"],
-                row["format"],
-                list(row["source_uris"]),
-                texts=alt_texts(tuple(dict.fromkeys(c for c in row["captions"] if c)), caption_granularity),
-                metadata=row["metadata"],
-            ).to_row()
-            for row in chunk.select(NEW_ROW_COLUMNS).to_pylist()
-        ]
-        table = pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
-        measures = chunk.column("measures").cast(ANNOTATION_SCHEMA.field("measures").type)
-        parts.append(table.set_column(measures_at, ANNOTATION_SCHEMA.field("measures"), measures))
-    return pa.concat_tables(parts)
+    return ahead.sink.drain_dataset(dataset, label, rows.rows)
 
 
 def unchanged(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, annotated: Annotated, tombstones: pa.Table) -> bool:

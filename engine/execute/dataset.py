@@ -8,7 +8,7 @@ decodes them. Small pixel-free reruns (filters only) run in this process instead
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -108,17 +108,29 @@ def split_blocks(table: pa.Table, rows_per_block: int) -> list[pa.Table]:
     return [table.slice(start, size) for start in range(0, table.num_rows, size)] or [table]
 
 
-def build_dataset(rows: pa.Table, stages: list[PlannedStage], config: EngineConfig, read_pixels: bool = True) -> Any:
-    """The lazy Ray Data pipeline over ``rows`` (annotation schema): attach bytes, then one ``map_batches``
-    per stage group. No file is read without ``read_pixels`` or when no stage needs pixels (a filters-only
-    profile): the image's identity and measures come from probing, so its bytes would only travel unused."""
+class RowSource(Protocol):
+    """Rows that make their own Ray dataset (``engine.execute.annotate_input.RowsToAnnotate``)."""
+
+    def dataset(self, block_rows: int, read_order: bool) -> Any: ...
+
+
+def build_dataset(
+    rows: pa.Table | RowSource, stages: list[PlannedStage], config: EngineConfig, read_pixels: bool = True
+) -> Any:
+    """The lazy Ray Data pipeline over ``rows`` (annotation schema; a table here, or a source that makes its
+    dataset, in read order when pixels are read): attach bytes, then one ``map_batches`` per stage group. No
+    file is read without ``read_pixels`` or when no stage needs pixels (a filters-only profile): the image's
+    identity and measures come from probing, so its bytes would only travel unused."""
     import ray
 
     read_pixels = read_pixels and (not stages or any(stage.needs_pixels for stage in stages))
     # Blocks are the streaming unit; without file reads, larger blocks cost less scheduling. ``from_blocks``
     # takes each block's metadata here, where ``from_arrow`` would run a Ray task per block for it.
     block_rows = config.ray.decode_batch_size if read_pixels else PIXEL_FREE_BLOCK_ROWS
-    ds = ray.data.from_blocks(split_blocks(rows, block_rows))
+    if isinstance(rows, pa.Table):
+        ds = ray.data.from_blocks(split_blocks(rows, block_rows))
+    else:
+        ds = rows.dataset(block_rows, read_order=read_pixels)
     groups = group_stages(stages, config.ray.fuse_cpu_stages)
     if not groups:
         return ds.map_batches(

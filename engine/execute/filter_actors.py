@@ -13,7 +13,7 @@ chain runs over the same rows (``engine/execute/stage_runner.py``).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -51,12 +51,17 @@ class FilterActors:
 
     def run(self, rows: pa.Table) -> Iterator[tuple[Any, None]]:
         """``rows`` (annotation schema) through every step, a block at a time as the pixel-free Ray Data path
-        cuts them (``PIXEL_FREE_BLOCK_ROWS``): the reference of each output block as it is submitted (with
-        None: the whole block is output, as ``engine.execute.shard_workers.block_refs`` yields), a few blocks
-        ahead of the consumer so every actor stays busy."""
+        cuts them (``PIXEL_FREE_BLOCK_ROWS``); see :meth:`run_blocks`."""
+        return self.run_blocks(split_blocks(rows, PIXEL_FREE_BLOCK_ROWS))
+
+    def run_blocks(self, blocks: Iterable[Any]) -> Iterator[tuple[Any, None]]:
+        """Blocks of annotation rows (tables, or references to them) through every step: the reference of each
+        output block as it is submitted (with None: the whole block is output, as
+        ``engine.execute.shard_workers.block_refs`` yields), a few blocks ahead of the consumer so every actor
+        stays busy."""
         ahead: deque[Any] = deque()
         window = AHEAD_PER_ACTOR * max(len(pool) for pool in self.pools)
-        for index, block in enumerate(split_blocks(rows, PIXEL_FREE_BLOCK_ROWS)):
+        for index, block in enumerate(blocks):
             ref: Any = block
             for pool in self.pools:
                 ref = pool[index % len(pool)].__call__.remote(ref)

@@ -6,7 +6,8 @@ Ray task (``engine/partitions/tasks.py``): the cache split reads only its range 
 workers write the new index's parts, and each id partition's rows go from the task that made them to the
 task that groups them through the object store. The driver gets back each range's sources to probe (listing
 rows, for ``--limit``), each partition's quarantine, and the paths seen with their ids; each partition's work
-table stays in the object store, for the curation phase's tasks (``engine.ingest.curation.curate_parts``).
+table stays in the object store, for the curation phase's tasks (``engine.ingest.curation.curate_parts``), and
+so do its locators, for the annotate phase (``engine/execute/annotate_input.py``).
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ class ProbePlan:
 class ProbeOutcome:
     """The work table (one row per distinct image) in its image-id partitions, in id order (the partitions stay
     where they were made: on Ray, in the object store), the quarantined rows (sorted by URI), the
-    paths seen (:data:`~engine.ingest.probe_parts.SEEN_PATHS`), the container members' locators, the new
-    probe index's parts, and the counts."""
+    paths seen (:data:`~engine.ingest.probe_parts.SEEN_PATHS`), the container members' locators (in the same
+    partitions as the work table, :data:`~engine.ingest.probe_parts.LOCATED`), the new probe index's parts, and the
+    counts."""
 
     work: Parts
     quarantined: pa.Table
     seen: pa.Table
-    located: pa.Table
+    located: Parts
     index: list[ShardInfo]
     cached: int
     hashed: int
@@ -96,15 +98,17 @@ def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks 
     batches = hit_batches + _even_groups(fresh, math.ceil(taken.num_rows / plan.rows_per_part))
     written, pieces = _index_parts(plan, batches, partitions, tasks, unchanged)
     grouped = [tasks.submit(group_partition, *[p[k] for p in pieces], returns=5) for k in range(partitions)]
-    quarantined, seen, located = (_gathered(tasks, [g[i + 1] for g in grouped], s) for i, s in enumerate(SCHEMAS))
-    work = Parts([g[0] for g in grouped], tasks, sum(tasks.get([g[4] for g in grouped])), WORK_SCHEMA)
+    quarantined, seen = (_gathered(tasks, [g[i + 1] for g in grouped], s) for i, s in enumerate(SCHEMAS))
+    counts = tasks.get([g[4] for g in grouped])
+    work = Parts([g[0] for g in grouped], tasks, [rows for rows, _ in counts], WORK_SCHEMA)
+    located = Parts([g[3] for g in grouped], tasks, [rows for _, rows in counts], LOCATED)
     index = list(plan.previous or []) if unchanged else [info for info in tasks.get(written) if info is not None]
     quarantined = quarantined.sort_by("source_uri")
     seconds = time.perf_counter() - started
     return ProbeOutcome(work, quarantined, seen, located, index, hit_rows, taken.num_rows, unchanged, seconds, deferred)
 
 
-SCHEMAS = (pa.schema([PROBE_INDEX_SCHEMA.field(c) for c in QUARANTINE_COLUMNS]), SEEN_PATHS, LOCATED)
+SCHEMAS = (pa.schema([PROBE_INDEX_SCHEMA.field(c) for c in QUARANTINE_COLUMNS]), SEEN_PATHS)
 
 
 def _split(plan: ProbePlan, starts: list[int], tasks: Tasks) -> tuple[list[tuple[Any, int]], pa.Table]:

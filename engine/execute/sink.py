@@ -26,17 +26,20 @@ from engine.store.writer import ShardInfo
 @dataclass(frozen=True)
 class Annotated:
     """What the annotate phase wrote: its shards, how many new or re-annotated images, the ids of the
-    images sent to be written, the quarantine rows of files that failed to load during the run, and each
+    images sent to be written (None where they were not collected: a first run has no earlier images to
+    compare them with), the quarantine rows of files that failed to load during the run, and each
     stage's timings."""
 
     shards: list[ShardInfo]
     annotated: int
-    sent: pa.Array | pa.ChunkedArray
+    sent: pa.Array | pa.ChunkedArray | None
     late_quarantine: list[dict[str, Any]]
     timings: list[StageTiming] = field(default_factory=list)
 
     def written_ids(self) -> pa.Array:
         """Every image id written, as Arrow (the ids sent less those quarantined while annotated)."""
+        if self.sent is None:
+            raise ValueError("the ids of the images sent were not collected")
         sent = self.sent.combine_chunks() if isinstance(self.sent, pa.ChunkedArray) else self.sent
         late = pa.array([row["image_id"] for row in self.late_quarantine], pa.string())
         return sent.filter(pc.invert(pc.is_in(sent, value_set=late)))
@@ -92,8 +95,8 @@ class AnnotationSink:
 
         return self._drain(label, total, write_all)
 
-    def close(self, annotated: int, sent: pa.Array | pa.ChunkedArray) -> Annotated:
-        """Close the writers; ``sent``: the id of every image sent to be written."""
+    def close(self, annotated: int, sent: pa.Array | pa.ChunkedArray | None) -> Annotated:
+        """Close the writers; ``sent``: the id of every image sent to be written (None: not collected)."""
         if self._workers is not None:
             self._workers.close()
         if self._local is not None:

@@ -148,7 +148,7 @@ def curate_parts(
         for k, part in enumerate(gated)
     ]
     kept = [tasks.submit(without_rows, part, drop)[0] for part, drop in zip(parts, dropped, strict=True)]
-    left = int(rows.sum()) - sum(drop.size for drop in dropped)
+    left = [int(count) - drop.size for count, drop in zip(rows, dropped, strict=True)]
     skipped = pa.concat_tables([*(part.skipped for part in gated), copies.skipped.filter(pa.array(judged))])
     return CuratedWork(Parts(kept, tasks, left, work.schema), skipped.sort_by("source_uri"))
 
@@ -271,7 +271,10 @@ def skip_semantic_copies(
     skipped = pa.concat_tables([curated.skipped, skipped_rows]).sort_by("source_uri")
     tasks, copies_ids = curated.work.tasks, curated.work.tasks.put(found.column("image_id"))
     kept = [tasks.submit(without_ids, part, copies_ids)[0] for part in curated.work.handles]
-    return CuratedWork(replace(curated.work, handles=kept, rows=curated.work.rows - found.num_rows), skipped)
+    count = len(kept)  # the work's parts are its id partitions: each copy leaves the part of its id
+    gone = np.bincount(id_partitions(found.column("image_id"), count), minlength=count)
+    counts = [rows - int(copies) for rows, copies in zip(curated.work.counts, gone, strict=True)]
+    return CuratedWork(replace(curated.work, handles=kept, counts=counts), skipped)
 
 
 def carried_skips(previous: pa.Table, seen_paths: Ids, seen_ids: Ids, scope: InputScope) -> pa.Table:

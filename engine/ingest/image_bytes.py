@@ -17,27 +17,43 @@ from schemas.arrow import ANNOTATION_SCHEMA, IN_FLIGHT_SCHEMA
 
 INGEST_STAGE = "ingest"
 LOCATOR_COLUMN = "locator"
+READ_KEYS = ["read_container", "read_part", "read_at", "source_uri"]
 
 
 def with_locators(rows: pa.Table, located: pa.Table) -> pa.Table:
     """``rows`` (annotation schema) with each row's locator (from ``located``: ``source_uri`` and ``locator`` of the
-    images inside containers; null for plain files), in read order: plain files by URI, then each container front
-    to back. A join and a sort in Arrow: no Python object per row."""
+    images inside containers; null for plain files), in read order (:func:`in_read_order`). A join and a sort in
+    Arrow: no Python object per row."""
+    return in_read_order(joined_locators(rows, located))
+
+
+def joined_locators(rows: pa.Table, located: pa.Table) -> pa.Table:
+    """``rows`` with a locator column: each row's from ``located`` (``source_uri``, ``locator``), else null."""
     at = pc.index_in(rows.column("source_uri"), value_set=located.column("source_uri"))
     locators = located.column("locator").take(at).combine_chunks() if len(at) else pa.nulls(0, LOCATOR)
-    rows = rows.append_column(LOCATOR_COLUMN, locators.cast(LOCATOR))
+    return rows.append_column(LOCATOR_COLUMN, locators.cast(LOCATOR))
+
+
+def in_read_order(rows: pa.Table) -> pa.Table:
+    """``rows`` (with a locator column) in read order: plain files by URI, then each container front to back."""
+    keys = read_keys(rows)
+    return rows.take(pc.sort_indices(keys, [(name, "ascending") for name in keys.column_names]))
+
+
+def read_keys(rows: pa.Table) -> pa.Table:
+    """The sort keys of read order (:data:`READ_KEYS`, ascending) of ``rows`` (with a locator column): the
+    container (empty for a plain file), the Parquet row group (0 in a tar), the member's offset in a tar or
+    its row in its row group, and the URI."""
+    locators = rows.column(LOCATOR_COLUMN)
     offset = pc.struct_field(locators, "offset")
     in_tar = pc.is_valid(offset)
-    keys = pa.table(
-        {
-            "container": pc.fill_null(pc.struct_field(locators, "container"), ""),
-            "part": pc.if_else(in_tar, 0, pc.fill_null(pc.struct_field(locators, "row_group").cast(pa.int64()), 0)),
-            "at": pc.if_else(in_tar, offset, pc.fill_null(pc.struct_field(locators, "row"), 0)),
-            "source_uri": rows.column("source_uri"),
-        }
-    )
-    order = pc.sort_indices(keys, [(name, "ascending") for name in keys.column_names])
-    return rows.take(order)
+    columns = [
+        pc.fill_null(pc.struct_field(locators, "container"), ""),
+        pc.if_else(in_tar, 0, pc.fill_null(pc.struct_field(locators, "row_group").cast(pa.int64()), 0)),
+        pc.if_else(in_tar, offset, pc.fill_null(pc.struct_field(locators, "row"), 0)).cast(pa.int64()),
+        rows.column("source_uri"),
+    ]
+    return pa.Table.from_arrays(columns, names=READ_KEYS)
 
 
 def attach_image_bytes(batch: pa.Table, read: bool) -> pa.Table:

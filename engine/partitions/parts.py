@@ -14,12 +14,22 @@ from engine.partitions.tasks import IN_PROCESS, Tasks
 
 @dataclass(frozen=True)
 class Parts:
-    """``handles``: the parts in order (of ``tasks``), ``rows`` in all of them, each part of ``schema``."""
+    """``handles``: the parts in order (of ``tasks``), ``counts``: each part's rows, each part of ``schema``."""
 
     handles: list[Any]
     tasks: Tasks
-    rows: int
+    counts: tuple[int, ...]
     schema: pa.Schema
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counts", tuple(int(count) for count in self.counts))
+        if len(self.counts) != len(self.handles):
+            raise ValueError(f"{len(self.handles)} parts but {len(self.counts)} row counts")
+
+    @property
+    def rows(self) -> int:
+        """The rows in all parts."""
+        return sum(self.counts)
 
     def each(self) -> Iterator[pa.Table]:
         """The parts' tables, one at a time."""
@@ -33,4 +43,4 @@ class Parts:
 
 def in_process(table: pa.Table) -> Parts:
     """``table`` as one part, here."""
-    return Parts([table], IN_PROCESS, table.num_rows, table.schema)
+    return Parts([table], IN_PROCESS, (table.num_rows,), table.schema)

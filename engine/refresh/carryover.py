@@ -148,7 +148,7 @@ def plan_carry_over(
     for number, (first, batch) in enumerate(batches):
         batch_plan = BatchPlan(root, plan, writer_config, f"part-{run_id}-carried-{number:05d}", on_shard)
         handles.append(tasks.submit(take_batch, batch_plan, batch, first, *[c[number] for c in chosen])[0])
-    new_rows = sum(tasks.get([c[-1] for c in chosen]))
+    new_rows = tasks.get([c[-1] for c in chosen])
     return _carry_over(tasks.get(handles), Parts([c[-2] for c in chosen], tasks, new_rows, work.schema))
 
 

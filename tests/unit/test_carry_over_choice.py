@@ -123,7 +123,7 @@ def test_carry_over_in_partitions_and_batches_carries_what_one_part_carries(tmp_
             (root / "annotations").mkdir(parents=True, exist_ok=True)
             (root / "annotations" / source.name).write_bytes(source.read_bytes())
         cut = split_rows(work, id_partitions(work.column("image_id"), partitions), partitions)
-        parts = Parts(cut, IN_PROCESS, work.num_rows, work.schema)
+        parts = Parts(cut, IN_PROCESS, [t.num_rows for t in cut], work.schema)
         carry = plan_carry_over(
             location(str(root)),
             [*shards, resumed],

@@ -165,7 +165,10 @@ def test_curation_in_id_partitions_decides_what_one_part_decides() -> None:
     whole = curate(work, CurationSettings(), annotated, references)
     partitions = split_rows(work, id_partitions(work.column("image_id"), 4), 4)
     parts = curate_parts(
-        Parts(partitions, IN_PROCESS, work.num_rows, work.schema), CurationSettings(), annotated, references
+        Parts(partitions, IN_PROCESS, [t.num_rows for t in partitions], work.schema),
+        CurationSettings(),
+        annotated,
+        references,
     )
     assert parts.work.gather().equals(whole.work.gather()) and parts.skipped.equals(whole.skipped)
     assert len(parts.work.handles) == 4 and parts.work.rows == whole.work.rows == parts.work.gather().num_rows

@@ -1,0 +1,162 @@
+"""The annotate phase's input: the rows of new images and of images to re-annotate, with their locators.
+
+New images' rows are made from their work table rows (identity, the input's metadata and captions, curation's
+measures, and the locator of the place their bytes are read from) where the work table's partitions are: here
+for a small run, else by a Ray task per image-id partition, whose rows stay in the object store. The driver
+then holds no row of a new image. On Ray the rows reach the stages as a Ray dataset: in read order when
+pixels are read (Ray Data's distributed sort by :data:`~engine.ingest.image_bytes.READ_KEYS`, so that a batch
+reads neighbours in one container, as :func:`~engine.ingest.image_bytes.in_read_order` orders them here), in
+blocks of a given number of rows. Rows to re-annotate come from carry-over, which holds them here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from engine.execute.dataset import MAX_INPUT_BLOCKS, split_blocks
+from engine.ingest.captions import alt_texts
+from engine.ingest.image_bytes import LOCATOR_COLUMN, READ_KEYS, in_read_order, joined_locators, read_keys
+from engine.ingest.locator import LOCATOR
+from engine.partitions.parts import Parts
+from engine.partitions.tasks import IN_PROCESS
+from schemas.arrow import ANNOTATION_SCHEMA
+from schemas.records import Granularity, ImageRecord
+
+NEW_ROWS_CHUNK = 4096
+NEW_ROW_COLUMNS = ["image_id", "source_uri", "width", "height", "format", "source_uris", "captions", "metadata"]
+LOCATED_ROWS = ANNOTATION_SCHEMA.append(pa.field(LOCATOR_COLUMN, LOCATOR))
+
+
+@dataclass(frozen=True)
+class RowsToAnnotate:
+    """Rows of the annotation schema to send through the stages: ``here``, held in this process, and ``parts``,
+    made where the work table's partitions are (on Ray: each part in the object store). Both carry a locator
+    column when their bytes are to be read (:data:`LOCATED_ROWS`)."""
+
+    here: pa.Table = field(default_factory=LOCATED_ROWS.empty_table)
+    parts: Parts = field(default_factory=lambda: Parts([], IN_PROCESS, (), LOCATED_ROWS))
+
+    @property
+    def rows(self) -> int:
+        return self.here.num_rows + self.parts.rows
+
+    def dataset(self, block_rows: int, read_order: bool) -> Any:
+        """The rows as a Ray dataset (Ray is up) of blocks of about ``block_rows`` rows: the rows held here cut
+        into blocks; the parts in the object store, sorted into read order when ``read_order``."""
+        import ray
+
+        if not self.parts.rows:
+            return ray.data.from_blocks(split_blocks(self.here, block_rows))
+        refs = [h for h, count in zip(self.parts.handles, self.parts.counts, strict=True) if count]
+        if self.here.num_rows:
+            refs.append(ray.put(self.here))
+        dataset = ray.data.from_arrow_refs(refs)
+        if read_order:
+            dataset = dataset.map_batches(with_read_keys, batch_format="pyarrow", zero_copy_batch=True).sort(READ_KEYS)
+        return dataset.repartition(target_num_rows_per_block=self.block_rows(block_rows))
+
+    def blocks(self, block_rows: int) -> Iterator[Any]:
+        """The rows in blocks of about ``block_rows`` rows, in no particular order: tables cut here from the rows
+        held here, then each part's blocks cut by a task where the part is (object refs on Ray)."""
+        if self.here.num_rows:
+            yield from split_blocks(self.here, block_rows)
+        tasks, block_rows = self.parts.tasks, self.block_rows(block_rows)
+        for handle, count in zip(self.parts.handles, self.parts.counts, strict=True):
+            if count:
+                pieces = math.ceil(count / block_rows)
+                yield from tasks.submit(cut_in, handle, pieces, returns=pieces)
+
+    def block_rows(self, wanted: int) -> int:
+        """The rows of a block of the parts: ``wanted``, or more where that would make more than
+        ``MAX_INPUT_BLOCKS`` blocks (as :func:`~engine.execute.dataset.split_blocks` cuts the rows held here)."""
+        return max(wanted, math.ceil(self.parts.rows / MAX_INPUT_BLOCKS))
+
+    def ids(self) -> pa.Array:
+        """The image id of every row (the parts' read a column at a time by a task where each part is)."""
+        tasks = self.parts.tasks
+        columns = tasks.get([tasks.submit(image_ids, handle)[0] for handle in self.parts.handles])
+        return pa.concat_arrays([pa.array([], pa.string()), image_ids(self.here), *columns])
+
+
+def rows_to_annotate(new: Parts, rerun: pa.Table, located: Parts, caption_granularity: Granularity) -> RowsToAnnotate:
+    """The rows of the images of ``new`` (work table rows in image-id partitions, with their locators) and the
+    rows to re-annotate (``rerun``, annotation schema, their locators found in ``located``: the probe phase's
+    ``source_uri`` and ``locator`` of images inside containers, in parts). Made here when ``new``'s parts are
+    (in read order), else by a task per partition."""
+    rerun = locate(rerun, located) if rerun.num_rows else LOCATED_ROWS.empty_table()
+    if not new.tasks.on_ray:
+        here = pa.concat_tables([new_rows(table, caption_granularity) for table in new.each()] + [rerun])
+        return RowsToAnnotate(in_read_order(here))
+    handles = [new.tasks.submit(new_rows, handle, caption_granularity)[0] for handle in new.handles]
+    return RowsToAnnotate(in_read_order(rerun), Parts(handles, new.tasks, new.counts, LOCATED_ROWS))
+
+
+def new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
+    """Rows (:data:`LOCATED_ROWS`) for images annotated for the first time (work table rows): identity, the
+    input's metadata, its captions, curation's measures and the locator of the place read (all three taken
+    over as Arrow columns); built a chunk at a time, so only one chunk is ever Python objects."""
+    parts = [LOCATED_ROWS.empty_table()]
+    measures_at = ANNOTATION_SCHEMA.get_field_index("measures")
+    for chunk in work.to_batches(max_chunksize=NEW_ROWS_CHUNK):
+        rows = [
+            ImageRecord(
+                row["image_id"],
+                row["source_uri"],
+                row["width"],
+                row["height"],
+                row["format"],
+                list(row["source_uris"]),
+                texts=alt_texts(tuple(dict.fromkeys(c for c in row["captions"] if c)), caption_granularity),
+                metadata=row["metadata"],
+            ).to_row()
+            for row in chunk.select(NEW_ROW_COLUMNS).to_pylist()
+        ]
+        table = pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
+        measures = chunk.column("measures").cast(ANNOTATION_SCHEMA.field("measures").type)
+        table = table.set_column(measures_at, ANNOTATION_SCHEMA.field("measures"), measures)
+        parts.append(table.append_column(LOCATED_ROWS.field(LOCATOR_COLUMN), chunk.column("locator").cast(LOCATOR)))
+    return pa.concat_tables(parts)
+
+
+def locate(rows: pa.Table, located: Parts) -> pa.Table:
+    """``rows`` (annotation schema) with each row's locator, found in ``located``'s parts (read one at a time);
+    null for a plain file."""
+    positions, found = [np.zeros(0, np.int64)], [pa.nulls(0, LOCATOR)]
+    for part in located.each():
+        locators = joined_locators(rows.select(["source_uri"]), part).column(LOCATOR_COLUMN).combine_chunks()
+        at = np.flatnonzero(locators.is_valid().to_numpy(zero_copy_only=False))
+        positions.append(at)
+        found.append(locators.take(pa.array(at, pa.int64())))
+    where = np.full(rows.num_rows, -1, np.int64)
+    at = np.concatenate(positions)
+    where[at] = np.arange(at.size)
+    taken = pa.concat_arrays(found).take(pa.array(where, pa.int64(), mask=where < 0))
+    return rows.select(ANNOTATION_SCHEMA.names).append_column(LOCATED_ROWS.field(LOCATOR_COLUMN), taken)
+
+
+def with_read_keys(rows: pa.Table) -> pa.Table:
+    """``rows`` with the columns of :data:`READ_KEYS` it lacks, for Ray Data to sort by."""
+    keys = read_keys(rows)
+    for name in READ_KEYS:
+        if name not in rows.column_names:
+            rows = rows.append_column(name, keys.column(name))
+    return rows
+
+
+def cut_in(table: pa.Table, pieces: int) -> tuple[pa.Table, ...] | pa.Table:
+    """``table`` in ``pieces`` consecutive slices of about equal rows (the table itself for one)."""
+    size = math.ceil(table.num_rows / pieces)
+    slices = tuple(table.slice(k * size, size) for k in range(pieces))
+    return slices if pieces > 1 else slices[0]
+
+
+def image_ids(rows: pa.Table) -> pa.Array:
+    """The ``image_id`` column of ``rows`` as one array."""
+    column = rows.column("image_id")
+    return column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
