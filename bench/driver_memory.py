@@ -265,20 +265,20 @@ def _subset(schema: Any, columns: dict[str, Any]) -> Any:
     return pa.schema([schema.field(name) for name in columns])
 
 
-def previous_probe_parts(folder: Path, config: Any) -> list[Any]:
-    """The synthetic probe index as a run writes it (parts of ``ray.plan_part_rows`` rows sorted by URI, the
-    writer's row groups), written once next to ``probes-part.parquet``."""
+def previous_probe_parts(folder: Path, config: Any, rows: int) -> list[Any]:
+    """The synthetic probe index as a run writes it (parts of ``rows`` rows sorted by URI, the writer's row
+    groups), written once for each part size next to ``probes-part.parquet``."""
     import pyarrow.parquet as pq
 
     from engine.ingest.probe_parts import index_writer
     from engine.store.location import location
     from engine.store.writer import ShardInfo, write_shard
 
-    listed = folder / "probe-parts-v2.json"
+    listed = folder / f"probe-parts-v2-{rows}.json"
     if listed.exists():
         return [ShardInfo.from_dict(part) for part in json.loads(listed.read_text())]
-    index, rows = pq.read_table(folder / "probes-part.parquet").sort_by("source_uri"), config.ray.plan_part_rows
-    root, name = location(folder), "probes/part-previous-{:05d}.parquet"
+    index = pq.read_table(folder / "probes-part.parquet").sort_by("source_uri")
+    root, name = location(folder), f"probes/part-previous-{rows}-{{:05d}}.parquet"
     parts = [
         write_shard(index.slice(start, rows), root, name.format(number), index_writer(config.writer), {})
         for number, start in enumerate(range(0, index.num_rows, rows))
@@ -287,9 +287,16 @@ def previous_probe_parts(folder: Path, config: Any) -> list[Any]:
     return parts
 
 
-def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_parts: bool = True) -> dict[str, Any]:
+def measure_planning(
+    folder: Path,
+    profile: str,
+    ray_search: bool = True,
+    ray_parts: bool = True,
+    ray_settings: dict[str, int] | None = None,
+) -> dict[str, Any]:
     """The engine's planning over the synthetic probe index and previous version, in this (fresh) process;
-    ``ray_parts``: the probe phase in parts on Ray (as a run of this size does), else in one part here."""
+    ``ray_parts``: the probe phase in parts on Ray (as a run of this size does), else in one part here;
+    ``ray_settings``: ``ray.plan_part_rows`` and ``ray.plan_min_piece_rows`` other than the profile's."""
     from bench.ceiling import filters_only
     from engine.execute.near_dup_search import DISTRIBUTE_MIN_IMAGES, pair_search
     from engine.execute.plan_stages import plan_stages
@@ -297,6 +304,7 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_pa
     from engine.ingest.curation import curate_parts
     from engine.ingest.discover import discover_listing
     from engine.ingest.probe import probe_settings
+    from engine.partitions.keys import part_rows_for
     from engine.partitions.tasks import IN_PROCESS, ON_RAY
     from engine.refresh.carryover import Candidate, plan_carry_over
     from engine.refresh.incremental import StagePlan
@@ -304,12 +312,14 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_pa
     from engine.store.writer import ShardInfo
 
     config = filters_only(profile)
+    config = replace(config, ray=replace(config.ray, **(ray_settings or {})))
     stage_plan = StagePlan([s.spec() for s in plan_stages(config)])
     facts = json.loads((folder / "previous.json").read_text())
+    part_rows = part_rows_for(facts["files"], config.ray.plan_part_rows, config.ray.plan_min_piece_rows)  # as a run
     candidates = [Candidate(ShardInfo.from_dict(shard)) for shard in facts["shards"]]
     ray_search = ray_search and facts["unique"] >= DISTRIBUTE_MIN_IMAGES
-    ray_parts = ray_parts and facts["files"] > config.ray.plan_part_rows  # one part runs here, as in a run
-    previous_index = previous_probe_parts(folder, config)
+    ray_parts = ray_parts and facts["files"] > part_rows  # one part runs here, as in a run
+    previous_index = previous_probe_parts(folder, config, part_rows)
     if ray_search or ray_parts:  # as a run of this size does: Ray is up, and the parts and the search run on it
         import ray
 
@@ -319,7 +329,7 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_pa
         listing = discover_listing([str(folder / "paths.parquet")], config.ingest.extensions)
         discovered, (discovery_growth, discovery_heap) = time.perf_counter(), rss.phase_growths()
         # A refresh splits the listing against the previous version's probe index; every file is a hit here.
-        rows = config.ray.plan_part_rows if ray_parts else facts["files"] + 1
+        rows = part_rows if ray_parts else facts["files"] + 1
         plan = ProbePlan(listing, previous_index, folder, "bench-plan", probe_settings(config.ingest), config.writer)
         found = probe_in_parts(replace(plan, rows_per_part=rows), lambda: None, ON_RAY if ray_parts else IN_PROCESS)
         del listing, plan
@@ -347,6 +357,8 @@ def measure_planning(folder: Path, profile: str, ray_search: bool = True, ray_pa
         "cache_hits": found.cached,
         "cache_misses": found.hashed,
         "probe_parts": "ray tasks" if ray_parts else "driver",
+        "part_rows": rows,
+        "id_partitions": len(work.handles),
         "discovery_s": discovered - started,
         # the driver's peak in each of the listing's phases, above its level before planning
         "discovery_growth_mib": discovery_growth,
@@ -415,6 +427,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default="ray",
         help="where the planning's probe phase runs (ray: in parts as Ray tasks, as a run of that size does)",
     )
+    parser.add_argument("--plan-part-rows", type=int, help="the planning's ray.plan_part_rows (default: the profile's)")
+    parser.add_argument(
+        "--plan-min-piece-rows",
+        type=int,
+        help="the planning's ray.plan_min_piece_rows (default: the profile's; 1: none)",
+    )
     parser.add_argument("--child-run", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-plan", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -443,7 +461,12 @@ def main(argv: list[str]) -> dict[str, Any]:
         started = time.perf_counter()
         prepare_planning(args.plan_images, folder, args.profile)
         result["plan_prepare_s"] = time.perf_counter() - started
-        extra = ("--search", args.search, "--probe-parts", args.probe_parts)
+        extra = ["--search", args.search, "--probe-parts", args.probe_parts]
+        for flag, value in (
+            ("--plan-part-rows", args.plan_part_rows),
+            ("--plan-min-piece-rows", args.plan_min_piece_rows),
+        ):
+            extra += [] if value is None else [flag, str(value)]
         planning = in_child("--child-plan", str(folder), args.profile, *extra)
         result[f"planning_{args.plan_images}"] = planning
     result["load_average"] = os.getloadavg()[0]
@@ -456,7 +479,10 @@ if __name__ == "__main__":
         measured = measure_run(options.child_run, options.profile, options.run_part_rows)
     elif options.child_plan is not None:
         ray_parts = options.probe_parts == "ray"
-        measured = measure_planning(Path(options.child_plan), options.profile, options.search == "ray", ray_parts)
+        settings = {"plan_part_rows": options.plan_part_rows, "plan_min_piece_rows": options.plan_min_piece_rows}
+        settings = {name: value for name, value in settings.items() if value is not None}
+        folder = Path(options.child_plan)
+        measured = measure_planning(folder, options.profile, options.search == "ray", ray_parts, settings)
     else:
         measured = main(sys.argv[1:])
     print(json.dumps(measured))

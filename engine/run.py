@@ -71,6 +71,7 @@ from engine.ingest.imports.plan import describe, import_reports
 from engine.ingest.probe import probe_settings
 from engine.ingest.probe_cache import cache_parts, probe_key
 from engine.ingest.sources import InputOptions
+from engine.partitions.keys import part_rows_for
 from engine.partitions.parts import Parts
 from engine.progress import loading_line
 from engine.refresh.carryover import Candidate, CarryOver, missing_ids, older_candidates, plan_carry_over, resumable
@@ -178,6 +179,12 @@ class RunPlan:
     @property
     def previous(self) -> Manifest | None:
         return self.history[-1] if self.history else None
+
+    @property
+    def part_rows(self) -> int:
+        """The rows of a part of the planning steps for this listing (``engine.partitions.keys.part_rows_for``)."""
+        ray = self.config.ray
+        return part_rows_for(self.listing.num_rows, ray.plan_part_rows, ray.plan_min_piece_rows)
 
 
 @dataclass(frozen=True)
@@ -305,7 +312,7 @@ def probe(run: RunPlan, ray: LazyRay) -> ProbeOutcome:
         probe_settings(run.config.ingest),
         run.config.writer,
         run.request.limit,
-        run.config.ray.plan_part_rows,
+        run.part_rows,
     )
     return probe_in_parts(plan, ray.start)
 
@@ -390,7 +397,7 @@ def carry_over(run: RunPlan, work: Parts, earlier: pa.Table, kept: pa.Array) -> 
         run.run_id,
         on_shard=run.journal.record,
         keep=(kept, previous.shards if previous else ()),
-        rows_per_batch=run.config.ray.plan_part_rows,
+        rows_per_batch=run.part_rows,
     )
 
 

@@ -152,8 +152,10 @@ class RayConfig:
     downstream_backpressure_ratio: float | None = 2.0
     worker_death_retries: int = 1
     # Planning in parts (``engine/execute/probe_phase.py``): listing rows per range, and about as many images
-    # per id partition; more than one part runs the parts as Ray tasks.
+    # per id partition; more than one part runs the parts as Ray tasks. Parts grow with the corpus so that the
+    # pieces they exchange keep at least ``plan_min_piece_rows`` rows (``engine.partitions.keys.part_rows_for``).
     plan_part_rows: PositiveInt = 262_144
+    plan_min_piece_rows: NonNegativeInt = 1024  # 0: parts of plan_part_rows whatever the corpus
 
     def __post_init__(self) -> None:
         checks = [

@@ -108,6 +108,9 @@ def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks 
     return ProbeOutcome(work, quarantined, seen, located, index, hit_rows, taken.num_rows, unchanged, seconds, deferred)
 
 
+# Probe index rows per block once probed in parts: some hundreds of KiB, above Ray's 100 KiB for keeping a
+# result in its owner's memory (the driver's).
+PROBED_BLOCK_ROWS = 4096
 SCHEMAS = (pa.schema([PROBE_INDEX_SCHEMA.field(c) for c in QUARANTINE_COLUMNS]), SEEN_PATHS)
 
 
@@ -131,13 +134,14 @@ def _split(plan: ProbePlan, starts: list[int], tasks: Tasks) -> tuple[list[tuple
 
 def _probe(listing: pa.Table, limits: dict[str, Any], tasks: Tasks, start_ray: Callable[[], None]) -> list[Any]:
     """The probe index rows of ``listing``: one table, probed here when the sources are few bytes in all (and
-    the parts run here), else the refs of Ray tasks' blocks."""
+    the parts run here), else the refs of Ray tasks' blocks, combined into blocks of ``PROBED_BLOCK_ROWS`` rows
+    when the parts run on Ray (more than one part's rows: too many small blocks to keep in the driver)."""
     if not listing.num_rows:
         return []
     if not tasks.on_ray and fits_in_process(listing):
         return [probe_batch(listing, **limits)]
     start_ray()
-    return probe_refs_on_ray(listing, limits)
+    return probe_refs_on_ray(listing, limits, PROBED_BLOCK_ROWS if tasks.on_ray else None)
 
 
 def _even_groups(handles: list[Any], count: int) -> list[list[Any]]:

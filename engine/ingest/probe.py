@@ -367,10 +367,11 @@ def probe_on_ray(sources: pa.Table | list[Source], limits: dict[str, Any]) -> pa
     return pa.concat_tables(blocks).cast(PROBE_INDEX_SCHEMA) if blocks else PROBE_INDEX_SCHEMA.empty_table()
 
 
-def probe_refs_on_ray(listing: pa.Table, limits: dict[str, Any]) -> list[Any]:
+def probe_refs_on_ray(listing: pa.Table, limits: dict[str, Any], block_rows: int | None = None) -> list[Any]:
     """Probe ``listing`` as Ray tasks (Ray must be running): a task per container, plain files in groups
     (:func:`files_per_task`); each task gets its rows as an Arrow block and makes their :class:`Source`
-    objects itself. The refs of the probe index blocks, in listing order (the rows stay in the object store)."""
+    objects itself. The refs of the probe index blocks, in listing order (the rows stay in the object store);
+    with ``block_rows``, the tasks' blocks are combined as they come into blocks of about that many rows."""
     import ray
 
     blocks = probe_blocks(listing, ray.cluster_resources().get("CPU", 1.0))
@@ -383,6 +384,10 @@ def probe_refs_on_ray(listing: pa.Table, limits: dict[str, Any]) -> list[Any]:
         batch_size=None,  # one block per call: a container, or a handful of files
         num_cpus=PROBE_TASK_CPUS,
     )
+    if block_rows is not None:
+        # A task's block of a few hundred rows is less than 100 KiB, which Ray keeps in its owner's memory: the
+        # driver's. Combined as they stream, only the blocks in flight are ever there, never every image's row.
+        probed = probed.repartition(target_num_rows_per_block=block_rows)
     return list(probed.to_arrow_refs())
 
 

@@ -8,6 +8,7 @@ go where the caller says.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -67,3 +68,14 @@ def split_rows(table: pa.Table, partitions: np.ndarray, count: int) -> list[pa.T
 def range_starts(rows: int, per_range: int) -> list[int]:
     """The first row of each range of at most ``per_range`` rows cutting ``rows`` rows (one range at least)."""
     return list(range(0, max(rows, 1), max(1, per_range)))
+
+
+def part_rows_for(total: int, wanted: int, min_piece_rows: int) -> int:
+    """The rows of a part when ``total`` rows are planned in parts of ``wanted`` rows: ``wanted``, or more where
+    the pieces exchanged between parts would be smaller than ``min_piece_rows``.
+
+    An exchange cuts each of about ``total / rows`` parts into as many pieces (a piece per range and id
+    partition), so a piece holds about ``rows**2 / total`` rows and shrinks as the corpus grows. Ray keeps a
+    task's result of less than 100 KiB in its owner's memory, and the owner of every piece is the driver; parts
+    of at least ``sqrt(total * min_piece_rows)`` rows keep the pieces above that size, in the object store."""
+    return max(wanted, math.ceil(math.sqrt(max(total, 0) * min_piece_rows)))

@@ -127,7 +127,7 @@ def test_a_refresh_in_parts_plans_on_the_cluster_and_carries_what_did_not_change
     for path in write_images(tmp_path / "images", IMAGES):
         location(f"{bucket}/inputs/{path.name}").write_bytes(path.read_bytes())
     profile = tmp_path / "parts.yaml"
-    profile.write_text(yaml.safe_dump({**PROFILE, "ray": {"plan_part_rows": 8}}))
+    profile.write_text(yaml.safe_dump({**PROFILE, "ray": {"plan_part_rows": 8, "plan_min_piece_rows": 0}}))
     root, inputs = location(f"{bucket}/corpus"), f"{bucket}/inputs/"
     cli_run(cluster, inputs, root.uri, profile)
     first = require_manifest(root)

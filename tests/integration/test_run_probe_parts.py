@@ -21,7 +21,7 @@ from tests.support.local_ray import local_ray
 def profile(part_rows: int) -> dict:
     return {
         "specialists": [{"name": "haar", "backend": "haar", "resources": {"batch_size": 4}}],
-        "ray": {"num_cpus": 2, "plan_part_rows": part_rows},
+        "ray": {"num_cpus": 2, "plan_part_rows": part_rows, "plan_min_piece_rows": 0},
     }
 
 

@@ -18,7 +18,7 @@ from engine.execute.probe_phase import ProbePlan, probe_in_parts
 from engine.ingest.discover import discover_listing
 from engine.ingest.probe import PROBE_INDEX_SCHEMA, probe_settings
 from engine.ingest.probe_parts import index_rows_of_range
-from engine.partitions.keys import id_partitions, ids_by_partition, split_rows
+from engine.partitions.keys import id_partitions, ids_by_partition, part_rows_for, split_rows
 from engine.partitions.tasks import IN_PROCESS
 from engine.store.location import location
 from engine.store.writer import write_shard
@@ -43,6 +43,17 @@ def test_id_partitions_follow_the_order_of_ids_and_are_even() -> None:
     pieces = [piece.to_pylist() for piece in ids_by_partition(chunked, 4)]
     assert [len(p) for p in pieces] == counts.tolist()
     assert all(sorted(piece) == ids[sum(counts[:k]) : sum(counts[: k + 1])] for k, piece in enumerate(pieces))
+
+
+@pytest.mark.parametrize("total", [20_000, 1_000_000, 126_000_000, 5_000_000_000])
+def test_parts_grow_with_the_corpus_so_the_pieces_they_exchange_stay_large(total: int) -> None:
+    rows = part_rows_for(total, 262_144, 1024)
+    parts = -(-total // rows)
+    assert rows >= 262_144 and total / parts**2 >= 1024 * 0.99  # a piece per pair of parts: above the floor
+    if total <= 262_144**2 // 1024:  # up to 256 parts (67M rows), the profile's part size holds
+        assert rows == 262_144
+    assert part_rows_for(126_000_000, 262_144, 1024) == 359_200  # FLD-5B's images: 351 parts, 1,023 rows a piece
+    assert part_rows_for(20_000, 3, 0) == part_rows_for(0, 3, 1024) == 3  # no floor, or nothing to plan
 
 
 def test_split_rows_keeps_each_partitions_rows_in_table_order() -> None:
