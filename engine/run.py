@@ -403,7 +403,7 @@ def carry_over(run: RunPlan, work: Parts, earlier: pa.Table, kept: pa.Array) -> 
 
 def _plan_summary(run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, carry: CarryOver) -> str:
     return (
-        f"probed {run.listing.num_rows} inputs, {probed.seen.num_rows} images ({probed.cached} from the probe cache) "
+        f"probed {run.listing.num_rows} inputs, {probed.seen_parts.rows} images ({probed.cached} from the probe cache) "
         f"in {probed.seconds:.1f}s: "
         f"{probed.work.rows} unique images, {probed.quarantined.num_rows} quarantined, "
         f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "

@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -60,13 +61,13 @@ class ProbePlan:
 class ProbeOutcome:
     """The work table (one row per distinct image) in its image-id partitions, in id order (the partitions stay
     where they were made: on Ray, in the object store), the quarantined rows (sorted by URI), the
-    paths seen (:data:`~engine.ingest.probe_parts.SEEN_PATHS`), the container members' locators (in the same
-    partitions as the work table, :data:`~engine.ingest.probe_parts.LOCATED`), the new probe index's parts, and the
-    counts."""
+    paths seen and the container members' locators (in the same partitions as the work table:
+    :data:`~engine.ingest.probe_parts.SEEN_PATHS`, :data:`~engine.ingest.probe_parts.LOCATED`), the new probe index's
+    parts, and the counts."""
 
     work: Parts
     quarantined: pa.Table
-    seen: pa.Table
+    seen_parts: Parts
     located: Parts
     index: list[ShardInfo]
     cached: int
@@ -75,6 +76,12 @@ class ProbeOutcome:
     seconds: float
     deferred: pa.ChunkedArray = field(default_factory=lambda: pa.chunked_array([], pa.string()))
     """The URIs of listed files ``--limit`` left for a later run."""
+
+    @cached_property
+    def seen(self) -> pa.Table:
+        """The paths seen with their ids, gathered here once, when a refresh compares them with the previous
+        version (a first run never does)."""
+        return self.seen_parts.gather()
 
 
 def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks | None = None) -> ProbeOutcome:
@@ -98,10 +105,12 @@ def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks 
     batches = hit_batches + _even_groups(fresh, math.ceil(taken.num_rows / plan.rows_per_part))
     written, pieces = _index_parts(plan, batches, partitions, tasks, unchanged)
     grouped = [tasks.submit(group_partition, *[p[k] for p in pieces], returns=5) for k in range(partitions)]
-    quarantined, seen = (_gathered(tasks, [g[i + 1] for g in grouped], s) for i, s in enumerate(SCHEMAS))
+    quarantined = _gathered(tasks, [g[1] for g in grouped], QUARANTINED)
     counts = tasks.get([g[4] for g in grouped])
-    work = Parts([g[0] for g in grouped], tasks, [rows for rows, _ in counts], WORK_SCHEMA)
-    located = Parts([g[3] for g in grouped], tasks, [rows for _, rows in counts], LOCATED)
+    work, seen, located = (
+        Parts([g[at] for g in grouped], tasks, [c[k] for c in counts], schema)
+        for k, (at, schema) in enumerate(((0, WORK_SCHEMA), (2, SEEN_PATHS), (3, LOCATED)))
+    )
     index = list(plan.previous or []) if unchanged else [info for info in tasks.get(written) if info is not None]
     quarantined = quarantined.sort_by("source_uri")
     seconds = time.perf_counter() - started
@@ -111,7 +120,7 @@ def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks 
 # Probe index rows per block once probed in parts: some hundreds of KiB, above Ray's 100 KiB for keeping a
 # result in its owner's memory (the driver's).
 PROBED_BLOCK_ROWS = 4096
-SCHEMAS = (pa.schema([PROBE_INDEX_SCHEMA.field(c) for c in QUARANTINE_COLUMNS]), SEEN_PATHS)
+QUARANTINED = pa.schema([PROBE_INDEX_SCHEMA.field(c) for c in QUARANTINE_COLUMNS])
 
 
 def _split(plan: ProbePlan, starts: list[int], tasks: Tasks) -> tuple[list[tuple[Any, int]], pa.Table]:

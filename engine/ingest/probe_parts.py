@@ -73,14 +73,14 @@ def index_writer(config: WriterConfig) -> WriterConfig:
     return replace(config, row_group_rows=INDEX_ROW_GROUP_ROWS)
 
 
-def group_partition(*tables: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table, tuple[int, int]]:
+def group_partition(*tables: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table, tuple[int, int, int]]:
     """One id partition's probe index rows grouped by content: its work table, its quarantined rows, the paths
-    it saw (:data:`SEEN_PATHS`), the locators of its good images (:data:`LOCATED`), and the rows of its work table
-    and of its locators."""
+    it saw (:data:`SEEN_PATHS`), the locators of its good images (:data:`LOCATED`), and the rows of its work table,
+    its paths seen and its locators."""
     rows = pa.concat_tables(tables or [PROBE_INDEX_SCHEMA.empty_table()])
     work, quarantined = group_by_content(rows)
     good = pc.is_null(rows.column("reason"))
     ids = pc.if_else(good, rows.column("image_id"), pa.scalar(None, pa.string()))
     seen = pa.Table.from_arrays([rows.column("source_uri"), ids], schema=SEEN_PATHS)
-    located = rows.filter(pc.and_(good, pc.is_valid(rows.column("locator")))).select(LOCATED.names)
-    return as_work_table(work), quarantined, seen, located.cast(LOCATED), (work.num_rows, located.num_rows)
+    located = rows.filter(pc.and_(good, pc.is_valid(rows.column("locator")))).select(LOCATED.names).cast(LOCATED)
+    return as_work_table(work), quarantined, seen, located, (work.num_rows, seen.num_rows, located.num_rows)
