@@ -78,7 +78,7 @@ class RowsToAnnotate:
         return max(wanted, math.ceil(self.parts.rows / MAX_INPUT_BLOCKS))
 
     def ids(self) -> pa.Array:
-        """The image id of every row (the parts' read a column at a time by a task where each part is)."""
+        """The image id of every row (each part's read by a task where the part is)."""
         tasks = self.parts.tasks
         columns = tasks.get([tasks.submit(image_ids, handle)[0] for handle in self.parts.handles])
         return pa.concat_arrays([pa.array([], pa.string()), image_ids(self.here), *columns])
