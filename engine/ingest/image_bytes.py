@@ -2,7 +2,7 @@
 
 Rows to annotate may carry a ``locator`` column (``engine/ingest/locator.py``): images inside a
 WebDataset shard or a Parquet table are then read by range or by row group, never by rescanning
-their container, and rows in read order (:func:`with_locators`) let a batch read neighbours at once.
+their container, and rows in read order (:func:`in_read_order`) let a batch read neighbours at once.
 """
 
 from __future__ import annotations
@@ -20,15 +20,9 @@ LOCATOR_COLUMN = "locator"
 READ_KEYS = ["read_container", "read_part", "read_at", "source_uri"]
 
 
-def with_locators(rows: pa.Table, located: pa.Table) -> pa.Table:
-    """``rows`` (annotation schema) with each row's locator (from ``located``: ``source_uri`` and ``locator`` of the
-    images inside containers; null for plain files), in read order (:func:`in_read_order`). A join and a sort in
-    Arrow: no Python object per row."""
-    return in_read_order(joined_locators(rows, located))
-
-
 def joined_locators(rows: pa.Table, located: pa.Table) -> pa.Table:
-    """``rows`` with a locator column: each row's from ``located`` (``source_uri``, ``locator``), else null."""
+    """``rows`` with a locator column: each row's from ``located`` (``source_uri`` and ``locator`` of the images
+    inside containers), else null (a plain file). A join in Arrow: no Python object per row."""
     at = pc.index_in(rows.column("source_uri"), value_set=located.column("source_uri"))
     locators = located.column("locator").take(at).combine_chunks() if len(at) else pa.nulls(0, LOCATOR)
     return rows.append_column(LOCATOR_COLUMN, locators.cast(LOCATOR))

@@ -5,7 +5,7 @@ offset and size, a Parquet row's row group, row and column. :func:`read_images` 
 images grouped by container: the members of one tar in one ranged read per cluster of neighbours
 (``Location.read_ranges``), the rows of one Parquet row group with one read of that row group's
 image column (the last few kept per process, so the batches of one row group that a worker takes
-in turn read it once). Rows in read order (``engine.ingest.image_bytes.with_locators``) make neighbours
+in turn read it once). Rows in read order (``engine.ingest.image_bytes.in_read_order``) make neighbours
 meet in a batch.
 
 :func:`read_source` serves readers that hold only a ``source_uri`` (exports, the audit, refinement):

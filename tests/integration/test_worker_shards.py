@@ -23,7 +23,7 @@ from engine.execute.dataset import build_dataset
 from engine.execute.plan_stages import plan_stages
 from engine.execute.shard_workers import WriteReport
 from engine.execute.sink import AnnotationSink
-from engine.ingest.image_bytes import with_locators
+from engine.ingest.image_bytes import in_read_order, joined_locators
 from engine.ingest.probe_parts import LOCATED
 from engine.run import RunRequest, run_pipeline
 from engine.store.location import location
@@ -58,7 +58,9 @@ def sha(path: Path) -> str:
 
 def image_rows(paths: list[Path], ids: list[str]) -> pa.Table:
     records = [ImageRecord(i, str(p), 32, 24, "PNG", [str(p)]).to_row() for i, p in zip(ids, paths, strict=True)]
-    return with_locators(pa.Table.from_pylist(records, schema=ANNOTATION_SCHEMA), LOCATED.empty_table())
+    return in_read_order(
+        joined_locators(pa.Table.from_pylist(records, schema=ANNOTATION_SCHEMA), LOCATED.empty_table())
+    )
 
 
 def journal_entries(root: str, run_id: str) -> list[dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from engine.execute.annotate_input import LOCATED_ROWS, RowsToAnnotate, locate, new_rows, rows_to_annotate
-from engine.ingest.image_bytes import LOCATOR_COLUMN, in_read_order, with_locators
+from engine.ingest.image_bytes import LOCATOR_COLUMN, in_read_order, joined_locators
 from engine.ingest.locator import Locator
 from engine.ingest.probe import WORK_SCHEMA
 from engine.ingest.probe_parts import LOCATED
@@ -88,7 +88,9 @@ def test_here_the_new_and_the_rerun_rows_come_in_one_read_order_as_before() -> N
     rows = rows_to_annotate(in_process(work), annotation_rows(rerun_uris), located, "brief")
     assert rows.parts.rows == 0 and rows.rows == 6
     plain_new = new_rows(work, "brief").drop_columns([LOCATOR_COLUMN])
-    before = with_locators(pa.concat_tables([plain_new, annotation_rows(rerun_uris)]), located.gather())
+    before = in_read_order(
+        joined_locators(pa.concat_tables([plain_new, annotation_rows(rerun_uris)]), located.gather())
+    )
     assert rows.here.equals(before)
     assert rows.here.column("source_uri").to_pylist() == [
         "/in/a.png",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from engine.ingest.image_bytes import LOCATOR_COLUMN, with_locators
+from engine.ingest.image_bytes import LOCATOR_COLUMN, in_read_order, joined_locators
 from engine.ingest.locator import Locator
 from engine.ingest.probe_parts import LOCATED
 from schemas.arrow import ANNOTATION_SCHEMA
@@ -29,7 +29,7 @@ def test_rows_take_their_locators_and_come_files_first_then_container_by_contain
         [{"source_uri": uri, "locator": loc.to_dict()} for uri, loc in located.items()], schema=LOCATED
     )
     uris = ["/in/z.png", *located, "/in/a.png"]
-    ordered = with_locators(_rows(uris), table)
+    ordered = in_read_order(joined_locators(_rows(uris), table))
     assert ordered.column("source_uri").to_pylist() == [
         "/in/a.png",
         "/in/z.png",
@@ -47,6 +47,6 @@ def test_rows_take_their_locators_and_come_files_first_then_container_by_contain
 
 
 def test_no_rows_and_no_locators() -> None:
-    assert with_locators(_rows([]), LOCATED.empty_table()).num_rows == 0
-    files = with_locators(_rows(["/in/b.png", "/in/a.png"]), LOCATED.empty_table())
+    assert in_read_order(joined_locators(_rows([]), LOCATED.empty_table())).num_rows == 0
+    files = in_read_order(joined_locators(_rows(["/in/b.png", "/in/a.png"]), LOCATED.empty_table()))
     assert files.column("source_uri").to_pylist() == ["/in/a.png", "/in/b.png"]
