@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.execute.dataset import MAX_INPUT_BLOCKS, split_blocks
 from engine.ingest.captions import alt_texts
@@ -112,7 +112,7 @@ def new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
                 row["height"],
                 row["format"],
                 list(row["source_uris"]),
-                texts=alt_texts(tuple(dict.fromkeys(c for c in row["captions"] if c)), caption_granularity),
+                texts=alt_texts(row["captions"], caption_granularity),  # each distinct caption once
                 metadata=row["metadata"],
             ).to_row()
             for row in chunk.select(NEW_ROW_COLUMNS).to_pylist()
@@ -125,19 +125,12 @@ def new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
 
 
 def locate(rows: pa.Table, located: Parts) -> pa.Table:
-    """``rows`` (annotation schema) with each row's locator, found in ``located``'s parts (read one at a time);
-    null for a plain file."""
-    positions, found = [np.zeros(0, np.int64)], [pa.nulls(0, LOCATOR)]
-    for part in located.each():
-        locators = joined_locators(rows.select(["source_uri"]), part).column(LOCATOR_COLUMN).combine_chunks()
-        at = np.flatnonzero(locators.is_valid().to_numpy(zero_copy_only=False))
-        positions.append(at)
-        found.append(locators.take(pa.array(at, pa.int64())))
-    where = np.full(rows.num_rows, -1, np.int64)
-    at = np.concatenate(positions)
-    where[at] = np.arange(at.size)
-    taken = pa.concat_arrays(found).take(pa.array(where, pa.int64(), mask=where < 0))
-    return rows.select(ANNOTATION_SCHEMA.names).append_column(LOCATED_ROWS.field(LOCATOR_COLUMN), taken)
+    """``rows`` (annotation schema) with each row's locator, found in ``located``'s parts (read one at a time,
+    keeping only the locators of ``rows``); null for a plain file."""
+    uris = rows.column("source_uri")
+    mine = [part.filter(pc.is_in(part.column("source_uri"), value_set=uris)) for part in located.each()]
+    found = pa.concat_tables([located.schema.empty_table(), *mine])
+    return joined_locators(rows.select(ANNOTATION_SCHEMA.names), found)
 
 
 def with_read_keys(rows: pa.Table) -> pa.Table:
