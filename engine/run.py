@@ -230,7 +230,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             curated = select_work(run, probed, earlier, kept, ray, progress)
             carry = carry_over(run, curated.work, earlier, kept)
             progress(_plan_summary(run, probed, curated, carry))
-            annotated = annotate(run, carry, probed.located, ray, ahead)
+            annotated = annotate(run, carry, ray, ahead)
         tombstones = _tombstone_rows(probed, curated, carry, annotated, earlier)
         if not request.always_publish and unchanged(run, probed, carry, annotated, tombstones):
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
@@ -408,22 +408,22 @@ def _plan_summary(run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, carr
         f"{probed.work.rows} unique images, {probed.quarantined.num_rows} quarantined, "
         f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
         f"{curated.gated} by image gates), {carry.carried_count} carried "
-        f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.num_rows} to re-annotate, "
-        f"{carry.rerun_filters.num_rows} to re-filter, {carry.new.rows} new"
+        f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.rows} to re-annotate, "
+        f"{carry.rerun_filters.rows} to re-filter, {carry.new.rows} new"
     )
 
 
 # -- 5. annotate -----------------------------------------------------------------------------
 
 
-def annotate(run: RunPlan, carry: CarryOver, located: Parts, ray: LazyRay, ahead: StartedAhead) -> Annotated:
+def annotate(run: RunPlan, carry: CarryOver, ray: LazyRay, ahead: StartedAhead) -> Annotated:
     """New and stale images through the stages they need (with pixels, read in container order by their
-    locators; a stale image's locator is looked up in ``located``, ``engine.ingest.probe_parts.LOCATED``), then
-    the filters over rows whose filters changed (without pixels); each shard is journaled once written. New
-    images' rows are made where the work table's partitions are (``engine/execute/annotate_input.py``).
-    Pixel-free filter stages run on the actors started ahead (``ahead``)."""
+    locators), then the filters over rows whose filters changed (without pixels); each shard is journaled once
+    written. New images' rows are made where the work table's partitions are, and stale ones stay where
+    carry-over's batches left them (``engine/execute/annotate_input.py``). Pixel-free filter stages run on the
+    actors started ahead (``ahead``)."""
     config, sink, progress = run.config, ahead.sink, ahead.sink.progress
-    pixel_rows = rows_to_annotate(carry.new, carry.rerun_pixels, located, config.ingest.caption_granularity)
+    pixel_rows = rows_to_annotate(carry.new, carry.rerun_pixels, config.ingest.caption_granularity)
     annotated = 0
     if pixel_rows.rows:
         ray.start()
@@ -433,20 +433,20 @@ def annotate(run: RunPlan, carry: CarryOver, located: Parts, ray: LazyRay, ahead
             if stage.holds_model:
                 progress(loading_line(stage.name, stage.model))
         annotated = _drain_on_ray(pixel_rows, needed, ahead, "annotated")
-    refilter_rows = carry.rerun_filters
-    if refilter_rows.num_rows:
+    refilter_rows = RowsToAnnotate.of(carry.rerun_filters)
+    if refilter_rows.rows:
         filters = [s for s in run.stages if s.kind == FILTERS]
-        if refilter_on_ray(refilter_rows, ray):
+        if refilter_rows.parts.rows or refilter_on_ray(refilter_rows.rows, ray):  # rows in parts are on Ray
             ray.start()
-            _drain_on_ray(RowsToAnnotate(refilter_rows), filters, ahead, "re-filtered", read_pixels=False)
+            _drain_on_ray(refilter_rows, filters, ahead, "re-filtered", read_pixels=False)
         else:
-            sink.drain_local(run_in_process(refilter_rows, filters, config), "re-filtered", refilter_rows.num_rows)
+            sink.drain_local(run_in_process(refilter_rows.here, filters, config), "re-filtered", refilter_rows.rows)
     ahead.close()
     # Tombstones compare the ids sent with the previous version's images: a first run has none, and does not
     # read back the ids of rows its partitions made.
     sent = None
     if run.previous is not None:
-        sent = pa.concat_arrays([pixel_rows.ids(), *refilter_rows.column("image_id").chunks])
+        sent = pa.concat_arrays([pixel_rows.ids(), refilter_rows.ids()])
     return sink.close(annotated, sent)
 
 
@@ -474,8 +474,8 @@ def unchanged(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, annotated: A
         and bool(previous.probe_index)
         and not annotated.shards
         and not annotated.late_quarantine
-        and not carry.rerun_pixels.num_rows
-        and not carry.rerun_filters.num_rows
+        and not carry.rerun_pixels.rows
+        and not carry.rerun_filters.rows
         and [s.path for s in carry.shards] == [s.path for s in previous.shards]
         and previous.config_fingerprint == run.config.fingerprint()
         and previous.stages == run.stage_plan.fingerprints
@@ -586,8 +586,8 @@ def publish_version(
     config, request = run.config, run.request
     stats = {
         "annotated": annotated.annotated,
-        "reannotated": carry.rerun_pixels.num_rows,
-        "refiltered": carry.rerun_filters.num_rows,
+        "reannotated": carry.rerun_pixels.rows,
+        "refiltered": carry.rerun_filters.rows,
         "carried": carry.carried_count,
         "kept_unlisted": carry.kept,
         "resumed": carry.resumed,

@@ -6,7 +6,8 @@ for a small run, else by a Ray task per image-id partition, whose rows stay in t
 then holds no row of a new image. On Ray the rows reach the stages as a Ray dataset: in read order when
 pixels are read (Ray Data's distributed sort by :data:`~engine.ingest.image_bytes.READ_KEYS`, so that a batch
 reads neighbours in one container, as :func:`~engine.ingest.image_bytes.in_read_order` orders them here), in
-blocks of a given number of rows. Rows to re-annotate come from carry-over, which holds them here.
+blocks of a given number of rows. Rows to re-annotate come from carry-over's batches, in its parts, with their
+locators: they join the new rows where they are.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from engine.execute.dataset import MAX_INPUT_BLOCKS, split_blocks
 from engine.ingest.captions import alt_texts
-from engine.ingest.image_bytes import LOCATOR_COLUMN, READ_KEYS, in_read_order, joined_locators, read_keys
+from engine.ingest.image_bytes import LOCATED_ROWS, LOCATOR_COLUMN, READ_KEYS, in_read_order, read_keys
 from engine.ingest.locator import LOCATOR
 from engine.partitions.parts import Parts
 from engine.partitions.tasks import IN_PROCESS
@@ -30,7 +30,6 @@ from schemas.records import Granularity, ImageRecord
 
 NEW_ROWS_CHUNK = 4096
 NEW_ROW_COLUMNS = ["image_id", "source_uri", "width", "height", "format", "source_uris", "captions", "metadata"]
-LOCATED_ROWS = ANNOTATION_SCHEMA.append(pa.field(LOCATOR_COLUMN, LOCATOR))
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,11 @@ class RowsToAnnotate:
 
     here: pa.Table = field(default_factory=LOCATED_ROWS.empty_table)
     parts: Parts = field(default_factory=lambda: Parts([], IN_PROCESS, (), LOCATED_ROWS))
+
+    @classmethod
+    def of(cls, parts: Parts) -> RowsToAnnotate:
+        """``parts`` as rows to annotate: left where they are on Ray, else held here."""
+        return cls(parts=parts) if parts.tasks.on_ray else cls(parts.gather())
 
     @property
     def rows(self) -> int:
@@ -84,17 +88,17 @@ class RowsToAnnotate:
         return pa.concat_arrays([pa.array([], pa.string()), image_ids(self.here), *columns])
 
 
-def rows_to_annotate(new: Parts, rerun: pa.Table, located: Parts, caption_granularity: Granularity) -> RowsToAnnotate:
+def rows_to_annotate(new: Parts, rerun: Parts, caption_granularity: Granularity) -> RowsToAnnotate:
     """The rows of the images of ``new`` (work table rows in image-id partitions, with their locators) and the
-    rows to re-annotate (``rerun``, annotation schema, their locators found in ``located``: the probe phase's
-    ``source_uri`` and ``locator`` of images inside containers, in parts). Made here when ``new``'s parts are
-    (in read order), else by a task per partition."""
-    rerun = locate(rerun, located) if rerun.num_rows else LOCATED_ROWS.empty_table()
+    rows to re-annotate (``rerun``: :data:`~engine.ingest.image_bytes.LOCATED_ROWS` in carry-over's parts, run
+    where ``new``'s are). Made and held here, in read order, when ``new``'s parts are here; else the new rows
+    are made by a task per partition, and both stay where their parts are."""
     if not new.tasks.on_ray:
-        here = pa.concat_tables([new_rows(table, caption_granularity) for table in new.each()] + [rerun])
+        here = pa.concat_tables([new_rows(table, caption_granularity) for table in new.each()] + [rerun.gather()])
         return RowsToAnnotate(in_read_order(here))
     handles = [new.tasks.submit(new_rows, handle, caption_granularity)[0] for handle in new.handles]
-    return RowsToAnnotate(in_read_order(rerun), Parts(handles, new.tasks, new.counts, LOCATED_ROWS))
+    located = Parts(handles + rerun.handles, new.tasks, new.counts + rerun.counts, LOCATED_ROWS)
+    return RowsToAnnotate(parts=located)
 
 
 def new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
@@ -122,15 +126,6 @@ def new_rows(work: pa.Table, caption_granularity: Granularity) -> pa.Table:
         table = table.set_column(measures_at, ANNOTATION_SCHEMA.field("measures"), measures)
         parts.append(table.append_column(LOCATED_ROWS.field(LOCATOR_COLUMN), chunk.column("locator").cast(LOCATOR)))
     return pa.concat_tables(parts)
-
-
-def locate(rows: pa.Table, located: Parts) -> pa.Table:
-    """``rows`` (annotation schema) with each row's locator, found in ``located``'s parts (read one at a time,
-    keeping only the locators of ``rows``); null for a plain file."""
-    uris = rows.column("source_uri")
-    mine = [part.filter(pc.is_in(part.column("source_uri"), value_set=uris)) for part in located.each()]
-    found = pa.concat_tables([located.schema.empty_table(), *mine])
-    return joined_locators(rows.select(ANNOTATION_SCHEMA.names), found)
 
 
 def with_read_keys(rows: pa.Table) -> pa.Table:

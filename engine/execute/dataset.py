@@ -201,7 +201,7 @@ def run_in_process(rows: pa.Table, stages: list[PlannedStage], config: EngineCon
         yield run_step(created, batch, config.ingest.max_pixels, read_bytes=False, loads=loads)
 
 
-def refilter_on_ray(rows: pa.Table, ray: LazyRay) -> bool:
-    """Whether a pixel-free filter rerun over ``rows`` goes to Ray (already up, or the rows are many)
+def refilter_on_ray(rows: int, ray: LazyRay) -> bool:
+    """Whether a pixel-free filter rerun over ``rows`` rows goes to Ray (already up, or the rows are many)
     rather than :func:`run_in_process`."""
-    return ray.started or rows.num_rows > IN_PROCESS_ROWS
+    return ray.started or rows > IN_PROCESS_ROWS

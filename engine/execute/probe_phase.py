@@ -5,9 +5,9 @@ Below :attr:`ProbePlan.rows_per_part` sources (one range) every part runs in thi
 Ray task (``engine/partitions/tasks.py``): the cache split reads only its range of the previous index, the
 workers write the new index's parts, and each id partition's rows go from the task that made them to the
 task that groups them through the object store. The driver gets back each range's sources to probe (listing
-rows, for ``--limit``), each partition's quarantine, and the paths seen with their ids; each partition's work
-table stays in the object store, for the curation phase's tasks (``engine.ingest.curation.curate_parts``), and
-so do its locators, for the annotate phase (``engine/execute/annotate_input.py``).
+rows, for ``--limit``) and each partition's quarantine; each partition's work table (with each image's locator)
+stays in the object store, for the curation phase's tasks (``engine.ingest.curation.curate_parts``) and the
+annotate phase's (``engine/execute/annotate_input.py``), and so do the paths seen with their ids.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from engine.ingest.probe import (
     probe_batch,
     probe_refs_on_ray,
 )
-from engine.ingest.probe_parts import LOCATED, SEEN_PATHS, group_partition, index_part, split_range
+from engine.ingest.probe_parts import SEEN_PATHS, group_partition, index_part, split_range
 from engine.ingest.sources import SOURCE_SCHEMA
 from engine.partitions.keys import range_starts
 from engine.partitions.parts import Parts
@@ -61,14 +61,12 @@ class ProbePlan:
 class ProbeOutcome:
     """The work table (one row per distinct image) in its image-id partitions, in id order (the partitions stay
     where they were made: on Ray, in the object store), the quarantined rows (sorted by URI), the
-    paths seen and the container members' locators (in the same partitions as the work table:
-    :data:`~engine.ingest.probe_parts.SEEN_PATHS`, :data:`~engine.ingest.probe_parts.LOCATED`), the new probe index's
-    parts, and the counts."""
+    paths seen (in the same partitions as the work table: :data:`~engine.ingest.probe_parts.SEEN_PATHS`), the
+    new probe index's parts, and the counts."""
 
     work: Parts
     quarantined: pa.Table
     seen_parts: Parts
-    located: Parts
     index: list[ShardInfo]
     cached: int
     hashed: int
@@ -104,17 +102,17 @@ def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks 
     hit_batches = [[hit] for hit, rows in hits if rows]
     batches = hit_batches + _even_groups(fresh, math.ceil(taken.num_rows / plan.rows_per_part))
     written, pieces = _index_parts(plan, batches, partitions, tasks, unchanged)
-    grouped = [tasks.submit(group_partition, *[p[k] for p in pieces], returns=5) for k in range(partitions)]
+    grouped = [tasks.submit(group_partition, *[p[k] for p in pieces], returns=4) for k in range(partitions)]
     quarantined = _gathered(tasks, [g[1] for g in grouped], QUARANTINED)
-    counts = tasks.get([g[4] for g in grouped])
-    work, seen, located = (
+    counts = tasks.get([g[3] for g in grouped])
+    work, seen = (
         Parts([g[at] for g in grouped], tasks, [c[k] for c in counts], schema)
-        for k, (at, schema) in enumerate(((0, WORK_SCHEMA), (2, SEEN_PATHS), (3, LOCATED)))
+        for k, (at, schema) in enumerate(((0, WORK_SCHEMA), (2, SEEN_PATHS)))
     )
     index = list(plan.previous or []) if unchanged else [info for info in tasks.get(written) if info is not None]
     quarantined = quarantined.sort_by("source_uri")
     seconds = time.perf_counter() - started
-    return ProbeOutcome(work, quarantined, seen, located, index, hit_rows, taken.num_rows, unchanged, seconds, deferred)
+    return ProbeOutcome(work, quarantined, seen, index, hit_rows, taken.num_rows, unchanged, seconds, deferred)
 
 
 # Probe index rows per block once probed in parts: some hundreds of KiB, above Ray's 100 KiB for keeping a

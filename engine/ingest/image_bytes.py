@@ -18,14 +18,8 @@ from schemas.arrow import ANNOTATION_SCHEMA, IN_FLIGHT_SCHEMA
 INGEST_STAGE = "ingest"
 LOCATOR_COLUMN = "locator"
 READ_KEYS = ["read_container", "read_part", "read_at", "source_uri"]
-
-
-def joined_locators(rows: pa.Table, located: pa.Table) -> pa.Table:
-    """``rows`` with a locator column: each row's from ``located`` (``source_uri`` and ``locator`` of the images
-    inside containers), else null (a plain file). A join in Arrow: no Python object per row."""
-    at = pc.index_in(rows.column("source_uri"), value_set=located.column("source_uri"))
-    locators = located.column("locator").take(at).combine_chunks() if len(at) else pa.nulls(0, LOCATOR)
-    return rows.append_column(LOCATOR_COLUMN, locators.cast(LOCATOR))
+# Annotation rows with the locator of the place their image is read from (null for a plain file).
+LOCATED_ROWS = ANNOTATION_SCHEMA.append(pa.field(LOCATOR_COLUMN, LOCATOR))
 
 
 def in_read_order(rows: pa.Table) -> pa.Table:

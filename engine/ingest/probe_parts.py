@@ -29,8 +29,6 @@ from engine.store.writer import ShardInfo, write_shard
 INDEX_ROW_GROUP_ROWS = 65_536
 # Every path a run probed and the content id it holds now (null: quarantined).
 SEEN_PATHS = pa.schema([pa.field("source_uri", pa.string()), pa.field("image_id", pa.string())])
-# Where each image inside a container lies (plain files have no locator).
-LOCATED = pa.schema([PROBE_INDEX_SCHEMA.field("source_uri"), PROBE_INDEX_SCHEMA.field("locator")])
 
 
 def index_rows_of_range(root: Where, parts: list[ShardInfo], low: str, high: str | None) -> pa.Table:
@@ -73,14 +71,13 @@ def index_writer(config: WriterConfig) -> WriterConfig:
     return replace(config, row_group_rows=INDEX_ROW_GROUP_ROWS)
 
 
-def group_partition(*tables: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table, tuple[int, int, int]]:
-    """One id partition's probe index rows grouped by content: its work table, its quarantined rows, the paths
-    it saw (:data:`SEEN_PATHS`), the locators of its good images (:data:`LOCATED`), and the rows of its work table,
-    its paths seen and its locators."""
+def group_partition(*tables: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table, tuple[int, int]]:
+    """One id partition's probe index rows grouped by content: its work table (each image with the locator of
+    the place it is read from), its quarantined rows, the paths it saw (:data:`SEEN_PATHS`), and the rows of its
+    work table and of its paths seen."""
     rows = pa.concat_tables(tables or [PROBE_INDEX_SCHEMA.empty_table()])
     work, quarantined = group_by_content(rows)
     good = pc.is_null(rows.column("reason"))
     ids = pc.if_else(good, rows.column("image_id"), pa.scalar(None, pa.string()))
     seen = pa.Table.from_arrays([rows.column("source_uri"), ids], schema=SEEN_PATHS)
-    located = rows.filter(pc.and_(good, pc.is_valid(rows.column("locator")))).select(LOCATED.names).cast(LOCATED)
-    return as_work_table(work), quarantined, seen, located, (work.num_rows, seen.num_rows, located.num_rows)
+    return as_work_table(work), quarantined, seen, (work.num_rows, seen.num_rows)

@@ -7,7 +7,8 @@
    routed back to the batches of their sources; and the work rows no earlier row serves (the new images);
 3. :func:`take_batch`, per batch of sources: a shard whose rows are all carried exactly, under the same
    paths, is referenced as it is; otherwise this step writes its carried rows into new shards, and strips
-   the stale rows of what must run again.
+   the stale rows of what must run again (those to re-annotate with the locator of their image's place now).
+   The stripped rows are the step's own results: on Ray they stay in the object store for the annotate phase.
 
 Every step reads only its own part: one batch of shards, or one id partition with the rows of its ids.
 """
@@ -24,6 +25,8 @@ import pyarrow.compute as pc
 from engine.config.settings import WriterConfig
 from engine.execute.stage_runner import stages_map
 from engine.ingest.curation import without_rows
+from engine.ingest.image_bytes import LOCATED_ROWS, LOCATOR_COLUMN
+from engine.ingest.locator import LOCATOR
 from engine.partitions.keys import id_partitions, split_rows
 from engine.refresh.incremental import Level, RowPlan, StagePlan, failure_counts
 from engine.store.location import Where
@@ -37,9 +40,16 @@ PLACE_COLUMNS = ["image_id", "source_uris"]  # what taking the chosen rows reads
 STAGE_PAIRS = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
 KEEP = -1  # the level of a row kept as it is: an image this run did not look at
 SOURCE_ROWS = pa.schema([("image_id", pa.string()), ("level", pa.int8()), ("source", pa.int32()), ("row", pa.int32())])
-PICKS = pa.schema(
-    [("source", pa.int32()), ("row", pa.int32()), ("level", pa.int8()), ("source_uris", pa.list_(pa.string()))]
+PICKS = pa.schema(  # a chosen row, with its image's places and locator now (from the work table)
+    [
+        ("source", pa.int32()),
+        ("row", pa.int32()),
+        ("level", pa.int8()),
+        ("source_uris", pa.list_(pa.string())),
+        (LOCATOR_COLUMN, LOCATOR),
+    ]
 )
+STRIP_CHUNK = 4096  # stale rows stripped a chunk at a time: only one chunk is ever Python objects
 OnShard = Callable[[ShardInfo, pa.Table], None]
 
 
@@ -134,8 +144,8 @@ def choose_in_partition(
 ) -> tuple[pa.Table | int, ...]:
     """For one id partition (``work``: its work table rows; ``pieces``: the source rows of its ids): the
     :data:`PICKS` of each batch of sources (``routes.batches`` tables: each wanted image's best row with the
-    image's places, and every row of ``kept_ids`` in a source that keeps rows, at level :data:`KEEP`), then
-    the work rows no row serves, then their count."""
+    image's places and the locator of the place it is read from, and every row of ``kept_ids`` in a source
+    that keeps rows, at level :data:`KEEP`), then the work rows no row serves, then their count."""
     rows = pa.concat_tables([SOURCE_ROWS.empty_table(), *pieces])
     ids = rows.column("image_id")
     position = pc.fill_null(pc.index_in(ids, value_set=work.column("image_id")), -1).to_numpy(zero_copy_only=False)
@@ -145,13 +155,15 @@ def choose_in_partition(
     ordered = wanted[np.lexsort((row[wanted], source[wanted], level[wanted], position[wanted]))]
     best = ordered[np.r_[True, position[ordered][1:] != position[ordered][:-1]]] if ordered.size else ordered
     kept = np.flatnonzero(routes.keep[source] & pc.fill_null(pc.is_in(ids, value_set=kept_ids), False).to_numpy())
-    places = work.column("source_uris").take(pa.array(position[best], pa.int64()))
+    at = pa.array(position[best], pa.int64())
+    places, locators = work.column("source_uris").take(at), work.column(LOCATOR_COLUMN).take(at).cast(LOCATOR)
     picks = pa.Table.from_arrays(
         [
             pa.array(np.concatenate([source[best], source[kept]]), pa.int32()),
             pa.array(np.concatenate([row[best], row[kept]]), pa.int32()),
             pa.array(np.concatenate([level[best], np.full(kept.size, KEEP, np.int8)]), pa.int8()),
             pa.concat_arrays([*places.chunks, pa.nulls(kept.size, pa.list_(pa.string()))]),
+            pa.concat_arrays([*locators.chunks, pa.nulls(kept.size, LOCATOR)]),
         ],
         schema=PICKS,
     )
@@ -165,17 +177,27 @@ def choose_in_partition(
 
 @dataclass
 class Taken:
-    """What a batch of sources gave: shards referenced as they are (in source order) and written, the ids
-    of the rows carried exactly (kept ones included), and the stripped rows to rerun."""
+    """What a batch of sources gave the driver: shards referenced as they are (in source order) and written,
+    the ids of the rows carried exactly (kept ones included), and how many stripped rows it queued to
+    re-annotate and to re-filter (the rows themselves are :func:`take_batch`'s other results)."""
 
     referenced: list[ShardInfo] = field(default_factory=list)
     written: list[ShardInfo] = field(default_factory=list)
     carried: list[pa.Array] = field(default_factory=list)
     resumed: int = 0
     kept: int = 0
-    rerun_pixels: list[dict] = field(default_factory=list)
-    rerun_filters: list[dict] = field(default_factory=list)
+    reannotate: int = 0
+    refilter: int = 0
     stale_specialists: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Stale:
+    """Stripped rows queued by a batch: to re-annotate (:data:`~engine.ingest.image_bytes.LOCATED_ROWS`) and to
+    re-filter (annotation schema), as tables."""
+
+    pixels: list[pa.Table] = field(default_factory=lambda: [LOCATED_ROWS.empty_table()])
+    filters: list[pa.Table] = field(default_factory=lambda: [ANNOTATION_SCHEMA.empty_table()])
 
 
 @dataclass(frozen=True)
@@ -190,24 +212,31 @@ class BatchPlan:
     on_shard: OnShard | None = None
 
 
-def take_batch(plan: BatchPlan, sources: Sequence[Source], first: int, *pieces: pa.Table) -> Taken:
+def take_batch(
+    plan: BatchPlan, sources: Sequence[Source], first: int, *pieces: pa.Table
+) -> tuple[Taken, pa.Table, pa.Table]:
     """Carry the rows chosen from ``sources`` (numbered from ``first``; ``pieces``: their :data:`PICKS`
     from every partition): a source whose rows are all carried exactly (kept ones as they are, the others
     under their images' places now) is referenced; otherwise its carried rows are written into new shards
-    and its stale rows stripped of what must run again."""
+    and its stale rows stripped of what must run again. Returns what was taken, then the stripped rows to
+    re-annotate (with their locators) and to re-filter."""
     picks = pa.concat_tables([PICKS.empty_table(), *pieces]).sort_by([("source", "ascending"), ("row", "ascending")])
     bounds = np.searchsorted(picks.column("source").to_numpy(), np.arange(first, first + len(sources) + 1))
     writer = ShardWriter(plan.root, "annotations", plan.prefix, ANNOTATION_SCHEMA, plan.writer, on_shard=plan.on_shard)
-    taken = Taken()
+    taken, stale = Taken(), Stale()
     for offset, source in enumerate(sources):
         mine = picks.slice(bounds[offset], bounds[offset + 1] - bounds[offset])
         if mine.num_rows:
-            _take_source(plan, source, mine, writer, taken)
+            _take_source(plan, source, mine, writer, taken, stale)
     taken.written = writer.close()
-    return taken
+    pixels, filters = pa.concat_tables(stale.pixels), pa.concat_tables(stale.filters)
+    taken.reannotate, taken.refilter = pixels.num_rows, filters.num_rows
+    return taken, pixels, filters
 
 
-def _take_source(plan: BatchPlan, source: Source, picks: pa.Table, writer: ShardWriter, taken: Taken) -> None:
+def _take_source(
+    plan: BatchPlan, source: Source, picks: pa.Table, writer: ShardWriter, taken: Taken, stale: Stale
+) -> None:
     current = read_shard(plan.root, source.shard, PLACE_COLUMNS)
     rows, level = picks.column("row").to_numpy(), picks.column("level").to_numpy()
     exact, kept = _mask(current.num_rows, rows[level == Level.EXACT]), _mask(current.num_rows, rows[level == KEEP])
@@ -223,8 +252,11 @@ def _take_source(plan: BatchPlan, source: Source, picks: pa.Table, writer: Shard
         writer.write(_with_paths(table.filter(pa.array(exact)), places))
     if kept.any():
         writer.write(table.filter(pa.array(kept)))
-    stale = (level != Level.EXACT) & (level != KEEP)
-    _queue_stale(plan.stages, table.take(pa.array(rows[stale], pa.int64())), picks.filter(pa.array(stale)), taken)
+    queued = (level != Level.EXACT) & (level != KEEP)
+    rows_queued, picks_queued = table.take(pa.array(rows[queued], pa.int64())), picks.filter(pa.array(queued))
+    for start in range(0, rows_queued.num_rows, STRIP_CHUNK):
+        chunk = rows_queued.slice(start, STRIP_CHUNK), picks_queued.slice(start, STRIP_CHUNK)
+        _queue_stale(plan.stages, *chunk, taken, stale)
 
 
 def _mask(count: int, rows: np.ndarray) -> np.ndarray:
@@ -240,14 +272,25 @@ def _with_paths(table: pa.Table, places: pa.Array) -> pa.Table:
     return table.set_column(table.schema.get_field_index("source_uri"), "source_uri", first)
 
 
-def _queue_stale(stages: StagePlan, rows: pa.Table, picks: pa.Table, taken: Taken) -> None:
-    """The stale ``rows`` stripped of what must run again, under their images' places now, queued by level."""
-    for row, uris in zip(rows.to_pylist(), picks.column("source_uris").to_pylist(), strict=True):
+def _queue_stale(stages: StagePlan, rows: pa.Table, picks: pa.Table, taken: Taken, stale: Stale) -> None:
+    """The stale ``rows`` stripped of what must run again, under their images' places now, queued by level:
+    those to re-annotate with the locator of their image's place (``picks``)."""
+    pixels, filters, located = [], [], []
+    for at, (row, uris) in enumerate(zip(rows.to_pylist(), picks.column("source_uris").to_pylist(), strict=True)):
         row_plan = _row_plan(row, stages)
         record = ImageRecord.from_row(row)
         stages.strip(record, row_plan)
         record.source_uris = list(uris)
         record.source_uri = record.source_uris[0]
-        queue = taken.rerun_pixels if row_plan.level == Level.REANNOTATE else taken.rerun_filters
-        queue.append(record.to_row())
+        if row_plan.level == Level.REANNOTATE:
+            pixels.append(record.to_row())
+            located.append(at)
+        else:
+            filters.append(record.to_row())
         taken.stale_specialists |= row_plan.stale
+    if pixels:
+        locators = picks.column(LOCATOR_COLUMN).take(pa.array(located, pa.int64()))
+        table = pa.Table.from_pylist(pixels, schema=ANNOTATION_SCHEMA)
+        stale.pixels.append(table.append_column(LOCATED_ROWS.field(LOCATOR_COLUMN), locators))
+    if filters:
+        stale.filters.append(pa.Table.from_pylist(filters, schema=ANNOTATION_SCHEMA))

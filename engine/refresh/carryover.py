@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from engine.config.settings import RayConfig, WriterConfig
 from engine.ingest.curation import Ids, as_ids, id_set
+from engine.ingest.image_bytes import LOCATED_ROWS
 from engine.ingest.probe import WORK_SCHEMA
 from engine.partitions.keys import ids_by_partition
 from engine.partitions.parts import Parts, in_process
@@ -33,7 +34,7 @@ from engine.refresh.carry_parts import (
     source_rows,
     take_batch,
 )
-from engine.refresh.incremental import Level, StagePlan
+from engine.refresh.incremental import StagePlan
 from engine.store.journal import UnfinishedRun
 from engine.store.location import Where
 from engine.store.manifest import Manifest
@@ -44,14 +45,16 @@ from schemas.arrow import ANNOTATION_SCHEMA
 @dataclass
 class CarryOver:
     """Rows carried exactly (their ids in ``carried``, a shard's at a time; the rows in ``shards``), rows
-    stripped to rerun some stages, and the images with no earlier row to reuse (``new``: work table rows,
-    ``engine.ingest.probe.WORK_SCHEMA``, in the work table's image-id partitions)."""
+    stripped to rerun some stages (in parts, a part per batch of sources: on Ray in the object store), and the
+    images with no earlier row to reuse (``new``: work table rows, ``engine.ingest.probe.WORK_SCHEMA``, in the
+    work table's image-id partitions). Rows to re-annotate carry their locators
+    (:data:`~engine.ingest.image_bytes.LOCATED_ROWS`); rows to re-filter need no pixels."""
 
     carried: list[pa.Array] = field(default_factory=list)
     shards: list[ShardInfo] = field(default_factory=list)
     resumed: int = 0
-    rerun_pixels: pa.Table = field(default_factory=ANNOTATION_SCHEMA.empty_table)
-    rerun_filters: pa.Table = field(default_factory=ANNOTATION_SCHEMA.empty_table)
+    rerun_pixels: Parts = field(default_factory=lambda: in_process(LOCATED_ROWS.empty_table()))
+    rerun_filters: Parts = field(default_factory=lambda: in_process(ANNOTATION_SCHEMA.empty_table()))
     stale_specialists: set[str] = field(default_factory=set)
     new: Parts = field(default_factory=lambda: in_process(WORK_SCHEMA.empty_table()))
     kept: int = 0
@@ -63,21 +66,6 @@ class CarryOver:
     def carried_ids(self) -> pa.Array:
         """The ids of the rows carried exactly."""
         return pa.concat_arrays([pa.array([], pa.string()), *self.carried])
-
-    def rerun_ids(self) -> pa.Array:
-        """The ids of the rows queued to rerun some stages."""
-        columns = [self.rerun_pixels.column("image_id"), self.rerun_filters.column("image_id")]
-        return pa.concat_arrays([pa.array([], pa.string()), *(c for column in columns for c in column.chunks)])
-
-    def queue(self, rows: list[dict], level: Level) -> None:
-        """Add stripped rows to rerun (kept as Arrow, far smaller than Python dicts)."""
-        if not rows:
-            return
-        table = pa.Table.from_pylist(rows, schema=ANNOTATION_SCHEMA)
-        if level == Level.REANNOTATE:
-            self.rerun_pixels = pa.concat_tables([self.rerun_pixels, table])
-        else:
-            self.rerun_filters = pa.concat_tables([self.rerun_filters, table])
 
 
 ROWS_PER_BATCH = RayConfig().plan_part_rows  # the rows of a batch of source shards, by default
@@ -120,7 +108,7 @@ def plan_carry_over(
     The steps of ``engine/refresh/carry_parts.py`` run where the work table's partitions run (Ray tasks for a
     large run): the sources' rows are read in batches of about ``rows_per_batch`` rows and cut by image id,
     each partition chooses the rows of its images, and each batch takes (or references) its chosen rows. The
-    driver gets back shard descriptions, the carried ids and the rows to rerun."""
+    driver gets back shard descriptions and the carried ids; the rows to rerun stay where their batches ran."""
     work = work if isinstance(work, Parts) else in_process(work)
     kept_ids = id_set(keep[0])
     if not candidates and not len(kept_ids):
@@ -147,9 +135,13 @@ def plan_carry_over(
     handles = []
     for number, (first, batch) in enumerate(batches):
         batch_plan = BatchPlan(root, plan, writer_config, f"part-{run_id}-carried-{number:05d}", on_shard)
-        handles.append(tasks.submit(take_batch, batch_plan, batch, first, *[c[number] for c in chosen])[0])
+        handles.append(tasks.submit(take_batch, batch_plan, batch, first, *[c[number] for c in chosen], returns=3))
     new_rows = tasks.get([c[-1] for c in chosen])
-    return _carry_over(tasks.get(handles), Parts([c[-2] for c in chosen], tasks, new_rows, work.schema))
+    taken = tasks.get([h[0] for h in handles])
+    carry = _carry_over(taken, Parts([c[-2] for c in chosen], tasks, new_rows, work.schema))
+    carry.rerun_pixels = Parts([h[1] for h in handles], tasks, [t.reannotate for t in taken], LOCATED_ROWS)
+    carry.rerun_filters = Parts([h[2] for h in handles], tasks, [t.refilter for t in taken], ANNOTATION_SCHEMA)
+    return carry
 
 
 def _sources(candidates: Sequence[Candidate], keep: Sequence[ShardInfo]) -> list[Source]:
@@ -190,8 +182,6 @@ def _carry_over(taken: Sequence[Taken], new: Parts) -> CarryOver:
         carry.resumed += batch.resumed
         carry.kept += batch.kept
         carry.stale_specialists |= batch.stale_specialists
-        carry.queue(batch.rerun_pixels, Level.REANNOTATE)
-        carry.queue(batch.rerun_filters, Level.REFILTER)
     carry.shards += [shard for batch in taken for shard in batch.written]
     return carry
 

@@ -1,6 +1,6 @@
-"""On Ray, new images' rows are made by a task per image-id partition and stay in the object store: the stages
-get them as a Ray dataset sorted into read order across every partition (and the rows to re-annotate), in
-blocks of the rows asked for, or as blocks cut where each partition is."""
+"""On Ray, new images' rows are made by a task per image-id partition and stay in the object store, as do
+carry-over's rows to re-annotate: the stages get them as a Ray dataset sorted into read order across every part,
+in blocks of the rows asked for, or as blocks cut where each part is."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import pyarrow as pa
 import pytest
 
 from engine.execute.annotate_input import READ_KEYS, rows_to_annotate
-from engine.ingest.image_bytes import in_read_order
+from engine.ingest.image_bytes import LOCATED_ROWS, in_read_order
 from engine.ingest.probe import WORK_SCHEMA
-from engine.ingest.probe_parts import LOCATED
 from engine.partitions.parts import Parts
 from engine.partitions.tasks import ON_RAY
 from tests.support.local_ray import local_ray
-from tests.unit.test_annotate_input import LOCATORS, annotation_rows, located_parts, work_rows
+from tests.unit.test_annotate_input import LOCATORS, rows_to_rerun, work_rows
 
 NEW = [f"/in/{k:02d}.png" for k in range(7)] + [uri for uri in LOCATORS if not uri.endswith(("a.jpg", "#4"))]
 RERUN = ["s3://b/t.tar#a.jpg", "s3://b/p.parquet#4", "/in/rerun.png"]
@@ -35,17 +34,14 @@ def on_ray(tables: list[pa.Table], schema: pa.Schema) -> Parts:
 def rows_on_ray():
     work = work_rows(NEW)
     cuts = [work.slice(0, 4), work.slice(4, 0), work.slice(4, 6)]  # three id partitions, one of them empty
-    located = located_parts([*NEW, *RERUN], cuts=2)
-    return rows_to_annotate(
-        on_ray(cuts, WORK_SCHEMA), annotation_rows(RERUN), on_ray(located.handles, LOCATED), "brief"
-    )
+    return rows_to_annotate(on_ray(cuts, WORK_SCHEMA), on_ray([rows_to_rerun(RERUN)], LOCATED_ROWS), "brief")
 
 
 def test_the_dataset_of_rows_in_parts_is_in_read_order_across_partitions(ray_local) -> None:
     import ray
 
     rows = rows_on_ray()
-    assert (rows.parts.tasks.on_ray, rows.parts.counts, rows.here.num_rows, rows.rows) == (True, (4, 0, 6), 3, 13)
+    assert (rows.parts.tasks.on_ray, rows.parts.counts, rows.here.num_rows, rows.rows) == (True, (4, 0, 6, 3), 0, 13)
     context = ray.data.DataContext.get_current()
     kept, context.execution_options.preserve_order = context.execution_options.preserve_order, True
     try:
@@ -55,7 +51,7 @@ def test_the_dataset_of_rows_in_parts_is_in_read_order_across_partitions(ray_loc
     assert blocks and all(0 < block.num_rows <= 3 for block in blocks)
     found = pa.concat_tables(blocks)
     assert set(READ_KEYS) <= set(found.column_names)  # the first stage selects the annotation columns
-    every = pa.concat_tables([*(ray.get(h) for h in rows.parts.handles), rows.here])
+    every = pa.concat_tables([ray.get(h) for h in rows.parts.handles])
     assert found.column("source_uri").to_pylist() == in_read_order(every).column("source_uri").to_pylist()
     assert found.column("locator").to_pylist() == in_read_order(every).column("locator").to_pylist()
     assert found.column("source_uri").to_pylist()[:8] == [*NEW[:7], "/in/rerun.png"]  # files first, by URI
@@ -66,7 +62,7 @@ def test_rows_in_parts_on_ray_are_cut_where_they_are_and_give_every_id(ray_local
 
     rows = rows_on_ray()
     blocks = [block if isinstance(block, pa.Table) else ray.get(block) for block in rows.blocks(2)]
-    assert [block.num_rows for block in blocks] == [3, 2, 2, 2, 2, 2]  # the rows here, then each part's
+    assert [block.num_rows for block in blocks] == [2, 2, 2, 2, 2, 2, 1]  # each part's (none of the empty one)
     ids = {f"id-{uri}" for uri in [*NEW, *RERUN]}
     assert {i for block in blocks for i in block.column("image_id").to_pylist()} == ids
     assert sorted(rows.ids().to_pylist()) == sorted(ids)

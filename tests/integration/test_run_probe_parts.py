@@ -1,6 +1,7 @@
 """A run whose listing is cut into several parts probes them as Ray tasks: it annotates what a run in one part
 annotates, publishes its probe index in parts written by the workers, and a refresh reuses them
-where files are unchanged; a rerun publishes nothing."""
+where files are unchanged; a rerun publishes nothing. A refresh in parts re-annotates and re-filters (its rows
+to rerun kept where carry-over's batches ran) what a refresh in one part does."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from tests.support.image_files import jpeg_bytes
 from tests.support.local_ray import local_ray
 
 
-def profile(part_rows: int) -> dict:
+def profile(part_rows: int, haar: dict | None = None, filters: list | None = None) -> dict:
     return {
-        "specialists": [{"name": "haar", "backend": "haar", "resources": {"batch_size": 4}}],
+        "specialists": [{"name": "haar", "backend": "haar", "options": haar or {}, "resources": {"batch_size": 4}}],
+        "filters": filters or [],
         "ray": {"num_cpus": 2, "plan_part_rows": part_rows, "plan_min_piece_rows": 0},
     }
 
@@ -31,8 +33,8 @@ def ray_local():
         yield
 
 
-def run(inputs: Path, output: Path, part_rows: int) -> RunResult:
-    request = RunRequest((str(inputs),), output, parse_config(profile(part_rows)), progress_bars=False)
+def run(inputs: Path, output: Path, part_rows: int, **changes) -> RunResult:
+    request = RunRequest((str(inputs),), output, parse_config(profile(part_rows, **changes)), progress_bars=False)
     return run_pipeline(request, progress=lambda _: None)
 
 
@@ -63,3 +65,26 @@ def test_a_run_in_parts_matches_a_run_in_one_and_its_rerun_reuses_the_parts(ray_
     assert sorted(u for part in uris for u in part) == sorted(str(p) for p in inputs.iterdir())
     rerun = run(inputs, tmp_path / "parts", 3)
     assert not rerun.published and rerun.probe_cached == 12 and rerun.manifest.version == refresh.manifest.version
+
+
+def test_a_refresh_in_parts_reannotates_and_refilters_what_a_refresh_in_one_does(ray_local, tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(9):
+        (inputs / f"{i:02d}.jpg").write_bytes(jpeg_bytes(96, 72, seed=i))
+    tuned = {"min_neighbors": 2, "max_side": 64}  # haar's options changed: its rows are re-annotated
+    confidence = [{"name": "confidence", "backend": "confidence"}]  # a filter added: the rows are re-filtered
+
+    def refreshes(output: Path, part_rows: int) -> list[tuple]:
+        results = [
+            run(inputs, output, part_rows),
+            run(inputs, output, part_rows, haar=tuned),
+            run(inputs, output, part_rows, haar=tuned, filters=confidence),
+        ]
+        rows = read_version(output).sort_by("image_id").select(["image_id", "source_uris", "regions", "stages"])
+        return [(r.annotated, r.reannotated, r.refiltered, r.carried) for r in results] + [rows.to_pylist()]
+
+    one, parts = refreshes(tmp_path / "one", 1000), refreshes(tmp_path / "parts", 3)
+    assert parts == one
+    assert one[:3] == [(9, 0, 0, 0), (9, 9, 0, 0), (0, 0, 9, 0)]
+    assert all(dict(row["stages"]).keys() == {"haar", "confidence"} for row in one[3])

@@ -23,8 +23,7 @@ from engine.execute.dataset import build_dataset
 from engine.execute.plan_stages import plan_stages
 from engine.execute.shard_workers import WriteReport
 from engine.execute.sink import AnnotationSink
-from engine.ingest.image_bytes import in_read_order, joined_locators
-from engine.ingest.probe_parts import LOCATED
+from engine.ingest.image_bytes import in_read_order
 from engine.run import RunRequest, run_pipeline
 from engine.store.location import location
 from engine.store.manifest import require_manifest
@@ -34,6 +33,7 @@ from schemas.arrow import ANNOTATION_SCHEMA
 from schemas.records import ImageRecord
 from tests.support import refresh_stages
 from tests.support.killed_runs import kill_ray_processes_under
+from tests.support.located_rows import with_locators
 from tests.support.refresh_stages import FILTER, REPO, SPECIALIST, write_images
 
 
@@ -58,9 +58,7 @@ def sha(path: Path) -> str:
 
 def image_rows(paths: list[Path], ids: list[str]) -> pa.Table:
     records = [ImageRecord(i, str(p), 32, 24, "PNG", [str(p)]).to_row() for i, p in zip(ids, paths, strict=True)]
-    return in_read_order(
-        joined_locators(pa.Table.from_pylist(records, schema=ANNOTATION_SCHEMA), LOCATED.empty_table())
-    )
+    return in_read_order(with_locators(pa.Table.from_pylist(records, schema=ANNOTATION_SCHEMA), {}))
 
 
 def journal_entries(root: str, run_id: str) -> list[dict]:

@@ -1,19 +1,19 @@
-"""The annotate phase's rows: new images' rows made from work table rows with their locators, rows to re-annotate
-located in the probe phase's parts, all in read order, and cut in blocks where their parts are."""
+"""The annotate phase's rows: new images' rows made from work table rows with their locators, joined by carry-over's
+rows to re-annotate, all in read order, and cut in blocks where their parts are."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from engine.execute.annotate_input import LOCATED_ROWS, RowsToAnnotate, locate, new_rows, rows_to_annotate
-from engine.ingest.image_bytes import LOCATOR_COLUMN, in_read_order, joined_locators
+from engine.execute.annotate_input import RowsToAnnotate, new_rows, rows_to_annotate
+from engine.ingest.image_bytes import LOCATED_ROWS, LOCATOR_COLUMN, in_read_order
 from engine.ingest.locator import Locator
 from engine.ingest.probe import WORK_SCHEMA
-from engine.ingest.probe_parts import LOCATED
 from engine.partitions.parts import Parts, in_process
 from engine.partitions.tasks import IN_PROCESS
 from schemas.arrow import ANNOTATION_SCHEMA
 from schemas.records import ImageRecord
+from tests.support.located_rows import with_locators
 
 TAR = "s3://b/t.tar"
 PARQUET = "s3://b/p.parquet"
@@ -47,17 +47,10 @@ def work_rows(uris: list[str]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=WORK_SCHEMA)
 
 
-def located_parts(uris: list[str], cuts: int) -> Parts:
-    rows = [{"source_uri": uri, "locator": LOCATORS[uri].to_dict()} for uri in uris if uri in LOCATORS]
-    table = pa.Table.from_pylist(rows, schema=LOCATED)
-    size = -(-table.num_rows // cuts)
-    pieces = [table.slice(k * size, size) for k in range(cuts)]
-    return Parts(pieces, IN_PROCESS, [p.num_rows for p in pieces], LOCATED)
-
-
-def annotation_rows(uris: list[str]) -> pa.Table:
+def rows_to_rerun(uris: list[str]) -> pa.Table:
+    """Carry-over's rows to re-annotate (:data:`LOCATED_ROWS`) of one image per URI."""
     records = [ImageRecord(f"id-{uri}", uri, 8, 6, "jpeg", [uri]).to_row() for uri in uris]
-    return pa.Table.from_pylist(records, schema=ANNOTATION_SCHEMA)
+    return with_locators(pa.Table.from_pylist(records, schema=ANNOTATION_SCHEMA), LOCATORS)
 
 
 def test_new_rows_take_identity_captions_measures_and_the_locator_of_their_work_row() -> None:
@@ -72,26 +65,14 @@ def test_new_rows_take_identity_captions_measures_and_the_locator_of_their_work_
     assert rows.to_pylist()[1][LOCATOR_COLUMN] is None  # a plain file
 
 
-def test_rows_to_re_annotate_find_their_locators_in_any_part() -> None:
-    uris = [*LOCATORS, *FILES]
-    rows = locate(annotation_rows(uris), located_parts(uris, cuts=3))
-    found = dict(zip(rows.column("source_uri").to_pylist(), rows.column(LOCATOR_COLUMN).to_pylist(), strict=True))
-    assert {uri: Locator.from_dict(found[uri]) for uri in LOCATORS} == LOCATORS
-    assert [found[uri] for uri in FILES] == [None, None, None]
-    assert rows.column("image_id").to_pylist() == [f"id-{uri}" for uri in uris]  # the rows keep their order
-
-
-def test_here_the_new_and_the_rerun_rows_come_in_one_read_order_as_before() -> None:
+def test_here_the_new_and_the_rerun_rows_come_in_one_read_order() -> None:
     new_uris, rerun_uris = [f"{TAR}#c.jpg", "/in/z.png", f"{PARQUET}#9"], [f"{TAR}#a.jpg", "/in/a.png", f"{PARQUET}#4"]
     work = work_rows(new_uris)
-    located = located_parts([*new_uris, *rerun_uris], cuts=2)
-    rows = rows_to_annotate(in_process(work), annotation_rows(rerun_uris), located, "brief")
+    rerun = rows_to_rerun(rerun_uris)
+    halves = [rerun.slice(0, 2), rerun.slice(2)]  # carry-over's batches
+    rows = rows_to_annotate(in_process(work), Parts(halves, IN_PROCESS, [2, 1], LOCATED_ROWS), "brief")
     assert rows.parts.rows == 0 and rows.rows == 6
-    plain_new = new_rows(work, "brief").drop_columns([LOCATOR_COLUMN])
-    before = in_read_order(
-        joined_locators(pa.concat_tables([plain_new, annotation_rows(rerun_uris)]), located.gather())
-    )
-    assert rows.here.equals(before)
+    assert rows.here.equals(in_read_order(pa.concat_tables([new_rows(work, "brief"), rerun])))
     assert rows.here.column("source_uri").to_pylist() == [
         "/in/a.png",
         "/in/z.png",

@@ -9,7 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.config.settings import WriterConfig
-from engine.ingest.probe import as_work_table
+from engine.ingest.image_bytes import LOCATED_ROWS, LOCATOR_COLUMN
+from engine.ingest.locator import Locator
+from engine.ingest.probe import WORK_SCHEMA, as_work_table
 from engine.partitions.keys import id_partitions, split_rows
 from engine.partitions.parts import Parts
 from engine.partitions.tasks import IN_PROCESS
@@ -37,9 +39,17 @@ def _record(image_id: str, stages: dict[str, str], paths: list[str] | None = Non
     return ImageRecord(image_id, paths[0], 4, 4, "png", paths, stages=dict(stages))
 
 
-def _work(ids_paths: dict[str, list[str]]) -> pa.Table:
-    rows = [{"image_id": i, "source_uri": p[0], "source_uris": p} for i, p in ids_paths.items()]
-    return as_work_table(pa.Table.from_pylist(rows))
+def _work(ids_paths: dict[str, list[str]], locators: dict[str, Locator] | None = None) -> pa.Table:
+    located = locators or {}
+    rows = [
+        {"image_id": i, "source_uri": p[0], "source_uris": p, "locator": located[i].to_dict() if i in located else None}
+        for i, p in ids_paths.items()
+    ]
+    return as_work_table(
+        pa.Table.from_pylist(
+            rows, schema=pa.schema([WORK_SCHEMA.field(n) for n in ("image_id", "source_uri", "source_uris", "locator")])
+        )
+    )
 
 
 def test_rows_with_the_same_stages_and_errors_share_a_key() -> None:
@@ -64,7 +74,7 @@ def test_each_image_takes_its_least_work_row_and_new_images_stay_new(tmp_path: P
     carry = plan_carry_over(location(str(tmp_path)), [first, second], work, PLAN, WriterConfig(), "run")
     assert sorted(carry.carried_ids().to_pylist()) == ["a", "b"] and carry.carried_count == 2
     assert carry.new.gather().column("image_id").to_pylist() == ["new"]
-    assert carry.rerun_pixels.num_rows == carry.rerun_filters.num_rows == 0
+    assert carry.rerun_pixels.rows == carry.rerun_filters.rows == 0
     # Neither shard is referenced as it is: each holds a row not carried, and b has a new path.
     assert {s.path for s in carry.shards}.isdisjoint({first.shard.path, second.shard.path})
     rewritten = pa.concat_tables([pq.read_table(tmp_path / s.path) for s in carry.shards])
@@ -80,12 +90,19 @@ def test_a_shard_of_exact_rows_under_the_same_paths_is_referenced_and_stale_rows
         "stale",
         [_record("c", {"ocr": "o0", "threshold": "t1"}), _record("d", {**CURRENT, "threshold": "t0"})],
     )
-    work = _work({i: [f"/in/{i}.png"] for i in "abcd"})
+    moved = Locator("s3://b/new.tar", offset=1024, length=10, version="e1")  # c's place now, inside a tar
+    work = _work({**{i: [f"/in/{i}.png"] for i in "abd"}, "c": ["s3://b/new.tar#c.png"]}, {"c": moved})
     carry = plan_carry_over(location(str(tmp_path)), [whole, stale], work, PLAN, WriterConfig(), "run")
     assert carry.shards == [whole.shard] and carry.carried_count == 2
-    assert carry.rerun_pixels.column("image_id").to_pylist() == ["c"] and carry.stale_specialists == {"ocr"}
-    assert carry.rerun_filters.column("image_id").to_pylist() == ["d"]
-    assert sorted(carry.rerun_ids().to_pylist()) == ["c", "d"] and carry.new.rows == 0
+    pixels, filters = carry.rerun_pixels.gather(), carry.rerun_filters.gather()
+    assert pixels.schema == LOCATED_ROWS and filters.schema == ANNOTATION_SCHEMA
+    assert pixels.column("image_id").to_pylist() == ["c"] and carry.stale_specialists == {"ocr"}
+    # A row to re-annotate is read from its image's place now, by the work row's locator.
+    assert pixels.column("source_uri").to_pylist() == ["s3://b/new.tar#c.png"]
+    assert Locator.from_dict(pixels.column(LOCATOR_COLUMN)[0].as_py()) == moved
+    assert pixels.column("stages")[0].as_py() == []  # stripped of the stale ocr and the filters that follow it
+    assert filters.column("image_id").to_pylist() == ["d"] and carry.new.rows == 0
+    assert (carry.rerun_pixels.rows, carry.rerun_filters.rows) == (1, 1)
 
 
 def test_a_first_run_has_everything_new_and_reads_nothing(tmp_path: Path) -> None:
@@ -138,8 +155,8 @@ def test_carry_over_in_partitions_and_batches_carries_what_one_part_carries(tmp_
         return (
             sorted(carry.carried_ids().to_pylist()),
             (carry.resumed, carry.kept, referenced),
-            sorted(carry.rerun_pixels.column("image_id").to_pylist()),
-            sorted(carry.rerun_filters.column("image_id").to_pylist()),
+            sorted(carry.rerun_pixels.gather().column("image_id").to_pylist()),
+            sorted(carry.rerun_filters.gather().column("image_id").to_pylist()),
             carry.new.gather().column("image_id").to_pylist(),
             _rows_of(root, carry.shards),
         )

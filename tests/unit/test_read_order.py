@@ -1,14 +1,14 @@
-"""Rows to annotate take their locators by URI and come in read order: files, then each container front to back."""
+"""Rows to annotate come in read order by their locators: files, then each container front to back."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from engine.ingest.image_bytes import LOCATOR_COLUMN, in_read_order, joined_locators
+from engine.ingest.image_bytes import LOCATOR_COLUMN, in_read_order
 from engine.ingest.locator import Locator
-from engine.ingest.probe_parts import LOCATED
 from schemas.arrow import ANNOTATION_SCHEMA
 from schemas.records import ImageRecord
+from tests.support.located_rows import with_locators
 
 
 def _rows(uris: list[str]) -> pa.Table:
@@ -25,11 +25,8 @@ def test_rows_take_their_locators_and_come_files_first_then_container_by_contain
         "s3://b/p.parquet#2": Locator("s3://b/p.parquet", row_group=0, row=2, column="image", version="e2"),
         "s3://b/other.tar#x.jpg": Locator("s3://b/other.tar", offset=0, length=5),
     }
-    table = pa.Table.from_pylist(
-        [{"source_uri": uri, "locator": loc.to_dict()} for uri, loc in located.items()], schema=LOCATED
-    )
     uris = ["/in/z.png", *located, "/in/a.png"]
-    ordered = in_read_order(joined_locators(_rows(uris), table))
+    ordered = in_read_order(with_locators(_rows(uris), located))
     assert ordered.column("source_uri").to_pylist() == [
         "/in/a.png",
         "/in/z.png",
@@ -47,6 +44,6 @@ def test_rows_take_their_locators_and_come_files_first_then_container_by_contain
 
 
 def test_no_rows_and_no_locators() -> None:
-    assert in_read_order(joined_locators(_rows([]), LOCATED.empty_table())).num_rows == 0
-    files = in_read_order(joined_locators(_rows(["/in/b.png", "/in/a.png"]), LOCATED.empty_table()))
+    assert in_read_order(with_locators(_rows([]), {})).num_rows == 0
+    files = in_read_order(with_locators(_rows(["/in/b.png", "/in/a.png"]), {}))
     assert files.column("source_uri").to_pylist() == ["/in/a.png", "/in/b.png"]
