@@ -18,6 +18,8 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
   and paths (``previous_images``), curation (``curate_parts``: gates and near-duplicate groups, the previous
   images preferred) and carry-over planning (``plan_carry_over``), both on the probe phase's image-id partitions;
   reported: each phase's seconds and the driver's peak RSS above its level before planning.
+  ``--plan-changed-filter``: the last filter's fingerprint differs from the previous version's (a profile
+  change), so every carried row is queued to re-filter instead.
 """
 
 from __future__ import annotations
@@ -293,10 +295,13 @@ def measure_planning(
     ray_search: bool = True,
     ray_parts: bool = True,
     ray_settings: dict[str, int] | None = None,
+    changed_filter: bool = False,
 ) -> dict[str, Any]:
     """The engine's planning over the synthetic probe index and previous version, in this (fresh) process;
     ``ray_parts``: the probe phase in parts on Ray (as a run of this size does), else in one part here;
-    ``ray_settings``: ``ray.plan_part_rows`` and ``ray.plan_min_piece_rows`` other than the profile's."""
+    ``ray_settings``: ``ray.plan_part_rows`` and ``ray.plan_min_piece_rows`` other than the profile's;
+    ``changed_filter``: the last filter's fingerprint changed, so every row the previous version holds is
+    queued to re-filter."""
     from bench.ceiling import filters_only
     from engine.execute.near_dup_search import DISTRIBUTE_MIN_IMAGES, pair_search
     from engine.execute.plan_stages import plan_stages
@@ -313,7 +318,10 @@ def measure_planning(
 
     config = filters_only(profile)
     config = replace(config, ray=replace(config.ray, **(ray_settings or {})))
-    stage_plan = StagePlan([s.spec() for s in plan_stages(config)])
+    specs = [s.spec() for s in plan_stages(config)]
+    if changed_filter:
+        specs[-1] = replace(specs[-1], fingerprint=f"{specs[-1].fingerprint}-changed")
+    stage_plan = StagePlan(specs)
     facts = json.loads((folder / "previous.json").read_text())
     part_rows = part_rows_for(facts["files"], config.ray.plan_part_rows, config.ray.plan_min_piece_rows)  # as a run
     candidates = [Candidate(ShardInfo.from_dict(shard)) for shard in facts["shards"]]
@@ -352,6 +360,8 @@ def measure_planning(
         "skipped": curated.skipped.num_rows,
         "near_duplicates": curated.near_duplicates,
         "carried": carry.carried_count,
+        "to_refilter": carry.rerun_filters.rows,
+        "to_reannotate": carry.rerun_pixels.rows,
         "new": carry.new.rows,
         "expected_carried": facts["carried"],
         "cache_hits": found.cached,
@@ -433,6 +443,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=int,
         help="the planning's ray.plan_min_piece_rows (default: the profile's; 1: none)",
     )
+    parser.add_argument(
+        "--plan-changed-filter",
+        action="store_true",
+        help="the planning's last filter changed since the previous version: every carried row is re-filtered",
+    )
     parser.add_argument("--child-run", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-plan", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -467,6 +482,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             ("--plan-min-piece-rows", args.plan_min_piece_rows),
         ):
             extra += [] if value is None else [flag, str(value)]
+        extra += ["--plan-changed-filter"] if args.plan_changed_filter else []
         planning = in_child("--child-plan", str(folder), args.profile, *extra)
         result[f"planning_{args.plan_images}"] = planning
     result["load_average"] = os.getloadavg()[0]
@@ -482,7 +498,9 @@ if __name__ == "__main__":
         settings = {"plan_part_rows": options.plan_part_rows, "plan_min_piece_rows": options.plan_min_piece_rows}
         settings = {name: value for name, value in settings.items() if value is not None}
         folder = Path(options.child_plan)
-        measured = measure_planning(folder, options.profile, options.search == "ray", ray_parts, settings)
+        measured = measure_planning(
+            folder, options.profile, options.search == "ray", ray_parts, settings, options.plan_changed_filter
+        )
     else:
         measured = main(sys.argv[1:])
     print(json.dumps(measured))
