@@ -14,10 +14,12 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
   current stages, in shards of 1,000 rows. The engine's planning runs over them as a refresh does:
   discovery of the path table into an Arrow listing (``discover_listing``), the previous probe index
   read as the probe cache and the listing split by it (``split_by_cache``: every file stated and found
-  unchanged), grouping the hits by content hash (``group_by_content``), the previous version's images
-  and paths (``previous_images``), curation (``curate_parts``: gates and near-duplicate groups, the previous
-  images preferred) and carry-over planning (``plan_carry_over``), both on the probe phase's image-id partitions;
-  reported: each phase's seconds and the driver's peak RSS above its level before planning.
+  unchanged), grouping the hits by content hash (``group_by_content``), the previous version's images and
+  paths in the same id partitions with the paths of them this run saw (``previous_images_in_parts``), curation
+  (``curate_parts``: gates and near-duplicate groups, the previous images preferred), carry-over planning
+  (``plan_carry_over``) and the tombstones of the previous version's images that leave (``tombstones_in_parts``,
+  as if every new image were written), all on the probe phase's image-id partitions; reported: each phase's
+  seconds and the driver's peak RSS above its level before planning.
   ``--plan-changed-filter``: the last filter's fingerprint differs from the previous version's (a profile
   change), so every carried row is queued to re-filter instead.
 """
@@ -302,6 +304,8 @@ def measure_planning(
     ``ray_settings``: ``ray.plan_part_rows`` and ``ray.plan_min_piece_rows`` other than the profile's;
     ``changed_filter``: the last filter's fingerprint changed, so every row the previous version holds is
     queued to re-filter."""
+    import pyarrow as pa
+
     from bench.ceiling import filters_only
     from engine.execute.near_dup_search import DISTRIBUTE_MIN_IMAGES, pair_search
     from engine.execute.plan_stages import plan_stages
@@ -313,7 +317,7 @@ def measure_planning(
     from engine.partitions.tasks import IN_PROCESS, ON_RAY
     from engine.refresh.carryover import Candidate, plan_carry_over
     from engine.refresh.incremental import StagePlan
-    from engine.refresh.tombstones import previous_images
+    from engine.refresh.previous_parts import previous_images_in_parts, tombstones_in_parts
     from engine.store.writer import ShardInfo
 
     config = filters_only(profile)
@@ -343,15 +347,21 @@ def measure_planning(
         del listing, plan
         work, quarantined = found.work, found.quarantined  # the work table stays in its partitions
         grouped, (grouping_growth, grouping_heap) = time.perf_counter(), rss.phase_growths()
-        earlier = previous_images(folder, [c.shard for c in candidates])
+        earlier = previous_images_in_parts(folder, [c.shard for c in candidates], found.seen_parts, rows)
         read_previous, (previous_growth, previous_heap) = time.perf_counter(), rss.phase_growths()
         search = pair_search(work.rows if ray_search else 0, lambda: None)
-        curated = curate_parts(work, config.curation, earlier.column("image_id"), search=search)
+        curated = curate_parts(work, config.curation, earlier.images, search=search)
         curated_at, (curation_growth, curation_heap) = time.perf_counter(), rss.phase_growths()
         carry = plan_carry_over(
             folder, candidates, curated.work, stage_plan, config.writer, "bench-plan", rows_per_batch=rows
         )
-        seconds, (carry_growth, carry_heap) = time.perf_counter() - started, rss.phase_growths()
+        carried_at, (carry_growth, carry_heap) = time.perf_counter(), rss.phase_growths()
+        # As if every new image were written: the previous version's images neither carried nor skipped leave it.
+        kept = pa.concat_arrays(
+            [carry.carried_ids(), *(t.column("image_id").combine_chunks() for t in carry.new.each())]
+        )
+        tombstones = tombstones_in_parts(earlier, kept, [], curated.skipped.column("image_id"))
+        seconds, (tombstone_growth, tombstone_heap) = time.perf_counter() - started, rss.phase_growths()
         cpu_s = time.process_time() - cpu_started
     return {
         "files": facts["files"],
@@ -363,6 +373,7 @@ def measure_planning(
         "to_refilter": carry.rerun_filters.rows,
         "to_reannotate": carry.rerun_pixels.rows,
         "new": carry.new.rows,
+        "tombstoned": tombstones.num_rows,
         "expected_carried": facts["carried"],
         "cache_hits": found.cached,
         "cache_misses": found.hashed,
@@ -377,12 +388,14 @@ def measure_planning(
         "previous_images_growth_mib": previous_growth,
         "curation_growth_mib": curation_growth,
         "carry_over_growth_mib": carry_growth,
+        "tombstones_growth_mib": tombstone_growth,
         "near_duplicate_search": "ray tasks" if search.splits_per_key > 1 else "driver",
         "probe_phase_s": grouped - discovered,
         "grouping_s": grouped - discovered,
         "previous_images_s": read_previous - grouped,
         "curation_s": curated_at - read_previous,
-        "carry_over_s": seconds - (curated_at - started),
+        "carry_over_s": carried_at - curated_at,
+        "tombstones_s": started + seconds - carried_at,
         "planning_s": seconds,
         "planning_cpu_s": cpu_s,  # on a shared machine wall time also counts other users' work
         "driver_before_mib": rss.start_mib,
@@ -395,6 +408,7 @@ def measure_planning(
             "previous_images": previous_heap,
             "curation": curation_heap,
             "carry_over": carry_heap,
+            "tombstones": tombstone_heap,
         },
         "driver_heap_growth_mib": rss.heap_peak_mib - rss.heap_start_mib,
     }

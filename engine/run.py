@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from engine.config.registry import FILTERS
 from engine.config.settings import EngineConfig
@@ -62,6 +61,7 @@ from engine.ingest.curation import (
     curate_parts,
     kept_references,
     skip_semantic_copies,
+    skipped_paths,
     with_carried_skips,
 )
 from engine.ingest.discover import discover_listing
@@ -76,14 +76,15 @@ from engine.partitions.parts import Parts
 from engine.progress import loading_line
 from engine.refresh.carryover import Candidate, CarryOver, missing_ids, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
-from engine.refresh.scope import input_scope, kept_out_of_scope
-from engine.refresh.tombstones import (
-    PATH_IDS,
-    TOMBSTONE_SCHEMA,
-    find_tombstones,
-    previous_images,
-    tombstoned_ids,
+from engine.refresh.previous_parts import (
+    PreviousImages,
+    kept_unlisted_ids,
+    previous_images_in_parts,
+    seen_among,
+    tombstones_in_parts,
 )
+from engine.refresh.scope import input_scope
+from engine.refresh.tombstones import TOMBSTONE_SCHEMA, tombstoned_ids
 from engine.store.counts import value_counts
 from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
 from engine.store.location import Location, Where, location
@@ -225,13 +226,13 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             imports = import_reports(run.config, _places(probed.work))
             for name, report in imports.items():
                 progress(f"fld-engine: {describe(name, report)}")
-            earlier = previous_images(run.root, run.previous.shards if run.previous else [])
+            earlier = previous_images(run, probed)
             kept = kept_unlisted(run, probed, earlier)
             curated = select_work(run, probed, earlier, kept, ray, progress)
             carry = carry_over(run, curated.work, earlier, kept)
             progress(_plan_summary(run, probed, curated, carry))
             annotated = annotate(run, carry, ray, ahead)
-        tombstones = _tombstone_rows(probed, curated, carry, annotated, earlier)
+            tombstones = _tombstone_rows(curated, carry, annotated, earlier)  # in the partitions, while Ray is up
         if not request.always_publish and unchanged(run, probed, carry, annotated, tombstones):
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
         side_tables = write_side_tables(run, probed, curated, annotated, tombstones)
@@ -327,18 +328,24 @@ def _places(work: Parts) -> Iterator[list[str]]:
 # -- 3. curate -------------------------------------------------------------------------------
 
 
-def kept_unlisted(run: RunPlan, probed: ProbeOutcome, earlier: pa.Table) -> pa.Array:
-    """The ids of the images of the previous version (``earlier``, its images and paths) that this run did not look at,
-    kept as they were (``engine/refresh/scope.py``); none on a first run."""
-    if not earlier.num_rows:
+def previous_images(run: RunPlan, probed: ProbeOutcome) -> PreviousImages:
+    """The previous version's images in the work table's id partitions, with the paths of them this run saw
+    (``engine/refresh/previous_parts.py``); none on a first run."""
+    shards = run.previous.shards if run.previous else []
+    return previous_images_in_parts(run.root, shards, probed.seen_parts, run.part_rows)
+
+
+def kept_unlisted(run: RunPlan, probed: ProbeOutcome, earlier: PreviousImages) -> pa.Array:
+    """The ids of the images of the previous version (``earlier``) that this run did not look at, kept as they were
+    (``engine/refresh/scope.py``); none on a first run."""
+    if not earlier.rows:
         return pa.array([], pa.string())
     scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
-    seen = probed.seen  # its ids (null for quarantined paths) are the work table's
-    return kept_out_of_scope(earlier, seen.column("source_uri"), seen.column("image_id"), scope)
+    return kept_unlisted_ids(earlier, probed.seen_parts, scope)
 
 
 def select_work(
-    run: RunPlan, probed: ProbeOutcome, earlier: pa.Table, kept: pa.Array, cluster: LazyRay, progress: Progress
+    run: RunPlan, probed: ProbeOutcome, earlier: PreviousImages, kept: pa.Array, cluster: LazyRay, progress: Progress
 ) -> CuratedWork:
     """The unique images worth annotating: gates and near-duplicate groups over their measures, then (when
     the profile asks and the model is present) semantic near-duplicates. Images the previous version
@@ -347,13 +354,14 @@ def select_work(
     of the previous version whose images this run did not look at are carried as they are."""
     settings = run.config.curation
     references = kept_references(run.root, run.previous.shards, kept) if run.previous and len(kept) else None
-    annotated_ids = earlier.column("image_id")
+    annotated_ids = earlier.images if earlier.rows else pa.array([], pa.string())
     search = pair_search(probed.work.rows, cluster.start)  # a large run's near-duplicate search runs on Ray
     curated = curate_parts(probed.work, settings, annotated_ids, references, search)
     if run.previous is not None and run.previous.skipped:
         scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
-        seen_paths, seen_ids = probed.seen.column("source_uri"), probed.seen.column("image_id")
         previous_skips = read_skipped(run.root, run.previous.version)
+        wanted = (skipped_paths(previous_skips), previous_skips.column("image_id").combine_chunks())
+        seen_paths, seen_ids = seen_among(probed.seen_parts, *wanted)
         carried = carried_skips(previous_skips, seen_paths, seen_ids, scope)
         curated = with_carried_skips(curated, carried)
     if not settings.semantic.enabled or curated.work.rows < 2:
@@ -371,13 +379,14 @@ def select_work(
     def embed(work: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         return embed_work(work, embedder, max_pixels, batch_size)
 
-    return skip_semantic_copies(curated, settings.semantic, embed, annotated_ids)
+    earlier_ids = earlier.images.gather().column("image_id")  # a semantic search runs here, over every image
+    return skip_semantic_copies(curated, settings.semantic, embed, earlier_ids)
 
 
 # -- 4. plan carry-over ----------------------------------------------------------------------
 
 
-def carry_over(run: RunPlan, work: Parts, earlier: pa.Table, kept: pa.Array) -> CarryOver:
+def carry_over(run: RunPlan, work: Parts, earlier: PreviousImages, kept: pa.Array) -> CarryOver:
     """Which images' earlier rows (previous version, killed runs, and for images the previous version
     lacks, older versions) carry over as they are, which rerun some stages, and which rows of ``work`` (the
     work table rows curation selected) are new. Images of the previous version that this run did not look at
@@ -386,7 +395,7 @@ def carry_over(run: RunPlan, work: Parts, earlier: pa.Table, kept: pa.Array) -> 
     candidates = [] if run.request.full or previous is None else [Candidate(s) for s in previous.shards]
     candidates += resumable(run.unfinished, run.request.full, run.config.fingerprint())
     if not run.request.full and len(run.history) > 1:  # older versions can hold images the previous one lacks
-        missing = missing_ids(work, earlier.column("image_id"))
+        missing = missing_ids(work, earlier.images)
         candidates += older_candidates(run.root, run.history, missing, lambda m: tombstoned_ids(run.root, m))
     return plan_carry_over(
         run.root,
@@ -546,23 +555,14 @@ def _write_skipped(run: RunPlan, skipped: pa.Table) -> list[ShardInfo]:
     return writer.close()
 
 
-def _tombstone_rows(
-    probed: ProbeOutcome, curated: CuratedWork, carry: CarryOver, annotated: Annotated, earlier: pa.Table
-) -> pa.Table:
-    """Tombstones against the previous version's images (``earlier``: ``engine.refresh.tombstones.PREVIOUS_IMAGES``;
-    none on a first run)."""
-    if not earlier.num_rows:
+def _tombstone_rows(curated: CuratedWork, carry: CarryOver, annotated: Annotated, earlier: PreviousImages) -> pa.Table:
+    """Tombstones against the previous version's images (``earlier``; none on a first run), found in their id
+    partitions; a file that failed to load while annotated counts as quarantined."""
+    if not earlier.rows:
         return TOMBSTONE_SCHEMA.empty_table()
     kept = pa.concat_arrays([carry.carried_ids(), annotated.written_ids()])
-    late = pa.array([row["source_uri"] for row in annotated.late_quarantine], pa.string())
-    path_ids = probed.seen.cast(PATH_IDS)
-    path_ids = pa.concat_tables(  # a file that failed to load while annotated counts as quarantined
-        [
-            path_ids.filter(pc.invert(pc.is_in(path_ids.column("source_uri"), value_set=late))),
-            pa.table({"source_uri": late, "image_id": pa.nulls(len(late), pa.string())}, PATH_IDS),
-        ]
-    )
-    return find_tombstones(earlier, kept, path_ids, curated.skipped.column("image_id"))
+    late = [row["source_uri"] for row in annotated.late_quarantine]
+    return tombstones_in_parts(earlier, kept, late, curated.skipped.column("image_id"))
 
 
 def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]] | pa.Table, schema: pa.Schema) -> ShardInfo:

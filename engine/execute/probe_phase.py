@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -74,12 +73,6 @@ class ProbeOutcome:
     seconds: float
     deferred: pa.ChunkedArray = field(default_factory=lambda: pa.chunked_array([], pa.string()))
     """The URIs of listed files ``--limit`` left for a later run."""
-
-    @cached_property
-    def seen(self) -> pa.Table:
-        """The paths seen with their ids, gathered here once, when a refresh compares them with the previous
-        version (a first run never does)."""
-        return self.seen_parts.gather()
 
 
 def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks | None = None) -> ProbeOutcome:

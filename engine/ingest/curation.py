@@ -102,7 +102,7 @@ def curation_table(rows: pa.Table, annotated_ids: Ids) -> pa.Table:
 def curate(
     work: pa.Table,
     settings: CurationSettings,
-    annotated_ids: Ids = (),
+    annotated_ids: Ids | Parts = (),
     references: pa.Table | None = None,
     search: PairSearch = IN_PROCESS_SEARCH,
 ) -> CuratedWork:
@@ -117,7 +117,7 @@ def curate(
 def curate_parts(
     work: Parts,
     settings: CurationSettings,
-    annotated_ids: Ids = (),
+    annotated_ids: Ids | Parts = (),
     references: pa.Table | None = None,
     search: PairSearch = IN_PROCESS_SEARCH,
 ) -> CuratedWork:
@@ -127,9 +127,13 @@ def curate_parts(
     Each partition's task gates its images and returns the columns the grouping needs (hashes, sizes, whether
     annotated before); the driver finds the near-duplicate groups over those columns (the pair search on Ray
     for a large run), reads back the rows of the images in groups only, and each partition's task drops its
-    skipped rows. What the driver holds per image is about 40 bytes of grouping columns."""
+    skipped rows. What the driver holds per image is about 40 bytes of grouping columns. ``annotated_ids``: ids,
+    or tables in the same id partitions with an ``image_id`` column (left where they are)."""
     parts, tasks, count = work.handles, work.tasks, len(work.handles)
-    earlier = [tasks.put(ids) for ids in ids_by_partition(as_ids(annotated_ids), count)]  # a partition at a time
+    if isinstance(annotated_ids, Parts):
+        earlier = annotated_ids.column("image_id")
+    else:
+        earlier = [tasks.put(ids) for ids in ids_by_partition(as_ids(annotated_ids), count)]  # a partition at a time
     known = REFERENCE_SCHEMA.empty_table() if references is None else references
     others = split_rows(known, id_partitions(known.column("image_id"), count), count)
     inputs = [(part, ids, tasks.put(refs)) for part, ids, refs in zip(parts, earlier, others, strict=True)]
@@ -285,6 +289,12 @@ def carried_skips(previous: pa.Table, seen_paths: Ids, seen_ids: Ids, scope: Inp
         previous.column("image_id"), _places_or_own(previous), id_set(seen_paths), id_set(seen_ids), scope
     )
     return previous.filter(pa.array(keep))
+
+
+def skipped_paths(previous: pa.Table) -> pa.Array:
+    """Every path of a skipped table's rows (their ``source_uris``, or their own ``source_uri``)."""
+    places = _places_or_own(previous) if previous.num_rows else pa.array([], pa.list_(pa.string()))
+    return pc.list_flatten(places)
 
 
 def with_carried_skips(curated: CuratedWork, carried: pa.Table) -> CuratedWork:

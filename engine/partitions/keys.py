@@ -79,3 +79,16 @@ def part_rows_for(total: int, wanted: int, min_piece_rows: int) -> int:
     task's result of less than 100 KiB in its owner's memory, and the owner of every piece is the driver; parts
     of at least ``sqrt(total * min_piece_rows)`` rows keep the pieces above that size, in the object store."""
     return max(wanted, math.ceil(math.sqrt(max(total, 0) * min_piece_rows)))
+
+
+def batches_by_rows(rows: list[int], per_batch: int) -> list[range]:
+    """Consecutive items whose ``rows`` add up to about ``per_batch`` (one item at least), as ranges of positions."""
+    starts: list[int] = []
+    size = 0
+    for position, count in enumerate(rows):
+        if not starts or size + count > per_batch:
+            starts.append(position)
+            size = 0
+        size += count
+    ends = [*starts[1:], len(rows)] if starts else []
+    return [range(start, end) for start, end in zip(starts, ends, strict=True)]

@@ -40,6 +40,16 @@ class Parts:
         """Every part as one table, here."""
         return pa.concat_tables([self.schema.empty_table(), *self.tasks.get(self.handles)])
 
+    def column(self, name: str) -> list[Any]:
+        """Each part's ``name`` column as one array, taken where the part is (handles, in part order)."""
+        return [self.tasks.submit(column_of, handle, name)[0] for handle in self.handles]
+
+
+def column_of(table: pa.Table, name: str) -> pa.Array:
+    """``table``'s column ``name`` as one array."""
+    column = table.column(name)
+    return column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+
 
 def in_process(table: pa.Table) -> Parts:
     """``table`` as one part, here."""

@@ -22,7 +22,7 @@ from engine.config.settings import RayConfig, WriterConfig
 from engine.ingest.curation import Ids, as_ids, id_set
 from engine.ingest.image_bytes import LOCATED_ROWS
 from engine.ingest.probe import WORK_SCHEMA
-from engine.partitions.keys import ids_by_partition
+from engine.partitions.keys import batches_by_rows, ids_by_partition
 from engine.partitions.parts import Parts, in_process
 from engine.refresh.carry_parts import (
     BatchPlan,
@@ -161,15 +161,7 @@ def _sources(candidates: Sequence[Candidate], keep: Sequence[ShardInfo]) -> list
 
 def _batches(sources: list[Source], rows: int) -> list[tuple[int, list[Source]]]:
     """``sources`` in consecutive batches of about ``rows`` rows (one source at least), each with its first number."""
-    batches: list[tuple[int, list[Source]]] = []
-    size = 0
-    for number, source in enumerate(sources):
-        if not batches or size + source.shard.rows > rows:
-            batches.append((number, []))
-            size = 0
-        batches[-1][1].append(source)
-        size += source.shard.rows
-    return batches
+    return [(b.start, sources[b.start : b.stop]) for b in batches_by_rows([s.shard.rows for s in sources], rows)]
 
 
 def _carry_over(taken: Sequence[Taken], new: Parts) -> CarryOver:
@@ -186,10 +178,14 @@ def _carry_over(taken: Sequence[Taken], new: Parts) -> CarryOver:
     return carry
 
 
-def missing_ids(work: Parts, earlier_ids: Ids) -> pa.Array:
-    """The ids of ``work`` (in image-id partitions) that are not among ``earlier_ids``, a partition at a time."""
+def missing_ids(work: Parts, earlier_ids: Ids | Parts) -> pa.Array:
+    """The ids of ``work`` (in image-id partitions) that are not among ``earlier_ids`` (ids, or tables in the same
+    id partitions with an ``image_id`` column), a partition at a time."""
     tasks, count = work.tasks, len(work.handles)
-    by_partition = [tasks.put(ids) for ids in ids_by_partition(as_ids(earlier_ids), count)]
+    if isinstance(earlier_ids, Parts):
+        by_partition = earlier_ids.column("image_id")
+    else:
+        by_partition = [tasks.put(ids) for ids in ids_by_partition(as_ids(earlier_ids), count)]
     handles = [tasks.submit(ids_not_in, part, ids)[0] for part, ids in zip(work.handles, by_partition, strict=True)]
     return pa.concat_arrays([pa.array([], pa.string()), *tasks.get(handles)])
 

@@ -9,8 +9,6 @@ that an earlier version annotated too); its row in ``skipped/`` says why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,7 +18,6 @@ from engine.refresh.scope import flags
 from engine.store.location import Where
 from engine.store.manifest import Manifest
 from engine.store.reader import read_shard
-from engine.store.writer import ShardInfo
 
 TOMBSTONE_SCHEMA = pa.schema(
     [
@@ -81,12 +78,6 @@ def _lists(column: pa.ChunkedArray) -> pa.ListArray:
     """A ``source_uris`` column as one list array, a missing list as an empty one."""
     places = column.combine_chunks() if column.num_chunks else pa.array([], pa.list_(pa.string()))
     return pc.if_else(pc.is_null(places), pa.scalar([], pa.list_(pa.string())), places)
-
-
-def previous_images(root: Where, shards: Sequence[ShardInfo]) -> pa.Table:
-    """Every row's ``image_id`` and ``source_uris`` (:data:`PREVIOUS_IMAGES`) of a version's ``shards``."""
-    parts = [read_shard(root, shard, PREVIOUS_IMAGES.names).cast(PREVIOUS_IMAGES) for shard in shards]
-    return pa.concat_tables([PREVIOUS_IMAGES.empty_table(), *parts])
 
 
 def tombstoned_ids(root: Where, manifest: Manifest) -> pa.Array:

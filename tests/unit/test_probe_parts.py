@@ -18,7 +18,7 @@ from engine.execute.probe_phase import ProbePlan, probe_in_parts
 from engine.ingest.discover import discover_listing
 from engine.ingest.probe import PROBE_INDEX_SCHEMA, probe_settings
 from engine.ingest.probe_parts import index_rows_of_range
-from engine.partitions.keys import id_partitions, ids_by_partition, part_rows_for, split_rows
+from engine.partitions.keys import batches_by_rows, id_partitions, ids_by_partition, part_rows_for, split_rows
 from engine.partitions.tasks import IN_PROCESS
 from engine.store.location import location
 from engine.store.writer import write_shard
@@ -54,6 +54,11 @@ def test_parts_grow_with_the_corpus_so_the_pieces_they_exchange_stay_large(total
         assert rows == 262_144
     assert part_rows_for(126_000_000, 262_144, 1024) == 359_200  # FLD-5B's images: 351 parts, 1,023 rows a piece
     assert part_rows_for(20_000, 3, 0) == part_rows_for(0, 3, 1024) == 3  # no floor, or nothing to plan
+
+
+def test_batches_by_rows_are_consecutive_and_hold_one_item_at_least() -> None:
+    assert batches_by_rows([3, 3, 3, 10, 1, 1], 6) == [range(0, 2), range(2, 3), range(3, 4), range(4, 6)]
+    assert batches_by_rows([], 6) == [] and batches_by_rows([0, 0], 6) == [range(0, 2)]
 
 
 def test_split_rows_keeps_each_partitions_rows_in_table_order() -> None:
@@ -107,7 +112,8 @@ def test_probing_in_many_parts_finds_what_one_part_finds_and_reuses_its_parts(im
     work, whole_work = (found.work.gather().drop_columns(["checked_ns"]) for found in (parts, whole))
     assert len(parts.work.handles) == 4 and work.equals(whole_work)  # 10 paths, 3 a part
     assert parts.work.rows == 7 and parts.quarantined.column("reason").to_pylist() == ["not_an_image"]
-    assert sorted(parts.seen.column("source_uri").to_pylist()) == sorted(whole.seen.column("source_uri").to_pylist())
+    seen_in_parts, seen_whole = parts.seen_parts.gather(), whole.seen_parts.gather()
+    assert sorted(seen_in_parts.column("source_uri").to_pylist()) == sorted(seen_whole.column("source_uri").to_pylist())
     assert sum(p.rows for p in parts.index) == 10  # probed in this process: one table, one part
     again = probe_in_parts(probe_plan(images, tmp_path / "many", 3, parts.index), never_ray, IN_PROCESS)
     assert (again.cached, again.hashed, again.unchanged) == (10, 0, True)

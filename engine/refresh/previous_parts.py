@@ -1,0 +1,202 @@
+"""The previous version's images in the work table's image-id partitions, and what this run saw of their paths.
+
+A refresh compares the previous version's images (:data:`~engine.refresh.tombstones.PREVIOUS_IMAGES`: ids and
+paths) with the paths this run probed (:data:`~engine.ingest.probe_parts.SEEN_PATHS`, in the same id partitions,
+by the id each path holds now). Whether an image's id was seen is a question for its own partition; whether its
+paths were, and what they hold now, is not: a path whose content changed holds an id of another partition. An
+exchange keyed by path answers it (:func:`seen_paths_of`): each side's paths are cut by a hash of the path, each
+path partition joins its pieces, and the paths found go back to the id partition of the image that had them.
+
+Then each id partition decides alone which of its images a run that did not look at them keeps
+(:func:`kept_unlisted_ids`) and which leave the new version, and why (:func:`tombstones_in_parts`). Every step is a
+task over its own part (Ray tasks for a run in parts), so the driver holds none of the previous version's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.ingest.curation import Ids, as_ids
+from engine.partitions.keys import batches_by_rows, id_partitions, ids_by_partition, split_rows
+from engine.partitions.parts import Parts, column_of
+from engine.partitions.tasks import IN_PROCESS, Tasks
+from engine.refresh.scope import InputScope, kept_out_of_scope
+from engine.refresh.tombstones import PATH_IDS, PREVIOUS_IMAGES, TOMBSTONE_SCHEMA, find_tombstones
+from engine.store.location import Where
+from engine.store.reader import read_shard
+from engine.store.writer import ShardInfo
+
+PATHS = pa.schema([pa.field("source_uri", pa.string())])
+
+
+# -- the previous version's images in id partitions ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreviousImages:
+    """The previous version's images (``images``: :data:`PREVIOUS_IMAGES`) in the work table's id partitions, and
+    the paths of them this run saw (``seen``: :data:`PATH_IDS`, in the same partitions); empty on a first run."""
+
+    images: Parts
+    seen: Parts
+
+    @property
+    def rows(self) -> int:
+        return self.images.rows
+
+
+def previous_images_in_parts(root: Where, shards: Sequence[ShardInfo], seen: Parts, batch_rows: int) -> PreviousImages:
+    """The images of a version's ``shards`` in the partitions of ``seen`` (the paths this run probed, by the id
+    each holds now: :data:`~engine.ingest.probe_parts.SEEN_PATHS`), with the paths of them this run saw."""
+    images = previous_parts(root, shards, seen.tasks, len(seen.handles), batch_rows)
+    if not images.rows:
+        none = [PATH_IDS.empty_table()] * len(images.handles)
+        return PreviousImages(images, Parts(none, IN_PROCESS, images.counts, PATH_IDS))
+    return PreviousImages(images, seen_paths_of(images, seen))
+
+
+def previous_parts(root: Where, shards: Sequence[ShardInfo], tasks: Tasks, partitions: int, batch_rows: int) -> Parts:
+    """The ``image_id`` and ``source_uris`` of every row of ``shards`` in ``partitions`` id partitions: a task per
+    batch of about ``batch_rows`` rows of shards reads them and cuts them by id, a task per partition joins its
+    pieces. Without shards (a first run), empty tables here."""
+    if not shards:
+        return Parts([PREVIOUS_IMAGES.empty_table()] * partitions, IN_PROCESS, [0] * partitions, PREVIOUS_IMAGES)
+    batches = [shards[b.start : b.stop] for b in batches_by_rows([shard.rows for shard in shards], batch_rows)]
+    pieces = [tasks.submit(previous_rows, root, batch, partitions, returns=partitions) for batch in batches]
+    parts = [tasks.submit(joined, PREVIOUS_IMAGES, *[p[k] for p in pieces], returns=2) for k in range(partitions)]
+    return Parts([part[0] for part in parts], tasks, tasks.get([part[1] for part in parts]), PREVIOUS_IMAGES)
+
+
+def previous_rows(root: Where, shards: Sequence[ShardInfo], partitions: int) -> pa.Table | tuple[pa.Table, ...]:
+    """The :data:`PREVIOUS_IMAGES` rows of ``shards`` cut into ``partitions`` by id (the table itself for one)."""
+    tables = [read_shard(root, shard, PREVIOUS_IMAGES.names).cast(PREVIOUS_IMAGES) for shard in shards]
+    rows = pa.concat_tables([PREVIOUS_IMAGES.empty_table(), *tables])
+    return _pieces(split_rows(rows, id_partitions(rows.column("image_id"), partitions), partitions))
+
+
+def joined(schema: pa.Schema, *pieces: pa.Table) -> tuple[pa.Table, int]:
+    """One partition's pieces (of ``schema``) as one table, and its rows."""
+    table = pa.concat_tables([schema.empty_table(), *pieces]).combine_chunks()
+    return table, table.num_rows
+
+
+# -- the paths this run saw, by the partition of the image that had them ----------------------------
+
+
+def seen_paths_of(earlier: Parts, seen: Parts) -> Parts:
+    """For each id partition of ``earlier`` (:data:`PREVIOUS_IMAGES`), the paths of its images this run probed
+    with the id each holds now (:data:`PATH_IDS`; null: quarantined), found by an exchange keyed by path against
+    ``seen`` (:data:`~engine.ingest.probe_parts.SEEN_PATHS`, as many partitions)."""
+    tasks, count = earlier.tasks, len(earlier.handles)
+    mine = [tasks.submit(paths_by_key, part, count, returns=count) for part in earlier.handles]
+    found = [tasks.submit(seen_by_key, part, count, returns=count) for part in seen.handles]
+    found_by_key = [
+        tasks.submit(paths_found, count, *[m[j] for m in mine], *[f[j] for f in found], returns=count)
+        for j in range(count)
+    ]
+    parts = [tasks.submit(joined, PATH_IDS, *[j[k] for j in found_by_key], returns=2) for k in range(count)]
+    return Parts([p[0] for p in parts], tasks, tasks.get([p[1] for p in parts]), PATH_IDS)
+
+
+def path_keys(paths: pa.Array | pa.ChunkedArray, count: int) -> np.ndarray:
+    """Each path's path partition among ``count``: a fixed hash of the string (the same in every process)."""
+    if count == 1 or not len(paths):
+        return np.zeros(len(paths), np.int32)
+    values = paths.to_numpy(zero_copy_only=False)
+    return (pd.util.hash_array(values) % np.uint64(count)).astype(np.int32)
+
+
+def paths_by_key(earlier: pa.Table, count: int) -> pa.Table | tuple[pa.Table, ...]:
+    """The distinct paths of one id partition's earlier images (:data:`PATHS`), cut into ``count`` by path."""
+    places = earlier.column("source_uris").combine_chunks() if earlier.num_rows else pa.array([], pa.list_(pa.string()))
+    paths = pc.unique(pc.list_flatten(places).drop_null())
+    table = pa.Table.from_arrays([paths], schema=PATHS)
+    return _pieces(split_rows(table, path_keys(paths, count), count))
+
+
+def seen_by_key(seen: pa.Table, count: int) -> pa.Table | tuple[pa.Table, ...]:
+    """One id partition's paths seen (:data:`PATH_IDS`), cut into ``count`` by path."""
+    table = seen.select(PATH_IDS.names).cast(PATH_IDS)
+    return _pieces(split_rows(table, path_keys(table.column("source_uri"), count), count))
+
+
+def paths_found(count: int, *pieces: pa.Table) -> pa.Table | tuple[pa.Table, ...]:
+    """In one path partition (``pieces``: the paths of each of ``count`` id partitions' earlier images, then the
+    paths seen of each id partition), the paths seen among each id partition's (:data:`PATH_IDS`)."""
+    seen = pa.concat_tables([PATH_IDS.empty_table(), *pieces[count:]])
+    uris = seen.column("source_uri")
+    return _pieces([seen.filter(pc.is_in(uris, value_set=paths.column("source_uri"))) for paths in pieces[:count]])
+
+
+def _pieces(pieces: list[pa.Table]) -> pa.Table | tuple[pa.Table, ...]:
+    """A task's results: the table itself for one (``Tasks.submit`` with ``returns=1``), else a tuple."""
+    return pieces[0] if len(pieces) == 1 else tuple(pieces)
+
+
+def seen_among(seen: Parts, paths: pa.Array, ids: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Which of ``paths`` and which of ``ids`` this run saw (``seen``: :data:`~engine.ingest.probe_parts.SEEN_PATHS`
+    in parts, each asked where it is): a few rows looked up without gathering the paths seen."""
+    tasks = seen.tasks
+    wanted = tasks.put((paths, ids))
+    found = tasks.get([tasks.submit(seen_in_part, handle, wanted)[0] for handle in seen.handles])
+    empty = pa.array([], pa.string())
+    return pa.concat_arrays([empty, *(f[0] for f in found)]), pa.concat_arrays([empty, *(f[1] for f in found)])
+
+
+def seen_in_part(seen: pa.Table, wanted: tuple[pa.Array, pa.Array]) -> tuple[pa.Array, pa.Array]:
+    """The ``wanted`` paths and ids among one part's paths seen (an id only where a path holds it now)."""
+    uris, ids = (column_of(seen, name) for name in ("source_uri", "image_id"))
+    return uris.filter(pc.is_in(uris, value_set=wanted[0])), ids.filter(pc.is_in(ids, value_set=wanted[1]))
+
+
+# -- what each id partition decides -------------------------------------------------------------
+
+
+def kept_unlisted_ids(previous: PreviousImages, seen: Parts, scope: InputScope) -> pa.Array:
+    """The ids of the previous version's images this run did not look at, kept as they were
+    (:func:`~engine.refresh.scope.kept_out_of_scope`), decided in each id partition (``seen``: the paths this run
+    probed, in the same partitions)."""
+    tasks = previous.images.tasks
+    shared = tasks.put(scope)
+    parts = zip(previous.images.handles, previous.seen.handles, seen.handles, strict=True)
+    handles = [tasks.submit(kept_in_part, *part, shared)[0] for part in parts]
+    return pa.concat_arrays([pa.array([], pa.string()), *tasks.get(handles)])
+
+
+def kept_in_part(earlier: pa.Table, seen_of: pa.Table, seen: pa.Table, scope: InputScope) -> pa.Array:
+    """One id partition's earlier images kept as they were: none of their paths was probed (``seen_of``: the paths
+    of its images seen), their ids were not found (``seen``: the partition's paths seen, by the id they hold now)."""
+    return kept_out_of_scope(earlier, seen_of.column("source_uri"), column_of(seen, "image_id").drop_null(), scope)
+
+
+def tombstones_in_parts(previous: PreviousImages, kept: Ids, late: Sequence[str], skipped: Ids) -> pa.Table:
+    """Tombstone rows (:func:`~engine.refresh.tombstones.find_tombstones`) of the previous version's images not
+    among ``kept`` (ids), by image id, found in each id partition: ``late``: paths that failed to load while
+    annotated (they count as quarantined); ``skipped``: the ids curation skipped in this run."""
+    tasks, count = previous.images.tasks, len(previous.images.handles)
+    late_paths = tasks.put(pa.array(list(late), pa.string()))
+    kept_parts = [tasks.put(ids) for ids in ids_by_partition(as_ids(kept), count)]
+    skipped_parts = [tasks.put(ids) for ids in ids_by_partition(as_ids(skipped), count)]
+    parts = zip(previous.images.handles, previous.seen.handles, kept_parts, skipped_parts, strict=True)
+    handles = [tasks.submit(tombstones_in_part, *part, late_paths)[0] for part in parts]
+    return pa.concat_tables([TOMBSTONE_SCHEMA.empty_table(), *tasks.get(handles)])
+
+
+def tombstones_in_part(
+    earlier: pa.Table, seen_of: pa.Table, kept: pa.Array, skipped: pa.Array, late: pa.Array
+) -> pa.Table:
+    """One id partition's tombstones; a path of ``late`` counts as quarantined whatever it held when probed."""
+    path_ids = seen_of.cast(PATH_IDS)
+    path_ids = pa.concat_tables(
+        [
+            path_ids.filter(pc.invert(pc.is_in(path_ids.column("source_uri"), value_set=late))),
+            pa.table({"source_uri": late, "image_id": pa.nulls(len(late), pa.string())}, PATH_IDS),
+        ]
+    )
+    return find_tombstones(earlier, kept, path_ids, skipped)

@@ -1,0 +1,147 @@
+"""The previous version's images in id partitions: the paths of them a run saw found by an exchange keyed by path
+(a path whose content changed holds an id of another partition), and the images kept or tombstoned decided in each
+partition exactly as over the whole tables."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from engine.config.settings import WriterConfig
+from engine.ingest.probe_parts import SEEN_PATHS
+from engine.partitions.keys import id_partitions, split_rows
+from engine.partitions.parts import Parts
+from engine.partitions.tasks import IN_PROCESS
+from engine.refresh.previous_parts import (
+    kept_unlisted_ids,
+    path_keys,
+    previous_images_in_parts,
+    seen_among,
+    tombstones_in_parts,
+)
+from engine.refresh.scope import input_scope, kept_out_of_scope
+from engine.refresh.tombstones import PATH_IDS, find_tombstones
+from engine.store.location import location
+from engine.store.writer import write_shard
+from schemas.arrow import ANNOTATION_SCHEMA
+from schemas.records import ImageRecord
+
+
+def sha(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+# The previous version: images by name with their paths (two shards).
+PREVIOUS = {
+    "same": ["/in/same.png", "/in/same-copy.png"],
+    "changed": ["/in/changed.png"],  # now holds "fresh"
+    "bad": ["/in/bad.png"],  # now quarantined
+    "gone": ["/in/gone.png"],  # not probed, under the input: gone
+    "elsewhere": ["/other/e.png"],  # not probed, outside the input: kept as it was
+    "moved": ["/in/moved-from.png"],  # its content is now at another path
+    "skipped": ["/in/skipped.png"],
+}
+# What this run probed: each path and the id it holds now (null: quarantined).
+SEEN = {
+    "/in/same.png": "same",
+    "/in/same-copy.png": "same",
+    "/in/changed.png": "fresh",
+    "/in/bad.png": None,
+    "/in/moved-to.png": "moved",
+    "/in/skipped.png": "skipped",
+    "/in/new.png": "new",
+}
+
+
+@pytest.fixture
+def shards(tmp_path: Path) -> list:
+    records = [ImageRecord(sha(name), paths[0], 4, 4, "png", paths) for name, paths in PREVIOUS.items()]
+    table = pa.Table.from_pylist([r.to_row() for r in records], schema=ANNOTATION_SCHEMA)
+    root = location(str(tmp_path))
+    return [
+        write_shard(table.slice(0, 4), root, "annotations/a.parquet", WriterConfig(), {}),
+        write_shard(table.slice(4), root, "annotations/b.parquet", WriterConfig(), {}),
+    ]
+
+
+def seen_parts(count: int) -> Parts:
+    """The paths seen in ``count`` id partitions by the id they hold now (quarantined ones in partition 0)."""
+    rows = [{"source_uri": uri, "image_id": None if name is None else sha(name)} for uri, name in SEEN.items()]
+    table = pa.Table.from_pylist(rows, schema=SEEN_PATHS)
+    pieces = split_rows(table, id_partitions(table.column("image_id"), count), count)
+    return Parts(pieces, IN_PROCESS, [p.num_rows for p in pieces], SEEN_PATHS)
+
+
+def names(ids: list[str]) -> list[str]:
+    by_id = {sha(name): name for name in [*PREVIOUS, *filter(None, SEEN.values())]}
+    return sorted(by_id[i] for i in ids)
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_the_paths_seen_of_each_image_come_to_its_partition(tmp_path: Path, shards: list, count: int) -> None:
+    previous = previous_images_in_parts(location(str(tmp_path)), shards, seen_parts(count), batch_rows=3)
+    assert previous.rows == len(PREVIOUS) and len(previous.images.handles) == count
+    for k, (images, seen) in enumerate(zip(previous.images.each(), previous.seen.each(), strict=True)):
+        assert set(id_partitions(images.column("image_id"), count).tolist()) <= {k}  # the work table's partitions
+        mine = {p for places in images.column("source_uris").to_pylist() for p in places}
+        assert set(seen.column("source_uri").to_pylist()) == mine & set(SEEN)  # every seen path of its images
+    found = previous.seen.gather()
+    now = dict(zip(found.column("source_uri").to_pylist(), found.column("image_id").to_pylist(), strict=True))
+    assert now["/in/changed.png"] == sha("fresh") and now["/in/bad.png"] is None
+    assert "/in/gone.png" not in now and "/in/new.png" not in now  # not probed; not a previous image's path
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_kept_and_tombstoned_images_are_those_of_the_whole_tables(tmp_path: Path, shards: list, count: int) -> None:
+    previous = previous_images_in_parts(location(str(tmp_path)), shards, seen_parts(count), batch_rows=3)
+    scope = input_scope(["/in"])
+    kept = kept_unlisted_ids(previous, seen_parts(count), scope)
+    whole_images, whole_seen = previous.images.gather(), seen_parts(1).gather()
+    expected = kept_out_of_scope(
+        whole_images, whole_seen.column("source_uri"), whole_seen.column("image_id").drop_null(), scope
+    )
+    assert names(kept.to_pylist()) == names(expected.to_pylist()) == ["elsewhere"]
+    written = [sha("same"), sha("moved")]  # "moved" was annotated again, under its new path
+    late = ["/in/same-copy.png"]  # failed to load while annotated: does not change a kept image
+    tombstones = tombstones_in_parts(previous, [*written, *kept.to_pylist()], late, [sha("skipped")])
+    whole_paths = pa.concat_tables(
+        [
+            whole_seen.cast(PATH_IDS).filter(
+                pa.array([uri not in late for uri in whole_seen["source_uri"].to_pylist()])
+            ),
+            pa.table({"source_uri": late, "image_id": pa.nulls(1, pa.string())}, PATH_IDS),
+        ]
+    )
+    expected_tombstones = find_tombstones(whole_images, [*written, *kept.to_pylist()], whole_paths, [sha("skipped")])
+    assert tombstones.to_pylist() == expected_tombstones.to_pylist()
+    by_name = {names([row["image_id"]])[0]: row for row in tombstones.to_pylist()}
+    assert set(by_name) == {"changed", "bad", "gone", "skipped"}
+    assert by_name["changed"]["reason"] == "content_changed" and by_name["changed"]["replaced_by"] == sha("fresh")
+    assert (by_name["bad"]["reason"], by_name["gone"]["reason"], by_name["skipped"]["reason"]) == (
+        "quarantined",
+        "source_removed",
+        "skipped",
+    )
+
+
+def test_a_first_run_has_no_previous_images() -> None:
+    previous = previous_images_in_parts("/nowhere", [], seen_parts(3), batch_rows=3)
+    assert previous.rows == 0 and len(previous.images.handles) == len(previous.seen.handles) == 3
+
+
+def test_seen_among_finds_only_the_paths_and_ids_asked_for() -> None:
+    paths, ids = seen_among(
+        seen_parts(4), pa.array(["/in/bad.png", "/in/gone.png", "/in/new.png"]), pa.array([sha("new"), sha("gone")])
+    )
+    assert sorted(paths.to_pylist()) == ["/in/bad.png", "/in/new.png"] and ids.to_pylist() == [sha("new")]
+
+
+def test_a_path_has_one_path_partition_in_range() -> None:
+    paths = pa.array([f"/in/{k}.png" for k in range(1000)])
+    keys = path_keys(paths, 7)
+    assert keys.min() >= 0 and keys.max() == 6 and (keys == path_keys(paths, 7)).all()
+    assert min((keys == k).sum() for k in range(7)) > 100  # spread over every partition
+    assert path_keys(paths, 1).tolist() == [0] * 1000
