@@ -357,10 +357,8 @@ def measure_planning(
         )
         carried_at, (carry_growth, carry_heap) = time.perf_counter(), rss.phase_growths()
         # As if every new image were written: the previous version's images neither carried nor skipped leave it.
-        kept = pa.concat_arrays(
-            [carry.carried_ids(), *(t.column("image_id").combine_chunks() for t in carry.new.each())]
-        )
-        tombstones = tombstones_in_parts(earlier, kept, [], curated.skipped.column("image_id"))
+        new_ids = pa.concat_arrays([table.column("image_id").combine_chunks() for table in carry.new.each()])
+        tombstones = tombstones_in_parts(earlier, carry.carried, new_ids, [], curated.skipped.column("image_id"))
         seconds, (tombstone_growth, tombstone_heap) = time.perf_counter() - started, rss.phase_growths()
         cpu_s = time.process_time() - cpu_started
     return {

@@ -560,9 +560,10 @@ def _tombstone_rows(curated: CuratedWork, carry: CarryOver, annotated: Annotated
     partitions; a file that failed to load while annotated counts as quarantined."""
     if not earlier.rows:
         return TOMBSTONE_SCHEMA.empty_table()
-    kept = pa.concat_arrays([carry.carried_ids(), annotated.written_ids()])
     late = [row["source_uri"] for row in annotated.late_quarantine]
-    return tombstones_in_parts(earlier, kept, late, curated.skipped.column("image_id"))
+    return tombstones_in_parts(
+        earlier, carry.carried, annotated.written_ids(), late, curated.skipped.column("image_id")
+    )
 
 
 def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]] | pa.Table, schema: pa.Schema) -> ShardInfo:

@@ -54,3 +54,14 @@ def column_of(table: pa.Table, name: str) -> pa.Array:
 def in_process(table: pa.Table) -> Parts:
     """``table`` as one part, here."""
     return Parts([table], IN_PROCESS, (table.num_rows,), table.schema)
+
+
+def empty_parts(schema: pa.Schema, count: int) -> Parts:
+    """``count`` empty parts of ``schema``, here (partitions with nothing in them)."""
+    return Parts([schema.empty_table()] * count, IN_PROCESS, [0] * count, schema)
+
+
+def joined(schema: pa.Schema, *pieces: pa.Table) -> tuple[pa.Table, int]:
+    """One partition's pieces (of ``schema``) as one table, and its rows: a task of an exchange's last step."""
+    table = pa.concat_tables([schema.empty_table(), *pieces]).combine_chunks()
+    return table, table.num_rows

@@ -50,6 +50,7 @@ PICKS = pa.schema(  # a chosen row, with its image's places and locator now (fro
     ]
 )
 STRIP_CHUNK = 4096  # stale rows stripped a chunk at a time: only one chunk is ever Python objects
+CARRIED_IDS = pa.schema([pa.field("image_id", pa.string())])  # the ids of rows carried exactly
 OnShard = Callable[[ShardInfo, pa.Table], None]
 
 
@@ -178,12 +179,12 @@ def choose_in_partition(
 @dataclass
 class Taken:
     """What a batch of sources gave the driver: shards referenced as they are (in source order) and written,
-    the ids of the rows carried exactly (kept ones included), and how many stripped rows it queued to
-    re-annotate and to re-filter (the rows themselves are :func:`take_batch`'s other results)."""
+    how many rows it carried exactly (kept ones included) and how many stripped rows it queued to re-annotate
+    and to re-filter (the ids and rows themselves are :func:`take_batch`'s other results)."""
 
     referenced: list[ShardInfo] = field(default_factory=list)
     written: list[ShardInfo] = field(default_factory=list)
-    carried: list[pa.Array] = field(default_factory=list)
+    carried: int = 0
     resumed: int = 0
     kept: int = 0
     reannotate: int = 0
@@ -192,10 +193,11 @@ class Taken:
 
 
 @dataclass
-class Stale:
-    """Stripped rows queued by a batch: to re-annotate (:data:`~engine.ingest.image_bytes.LOCATED_ROWS`) and to
-    re-filter (annotation schema), as tables."""
+class BatchRows:
+    """What a batch keeps where it runs: the ids of the rows it carried, and the stripped rows it queued to
+    re-annotate (:data:`~engine.ingest.image_bytes.LOCATED_ROWS`) and to re-filter (annotation schema)."""
 
+    carried: list[pa.Array] = field(default_factory=lambda: [pa.array([], pa.string())])
     pixels: list[pa.Table] = field(default_factory=lambda: [LOCATED_ROWS.empty_table()])
     filters: list[pa.Table] = field(default_factory=lambda: [ANNOTATION_SCHEMA.empty_table()])
 
@@ -203,44 +205,47 @@ class Stale:
 @dataclass(frozen=True)
 class BatchPlan:
     """Where a batch of sources writes: the run's ``root``, ``writer`` settings, shard ``prefix`` and journal
-    (``on_shard``, called for each shard written), and the current ``stages``."""
+    (``on_shard``, called for each shard written), the current ``stages``, and the id ``partitions`` its carried
+    ids are cut into."""
 
     root: Where
     stages: StagePlan
     writer: WriterConfig
     prefix: str
     on_shard: OnShard | None = None
+    partitions: int = 1
 
 
-def take_batch(
-    plan: BatchPlan, sources: Sequence[Source], first: int, *pieces: pa.Table
-) -> tuple[Taken, pa.Table, pa.Table]:
+def take_batch(plan: BatchPlan, sources: Sequence[Source], first: int, *pieces: pa.Table) -> tuple:
     """Carry the rows chosen from ``sources`` (numbered from ``first``; ``pieces``: their :data:`PICKS`
     from every partition): a source whose rows are all carried exactly (kept ones as they are, the others
     under their images' places now) is referenced; otherwise its carried rows are written into new shards
-    and its stale rows stripped of what must run again. Returns what was taken, then the stripped rows to
-    re-annotate (with their locators) and to re-filter."""
+    and its stale rows stripped of what must run again. Returns what was taken, the stripped rows to
+    re-annotate (with their locators) and to re-filter, then the ids carried in each of ``plan.partitions``
+    id partitions (:data:`CARRIED_IDS`)."""
     picks = pa.concat_tables([PICKS.empty_table(), *pieces]).sort_by([("source", "ascending"), ("row", "ascending")])
     bounds = np.searchsorted(picks.column("source").to_numpy(), np.arange(first, first + len(sources) + 1))
     writer = ShardWriter(plan.root, "annotations", plan.prefix, ANNOTATION_SCHEMA, plan.writer, on_shard=plan.on_shard)
-    taken, stale = Taken(), Stale()
+    taken, held = Taken(), BatchRows()
     for offset, source in enumerate(sources):
         mine = picks.slice(bounds[offset], bounds[offset + 1] - bounds[offset])
         if mine.num_rows:
-            _take_source(plan, source, mine, writer, taken, stale)
+            _take_source(plan, source, mine, writer, taken, held)
     taken.written = writer.close()
-    pixels, filters = pa.concat_tables(stale.pixels), pa.concat_tables(stale.filters)
-    taken.reannotate, taken.refilter = pixels.num_rows, filters.num_rows
-    return taken, pixels, filters
+    pixels, filters = pa.concat_tables(held.pixels), pa.concat_tables(held.filters)
+    carried = pa.Table.from_arrays([pa.concat_arrays(held.carried)], schema=CARRIED_IDS)
+    taken.reannotate, taken.refilter, taken.carried = pixels.num_rows, filters.num_rows, carried.num_rows
+    by_id = split_rows(carried, id_partitions(carried.column("image_id"), plan.partitions), plan.partitions)
+    return (taken, pixels, filters, *by_id)
 
 
 def _take_source(
-    plan: BatchPlan, source: Source, picks: pa.Table, writer: ShardWriter, taken: Taken, stale: Stale
+    plan: BatchPlan, source: Source, picks: pa.Table, writer: ShardWriter, taken: Taken, held: BatchRows
 ) -> None:
     current = read_shard(plan.root, source.shard, PLACE_COLUMNS)
     rows, level = picks.column("row").to_numpy(), picks.column("level").to_numpy()
     exact, kept = _mask(current.num_rows, rows[level == Level.EXACT]), _mask(current.num_rows, rows[level == KEEP])
-    taken.carried.append(current.column("image_id").combine_chunks().filter(pa.array(exact | kept)))
+    held.carried.append(current.column("image_id").combine_chunks().filter(pa.array(exact | kept)))
     taken.resumed += int(exact.sum()) if source.resumed else 0
     taken.kept += int(kept.sum())
     places = picks.column("source_uris").filter(pa.array(level == Level.EXACT)).combine_chunks()
@@ -256,7 +261,7 @@ def _take_source(
     rows_queued, picks_queued = table.take(pa.array(rows[queued], pa.int64())), picks.filter(pa.array(queued))
     for start in range(0, rows_queued.num_rows, STRIP_CHUNK):
         chunk = rows_queued.slice(start, STRIP_CHUNK), picks_queued.slice(start, STRIP_CHUNK)
-        _queue_stale(plan.stages, *chunk, taken, stale)
+        _queue_stale(plan.stages, *chunk, taken, held)
 
 
 def _mask(count: int, rows: np.ndarray) -> np.ndarray:
@@ -272,7 +277,7 @@ def _with_paths(table: pa.Table, places: pa.Array) -> pa.Table:
     return table.set_column(table.schema.get_field_index("source_uri"), "source_uri", first)
 
 
-def _queue_stale(stages: StagePlan, rows: pa.Table, picks: pa.Table, taken: Taken, stale: Stale) -> None:
+def _queue_stale(stages: StagePlan, rows: pa.Table, picks: pa.Table, taken: Taken, held: BatchRows) -> None:
     """The stale ``rows`` stripped of what must run again, under their images' places now, queued by level:
     those to re-annotate with the locator of their image's place (``picks``)."""
     pixels, filters, located = [], [], []
@@ -291,6 +296,6 @@ def _queue_stale(stages: StagePlan, rows: pa.Table, picks: pa.Table, taken: Take
     if pixels:
         locators = picks.column(LOCATOR_COLUMN).take(pa.array(located, pa.int64()))
         table = pa.Table.from_pylist(pixels, schema=ANNOTATION_SCHEMA)
-        stale.pixels.append(table.append_column(LOCATED_ROWS.field(LOCATOR_COLUMN), locators))
+        held.pixels.append(table.append_column(LOCATED_ROWS.field(LOCATOR_COLUMN), locators))
     if filters:
-        stale.filters.append(pa.Table.from_pylist(filters, schema=ANNOTATION_SCHEMA))
+        held.filters.append(pa.Table.from_pylist(filters, schema=ANNOTATION_SCHEMA))

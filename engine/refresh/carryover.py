@@ -23,8 +23,9 @@ from engine.ingest.curation import Ids, as_ids, id_set
 from engine.ingest.image_bytes import LOCATED_ROWS
 from engine.ingest.probe import WORK_SCHEMA
 from engine.partitions.keys import batches_by_rows, ids_by_partition
-from engine.partitions.parts import Parts, in_process
+from engine.partitions.parts import Parts, column_of, empty_parts, in_process, joined
 from engine.refresh.carry_parts import (
+    CARRIED_IDS,
     BatchPlan,
     OnShard,
     Routes,
@@ -44,13 +45,13 @@ from schemas.arrow import ANNOTATION_SCHEMA
 
 @dataclass
 class CarryOver:
-    """Rows carried exactly (their ids in ``carried``, a shard's at a time; the rows in ``shards``), rows
+    """Rows carried exactly (their ids in ``carried``, in the work table's id partitions; the rows in ``shards``), rows
     stripped to rerun some stages (in parts, a part per batch of sources: on Ray in the object store), and the
     images with no earlier row to reuse (``new``: work table rows, ``engine.ingest.probe.WORK_SCHEMA``, in the
     work table's image-id partitions). Rows to re-annotate carry their locators
     (:data:`~engine.ingest.image_bytes.LOCATED_ROWS`); rows to re-filter need no pixels."""
 
-    carried: list[pa.Array] = field(default_factory=list)
+    carried: Parts = field(default_factory=lambda: in_process(CARRIED_IDS.empty_table()))
     shards: list[ShardInfo] = field(default_factory=list)
     resumed: int = 0
     rerun_pixels: Parts = field(default_factory=lambda: in_process(LOCATED_ROWS.empty_table()))
@@ -61,11 +62,11 @@ class CarryOver:
 
     @property
     def carried_count(self) -> int:
-        return sum(len(ids) for ids in self.carried)
+        return self.carried.rows
 
     def carried_ids(self) -> pa.Array:
-        """The ids of the rows carried exactly."""
-        return pa.concat_arrays([pa.array([], pa.string()), *self.carried])
+        """The ids of the rows carried exactly, gathered here."""
+        return column_of(self.carried.gather(), "image_id")
 
 
 ROWS_PER_BATCH = RayConfig().plan_part_rows  # the rows of a batch of source shards, by default
@@ -108,11 +109,12 @@ def plan_carry_over(
     The steps of ``engine/refresh/carry_parts.py`` run where the work table's partitions run (Ray tasks for a
     large run): the sources' rows are read in batches of about ``rows_per_batch`` rows and cut by image id,
     each partition chooses the rows of its images, and each batch takes (or references) its chosen rows. The
-    driver gets back shard descriptions and the carried ids; the rows to rerun stay where their batches ran."""
+    driver gets back shard descriptions and counts; the carried ids (in id partitions) and the rows to rerun stay
+    where their batches ran."""
     work = work if isinstance(work, Parts) else in_process(work)
     kept_ids = id_set(keep[0])
     if not candidates and not len(kept_ids):
-        return CarryOver(new=work)
+        return CarryOver(carried=empty_parts(CARRIED_IDS, len(work.handles)), new=work)
     tasks, partitions = work.tasks, len(work.handles)
     sources = _sources(candidates, keep[1] if len(kept_ids) else ())
     batches = _batches(sources, rows_per_batch)
@@ -134,11 +136,15 @@ def plan_carry_over(
     ]
     handles = []
     for number, (first, batch) in enumerate(batches):
-        batch_plan = BatchPlan(root, plan, writer_config, f"part-{run_id}-carried-{number:05d}", on_shard)
-        handles.append(tasks.submit(take_batch, batch_plan, batch, first, *[c[number] for c in chosen], returns=3))
+        prefix = f"part-{run_id}-carried-{number:05d}"
+        batch_plan = BatchPlan(root, plan, writer_config, prefix, on_shard, partitions)
+        picks = [c[number] for c in chosen]
+        handles.append(tasks.submit(take_batch, batch_plan, batch, first, *picks, returns=3 + partitions))
     new_rows = tasks.get([c[-1] for c in chosen])
     taken = tasks.get([h[0] for h in handles])
     carry = _carry_over(taken, Parts([c[-2] for c in chosen], tasks, new_rows, work.schema))
+    carried = [tasks.submit(joined, CARRIED_IDS, *[h[3 + k] for h in handles], returns=2) for k in range(partitions)]
+    carry.carried = Parts([c[0] for c in carried], tasks, tasks.get([c[1] for c in carried]), CARRIED_IDS)
     carry.rerun_pixels = Parts([h[1] for h in handles], tasks, [t.reannotate for t in taken], LOCATED_ROWS)
     carry.rerun_filters = Parts([h[2] for h in handles], tasks, [t.refilter for t in taken], ANNOTATION_SCHEMA)
     return carry
@@ -169,7 +175,6 @@ def _carry_over(taken: Sequence[Taken], new: Parts) -> CarryOver:
     then those written."""
     carry = CarryOver(new=new)
     for batch in taken:
-        carry.carried += batch.carried
         carry.shards += batch.referenced
         carry.resumed += batch.resumed
         carry.kept += batch.kept

@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 
 from engine.ingest.curation import Ids, as_ids
 from engine.partitions.keys import batches_by_rows, id_partitions, ids_by_partition, split_rows
-from engine.partitions.parts import Parts, column_of
-from engine.partitions.tasks import IN_PROCESS, Tasks
+from engine.partitions.parts import Parts, column_of, empty_parts, joined
+from engine.partitions.tasks import Tasks
 from engine.refresh.scope import InputScope, kept_out_of_scope
 from engine.refresh.tombstones import PATH_IDS, PREVIOUS_IMAGES, TOMBSTONE_SCHEMA, find_tombstones
 from engine.store.location import Where
@@ -56,8 +56,7 @@ def previous_images_in_parts(root: Where, shards: Sequence[ShardInfo], seen: Par
     each holds now: :data:`~engine.ingest.probe_parts.SEEN_PATHS`), with the paths of them this run saw."""
     images = previous_parts(root, shards, seen.tasks, len(seen.handles), batch_rows)
     if not images.rows:
-        none = [PATH_IDS.empty_table()] * len(images.handles)
-        return PreviousImages(images, Parts(none, IN_PROCESS, images.counts, PATH_IDS))
+        return PreviousImages(images, empty_parts(PATH_IDS, len(images.handles)))
     return PreviousImages(images, seen_paths_of(images, seen))
 
 
@@ -66,7 +65,7 @@ def previous_parts(root: Where, shards: Sequence[ShardInfo], tasks: Tasks, parti
     batch of about ``batch_rows`` rows of shards reads them and cuts them by id, a task per partition joins its
     pieces. Without shards (a first run), empty tables here."""
     if not shards:
-        return Parts([PREVIOUS_IMAGES.empty_table()] * partitions, IN_PROCESS, [0] * partitions, PREVIOUS_IMAGES)
+        return empty_parts(PREVIOUS_IMAGES, partitions)
     batches = [shards[b.start : b.stop] for b in batches_by_rows([shard.rows for shard in shards], batch_rows)]
     pieces = [tasks.submit(previous_rows, root, batch, partitions, returns=partitions) for batch in batches]
     parts = [tasks.submit(joined, PREVIOUS_IMAGES, *[p[k] for p in pieces], returns=2) for k in range(partitions)]
@@ -78,12 +77,6 @@ def previous_rows(root: Where, shards: Sequence[ShardInfo], partitions: int) -> 
     tables = [read_shard(root, shard, PREVIOUS_IMAGES.names).cast(PREVIOUS_IMAGES) for shard in shards]
     rows = pa.concat_tables([PREVIOUS_IMAGES.empty_table(), *tables])
     return _pieces(split_rows(rows, id_partitions(rows.column("image_id"), partitions), partitions))
-
-
-def joined(schema: pa.Schema, *pieces: pa.Table) -> tuple[pa.Table, int]:
-    """One partition's pieces (of ``schema``) as one table, and its rows."""
-    table = pa.concat_tables([schema.empty_table(), *pieces]).combine_chunks()
-    return table, table.num_rows
 
 
 # -- the paths this run saw, by the partition of the image that had them ----------------------------
@@ -175,21 +168,26 @@ def kept_in_part(earlier: pa.Table, seen_of: pa.Table, seen: pa.Table, scope: In
     return kept_out_of_scope(earlier, seen_of.column("source_uri"), column_of(seen, "image_id").drop_null(), scope)
 
 
-def tombstones_in_parts(previous: PreviousImages, kept: Ids, late: Sequence[str], skipped: Ids) -> pa.Table:
-    """Tombstone rows (:func:`~engine.refresh.tombstones.find_tombstones`) of the previous version's images not
-    among ``kept`` (ids), by image id, found in each id partition: ``late``: paths that failed to load while
-    annotated (they count as quarantined); ``skipped``: the ids curation skipped in this run."""
+def tombstones_in_parts(
+    previous: PreviousImages, carried: Parts, written: Ids, late: Sequence[str], skipped: Ids
+) -> pa.Table:
+    """Tombstone rows (:func:`~engine.refresh.tombstones.find_tombstones`) of the previous version's images
+    neither carried (``carried``: their ids in the same id partitions) nor ``written`` (ids), by image id, found in
+    each id partition: ``late``: paths that failed to load while annotated (they count as quarantined);
+    ``skipped``: the ids curation skipped in this run."""
     tasks, count = previous.images.tasks, len(previous.images.handles)
     late_paths = tasks.put(pa.array(list(late), pa.string()))
-    kept_parts = [tasks.put(ids) for ids in ids_by_partition(as_ids(kept), count)]
+    written_parts = [tasks.put(ids) for ids in ids_by_partition(as_ids(written), count)]
     skipped_parts = [tasks.put(ids) for ids in ids_by_partition(as_ids(skipped), count)]
-    parts = zip(previous.images.handles, previous.seen.handles, kept_parts, skipped_parts, strict=True)
+    parts = zip(
+        previous.images.handles, previous.seen.handles, carried.handles, written_parts, skipped_parts, strict=True
+    )
     handles = [tasks.submit(tombstones_in_part, *part, late_paths)[0] for part in parts]
     return pa.concat_tables([TOMBSTONE_SCHEMA.empty_table(), *tasks.get(handles)])
 
 
 def tombstones_in_part(
-    earlier: pa.Table, seen_of: pa.Table, kept: pa.Array, skipped: pa.Array, late: pa.Array
+    earlier: pa.Table, seen_of: pa.Table, carried: pa.Table, written: pa.Array, skipped: pa.Array, late: pa.Array
 ) -> pa.Table:
     """One id partition's tombstones; a path of ``late`` counts as quarantined whatever it held when probed."""
     path_ids = seen_of.cast(PATH_IDS)
@@ -199,4 +197,5 @@ def tombstones_in_part(
             pa.table({"source_uri": late, "image_id": pa.nulls(len(late), pa.string())}, PATH_IDS),
         ]
     )
+    kept = pa.concat_arrays([column_of(carried, "image_id"), written])
     return find_tombstones(earlier, kept, path_ids, skipped)

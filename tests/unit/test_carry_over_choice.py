@@ -152,6 +152,9 @@ def test_carry_over_in_partitions_and_batches_carries_what_one_part_carries(tmp_
             rows_per_batch=rows_per_batch,
         )
         referenced = [s.path for s in carry.shards if "run" not in s.path]
+        assert len(carry.carried.handles) == partitions  # the carried ids stay in the work table's partitions
+        for k, part in enumerate(carry.carried.each()):
+            assert set(id_partitions(part.column("image_id"), partitions).tolist()) <= {k}
         return (
             sorted(carry.carried_ids().to_pylist()),
             (carry.resumed, carry.kept, referenced),

@@ -15,6 +15,7 @@ from engine.ingest.probe_parts import SEEN_PATHS
 from engine.partitions.keys import id_partitions, split_rows
 from engine.partitions.parts import Parts
 from engine.partitions.tasks import IN_PROCESS
+from engine.refresh.carry_parts import CARRIED_IDS
 from engine.refresh.previous_parts import (
     kept_unlisted_ids,
     path_keys,
@@ -75,6 +76,12 @@ def seen_parts(count: int) -> Parts:
     return Parts(pieces, IN_PROCESS, [p.num_rows for p in pieces], SEEN_PATHS)
 
 
+def kept_parts(ids: pa.Array, count: int) -> Parts:
+    table = pa.Table.from_arrays([ids], schema=CARRIED_IDS)
+    pieces = split_rows(table, id_partitions(ids, count), count)
+    return Parts(pieces, IN_PROCESS, [p.num_rows for p in pieces], CARRIED_IDS)
+
+
 def names(ids: list[str]) -> list[str]:
     by_id = {sha(name): name for name in [*PREVIOUS, *filter(None, SEEN.values())]}
     return sorted(by_id[i] for i in ids)
@@ -106,7 +113,8 @@ def test_kept_and_tombstoned_images_are_those_of_the_whole_tables(tmp_path: Path
     assert names(kept.to_pylist()) == names(expected.to_pylist()) == ["elsewhere"]
     written = [sha("same"), sha("moved")]  # "moved" was annotated again, under its new path
     late = ["/in/same-copy.png"]  # failed to load while annotated: does not change a kept image
-    tombstones = tombstones_in_parts(previous, [*written, *kept.to_pylist()], late, [sha("skipped")])
+    carried = kept_parts(kept, count)  # carry-over's ids in their partitions: here, the images kept unlisted
+    tombstones = tombstones_in_parts(previous, carried, written, late, [sha("skipped")])
     whole_paths = pa.concat_tables(
         [
             whole_seen.cast(PATH_IDS).filter(
