@@ -67,6 +67,7 @@ def test_a_run_in_parts_matches_a_run_in_one_and_its_rerun_reuses_the_parts(ray_
     assert not rerun.published and rerun.probe_cached == 12 and rerun.manifest.version == refresh.manifest.version
 
 
+@pytest.mark.slow
 def test_a_refresh_in_parts_reannotates_and_refilters_what_a_refresh_in_one_does(ray_local, tmp_path: Path) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
