@@ -39,7 +39,7 @@ import pyarrow as pa
 from engine.config.registry import FILTERS
 from engine.config.settings import EngineConfig
 from engine.errors import RunFailure
-from engine.execute.annotate_input import RowsToAnnotate, rows_to_annotate
+from engine.execute.annotate_input import RowsToAnnotate, ids_in_partitions, rows_to_annotate
 from engine.execute.dataset import (
     PIXEL_FREE_BLOCK_ROWS,
     build_dataset,
@@ -451,11 +451,11 @@ def annotate(run: RunPlan, carry: CarryOver, ray: LazyRay, ahead: StartedAhead) 
         else:
             sink.drain_local(run_in_process(refilter_rows.here, filters, config), "re-filtered", refilter_rows.rows)
     ahead.close()
-    # Tombstones compare the ids sent with the previous version's images: a first run has none, and does not
-    # read back the ids of rows its partitions made.
+    # Tombstones compare the ids sent with the previous version's images, in their id partitions: a first run has
+    # none, and does not read back the ids of rows its partitions made.
     sent = None
     if run.previous is not None:
-        sent = pa.concat_arrays([pixel_rows.ids(), refilter_rows.ids()])
+        sent = ids_in_partitions([pixel_rows, refilter_rows], len(carry.new.handles))
     return sink.close(annotated, sent)
 
 
@@ -560,10 +560,9 @@ def _tombstone_rows(curated: CuratedWork, carry: CarryOver, annotated: Annotated
     partitions; a file that failed to load while annotated counts as quarantined."""
     if not earlier.rows:
         return TOMBSTONE_SCHEMA.empty_table()
-    late = [row["source_uri"] for row in annotated.late_quarantine]
-    return tombstones_in_parts(
-        earlier, carry.carried, annotated.written_ids(), late, curated.skipped.column("image_id")
-    )
+    assert annotated.sent is not None  # collected on every run after the first
+    skipped = curated.skipped.column("image_id")
+    return tombstones_in_parts(earlier, carry.carried, annotated.sent, annotated.late_table(), skipped)
 
 
 def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]] | pa.Table, schema: pa.Schema) -> ShardInfo:

@@ -13,7 +13,7 @@ locators: they join the new rows where they are.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,8 @@ from engine.execute.dataset import MAX_INPUT_BLOCKS, split_blocks
 from engine.ingest.captions import alt_texts
 from engine.ingest.image_bytes import LOCATED_ROWS, LOCATOR_COLUMN, READ_KEYS, in_read_order, read_keys
 from engine.ingest.locator import LOCATOR
-from engine.partitions.parts import Parts
+from engine.partitions.keys import id_partitions, split_rows
+from engine.partitions.parts import IDS, Parts, joined, task_results
 from engine.partitions.tasks import IN_PROCESS
 from schemas.arrow import ANNOTATION_SCHEMA
 from schemas.records import Granularity, ImageRecord
@@ -81,11 +82,22 @@ class RowsToAnnotate:
         ``MAX_INPUT_BLOCKS`` blocks (as :func:`~engine.execute.dataset.split_blocks` cuts the rows held here)."""
         return max(wanted, math.ceil(self.parts.rows / MAX_INPUT_BLOCKS))
 
-    def ids(self) -> pa.Array:
-        """The image id of every row (each part's read by a task where the part is)."""
-        tasks = self.parts.tasks
-        columns = tasks.get([tasks.submit(image_ids, handle)[0] for handle in self.parts.handles])
-        return pa.concat_arrays([pa.array([], pa.string()), image_ids(self.here), *columns])
+
+def ids_in_partitions(sent: Sequence[RowsToAnnotate], count: int) -> Parts:
+    """The image id of every row of ``sent``, in ``count`` image-id partitions: cut where each part is (the rows
+    held here, here), a task per partition joining its pieces."""
+    tasks = next((rows.parts.tasks for rows in sent if rows.parts.tasks.on_ray), IN_PROCESS)
+    pieces = [IN_PROCESS.submit(ids_cut, rows.here, count, returns=count) for rows in sent if rows.here.num_rows]
+    for rows in sent:
+        pieces += [rows.parts.tasks.submit(ids_cut, handle, count, returns=count) for handle in rows.parts.handles]
+    parts = [tasks.submit(joined, IDS, *[p[k] for p in pieces], returns=2) for k in range(count)]
+    return Parts([p[0] for p in parts], tasks, tasks.get([p[1] for p in parts]), IDS)
+
+
+def ids_cut(rows: pa.Table, count: int) -> pa.Table | tuple[pa.Table, ...]:
+    """The ids of ``rows`` (as :data:`~engine.partitions.parts.IDS`) cut into ``count`` id partitions."""
+    ids = pa.Table.from_arrays([image_ids(rows)], schema=IDS)
+    return task_results(split_rows(ids, id_partitions(ids.column("image_id"), count), count))
 
 
 def rows_to_annotate(new: Parts, rerun: Parts, caption_granularity: Granularity) -> RowsToAnnotate:

@@ -18,31 +18,38 @@ import pyarrow.compute as pc
 from engine.config.settings import WriterConfig
 from engine.execute.shard_workers import ShardWorker, WorkerShards, WriteReport
 from engine.execute.stage_timing import StageTiming, StageTotals
+from engine.partitions.parts import Parts, column_of
 from engine.progress import Meter
 from engine.store.location import Where, location
 from engine.store.writer import ShardInfo
+
+LATE = pa.schema([pa.field("source_uri", pa.string()), pa.field("image_id", pa.string())])
 
 
 @dataclass(frozen=True)
 class Annotated:
     """What the annotate phase wrote: its shards, how many new or re-annotated images, the ids of the
-    images sent to be written (None where they were not collected: a first run has no earlier images to
-    compare them with), the quarantine rows of files that failed to load during the run, and each
-    stage's timings."""
+    images sent to be written (``engine.partitions.parts.IDS`` in the work table's id partitions; None where
+    they were not collected: a first run has no earlier images to compare them with), the quarantine rows of
+    files that failed to load during the run, and each stage's timings."""
 
     shards: list[ShardInfo]
     annotated: int
-    sent: pa.Array | pa.ChunkedArray | None
+    sent: Parts | None
     late_quarantine: list[dict[str, Any]]
     timings: list[StageTiming] = field(default_factory=list)
 
+    def late_table(self) -> pa.Table:
+        """The path and id of each file that failed to load while annotated."""
+        rows = [{"source_uri": row["source_uri"], "image_id": row["image_id"]} for row in self.late_quarantine]
+        return pa.Table.from_pylist(rows, schema=LATE)
+
     def written_ids(self) -> pa.Array:
-        """Every image id written, as Arrow (the ids sent less those quarantined while annotated)."""
+        """Every image id written, gathered here (the ids sent less those quarantined while annotated)."""
         if self.sent is None:
             raise ValueError("the ids of the images sent were not collected")
-        sent = self.sent.combine_chunks() if isinstance(self.sent, pa.ChunkedArray) else self.sent
-        late = pa.array([row["image_id"] for row in self.late_quarantine], pa.string())
-        return sent.filter(pc.invert(pc.is_in(sent, value_set=late)))
+        sent = column_of(self.sent.gather(), "image_id")
+        return sent.filter(pc.invert(pc.is_in(sent, value_set=self.late_table().column("image_id"))))
 
 
 class AnnotationSink:
@@ -95,7 +102,7 @@ class AnnotationSink:
 
         return self._drain(label, total, write_all)
 
-    def close(self, annotated: int, sent: pa.Array | pa.ChunkedArray | None) -> Annotated:
+    def close(self, annotated: int, sent: Parts | None) -> Annotated:
         """Close the writers; ``sent``: the id of every image sent to be written (None: not collected)."""
         if self._workers is not None:
             self._workers.close()

@@ -11,6 +11,8 @@ import pyarrow as pa
 
 from engine.partitions.tasks import IN_PROCESS, Tasks
 
+IDS = pa.schema([pa.field("image_id", pa.string())])  # a part of image ids (carried, or sent to be written)
+
 
 @dataclass(frozen=True)
 class Parts:
@@ -59,6 +61,11 @@ def in_process(table: pa.Table) -> Parts:
 def empty_parts(schema: pa.Schema, count: int) -> Parts:
     """``count`` empty parts of ``schema``, here (partitions with nothing in them)."""
     return Parts([schema.empty_table()] * count, IN_PROCESS, [0] * count, schema)
+
+
+def task_results(pieces: list[pa.Table]) -> pa.Table | tuple[pa.Table, ...]:
+    """A task's tables as its results: the table itself for one (``Tasks.submit`` with ``returns=1``), else a tuple."""
+    return pieces[0] if len(pieces) == 1 else tuple(pieces)
 
 
 def joined(schema: pa.Schema, *pieces: pa.Table) -> tuple[pa.Table, int]:

@@ -28,6 +28,7 @@ from engine.ingest.curation import without_rows
 from engine.ingest.image_bytes import LOCATED_ROWS, LOCATOR_COLUMN
 from engine.ingest.locator import LOCATOR
 from engine.partitions.keys import id_partitions, split_rows
+from engine.partitions.parts import IDS
 from engine.refresh.incremental import Level, RowPlan, StagePlan, failure_counts
 from engine.store.location import Where
 from engine.store.reader import read_shard
@@ -50,7 +51,6 @@ PICKS = pa.schema(  # a chosen row, with its image's places and locator now (fro
     ]
 )
 STRIP_CHUNK = 4096  # stale rows stripped a chunk at a time: only one chunk is ever Python objects
-CARRIED_IDS = pa.schema([pa.field("image_id", pa.string())])  # the ids of rows carried exactly
 OnShard = Callable[[ShardInfo, pa.Table], None]
 
 
@@ -222,7 +222,7 @@ def take_batch(plan: BatchPlan, sources: Sequence[Source], first: int, *pieces: 
     under their images' places now) is referenced; otherwise its carried rows are written into new shards
     and its stale rows stripped of what must run again. Returns what was taken, the stripped rows to
     re-annotate (with their locators) and to re-filter, then the ids carried in each of ``plan.partitions``
-    id partitions (:data:`CARRIED_IDS`)."""
+    id partitions (:data:`~engine.partitions.parts.IDS`)."""
     picks = pa.concat_tables([PICKS.empty_table(), *pieces]).sort_by([("source", "ascending"), ("row", "ascending")])
     bounds = np.searchsorted(picks.column("source").to_numpy(), np.arange(first, first + len(sources) + 1))
     writer = ShardWriter(plan.root, "annotations", plan.prefix, ANNOTATION_SCHEMA, plan.writer, on_shard=plan.on_shard)
@@ -233,7 +233,7 @@ def take_batch(plan: BatchPlan, sources: Sequence[Source], first: int, *pieces: 
             _take_source(plan, source, mine, writer, taken, held)
     taken.written = writer.close()
     pixels, filters = pa.concat_tables(held.pixels), pa.concat_tables(held.filters)
-    carried = pa.Table.from_arrays([pa.concat_arrays(held.carried)], schema=CARRIED_IDS)
+    carried = pa.Table.from_arrays([pa.concat_arrays(held.carried)], schema=IDS)
     taken.reannotate, taken.refilter, taken.carried = pixels.num_rows, filters.num_rows, carried.num_rows
     by_id = split_rows(carried, id_partitions(carried.column("image_id"), plan.partitions), plan.partitions)
     return (taken, pixels, filters, *by_id)

@@ -23,9 +23,8 @@ from engine.ingest.curation import Ids, as_ids, id_set
 from engine.ingest.image_bytes import LOCATED_ROWS
 from engine.ingest.probe import WORK_SCHEMA
 from engine.partitions.keys import batches_by_rows, ids_by_partition
-from engine.partitions.parts import Parts, column_of, empty_parts, in_process, joined
+from engine.partitions.parts import IDS, Parts, column_of, empty_parts, in_process, joined
 from engine.refresh.carry_parts import (
-    CARRIED_IDS,
     BatchPlan,
     OnShard,
     Routes,
@@ -51,7 +50,7 @@ class CarryOver:
     work table's image-id partitions). Rows to re-annotate carry their locators
     (:data:`~engine.ingest.image_bytes.LOCATED_ROWS`); rows to re-filter need no pixels."""
 
-    carried: Parts = field(default_factory=lambda: in_process(CARRIED_IDS.empty_table()))
+    carried: Parts = field(default_factory=lambda: in_process(IDS.empty_table()))
     shards: list[ShardInfo] = field(default_factory=list)
     resumed: int = 0
     rerun_pixels: Parts = field(default_factory=lambda: in_process(LOCATED_ROWS.empty_table()))
@@ -114,7 +113,7 @@ def plan_carry_over(
     work = work if isinstance(work, Parts) else in_process(work)
     kept_ids = id_set(keep[0])
     if not candidates and not len(kept_ids):
-        return CarryOver(carried=empty_parts(CARRIED_IDS, len(work.handles)), new=work)
+        return CarryOver(carried=empty_parts(IDS, len(work.handles)), new=work)
     tasks, partitions = work.tasks, len(work.handles)
     sources = _sources(candidates, keep[1] if len(kept_ids) else ())
     batches = _batches(sources, rows_per_batch)
@@ -143,8 +142,8 @@ def plan_carry_over(
     new_rows = tasks.get([c[-1] for c in chosen])
     taken = tasks.get([h[0] for h in handles])
     carry = _carry_over(taken, Parts([c[-2] for c in chosen], tasks, new_rows, work.schema))
-    carried = [tasks.submit(joined, CARRIED_IDS, *[h[3 + k] for h in handles], returns=2) for k in range(partitions)]
-    carry.carried = Parts([c[0] for c in carried], tasks, tasks.get([c[1] for c in carried]), CARRIED_IDS)
+    carried = [tasks.submit(joined, IDS, *[h[3 + k] for h in handles], returns=2) for k in range(partitions)]
+    carry.carried = Parts([c[0] for c in carried], tasks, tasks.get([c[1] for c in carried]), IDS)
     carry.rerun_pixels = Parts([h[1] for h in handles], tasks, [t.reannotate for t in taken], LOCATED_ROWS)
     carry.rerun_filters = Parts([h[2] for h in handles], tasks, [t.refilter for t in taken], ANNOTATION_SCHEMA)
     return carry

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from engine.ingest.curation import Ids, as_ids
 from engine.partitions.keys import batches_by_rows, id_partitions, ids_by_partition, split_rows
-from engine.partitions.parts import Parts, column_of, empty_parts, joined
+from engine.partitions.parts import Parts, column_of, empty_parts, joined, task_results
 from engine.partitions.tasks import Tasks
 from engine.refresh.scope import InputScope, kept_out_of_scope
 from engine.refresh.tombstones import PATH_IDS, PREVIOUS_IMAGES, TOMBSTONE_SCHEMA, find_tombstones
@@ -76,7 +76,7 @@ def previous_rows(root: Where, shards: Sequence[ShardInfo], partitions: int) -> 
     """The :data:`PREVIOUS_IMAGES` rows of ``shards`` cut into ``partitions`` by id (the table itself for one)."""
     tables = [read_shard(root, shard, PREVIOUS_IMAGES.names).cast(PREVIOUS_IMAGES) for shard in shards]
     rows = pa.concat_tables([PREVIOUS_IMAGES.empty_table(), *tables])
-    return _pieces(split_rows(rows, id_partitions(rows.column("image_id"), partitions), partitions))
+    return task_results(split_rows(rows, id_partitions(rows.column("image_id"), partitions), partitions))
 
 
 # -- the paths this run saw, by the partition of the image that had them ----------------------------
@@ -110,13 +110,13 @@ def paths_by_key(earlier: pa.Table, count: int) -> pa.Table | tuple[pa.Table, ..
     places = earlier.column("source_uris").combine_chunks() if earlier.num_rows else pa.array([], pa.list_(pa.string()))
     paths = pc.unique(pc.list_flatten(places).drop_null())
     table = pa.Table.from_arrays([paths], schema=PATHS)
-    return _pieces(split_rows(table, path_keys(paths, count), count))
+    return task_results(split_rows(table, path_keys(paths, count), count))
 
 
 def seen_by_key(seen: pa.Table, count: int) -> pa.Table | tuple[pa.Table, ...]:
     """One id partition's paths seen (:data:`PATH_IDS`), cut into ``count`` by path."""
     table = seen.select(PATH_IDS.names).cast(PATH_IDS)
-    return _pieces(split_rows(table, path_keys(table.column("source_uri"), count), count))
+    return task_results(split_rows(table, path_keys(table.column("source_uri"), count), count))
 
 
 def paths_found(count: int, *pieces: pa.Table) -> pa.Table | tuple[pa.Table, ...]:
@@ -124,12 +124,7 @@ def paths_found(count: int, *pieces: pa.Table) -> pa.Table | tuple[pa.Table, ...
     paths seen of each id partition), the paths seen among each id partition's (:data:`PATH_IDS`)."""
     seen = pa.concat_tables([PATH_IDS.empty_table(), *pieces[count:]])
     uris = seen.column("source_uri")
-    return _pieces([seen.filter(pc.is_in(uris, value_set=paths.column("source_uri"))) for paths in pieces[:count]])
-
-
-def _pieces(pieces: list[pa.Table]) -> pa.Table | tuple[pa.Table, ...]:
-    """A task's results: the table itself for one (``Tasks.submit`` with ``returns=1``), else a tuple."""
-    return pieces[0] if len(pieces) == 1 else tuple(pieces)
+    return task_results([seen.filter(pc.is_in(uris, value_set=paths.column("source_uri"))) for paths in pieces[:count]])
 
 
 def seen_among(seen: Parts, paths: pa.Array, ids: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -169,33 +164,35 @@ def kept_in_part(earlier: pa.Table, seen_of: pa.Table, seen: pa.Table, scope: In
 
 
 def tombstones_in_parts(
-    previous: PreviousImages, carried: Parts, written: Ids, late: Sequence[str], skipped: Ids
+    previous: PreviousImages, carried: Parts, sent: Parts, late: pa.Table, skipped: Ids
 ) -> pa.Table:
     """Tombstone rows (:func:`~engine.refresh.tombstones.find_tombstones`) of the previous version's images
-    neither carried (``carried``: their ids in the same id partitions) nor ``written`` (ids), by image id, found in
-    each id partition: ``late``: paths that failed to load while annotated (they count as quarantined);
-    ``skipped``: the ids curation skipped in this run."""
+    neither carried nor written (``carried`` and ``sent``: ids in the same id partitions; an image sent but among
+    ``late``, the ``source_uri`` and ``image_id`` of files that failed to load while annotated, was not written:
+    it counts as quarantined), by image id, found in each id partition; ``skipped``: the ids curation skipped in
+    this run."""
     tasks, count = previous.images.tasks, len(previous.images.handles)
-    late_paths = tasks.put(pa.array(list(late), pa.string()))
-    written_parts = [tasks.put(ids) for ids in ids_by_partition(as_ids(written), count)]
+    shared_late = tasks.put(late)
     skipped_parts = [tasks.put(ids) for ids in ids_by_partition(as_ids(skipped), count)]
-    parts = zip(
-        previous.images.handles, previous.seen.handles, carried.handles, written_parts, skipped_parts, strict=True
-    )
-    handles = [tasks.submit(tombstones_in_part, *part, late_paths)[0] for part in parts]
+    images, seen = previous.images.handles, previous.seen.handles
+    parts = zip(images, seen, carried.handles, sent.handles, skipped_parts, strict=True)
+    handles = [tasks.submit(tombstones_in_part, *part, shared_late)[0] for part in parts]
     return pa.concat_tables([TOMBSTONE_SCHEMA.empty_table(), *tasks.get(handles)])
 
 
 def tombstones_in_part(
-    earlier: pa.Table, seen_of: pa.Table, carried: pa.Table, written: pa.Array, skipped: pa.Array, late: pa.Array
+    earlier: pa.Table, seen_of: pa.Table, carried: pa.Table, sent: pa.Table, skipped: pa.Array, late: pa.Table
 ) -> pa.Table:
     """One id partition's tombstones; a path of ``late`` counts as quarantined whatever it held when probed."""
+    late_paths, late_ids = column_of(late, "source_uri"), column_of(late, "image_id")
     path_ids = seen_of.cast(PATH_IDS)
     path_ids = pa.concat_tables(
         [
-            path_ids.filter(pc.invert(pc.is_in(path_ids.column("source_uri"), value_set=late))),
-            pa.table({"source_uri": late, "image_id": pa.nulls(len(late), pa.string())}, PATH_IDS),
+            path_ids.filter(pc.invert(pc.is_in(path_ids.column("source_uri"), value_set=late_paths))),
+            pa.table({"source_uri": late_paths, "image_id": pa.nulls(len(late_paths), pa.string())}, PATH_IDS),
         ]
     )
+    written = column_of(sent, "image_id")
+    written = written.filter(pc.invert(pc.is_in(written, value_set=late_ids)))
     kept = pa.concat_arrays([column_of(carried, "image_id"), written])
     return find_tombstones(earlier, kept, path_ids, skipped)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from engine.execute.annotate_input import READ_KEYS, rows_to_annotate
+from engine.execute.annotate_input import READ_KEYS, ids_in_partitions, rows_to_annotate
 from engine.ingest.image_bytes import LOCATED_ROWS, in_read_order
 from engine.ingest.probe import WORK_SCHEMA
 from engine.partitions.parts import Parts
@@ -65,4 +65,6 @@ def test_rows_in_parts_on_ray_are_cut_where_they_are_and_give_every_id(ray_local
     assert [block.num_rows for block in blocks] == [2, 2, 2, 2, 2, 2, 1]  # each part's (none of the empty one)
     ids = {f"id-{uri}" for uri in [*NEW, *RERUN]}
     assert {i for block in blocks for i in block.column("image_id").to_pylist()} == ids
-    assert sorted(rows.ids().to_pylist()) == sorted(ids)
+    sent = ids_in_partitions([rows], 2)  # cut by tasks where the parts are, joined per partition on Ray
+    assert sent.tasks.on_ray and sent.rows == len(ids)
+    assert sorted(sent.gather().column("image_id").to_pylist()) == sorted(ids)

@@ -24,6 +24,7 @@ from engine.execute.plan_stages import plan_stages
 from engine.execute.shard_workers import WriteReport
 from engine.execute.sink import AnnotationSink
 from engine.ingest.image_bytes import in_read_order
+from engine.partitions.parts import IDS, in_process
 from engine.run import RunRequest, run_pipeline
 from engine.store.location import location
 from engine.store.manifest import require_manifest
@@ -77,7 +78,7 @@ def test_the_driver_collects_only_shard_descriptions(ray_local, tmp_path, s3_buc
     dataset = build_dataset(image_rows(paths, ids), plan_stages(config), config)
 
     written = sink.drain_dataset(dataset, "annotated", 7)
-    annotated = sink.close(written, pa.array(ids))
+    annotated = sink.close(written, in_process(pa.Table.from_arrays([pa.array(ids)], schema=IDS)))
 
     # What reached the driver: reports of shard descriptions, row counts and the late quarantine rows.
     assert sink.reports and all(type(r) is WriteReport for r in sink.reports)
@@ -108,7 +109,7 @@ def test_stages_that_need_no_pixels_read_no_image_file(ray_local, tmp_path) -> N
     sink = AnnotationSink(root, "run1", config.writer, progress=lambda _: None)
 
     written = sink.drain_dataset(build_dataset(image_rows(paths, ids), stages, config), "annotated", 5)
-    annotated = sink.close(written, pa.array(ids))
+    annotated = sink.close(written, in_process(pa.Table.from_arrays([pa.array(ids)], schema=IDS)))
 
     assert written == 5 and annotated.late_quarantine == [] and set(annotated.written_ids().to_pylist()) == set(ids)
     table = pa.concat_tables([read_shard(root, s, ["image_id", "stages", "errors"]) for s in annotated.shards])

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from engine.execute.annotate_input import RowsToAnnotate, new_rows, rows_to_annotate
+from engine.execute.annotate_input import RowsToAnnotate, ids_in_partitions, new_rows, rows_to_annotate
 from engine.ingest.image_bytes import LOCATED_ROWS, LOCATOR_COLUMN, in_read_order
 from engine.ingest.locator import Locator
 from engine.ingest.probe import WORK_SCHEMA
+from engine.partitions.keys import id_partitions
 from engine.partitions.parts import Parts, in_process
 from engine.partitions.tasks import IN_PROCESS
 from schemas.arrow import ANNOTATION_SCHEMA
@@ -92,7 +93,12 @@ def test_rows_in_parts_are_cut_in_blocks_where_they_are_and_give_every_id() -> N
     blocks = list(rows.blocks(2))
     assert [b.num_rows for b in blocks] == [3, 2, 2, 1, 2, 1]  # the rows here, then each part's (none of the empty one)
     assert pa.concat_tables(blocks).column("source_uri").to_pylist() == uris
-    assert rows.ids().to_pylist() == [f"id-{uri}" for uri in uris] and rows.rows == 11
+    ids = ids_in_partitions([rows, RowsToAnnotate(here)], 3)  # the rows here sent a second time
+    assert len(ids.handles) == 3 and ids.rows == 14 and rows.rows == 11
+    for k, part in enumerate(ids.each()):
+        assert set(id_partitions(part.column("image_id"), 3).tolist()) <= {k}  # each id in its partition
+    expected = [f"id-{uri}" for uri in [*uris, *uris[:3]]]
+    assert sorted(ids.gather().column("image_id").to_pylist()) == sorted(expected)
     assert rows.block_rows(2) == 2
 
 

@@ -11,11 +11,11 @@ import pyarrow as pa
 import pytest
 
 from engine.config.settings import WriterConfig
+from engine.execute.sink import LATE
 from engine.ingest.probe_parts import SEEN_PATHS
 from engine.partitions.keys import id_partitions, split_rows
-from engine.partitions.parts import Parts
+from engine.partitions.parts import IDS, Parts
 from engine.partitions.tasks import IN_PROCESS
-from engine.refresh.carry_parts import CARRIED_IDS
 from engine.refresh.previous_parts import (
     kept_unlisted_ids,
     path_keys,
@@ -77,9 +77,9 @@ def seen_parts(count: int) -> Parts:
 
 
 def kept_parts(ids: pa.Array, count: int) -> Parts:
-    table = pa.Table.from_arrays([ids], schema=CARRIED_IDS)
+    table = pa.Table.from_arrays([ids], schema=IDS)
     pieces = split_rows(table, id_partitions(ids, count), count)
-    return Parts(pieces, IN_PROCESS, [p.num_rows for p in pieces], CARRIED_IDS)
+    return Parts(pieces, IN_PROCESS, [p.num_rows for p in pieces], IDS)
 
 
 def names(ids: list[str]) -> list[str]:
@@ -111,10 +111,12 @@ def test_kept_and_tombstoned_images_are_those_of_the_whole_tables(tmp_path: Path
         whole_images, whole_seen.column("source_uri"), whole_seen.column("image_id").drop_null(), scope
     )
     assert names(kept.to_pylist()) == names(expected.to_pylist()) == ["elsewhere"]
-    written = [sha("same"), sha("moved")]  # "moved" was annotated again, under its new path
-    late = ["/in/same-copy.png"]  # failed to load while annotated: does not change a kept image
+    sent = [sha("same"), sha("moved")]  # "moved" was annotated again, under its new path
+    late = ["/in/same.png"]  # "same" failed to load while annotated: not written, it counts as quarantined
+    late_rows = pa.table({"source_uri": late, "image_id": [sha("same")]}, LATE)
     carried = kept_parts(kept, count)  # carry-over's ids in their partitions: here, the images kept unlisted
-    tombstones = tombstones_in_parts(previous, carried, written, late, [sha("skipped")])
+    sent_parts = kept_parts(pa.array(sent), count)
+    tombstones = tombstones_in_parts(previous, carried, sent_parts, late_rows, [sha("skipped")])
     whole_paths = pa.concat_tables(
         [
             whole_seen.cast(PATH_IDS).filter(
@@ -123,10 +125,12 @@ def test_kept_and_tombstoned_images_are_those_of_the_whole_tables(tmp_path: Path
             pa.table({"source_uri": late, "image_id": pa.nulls(1, pa.string())}, PATH_IDS),
         ]
     )
-    expected_tombstones = find_tombstones(whole_images, [*written, *kept.to_pylist()], whole_paths, [sha("skipped")])
+    written = [sha("moved"), *kept.to_pylist()]
+    expected_tombstones = find_tombstones(whole_images, written, whole_paths, [sha("skipped")])
     assert tombstones.to_pylist() == expected_tombstones.to_pylist()
     by_name = {names([row["image_id"]])[0]: row for row in tombstones.to_pylist()}
-    assert set(by_name) == {"changed", "bad", "gone", "skipped"}
+    assert set(by_name) == {"changed", "bad", "gone", "skipped", "same"}
+    assert by_name["same"]["reason"] == "quarantined"
     assert by_name["changed"]["reason"] == "content_changed" and by_name["changed"]["replaced_by"] == sha("fresh")
     assert (by_name["bad"]["reason"], by_name["gone"]["reason"], by_name["skipped"]["reason"]) == (
         "quarantined",
