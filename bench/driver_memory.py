@@ -304,12 +304,13 @@ def measure_planning(
     ``ray_settings``: ``ray.plan_part_rows`` and ``ray.plan_min_piece_rows`` other than the profile's;
     ``changed_filter``: the last filter's fingerprint changed, so every row the previous version holds is
     queued to re-filter."""
-    import pyarrow as pa
 
     from bench.ceiling import filters_only
+    from engine.execute.annotate_input import RowsToAnnotate, ids_in_partitions
     from engine.execute.near_dup_search import DISTRIBUTE_MIN_IMAGES, pair_search
     from engine.execute.plan_stages import plan_stages
     from engine.execute.probe_phase import ProbePlan, probe_in_parts
+    from engine.execute.sink import LATE
     from engine.ingest.curation import curate_parts
     from engine.ingest.discover import discover_listing
     from engine.ingest.probe import probe_settings
@@ -357,8 +358,9 @@ def measure_planning(
         )
         carried_at, (carry_growth, carry_heap) = time.perf_counter(), rss.phase_growths()
         # As if every new image were written: the previous version's images neither carried nor skipped leave it.
-        new_ids = pa.concat_arrays([table.column("image_id").combine_chunks() for table in carry.new.each()])
-        tombstones = tombstones_in_parts(earlier, carry.carried, new_ids, [], curated.skipped.column("image_id"))
+        sent = ids_in_partitions([RowsToAnnotate.of(carry.new)], len(carry.new.handles))
+        late = LATE.empty_table()
+        tombstones = tombstones_in_parts(earlier, carry.carried, sent, late, curated.skipped.column("image_id"))
         seconds, (tombstone_growth, tombstone_heap) = time.perf_counter() - started, rss.phase_growths()
         cpu_s = time.process_time() - cpu_started
     return {
