@@ -23,8 +23,8 @@ from engine.execute.dataset import MAX_INPUT_BLOCKS, split_blocks
 from engine.ingest.captions import alt_texts
 from engine.ingest.image_bytes import LOCATED_ROWS, LOCATOR_COLUMN, READ_KEYS, in_read_order, read_keys
 from engine.ingest.locator import LOCATOR
-from engine.partitions.keys import id_partitions, split_rows
-from engine.partitions.parts import IDS, Parts, joined, task_results
+from engine.partitions.keys import split_by_id
+from engine.partitions.parts import IDS, Parts, column_of, joined_parts, task_results
 from engine.partitions.tasks import IN_PROCESS
 from schemas.arrow import ANNOTATION_SCHEMA
 from schemas.records import Granularity, ImageRecord
@@ -90,14 +90,12 @@ def ids_in_partitions(sent: Sequence[RowsToAnnotate], count: int) -> Parts:
     pieces = [IN_PROCESS.submit(ids_cut, rows.here, count, returns=count) for rows in sent if rows.here.num_rows]
     for rows in sent:
         pieces += [rows.parts.tasks.submit(ids_cut, handle, count, returns=count) for handle in rows.parts.handles]
-    parts = [tasks.submit(joined, IDS, *[p[k] for p in pieces], returns=2) for k in range(count)]
-    return Parts([p[0] for p in parts], tasks, tasks.get([p[1] for p in parts]), IDS)
+    return joined_parts(tasks, pieces, IDS, count)
 
 
 def ids_cut(rows: pa.Table, count: int) -> pa.Table | tuple[pa.Table, ...]:
     """The ids of ``rows`` (as :data:`~engine.partitions.parts.IDS`) cut into ``count`` id partitions."""
-    ids = pa.Table.from_arrays([image_ids(rows)], schema=IDS)
-    return task_results(split_rows(ids, id_partitions(ids.column("image_id"), count), count))
+    return task_results(split_by_id(pa.Table.from_arrays([column_of(rows, "image_id")], schema=IDS), count))
 
 
 def rows_to_annotate(new: Parts, rerun: Parts, caption_granularity: Granularity) -> RowsToAnnotate:
@@ -154,9 +152,3 @@ def cut_in(table: pa.Table, pieces: int) -> tuple[pa.Table, ...] | pa.Table:
     size = math.ceil(table.num_rows / pieces)
     slices = tuple(table.slice(k * size, size) for k in range(pieces))
     return slices if pieces > 1 else slices[0]
-
-
-def image_ids(rows: pa.Table) -> pa.Array:
-    """The ``image_id`` column of ``rows`` as one array."""
-    column = rows.column("image_id")
-    return column.combine_chunks() if column.num_chunks else pa.array([], pa.string())

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.partitions.keys import id_partitions, ids_by_partition, split_rows
+from engine.partitions.keys import id_partitions, ids_by_partition, split_by_id
 from engine.partitions.parts import Parts, in_process
 from engine.refresh.scope import InputScope, one_array, unseen_and_not_gone
 from engine.store.location import Where
@@ -135,7 +135,7 @@ def curate_parts(
     else:
         earlier = [tasks.put(ids) for ids in ids_by_partition(as_ids(annotated_ids), count)]  # a partition at a time
     known = REFERENCE_SCHEMA.empty_table() if references is None else references
-    others = split_rows(known, id_partitions(known.column("image_id"), count), count)
+    others = split_by_id(known, count)
     inputs = [(part, ids, tasks.put(refs)) for part, ids, refs in zip(parts, earlier, others, strict=True)]
     gated = tasks.get([tasks.submit(judge_part, *part, settings)[0] for part in inputs])
     copies = NO_COPIES

@@ -19,7 +19,7 @@ import pyarrow.dataset as pads
 from engine.config.settings import WriterConfig
 from engine.ingest.probe import PROBE_INDEX_SCHEMA, as_probe_index, as_work_table, group_by_content
 from engine.ingest.probe_cache import ProbeCache, split_by_cache
-from engine.partitions.keys import id_partitions, split_rows
+from engine.partitions.keys import split_by_id
 from engine.store.location import Where, location
 from engine.store.reader import read_shards_where
 from engine.store.writer import ShardInfo, write_shard
@@ -63,7 +63,7 @@ def index_part(
     if relative is not None and rows.num_rows:
         rows = rows.sort_by("source_uri").combine_chunks()
         info = write_shard(rows, location(root), relative, index_writer(config), {})
-    return (info, *split_rows(rows, id_partitions(rows.column("image_id"), partitions, spare), partitions))
+    return (info, *split_by_id(rows, partitions, spare))
 
 
 def index_writer(config: WriterConfig) -> WriterConfig:

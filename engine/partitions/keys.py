@@ -65,6 +65,12 @@ def split_rows(table: pa.Table, partitions: np.ndarray, count: int) -> list[pa.T
     return [taken.slice(bounds[k], bounds[k + 1] - bounds[k]) for k in range(count)]
 
 
+def split_by_id(table: pa.Table, count: int, missing: int = 0) -> list[pa.Table]:
+    """``table``'s rows in its ``count`` image-id partitions (:func:`id_partitions` of its ``image_id`` column;
+    rows without an id in partition ``missing``), each in table order."""
+    return split_rows(table, id_partitions(table.column("image_id"), count, missing), count)
+
+
 def range_starts(rows: int, per_range: int) -> list[int]:
     """The first row of each range of at most ``per_range`` rows cutting ``rows`` rows (one range at least)."""
     return list(range(0, max(rows, 1), max(1, per_range)))

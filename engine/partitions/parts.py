@@ -68,6 +68,13 @@ def task_results(pieces: list[pa.Table]) -> pa.Table | tuple[pa.Table, ...]:
     return pieces[0] if len(pieces) == 1 else tuple(pieces)
 
 
+def joined_parts(tasks: Tasks, pieces: list[list[Any]], schema: pa.Schema, count: int) -> Parts:
+    """An exchange's last step: partition ``k`` of ``count`` joins the ``k``-th handle of each of ``pieces`` (each
+    the handles of a task that cut its rows into ``count`` partitions), a task per partition."""
+    parts = [tasks.submit(joined, schema, *[p[k] for p in pieces], returns=2) for k in range(count)]
+    return Parts([p[0] for p in parts], tasks, tasks.get([p[1] for p in parts]), schema)
+
+
 def joined(schema: pa.Schema, *pieces: pa.Table) -> tuple[pa.Table, int]:
     """One partition's pieces (of ``schema``) as one table, and its rows: a task of an exchange's last step."""
     table = pa.concat_tables([schema.empty_table(), *pieces]).combine_chunks()

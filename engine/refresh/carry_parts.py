@@ -27,8 +27,8 @@ from engine.execute.stage_runner import stages_map
 from engine.ingest.curation import without_rows
 from engine.ingest.image_bytes import LOCATED_ROWS, LOCATOR_COLUMN
 from engine.ingest.locator import LOCATOR
-from engine.partitions.keys import id_partitions, split_rows
-from engine.partitions.parts import IDS
+from engine.partitions.keys import split_by_id, split_rows
+from engine.partitions.parts import IDS, task_results
 from engine.refresh.incremental import Level, RowPlan, StagePlan, failure_counts
 from engine.store.location import Where
 from engine.store.reader import read_shard
@@ -97,8 +97,7 @@ def source_rows(
         ]
         tables.append(pa.Table.from_arrays(columns, schema=SOURCE_ROWS))
     rows = pa.concat_tables(tables)
-    pieces = split_rows(rows, id_partitions(rows.column("image_id"), partitions), partitions)
-    return pieces[0] if partitions == 1 else tuple(pieces)
+    return task_results(split_by_id(rows, partitions))
 
 
 def _levels(keys: pa.Table, plan: StagePlan, known: dict[str, int]) -> np.ndarray:
@@ -235,8 +234,7 @@ def take_batch(plan: BatchPlan, sources: Sequence[Source], first: int, *pieces: 
     pixels, filters = pa.concat_tables(held.pixels), pa.concat_tables(held.filters)
     carried = pa.Table.from_arrays([pa.concat_arrays(held.carried)], schema=IDS)
     taken.reannotate, taken.refilter, taken.carried = pixels.num_rows, filters.num_rows, carried.num_rows
-    by_id = split_rows(carried, id_partitions(carried.column("image_id"), plan.partitions), plan.partitions)
-    return (taken, pixels, filters, *by_id)
+    return (taken, pixels, filters, *split_by_id(carried, plan.partitions))
 
 
 def _take_source(

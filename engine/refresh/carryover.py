@@ -23,7 +23,7 @@ from engine.ingest.curation import Ids, as_ids, id_set
 from engine.ingest.image_bytes import LOCATED_ROWS
 from engine.ingest.probe import WORK_SCHEMA
 from engine.partitions.keys import batches_by_rows, ids_by_partition
-from engine.partitions.parts import IDS, Parts, column_of, empty_parts, in_process, joined
+from engine.partitions.parts import IDS, Parts, column_of, empty_parts, in_process, joined_parts
 from engine.refresh.carry_parts import (
     BatchPlan,
     OnShard,
@@ -142,8 +142,7 @@ def plan_carry_over(
     new_rows = tasks.get([c[-1] for c in chosen])
     taken = tasks.get([h[0] for h in handles])
     carry = _carry_over(taken, Parts([c[-2] for c in chosen], tasks, new_rows, work.schema))
-    carried = [tasks.submit(joined, IDS, *[h[3 + k] for h in handles], returns=2) for k in range(partitions)]
-    carry.carried = Parts([c[0] for c in carried], tasks, tasks.get([c[1] for c in carried]), IDS)
+    carry.carried = joined_parts(tasks, [h[3:] for h in handles], IDS, partitions)
     carry.rerun_pixels = Parts([h[1] for h in handles], tasks, [t.reannotate for t in taken], LOCATED_ROWS)
     carry.rerun_filters = Parts([h[2] for h in handles], tasks, [t.refilter for t in taken], ANNOTATION_SCHEMA)
     return carry

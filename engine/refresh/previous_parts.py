@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.ingest.curation import Ids, as_ids
-from engine.partitions.keys import batches_by_rows, id_partitions, ids_by_partition, split_rows
-from engine.partitions.parts import Parts, column_of, empty_parts, joined, task_results
+from engine.partitions.keys import batches_by_rows, ids_by_partition, split_by_id, split_rows
+from engine.partitions.parts import Parts, column_of, empty_parts, joined_parts, task_results
 from engine.partitions.tasks import Tasks
 from engine.refresh.scope import InputScope, kept_out_of_scope
 from engine.refresh.tombstones import PATH_IDS, PREVIOUS_IMAGES, TOMBSTONE_SCHEMA, find_tombstones
@@ -68,15 +68,14 @@ def previous_parts(root: Where, shards: Sequence[ShardInfo], tasks: Tasks, parti
         return empty_parts(PREVIOUS_IMAGES, partitions)
     batches = [shards[b.start : b.stop] for b in batches_by_rows([shard.rows for shard in shards], batch_rows)]
     pieces = [tasks.submit(previous_rows, root, batch, partitions, returns=partitions) for batch in batches]
-    parts = [tasks.submit(joined, PREVIOUS_IMAGES, *[p[k] for p in pieces], returns=2) for k in range(partitions)]
-    return Parts([part[0] for part in parts], tasks, tasks.get([part[1] for part in parts]), PREVIOUS_IMAGES)
+    return joined_parts(tasks, pieces, PREVIOUS_IMAGES, partitions)
 
 
 def previous_rows(root: Where, shards: Sequence[ShardInfo], partitions: int) -> pa.Table | tuple[pa.Table, ...]:
     """The :data:`PREVIOUS_IMAGES` rows of ``shards`` cut into ``partitions`` by id (the table itself for one)."""
     tables = [read_shard(root, shard, PREVIOUS_IMAGES.names).cast(PREVIOUS_IMAGES) for shard in shards]
     rows = pa.concat_tables([PREVIOUS_IMAGES.empty_table(), *tables])
-    return task_results(split_rows(rows, id_partitions(rows.column("image_id"), partitions), partitions))
+    return task_results(split_by_id(rows, partitions))
 
 
 # -- the paths this run saw, by the partition of the image that had them ----------------------------
@@ -93,8 +92,7 @@ def seen_paths_of(earlier: Parts, seen: Parts) -> Parts:
         tasks.submit(paths_found, count, *[m[j] for m in mine], *[f[j] for f in found], returns=count)
         for j in range(count)
     ]
-    parts = [tasks.submit(joined, PATH_IDS, *[j[k] for j in found_by_key], returns=2) for k in range(count)]
-    return Parts([p[0] for p in parts], tasks, tasks.get([p[1] for p in parts]), PATH_IDS)
+    return joined_parts(tasks, found_by_key, PATH_IDS, count)
 
 
 def path_keys(paths: pa.Array | pa.ChunkedArray, count: int) -> np.ndarray:
