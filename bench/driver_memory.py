@@ -12,7 +12,8 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
   of the images a near-duplicate of another by their measures, as workers would write it, every file
   unchanged since) and a synthetic previous version holding 90% of the unique images, exact for the
   current stages, in shards of 1,000 rows. The engine's planning runs over them as a refresh does:
-  discovery of the path table into an Arrow listing (``discover_listing``), the previous probe index
+  discovery of the path table into an Arrow listing in URI ranges (``discover_ranges``: sorted on local disk, as
+  a run of more than ``ray.plan_part_rows`` files does), the previous probe index
   read as the probe cache and the listing split by it (``split_by_cache``: every file stated and found
   unchanged), grouping the hits by content hash (``group_by_content``), the previous version's images and
   paths in the same id partitions with the paths of them this run saw (``previous_images_in_parts``), curation
@@ -312,7 +313,7 @@ def measure_planning(
     from engine.execute.probe_phase import ProbePlan, probe_in_parts
     from engine.execute.sink import LATE
     from engine.ingest.curation import curate_parts
-    from engine.ingest.discover import discover_listing
+    from engine.ingest.discover import discover_ranges
     from engine.ingest.probe import probe_settings
     from engine.partitions.keys import part_rows_for
     from engine.partitions.tasks import IN_PROCESS, ON_RAY
@@ -339,7 +340,8 @@ def measure_planning(
         ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     with RssPeak() as rss:
         started, cpu_started = time.perf_counter(), time.process_time()
-        listing = discover_listing([str(folder / "paths.parquet")], config.ingest.extensions)
+        paths = [str(folder / "paths.parquet")]
+        listing = discover_ranges(paths, config.ingest.extensions, None, config.ray.plan_part_rows)  # as a run
         discovered, (discovery_growth, discovery_heap) = time.perf_counter(), rss.phase_growths()
         # A refresh splits the listing against the previous version's probe index; every file is a hit here.
         rows = part_rows if ray_parts else facts["files"] + 1

@@ -64,10 +64,11 @@ from engine.ingest.curation import (
     skipped_paths,
     with_carried_skips,
 )
-from engine.ingest.discover import discover_listing
+from engine.ingest.discover import discover_ranges
 from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
 from engine.ingest.imports.matching import MatchReport
 from engine.ingest.imports.plan import describe, import_reports
+from engine.ingest.listing_ranges import RangedListing
 from engine.ingest.probe import probe_settings
 from engine.ingest.probe_cache import cache_parts, probe_key
 from engine.ingest.sources import InputOptions
@@ -157,12 +158,12 @@ class RunResult:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run starts from: its sources (``listing``: ``SOURCE_SCHEMA`` rows sorted by URI, in Arrow) and
-    stages, the versions and killed runs before it."""
+    """What a run starts from: its sources (``listing``: ``SOURCE_SCHEMA`` rows sorted by URI, in Arrow, in URI
+    ranges) and stages, the versions and killed runs before it."""
 
     request: RunRequest
     run_id: str
-    listing: pa.Table
+    listing: RangedListing
     stages: list[PlannedStage]
     history: list[Manifest]
     unfinished: list[UnfinishedRun]
@@ -185,7 +186,7 @@ class RunPlan:
     def part_rows(self) -> int:
         """The rows of a part of the planning steps for this listing (``engine.partitions.keys.part_rows_for``)."""
         ray = self.config.ray
-        return part_rows_for(self.listing.num_rows, ray.plan_part_rows, ray.plan_min_piece_rows)
+        return part_rows_for(self.listing.rows, ray.plan_part_rows, ray.plan_min_piece_rows)
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
     """
     location(request.output).check_writable_folder("output")
     listing = find_sources(request)
-    if not listing.num_rows and not request.allow_empty:
+    if not listing.rows and not request.allow_empty:
         plan_stages(request.config)  # a profile that cannot run says so before "no images"
         check_not_empty(request)
         return RunResult(None, 0, 0, 0, 0, 0.0, published=False)
@@ -217,7 +218,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
     with OutputLock(request.output, run_id) as lock:
         started = time.perf_counter()
         run = plan_run(request, run_id, listing)
-        progress(f"fld-engine: {run.listing.num_rows} inputs, {len(run.stages)} stages, output {run.root}")
+        progress(f"fld-engine: {run.listing.rows} inputs, {len(run.stages)} stages, output {run.root}")
         with ExitStack() as stack:
             ahead = StartedAhead(_sink(run, progress), run.stages, run.config)
             stack.callback(ahead.close)
@@ -244,10 +245,12 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
 # -- 1. plan the run -------------------------------------------------------------------------
 
 
-def find_sources(request: RunRequest) -> pa.Table:
+def find_sources(request: RunRequest) -> RangedListing:
     """The sources of the request's inputs as an Arrow listing sorted by URI (all of them: ``--limit``
-    bounds what is probed)."""
-    return discover_listing(request.inputs, request.config.ingest.extensions, request.input_options)
+    bounds what is probed), in ranges of a planning part's rows: a long listing is sorted on local disk, so the
+    driver holds about one part of it at a time (``engine/ingest/listing_ranges.py``)."""
+    ingest, chunk_rows = request.config.ingest, request.config.ray.plan_part_rows
+    return discover_ranges(request.inputs, ingest.extensions, request.input_options, chunk_rows)
 
 
 def check_not_empty(request: RunRequest) -> None:
@@ -262,7 +265,7 @@ def check_not_empty(request: RunRequest) -> None:
     warnings.warn(f"no images found in {inputs}; nothing was written", stacklevel=2)
 
 
-def plan_run(request: RunRequest, run_id: str, listing: pa.Table) -> RunPlan:
+def plan_run(request: RunRequest, run_id: str, listing: RangedListing) -> RunPlan:
     """Planned stages, earlier versions and killed runs for ``listing``; this run's journal started."""
     config, root = request.config, location(request.output)
     stages = plan_stages(config)
@@ -412,7 +415,7 @@ def carry_over(run: RunPlan, work: Parts, earlier: PreviousImages, kept: pa.Arra
 
 def _plan_summary(run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, carry: CarryOver) -> str:
     return (
-        f"probed {run.listing.num_rows} inputs, {probed.seen_parts.rows} images ({probed.cached} from the probe cache) "
+        f"probed {run.listing.rows} inputs, {probed.seen_parts.rows} images ({probed.cached} from the probe cache) "
         f"in {probed.seconds:.1f}s: "
         f"{probed.work.rows} unique images, {probed.quarantined.num_rows} quarantined, "
         f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
@@ -502,7 +505,7 @@ def _unchanged_result(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, seco
     quarantined = sum(s.rows for s in latest.quarantine)
     return RunResult(
         latest,
-        run.listing.num_rows,
+        run.listing.rows,
         0,
         carry.carried_count,
         quarantined,
@@ -634,7 +637,7 @@ def _result(
     extra = manifest.extra
     return RunResult(
         manifest,
-        run.listing.num_rows,
+        run.listing.rows,
         extra["annotated"],
         extra["carried"],
         side_tables.quarantined,

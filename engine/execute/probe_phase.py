@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from engine.config.settings import WriterConfig
 from engine.ingest.listing import split_at_limit
+from engine.ingest.listing_ranges import RangedListing
 from engine.ingest.probe import (
     PROBE_INDEX_SCHEMA,
     QUARANTINE_COLUMNS,
@@ -32,7 +33,6 @@ from engine.ingest.probe import (
 )
 from engine.ingest.probe_parts import SEEN_PATHS, group_partition, index_part, split_range
 from engine.ingest.sources import SOURCE_SCHEMA
-from engine.partitions.keys import range_starts
 from engine.partitions.parts import Parts
 from engine.partitions.tasks import IN_PROCESS, ON_RAY, Tasks
 from engine.store.location import Where
@@ -41,11 +41,11 @@ from engine.store.writer import ShardInfo
 
 @dataclass(frozen=True)
 class ProbePlan:
-    """What the probe phase needs: the listing (``SOURCE_SCHEMA`` rows, sorted by URI), the previous probe
-    index's parts (None: no cache to use), where the new parts go (``root``, ``folder/part-<run_id>-<k>``),
-    the probe limits, ``--limit``, and ``rows_per_part``."""
+    """What the probe phase needs: the listing (``SOURCE_SCHEMA`` rows, sorted by URI: in its ranges, or one table
+    cut into ranges of ``rows_per_part``), the previous probe index's parts (None: no cache to use), where the new
+    parts go (``root``, ``folder/part-<run_id>-<k>``), the probe limits, ``--limit``, and ``rows_per_part``."""
 
-    listing: pa.Table
+    listing: pa.Table | RangedListing
     previous: list[ShardInfo] | None
     root: Where
     run_id: str
@@ -79,12 +79,14 @@ def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks 
     """Probe ``plan.listing`` (see the module's docstring); ``start_ray`` is called before any Ray task.
     ``tasks``: where the parts run (by default here for one range, on Ray for more)."""
     started = time.perf_counter()
-    starts = range_starts(plan.listing.num_rows, plan.rows_per_part)
+    listing = plan.listing
+    if not isinstance(listing, RangedListing):
+        listing = RangedListing.of(listing, plan.rows_per_part)
     if tasks is None:
-        tasks = ON_RAY if len(starts) > 1 else IN_PROCESS
+        tasks = ON_RAY if len(listing.ranges) > 1 else IN_PROCESS
     if tasks.on_ray:
         start_ray()
-    hits, misses = _split(plan, starts, tasks)
+    hits, misses = _split(plan, listing, tasks)
     taken, deferred = split_at_limit(misses, plan.limit)
     fresh = _probe(taken, plan.limits, tasks, start_ray)
     if fresh and not isinstance(fresh[0], pa.Table):
@@ -114,17 +116,15 @@ PROBED_BLOCK_ROWS = 4096
 QUARANTINED = pa.schema([PROBE_INDEX_SCHEMA.field(c) for c in QUARANTINE_COLUMNS])
 
 
-def _split(plan: ProbePlan, starts: list[int], tasks: Tasks) -> tuple[list[tuple[Any, int]], pa.Table]:
+def _split(plan: ProbePlan, listing: RangedListing, tasks: Tasks) -> tuple[list[tuple[Any, int]], pa.Table]:
     """Each range's cache hits (a handle, and its row count) and the sources to probe of every range, in
     URI order (all of them without a cache)."""
-    listing = plan.listing
     if plan.previous is None:
-        return [], listing
-    uris = listing.column("uri")
-    lows = [uris[s].as_py() for s in starts]
+        return [], listing.table()
+    lows = listing.lows
     handles = [
-        tasks.submit(split_range, listing.slice(s, plan.rows_per_part), plan.root, plan.previous, low, high, returns=3)
-        for s, low, high in zip(starts, lows, [*lows[1:], None], strict=True)
+        tasks.submit(split_range, table, plan.root, plan.previous, low, high, returns=3)
+        for table, low, high in zip(listing.ranges, lows, [*lows[1:], None], strict=True)
     ]
     found = tasks.get([handle for hit, miss, count in handles for handle in (miss, count)])
     misses, counts = found[0::2], found[1::2]

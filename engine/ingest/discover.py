@@ -7,8 +7,9 @@ become sources with their ``problem``, quarantined without being opened. Listed 
 given, so a bad listed file is quarantined rather than silently skipped. An input that cannot be
 used at all (missing, a corrupt table, a list that is not UTF-8) is one :class:`InputError` naming it.
 
-The run holds what it finds as one Arrow table (:func:`discover_listing`, ``engine/ingest/listing.py``),
-built a chunk at a time from the lazy listings: never a Python object per file. A Parquet table of paths
+The run holds what it finds in Arrow, sorted by URI (:func:`discover_ranges`: in ranges, on local disk when
+longer than a chunk; ``engine/ingest/listing_ranges.py``), built a chunk at a time from the lazy listings: never
+a Python object per file. A Parquet table of paths
 gives its rows as listing record batches directly (``iter_path_batches``), without a ``Source`` per row.
 """
 
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import pyarrow as pa
 
 from engine.ingest.listing import Listed, listing_batches, listing_sources, sorted_listing
+from engine.ingest.listing_ranges import RangedListing, ranged_listing
 from engine.ingest.parquet_input import iter_path_batches, read_layout
 from engine.ingest.sources import InputError, InputOptions, Source, SourceKind
 from engine.store.location import Entry, Location, StorageError, location
@@ -27,12 +29,21 @@ LIST_SUFFIXES = (".txt", ".lst")
 TAR_SUFFIX = ".tar"
 PARQUET_SUFFIX = ".parquet"
 
-__all__ = ["InputError", "discover", "discover_listing", "iter_sources"]
+__all__ = ["InputError", "discover", "discover_listing", "discover_ranges", "iter_sources"]
 
 
 def discover_listing(inputs: Sequence[str], extensions: Sequence[str], options: InputOptions | None = None) -> pa.Table:
-    """Every source of ``inputs`` as ``SOURCE_SCHEMA`` rows, sorted by URI, each once (what the run holds)."""
+    """Every source of ``inputs`` as ``SOURCE_SCHEMA`` rows, sorted by URI, each once, as one table held here."""
     return sorted_listing(listing_batches(iter_sources(inputs, extensions, options or InputOptions())))
+
+
+def discover_ranges(
+    inputs: Sequence[str], extensions: Sequence[str], options: InputOptions | None, chunk_rows: int
+) -> RangedListing:
+    """:func:`discover_listing` in URI ranges of about ``chunk_rows`` rows, sorted on local disk when longer than
+    one chunk (what a run holds: ``engine/ingest/listing_ranges.py``)."""
+    sources = iter_sources(inputs, extensions, options or InputOptions())
+    return ranged_listing(listing_batches(sources), chunk_rows)
 
 
 def discover(inputs: Sequence[str], extensions: Sequence[str], options: InputOptions | None = None) -> list[Source]:

@@ -349,10 +349,11 @@ def files_per_task(files: int, cpus: float) -> int:
 
 def probe_blocks(listing: pa.Table, cpus: float) -> list[pa.Table]:
     """The listing cut into probe tasks' blocks: each container alone, then the plain files in URI order,
-    :func:`files_per_task` of them a block (slices of the listing: no copy here)."""
+    :func:`files_per_task` of them a block (slices of the listing: no copy here, unless it mixes both)."""
     containers = is_container(listing)
-    files = listing.filter(pc.invert(containers))
-    batches = listing.filter(containers).to_batches(max_chunksize=1)
+    count = pc.sum(containers).as_py() or 0
+    files = listing if not count else listing.filter(pc.invert(containers))
+    batches = [] if not count else listing.filter(containers).to_batches(max_chunksize=1)
     batches += files.to_batches(max_chunksize=files_per_task(files.num_rows, cpus))
     return [pa.Table.from_batches([batch]) for batch in batches if batch.num_rows]
 

@@ -31,12 +31,12 @@ INDEX_ROW_GROUP_ROWS = 65_536
 SEEN_PATHS = pa.schema([pa.field("source_uri", pa.string()), pa.field("image_id", pa.string())])
 
 
-def index_rows_of_range(root: Where, parts: list[ShardInfo], low: str, high: str | None) -> pa.Table:
-    """The rows of a probe index (``parts``) whose object lies in ``[low, high)`` (``high`` None: no end):
+def index_rows_of_range(root: Where, parts: list[ShardInfo], low: str | None, high: str | None) -> pa.Table:
+    """The rows of a probe index (``parts``) whose object lies in ``[low, high)`` (None: no bound there):
     a file's own URI, or a container member's container."""
 
     def within(field: pads.Expression) -> pads.Expression:
-        above = field >= low
+        above = field >= ("" if low is None else low)
         return above if high is None else above & (field < high)
 
     where = within(pads.field("source_uri")) | within(pads.field("locator", "container"))
@@ -44,7 +44,7 @@ def index_rows_of_range(root: Where, parts: list[ShardInfo], low: str, high: str
 
 
 def split_range(
-    listing: pa.Table, root: Where, parts: list[ShardInfo], low: str, high: str | None
+    listing: pa.Table, root: Where, parts: list[ShardInfo], low: str | None, high: str | None
 ) -> tuple[pa.Table, pa.Table, int]:
     """The probe index rows reused for a range of the listing (``listing``: its ``SOURCE_SCHEMA`` rows, from
     URI ``low`` up to ``high``), the range's sources still to probe, and how many rows are reused."""
