@@ -26,7 +26,15 @@ from engine.store.reader import read_shard, shard_schema
 from engine.store.writer import ShardInfo
 from filters.curation.hash_bands import IN_PROCESS as IN_PROCESS_SEARCH
 from filters.curation.hash_bands import PairSearch
-from filters.curation.selection import NEAR_DUPLICATE, NO_COPIES, GatedPart, gate_part, near_duplicate_copies
+from filters.curation.selection import (
+    NEAR_DUPLICATE,
+    NO_COPIES,
+    GatedPart,
+    GroupMembers,
+    copies_of_members,
+    gate_part,
+    group_members,
+)
 from filters.curation.semantic import semantic_copies
 from filters.curation.settings import CurationSettings, SemanticSettings
 from schemas.arrow import IMAGE_MEASURES, SKIPPED_SCHEMA
@@ -124,11 +132,12 @@ def curate_parts(
     """:func:`curate` over the work table in its image-id partitions (cut as ``engine.partitions.keys.id_partitions``
     cuts them, so an id and its earlier rows share one partition), the curated work in the same partitions.
 
-    Each partition's task gates its images and returns the columns the grouping needs (hashes, sizes, whether
-    annotated before); the driver finds the near-duplicate groups over those columns (the pair search on Ray
-    for a large run), reads back the rows of the images in groups only, and each partition's task drops its
-    skipped rows. What the driver holds per image is about 40 bytes of grouping columns. ``annotated_ids``: ids,
-    or tables in the same id partitions with an ``image_id`` column (left where they are)."""
+    Each partition's task gates its images and keeps apart the columns the grouping needs (hashes, sizes,
+    whether annotated before); one task finds the near-duplicate groups over every partition's columns (its pair
+    search fanning out as Ray tasks for a large run) and returns the images in groups of two or more; the driver
+    reads back the rows of those images only, and each partition's task drops its skipped rows. The driver holds
+    no column per image: the gated images and the groups' members, a share of the corpus. ``annotated_ids``:
+    ids, or tables in the same id partitions with an ``image_id`` column (left where they are)."""
     parts, tasks, count = work.handles, work.tasks, len(work.handles)
     if isinstance(annotated_ids, Parts):
         earlier = annotated_ids.column("image_id")
@@ -137,14 +146,17 @@ def curate_parts(
     known = REFERENCE_SCHEMA.empty_table() if references is None else references
     others = split_by_id(known, count)
     inputs = [(part, ids, tasks.put(refs)) for part, ids, refs in zip(parts, earlier, others, strict=True)]
-    gated = tasks.get([tasks.submit(judge_part, *part, settings)[0] for part in inputs])
+    gating = [tasks.submit(judge_part, *part, settings, returns=2) for part in inputs]
+    gated = tasks.get([gated for gated, _ in gating])
     copies = NO_COPIES
     if settings.dedup.enabled:
 
         def member_rows(positions: list[np.ndarray]) -> list[pa.Table]:
             return tasks.get([tasks.submit(part_rows, *i, at)[0] for i, at in zip(inputs, positions, strict=True)])
 
-        copies = near_duplicate_copies(gated, member_rows, settings, search)
+        # grouped where the columns are (a Ray task on Ray): only the images in groups come back here
+        members = tasks.get(tasks.submit(members_of, settings, search, *[g for _, g in gating]))[0]
+        copies = copies_of_members(members, member_rows, settings)
     rows = np.array([part.rows for part in gated], np.int64)
     judged = copies.copy_position < rows[copies.copy_part]  # the others are references, kept as they are
     dropped = [
@@ -172,11 +184,21 @@ def judged_rows(work: pa.Table, annotated_ids: pa.Array | pa.ChunkedArray, refer
     return pa.concat_tables([judged, curation_table(others, others.column("image_id"))])
 
 
-def judge_part(work: pa.Table, annotated_ids: pa.Array, references: pa.Table, settings: CurationSettings) -> GatedPart:
-    """The gates over one partition (:func:`judged_rows`); gated references are not reported (kept as they are)."""
+def judge_part(
+    work: pa.Table, annotated_ids: pa.Array, references: pa.Table, settings: CurationSettings
+) -> tuple[GatedPart, dict[str, np.ndarray]]:
+    """The gates over one partition (:func:`judged_rows`; gated references are not reported: kept as they are),
+    and apart, the grouping columns of the images they keep (left where they are on Ray)."""
     gated = gate_part(judged_rows(work, annotated_ids, references), settings)
     judged = gated.gated < work.num_rows
-    return replace(gated, gated=gated.gated[judged], skipped=gated.skipped.filter(pa.array(judged)), rows=work.num_rows)
+    skipped = gated.skipped.filter(pa.array(judged))
+    return replace(gated, gated=gated.gated[judged], skipped=skipped, grouping={}, rows=work.num_rows), gated.grouping
+
+
+def members_of(settings: CurationSettings, search: PairSearch, *groupings: dict[str, np.ndarray]) -> GroupMembers:
+    """:func:`~filters.curation.selection.group_members` of the partitions' grouping columns (a task's body: each
+    partition's columns one argument, so that Ray hands over their values)."""
+    return group_members(groupings, settings, search)
 
 
 def part_rows(work: pa.Table, annotated_ids: pa.Array, references: pa.Table, positions: np.ndarray) -> pa.Table:

@@ -5,8 +5,9 @@ then near-duplicate groups among the rest. Every input row ends in exactly one o
 
 The work is cut in parts, so the images can be judged where they lie (``engine.ingest.curation.curate_parts``
 runs a part per image-id partition): :func:`gate_part` gates one part and returns the few columns grouping
-needs; :func:`near_duplicate_copies` groups every part's columns (hashes and sizes only), then reads the
-rows of the images in groups of two or more to pick representatives. :func:`select_for_annotation` is both
+needs; :func:`group_members` groups every part's columns (hashes and sizes only: where the columns are, a Ray
+task for a large run), and :func:`copies_of_members` reads the rows of the images in groups of two or more to
+pick representatives (:func:`near_duplicate_copies`: both, here). :func:`select_for_annotation` is both
 steps over one part, in memory.
 """
 
@@ -130,30 +131,57 @@ NO_COPIES = Copies(_NONE, _NONE, _NONE, _NONE, SKIPPED_SCHEMA.empty_table())
 MemberRows = Callable[[list[np.ndarray]], list[pa.Table]]
 
 
+@dataclass(frozen=True)
+class GroupMembers:
+    """The images in near-duplicate groups of two or more among ``parts`` parts, in part order then position
+    order: each one's ``part``, ``position`` in it and ``component`` (its group's label), and its grouping columns
+    (``width``, ``height``, ``preferred`` and one column per hash kind)."""
+
+    parts: int
+    part: np.ndarray
+    position: np.ndarray
+    component: np.ndarray
+    columns: dict[str, np.ndarray]
+
+
+def group_members(
+    groupings: Sequence[dict[str, np.ndarray]], settings: CurationSettings, search: PairSearch = IN_PROCESS
+) -> GroupMembers:
+    """The near-duplicate groups among every part's grouping columns (each part's ``GatedPart.grouping``; steps of
+    ``curation/near_duplicates.py``: components from the hashes and sizes alone), kept for the images in a group
+    of two or more: the only images the next step (:func:`copies_of_members`) needs, a few in a hundred."""
+    grouping = {name: np.concatenate([part[name] for part in groupings]) for name in groupings[0]}
+    part_of = np.concatenate([np.full(p["position"].size, k, np.int64) for k, p in enumerate(groupings)])
+    if part_of.size < 2:
+        return GroupMembers(len(groupings), _NONE, _NONE, _NONE, {name: c[:0] for name, c in grouping.items()})
+    component, _, _ = near_duplicate_components(grouping, settings.dedup, search)
+    members = np.flatnonzero(np.bincount(component)[component] > 1)
+    columns = {name: column[members] for name, column in grouping.items() if name != "position"}
+    return GroupMembers(len(groupings), part_of[members], grouping["position"][members], component[members], columns)
+
+
 def near_duplicate_copies(
     parts: Sequence[GatedPart], member_rows: MemberRows, settings: CurationSettings, search: PairSearch = IN_PROCESS
 ) -> Copies:
-    """The near-duplicate groups among every part's grouping columns (steps of ``curation/near_duplicates.py``):
-    components from the hashes and sizes alone, then the rows of the images in a group of two or more
-    (``member_rows``: the only strings read) to pick each group's representative. A copy's value and threshold
-    are of the first hash kind; its detail names every distance."""
-    dedup = settings.dedup
-    grouping = {name: np.concatenate([part.grouping[name] for part in parts]) for name in parts[0].grouping}
-    part_of = np.concatenate([np.full(p.grouping["position"].size, k, np.int64) for k, p in enumerate(parts)])
-    if part_of.size < 2:
+    """The near-duplicates among every part's images: :func:`group_members`, then :func:`copies_of_members`."""
+    return copies_of_members(group_members([part.grouping for part in parts], settings, search), member_rows, settings)
+
+
+def copies_of_members(members: GroupMembers, member_rows: MemberRows, settings: CurationSettings) -> Copies:
+    """Each group's representative picked among its ``members`` from their rows (``member_rows``: the only
+    strings read), and the others as its copies. A copy's value and threshold are of the first hash kind; its
+    detail names every distance."""
+    if not members.part.size:
         return NO_COPIES
-    component, _, _ = near_duplicate_components(grouping, dedup, search)
-    members = np.flatnonzero(np.bincount(component)[component] > 1)  # in part order, then position order
-    member_part, member_position = part_of[members], grouping["position"][members]
-    rows = pa.concat_tables(member_rows([member_position[member_part == k] for k in range(len(parts))]))
+    dedup = settings.dedup
+    member_part, member_position, columns = members.part, members.position, members.columns
+    rows = pa.concat_tables(member_rows([member_position[member_part == k] for k in range(members.parts)]))
     uris, ids = rows.column("source_uri").combine_chunks(), rows.column("image_id").combine_chunks()
-    pixels = grouping["width"][members] * grouping["height"][members]
-    preferred = grouping["preferred"][members]
-    representative = pick_representatives(component[members], pixels, _ranks(uris), _ranks(ids), preferred)
-    copies = np.flatnonzero(representative != np.arange(members.size))
+    pixels = columns["width"] * columns["height"]
+    representative = pick_representatives(members.component, pixels, _ranks(uris), _ranks(ids), columns["preferred"])
+    copies = np.flatnonzero(representative != np.arange(member_part.size))
     representatives = representative[copies]
-    hashes = {kind: grouping[kind][members] for kind in dedup.hashes}
-    distances = {kind: hamming(column[copies], column[representatives]) for kind, column in hashes.items()}
+    distances = {kind: hamming(columns[kind][copies], columns[kind][representatives]) for kind in dedup.hashes}
     limits = dedup.max_distances()
     details = []
     for index, representative_uri in enumerate(uris.take(pa.array(representatives, pa.int64())).to_pylist()):

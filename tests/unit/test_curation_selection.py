@@ -10,7 +10,13 @@ import pytest
 from skimage import data
 
 from filters.curation.measures import measure_image
-from filters.curation.selection import NEAR_DUPLICATE, select_for_annotation
+from filters.curation.selection import (
+    NEAR_DUPLICATE,
+    copies_of_members,
+    gate_part,
+    group_members,
+    select_for_annotation,
+)
 from filters.curation.settings import CurationSettings, DedupSettings, GateSettings
 from schemas.arrow import IMAGE_MEASURES, SKIPPED_SCHEMA
 from schemas.records import ImageMeasures
@@ -171,3 +177,27 @@ def test_many_images_each_end_in_one_table_and_every_copy_points_at_a_kept_repre
     assert all(row["image_id"] in listed[row["duplicate_of"]] for row in copies)
     assert [row["source_uri"] for row in skipped] == sorted(row["source_uri"] for row in skipped)
     assert all(row["value"] <= row["threshold"] or "through" in row["detail"] for row in copies)
+
+
+def test_grouping_returns_only_the_members_of_groups_and_their_copies_follow_from_them() -> None:
+    first = _probes(
+        ("/a/big.jpg", "A", _measures(0b111, 1280, 960)),
+        ("/a/alone.jpg", "C", _measures(2**60 - 1)),
+        ("/a/other.jpg", "D", _measures(0x0F0F0F0F0F0F0F0F)),
+    )
+    second = _probes(("/b/small.jpg", "B", _measures(0, 640, 480)), ("/b/far.jpg", "E", _measures(0xFFFF << 40)))
+    settings = CurationSettings()
+    parts = [gate_part(first, settings), gate_part(second, settings)]
+    members = group_members([part.grouping for part in parts], settings)
+    assert members.parts == 2 and list(zip(members.part, members.position, strict=True)) == [(0, 0), (1, 0)]
+    assert members.component[0] == members.component[1] and members.columns["width"].tolist() == [1280, 640]
+    tables = [first, second]
+
+    def rows_at(positions: list[np.ndarray]) -> list[pa.Table]:
+        return [table.take(pa.array(at, pa.int64())) for table, at in zip(tables, positions, strict=True)]
+
+    copies = copies_of_members(members, rows_at, settings)
+    assert (copies.copy_part.tolist(), copies.copy_position.tolist()) == ([1], [0])  # B, a copy of A
+    assert copies.skipped.column("duplicate_of").to_pylist() == ["A"]
+    alone = group_members([parts[0].grouping], settings)
+    assert alone.part.size == 0 and copies_of_members(alone, lambda at: [], settings).skipped.num_rows == 0
