@@ -46,3 +46,24 @@ def test_a_large_run_starts_ray_and_searches_in_slices_per_cpu(ray_up) -> None: 
     search = pair_search(10, lambda: started.append(True), min_images=10)
     assert started == [True]
     assert search.run_parts is ray_parts and search.splits_per_key == 4  # 2 per CPU of the 2-CPU Ray
+
+
+def test_curation_in_ray_partitions_groups_in_a_task_whose_search_fans_out(ray_up) -> None:  # type: ignore[no-untyped-def]
+    import ray
+
+    from engine.ingest.curation import curate, curate_parts
+    from engine.partitions.keys import split_by_id
+    from engine.partitions.parts import Parts
+    from engine.partitions.tasks import ON_RAY
+    from filters.curation.settings import CurationSettings
+    from tests.support.curation_corpus import curation_corpus
+
+    work, references = curation_corpus(600)
+    annotated = work.column("image_id").to_pylist()[::9]
+    whole = curate(work, CurationSettings(), annotated, references)
+    partitions = split_by_id(work, 4)
+    on_ray = Parts([ray.put(t) for t in partitions], ON_RAY, [t.num_rows for t in partitions], work.schema)
+    search = pair_search(work.num_rows, lambda: None, min_images=0)  # a Ray task per search part, from the task
+    parts = curate_parts(on_ray, CurationSettings(), annotated, references, search)
+    assert parts.skipped.equals(whole.skipped) and parts.work.gather().equals(whole.work.gather())
+    assert parts.near_duplicates == whole.near_duplicates >= 300

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import random
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.ingest.curation import REFERENCE_SCHEMA, carried_skips, curate, curate_parts, with_carried_skips
-from engine.ingest.probe import WORK_SCHEMA, as_work_table
+from engine.ingest.probe import WORK_SCHEMA
 from engine.partitions.keys import id_partitions, split_rows
 from engine.partitions.parts import Parts
 from engine.partitions.tasks import IN_PROCESS
@@ -17,23 +14,9 @@ from engine.refresh.scope import InputScope
 from filters.curation.settings import CurationSettings, DedupSettings, GateSettings
 from schemas.arrow import SKIPPED_SCHEMA
 from schemas.records import ImageMeasures
-
-
-def _item(image_id: str, uri: str, width: int, height: int, phash: int, measured: bool = True) -> dict:
-    measures = ImageMeasures(width, height, max(width, height) / min(width, height), phash, 0, 300.0, 120.0, 50.0, 0.2)
-    return {
-        "image_id": image_id,
-        "source_uri": uri,
-        "source_uris": [uri],
-        "width": width,
-        "height": height,
-        "format": "jpeg",
-        "measures": measures.to_dict() if measured else None,
-    }
-
-
-def _work(*items: dict) -> pa.Table:
-    return as_work_table(pa.Table.from_pylist(list(items)))
+from tests.support.curation_corpus import curation_corpus
+from tests.support.curation_corpus import work_item as _item
+from tests.support.curation_corpus import work_table as _work
 
 
 def _ids(work: Parts) -> list[str]:
@@ -134,33 +117,8 @@ def test_kept_references_are_the_kept_rows_with_measures_and_their_places(tmp_pa
     assert (kept.width, kept.phash, kept.dhash, kept.sharpness) == (800, 5, 6, 300.0)
 
 
-def _flipped(value: int, rng: random.Random, bits: int) -> int:
-    for bit in rng.sample(range(63), bits):
-        value ^= 1 << bit
-    return value
-
-
-def _corpus(count: int, seed: int = 7) -> tuple[pa.Table, pa.Table]:
-    """A work table sorted by id (copies of a few originals, some too small, some unmeasured) and references."""
-    rng = random.Random(seed)
-    originals = [(rng.getrandbits(63), rng.getrandbits(63)) for _ in range(count // 6)]  # int64 when inferred
-    items, references = [], []
-    for index in range(count):
-        phash, dhash = originals[index % len(originals)]
-        side = 8 if index % 17 == 0 else rng.choice([300, 600, 900])
-        item = _item(hashlib.sha256(str(index).encode()).hexdigest(), f"/in/{rng.random():.12f}.jpg", side, side, 0)
-        if item["measures"] is not None and index % 23:
-            item["measures"] |= {"phash": _flipped(phash, rng, index % 4), "dhash": _flipped(dhash, rng, 1)}
-        else:
-            item["measures"] = None
-        (references if index % 11 == 0 else items).append(item)
-    references += items[:3]  # references an image of this run's work are not judged twice
-    work = _work(*items).sort_by("image_id")
-    return work, pa.Table.from_pylist(references).select(REFERENCE_SCHEMA.names).cast(REFERENCE_SCHEMA)
-
-
 def test_curation_in_id_partitions_decides_what_one_part_decides() -> None:
-    work, references = _corpus(600)
+    work, references = curation_corpus(600)
     annotated = work.column("image_id").to_pylist()[::9]
     whole = curate(work, CurationSettings(), annotated, references)
     partitions = split_rows(work, id_partitions(work.column("image_id"), 4), 4)
