@@ -84,7 +84,7 @@ from engine.refresh.previous_parts import (
     seen_among,
     tombstones_in_parts,
 )
-from engine.refresh.scope import input_scope
+from engine.refresh.scope import InputScope, input_scope
 from engine.refresh.tombstones import TOMBSTONE_SCHEMA, tombstoned_ids
 from engine.store.counts import value_counts
 from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
@@ -343,8 +343,12 @@ def kept_unlisted(run: RunPlan, probed: ProbeOutcome, earlier: PreviousImages) -
     (``engine/refresh/scope.py``); none on a first run."""
     if not earlier.rows:
         return pa.array([], pa.string())
-    scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
-    return kept_unlisted_ids(earlier, probed.seen_parts, scope)
+    return kept_unlisted_ids(earlier, probed.seen_parts, _scope(run, probed))
+
+
+def _scope(run: RunPlan, probed: ProbeOutcome) -> InputScope:
+    """What this run listed whole, and the files ``--limit`` left for later (``engine/refresh/scope.py``)."""
+    return input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
 
 
 def select_work(
@@ -361,11 +365,10 @@ def select_work(
     search = pair_search(probed.work.rows, cluster.start)  # a large run's near-duplicate search runs on Ray
     curated = curate_parts(probed.work, settings, annotated_ids, references, search)
     if run.previous is not None and run.previous.skipped:
-        scope = input_scope(run.request.inputs, probed.deferred, everything=run.request.prune)
         previous_skips = read_skipped(run.root, run.previous.version)
         wanted = (skipped_paths(previous_skips), previous_skips.column("image_id").combine_chunks())
         seen_paths, seen_ids = seen_among(probed.seen_parts, *wanted)
-        carried = carried_skips(previous_skips, seen_paths, seen_ids, scope)
+        carried = carried_skips(previous_skips, seen_paths, seen_ids, _scope(run, probed))
         curated = with_carried_skips(curated, carried)
     if not settings.semantic.enabled or curated.work.rows < 2:
         return curated

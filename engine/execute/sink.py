@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from engine.config.settings import WriterConfig
 from engine.execute.shard_workers import ShardWorker, WorkerShards, WriteReport
 from engine.execute.stage_timing import StageTiming, StageTotals
-from engine.partitions.parts import Parts, column_of
+from engine.partitions.parts import Parts
 from engine.progress import Meter
 from engine.store.location import Where, location
 from engine.store.writer import ShardInfo
@@ -43,13 +42,6 @@ class Annotated:
         """The path and id of each file that failed to load while annotated."""
         rows = [{"source_uri": row["source_uri"], "image_id": row["image_id"]} for row in self.late_quarantine]
         return pa.Table.from_pylist(rows, schema=LATE)
-
-    def written_ids(self) -> pa.Array:
-        """Every image id written, gathered here (the ids sent less those quarantined while annotated)."""
-        if self.sent is None:
-            raise ValueError("the ids of the images sent were not collected")
-        sent = column_of(self.sent.gather(), "image_id")
-        return sent.filter(pc.invert(pc.is_in(sent, value_set=self.late_table().column("image_id"))))
 
 
 class AnnotationSink:

@@ -22,7 +22,7 @@ from engine.config.profile import load_config, parse_config
 from engine.execute.dataset import build_dataset
 from engine.execute.plan_stages import plan_stages
 from engine.execute.shard_workers import WriteReport
-from engine.execute.sink import AnnotationSink
+from engine.execute.sink import Annotated, AnnotationSink
 from engine.ingest.image_bytes import in_read_order
 from engine.partitions.parts import IDS, in_process
 from engine.run import RunRequest, run_pipeline
@@ -36,6 +36,12 @@ from tests.support import refresh_stages
 from tests.support.killed_runs import kill_ray_processes_under
 from tests.support.located_rows import with_locators
 from tests.support.refresh_stages import FILTER, REPO, SPECIALIST, write_images
+
+
+def written_ids(annotated: Annotated) -> list[str]:
+    """The ids sent to be written, less those of the files that failed to load while annotated."""
+    late = set(annotated.late_table().column("image_id").to_pylist())
+    return [i for i in annotated.sent.gather().column("image_id").to_pylist() if i not in late]
 
 
 def profile(log_dir: Path, **writer) -> dict:
@@ -86,10 +92,10 @@ def test_the_driver_collects_only_shard_descriptions(ray_local, tmp_path, s3_buc
     late = [row for r in sink.reports for row in r.late_quarantine]
     assert [(row["image_id"], row["reason"]) for row in late] == [(ids[4], "unreadable")]
     assert written == sum(r.rows for r in sink.reports) == sum(s.rows for s in annotated.shards) == 6
-    assert set(annotated.written_ids().to_pylist()) == set(ids) - {ids[4]}
+    assert set(written_ids(annotated)) == set(ids) - {ids[4]}
     assert all(s.path.startswith("annotations/part-run1-w0-") and len(s.sha256) == 64 for s in annotated.shards)
     rows_on_store = [i for s in annotated.shards for i in read_version_shard(root, s)]
-    assert sorted(rows_on_store) == sorted(annotated.written_ids().to_pylist())
+    assert sorted(rows_on_store) == sorted(written_ids(annotated))
     # Each shard was journaled by the writer actor, a process other than this driver, on a Ray node.
     entries = journal_entries(root, "run1")
     assert sorted(e["shard"]["path"] for e in entries) == sorted(s.path for s in annotated.shards)
@@ -111,7 +117,7 @@ def test_stages_that_need_no_pixels_read_no_image_file(ray_local, tmp_path) -> N
     written = sink.drain_dataset(build_dataset(image_rows(paths, ids), stages, config), "annotated", 5)
     annotated = sink.close(written, in_process(pa.Table.from_arrays([pa.array(ids)], schema=IDS)))
 
-    assert written == 5 and annotated.late_quarantine == [] and set(annotated.written_ids().to_pylist()) == set(ids)
+    assert written == 5 and annotated.late_quarantine == [] and set(written_ids(annotated)) == set(ids)
     table = pa.concat_tables([read_shard(root, s, ["image_id", "stages", "errors"]) for s in annotated.shards])
     assert sorted(table.column("image_id").to_pylist()) == sorted(ids)
     assert {tuple(map(tuple, cell)) for cell in table.column("stages").to_pylist()} == {
