@@ -6,20 +6,14 @@ from __future__ import annotations
 import gc
 import os
 import random
-import time
 from pathlib import Path
 
 import pyarrow as pa
 
-from engine.config.settings import IngestConfig, WriterConfig
-from engine.execute.probe_phase import ProbePlan, probe_in_parts
 from engine.ingest.discover import discover_listing, discover_ranges
 from engine.ingest.listing import sorted_listing
 from engine.ingest.listing_ranges import RangedListing, range_bounds, ranged_listing
-from engine.ingest.probe import probe_settings
 from engine.ingest.sources import SOURCE_SCHEMA
-from engine.partitions.tasks import IN_PROCESS
-from tests.support.image_files import jpeg_bytes
 
 
 def listed(uris: list[str], size: int) -> pa.RecordBatch:
@@ -88,28 +82,3 @@ def test_discovery_in_ranges_lists_what_one_table_lists(tmp_path: Path) -> None:
     whole = discover_listing(inputs, (".jpg",))
     ranged = discover_ranges(inputs, (".jpg",), None, chunk_rows=3)
     assert ranged.spill is not None and ranged.table().equals(whole) and ranged.rows == 8
-
-
-def test_probing_a_listing_sorted_on_disk_finds_what_probing_one_table_finds(tmp_path: Path) -> None:
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(9):
-        (folder / f"{i}.jpg").write_bytes(jpeg_bytes(seed=i % 7))  # 7 and 8 copy 0 and 1
-    (folder / "broken.jpg").write_bytes(b"not an image")
-    old = time.time() - 3600
-    for path in folder.iterdir():
-        os.utime(path, (old, old))
-    ingest = IngestConfig()
-
-    def probed(listing: pa.Table | RangedListing, out: str, previous=None):
-        plan = ProbePlan(listing, previous, tmp_path / out, "run1", probe_settings(ingest), WriterConfig(), limit=None)
-        return probe_in_parts(plan, lambda: None, IN_PROCESS)
-
-    whole = probed(discover_listing([str(folder)], ingest.extensions), "one")
-    ranged = discover_ranges([str(folder)], ingest.extensions, None, chunk_rows=3)
-    parts = probed(ranged, "many")
-    assert len(ranged.ranges) == 4 and parts.work.rows == whole.work.rows == 7
-    assert parts.work.gather().drop_columns("checked_ns").equals(whole.work.gather().drop_columns("checked_ns"))
-    assert parts.quarantined.column("reason").to_pylist() == ["not_an_image"]
-    again = probed(ranged, "many", parts.index)  # each range split against the index by its own URI bounds
-    assert (again.cached, again.hashed, again.unchanged) == (10, 0, True)

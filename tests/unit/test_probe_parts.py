@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 
 from engine.config.settings import IngestConfig, WriterConfig
 from engine.execute.probe_phase import ProbePlan, probe_in_parts
-from engine.ingest.discover import discover_listing
+from engine.ingest.discover import discover_listing, discover_ranges
 from engine.ingest.probe import PROBE_INDEX_SCHEMA, probe_settings
 from engine.ingest.probe_parts import index_rows_of_range
 from engine.partitions.keys import batches_by_rows, id_partitions, ids_by_partition, part_rows_for, split_rows
@@ -125,3 +126,17 @@ def test_probing_in_many_parts_finds_what_one_part_finds_and_reuses_its_parts(im
     assert sha(0) not in changed.work.gather().column("image_id").to_pylist()
     assert changed.work.rows == 7 and sum(p.rows for p in changed.index) == 10
     assert len(changed.index) == 5  # each range's hits (4 ranges of 3 files), and the file probed again
+
+
+def test_probing_a_listing_sorted_on_disk_finds_what_probing_one_table_finds(images: Path, tmp_path: Path) -> None:
+    ingest = IngestConfig()
+    whole = probe_in_parts(probe_plan(images, tmp_path / "one", 1000), never_ray)
+    ranged = discover_ranges([str(images)], ingest.extensions, None, chunk_rows=3)
+    settings = probe_settings(ingest)
+    plan = ProbePlan(ranged, None, tmp_path / "many", "run1", settings, WriterConfig(), rows_per_part=3)
+    parts = probe_in_parts(plan, never_ray, IN_PROCESS)
+    assert ranged.spill is not None and len(ranged.ranges) == 4 and parts.work.rows == whole.work.rows == 7
+    assert parts.work.gather().drop_columns("checked_ns").equals(whole.work.gather().drop_columns("checked_ns"))
+    assert parts.quarantined.column("reason").to_pylist() == ["not_an_image"]
+    again = probe_in_parts(replace(plan, previous=parts.index), never_ray, IN_PROCESS)  # split by each range's bounds
+    assert (again.cached, again.hashed, again.unchanged) == (10, 0, True)
