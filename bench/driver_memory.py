@@ -368,7 +368,7 @@ def measure_planning(
     return {
         "files": facts["files"],
         "unique": work.rows,
-        "quarantined": quarantined.num_rows,
+        "quarantined": quarantined.rows,
         "skipped": curated.skipped.num_rows,
         "near_duplicates": curated.near_duplicates,
         "carried": carry.carried_count,

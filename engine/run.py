@@ -98,6 +98,7 @@ from engine.store.manifest import (
     restore_missing_version,
 )
 from engine.store.output_lock import OutputLock
+from engine.store.quarantine import write_quarantine
 from engine.store.reader import read_skipped
 from engine.store.writer import ShardInfo, ShardWriter, write_shard
 from schemas.arrow import QUARANTINE_SCHEMA, SKIPPED_SCHEMA
@@ -420,7 +421,7 @@ def _plan_summary(run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, carr
     return (
         f"probed {run.listing.rows} inputs, {probed.seen_parts.rows} images ({probed.cached} from the probe cache) "
         f"in {probed.seconds:.1f}s: "
-        f"{probed.work.rows} unique images, {probed.quarantined.num_rows} quarantined, "
+        f"{probed.work.rows} unique images, {probed.quarantined.rows} quarantined, "
         f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
         f"{curated.gated} by image gates), {carry.carried_count} carried "
         f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.rows} to re-annotate, "
@@ -529,10 +530,9 @@ def write_side_tables(
     """The new version's quarantine, its skipped images, its ``tombstones`` (images of the previous version
     it no longer holds, and why) and its probe index."""
     late = pa.Table.from_pylist(annotated.late_quarantine, schema=QUARANTINE_SCHEMA)
-    quarantine = pa.concat_tables([probed.quarantined.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA), late])
     return SideTables(
-        quarantine=_write_quarantine(run, quarantine),
-        quarantined=quarantine.num_rows,
+        quarantine=_write_quarantine(run, probed.quarantined, late),
+        quarantined=probed.quarantined.rows + late.num_rows,
         skipped=_write_skipped(run, curated.skipped),
         tombstones=[_write_one(run, "tombstones", tombstones, TOMBSTONE_SCHEMA)] if tombstones.num_rows else [],
         tombstoned=tombstones.num_rows,
@@ -540,16 +540,17 @@ def write_side_tables(
     )
 
 
-def _write_quarantine(run: RunPlan, quarantine: pa.Table) -> list[ShardInfo]:
-    def count(table: pa.Table) -> dict[str, int]:
-        return {"total": table.num_rows, **value_counts(table.column("reason"))}
-
-    writer = ShardWriter(
-        run.root, "quarantine", f"part-{run.run_id}", QUARANTINE_SCHEMA, run.config.writer, count=count
-    )
-    if quarantine.num_rows:
-        writer.write(quarantine)
-    return writer.close()
+def _write_quarantine(run: RunPlan, probed: Parts, late: pa.Table) -> list[ShardInfo]:
+    """The quarantine shards: each id partition's rows written where the partition is (a Ray task for a large
+    run), then the files that failed to load while annotated."""
+    tasks, root, config = probed.tasks, run.root, run.config.writer
+    written = [
+        tasks.submit(write_quarantine, root, f"part-{run.run_id}-{k:05d}", config, part)[0]
+        for k, (part, rows) in enumerate(zip(probed.handles, probed.counts, strict=True))
+        if rows
+    ]
+    shards = [shard for found in tasks.get(written) for shard in found]
+    return shards + write_quarantine(root, f"part-{run.run_id}-late", config, late)
 
 
 def _write_skipped(run: RunPlan, skipped: pa.Table) -> list[ShardInfo]:

@@ -24,14 +24,12 @@ from engine.config.settings import WriterConfig
 from engine.ingest.listing import split_at_limit
 from engine.ingest.listing_ranges import RangedListing
 from engine.ingest.probe import (
-    PROBE_INDEX_SCHEMA,
-    QUARANTINE_COLUMNS,
     WORK_SCHEMA,
     fits_in_process,
     probe_batch,
     probe_refs_on_ray,
 )
-from engine.ingest.probe_parts import SEEN_PATHS, group_partition, index_part, split_range
+from engine.ingest.probe_parts import QUARANTINED, SEEN_PATHS, group_partition, index_part, split_range
 from engine.ingest.sources import SOURCE_SCHEMA
 from engine.partitions.parts import Parts
 from engine.partitions.tasks import IN_PROCESS, ON_RAY, Tasks
@@ -59,12 +57,12 @@ class ProbePlan:
 @dataclass(frozen=True)
 class ProbeOutcome:
     """The work table (one row per distinct image) in its image-id partitions, in id order (the partitions stay
-    where they were made: on Ray, in the object store), the quarantined rows (sorted by URI), the
-    paths seen (in the same partitions as the work table: :data:`~engine.ingest.probe_parts.SEEN_PATHS`), the
-    new probe index's parts, and the counts."""
+    where they were made: on Ray, in the object store), the quarantined rows (:data:`QUARANTINED`) and the paths
+    seen (:data:`~engine.ingest.probe_parts.SEEN_PATHS`) in the same partitions, the new probe index's parts, and
+    the counts."""
 
     work: Parts
-    quarantined: pa.Table
+    quarantined: Parts
     seen_parts: Parts
     index: list[ShardInfo]
     cached: int
@@ -98,14 +96,12 @@ def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks 
     batches = hit_batches + _even_groups(fresh, math.ceil(taken.num_rows / plan.rows_per_part))
     written, pieces = _index_parts(plan, batches, partitions, tasks, unchanged)
     grouped = [tasks.submit(group_partition, *[p[k] for p in pieces], returns=4) for k in range(partitions)]
-    quarantined = _gathered(tasks, [g[1] for g in grouped], QUARANTINED)
     counts = tasks.get([g[3] for g in grouped])
-    work, seen = (
-        Parts([g[at] for g in grouped], tasks, [c[k] for c in counts], schema)
-        for k, (at, schema) in enumerate(((0, WORK_SCHEMA), (2, SEEN_PATHS)))
+    work, quarantined, seen = (
+        Parts([g[at] for g in grouped], tasks, [c[at] for c in counts], schema)
+        for at, schema in ((0, WORK_SCHEMA), (1, QUARANTINED), (2, SEEN_PATHS))
     )
     index = list(plan.previous or []) if unchanged else [info for info in tasks.get(written) if info is not None]
-    quarantined = quarantined.sort_by("source_uri")
     seconds = time.perf_counter() - started
     return ProbeOutcome(work, quarantined, seen, index, hit_rows, taken.num_rows, unchanged, seconds, deferred)
 
@@ -113,7 +109,6 @@ def probe_in_parts(plan: ProbePlan, start_ray: Callable[[], None], tasks: Tasks 
 # Probe index rows per block once probed in parts: some hundreds of KiB, above Ray's 100 KiB for keeping a
 # result in its owner's memory (the driver's).
 PROBED_BLOCK_ROWS = 4096
-QUARANTINED = pa.schema([PROBE_INDEX_SCHEMA.field(c) for c in QUARANTINE_COLUMNS])
 
 
 def _split(plan: ProbePlan, listing: RangedListing, tasks: Tasks) -> tuple[list[tuple[Any, int]], pa.Table]:
@@ -173,7 +168,3 @@ def _index_parts(
         written.append(found[0])
         pieces.append(found[1:])
     return written, pieces
-
-
-def _gathered(tasks: Tasks, handles: list[Any], schema: pa.Schema) -> pa.Table:
-    return pa.concat_tables([schema.empty_table(), *(t.cast(schema) for t in tasks.get(handles))])

@@ -17,7 +17,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from engine.config.settings import WriterConfig
-from engine.ingest.probe import PROBE_INDEX_SCHEMA, as_probe_index, as_work_table, group_by_content
+from engine.ingest.probe import (
+    PROBE_INDEX_SCHEMA,
+    QUARANTINE_COLUMNS,
+    as_probe_index,
+    as_work_table,
+    group_by_content,
+)
 from engine.ingest.probe_cache import ProbeCache, split_by_cache
 from engine.partitions.keys import split_by_id
 from engine.store.location import Where, location
@@ -27,6 +33,8 @@ from engine.store.writer import ShardInfo, write_shard
 # Rows per row group of a probe index part: a range read prunes whole row groups by their URI statistics, and
 # each row group read costs a request and a decode of its own (annotation shards keep small ones for images).
 INDEX_ROW_GROUP_ROWS = 65_536
+# A partition's quarantined rows: the probe index's columns the quarantine keeps.
+QUARANTINED = pa.schema([PROBE_INDEX_SCHEMA.field(c) for c in QUARANTINE_COLUMNS])
 # Every path a run probed and the content id it holds now (null: quarantined).
 SEEN_PATHS = pa.schema([pa.field("source_uri", pa.string()), pa.field("image_id", pa.string())])
 
@@ -71,13 +79,14 @@ def index_writer(config: WriterConfig) -> WriterConfig:
     return replace(config, row_group_rows=INDEX_ROW_GROUP_ROWS)
 
 
-def group_partition(*tables: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table, tuple[int, int]]:
+def group_partition(*tables: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table, tuple[int, int, int]]:
     """One id partition's probe index rows grouped by content: its work table (each image with the locator of
-    the place it is read from), its quarantined rows, the paths it saw (:data:`SEEN_PATHS`), and the rows of its
-    work table and of its paths seen."""
+    the place it is read from), its quarantined rows, the paths it saw (:data:`SEEN_PATHS`), and the rows of each
+    of the three."""
     rows = pa.concat_tables(tables or [PROBE_INDEX_SCHEMA.empty_table()])
     work, quarantined = group_by_content(rows)
     good = pc.is_null(rows.column("reason"))
     ids = pc.if_else(good, rows.column("image_id"), pa.scalar(None, pa.string()))
     seen = pa.Table.from_arrays([rows.column("source_uri"), ids], schema=SEEN_PATHS)
-    return as_work_table(work), quarantined, seen, (work.num_rows, seen.num_rows)
+    quarantined = quarantined.cast(QUARANTINED)
+    return as_work_table(work), quarantined, seen, (work.num_rows, quarantined.num_rows, seen.num_rows)

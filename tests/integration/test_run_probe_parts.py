@@ -14,7 +14,7 @@ import pytest
 
 from engine.config.profile import parse_config
 from engine.run import RunRequest, RunResult, run_pipeline
-from engine.store.reader import read_version
+from engine.store.reader import read_version, version_dataset
 from tests.support.image_files import jpeg_bytes
 from tests.support.local_ray import local_ray
 
@@ -54,6 +54,11 @@ def test_a_run_in_parts_matches_a_run_in_one_and_its_rerun_reuses_the_parts(ray_
     part_rows = read_version(tmp_path / "parts").sort_by("image_id")
     assert part_rows.column("image_id").to_pylist() == one_rows.column("image_id").to_pylist()
     assert part_rows.column("source_uris").to_pylist() == one_rows.column("source_uris").to_pylist()
+    # the quarantine, written by the task of the id partition that found it, as the run in one part writes it
+    one_bad, parts_bad = (version_dataset(tmp_path / name, quarantine=True).to_table() for name in ("one", "parts"))
+    assert parts_bad.equals(one_bad) and parts_bad.column("reason").to_pylist() == ["not_an_image"]
+    (shard,) = parts.manifest.quarantine
+    assert shard.path.startswith("quarantine/part-") and shard.counts == {"total": 1, "not_an_image": 1}
     (inputs / "03.jpg").write_bytes(jpeg_bytes(96, 72, seed=30))  # new content: probed again, the rest reused
     os.utime(inputs / "03.jpg", (old, old))
     refresh = run(inputs, tmp_path / "parts", 3)

@@ -112,7 +112,7 @@ def test_probing_in_many_parts_finds_what_one_part_finds_and_reuses_its_parts(im
     parts = probe_in_parts(probe_plan(images, tmp_path / "many", 3), never_ray, IN_PROCESS)
     work, whole_work = (found.work.gather().drop_columns(["checked_ns"]) for found in (parts, whole))
     assert len(parts.work.handles) == 4 and work.equals(whole_work)  # 10 paths, 3 a part
-    assert parts.work.rows == 7 and parts.quarantined.column("reason").to_pylist() == ["not_an_image"]
+    assert parts.work.rows == 7 and parts.quarantined.gather().column("reason").to_pylist() == ["not_an_image"]
     seen_in_parts, seen_whole = parts.seen_parts.gather(), whole.seen_parts.gather()
     assert sorted(seen_in_parts.column("source_uri").to_pylist()) == sorted(seen_whole.column("source_uri").to_pylist())
     assert sum(p.rows for p in parts.index) == 10  # probed in this process: one table, one part
@@ -137,6 +137,6 @@ def test_probing_a_listing_sorted_on_disk_finds_what_probing_one_table_finds(ima
     parts = probe_in_parts(plan, never_ray, IN_PROCESS)
     assert ranged.spill is not None and len(ranged.ranges) == 4 and parts.work.rows == whole.work.rows == 7
     assert parts.work.gather().drop_columns("checked_ns").equals(whole.work.gather().drop_columns("checked_ns"))
-    assert parts.quarantined.column("reason").to_pylist() == ["not_an_image"]
+    assert parts.quarantined.gather().column("reason").to_pylist() == ["not_an_image"]
     again = probe_in_parts(replace(plan, previous=parts.index), never_ray, IN_PROCESS)  # split by each range's bounds
     assert (again.cached, again.hashed, again.unchanged) == (10, 0, True)
