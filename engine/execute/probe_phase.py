@@ -5,9 +5,10 @@ Below :attr:`ProbePlan.rows_per_part` sources (one range) every part runs in thi
 Ray task (``engine/partitions/tasks.py``): the cache split reads only its range of the previous index, the
 workers write the new index's parts, and each id partition's rows go from the task that made them to the
 task that groups them through the object store. The driver gets back each range's sources to probe (listing
-rows, for ``--limit``) and each partition's quarantine; each partition's work table (with each image's locator)
-stays in the object store, for the curation phase's tasks (``engine.ingest.curation.curate_parts``) and the
-annotate phase's (``engine/execute/annotate_input.py``), and so do the paths seen with their ids.
+rows, for ``--limit``); each partition's work table (with each image's locator) stays in the object store, for
+the curation phase's tasks (``engine.ingest.curation.curate_parts``) and the annotate phase's
+(``engine/execute/annotate_input.py``), and so do the paths seen with their ids and the quarantined rows, which
+the partition's task writes at the end (``engine/store/quarantine.py``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ used at all (missing, a corrupt table, a list that is not UTF-8) is one :class:`
 
 The run holds what it finds in Arrow, sorted by URI (:func:`discover_ranges`: in ranges, on local disk when
 longer than a chunk; ``engine/ingest/listing_ranges.py``), built a chunk at a time from the lazy listings: never
-a Python object per file. A Parquet table of paths
-gives its rows as listing record batches directly (``iter_path_batches``), without a ``Source`` per row.
+a Python object per file. A Parquet table of paths gives its rows as listing record batches directly
+(``iter_path_batches``), without a ``Source`` per row.
 """
 
 from __future__ import annotations

@@ -76,6 +76,9 @@ def ranged_listing(batches: Iterable[pa.RecordBatch], chunk_rows: int) -> Ranged
     for number, (low, high) in enumerate(zip([None, *bounds], [*bounds, None], strict=True)):
         merged = sorted_listing(piece for run in runs for piece in _between(run, low, high).to_batches())
         ranges.append(_spilled(merged, Path(spill.name) / f"range-{number:06d}.arrow"))
+    del runs  # their files go now (the ranges hold every row): the disk holds the listing once
+    for path in Path(spill.name).glob("run-*.arrow"):
+        path.unlink()
     return RangedListing(tuple(ranges), spill)
 
 
