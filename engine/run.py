@@ -235,9 +235,11 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             progress(_plan_summary(run, probed, curated, carry))
             annotated = annotate(run, carry, ray, ahead)
             tombstones = _tombstone_rows(curated, carry, annotated, earlier)  # in the partitions, while Ray is up
-        if not request.always_publish and unchanged(run, probed, carry, annotated, tombstones):
+            same = not request.always_publish and unchanged(run, probed, carry, annotated, tombstones)
+            quarantine = ([], 0) if same else write_quarantine_parts(run, probed.quarantined, annotated)  # the same
+        if same:
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
-        side_tables = write_side_tables(run, probed, curated, annotated, tombstones)
+        side_tables = write_side_tables(run, probed, curated, quarantine, tombstones)
         lock.check()  # a run that lost its lease to another writer publishes nothing
         manifest = publish_version(run, probed, curated, carry, annotated, side_tables, imports)
         return _result(manifest, run, side_tables, time.perf_counter() - started, imports)
@@ -525,14 +527,17 @@ def _unchanged_result(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, seco
 
 
 def write_side_tables(
-    run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, annotated: Annotated, tombstones: pa.Table
+    run: RunPlan,
+    probed: ProbeOutcome,
+    curated: CuratedWork,
+    quarantine: tuple[list[ShardInfo], int],
+    tombstones: pa.Table,
 ) -> SideTables:
-    """The new version's quarantine, its skipped images, its ``tombstones`` (images of the previous version
-    it no longer holds, and why) and its probe index."""
-    late = pa.Table.from_pylist(annotated.late_quarantine, schema=QUARANTINE_SCHEMA)
+    """The new version's quarantine (written: its shards and rows), its skipped images, its ``tombstones`` (images
+    of the previous version it no longer holds, and why) and its probe index."""
     return SideTables(
-        quarantine=_write_quarantine(run, probed.quarantined, late),
-        quarantined=probed.quarantined.rows + late.num_rows,
+        quarantine=quarantine[0],
+        quarantined=quarantine[1],
         skipped=_write_skipped(run, curated.skipped),
         tombstones=[_write_one(run, "tombstones", tombstones, TOMBSTONE_SCHEMA)] if tombstones.num_rows else [],
         tombstoned=tombstones.num_rows,
@@ -540,9 +545,10 @@ def write_side_tables(
     )
 
 
-def _write_quarantine(run: RunPlan, probed: Parts, late: pa.Table) -> list[ShardInfo]:
-    """The quarantine shards: each id partition's rows written where the partition is (a Ray task for a large
-    run), then the files that failed to load while annotated."""
+def write_quarantine_parts(run: RunPlan, probed: Parts, annotated: Annotated) -> tuple[list[ShardInfo], int]:
+    """The quarantine's shards and rows: each id partition's rows written where the partition is (a Ray task for
+    a large run: while Ray is up), then the files that failed to load while annotated."""
+    late = pa.Table.from_pylist(annotated.late_quarantine, schema=QUARANTINE_SCHEMA)
     tasks, root, config = probed.tasks, run.root, run.config.writer
     written = [
         tasks.submit(write_quarantine, root, f"part-{run.run_id}-{k:05d}", config, part)[0]
@@ -550,7 +556,7 @@ def _write_quarantine(run: RunPlan, probed: Parts, late: pa.Table) -> list[Shard
         if rows
     ]
     shards = [shard for found in tasks.get(written) for shard in found]
-    return shards + write_quarantine(root, f"part-{run.run_id}-late", config, late)
+    return shards + write_quarantine(root, f"part-{run.run_id}-late", config, late), probed.rows + late.num_rows
 
 
 def _write_skipped(run: RunPlan, skipped: pa.Table) -> list[ShardInfo]:

@@ -134,15 +134,18 @@ def test_a_refresh_in_parts_plans_on_the_cluster_and_carries_what_did_not_change
     for number, path in enumerate(write_images(tmp_path / "changed", 2, start=100)):  # new content under old names
         location(f"{bucket}/inputs/img_{number:03d}.png").write_bytes(path.read_bytes())
     location(f"{bucket}/inputs/img_002.png").delete()
+    location(f"{bucket}/inputs/img_003.png").write_bytes(b"not an image")  # quarantined by its partition's task
     cli_run(cluster, inputs, root.uri, profile)
     second = require_manifest(root)
     extra = second.extra
-    assert (extra["annotated"], extra["carried"], extra["tombstoned"], extra["probe_cached"]) == (2, 21, 3, 21)
+    assert (extra["annotated"], extra["carried"], extra["tombstoned"], extra["probe_cached"]) == (2, 20, 4, 20)
     ids = [i for shard in second.shards for i in read_shard(root, shard, ["image_id"]).column("image_id").to_pylist()]
-    assert len(ids) == len(set(ids)) == IMAGES - 1
+    assert len(ids) == len(set(ids)) == IMAGES - 2
     kept = {s.path for s in first.shards} & {s.path for s in second.shards}
     rewritten = [s for s in second.shards if "-carried-" in s.path]
-    assert sum(s.rows for s in second.shards if s.path in kept) + sum(s.rows for s in rewritten) == 21
+    assert sum(s.rows for s in second.shards if s.path in kept) + sum(s.rows for s in rewritten) == 20
+    (bad,) = second.quarantine
+    assert bad.counts == {"total": 1, "not_an_image": 1} and bad.path.startswith(f"quarantine/part-{second.run_id}-")
     assert len(second.probe_index) > 1  # written in parts by the workers
     cli_run(cluster, inputs, root.uri, profile)
     assert require_manifest(root).version == second.version  # nothing changed: nothing published
