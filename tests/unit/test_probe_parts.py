@@ -140,3 +140,6 @@ def test_probing_a_listing_sorted_on_disk_finds_what_probing_one_table_finds(ima
     assert parts.quarantined.gather().column("reason").to_pylist() == ["not_an_image"]
     again = probe_in_parts(replace(plan, previous=parts.index), never_ray, IN_PROCESS)  # split by each range's bounds
     assert (again.cached, again.hashed, again.unchanged) == (10, 0, True)
+    limited = probe_in_parts(replace(plan, root=tmp_path / "limited", limit=4), never_ray, IN_PROCESS)
+    uris = ranged.table().column("uri").to_pylist()  # --limit takes the first files by URI, across ranges
+    assert limited.hashed == 4 and limited.deferred.to_pylist() == uris[4:]
