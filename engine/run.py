@@ -236,7 +236,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             annotated = annotate(run, carry, ray, ahead)
             tombstones = _tombstone_rows(curated, carry, annotated, earlier)  # in the partitions, while Ray is up
             same = not request.always_publish and unchanged(run, probed, carry, annotated, tombstones)
-            quarantine = ([], 0) if same else write_quarantine_parts(run, probed.quarantined, annotated)  # the same
+            quarantine = [] if same else write_quarantine_parts(run, probed.quarantined, annotated)  # the same
         if same:
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
         side_tables = write_side_tables(run, probed, curated, quarantine, tombstones)
@@ -530,14 +530,14 @@ def write_side_tables(
     run: RunPlan,
     probed: ProbeOutcome,
     curated: CuratedWork,
-    quarantine: tuple[list[ShardInfo], int],
+    quarantine: list[ShardInfo],
     tombstones: pa.Table,
 ) -> SideTables:
-    """The new version's quarantine (written: its shards and rows), its skipped images, its ``tombstones`` (images
+    """The new version's quarantine (its shards, written), its skipped images, its ``tombstones`` (images
     of the previous version it no longer holds, and why) and its probe index."""
     return SideTables(
-        quarantine=quarantine[0],
-        quarantined=quarantine[1],
+        quarantine=quarantine,
+        quarantined=sum(shard.rows for shard in quarantine),
         skipped=_write_skipped(run, curated.skipped),
         tombstones=[_write_one(run, "tombstones", tombstones, TOMBSTONE_SCHEMA)] if tombstones.num_rows else [],
         tombstoned=tombstones.num_rows,
@@ -545,8 +545,8 @@ def write_side_tables(
     )
 
 
-def write_quarantine_parts(run: RunPlan, probed: Parts, annotated: Annotated) -> tuple[list[ShardInfo], int]:
-    """The quarantine's shards and rows: each id partition's rows written where the partition is (a Ray task for
+def write_quarantine_parts(run: RunPlan, probed: Parts, annotated: Annotated) -> list[ShardInfo]:
+    """The quarantine's shards: each id partition's rows written where the partition is (a Ray task for
     a large run: while Ray is up), then the files that failed to load while annotated."""
     late = pa.Table.from_pylist(annotated.late_quarantine, schema=QUARANTINE_SCHEMA)
     tasks, root, config = probed.tasks, run.root, run.config.writer
@@ -556,7 +556,7 @@ def write_quarantine_parts(run: RunPlan, probed: Parts, annotated: Annotated) ->
         if rows
     ]
     shards = [shard for found in tasks.get(written) for shard in found]
-    return shards + write_quarantine(root, f"part-{run.run_id}-late", config, late), probed.rows + late.num_rows
+    return shards + write_quarantine(root, f"part-{run.run_id}-late", config, late)
 
 
 def _write_skipped(run: RunPlan, skipped: pa.Table) -> list[ShardInfo]:
