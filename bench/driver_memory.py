@@ -362,15 +362,15 @@ def measure_planning(
         # As if every new image were written: the previous version's images neither carried nor skipped leave it.
         sent = ids_in_partitions([RowsToAnnotate.of(carry.new)], len(carry.new.handles))
         late = LATE.empty_table()
-        tombstones = tombstones_in_parts(earlier, carry.carried, sent, late, curated.skipped.column("image_id"))
+        tombstones = tombstones_in_parts(earlier, carry.carried, sent, late, curated.skipped)
         seconds, (tombstone_growth, tombstone_heap) = time.perf_counter() - started, rss.phase_growths()
         cpu_s = time.process_time() - cpu_started
     return {
         "files": facts["files"],
         "unique": work.rows,
         "quarantined": quarantined.rows,
-        "skipped": curated.skipped.num_rows,
-        "near_duplicates": curated.near_duplicates,
+        "skipped": curated.tally.rows,
+        "near_duplicates": curated.tally.near_duplicates,
         "carried": carry.carried_count,
         "to_refilter": carry.rerun_filters.rows,
         "to_reannotate": carry.rerun_pixels.rows,

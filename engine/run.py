@@ -57,12 +57,9 @@ from engine.execute.stage_timing import StageTiming
 from engine.execute.started_ahead import StartedAhead
 from engine.ingest.curation import (
     CuratedWork,
-    carried_skips,
     curate_parts,
     kept_references,
     skip_semantic_copies,
-    skipped_paths,
-    with_carried_skips,
 )
 from engine.ingest.discover import discover_ranges
 from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
@@ -79,14 +76,13 @@ from engine.refresh.carryover import Candidate, CarryOver, missing_ids, older_ca
 from engine.refresh.incremental import StagePlan
 from engine.refresh.previous_parts import (
     PreviousImages,
+    carried_skips_in_parts,
     kept_unlisted_ids,
     previous_images_in_parts,
-    seen_among,
     tombstones_in_parts,
 )
 from engine.refresh.scope import InputScope, input_scope
 from engine.refresh.tombstones import TOMBSTONE_SCHEMA, tombstoned_ids
-from engine.store.counts import value_counts
 from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
 from engine.store.location import Location, Where, location
 from engine.store.manifest import (
@@ -98,10 +94,9 @@ from engine.store.manifest import (
     restore_missing_version,
 )
 from engine.store.output_lock import OutputLock
-from engine.store.quarantine import write_quarantine
-from engine.store.reader import read_skipped
-from engine.store.writer import ShardInfo, ShardWriter, write_shard
-from schemas.arrow import QUARANTINE_SCHEMA, SKIPPED_SCHEMA
+from engine.store.side_tables import write_quarantine, write_skipped
+from engine.store.writer import ShardInfo, write_shard
+from schemas.arrow import QUARANTINE_SCHEMA
 
 Progress = Callable[[str], None]
 
@@ -236,10 +231,9 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             annotated = annotate(run, carry, ray, ahead)
             tombstones = _tombstone_rows(curated, carry, annotated, earlier)  # in the partitions, while Ray is up
             same = not request.always_publish and unchanged(run, probed, carry, annotated, tombstones)
-            quarantine = [] if same else write_quarantine_parts(run, probed.quarantined, annotated)  # the same
-        if same:
+            side_tables = None if same else write_side_tables(run, probed, curated, annotated, tombstones)  # the same
+        if side_tables is None:
             return _unchanged_result(run, probed, carry, time.perf_counter() - started)
-        side_tables = write_side_tables(run, probed, curated, quarantine, tombstones)
         lock.check()  # a run that lost its lease to another writer publishes nothing
         manifest = publish_version(run, probed, curated, carry, annotated, side_tables, imports)
         return _result(manifest, run, side_tables, time.perf_counter() - started, imports)
@@ -367,12 +361,10 @@ def select_work(
     annotated_ids = earlier.images if earlier.rows else pa.array([], pa.string())
     search = pair_search(probed.work.rows, cluster.start)  # a large run's near-duplicate search runs on Ray
     curated = curate_parts(probed.work, settings, annotated_ids, references, search)
-    if run.previous is not None and run.previous.skipped:
-        previous_skips = read_skipped(run.root, run.previous.version)
-        wanted = (skipped_paths(previous_skips), previous_skips.column("image_id").combine_chunks())
-        seen_paths, seen_ids = seen_among(probed.seen_parts, *wanted)
-        carried = carried_skips(previous_skips, seen_paths, seen_ids, _scope(run, probed))
-        curated = with_carried_skips(curated, carried)
+    if run.previous is not None and run.previous.skipped:  # judged in their id partitions, like the images
+        scope, shards = _scope(run, probed), run.previous.skipped
+        carried = carried_skips_in_parts(run.root, shards, probed.seen_parts, scope, run.part_rows)
+        curated = curated.with_skips(carried.handles)
     if not settings.semantic.enabled or curated.work.rows < 2:
         return curated
     check = find_embedding_model(settings.semantic.model)
@@ -424,8 +416,8 @@ def _plan_summary(run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, carr
         f"probed {run.listing.rows} inputs, {probed.seen_parts.rows} images ({probed.cached} from the probe cache) "
         f"in {probed.seconds:.1f}s: "
         f"{probed.work.rows} unique images, {probed.quarantined.rows} quarantined, "
-        f"{curated.skipped.num_rows} skipped ({curated.near_duplicates} near-duplicates in {curated.groups} groups, "
-        f"{curated.gated} by image gates), {carry.carried_count} carried "
+        f"{curated.tally.rows} skipped ({curated.tally.near_duplicates} near-duplicates in {curated.tally.groups} "
+        f"groups, {curated.tally.gated} by image gates), {carry.carried_count} carried "
         f"over ({carry.resumed} from killed runs), {carry.rerun_pixels.rows} to re-annotate, "
         f"{carry.rerun_filters.rows} to re-filter, {carry.new.rows} new"
     )
@@ -527,45 +519,34 @@ def _unchanged_result(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, seco
 
 
 def write_side_tables(
-    run: RunPlan,
-    probed: ProbeOutcome,
-    curated: CuratedWork,
-    quarantine: list[ShardInfo],
-    tombstones: pa.Table,
+    run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, annotated: Annotated, tombstones: pa.Table
 ) -> SideTables:
-    """The new version's quarantine (its shards, written), its skipped images, its ``tombstones`` (images
-    of the previous version it no longer holds, and why) and its probe index."""
+    """The new version's quarantine and skipped table (each id partition's rows written where the partition is: a
+    Ray task for a large run, so while Ray is up; then the files that failed to load while annotated), its
+    ``tombstones`` (images of the previous version it no longer holds, and why) and its probe index."""
+    late = pa.Table.from_pylist(annotated.late_quarantine, schema=QUARANTINE_SCHEMA)
+    late_shards = write_quarantine(run.root, f"part-{run.run_id}-late", run.config.writer, late)
+    quarantine = _write_in_parts(run, probed.quarantined, write_quarantine) + late_shards
     return SideTables(
         quarantine=quarantine,
         quarantined=sum(shard.rows for shard in quarantine),
-        skipped=_write_skipped(run, curated.skipped),
+        skipped=_write_in_parts(run, curated.skipped, write_skipped),
         tombstones=[_write_one(run, "tombstones", tombstones, TOMBSTONE_SCHEMA)] if tombstones.num_rows else [],
         tombstoned=tombstones.num_rows,
         probe_index=probed.index,  # written by the probe phase's parts (the previous one's when unchanged)
     )
 
 
-def write_quarantine_parts(run: RunPlan, probed: Parts, annotated: Annotated) -> list[ShardInfo]:
-    """The quarantine's shards: each id partition's rows written where the partition is (a Ray task for
-    a large run: while Ray is up), then the files that failed to load while annotated."""
-    late = pa.Table.from_pylist(annotated.late_quarantine, schema=QUARANTINE_SCHEMA)
-    tasks, root, config = probed.tasks, run.root, run.config.writer
+def _write_in_parts(run: RunPlan, rows: Parts, write: Callable[..., list[ShardInfo]]) -> list[ShardInfo]:
+    """Each partition of ``rows`` written by ``write`` (``engine/store/side_tables.py``) where it is, its shards
+    named after the run and the partition."""
+    tasks, root, config = rows.tasks, run.root, run.config.writer
     written = [
-        tasks.submit(write_quarantine, root, f"part-{run.run_id}-{k:05d}", config, part)[0]
-        for k, (part, rows) in enumerate(zip(probed.handles, probed.counts, strict=True))
-        if rows
+        tasks.submit(write, root, f"part-{run.run_id}-{k:05d}", config, part)[0]
+        for k, (part, count) in enumerate(zip(rows.handles, rows.counts, strict=True))
+        if count
     ]
-    shards = [shard for found in tasks.get(written) for shard in found]
-    return shards + write_quarantine(root, f"part-{run.run_id}-late", config, late)
-
-
-def _write_skipped(run: RunPlan, skipped: pa.Table) -> list[ShardInfo]:
-    def count(table: pa.Table) -> dict[str, int]:
-        return {"total": table.num_rows, **value_counts(table.column("rule"))}
-
-    writer = ShardWriter(run.root, "skipped", f"part-{run.run_id}", SKIPPED_SCHEMA, run.config.writer, count=count)
-    writer.write(skipped)
-    return writer.close()
+    return [shard for found in tasks.get(written) for shard in found]
 
 
 def _tombstone_rows(curated: CuratedWork, carry: CarryOver, annotated: Annotated, earlier: PreviousImages) -> pa.Table:
@@ -574,8 +555,7 @@ def _tombstone_rows(curated: CuratedWork, carry: CarryOver, annotated: Annotated
     if not earlier.rows:
         return TOMBSTONE_SCHEMA.empty_table()
     assert annotated.sent is not None  # collected on every run after the first
-    skipped = curated.skipped.column("image_id")
-    return tombstones_in_parts(earlier, carry.carried, annotated.sent, annotated.late_table(), skipped)
+    return tombstones_in_parts(earlier, carry.carried, annotated.sent, annotated.late_table(), curated.skipped)
 
 
 def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]] | pa.Table, schema: pa.Schema) -> ShardInfo:
@@ -605,8 +585,8 @@ def publish_version(
         "kept_unlisted": carry.kept,
         "resumed": carry.resumed,
         "tombstoned": side_tables.tombstoned,
-        "skipped": curated.skipped.num_rows,
-        "near_duplicate_groups": curated.groups,
+        "skipped": curated.tally.rows,
+        "near_duplicate_groups": curated.tally.groups,
         "probe_cached": probed.cached,
         "probe_hashed": probed.hashed,
         "probe_seconds": round(probed.seconds, 3),

@@ -8,7 +8,7 @@ task that groups them through the object store. The driver gets back each range'
 rows, for ``--limit``); each partition's work table (with each image's locator) stays in the object store, for
 the curation phase's tasks (``engine.ingest.curation.curate_parts``) and the annotate phase's
 (``engine/execute/annotate_input.py``), and so do the paths seen with their ids and the quarantined rows, which
-the partition's task writes at the end (``engine/store/quarantine.py``).
+the partition's task writes at the end (``engine/store/side_tables.py``).
 """
 
 from __future__ import annotations

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.partitions.keys import id_partitions, ids_by_partition, split_by_id
+from engine.ingest.skipped_parts import SEMANTIC_DUPLICATE, SkipTally, skips_in_parts
+from engine.partitions.keys import id_partitions, ids_by_partition, split_by_id, split_rows
 from engine.partitions.parts import Parts, in_process
 from engine.refresh.scope import InputScope, one_array, unseen_and_not_gone
 from engine.store.location import Where
@@ -27,9 +29,7 @@ from engine.store.writer import ShardInfo
 from filters.curation.hash_bands import IN_PROCESS as IN_PROCESS_SEARCH
 from filters.curation.hash_bands import PairSearch
 from filters.curation.selection import (
-    NEAR_DUPLICATE,
     NO_COPIES,
-    GatedPart,
     GroupMembers,
     copies_of_members,
     gate_part,
@@ -39,7 +39,6 @@ from filters.curation.semantic import semantic_copies
 from filters.curation.settings import CurationSettings, SemanticSettings
 from schemas.arrow import IMAGE_MEASURES, SKIPPED_SCHEMA
 
-SEMANTIC_DUPLICATE = "semantic_duplicate"
 CURATION_INPUT = pa.schema(
     [
         ("source_uri", pa.string()),
@@ -66,26 +65,17 @@ Ids = Collection[str] | pa.Array | pa.ChunkedArray
 @dataclass(frozen=True)
 class CuratedWork:
     """The work table's rows to annotate (``engine.ingest.probe.WORK_SCHEMA``, in their order and image-id
-    partitions), and one :data:`schemas.arrow.SKIPPED_SCHEMA` row per image skipped."""
+    partitions), and one :data:`schemas.arrow.SKIPPED_SCHEMA` row per image skipped (``skipped``, sorted by
+    ``source_uri`` in the same partitions), counted in ``tally``."""
 
     work: Parts
-    skipped: pa.Table
+    skipped: Parts
+    tally: SkipTally
 
-    @property
-    def near_duplicates(self) -> int:
-        """Images skipped as a copy of another (by hashes or by embeddings)."""
-        copies = pc.is_in(self.skipped.column("rule"), pa.array([NEAR_DUPLICATE, SEMANTIC_DUPLICATE]))
-        return int(pc.sum(copies).as_py() or 0)
-
-    @property
-    def groups(self) -> int:
-        """Near-duplicate groups: representatives that stand for at least one skipped copy."""
-        return int(pc.count_distinct(self.skipped.column("duplicate_of"), mode="only_valid").as_py())
-
-    @property
-    def gated(self) -> int:
-        """Images skipped by an image gate."""
-        return self.skipped.num_rows - self.near_duplicates
+    def with_skips(self, pieces: Sequence[Any]) -> CuratedWork:
+        """These skipped rows and ``pieces`` (a handle per partition: more skipped rows of its images)."""
+        skipped, tally = skips_in_parts(self.work.tasks, [self.skipped.handles, pieces])
+        return replace(self, skipped=skipped, tally=tally)
 
 
 def id_set(ids: Ids) -> pa.Array:
@@ -135,9 +125,10 @@ def curate_parts(
     Each partition's task gates its images and keeps apart the columns the grouping needs (hashes, sizes,
     whether annotated before); one task finds the near-duplicate groups over every partition's columns (its pair
     search fanning out as Ray tasks for a large run) and returns the images in groups of two or more; the driver
-    reads back the rows of those images only, and each partition's task drops its skipped rows. The driver holds
-    no column per image: the gated images and the groups' members, a share of the corpus. ``annotated_ids``:
-    ids, or tables in the same id partitions with an ``image_id`` column (left where they are)."""
+    reads back the rows of those images only, picks each group's representative, and sends each partition its
+    copies. Each partition's task drops its skipped rows from its work and joins its skipped rows (gated and
+    copies). The driver holds no column per image: the groups' members (a share of the corpus) and the tally.
+    ``annotated_ids``: ids, or tables in the same id partitions with an ``image_id`` column (left where they are)."""
     parts, tasks, count = work.handles, work.tasks, len(work.handles)
     if isinstance(annotated_ids, Parts):
         earlier = annotated_ids.column("image_id")
@@ -146,8 +137,7 @@ def curate_parts(
     known = REFERENCE_SCHEMA.empty_table() if references is None else references
     others = split_by_id(known, count)
     inputs = [(part, ids, tasks.put(refs)) for part, ids, refs in zip(parts, earlier, others, strict=True)]
-    gating = [tasks.submit(judge_part, *part, settings, returns=2) for part in inputs]
-    gated = tasks.get([gated for gated, _ in gating])
+    gating = [tasks.submit(judge_part, *part, settings, returns=3) for part in inputs]
     copies = NO_COPIES
     if settings.dedup.enabled:
 
@@ -155,18 +145,18 @@ def curate_parts(
             return tasks.get([tasks.submit(part_rows, *i, at)[0] for i, at in zip(inputs, positions, strict=True)])
 
         # grouped where the columns are (a Ray task on Ray): only the images in groups come back here
-        members = tasks.get(tasks.submit(members_of, settings, search, *[g for _, g in gating]))[0]
+        members = tasks.get(tasks.submit(members_of, settings, search, *[g for _, _, g in gating]))[0]
         copies = copies_of_members(members, member_rows, settings)
-    rows = np.array([part.rows for part in gated], np.int64)
-    judged = copies.copy_position < rows[copies.copy_part]  # the others are references, kept as they are
-    dropped = [
-        np.concatenate([part.gated, copies.copy_position[judged & (copies.copy_part == k)]])
-        for k, part in enumerate(gated)
+    judged = copies.copy_position < np.array(work.counts, np.int64)[copies.copy_part]  # others: references, kept
+    copy_part, copy_position = copies.copy_part[judged], copies.copy_position[judged]
+    kept = [
+        tasks.submit(without_rows, part, gated, copy_position[copy_part == k], returns=2)
+        for k, (part, (gated, _, _)) in enumerate(zip(parts, gating, strict=True))
     ]
-    kept = [tasks.submit(without_rows, part, drop)[0] for part, drop in zip(parts, dropped, strict=True)]
-    left = [int(count) - drop.size for count, drop in zip(rows, dropped, strict=True)]
-    skipped = pa.concat_tables([*(part.skipped for part in gated), copies.skipped.filter(pa.array(judged))])
-    return CuratedWork(Parts(kept, tasks, left, work.schema), skipped.sort_by("source_uri"))
+    copy_rows = split_rows(copies.skipped.filter(pa.array(judged)), copy_part, count)
+    skipped, tally = skips_in_parts(tasks, [[g for _, g, _ in gating], [tasks.put(rows) for rows in copy_rows]])
+    left = tasks.get([rows for _, rows in kept])
+    return CuratedWork(Parts([table for table, _ in kept], tasks, left, work.schema), skipped, tally)
 
 
 def as_ids(ids: Ids) -> pa.Array | pa.ChunkedArray:
@@ -186,13 +176,13 @@ def judged_rows(work: pa.Table, annotated_ids: pa.Array | pa.ChunkedArray, refer
 
 def judge_part(
     work: pa.Table, annotated_ids: pa.Array, references: pa.Table, settings: CurationSettings
-) -> tuple[GatedPart, dict[str, np.ndarray]]:
-    """The gates over one partition (:func:`judged_rows`; gated references are not reported: kept as they are),
-    and apart, the grouping columns of the images they keep (left where they are on Ray)."""
+) -> tuple[np.ndarray, pa.Table, dict[str, np.ndarray]]:
+    """The gates over one partition (:func:`judged_rows`; gated references are not reported: kept as they are):
+    the positions of the work rows gated, their skipped rows, and the grouping columns of the images the gates
+    keep (each left where it is on Ray)."""
     gated = gate_part(judged_rows(work, annotated_ids, references), settings)
     judged = gated.gated < work.num_rows
-    skipped = gated.skipped.filter(pa.array(judged))
-    return replace(gated, gated=gated.gated[judged], skipped=skipped, grouping={}, rows=work.num_rows), gated.grouping
+    return gated.gated[judged], gated.skipped.filter(pa.array(judged)), gated.grouping
 
 
 def members_of(settings: CurationSettings, search: PairSearch, *groupings: dict[str, np.ndarray]) -> GroupMembers:
@@ -211,13 +201,16 @@ def without_ids(work: pa.Table, image_ids: pa.ChunkedArray) -> pa.Table:
     return work.filter(pc.invert(is_among(work, image_ids)))
 
 
-def without_rows(work: pa.Table, positions: np.ndarray) -> pa.Table:
-    """``work`` without the rows at ``positions`` (in order; the table itself when there are none)."""
-    if not positions.size:
-        return work
+def without_rows(work: pa.Table, *positions: np.ndarray) -> tuple[pa.Table, int]:
+    """``work`` without the rows at any of ``positions`` (in order; the table itself when there are none), and
+    the rows left."""
+    dropped = np.concatenate([np.zeros(0, np.int64), *positions])
+    if not dropped.size:
+        return work, work.num_rows
     keep = np.ones(work.num_rows, bool)
-    keep[positions] = False
-    return work.filter(pa.array(keep))
+    keep[dropped] = False
+    kept = work.filter(pa.array(keep))
+    return kept, kept.num_rows
 
 
 def kept_references(root: Where, shards: Sequence[ShardInfo], kept: Ids) -> pa.Table:
@@ -233,11 +226,11 @@ def kept_references(root: Where, shards: Sequence[ShardInfo], kept: Ids) -> pa.T
         table = table.filter(
             pc.and_(pc.is_in(table.column("image_id"), value_set=wanted), pc.is_valid(table.column("measures")))
         )
-        parts.append(table.set_column(2, "source_uris", _places_or_own(table)).cast(REFERENCE_SCHEMA))
+        parts.append(table.set_column(2, "source_uris", places_or_own(table)).cast(REFERENCE_SCHEMA))
     return pa.concat_tables(parts)
 
 
-def _places_or_own(table: pa.Table) -> pa.Array:
+def places_or_own(table: pa.Table) -> pa.Array:
     """Each row's ``source_uris``, or ``[source_uri]`` where it has none."""
     places = table.column("source_uris").combine_chunks()
     own = table.column("source_uri").combine_chunks()
@@ -294,13 +287,13 @@ def skip_semantic_copies(
         ],
         schema=SKIPPED_SCHEMA,
     )
-    skipped = pa.concat_tables([curated.skipped, skipped_rows]).sort_by("source_uri")
     tasks, copies_ids = curated.work.tasks, curated.work.tasks.put(found.column("image_id"))
     kept = [tasks.submit(without_ids, part, copies_ids)[0] for part in curated.work.handles]
     count = len(kept)  # the work's parts are its id partitions: each copy leaves the part of its id
     gone = np.bincount(id_partitions(found.column("image_id"), count), minlength=count)
     counts = [rows - int(copies) for rows, copies in zip(curated.work.counts, gone, strict=True)]
-    return CuratedWork(replace(curated.work, handles=kept, counts=counts), skipped)
+    pieces = [tasks.put(rows) for rows in split_by_id(skipped_rows, count)]
+    return replace(curated, work=replace(curated.work, handles=kept, counts=counts)).with_skips(pieces)
 
 
 def carried_skips(previous: pa.Table, seen_paths: Ids, seen_ids: Ids, scope: InputScope) -> pa.Table:
@@ -308,20 +301,6 @@ def carried_skips(previous: pa.Table, seen_paths: Ids, seen_ids: Ids, scope: Inp
     as they are (as images it did not look at are kept): none of a row's paths was probed, its image is not
     among this run's, and not every path is vouched gone (``engine/refresh/scope.py``)."""
     keep = unseen_and_not_gone(
-        previous.column("image_id"), _places_or_own(previous), id_set(seen_paths), id_set(seen_ids), scope
+        previous.column("image_id"), places_or_own(previous), id_set(seen_paths), id_set(seen_ids), scope
     )
     return previous.filter(pa.array(keep))
-
-
-def skipped_paths(previous: pa.Table) -> pa.Array:
-    """Every path of a skipped table's rows (their ``source_uris``, or their own ``source_uri``)."""
-    places = _places_or_own(previous) if previous.num_rows else pa.array([], pa.list_(pa.string()))
-    return pc.list_flatten(places)
-
-
-def with_carried_skips(curated: CuratedWork, carried: pa.Table) -> CuratedWork:
-    """``curated`` with ``carried`` rows added to its skipped table (sorted by ``source_uri``)."""
-    if not carried.num_rows:
-        return curated
-    skipped = pa.concat_tables([curated.skipped, carried.cast(SKIPPED_SCHEMA)]).sort_by("source_uri")
-    return CuratedWork(curated.work, skipped)

@@ -168,8 +168,7 @@ def choose_in_partition(
         schema=PICKS,
     )
     by_batch = split_rows(picks, routes.batch[picks.column("source").to_numpy()], routes.batches)
-    new = without_rows(work, position[best])
-    return (*by_batch, new, new.num_rows)
+    return (*by_batch, *without_rows(work, position[best]))
 
 
 # -- 3. taking the chosen rows of a batch of sources ------------------------------------------------

@@ -22,15 +22,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.ingest.curation import Ids, as_ids
-from engine.partitions.keys import batches_by_rows, ids_by_partition, split_by_id, split_rows
+from engine.ingest.curation import carried_skips, places_or_own
+from engine.partitions.keys import batches_by_rows, split_by_id, split_rows
 from engine.partitions.parts import Parts, column_of, empty_parts, joined_parts, task_results
 from engine.partitions.tasks import Tasks
 from engine.refresh.scope import InputScope, kept_out_of_scope
 from engine.refresh.tombstones import PATH_IDS, PREVIOUS_IMAGES, TOMBSTONE_SCHEMA, find_tombstones
 from engine.store.location import Where
-from engine.store.reader import read_shard
+from engine.store.reader import read_shards_where
 from engine.store.writer import ShardInfo
+from schemas.arrow import SKIPPED_SCHEMA
 
 PATHS = pa.schema([pa.field("source_uri", pa.string())])
 
@@ -54,28 +55,30 @@ class PreviousImages:
 def previous_images_in_parts(root: Where, shards: Sequence[ShardInfo], seen: Parts, batch_rows: int) -> PreviousImages:
     """The images of a version's ``shards`` in the partitions of ``seen`` (the paths this run probed, by the id
     each holds now: :data:`~engine.ingest.probe_parts.SEEN_PATHS`), with the paths of them this run saw."""
-    images = previous_parts(root, shards, seen.tasks, len(seen.handles), batch_rows)
+    images = previous_parts(root, shards, seen.tasks, len(seen.handles), batch_rows, PREVIOUS_IMAGES)
     if not images.rows:
         return PreviousImages(images, empty_parts(PATH_IDS, len(images.handles)))
     return PreviousImages(images, seen_paths_of(images, seen))
 
 
-def previous_parts(root: Where, shards: Sequence[ShardInfo], tasks: Tasks, partitions: int, batch_rows: int) -> Parts:
-    """The ``image_id`` and ``source_uris`` of every row of ``shards`` in ``partitions`` id partitions: a task per
-    batch of about ``batch_rows`` rows of shards reads them and cuts them by id, a task per partition joins its
-    pieces. Without shards (a first run), empty tables here."""
+def previous_parts(
+    root: Where, shards: Sequence[ShardInfo], tasks: Tasks, partitions: int, batch_rows: int, schema: pa.Schema
+) -> Parts:
+    """The ``schema`` columns of every row of ``shards`` in ``partitions`` id partitions (a column an older shard
+    lacks is null): a task per batch of about ``batch_rows`` rows of shards reads them and cuts them by id, a task
+    per partition joins its pieces. Without shards (a first run), empty tables here."""
     if not shards:
-        return empty_parts(PREVIOUS_IMAGES, partitions)
+        return empty_parts(schema, partitions)
     batches = [shards[b.start : b.stop] for b in batches_by_rows([shard.rows for shard in shards], batch_rows)]
-    pieces = [tasks.submit(previous_rows, root, batch, partitions, returns=partitions) for batch in batches]
-    return joined_parts(tasks, pieces, PREVIOUS_IMAGES, partitions)
+    pieces = [tasks.submit(previous_rows, root, batch, partitions, schema, returns=partitions) for batch in batches]
+    return joined_parts(tasks, pieces, schema, partitions)
 
 
-def previous_rows(root: Where, shards: Sequence[ShardInfo], partitions: int) -> pa.Table | tuple[pa.Table, ...]:
-    """The :data:`PREVIOUS_IMAGES` rows of ``shards`` cut into ``partitions`` by id (the table itself for one)."""
-    tables = [read_shard(root, shard, PREVIOUS_IMAGES.names).cast(PREVIOUS_IMAGES) for shard in shards]
-    rows = pa.concat_tables([PREVIOUS_IMAGES.empty_table(), *tables])
-    return task_results(split_by_id(rows, partitions))
+def previous_rows(
+    root: Where, shards: Sequence[ShardInfo], partitions: int, schema: pa.Schema
+) -> pa.Table | tuple[pa.Table, ...]:
+    """The ``schema`` rows of ``shards`` cut into ``partitions`` by id (the table itself for one)."""
+    return task_results(split_by_id(read_shards_where(root, list(shards), schema), partitions))
 
 
 # -- the paths this run saw, by the partition of the image that had them ----------------------------
@@ -125,20 +128,36 @@ def paths_found(count: int, *pieces: pa.Table) -> pa.Table | tuple[pa.Table, ...
     return task_results([seen.filter(pc.is_in(uris, value_set=paths.column("source_uri"))) for paths in pieces[:count]])
 
 
-def seen_among(seen: Parts, paths: pa.Array, ids: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """Which of ``paths`` and which of ``ids`` this run saw (``seen``: :data:`~engine.ingest.probe_parts.SEEN_PATHS`
-    in parts, each asked where it is): a few rows looked up without gathering the paths seen."""
+# -- the previous version's skipped rows this run carries ---------------------------------------------
+
+
+def carried_skips_in_parts(
+    root: Where, shards: Sequence[ShardInfo], seen: Parts, scope: InputScope, batch_rows: int
+) -> Parts:
+    """The previous version's skipped rows (its skipped ``shards``) that this run did not look at
+    (:func:`~engine.ingest.curation.carried_skips`), in the id partitions of ``seen`` (the paths this run probed,
+    by the id each holds now): each partition's rows judged where they are, the paths of them this run saw found
+    by the exchange keyed by path (:func:`seen_paths_of`)."""
     tasks = seen.tasks
-    wanted = tasks.put((paths, ids))
-    found = tasks.get([tasks.submit(seen_in_part, handle, wanted)[0] for handle in seen.handles])
-    empty = pa.array([], pa.string())
-    return pa.concat_arrays([empty, *(f[0] for f in found)]), pa.concat_arrays([empty, *(f[1] for f in found)])
+    previous = previous_parts(root, shards, tasks, len(seen.handles), batch_rows, SKIPPED_SCHEMA)
+    places = [tasks.submit(skip_places, part)[0] for part in previous.handles]
+    seen_of = seen_paths_of(Parts(places, tasks, previous.counts, PREVIOUS_IMAGES), seen)
+    shared = tasks.put(scope)
+    parts = zip(previous.handles, seen_of.handles, seen.handles, strict=True)
+    carried = [tasks.submit(carried_in_part, *part, shared, returns=2) for part in parts]
+    return Parts([table for table, _ in carried], tasks, tasks.get([rows for _, rows in carried]), SKIPPED_SCHEMA)
 
 
-def seen_in_part(seen: pa.Table, wanted: tuple[pa.Array, pa.Array]) -> tuple[pa.Array, pa.Array]:
-    """The ``wanted`` paths and ids among one part's paths seen (an id only where a path holds it now)."""
-    uris, ids = (column_of(seen, name) for name in ("source_uri", "image_id"))
-    return uris.filter(pc.is_in(uris, value_set=wanted[0])), ids.filter(pc.is_in(ids, value_set=wanted[1]))
+def skip_places(skipped: pa.Table) -> pa.Table:
+    """Skipped rows' ids and every path of each (:data:`PREVIOUS_IMAGES`: ``source_uris``, or its own)."""
+    return pa.Table.from_arrays([skipped.column("image_id"), places_or_own(skipped)], schema=PREVIOUS_IMAGES)
+
+
+def carried_in_part(previous: pa.Table, seen_of: pa.Table, seen: pa.Table, scope: InputScope) -> tuple[pa.Table, int]:
+    """One id partition's skipped rows carried (``seen_of``: the paths of them seen; ``seen``: the partition's paths
+    seen, by the id they hold now), and how many."""
+    carried = carried_skips(previous, seen_of.column("source_uri"), column_of(seen, "image_id").drop_null(), scope)
+    return carried, carried.num_rows
 
 
 # -- what each id partition decides -------------------------------------------------------------
@@ -162,18 +181,17 @@ def kept_in_part(earlier: pa.Table, seen_of: pa.Table, seen: pa.Table, scope: In
 
 
 def tombstones_in_parts(
-    previous: PreviousImages, carried: Parts, sent: Parts, late: pa.Table, skipped: Ids
+    previous: PreviousImages, carried: Parts, sent: Parts, late: pa.Table, skipped: Parts
 ) -> pa.Table:
     """Tombstone rows (:func:`~engine.refresh.tombstones.find_tombstones`) of the previous version's images
     neither carried nor written (``carried`` and ``sent``: ids in the same id partitions; an image sent but among
     ``late``, the ``source_uri`` and ``image_id`` of files that failed to load while annotated, was not written:
-    it counts as quarantined), by image id, found in each id partition; ``skipped``: the ids curation skipped in
-    this run."""
-    tasks, count = previous.images.tasks, len(previous.images.handles)
+    it counts as quarantined), by image id, found in each id partition; ``skipped``: the rows curation skipped in
+    this run (with an ``image_id`` column, in the same partitions)."""
+    tasks = previous.images.tasks
     shared_late = tasks.put(late)
-    skipped_parts = [tasks.put(ids) for ids in ids_by_partition(as_ids(skipped), count)]
     images, seen = previous.images.handles, previous.seen.handles
-    parts = zip(images, seen, carried.handles, sent.handles, skipped_parts, strict=True)
+    parts = zip(images, seen, carried.handles, sent.handles, skipped.column("image_id"), strict=True)
     handles = [tasks.submit(tombstones_in_part, *part, shared_late)[0] for part in parts]
     return pa.concat_tables([TOMBSTONE_SCHEMA.empty_table(), *tasks.get(handles)])
 

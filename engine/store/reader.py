@@ -78,11 +78,14 @@ def iter_batches(
 
 
 def read_skipped(root: Where, version: int | None = None) -> pa.Table:
-    """One version's skipped table (good images curation did not annotate), empty for versions before it."""
+    """One version's skipped table (good images curation did not annotate), sorted by ``source_uri`` (its shards
+    are each sorted, one or more per image-id partition); empty for versions before it."""
     root = location(root)
     manifest = require_manifest(root, version)
     tables = [conform(read_shard(root, shard), SKIPPED_SCHEMA) for shard in manifest.skipped]
-    return pa.concat_tables(tables).cast(SKIPPED_SCHEMA) if tables else SKIPPED_SCHEMA.empty_table()
+    if not tables:
+        return SKIPPED_SCHEMA.empty_table()
+    return pa.concat_tables(tables).cast(SKIPPED_SCHEMA).sort_by("source_uri")
 
 
 def read_version(root: Where, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
@@ -119,9 +122,11 @@ def read_shard(root: Where, shard: ShardInfo, columns: list[str] | None = None) 
         raise shard_error(root, shard.path, error) from None
 
 
-def read_shards_where(root: Where, shards: list[ShardInfo], schema: pa.Schema, where: pads.Expression) -> pa.Table:
-    """The rows of ``shards`` (as ``schema``: a column a shard lacks is null) that ``where`` keeps; row groups
-    whose statistics rule them out are not read."""
+def read_shards_where(
+    root: Where, shards: list[ShardInfo], schema: pa.Schema, where: pads.Expression | None = None
+) -> pa.Table:
+    """The rows of ``shards`` (as ``schema``: a column a shard lacks is null) that ``where`` keeps (all of them
+    without it); row groups whose statistics rule them out are not read."""
     root = location(root)
     if not shards:
         return schema.empty_table()

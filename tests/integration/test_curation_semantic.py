@@ -13,14 +13,12 @@ from PIL import Image
 from skimage import data
 
 from engine.config.profile import parse_config
-from engine.ingest.curation import SEMANTIC_DUPLICATE, CuratedWork, skip_semantic_copies
+from engine.ingest.curation import SEMANTIC_DUPLICATE, curate, skip_semantic_copies
 from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
 from engine.ingest.probe import as_work_table
-from engine.partitions.parts import in_process
 from engine.run import RunRequest, run_pipeline
 from engine.store.reader import read_shard
-from filters.curation.settings import SemanticSettings
-from schemas.arrow import SKIPPED_SCHEMA
+from filters.curation.settings import CurationSettings, SemanticSettings
 from tests.support.local_ray import local_ray
 
 IMAGES = {
@@ -67,13 +65,14 @@ def test_the_embedded_copy_is_skipped_with_its_cosine(tiny_clip, inputs) -> None
         return embed_work(items, embedder, max_pixels=10**8, batch_size=3)
 
     settings = SemanticSettings(enabled=True, model=str(tiny_clip), min_cosine=MIN_COSINE)
-    curated = skip_semantic_copies(CuratedWork(in_process(work), SKIPPED_SCHEMA.empty_table()), settings, embed)
+    unjudged = curate(work, CurationSettings())  # no measures: nothing gated or grouped
+    curated = skip_semantic_copies(unjudged, settings, embed)
     assert [Path(uri).name for uri in curated.work.gather().column("source_uri").to_pylist()] == [
         "astronaut.png",
         "chelsea.png",
         "coffee.png",
     ]
-    (row,) = curated.skipped.to_pylist()
+    (row,) = curated.skipped.gather().to_pylist()
     assert (Path(row["source_uri"]).name, row["rule"], row["threshold"]) == (
         "astronaut_half.png",
         SEMANTIC_DUPLICATE,
@@ -81,10 +80,8 @@ def test_the_embedded_copy_is_skipped_with_its_cosine(tiny_clip, inputs) -> None
     )
     ids = work.column("image_id").to_pylist()
     assert row["value"] >= MIN_COSINE and row["duplicate_of"] == ids[0]
-    preferred = skip_semantic_copies(
-        CuratedWork(in_process(work), SKIPPED_SCHEMA.empty_table()), settings, embed, annotated_ids={ids[1]}
-    )
-    assert preferred.skipped.column("duplicate_of").to_pylist() == [ids[1]]
+    preferred = skip_semantic_copies(unjudged, settings, embed, annotated_ids={ids[1]})
+    assert preferred.skipped.gather().column("duplicate_of").to_pylist() == [ids[1]]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.ingest.curation import REFERENCE_SCHEMA, carried_skips, curate, curate_parts, with_carried_skips
+from engine.ingest.curation import REFERENCE_SCHEMA, carried_skips, curate, curate_parts
 from engine.ingest.probe import WORK_SCHEMA
 from engine.partitions.keys import id_partitions, split_rows
 from engine.partitions.parts import Parts
@@ -33,13 +33,13 @@ def test_copies_and_gated_images_leave_the_work_in_order() -> None:
     curated = curate(work, CurationSettings())
     assert _ids(curated.work) == ["A", "C"]
     assert curated.work.gather().schema.equals(WORK_SCHEMA)
-    assert curated.skipped.schema.equals(SKIPPED_SCHEMA)
-    rows = curated.skipped.select(["image_id", "rule", "duplicate_of"]).to_pylist()
+    assert curated.skipped.gather().schema.equals(SKIPPED_SCHEMA)
+    rows = curated.skipped.gather().select(["image_id", "rule", "duplicate_of"]).to_pylist()
     assert rows == [
         {"image_id": "B", "rule": "near_duplicate", "duplicate_of": "A"},
         {"image_id": "D", "rule": "min_side", "duplicate_of": None},
     ]
-    assert (curated.near_duplicates, curated.groups, curated.gated) == (1, 1, 1)
+    assert (curated.tally.near_duplicates, curated.tally.groups, curated.tally.gated) == (1, 1, 1)
 
 
 def test_an_annotated_image_stays_the_representative_of_its_group() -> None:
@@ -51,9 +51,9 @@ def test_an_annotated_image_stays_the_representative_of_its_group() -> None:
 def test_items_without_measures_are_annotated_and_no_work_skips_nothing() -> None:
     work = _work(_item("A", "/in/a.jpg", 800, 600, 0, measured=False), _item("B", "/in/b.jpg", 800, 600, 0, False))
     curated = curate(work, CurationSettings(gates=GateSettings(min_side=1000), dedup=DedupSettings()))
-    assert _ids(curated.work) == ["A", "B"] and curated.skipped.num_rows == 0
+    assert _ids(curated.work) == ["A", "B"] and curated.skipped.rows == curated.tally.rows == 0
     empty = curate(WORK_SCHEMA.empty_table(), CurationSettings())
-    assert (empty.work.rows, empty.skipped.num_rows, empty.groups) == (0, 0, 0)
+    assert (empty.work.rows, empty.skipped.rows, empty.tally.groups) == (0, 0, 0)
 
 
 def _skipped_row(image_id: str, uris: list[str]) -> dict:
@@ -72,8 +72,10 @@ def test_skipped_rows_of_images_this_run_did_not_look_at_are_carried() -> None:
     )
     carried = carried_skips(previous, {"/old/a.png"}, {"SEEN_ID"}, InputScope(("/listed",)))
     assert carried.column("image_id").to_pylist() == ["ELSEWHERE"]
-    curated = with_carried_skips(curate(_work(_item("A", "/in/a.jpg", 800, 600, 0)), CurationSettings()), carried)
-    assert _ids(curated.work) == ["A"] and curated.skipped.num_rows == 1
+    curated = curate(_work(_item("A", "/in/a.jpg", 800, 600, 0), _item("D", "/in/d.png", 8, 8, 0)), CurationSettings())
+    curated = curated.with_skips([carried])  # one partition: its handle is the table itself
+    assert _ids(curated.work) == ["A"] and curated.skipped.gather()["image_id"].to_pylist() == ["D", "ELSEWHERE"]
+    assert curated.tally.rules == {"min_side": 2} and curated.tally.gated == 2
 
 
 def test_a_copy_of_a_reference_image_is_skipped_and_the_reference_never_is() -> None:
@@ -83,7 +85,7 @@ def test_a_copy_of_a_reference_image_is_skipped_and_the_reference_never_is() -> 
     work = _work(_item("NEW", "/in/new.jpg", 1600, 1200, 0b1), _item("C", "/in/c.jpg", 800, 600, 2**63 - 1))
     curated = curate(work, CurationSettings(), references=references)
     assert _ids(curated.work) == ["C"]
-    assert curated.skipped.select(["image_id", "duplicate_of"]).to_pylist() == [
+    assert curated.skipped.gather().select(["image_id", "duplicate_of"]).to_pylist() == [
         {"image_id": "NEW", "duplicate_of": "OLD"}
     ]
 
@@ -128,13 +130,19 @@ def test_curation_in_id_partitions_decides_what_one_part_decides() -> None:
         annotated,
         references,
     )
-    assert parts.work.gather().equals(whole.work.gather()) and parts.skipped.equals(whole.skipped)
+    skipped = whole.skipped.gather()
+    assert parts.work.gather().equals(whole.work.gather())
+    assert parts.skipped.gather().sort_by("source_uri").equals(skipped)  # each partition sorted by path
     assert len(parts.work.handles) == 4 and parts.work.rows == whole.work.rows == parts.work.gather().num_rows
-    copies = whole.skipped.filter(pc.equal(whole.skipped.column("rule"), "near_duplicate"))
+    for k, part in enumerate(parts.skipped.each()):  # each skipped row in its image's partition
+        assert set(id_partitions(part.column("image_id"), 4).tolist()) == {k}
+    assert parts.tally.rules == whole.tally.rules and parts.tally.groups == whole.tally.groups
+    assert parts.skipped.counts == tuple(p.num_rows for p in parts.skipped.each())
+    copies = skipped.filter(pc.equal(skipped.column("rule"), "near_duplicate"))
     at = {image_id: k for k, part in enumerate(partitions) for image_id in part.column("image_id").to_pylist()}
     pairs = zip(copies["image_id"].to_pylist(), copies["duplicate_of"].to_pylist(), strict=True)
     across = [at[copy] != at.get(representative) for copy, representative in pairs]
-    assert whole.gated >= 20 and copies.num_rows >= 300 and sum(across) >= 200
+    assert whole.tally.gated >= 20 and copies.num_rows >= 300 and sum(across) >= 200
     assert set(copies["duplicate_of"].to_pylist()) & set(references["image_id"].to_pylist())  # copies of references
     kept_as_they_are = set(references["image_id"].to_pylist()) - set(work["image_id"].to_pylist())
-    assert not set(whole.skipped["image_id"].to_pylist()) & kept_as_they_are
+    assert not set(skipped["image_id"].to_pylist()) & kept_as_they_are

@@ -12,22 +12,25 @@ import pytest
 
 from engine.config.settings import WriterConfig
 from engine.execute.sink import LATE
+from engine.ingest.curation import carried_skips
 from engine.ingest.probe_parts import SEEN_PATHS
 from engine.partitions.keys import id_partitions, split_rows
 from engine.partitions.parts import IDS, Parts
 from engine.partitions.tasks import IN_PROCESS
 from engine.refresh.previous_parts import (
+    carried_skips_in_parts,
     kept_unlisted_ids,
     path_keys,
     previous_images_in_parts,
-    seen_among,
     tombstones_in_parts,
 )
 from engine.refresh.scope import input_scope, kept_out_of_scope
 from engine.refresh.tombstones import PATH_IDS, find_tombstones
 from engine.store.location import location
+from engine.store.reader import read_shards_where
+from engine.store.side_tables import write_skipped
 from engine.store.writer import write_shard
-from schemas.arrow import ANNOTATION_SCHEMA
+from schemas.arrow import ANNOTATION_SCHEMA, SKIPPED_SCHEMA
 from schemas.records import ImageRecord
 
 
@@ -83,7 +86,7 @@ def kept_parts(ids: pa.Array, count: int) -> Parts:
 
 
 def names(ids: list[str]) -> list[str]:
-    by_id = {sha(name): name for name in [*PREVIOUS, *filter(None, SEEN.values())]}
+    by_id = {sha(name): name for name in [*PREVIOUS, *SKIPPED, *filter(None, SEEN.values())]}
     return sorted(by_id[i] for i in ids)
 
 
@@ -116,7 +119,8 @@ def test_kept_and_tombstoned_images_are_those_of_the_whole_tables(tmp_path: Path
     late_rows = pa.table({"source_uri": late, "image_id": [sha("same")]}, LATE)
     carried = kept_parts(kept, count)  # carry-over's ids in their partitions: here, the images kept unlisted
     sent_parts = kept_parts(pa.array(sent), count)
-    tombstones = tombstones_in_parts(previous, carried, sent_parts, late_rows, [sha("skipped")])
+    skipped = kept_parts(pa.array([sha("skipped")]), count)  # curation's skipped rows (their ids) in partitions
+    tombstones = tombstones_in_parts(previous, carried, sent_parts, late_rows, skipped)
     whole_paths = pa.concat_tables(
         [
             whole_seen.cast(PATH_IDS).filter(
@@ -144,11 +148,46 @@ def test_a_first_run_has_no_previous_images() -> None:
     assert previous.rows == 0 and len(previous.images.handles) == len(previous.seen.handles) == 3
 
 
-def test_seen_among_finds_only_the_paths_and_ids_asked_for() -> None:
-    paths, ids = seen_among(
-        seen_parts(4), pa.array(["/in/bad.png", "/in/gone.png", "/in/new.png"]), pa.array([sha("new"), sha("gone")])
-    )
-    assert sorted(paths.to_pylist()) == ["/in/bad.png", "/in/new.png"] and ids.to_pylist() == [sha("new")]
+# The previous version's skipped rows: image name -> its paths (None: the row names its own path only).
+SKIPPED = {
+    "skipped": ["/in/skipped.png"],  # probed again: judged by this run, not carried
+    "kept-skip": ["/other/k.png"],  # not probed, outside the input: carried
+    "gone-skip": ["/in/gone-skip.png"],  # not probed, under the input: gone
+    "new": ["/other/new-copy.png"],  # its image was probed at another path: judged by this run
+    "was-changed": ["/in/changed.png"],  # its path now holds "fresh", an id of another partition
+    "own-path": None,  # /other/own.png, kept: a row without source_uris
+}
+
+
+def skipped_shards(root: str) -> list:
+    """The previous version's skipped table in two shards."""
+    rows = [
+        {
+            "source_uri": (paths or ["/other/own.png"])[0],
+            "image_id": sha(name),
+            "source_uris": paths,
+            "rule": "min_side",
+        }
+        for name, paths in SKIPPED.items()
+    ]
+    table = pa.Table.from_pylist(rows, schema=SKIPPED_SCHEMA)
+    return [*write_skipped(root, "a", WriterConfig(), table[:3]), *write_skipped(root, "b", WriterConfig(), table[3:])]
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_skipped_rows_carried_are_those_of_the_whole_tables(tmp_path: Path, count: int) -> None:
+    root, scope = location(str(tmp_path)), input_scope(["/in"])
+    shards = skipped_shards(str(tmp_path))
+    carried = carried_skips_in_parts(root, shards, seen_parts(count), scope, batch_rows=2)
+    assert len(carried.handles) == count and carried.rows == 2
+    for k, part in enumerate(carried.each()):
+        assert set(id_partitions(part.column("image_id"), count).tolist()) <= {k}
+    previous = read_shards_where(root, shards, SKIPPED_SCHEMA)
+    seen = seen_parts(1).gather()
+    expected = carried_skips(previous, seen.column("source_uri"), seen.column("image_id").drop_null(), scope)
+    found = carried.gather().sort_by("image_id")
+    assert found.equals(expected.sort_by("image_id"))  # rows as they were (source_uris left null where it was)
+    assert names(found.column("image_id").to_pylist()) == ["kept-skip", "own-path"]
 
 
 def test_a_path_has_one_path_partition_in_range() -> None:
