@@ -375,7 +375,7 @@ def measure_planning(
         "to_refilter": carry.rerun_filters.rows,
         "to_reannotate": carry.rerun_pixels.rows,
         "new": carry.new.rows,
-        "tombstoned": tombstones.num_rows,
+        "tombstoned": tombstones.rows,
         "expected_carried": facts["carried"],
         "cache_hits": found.cached,
         "cache_misses": found.hashed,

@@ -70,7 +70,7 @@ from engine.ingest.probe import probe_settings
 from engine.ingest.probe_cache import cache_parts, probe_key
 from engine.ingest.sources import InputOptions
 from engine.partitions.keys import part_rows_for
-from engine.partitions.parts import Parts
+from engine.partitions.parts import Parts, empty_parts
 from engine.progress import loading_line
 from engine.refresh.carryover import Candidate, CarryOver, missing_ids, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
@@ -82,7 +82,7 @@ from engine.refresh.previous_parts import (
     tombstones_in_parts,
 )
 from engine.refresh.scope import InputScope, input_scope
-from engine.refresh.tombstones import TOMBSTONE_SCHEMA, tombstoned_ids
+from engine.refresh.tombstones import tombstoned_ids
 from engine.store.journal import RunJournal, UnfinishedRun, clean_up_runs, unfinished_runs
 from engine.store.location import Location, Where, location
 from engine.store.manifest import (
@@ -94,9 +94,9 @@ from engine.store.manifest import (
     restore_missing_version,
 )
 from engine.store.output_lock import OutputLock
-from engine.store.side_tables import write_quarantine, write_skipped
-from engine.store.writer import ShardInfo, write_shard
-from schemas.arrow import QUARANTINE_SCHEMA
+from engine.store.side_tables import write_quarantine, write_skipped, write_tombstones
+from engine.store.writer import ShardInfo
+from schemas.arrow import QUARANTINE_SCHEMA, TOMBSTONE_SCHEMA
 
 Progress = Callable[[str], None]
 
@@ -473,7 +473,7 @@ def _drain_on_ray(
     return ahead.sink.drain_dataset(dataset, label, rows.rows)
 
 
-def unchanged(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, annotated: Annotated, tombstones: pa.Table) -> bool:
+def unchanged(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, annotated: Annotated, tombstones: Parts) -> bool:
     """Whether the new version would hold exactly what the latest one holds: the same files probed the
     same way, every row carried over in its shards, nothing annotated, re-filtered or removed (no
     ``tombstones``), under the same configuration and stages."""
@@ -489,7 +489,7 @@ def unchanged(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, annotated: A
         and [s.path for s in carry.shards] == [s.path for s in previous.shards]
         and previous.config_fingerprint == run.config.fingerprint()
         and previous.stages == run.stage_plan.fingerprints
-        and not tombstones.num_rows
+        and not tombstones.rows
     )
 
 
@@ -519,11 +519,11 @@ def _unchanged_result(run: RunPlan, probed: ProbeOutcome, carry: CarryOver, seco
 
 
 def write_side_tables(
-    run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, annotated: Annotated, tombstones: pa.Table
+    run: RunPlan, probed: ProbeOutcome, curated: CuratedWork, annotated: Annotated, tombstones: Parts
 ) -> SideTables:
-    """The new version's quarantine and skipped table (each id partition's rows written where the partition is: a
-    Ray task for a large run, so while Ray is up; then the files that failed to load while annotated), its
-    ``tombstones`` (images of the previous version it no longer holds, and why) and its probe index."""
+    """The new version's quarantine, skipped table and ``tombstones`` (images of the previous version it no longer
+    holds, and why): each id partition's rows written where the partition is (a Ray task for a large run, so while
+    Ray is up), then the files that failed to load while annotated; and its probe index."""
     late = pa.Table.from_pylist(annotated.late_quarantine, schema=QUARANTINE_SCHEMA)
     late_shards = write_quarantine(run.root, f"part-{run.run_id}-late", run.config.writer, late)
     quarantine = _write_in_parts(run, probed.quarantined, write_quarantine) + late_shards
@@ -531,8 +531,8 @@ def write_side_tables(
         quarantine=quarantine,
         quarantined=sum(shard.rows for shard in quarantine),
         skipped=_write_in_parts(run, curated.skipped, write_skipped),
-        tombstones=[_write_one(run, "tombstones", tombstones, TOMBSTONE_SCHEMA)] if tombstones.num_rows else [],
-        tombstoned=tombstones.num_rows,
+        tombstones=_write_in_parts(run, tombstones, write_tombstones),
+        tombstoned=tombstones.rows,
         probe_index=probed.index,  # written by the probe phase's parts (the previous one's when unchanged)
     )
 
@@ -549,18 +549,13 @@ def _write_in_parts(run: RunPlan, rows: Parts, write: Callable[..., list[ShardIn
     return [shard for found in tasks.get(written) for shard in found]
 
 
-def _tombstone_rows(curated: CuratedWork, carry: CarryOver, annotated: Annotated, earlier: PreviousImages) -> pa.Table:
-    """Tombstones against the previous version's images (``earlier``; none on a first run), found in their id
-    partitions; a file that failed to load while annotated counts as quarantined."""
+def _tombstone_rows(curated: CuratedWork, carry: CarryOver, annotated: Annotated, earlier: PreviousImages) -> Parts:
+    """Tombstones against the previous version's images (``earlier``; none on a first run), found and kept in their
+    id partitions; a file that failed to load while annotated counts as quarantined."""
     if not earlier.rows:
-        return TOMBSTONE_SCHEMA.empty_table()
+        return empty_parts(TOMBSTONE_SCHEMA, 1)
     assert annotated.sent is not None  # collected on every run after the first
     return tombstones_in_parts(earlier, carry.carried, annotated.sent, annotated.late_table(), curated.skipped)
-
-
-def _write_one(run: RunPlan, folder: str, rows: list[dict[str, Any]] | pa.Table, schema: pa.Schema) -> ShardInfo:
-    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema)
-    return write_shard(table, run.root, f"{folder}/part-{run.run_id}.parquet", run.config.writer, {})
 
 
 # -- 7. publish ------------------------------------------------------------------------------

@@ -183,6 +183,18 @@ SKIPPED_SCHEMA = pa.schema(
 )
 
 
+# Images of the parent version that a version no longer holds, and why (``engine/refresh/tombstones.py``).
+TOMBSTONE_SCHEMA = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("source_uris", pa.list_(pa.string())),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("replaced_by", pa.string()),
+    ]
+)
+
+
 def conform(table: pa.Table, schema: pa.Schema = ANNOTATION_SCHEMA) -> pa.Table:
     """``table`` with ``schema``'s columns in its order: a column that shards of an older schema version
     lack (nullable by construction) is added as nulls."""

@@ -27,11 +27,11 @@ from engine.partitions.keys import batches_by_rows, split_by_id, split_rows
 from engine.partitions.parts import Parts, column_of, empty_parts, joined_parts, task_results
 from engine.partitions.tasks import Tasks
 from engine.refresh.scope import InputScope, kept_out_of_scope
-from engine.refresh.tombstones import PATH_IDS, PREVIOUS_IMAGES, TOMBSTONE_SCHEMA, find_tombstones
+from engine.refresh.tombstones import PATH_IDS, PREVIOUS_IMAGES, find_tombstones
 from engine.store.location import Where
 from engine.store.reader import read_shards_where
 from engine.store.writer import ShardInfo
-from schemas.arrow import SKIPPED_SCHEMA
+from schemas.arrow import SKIPPED_SCHEMA, TOMBSTONE_SCHEMA
 
 PATHS = pa.schema([pa.field("source_uri", pa.string())])
 
@@ -180,26 +180,25 @@ def kept_in_part(earlier: pa.Table, seen_of: pa.Table, seen: pa.Table, scope: In
     return kept_out_of_scope(earlier, seen_of.column("source_uri"), column_of(seen, "image_id").drop_null(), scope)
 
 
-def tombstones_in_parts(
-    previous: PreviousImages, carried: Parts, sent: Parts, late: pa.Table, skipped: Parts
-) -> pa.Table:
+def tombstones_in_parts(previous: PreviousImages, carried: Parts, sent: Parts, late: pa.Table, skipped: Parts) -> Parts:
     """Tombstone rows (:func:`~engine.refresh.tombstones.find_tombstones`) of the previous version's images
     neither carried nor written (``carried`` and ``sent``: ids in the same id partitions; an image sent but among
     ``late``, the ``source_uri`` and ``image_id`` of files that failed to load while annotated, was not written:
     it counts as quarantined), by image id, found in each id partition; ``skipped``: the rows curation skipped in
-    this run (with an ``image_id`` column, in the same partitions)."""
+    this run (with an ``image_id`` column, in the same partitions). The tombstones stay in their partitions."""
     tasks = previous.images.tasks
     shared_late = tasks.put(late)
     images, seen = previous.images.handles, previous.seen.handles
     parts = zip(images, seen, carried.handles, sent.handles, skipped.column("image_id"), strict=True)
-    handles = [tasks.submit(tombstones_in_part, *part, shared_late)[0] for part in parts]
-    return pa.concat_tables([TOMBSTONE_SCHEMA.empty_table(), *tasks.get(handles)])
+    found = [tasks.submit(tombstones_in_part, *part, shared_late, returns=2) for part in parts]
+    return Parts([table for table, _ in found], tasks, tasks.get([rows for _, rows in found]), TOMBSTONE_SCHEMA)
 
 
 def tombstones_in_part(
     earlier: pa.Table, seen_of: pa.Table, carried: pa.Table, sent: pa.Table, skipped: pa.Array, late: pa.Table
-) -> pa.Table:
-    """One id partition's tombstones; a path of ``late`` counts as quarantined whatever it held when probed."""
+) -> tuple[pa.Table, int]:
+    """One id partition's tombstones, and how many; a path of ``late`` counts as quarantined whatever it held when
+    probed."""
     late_paths, late_ids = column_of(late, "source_uri"), column_of(late, "image_id")
     path_ids = seen_of.cast(PATH_IDS)
     path_ids = pa.concat_tables(
@@ -211,4 +210,5 @@ def tombstones_in_part(
     written = column_of(sent, "image_id")
     written = written.filter(pc.invert(pc.is_in(written, value_set=late_ids)))
     kept = pa.concat_arrays([column_of(carried, "image_id"), written])
-    return find_tombstones(earlier, kept, path_ids, skipped)
+    tombstones = find_tombstones(earlier, kept, path_ids, skipped)
+    return tombstones, tombstones.num_rows

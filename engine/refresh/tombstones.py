@@ -18,17 +18,7 @@ from engine.refresh.scope import flags
 from engine.store.location import Where
 from engine.store.manifest import Manifest
 from engine.store.reader import read_shard
-
-TOMBSTONE_SCHEMA = pa.schema(
-    [
-        pa.field("image_id", pa.string(), nullable=False),
-        pa.field("source_uri", pa.string(), nullable=False),
-        pa.field("source_uris", pa.list_(pa.string())),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("replaced_by", pa.string()),
-    ]
-)
-
+from schemas.arrow import TOMBSTONE_SCHEMA
 
 PREVIOUS_IMAGES = pa.schema([pa.field("image_id", pa.string()), pa.field("source_uris", pa.list_(pa.string()))])
 PATH_IDS = pa.schema([pa.field("source_uri", pa.string()), pa.field("image_id", pa.string())])

@@ -1,5 +1,6 @@
 """The side tables' shards written where their rows are: the quarantine (files that could not be annotated, each
-with its reason) and the skipped table (good images curation did not annotate, each with its rule)."""
+with its reason), the skipped table (good images curation did not annotate, each with its rule) and the tombstones
+(images of the previous version a version no longer holds, each with its reason)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from engine.config.settings import WriterConfig
 from engine.store.counts import value_counts
 from engine.store.location import Where
 from engine.store.writer import ShardInfo, ShardWriter
-from schemas.arrow import QUARANTINE_SCHEMA, SKIPPED_SCHEMA
+from schemas.arrow import QUARANTINE_SCHEMA, SKIPPED_SCHEMA, TOMBSTONE_SCHEMA
 
 
 def write_quarantine(root: Where, prefix: str, config: WriterConfig, rows: pa.Table) -> list[ShardInfo]:
@@ -22,6 +23,12 @@ def write_skipped(root: Where, prefix: str, config: WriterConfig, rows: pa.Table
     """Skipped rows (``SKIPPED_SCHEMA``) as shards named ``skipped/<prefix>-<n>``, sorted by path, each counted
     by rule."""
     return _write_counted(root, "skipped", prefix, config, SKIPPED_SCHEMA, rows, "rule")
+
+
+def write_tombstones(root: Where, prefix: str, config: WriterConfig, rows: pa.Table) -> list[ShardInfo]:
+    """Tombstone rows (``TOMBSTONE_SCHEMA``) as shards named ``tombstones/<prefix>-<n>``, sorted by path, each
+    counted by reason."""
+    return _write_counted(root, "tombstones", prefix, config, TOMBSTONE_SCHEMA, rows, "reason")
 
 
 def _write_counted(

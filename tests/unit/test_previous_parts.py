@@ -131,8 +131,9 @@ def test_kept_and_tombstoned_images_are_those_of_the_whole_tables(tmp_path: Path
     )
     written = [sha("moved"), *kept.to_pylist()]
     expected_tombstones = find_tombstones(whole_images, written, whole_paths, [sha("skipped")])
-    assert tombstones.to_pylist() == expected_tombstones.to_pylist()
-    by_name = {names([row["image_id"]])[0]: row for row in tombstones.to_pylist()}
+    assert len(tombstones.handles) == count and tombstones.rows == expected_tombstones.num_rows
+    assert tombstones.gather().to_pylist() == expected_tombstones.to_pylist()  # partitions in id order
+    by_name = {names([row["image_id"]])[0]: row for row in tombstones.gather().to_pylist()}
     assert set(by_name) == {"changed", "bad", "gone", "skipped", "same"}
     assert by_name["same"]["reason"] == "quarantined"
     assert by_name["changed"]["reason"] == "content_changed" and by_name["changed"]["replaced_by"] == sha("fresh")
