@@ -58,7 +58,6 @@ from engine.execute.started_ahead import StartedAhead
 from engine.ingest.curation import (
     CuratedWork,
     curate_parts,
-    kept_references,
     skip_semantic_copies,
 )
 from engine.ingest.discover import discover_ranges
@@ -70,13 +69,14 @@ from engine.ingest.probe import probe_settings
 from engine.ingest.probe_cache import cache_parts, probe_key
 from engine.ingest.sources import InputOptions
 from engine.partitions.keys import part_rows_for
-from engine.partitions.parts import Parts, empty_parts
+from engine.partitions.parts import IDS, Parts, empty_parts
 from engine.progress import loading_line
 from engine.refresh.carryover import Candidate, CarryOver, missing_ids, older_candidates, plan_carry_over, resumable
 from engine.refresh.incremental import StagePlan
 from engine.refresh.previous_parts import (
     PreviousImages,
     carried_skips_in_parts,
+    kept_references_in_parts,
     kept_unlisted_ids,
     previous_images_in_parts,
     tombstones_in_parts,
@@ -335,11 +335,11 @@ def previous_images(run: RunPlan, probed: ProbeOutcome) -> PreviousImages:
     return previous_images_in_parts(run.root, shards, probed.seen_parts, run.part_rows)
 
 
-def kept_unlisted(run: RunPlan, probed: ProbeOutcome, earlier: PreviousImages) -> pa.Array:
+def kept_unlisted(run: RunPlan, probed: ProbeOutcome, earlier: PreviousImages) -> Parts:
     """The ids of the images of the previous version (``earlier``) that this run did not look at, kept as they were
-    (``engine/refresh/scope.py``); none on a first run."""
+    (``engine/refresh/scope.py``), in the work table's id partitions; none on a first run."""
     if not earlier.rows:
-        return pa.array([], pa.string())
+        return empty_parts(IDS, len(probed.work.handles))
     return kept_unlisted_ids(earlier, probed.seen_parts, _scope(run, probed))
 
 
@@ -349,7 +349,7 @@ def _scope(run: RunPlan, probed: ProbeOutcome) -> InputScope:
 
 
 def select_work(
-    run: RunPlan, probed: ProbeOutcome, earlier: PreviousImages, kept: pa.Array, cluster: LazyRay, progress: Progress
+    run: RunPlan, probed: ProbeOutcome, earlier: PreviousImages, kept: Parts, cluster: LazyRay, progress: Progress
 ) -> CuratedWork:
     """The unique images worth annotating: gates and near-duplicate groups over their measures, then (when
     the profile asks and the model is present) semantic near-duplicates. Images the previous version
@@ -357,7 +357,9 @@ def select_work(
     through the measures in their annotation rows, so a copy of one is not annotated either. Skipped rows
     of the previous version whose images this run did not look at are carried as they are."""
     settings = run.config.curation
-    references = kept_references(run.root, run.previous.shards, kept) if run.previous and len(kept) else None
+    references = None
+    if run.previous is not None and kept.rows:  # read and kept in their id partitions
+        references = kept_references_in_parts(run.root, run.previous.shards, kept, run.part_rows)
     annotated_ids = earlier.images if earlier.rows else pa.array([], pa.string())
     search = pair_search(probed.work.rows, cluster.start)  # a large run's near-duplicate search runs on Ray
     curated = curate_parts(probed.work, settings, annotated_ids, references, search)
@@ -387,7 +389,7 @@ def select_work(
 # -- 4. plan carry-over ----------------------------------------------------------------------
 
 
-def carry_over(run: RunPlan, work: Parts, earlier: PreviousImages, kept: pa.Array) -> CarryOver:
+def carry_over(run: RunPlan, work: Parts, earlier: PreviousImages, kept: Parts) -> CarryOver:
     """Which images' earlier rows (previous version, killed runs, and for images the previous version
     lacks, older versions) carry over as they are, which rerun some stages, and which rows of ``work`` (the
     work table rows curation selected) are new. Images of the previous version that this run did not look at

@@ -23,9 +23,6 @@ from engine.ingest.skipped_parts import SEMANTIC_DUPLICATE, SkipTally, skips_in_
 from engine.partitions.keys import id_partitions, ids_by_partition, split_by_id, split_rows
 from engine.partitions.parts import Parts, in_process
 from engine.refresh.scope import InputScope, one_array, unseen_and_not_gone
-from engine.store.location import Where
-from engine.store.reader import read_shard, shard_schema
-from engine.store.writer import ShardInfo
 from filters.curation.hash_bands import IN_PROCESS as IN_PROCESS_SEARCH
 from filters.curation.hash_bands import PairSearch
 from filters.curation.selection import (
@@ -116,7 +113,7 @@ def curate_parts(
     work: Parts,
     settings: CurationSettings,
     annotated_ids: Ids | Parts = (),
-    references: pa.Table | None = None,
+    references: pa.Table | Parts | None = None,
     search: PairSearch = IN_PROCESS_SEARCH,
 ) -> CuratedWork:
     """:func:`curate` over the work table in its image-id partitions (cut as ``engine.partitions.keys.id_partitions``
@@ -134,9 +131,12 @@ def curate_parts(
         earlier = annotated_ids.column("image_id")
     else:
         earlier = [tasks.put(ids) for ids in ids_by_partition(as_ids(annotated_ids), count)]  # a partition at a time
-    known = REFERENCE_SCHEMA.empty_table() if references is None else references
-    others = split_by_id(known, count)
-    inputs = [(part, ids, tasks.put(refs)) for part, ids, refs in zip(parts, earlier, others, strict=True)]
+    if isinstance(references, Parts):
+        others = references.handles
+    else:
+        known = REFERENCE_SCHEMA.empty_table() if references is None else references
+        others = [tasks.put(refs) for refs in split_by_id(known, count)]
+    inputs = list(zip(parts, earlier, others, strict=True))
     gating = [tasks.submit(judge_part, *part, settings, returns=3) for part in inputs]
     copies = NO_COPIES
     if settings.dedup.enabled:
@@ -211,23 +211,6 @@ def without_rows(work: pa.Table, *positions: np.ndarray) -> tuple[pa.Table, int]
     keep[dropped] = False
     kept = work.filter(pa.array(keep))
     return kept, kept.num_rows
-
-
-def kept_references(root: Where, shards: Sequence[ShardInfo], kept: Ids) -> pa.Table:
-    """The images ``kept`` (ids) of a version's ``shards`` with the measures their rows hold, as
-    :data:`REFERENCE_SCHEMA` rows for :func:`curate`'s ``references`` (rows of shards written before
-    measures were kept are left out)."""
-    wanted = id_set(kept)
-    parts = [REFERENCE_SCHEMA.empty_table()]
-    for shard in shards:
-        if "measures" not in shard_schema(root, shard).names:
-            continue
-        table = read_shard(root, shard, REFERENCE_SCHEMA.names)
-        table = table.filter(
-            pc.and_(pc.is_in(table.column("image_id"), value_set=wanted), pc.is_valid(table.column("measures")))
-        )
-        parts.append(table.set_column(2, "source_uris", places_or_own(table)).cast(REFERENCE_SCHEMA))
-    return pa.concat_tables(parts)
 
 
 def places_or_own(table: pa.Table) -> pa.Array:

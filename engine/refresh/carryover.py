@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.config.settings import RayConfig, WriterConfig
-from engine.ingest.curation import Ids, as_ids, id_set
+from engine.ingest.curation import Ids, as_ids
 from engine.ingest.image_bytes import LOCATED_ROWS
 from engine.ingest.probe import WORK_SCHEMA
 from engine.partitions.keys import batches_by_rows, ids_by_partition
@@ -97,13 +97,13 @@ def plan_carry_over(
     writer_config: WriterConfig,
     run_id: str,
     on_shard: OnShard | None = None,
-    keep: tuple[Ids, Sequence[ShardInfo]] = ((), ()),
+    keep: tuple[Parts, Sequence[ShardInfo]] | None = None,
     rows_per_batch: int = ROWS_PER_BATCH,
 ) -> CarryOver:
     """Choose, for each image of ``work`` (the work table, in image-id partitions), the best candidate row, and
     prepare what to carry and rerun; ``keep``: images whose rows are carried from the given shards as they are
-    (images this run did not look at, ``engine/refresh/scope.py``). With neither (a first run) every image is
-    new, and nothing is read.
+    (images this run did not look at, ``engine/refresh/scope.py``: their ids, :data:`~engine.partitions.parts.IDS`
+    in the work table's partitions). With neither (a first run) every image is new, and nothing is read.
 
     The steps of ``engine/refresh/carry_parts.py`` run where the work table's partitions run (Ray tasks for a
     large run): the sources' rows are read in batches of about ``rows_per_batch`` rows and cut by image id,
@@ -111,11 +111,11 @@ def plan_carry_over(
     driver gets back shard descriptions and counts; the carried ids (in id partitions) and the rows to rerun stay
     where their batches ran."""
     work = work if isinstance(work, Parts) else in_process(work)
-    kept_ids = id_set(keep[0])
-    if not candidates and not len(kept_ids):
+    kept_ids, kept_shards = keep if keep is not None and keep[0].rows else (None, ())
+    if not candidates and kept_ids is None:
         return CarryOver(carried=empty_parts(IDS, len(work.handles)), new=work)
     tasks, partitions = work.tasks, len(work.handles)
-    sources = _sources(candidates, keep[1] if len(kept_ids) else ())
+    sources = _sources(candidates, kept_shards)
     batches = _batches(sources, rows_per_batch)
     routes = Routes(
         np.array([s.candidate for s in sources], bool),
@@ -126,7 +126,8 @@ def plan_carry_over(
     keyed = [
         tasks.submit(source_rows, root, batch, first, plan, partitions, returns=partitions) for first, batch in batches
     ]
-    kept_parts = [tasks.put(ids) for ids in ids_by_partition(kept_ids, partitions)]
+    no_ids = tasks.put(pa.array([], pa.string()))
+    kept_parts = kept_ids.column("image_id") if kept_ids is not None else [no_ids] * partitions
     chosen = [
         tasks.submit(
             choose_in_partition, handle, kept, routes, *[pieces[k] for pieces in keyed], returns=routes.batches + 2

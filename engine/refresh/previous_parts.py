@@ -22,9 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.ingest.curation import carried_skips, places_or_own
+from engine.ingest.curation import REFERENCE_SCHEMA, carried_skips, places_or_own
 from engine.partitions.keys import batches_by_rows, split_by_id, split_rows
-from engine.partitions.parts import Parts, column_of, empty_parts, joined_parts, task_results
+from engine.partitions.parts import IDS, Parts, column_of, empty_parts, joined_parts, task_results
 from engine.partitions.tasks import Tasks
 from engine.refresh.scope import InputScope, kept_out_of_scope
 from engine.refresh.tombstones import PATH_IDS, PREVIOUS_IMAGES, find_tombstones
@@ -163,21 +163,45 @@ def carried_in_part(previous: pa.Table, seen_of: pa.Table, seen: pa.Table, scope
 # -- what each id partition decides -------------------------------------------------------------
 
 
-def kept_unlisted_ids(previous: PreviousImages, seen: Parts, scope: InputScope) -> pa.Array:
-    """The ids of the previous version's images this run did not look at, kept as they were
-    (:func:`~engine.refresh.scope.kept_out_of_scope`), decided in each id partition (``seen``: the paths this run
-    probed, in the same partitions)."""
+def kept_unlisted_ids(previous: PreviousImages, seen: Parts, scope: InputScope) -> Parts:
+    """The ids (:data:`~engine.partitions.parts.IDS`) of the previous version's images this run did not look at,
+    kept as they were (:func:`~engine.refresh.scope.kept_out_of_scope`), decided and left in each id partition
+    (``seen``: the paths this run probed, in the same partitions)."""
     tasks = previous.images.tasks
     shared = tasks.put(scope)
     parts = zip(previous.images.handles, previous.seen.handles, seen.handles, strict=True)
-    handles = [tasks.submit(kept_in_part, *part, shared)[0] for part in parts]
-    return pa.concat_arrays([pa.array([], pa.string()), *tasks.get(handles)])
+    found = [tasks.submit(kept_in_part, *part, shared, returns=2) for part in parts]
+    return Parts([ids for ids, _ in found], tasks, tasks.get([rows for _, rows in found]), IDS)
 
 
-def kept_in_part(earlier: pa.Table, seen_of: pa.Table, seen: pa.Table, scope: InputScope) -> pa.Array:
-    """One id partition's earlier images kept as they were: none of their paths was probed (``seen_of``: the paths
-    of its images seen), their ids were not found (``seen``: the partition's paths seen, by the id they hold now)."""
-    return kept_out_of_scope(earlier, seen_of.column("source_uri"), column_of(seen, "image_id").drop_null(), scope)
+def kept_in_part(earlier: pa.Table, seen_of: pa.Table, seen: pa.Table, scope: InputScope) -> tuple[pa.Table, int]:
+    """One id partition's earlier images kept as they were, and how many: none of their paths was probed
+    (``seen_of``: the paths of its images seen), their ids were not found (``seen``: the partition's paths seen, by
+    the id they hold now)."""
+    seen_ids = column_of(seen, "image_id").drop_null()
+    kept = kept_out_of_scope(earlier, seen_of.column("source_uri"), seen_ids, scope)
+    return pa.Table.from_arrays([kept], schema=IDS), len(kept)
+
+
+def kept_references_in_parts(root: Where, shards: Sequence[ShardInfo], kept: Parts, batch_rows: int) -> Parts:
+    """The images ``kept`` (:data:`~engine.partitions.parts.IDS` in id partitions) of a version's ``shards`` with
+    the measures their rows hold, as :data:`~engine.ingest.curation.REFERENCE_SCHEMA` rows in the same partitions
+    (rows of shards written before measures were kept are left out): the shards read in batches and cut by id
+    (:func:`previous_parts`), each partition keeping the rows of its kept images."""
+    tasks = kept.tasks
+    rows = previous_parts(root, shards, tasks, len(kept.handles), batch_rows, REFERENCE_SCHEMA)
+    found = [
+        tasks.submit(references_in_part, *part, returns=2) for part in zip(rows.handles, kept.handles, strict=True)
+    ]
+    return Parts([table for table, _ in found], tasks, tasks.get([count for _, count in found]), REFERENCE_SCHEMA)
+
+
+def references_in_part(rows: pa.Table, kept: pa.Table) -> tuple[pa.Table, int]:
+    """One partition's rows of its ``kept`` images that hold measures, each with every path (its ``source_uris``,
+    or its own), and how many."""
+    wanted = pc.is_in(rows.column("image_id"), value_set=column_of(kept, "image_id"))
+    table = rows.filter(pc.and_(wanted, pc.is_valid(rows.column("measures"))))
+    return table.set_column(2, "source_uris", places_or_own(table)), table.num_rows
 
 
 def tombstones_in_parts(previous: PreviousImages, carried: Parts, sent: Parts, late: pa.Table, skipped: Parts) -> Parts:

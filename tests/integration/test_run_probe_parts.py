@@ -1,7 +1,8 @@
 """A run whose listing is cut into several parts probes them as Ray tasks: it annotates what a run in one part
 annotates, publishes its probe index in parts written by the workers, and a refresh reuses them
 where files are unchanged; a rerun publishes nothing. A refresh in parts re-annotates and re-filters (its rows
-to rerun kept where carry-over's batches ran) what a refresh in one part does."""
+to rerun kept where carry-over's batches ran) what a refresh in one part does, and a refresh of one input of two
+keeps, skips and tombstones (each id partition's side tables written where it is) what one in one part does."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from engine.config.profile import parse_config
 from engine.run import RunRequest, RunResult, run_pipeline
-from engine.store.reader import read_version, version_dataset
+from engine.store.reader import read_shard, read_skipped, read_version, version_dataset
 from tests.support.image_files import jpeg_bytes
 from tests.support.local_ray import local_ray
 
@@ -33,8 +35,9 @@ def ray_local():
         yield
 
 
-def run(inputs: Path, output: Path, part_rows: int, **changes) -> RunResult:
-    request = RunRequest((str(inputs),), output, parse_config(profile(part_rows, **changes)), progress_bars=False)
+def run(inputs: Path | tuple[Path, ...], output: Path, part_rows: int, **changes) -> RunResult:
+    listed = tuple(str(path) for path in (inputs if isinstance(inputs, tuple) else (inputs,)))
+    request = RunRequest(listed, output, parse_config(profile(part_rows, **changes)), progress_bars=False)
     return run_pipeline(request, progress=lambda _: None)
 
 
@@ -94,3 +97,44 @@ def test_a_refresh_in_parts_reannotates_and_refilters_what_a_refresh_in_one_does
     assert parts == one
     assert one[:3] == [(9, 0, 0, 0), (9, 9, 0, 0), (0, 0, 9, 0)]
     assert all(dict(row["stages"]).keys() == {"haar", "confidence"} for row in one[3])
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "images"
+
+
+def test_a_refresh_of_one_input_in_parts_keeps_skips_and_tombstones_what_one_part_does(ray_local, tmp_path) -> None:
+    kept, listed = tmp_path / "kept", tmp_path / "listed"  # the refresh lists only the second input
+    for folder in (kept, listed):
+        folder.mkdir()
+    for name in ("astronaut.jpg", "chelsea.jpg"):
+        (kept / name).write_bytes((SAMPLES / name).read_bytes())
+    Image.new("RGB", (10, 10), (200, 30, 30)).save(kept / "dot.png")  # below the min_side gate: skipped
+    Image.new("RGB", (12, 12), (30, 200, 30)).save(listed / "tiny.png")  # skipped, then removed
+    (listed / "coffee.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    for i in range(2):
+        (listed / f"{i:02d}.jpg").write_bytes(jpeg_bytes(96, 72, seed=i))
+    runs = {}
+    for name, part_rows in (("one", 1000), ("parts", 2)):
+        first = run((kept, listed), tmp_path / name, part_rows)
+        runs[name] = (first, tmp_path / name)
+    (listed / "01.jpg").unlink()  # gone from a listed input: tombstoned
+    (listed / "tiny.png").unlink()  # its skipped row is not carried
+    astronaut = Image.open(SAMPLES / "astronaut.jpg")
+    astronaut.resize((384, 384), Image.LANCZOS).save(listed / "astronaut_web.jpg", quality=75)  # a kept image's copy
+
+    def refresh(name: str) -> tuple:
+        first, output = runs[name]
+        second = run(listed, output, 1000 if name == "one" else 2)
+        skipped = read_skipped(output).select(["source_uri", "rule", "duplicate_of"]).to_pylist()
+        tombstones = [row for shard in second.manifest.tombstones for row in read_shard(output, shard).to_pylist()]
+        counts = [(r.annotated, r.skipped, r.carried, r.kept_unlisted, r.tombstoned) for r in (first, second)]
+        return counts, skipped, tombstones
+
+    (one, one_skipped, one_tombstones), (parts, parts_skipped, parts_tombstones) = map(refresh, runs)
+    assert one == parts == [(5, 2, 0, 0, 0), (0, 2, 4, 2, 1)]
+    assert one_skipped == parts_skipped
+    rows = {Path(row["source_uri"]).name: (row["rule"], row["duplicate_of"]) for row in parts_skipped}
+    annotated = read_version(tmp_path / "one", columns=["image_id", "source_uri"]).to_pylist()
+    kept_astronaut = next(row["image_id"] for row in annotated if row["source_uri"].endswith("astronaut.jpg"))
+    assert rows == {"dot.png": ("min_side", None), "astronaut_web.jpg": ("near_duplicate", kept_astronaut)}
+    assert one_tombstones == parts_tombstones and [Path(t["source_uri"]).name for t in parts_tombstones] == ["01.jpg"]

@@ -12,8 +12,8 @@ from engine.config.settings import WriterConfig
 from engine.ingest.image_bytes import LOCATED_ROWS, LOCATOR_COLUMN
 from engine.ingest.locator import Locator
 from engine.ingest.probe import WORK_SCHEMA, as_work_table
-from engine.partitions.keys import id_partitions, split_rows
-from engine.partitions.parts import Parts
+from engine.partitions.keys import id_partitions, split_by_id, split_rows
+from engine.partitions.parts import IDS, Parts
 from engine.partitions.tasks import IN_PROCESS
 from engine.refresh.carry_parts import row_keys
 from engine.refresh.carryover import Candidate, plan_carry_over
@@ -132,7 +132,6 @@ def test_carry_over_in_partitions_and_batches_carries_what_one_part_carries(tmp_
     wanted[ids[0]] = [f"/in/{ids[0]}.png", "/in/moved.png"]
     work = _work(wanted).sort_by("image_id")
     kept = pa.array([ids[14], ids[15], ids[19]])  # images of p2 this run did not look at
-    keep = (kept, [c.shard for c in shards])
 
     def carry_in(folder: str, partitions: int, rows_per_batch: int) -> tuple:
         root = tmp_path / folder
@@ -141,6 +140,8 @@ def test_carry_over_in_partitions_and_batches_carries_what_one_part_carries(tmp_
             (root / "annotations" / source.name).write_bytes(source.read_bytes())
         cut = split_rows(work, id_partitions(work.column("image_id"), partitions), partitions)
         parts = Parts(cut, IN_PROCESS, [t.num_rows for t in cut], work.schema)
+        kept_ids = split_by_id(pa.Table.from_arrays([kept], schema=IDS), partitions)  # in the same partitions
+        keep = (Parts(kept_ids, IN_PROCESS, [t.num_rows for t in kept_ids], IDS), [c.shard for c in shards])
         carry = plan_carry_over(
             location(str(root)),
             [*shards, resumed],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
 from engine.ingest.curation import REFERENCE_SCHEMA, carried_skips, curate, curate_parts
 from engine.ingest.probe import WORK_SCHEMA
@@ -90,9 +91,12 @@ def test_a_copy_of_a_reference_image_is_skipped_and_the_reference_never_is() -> 
     ]
 
 
-def test_kept_references_are_the_kept_rows_with_measures_and_their_places(tmp_path) -> None:
+@pytest.mark.parametrize("count", [1, 3])
+def test_kept_references_are_the_kept_rows_with_measures_and_their_places(tmp_path, count: int) -> None:
     from engine.config.settings import WriterConfig
-    from engine.ingest.curation import kept_references
+    from engine.partitions.keys import split_by_id
+    from engine.partitions.parts import IDS
+    from engine.refresh.previous_parts import kept_references_in_parts
     from engine.store.location import location
     from engine.store.writer import write_shard
     from schemas.arrow import ANNOTATION_SCHEMA
@@ -109,7 +113,13 @@ def test_kept_references_are_the_kept_rows_with_measures_and_their_places(tmp_pa
     root = location(tmp_path)
     new = write_shard(table, root, "annotations/new.parquet", WriterConfig(), {})
     old = write_shard(table.drop_columns(["measures"]), root, "annotations/old.parquet", WriterConfig(), {})
-    found = kept_references(root, [new, old], {"KEPT", "NO_PLACES", "UNMEASURED"})
+    ids = split_by_id(pa.table({"image_id": ["KEPT", "NO_PLACES", "UNMEASURED"]}, IDS), count)
+    kept_ids = Parts(ids, IN_PROCESS, [part.num_rows for part in ids], IDS)
+    in_parts = kept_references_in_parts(root, [new, old], kept_ids, batch_rows=2)
+    assert len(in_parts.handles) == count and in_parts.rows == 2  # the old shard's rows have no measures
+    for part, wanted in zip(in_parts.each(), ids, strict=True):  # each kept image's row in its partition
+        assert set(part["image_id"].to_pylist()) <= set(wanted["image_id"].to_pylist())
+    found = in_parts.gather().sort_by("image_id")
     assert found.schema.equals(REFERENCE_SCHEMA)
     assert found.select(["image_id", "source_uris", "width"]).to_pylist() == [
         {"image_id": "KEPT", "source_uris": ["/in/k.jpg", "/in/k2.jpg"], "width": 800},

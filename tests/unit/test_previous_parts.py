@@ -109,15 +109,17 @@ def test_kept_and_tombstoned_images_are_those_of_the_whole_tables(tmp_path: Path
     previous = previous_images_in_parts(location(str(tmp_path)), shards, seen_parts(count), batch_rows=3)
     scope = input_scope(["/in"])
     kept = kept_unlisted_ids(previous, seen_parts(count), scope)
+    assert len(kept.handles) == count and kept.rows == 1  # left in the partitions
+    kept_ids = kept.gather().column("image_id")
     whole_images, whole_seen = previous.images.gather(), seen_parts(1).gather()
     expected = kept_out_of_scope(
         whole_images, whole_seen.column("source_uri"), whole_seen.column("image_id").drop_null(), scope
     )
-    assert names(kept.to_pylist()) == names(expected.to_pylist()) == ["elsewhere"]
+    assert names(kept_ids.to_pylist()) == names(expected.to_pylist()) == ["elsewhere"]
     sent = [sha("same"), sha("moved")]  # "moved" was annotated again, under its new path
     late = ["/in/same.png"]  # "same" failed to load while annotated: not written, it counts as quarantined
     late_rows = pa.table({"source_uri": late, "image_id": [sha("same")]}, LATE)
-    carried = kept_parts(kept, count)  # carry-over's ids in their partitions: here, the images kept unlisted
+    carried = kept  # carry-over's ids in their partitions: here, the images kept unlisted
     sent_parts = kept_parts(pa.array(sent), count)
     skipped = kept_parts(pa.array([sha("skipped")]), count)  # curation's skipped rows (their ids) in partitions
     tombstones = tombstones_in_parts(previous, carried, sent_parts, late_rows, skipped)
@@ -129,7 +131,7 @@ def test_kept_and_tombstoned_images_are_those_of_the_whole_tables(tmp_path: Path
             pa.table({"source_uri": late, "image_id": pa.nulls(1, pa.string())}, PATH_IDS),
         ]
     )
-    written = [sha("moved"), *kept.to_pylist()]
+    written = [sha("moved"), *kept_ids.to_pylist()]
     expected_tombstones = find_tombstones(whole_images, written, whole_paths, [sha("skipped")])
     assert len(tombstones.handles) == count and tombstones.rows == expected_tombstones.num_rows
     assert tombstones.gather().to_pylist() == expected_tombstones.to_pylist()  # partitions in id order
