@@ -13,20 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.ingest.skipped_parts import SEMANTIC_DUPLICATE, SkipTally, skips_in_parts
+from engine.ingest.skipped_parts import SEMANTIC_DUPLICATE, SkipTally, skips_in_parts, tally_skips
 from engine.partitions.keys import id_partitions, ids_by_partition, split_by_id, split_rows
 from engine.partitions.parts import Parts, in_process
+from engine.partitions.tasks import Tasks
 from engine.refresh.scope import InputScope, one_array, unseen_and_not_gone
 from filters.curation.hash_bands import IN_PROCESS as IN_PROCESS_SEARCH
 from filters.curation.hash_bands import PairSearch
 from filters.curation.selection import (
-    NO_COPIES,
     GroupMembers,
     copies_of_members,
     gate_part,
@@ -63,16 +64,19 @@ Ids = Collection[str] | pa.Array | pa.ChunkedArray
 class CuratedWork:
     """The work table's rows to annotate (``engine.ingest.probe.WORK_SCHEMA``, in their order and image-id
     partitions), and one :data:`schemas.arrow.SKIPPED_SCHEMA` row per image skipped (``skipped``, sorted by
-    ``source_uri`` in the same partitions), counted in ``tally``."""
+    ``source_uri`` in the same partitions)."""
 
     work: Parts
     skipped: Parts
-    tally: SkipTally
+
+    @cached_property
+    def tally(self) -> SkipTally:
+        """The skipped rows by rule and the near-duplicate groups, counted where the partitions are."""
+        return tally_skips(self.skipped)
 
     def with_skips(self, pieces: Sequence[Any]) -> CuratedWork:
         """These skipped rows and ``pieces`` (a handle per partition: more skipped rows of its images)."""
-        skipped, tally = skips_in_parts(self.work.tasks, [self.skipped.handles, pieces])
-        return replace(self, skipped=skipped, tally=tally)
+        return replace(self, skipped=skips_in_parts(self.work.tasks, [self.skipped.handles, pieces]))
 
 
 def id_set(ids: Ids) -> pa.Array:
@@ -121,11 +125,12 @@ def curate_parts(
 
     Each partition's task gates its images and keeps apart the columns the grouping needs (hashes, sizes,
     whether annotated before); one task finds the near-duplicate groups over every partition's columns (its pair
-    search fanning out as Ray tasks for a large run) and returns the images in groups of two or more; the driver
-    reads back the rows of those images only, picks each group's representative, and sends each partition its
-    copies. Each partition's task drops its skipped rows from its work and joins its skipped rows (gated and
-    copies). The driver holds no column per image: the groups' members (a share of the corpus) and the tally.
-    ``annotated_ids``: ids, or tables in the same id partitions with an ``image_id`` column (left where they are)."""
+    search fanning out as Ray tasks for a large run) and keeps the images in groups of two or more; another reads
+    back their rows, picks each group's representative and cuts the copies by partition. Each partition's task drops
+    its skipped rows from its work, and another joins its skipped rows (gated and copies). Every step is a task
+    (Ray tasks on Ray): the driver holds no row or column per image, only counts. ``annotated_ids``: ids, or tables
+    in the same id partitions with an ``image_id`` column (left where they are); ``references``: a table, or its
+    rows in the same id partitions."""
     parts, tasks, count = work.handles, work.tasks, len(work.handles)
     if isinstance(annotated_ids, Parts):
         earlier = annotated_ids.column("image_id")
@@ -138,25 +143,21 @@ def curate_parts(
         others = [tasks.put(refs) for refs in split_by_id(known, count)]
     inputs = list(zip(parts, earlier, others, strict=True))
     gating = [tasks.submit(judge_part, *part, settings, returns=3) for part in inputs]
-    copies = NO_COPIES
     if settings.dedup.enabled:
-
-        def member_rows(positions: list[np.ndarray]) -> list[pa.Table]:
-            return tasks.get([tasks.submit(part_rows, *i, at)[0] for i, at in zip(inputs, positions, strict=True)])
-
-        # grouped where the columns are (a Ray task on Ray): only the images in groups come back here
-        members = tasks.get(tasks.submit(members_of, settings, search, *[g for _, _, g in gating]))[0]
-        copies = copies_of_members(members, member_rows, settings)
-    judged = copies.copy_position < np.array(work.counts, np.int64)[copies.copy_part]  # others: references, kept
-    copy_part, copy_position = copies.copy_part[judged], copies.copy_position[judged]
+        members = tasks.submit(members_of, settings, search, *[grouping for _, _, grouping in gating])[0]
+        found = tasks.submit(copies_of, settings, tasks, members, work.counts, inputs, returns=2 * count)
+        copies = [found[2 * k : 2 * k + 2] for k in range(count)]  # each partition's positions and skipped rows
+    else:
+        none = (tasks.put(np.zeros(0, np.int64)), tasks.put(SKIPPED_SCHEMA.empty_table()))
+        copies = [none] * count
     kept = [
-        tasks.submit(without_rows, part, gated, copy_position[copy_part == k], returns=2)
-        for k, (part, (gated, _, _)) in enumerate(zip(parts, gating, strict=True))
+        tasks.submit(without_rows, part, gated, at, returns=2)
+        for part, (gated, _, _), (at, _) in zip(parts, gating, copies, strict=True)
     ]
-    copy_rows = split_rows(copies.skipped.filter(pa.array(judged)), copy_part, count)
-    skipped, tally = skips_in_parts(tasks, [[g for _, g, _ in gating], [tasks.put(rows) for rows in copy_rows]])
-    left = tasks.get([rows for _, rows in kept])
-    return CuratedWork(Parts([table for table, _ in kept], tasks, left, work.schema), skipped, tally)
+    skipped = skips_in_parts(tasks, [[rows for _, rows, _ in gating], [rows for _, rows in copies]])
+    return CuratedWork(
+        Parts([table for table, _ in kept], tasks, tasks.get([rows for _, rows in kept]), work.schema), skipped
+    )
 
 
 def as_ids(ids: Ids) -> pa.Array | pa.ChunkedArray:
@@ -189,6 +190,24 @@ def members_of(settings: CurationSettings, search: PairSearch, *groupings: dict[
     """:func:`~filters.curation.selection.group_members` of the partitions' grouping columns (a task's body: each
     partition's columns one argument, so that Ray hands over their values)."""
     return group_members(groupings, settings, search)
+
+
+def copies_of(
+    settings: CurationSettings, tasks: Tasks, members: GroupMembers, rows: Sequence[int], inputs: Sequence[tuple]
+) -> tuple[np.ndarray | pa.Table, ...]:
+    """Each group's representative picked among its ``members`` (:func:`copies_of_members`, reading their rows from
+    the partitions' ``inputs``: :func:`part_rows` as ``tasks``), then for each partition (of ``rows`` work rows) the
+    positions of its copies among its work rows and their skipped rows (a task's body: two results per partition;
+    copies among the references, kept as they are, are not reported)."""
+
+    def member_rows(positions: list[np.ndarray]) -> list[pa.Table]:
+        return tasks.get([tasks.submit(part_rows, *i, at)[0] for i, at in zip(inputs, positions, strict=True)])
+
+    copies = copies_of_members(members, member_rows, settings)
+    judged = copies.copy_position < np.array(rows, np.int64)[copies.copy_part]
+    part, position = copies.copy_part[judged], copies.copy_position[judged]
+    skipped = split_rows(copies.skipped.filter(pa.array(judged)), part, len(rows))
+    return tuple(found for k in range(len(rows)) for found in (position[part == k], skipped[k]))
 
 
 def part_rows(work: pa.Table, annotated_ids: pa.Array, references: pa.Table, positions: np.ndarray) -> pa.Table:

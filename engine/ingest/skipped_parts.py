@@ -2,8 +2,8 @@
 
 Each partition's skipped rows (:data:`schemas.arrow.SKIPPED_SCHEMA`: gated images, near-duplicates, rows carried
 from the previous version) are joined by a task of their own and written from there
-(``engine.store.side_tables.write_skipped``); the driver holds their :class:`SkipTally` only: rows by rule and
-the near-duplicate groups' representatives.
+(``engine.store.side_tables.write_skipped``); the driver gets their :class:`SkipTally` only: rows by rule, and the
+near-duplicate groups (distinct representatives, counted by an exchange keyed by the representative's id).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.partitions.parts import Parts
+from engine.partitions.keys import split_by_id
+from engine.partitions.parts import IDS, Parts
 from engine.partitions.tasks import Tasks
 from engine.store.counts import value_counts
 from filters.curation.selection import NEAR_DUPLICATE
@@ -27,11 +28,11 @@ COPY_RULES = (NEAR_DUPLICATE, SEMANTIC_DUPLICATE)
 
 @dataclass(frozen=True)
 class SkipTally:
-    """What skipped rows hold: their count by ``rules``, and the distinct ids they are copies of
-    (``representatives``: one per near-duplicate group)."""
+    """What a skipped table holds: its rows by ``rules``, and its near-duplicate ``groups`` (representatives that
+    stand for at least one skipped copy)."""
 
     rules: dict[str, int]
-    representatives: pa.Array
+    groups: int
 
     @property
     def rows(self) -> int:
@@ -47,42 +48,42 @@ class SkipTally:
         """Images skipped by an image gate."""
         return self.rows - self.near_duplicates
 
-    @property
-    def groups(self) -> int:
-        """Near-duplicate groups: representatives that stand for at least one skipped copy."""
-        return len(self.representatives)
 
-
-def tally_skips(skipped: pa.Table) -> SkipTally:
-    """The :class:`SkipTally` of one table of skipped rows."""
-    representatives = pc.unique(skipped.column("duplicate_of").combine_chunks().drop_null())
-    return SkipTally(value_counts(skipped.column("rule")), representatives)
-
-
-def combined_tally(tallies: Sequence[SkipTally]) -> SkipTally:
-    """The tally of several tables' rows (each image skipped in one of them)."""
-    rules: dict[str, int] = {}
-    for tally in tallies:
-        for rule, count in tally.rules.items():
-            rules[rule] = rules.get(rule, 0) + count
-    representatives = pa.concat_arrays([pa.array([], pa.string()), *(t.representatives for t in tallies)])
-    return SkipTally(rules, pc.unique(representatives))
-
-
-NO_SKIPS = SkipTally({}, pa.array([], pa.string()))
-
-
-def joined_skips(*pieces: pa.Table) -> tuple[pa.Table, SkipTally]:
-    """One partition's skipped rows from its ``pieces``, sorted by ``source_uri``, and their tally (a task)."""
+def joined_skips(*pieces: pa.Table) -> tuple[pa.Table, int]:
+    """One partition's skipped rows from its ``pieces``, sorted by ``source_uri``, and how many (a task)."""
     table = pa.concat_tables([SKIPPED_SCHEMA.empty_table(), *(p.cast(SKIPPED_SCHEMA) for p in pieces)])
-    table = table.sort_by("source_uri")
-    return table, tally_skips(table)
+    return table.sort_by("source_uri"), table.num_rows
 
 
-def skips_in_parts(tasks: Tasks, pieces: Sequence[Sequence[Any]]) -> tuple[Parts, SkipTally]:
+def skips_in_parts(tasks: Tasks, pieces: Sequence[Sequence[Any]]) -> Parts:
     """Partition ``k`` of the skipped table joins the ``k``-th handle of each of ``pieces`` (each a handle per
-    partition), a task per partition; with the whole table's tally."""
+    partition), a task per partition."""
     joined = [tasks.submit(joined_skips, *part, returns=2) for part in zip(*pieces, strict=True)]
-    tallies = tasks.get([tally for _, tally in joined])
-    parts = Parts([table for table, _ in joined], tasks, [t.rows for t in tallies], SKIPPED_SCHEMA)
-    return parts, combined_tally(tallies)
+    return Parts([table for table, _ in joined], tasks, tasks.get([rows for _, rows in joined]), SKIPPED_SCHEMA)
+
+
+def tally_skips(skipped: Parts) -> SkipTally:
+    """The :class:`SkipTally` of a skipped table in id partitions: each part counts its rules and cuts its
+    representatives by their id partition, each id partition counts the distinct representatives it receives."""
+    tasks, count = skipped.tasks, len(skipped.handles)
+    counted = [tasks.submit(rules_and_representatives, part, count, returns=1 + count) for part in skipped.handles]
+    groups = [tasks.submit(distinct_ids, *[found[1 + k] for found in counted])[0] for k in range(count)]
+    rules: dict[str, int] = {}
+    for part_rules in tasks.get([found[0] for found in counted]):
+        for rule, rows in part_rules.items():
+            rules[rule] = rules.get(rule, 0) + rows
+    return SkipTally(rules, sum(tasks.get(groups)))
+
+
+def rules_and_representatives(skipped: pa.Table, count: int) -> tuple[dict[str, int] | pa.Table, ...]:
+    """One part's rows by rule, then the distinct ids its copies stand for (:data:`IDS`) cut into ``count`` id
+    partitions."""
+    representatives = pc.unique(skipped.column("duplicate_of").combine_chunks().drop_null())
+    by_id = split_by_id(pa.Table.from_arrays([representatives], schema=IDS), count)
+    return (value_counts(skipped.column("rule")), *by_id)
+
+
+def distinct_ids(*pieces: pa.Table) -> int:
+    """How many distinct ids ``pieces`` (:data:`IDS`) hold together."""
+    ids = pa.concat_tables([IDS.empty_table(), *pieces]).column("image_id")
+    return int(pc.count_distinct(ids).as_py())

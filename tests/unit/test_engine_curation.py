@@ -156,3 +156,20 @@ def test_curation_in_id_partitions_decides_what_one_part_decides() -> None:
     assert set(copies["duplicate_of"].to_pylist()) & set(references["image_id"].to_pylist())  # copies of references
     kept_as_they_are = set(references["image_id"].to_pylist()) - set(work["image_id"].to_pylist())
     assert not set(skipped["image_id"].to_pylist()) & kept_as_they_are
+
+
+def test_the_tally_counts_a_group_once_whichever_partitions_hold_its_copies() -> None:
+    from engine.ingest.skipped_parts import tally_skips
+
+    def copy(image_id: str, representative: str | None, rule: str = "near_duplicate") -> dict:
+        return {"source_uri": f"/in/{image_id}", "image_id": image_id, "rule": rule, "duplicate_of": representative}
+
+    parts = [[copy("X", "R1"), copy("G", None, "min_side")], [copy("Z", "R2")], [copy("Y", "R1"), copy("W", "R2")]]
+    tables = [pa.Table.from_pylist(rows, schema=SKIPPED_SCHEMA) for rows in parts]
+    tally = tally_skips(Parts(tables, IN_PROCESS, [t.num_rows for t in tables], SKIPPED_SCHEMA))
+    assert (tally.rules, tally.groups, tally.near_duplicates, tally.gated) == (
+        {"near_duplicate": 4, "min_side": 1},
+        2,
+        4,
+        1,
+    )
