@@ -9,11 +9,12 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
   20,000 <= 1.15x peak at 2,000.
 - **planning**: no pixels. 1,000,000 empty files named by a Parquet table of paths (how a FLD-5B-sized
   corpus is given), a synthetic probe index of them (2% second copies of an image, 0.5% quarantined, 1%
-  of the images a near-duplicate of another by their measures, as workers would write it, every file
-  unchanged since) and a synthetic previous version holding 90% of the unique images, exact for the
-  current stages, in shards of 1,000 rows. The engine's planning runs over them as a refresh does:
-  discovery of the path table into an Arrow listing in URI ranges (``discover_ranges``: sorted on local disk, as
-  a run of more than ``ray.plan_part_rows`` files does), the previous probe index
+  of the images a near-duplicate of another by their measures, 20% too small for the ``min_side`` gate, as
+  workers would write it, every file unchanged since) and a synthetic previous version holding 90% of the
+  unique images that pass the gate, exact for the current stages, in shards of 1,000 rows. The engine's
+  planning runs over them as a refresh does: discovery of the path table into an Arrow listing in URI ranges
+  (``discover_ranges``: sorted on local disk, as a run of more than ``ray.plan_part_rows`` files does), the
+  previous probe index
   read as the probe cache and the listing split by it (``split_by_cache``: every file stated and found
   unchanged), grouping the hits by content hash (``group_by_content``), the previous version's images and
   paths in the same id partitions with the paths of them this run saw (``previous_images_in_parts``), curation
@@ -44,12 +45,13 @@ TARGET = 1.15
 MIB = 1024**2
 STATE = Path(__file__).resolve().parents[1] / ".state" / "bench"
 RUNS = STATE / "runs" / "driver_memory"
-PLAN = STATE / "plan-sim-v4"
+PLAN = STATE / "plan-sim-v5"
 SHARD_ROWS = 1000
 DUPLICATE_EVERY = 50  # every 50th file is a second copy of the one before it
 QUARANTINE_EVERY = 200  # and every 200th (never a copy) is quarantined
 CARRIED_SHARE = 0.9
 NEAR_DUPLICATE_EVERY = 100  # and every 100th distinct image is a near-duplicate of the one before (3 bits apart)
+GATED_EVERY = 5  # and every 5th distinct image is 12 x 9 pixels: skipped by the min_side gate (as in the previous one)
 FILES_PER_FOLDER = 10_000
 
 
@@ -205,8 +207,10 @@ def prepare_planning(images: int, folder: Path, profile: str) -> None:
     for uri, content_id in zip(uris, ids, strict=True):
         if content_id is not None:
             copies.setdefault(content_id, []).append(uri)
+    gated = {image_id(c) for c in range(1, max(content, default=0) + 1, GATED_EVERY)}
     unique = sorted(copies)
-    carried = unique[: int(len(unique) * CARRIED_SHARE)]
+    passing = [i for i in unique if i not in gated]  # the previous version skipped the others too
+    carried = passing[: int(len(passing) * CARRIED_SHARE)]
     fingerprints = StagePlan([s.spec() for s in plan_stages(filters_only(profile))]).fingerprints
     shards = []
     for start in range(0, len(carried), SHARD_ROWS):
@@ -235,7 +239,8 @@ def write_files(paths: list[str], mtimes: list[int]) -> None:
 
 def synthetic_measures(content: list[int], bad: list[bool]) -> Any:
     """Curation's measures for each file: a 640x480 image that passes the gates, with random 64-bit hashes
-    per content, except that every ``NEAR_DUPLICATE_EVERY``-th content is 3 bits from the one before."""
+    per content, except that every ``NEAR_DUPLICATE_EVERY``-th content is 3 bits from the one before and every
+    ``GATED_EVERY``-th (from the second) is 12x9, below the ``min_side`` gate."""
     import numpy as np
     import pyarrow as pa
 
@@ -249,9 +254,10 @@ def synthetic_measures(content: list[int], bad: list[bool]) -> Any:
         hashes[kind][near] = hashes[kind][near - 1] ^ np.uint64(0b111)
     at = np.array(content)
     files = len(content)
+    small = at % GATED_EVERY == 1
     fields = {
-        "width": pa.array(np.full(files, 640, np.int32)),
-        "height": pa.array(np.full(files, 480, np.int32)),
+        "width": pa.array(np.where(small, 12, 640).astype(np.int32)),
+        "height": pa.array(np.where(small, 9, 480).astype(np.int32)),
         "aspect_ratio": pa.array(np.full(files, 640 / 480, np.float32)),
         "phash": pa.array(hashes["phash"][at]),
         "dhash": pa.array(hashes["dhash"][at]),
