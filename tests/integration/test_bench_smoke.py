@@ -119,12 +119,15 @@ def test_planning_simulation_groups_copies_and_carries_the_previous_version_over
     prepare_planning(200, tmp_path / "plan", "offline")
     result = measure_planning(tmp_path / "plan", "offline")
     # 200 files: 4 second copies (every 50th), 1 quarantined (every 200th), 2 near-duplicates (every 100th
-    # distinct image) that curation skips; 90% of the 195 unique in the previous version, less the 2 skipped.
+    # distinct image) and 40 images too small for the min_side gate (every 5th) that curation skips; 90% of the
+    # 155 unique images that pass the gate in the previous version, less the 2 copies skipped (tombstoned).
     assert (result["files"], result["unique"], result["quarantined"]) == (200, 195, 1)
     # Listed by the Parquet table of paths, every file unchanged since the previous probe index: all hits.
     assert (result["cache_hits"], result["cache_misses"]) == (200, 0)
-    assert (result["skipped"], result["near_duplicates"]) == (2, 2)
-    assert (result["carried"], result["new"]) == (173, 20) and result["expected_carried"] == 175
+    assert (result["skipped"], result["near_duplicates"]) == (42, 2)
+    assert (result["carried"], result["new"], result["tombstoned"]) == (137, 16, 2) and result[
+        "expected_carried"
+    ] == 139
     assert result["planning_s"] > 0 and result["driver_peak_mib"] >= result["driver_before_mib"] > 0
     assert result["driver_heap_growth_mib"] >= max(result["heap_growth_by_phase_mib"].values()) - 1e-9
     assert result["near_duplicate_search"] == "driver"  # Ray only from 100,000 images, as in a run
