@@ -227,7 +227,7 @@ def run_pipeline(request: RunRequest, progress: Progress = print) -> RunResult:
             kept = kept_unlisted(run, probed, earlier)
             curated = select_work(run, probed, earlier, kept, ray, progress)
             carry = carry_over(run, curated.work, earlier, kept)
-            progress(_plan_summary(run, probed, curated, carry))
+            progress(_plan_summary(run, probed, curated, carry))  # counts curated.tally while Ray is up
             annotated = annotate(run, carry, ray, ahead)
             tombstones = _tombstone_rows(curated, carry, annotated, earlier)  # in the partitions, while Ray is up
             same = not request.always_publish and unchanged(run, probed, carry, annotated, tombstones)
