@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from engine.ingest.skipped_parts import SEMANTIC_DUPLICATE, SkipTally, skips_in_parts, tally_skips
 from engine.partitions.keys import id_partitions, ids_by_partition, split_by_id, split_rows
-from engine.partitions.parts import Parts, in_process
+from engine.partitions.parts import Parts, counted_parts, in_process
 from engine.partitions.tasks import Tasks
 from engine.refresh.scope import InputScope, one_array, unseen_and_not_gone
 from filters.curation.hash_bands import IN_PROCESS as IN_PROCESS_SEARCH
@@ -155,9 +155,7 @@ def curate_parts(
         for part, (gated, _, _), (at, _) in zip(parts, gating, copies, strict=True)
     ]
     skipped = skips_in_parts(tasks, [[rows for _, rows, _ in gating], [rows for _, rows in copies]])
-    return CuratedWork(
-        Parts([table for table, _ in kept], tasks, tasks.get([rows for _, rows in kept]), work.schema), skipped
-    )
+    return CuratedWork(counted_parts(tasks, kept, work.schema), skipped)
 
 
 def as_ids(ids: Ids) -> pa.Array | pa.ChunkedArray:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.partitions.keys import split_by_id
-from engine.partitions.parts import IDS, Parts
+from engine.partitions.parts import IDS, Parts, counted_parts
 from engine.partitions.tasks import Tasks
 from engine.store.counts import value_counts
 from filters.curation.selection import NEAR_DUPLICATE
@@ -59,7 +59,7 @@ def skips_in_parts(tasks: Tasks, pieces: Sequence[Sequence[Any]]) -> Parts:
     """Partition ``k`` of the skipped table joins the ``k``-th handle of each of ``pieces`` (each a handle per
     partition), a task per partition."""
     joined = [tasks.submit(joined_skips, *part, returns=2) for part in zip(*pieces, strict=True)]
-    return Parts([table for table, _ in joined], tasks, tasks.get([rows for _, rows in joined]), SKIPPED_SCHEMA)
+    return counted_parts(tasks, joined, SKIPPED_SCHEMA)
 
 
 def tally_skips(skipped: Parts) -> SkipTally:

@@ -3,7 +3,7 @@ ref on Ray, ``engine/partitions/tasks.py``), so the driver holds no row of it un
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,13 @@ def joined_parts(tasks: Tasks, pieces: list[list[Any]], schema: pa.Schema, count
     """An exchange's last step: partition ``k`` of ``count`` joins the ``k``-th handle of each of ``pieces`` (each
     the handles of a task that cut its rows into ``count`` partitions), a task per partition."""
     parts = [tasks.submit(joined, schema, *[p[k] for p in pieces], returns=2) for k in range(count)]
-    return Parts([p[0] for p in parts], tasks, tasks.get([p[1] for p in parts]), schema)
+    return counted_parts(tasks, parts, schema)
+
+
+def counted_parts(tasks: Tasks, results: Sequence[Sequence[Any]], schema: pa.Schema) -> Parts:
+    """The parts made by tasks that each returned a table of ``schema`` and its rows (``results``: each task's two
+    handles, in part order): the tables left where they are, only the row counts fetched."""
+    return Parts([table for table, _ in results], tasks, tasks.get([rows for _, rows in results]), schema)
 
 
 def joined(schema: pa.Schema, *pieces: pa.Table) -> tuple[pa.Table, int]:

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from engine.ingest.curation import REFERENCE_SCHEMA, carried_skips, places_or_own
 from engine.partitions.keys import batches_by_rows, split_by_id, split_rows
-from engine.partitions.parts import IDS, Parts, column_of, empty_parts, joined_parts, task_results
+from engine.partitions.parts import IDS, Parts, column_of, counted_parts, empty_parts, joined_parts, task_results
 from engine.partitions.tasks import Tasks
 from engine.refresh.scope import InputScope, kept_out_of_scope
 from engine.refresh.tombstones import PATH_IDS, PREVIOUS_IMAGES, find_tombstones
@@ -145,7 +145,7 @@ def carried_skips_in_parts(
     shared = tasks.put(scope)
     parts = zip(previous.handles, seen_of.handles, seen.handles, strict=True)
     carried = [tasks.submit(carried_in_part, *part, shared, returns=2) for part in parts]
-    return Parts([table for table, _ in carried], tasks, tasks.get([rows for _, rows in carried]), SKIPPED_SCHEMA)
+    return counted_parts(tasks, carried, SKIPPED_SCHEMA)
 
 
 def skip_places(skipped: pa.Table) -> pa.Table:
@@ -171,7 +171,7 @@ def kept_unlisted_ids(previous: PreviousImages, seen: Parts, scope: InputScope) 
     shared = tasks.put(scope)
     parts = zip(previous.images.handles, previous.seen.handles, seen.handles, strict=True)
     found = [tasks.submit(kept_in_part, *part, shared, returns=2) for part in parts]
-    return Parts([ids for ids, _ in found], tasks, tasks.get([rows for _, rows in found]), IDS)
+    return counted_parts(tasks, found, IDS)
 
 
 def kept_in_part(earlier: pa.Table, seen_of: pa.Table, seen: pa.Table, scope: InputScope) -> tuple[pa.Table, int]:
@@ -193,7 +193,7 @@ def kept_references_in_parts(root: Where, shards: Sequence[ShardInfo], kept: Par
     found = [
         tasks.submit(references_in_part, *part, returns=2) for part in zip(rows.handles, kept.handles, strict=True)
     ]
-    return Parts([table for table, _ in found], tasks, tasks.get([count for _, count in found]), REFERENCE_SCHEMA)
+    return counted_parts(tasks, found, REFERENCE_SCHEMA)
 
 
 def references_in_part(rows: pa.Table, kept: pa.Table) -> tuple[pa.Table, int]:
@@ -215,7 +215,7 @@ def tombstones_in_parts(previous: PreviousImages, carried: Parts, sent: Parts, l
     images, seen = previous.images.handles, previous.seen.handles
     parts = zip(images, seen, carried.handles, sent.handles, skipped.column("image_id"), strict=True)
     found = [tasks.submit(tombstones_in_part, *part, shared_late, returns=2) for part in parts]
-    return Parts([table for table, _ in found], tasks, tasks.get([rows for _, rows in found]), TOMBSTONE_SCHEMA)
+    return counted_parts(tasks, found, TOMBSTONE_SCHEMA)
 
 
 def tombstones_in_part(
