@@ -51,15 +51,12 @@ from engine.execute.near_dup_search import pair_search
 from engine.execute.plan_stages import PlannedStage, plan_stages
 from engine.execute.probe_phase import ProbeOutcome, ProbePlan, probe_in_parts
 from engine.execute.ray_session import LazyRay, RayOutput, check_ray_early
+from engine.execute.semantic_stage import embedded_on_ray
 from engine.execute.sink import Annotated, AnnotationSink
 from engine.execute.stage_groups import group_stages
 from engine.execute.stage_timing import StageTiming
 from engine.execute.started_ahead import StartedAhead
-from engine.ingest.curation import (
-    CuratedWork,
-    curate_parts,
-    skip_semantic_copies,
-)
+from engine.ingest.curation import CuratedWork, curate_parts
 from engine.ingest.discover import discover_ranges
 from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
 from engine.ingest.imports.matching import MatchReport
@@ -67,6 +64,7 @@ from engine.ingest.imports.plan import describe, import_reports
 from engine.ingest.listing_ranges import RangedListing
 from engine.ingest.probe import probe_settings
 from engine.ingest.probe_cache import cache_parts, probe_key
+from engine.ingest.semantic_parts import embedded_in_tasks, skip_semantic_copies
 from engine.ingest.sources import InputOptions
 from engine.partitions.keys import part_rows_for
 from engine.partitions.parts import IDS, Parts, empty_parts
@@ -97,6 +95,7 @@ from engine.store.output_lock import OutputLock
 from engine.store.side_tables import write_quarantine, write_skipped, write_tombstones
 from engine.store.writer import ShardInfo
 from schemas.arrow import QUARANTINE_SCHEMA, TOMBSTONE_SCHEMA
+from schemas.stage import WeightsCheck
 
 Progress = Callable[[str], None]
 
@@ -376,14 +375,22 @@ def select_work(
             f"{', '.join(check.looked_in)}); semantic near-duplicates are not looked for in this run"
         )
         return curated
+    embedded = embedded_work(run, curated.work, check)  # where the work's partitions are
+    return skip_semantic_copies(curated, settings.semantic, embedded, annotated_ids, search)
+
+
+def embedded_work(run: RunPlan, work: Parts, check: WeightsCheck) -> Parts:
+    """The embeddings of ``work``'s images in its partitions: by the Ray Data stage's actor pool when the parts are
+    on Ray (``engine/execute/semantic_stage.py``), else here, a partition at a time."""
+    semantic, max_pixels = run.config.curation.semantic, run.config.ingest.max_pixels
+    if work.tasks.on_ray:
+        return embedded_on_ray(work, check, semantic, max_pixels, run.part_rows)
     embedder = ImageEmbedder(check)
-    max_pixels, batch_size = run.config.ingest.max_pixels, settings.semantic.batch_size
 
-    def embed(work: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-        return embed_work(work, embedder, max_pixels, batch_size)
+    def embed(rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        return embed_work(rows, embedder, max_pixels, semantic.batch_size)
 
-    earlier_ids = earlier.images.gather().column("image_id")  # a semantic search runs here, over every image
-    return skip_semantic_copies(curated, settings.semantic, embed, earlier_ids)
+    return embedded_in_tasks(work, embed, semantic.seed)
 
 
 # -- 4. plan carry-over ----------------------------------------------------------------------

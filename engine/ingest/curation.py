@@ -11,7 +11,7 @@ the work table in its image-id partitions (:func:`curate_parts`), a task per par
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.ingest.skipped_parts import SEMANTIC_DUPLICATE, SkipTally, skips_in_parts, tally_skips
-from engine.partitions.keys import id_partitions, ids_by_partition, split_by_id, split_rows
+from engine.ingest.skipped_parts import SkipTally, skips_in_parts, tally_skips
+from engine.partitions.keys import ids_by_partition, split_by_id, split_rows
 from engine.partitions.parts import Parts, counted_parts, in_process
 from engine.partitions.tasks import Tasks
 from engine.refresh.scope import InputScope, one_array, unseen_and_not_gone
@@ -33,8 +33,7 @@ from filters.curation.selection import (
     gate_part,
     group_members,
 )
-from filters.curation.semantic import semantic_copies
-from filters.curation.settings import CurationSettings, SemanticSettings
+from filters.curation.settings import CurationSettings
 from schemas.arrow import IMAGE_MEASURES, SKIPPED_SCHEMA
 
 CURATION_INPUT = pa.schema(
@@ -132,10 +131,7 @@ def curate_parts(
     in the same id partitions with an ``image_id`` column (left where they are); ``references``: a table, or its
     rows in the same id partitions."""
     parts, tasks, count = work.handles, work.tasks, len(work.handles)
-    if isinstance(annotated_ids, Parts):
-        earlier = annotated_ids.column("image_id")
-    else:
-        earlier = [tasks.put(ids) for ids in ids_by_partition(as_ids(annotated_ids), count)]  # a partition at a time
+    earlier = annotated_in_parts(annotated_ids, tasks, count)
     if isinstance(references, Parts):
         others = references.handles
     else:
@@ -156,6 +152,14 @@ def curate_parts(
     ]
     skipped = skips_in_parts(tasks, [[rows for _, rows, _ in gating], [rows for _, rows in copies]])
     return CuratedWork(counted_parts(tasks, kept, work.schema), skipped)
+
+
+def annotated_in_parts(annotated_ids: Ids | Parts, tasks: Tasks, count: int) -> list[Any]:
+    """The ids of ``annotated_ids`` in ``count`` id partitions: a handle per partition to one array of ids (the
+    ``image_id`` column of each part taken where it is, or the ids cut here a partition at a time)."""
+    if isinstance(annotated_ids, Parts):
+        return annotated_ids.column("image_id")
+    return [tasks.put(ids) for ids in ids_by_partition(as_ids(annotated_ids), count)]
 
 
 def as_ids(ids: Ids) -> pa.Array | pa.ChunkedArray:
@@ -237,63 +241,6 @@ def places_or_own(table: pa.Table) -> pa.Array:
     singles = pa.ListArray.from_arrays(pa.array(np.arange(len(own) + 1, dtype=np.int32)), own)
     missing = pc.or_kleene(pc.is_null(places), pc.equal(pc.list_value_length(places), 0))
     return pc.if_else(pc.fill_null(missing, True), singles, places)
-
-
-# (work table) -> (positions of the rows embedded, their embeddings (N, D)); a row left out is annotated.
-Embed = Callable[[pa.Table], tuple[np.ndarray, np.ndarray]]
-
-
-def skip_semantic_copies(
-    curated: CuratedWork, settings: SemanticSettings, embed: Embed, annotated_ids: Ids = ()
-) -> CuratedWork:
-    """``curated`` with the semantic near-duplicates among its work skipped too (rule ``semantic_duplicate``,
-    value: the cosine to the representative, threshold: ``min_cosine``)."""
-    work = curated.work.gather()  # the embeddings' search holds every image's vector here anyway
-    positions, embeddings = embed(work)
-    if positions.size < 2:
-        return curated
-    rows = work.take(pa.array(positions, pa.int64()))
-    pixels = pc.multiply(pc.cast(rows.column("width"), pa.int64()), pc.cast(rows.column("height"), pa.int64()))
-    uris = np.array(rows.column("source_uri").to_pylist())
-    ids = np.array(rows.column("image_id").to_pylist())
-    copies = semantic_copies(
-        embeddings,
-        pc.fill_null(pixels, 0).to_numpy(),
-        uris,
-        ids,
-        settings.min_cosine,
-        preferred=is_among(rows, annotated_ids).to_numpy(zero_copy_only=False),
-        recall=settings.recall,
-        seed=settings.seed,
-    )
-    if not copies:
-        return curated
-    found = rows.take(pa.array([c.copy for c in copies], pa.int64()))
-    cosines = [c.cosine for c in copies]
-    threshold = settings.min_cosine
-    skipped_rows = pa.Table.from_arrays(
-        [
-            found.column("source_uri"),
-            found.column("image_id"),
-            found.column("source_uris"),
-            pa.array([SEMANTIC_DUPLICATE] * len(copies)),
-            pa.array(cosines, pa.float64()),
-            pa.array([threshold] * len(copies), pa.float64()),
-            pa.array(
-                [f"cosine {c.cosine:.4f} (min {threshold}) to {uris[c.representative]}" for c in copies], pa.string()
-            ),
-            pa.array([ids[c.representative] for c in copies], pa.string()),
-            found.column("measures"),
-        ],
-        schema=SKIPPED_SCHEMA,
-    )
-    tasks, copies_ids = curated.work.tasks, curated.work.tasks.put(found.column("image_id"))
-    kept = [tasks.submit(without_ids, part, copies_ids)[0] for part in curated.work.handles]
-    count = len(kept)  # the work's parts are its id partitions: each copy leaves the part of its id
-    gone = np.bincount(id_partitions(found.column("image_id"), count), minlength=count)
-    counts = [rows - int(copies) for rows, copies in zip(curated.work.counts, gone, strict=True)]
-    pieces = [tasks.put(rows) for rows in split_by_id(skipped_rows, count)]
-    return replace(curated, work=replace(curated.work, handles=kept, counts=counts)).with_skips(pieces)
 
 
 def carried_skips(previous: pa.Table, seen_paths: Ids, seen_ids: Ids, scope: InputScope) -> pa.Table:

@@ -1,9 +1,11 @@
 """Image embeddings for semantic near-duplicates: a CLIP / SigLIP image tower over work table rows' pixels.
 
 :class:`ImageEmbedder` is a callable stage in the Ray Data batch-inference shape (load once in
-``__init__``, one batch of decoded images per call), so it can run as a ``map_batches`` actor; a run
-of a few thousand images calls it in process. Weights are found as every Hugging Face specialist's
-are (a local directory or the local hub cache, safetensors only, never downloaded).
+``__init__``, one batch of decoded images per call): a run whose work is on Ray embeds as a ``map_batches``
+actor pool (``engine/execute/semantic_stage.py``), a run planned in process calls it here, a partition at a
+time. Either way each partition's images become :data:`EMBEDDED` rows (:func:`embedded_table`). Weights are
+found as every Hugging Face specialist's are (a local directory or the local hub cache, safetensors only,
+never downloaded).
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ import pyarrow as pa
 
 from engine.ingest.decode import BadImage, decode_image
 from engine.ingest.locator import Locator, read_images
+from filters.curation.semantic import simhash
 from schemas.stage import WeightsCheck
 from specialists.hf_model import hf_snapshot_path, resolve_hf_model
 
 STAGE = "curation.semantic"
+# One work table row's embedding: its ``position`` in its partition, the SimHash of the embedding (the key its
+# candidate pairs are searched by) and the embedding itself (L2-normalised float32).
+EMBEDDED = pa.schema([("position", pa.int64()), ("simhash", pa.uint64()), ("embedding", pa.list_(pa.float32()))])
 
 
 def find_embedding_model(model: str) -> WeightsCheck:
@@ -78,3 +84,22 @@ def embed_work(
         offset += len(pixels)
     embeddings = np.concatenate(rows) if rows else np.zeros((0, 1), np.float32)
     return np.array(positions, dtype=np.int64), embeddings
+
+
+def embedded_table(positions: np.ndarray, embeddings: np.ndarray, seed: int) -> pa.Table:
+    """:data:`EMBEDDED` rows of the work rows at ``positions`` and their ``embeddings`` (N, D), SimHashed with
+    ``seed``."""
+    vectors = embeddings.astype(np.float32)
+    offsets = pa.array(np.arange(len(positions) + 1, dtype=np.int32) * vectors.shape[1])
+    listed = pa.ListArray.from_arrays(offsets, pa.array(vectors.ravel(), pa.float32()))
+    hashes = pa.array(simhash(vectors, seed), pa.uint64())
+    return pa.Table.from_arrays([pa.array(positions, pa.int64()), hashes, listed], schema=EMBEDDED)
+
+
+def embedding_matrix(rows: pa.Table) -> np.ndarray:
+    """The ``embedding`` column of :data:`EMBEDDED` rows as one (N, D) float32 array."""
+    listed = rows.column("embedding").combine_chunks()
+    if not len(listed):
+        return np.zeros((0, 1), np.float32)
+    flat = listed.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    return flat.reshape(len(listed), -1)

@@ -10,8 +10,10 @@ distance *is* the criterion), this step is probabilistic: a pair just above ``mi
 with probability at most ``1 - recall``. Groups and representatives then come from
 :func:`curation.near_duplicates.connected_components` and :func:`~curation.near_duplicates.pick_representatives`.
 
-:func:`semantic_copies` is the whole step over one table of embeddings (a pure function): the engine
-embeds the images the hash grouping kept (``engine/ingest/embeddings.py``) and skips the copies it names.
+:func:`semantic_copies` is the whole step over one table of embeddings (a pure function). The engine runs its
+steps where the images are (``engine/ingest/semantic_parts.py``): it embeds the images the hash grouping kept in
+their partitions (``engine/ingest/embeddings.py``), searches the SimHashes of all of them (:func:`candidate_pairs`),
+and reads back only the candidates' embeddings to verify them and pick representatives (:func:`copies_of_pairs`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
-from filters.curation.hash_bands import HASH_BITS, pairs_within
-from filters.curation.measures import hash_to_int
+from filters.curation.hash_bands import HASH_BITS, IN_PROCESS, Matches, PairSearch, pairs_within
 from filters.curation.near_duplicates import connected_components, pick_representatives
 
 
@@ -46,7 +47,7 @@ def simhash(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
     """One 64-bit SimHash (uint64) per row of ``embeddings`` (N, D): bit i set when the projection on
     hyperplane i is positive, first hyperplane most significant."""
     signs = embeddings.astype(np.float64) @ hyperplanes(embeddings.shape[1], seed) > 0
-    return np.array([hash_to_int(row) for row in signs], dtype=np.uint64)
+    return np.packbits(signs, axis=1).view(">u8").ravel().astype(np.uint64)
 
 
 def hamming_budget(min_cosine: float, recall: float = 0.999, bits: int = HASH_BITS) -> int:
@@ -57,14 +58,32 @@ def hamming_budget(min_cosine: float, recall: float = 0.999, bits: int = HASH_BI
     return int(binom.ppf(recall, bits, flip))
 
 
+def candidate_pairs(
+    hashes: np.ndarray, min_cosine: float, recall: float = 0.999, search: PairSearch = IN_PROCESS
+) -> Matches:
+    """The pairs of rows whose SimHashes (``hashes``, uint64) are within the :func:`hamming_budget` of
+    ``min_cosine``: every pair of that cosine or more with probability ``recall``, and others to verify."""
+    return pairs_within([hashes], [hamming_budget(min_cosine, recall)], search=search)
+
+
+def unit_rows(embeddings: np.ndarray) -> np.ndarray:
+    """``embeddings`` (N, D) scaled to unit length (a zero row stays zero)."""
+    return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+
+
+def cosines(embeddings: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The cosine similarity of rows ``left[i]`` and ``right[i]`` of ``embeddings``, for each ``i``."""
+    unit = unit_rows(embeddings)
+    return np.einsum("ij,ij->i", unit[left], unit[right])
+
+
 def semantic_pairs(embeddings: np.ndarray, min_cosine: float, recall: float = 0.999, seed: int = 0) -> SemanticPairs:
     """Pairs of rows whose embeddings have cosine similarity at least ``min_cosine`` (each found with
     probability at least ``recall``), without comparing all pairs."""
-    budget = hamming_budget(min_cosine, recall)
-    matches = pairs_within([simhash(embeddings, seed)], [budget])
-    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    cosine = np.einsum("ij,ij->i", unit[matches.left], unit[matches.right])
+    matches = candidate_pairs(simhash(embeddings, seed), min_cosine, recall)
+    cosine = cosines(embeddings, matches.left, matches.right)
     close = cosine >= min_cosine
+    budget = hamming_budget(min_cosine, recall)
     return SemanticPairs(matches.left[close], matches.right[close], cosine[close], budget, matches.candidates)
 
 
@@ -90,15 +109,28 @@ def semantic_copies(
     """Every row that is not its semantic group's representative (the groups: connected components of the
     pairs at cosine >= ``min_cosine``; the representative as for hashes: ``preferred``, most pixels, earliest
     URI, smallest id), with its cosine to the representative."""
-    count = embeddings.shape[0]
-    if count < 2:
+    if embeddings.shape[0] < 2:
         return []
     pairs = semantic_pairs(embeddings, min_cosine, recall, seed)
-    component = connected_components(count, pairs.left, pairs.right)
+    return copies_of_pairs(embeddings, pairs.left, pairs.right, pixels, source_uris, image_ids, preferred)
+
+
+def copies_of_pairs(
+    embeddings: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    pixels: np.ndarray,
+    source_uris: np.ndarray,
+    image_ids: np.ndarray,
+    preferred: np.ndarray | None = None,
+) -> list[SemanticCopy]:
+    """The copies of :func:`semantic_copies` from its verified pairs (rows ``left[i]`` and ``right[i]``, at
+    cosine >= the minimum): a row in no pair is its own group."""
+    count = embeddings.shape[0]
+    component = connected_components(count, left, right)
     representative = pick_representatives(component, pixels, source_uris, image_ids, preferred)
-    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
     copies = np.flatnonzero(representative != np.arange(count))
-    cosine = np.einsum("ij,ij->i", unit[copies], unit[representative[copies]])
+    cosine = cosines(embeddings, copies, representative[copies])
     return [
         SemanticCopy(int(c), int(r), float(v)) for c, r, v in zip(copies, representative[copies], cosine, strict=True)
     ]

@@ -106,7 +106,8 @@ class SemanticSettings:
     """Semantic near-duplicates (``curation/semantic.py``): images whose embeddings by ``model`` (a CLIP or
     SigLIP checkpoint: a local directory or a hub id in the local cache) have cosine >= ``min_cosine``, each
     such pair found with probability ``recall``. Runs after the hash grouping, on the images it kept; when the
-    model's weights are not present the run says so and goes on without it."""
+    model's weights are not present the run says so and goes on without it. A run planned on Ray embeds in an
+    actor pool of ``pool_size`` workers, each holding ``num_gpus`` (a fraction packs several on one GPU)."""
 
     enabled: bool = False
     model: str = "openai/clip-vit-large-patch14"
@@ -114,6 +115,8 @@ class SemanticSettings:
     recall: float = 0.999
     batch_size: int = 32
     seed: int = 0
+    pool_size: int = 1
+    num_gpus: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_cosine < 1.0:
@@ -122,6 +125,10 @@ class SemanticSettings:
             raise ValueError(f"recall must be in [0.5, 1), got {self.recall}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.pool_size < 1:
+            raise ValueError(f"pool_size must be at least 1, got {self.pool_size}")
+        if not (self.num_gpus == 0 or 0 < self.num_gpus <= 1 or float(self.num_gpus).is_integer()):
+            raise ValueError(f"num_gpus must be 0, a fraction of one GPU or whole GPUs, got {self.num_gpus}")
         if not self.model.strip():
             raise ValueError("model must name a checkpoint (a local directory or a hub id)")
 

@@ -13,9 +13,15 @@ from PIL import Image
 from skimage import data
 
 from engine.config.profile import parse_config
-from engine.ingest.curation import SEMANTIC_DUPLICATE, curate, skip_semantic_copies
-from engine.ingest.embeddings import ImageEmbedder, embed_work, find_embedding_model
+from engine.execute.semantic_stage import embedded_on_ray
+from engine.ingest.curation import curate, curate_parts
+from engine.ingest.embeddings import ImageEmbedder, embed_work, embedding_matrix, find_embedding_model
 from engine.ingest.probe import as_work_table
+from engine.ingest.semantic_parts import embedded_in_tasks, skip_semantic_copies
+from engine.ingest.skipped_parts import SEMANTIC_DUPLICATE
+from engine.partitions.keys import split_by_id
+from engine.partitions.parts import Parts, in_process
+from engine.partitions.tasks import ON_RAY
 from engine.run import RunRequest, run_pipeline
 from engine.store.reader import read_shard
 from filters.curation.settings import CurationSettings, SemanticSettings
@@ -66,7 +72,8 @@ def test_the_embedded_copy_is_skipped_with_its_cosine(tiny_clip, inputs) -> None
 
     settings = SemanticSettings(enabled=True, model=str(tiny_clip), min_cosine=MIN_COSINE)
     unjudged = curate(work, CurationSettings())  # no measures: nothing gated or grouped
-    curated = skip_semantic_copies(unjudged, settings, embed)
+    embedded = embedded_in_tasks(unjudged.work, embed, settings.seed)
+    curated = skip_semantic_copies(unjudged, settings, embedded)
     assert [Path(uri).name for uri in curated.work.gather().column("source_uri").to_pylist()] == [
         "astronaut.png",
         "chelsea.png",
@@ -80,7 +87,7 @@ def test_the_embedded_copy_is_skipped_with_its_cosine(tiny_clip, inputs) -> None
     )
     ids = work.column("image_id").to_pylist()
     assert row["value"] >= MIN_COSINE and row["duplicate_of"] == ids[0]
-    preferred = skip_semantic_copies(unjudged, settings, embed, annotated_ids={ids[1]})
+    preferred = skip_semantic_copies(unjudged, settings, embedded, annotated_ids={ids[1]})
     assert preferred.skipped.gather().column("duplicate_of").to_pylist() == [ids[1]]
 
 
@@ -88,6 +95,34 @@ def test_the_embedded_copy_is_skipped_with_its_cosine(tiny_clip, inputs) -> None
 def ray_local():
     with local_ray():
         yield
+
+
+def test_the_ray_data_stage_embeds_each_partition_as_the_driver_does(ray_local, tiny_clip, inputs) -> None:
+    import ray
+
+    work = _work(inputs)
+    check = find_embedding_model(str(tiny_clip))
+    settings = SemanticSettings(enabled=True, model=str(tiny_clip), min_cosine=MIN_COSINE, batch_size=1, pool_size=2)
+    tables = split_by_id(work, 2)
+    parts = Parts([ray.put(t) for t in tables], ON_RAY, [t.num_rows for t in tables], work.schema)
+    on_ray = embedded_on_ray(parts, check, settings, max_pixels=10**8, block_rows=3)
+    embedder = ImageEmbedder(check)
+
+    def embed(rows):
+        return embed_work(rows, embedder, max_pixels=10**8, batch_size=2)
+
+    here = [embedded_in_tasks(in_process(table), embed, settings.seed).gather() for table in tables]
+    assert on_ray.counts == tuple(t.num_rows for t in tables) and sum(on_ray.counts) == 4
+    for found, expected in zip(on_ray.each(), here, strict=True):
+        found = found.sort_by("position")
+        assert found.column("position").equals(expected.column("position"))
+        assert found.column("simhash").equals(expected.column("simhash"))
+        np.testing.assert_allclose(embedding_matrix(found), embedding_matrix(expected), atol=1e-5)
+
+    curated = skip_semantic_copies(curate_parts(parts, CurationSettings()), settings, on_ray)  # Ray tasks throughout
+    (row,) = curated.skipped.gather().to_pylist()
+    assert Path(row["source_uri"]).name == "astronaut_half.png" and row["rule"] == SEMANTIC_DUPLICATE
+    assert curated.work.tasks.on_ray and curated.work.rows == 3
 
 
 def _run(inputs: Path, output: Path, model: str, messages: list[str]):
