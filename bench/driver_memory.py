@@ -6,7 +6,8 @@ measurement runs in its own fresh process, so one run's peak cannot hide in anot
 - **runs**: the filters-only profile (the offline profile's filters, no specialists) over 2,000 and
   20,000 tiny PNGs (``bench.ceiling``'s), on a local Ray with every core; the driver's RSS sampled
   every 50 ms (peak, and its level once Ray is up: the part the run itself adds). Target: peak at
-  20,000 <= 1.15x peak at 2,000.
+  20,000 <= 1.15x peak at 2,000. ``--semantic``: with curation's semantic pass on (the tests' tiny random CLIP,
+  minimum cosine 0.999), which embeds, searches and verifies in the work's partitions.
 - **planning**: no pixels. 1,000,000 empty files named by a Parquet table of paths (how a FLD-5B-sized
   corpus is given), a synthetic probe index of them (2% second copies of an image, 0.5% quarantined, 1%
   of the images a near-duplicate of another by their measures, 20% too small for the ``min_side`` gate, as
@@ -121,9 +122,10 @@ def max_rss_mib() -> float:
 # -- runs --------------------------------------------------------------------------------------
 
 
-def measure_run(images: int, profile: str, part_rows: int | None = None) -> dict[str, Any]:
+def measure_run(images: int, profile: str, part_rows: int | None = None, semantic: bool = False) -> dict[str, Any]:
     """One filters-only run over ``images`` tiny PNGs, in this (fresh) process; ``part_rows``: its
-    ``ray.plan_part_rows`` (the profile's when None)."""
+    ``ray.plan_part_rows`` (the profile's when None); ``semantic``: with curation's semantic pass on the tiny CLIP
+    (:func:`tiny_clip`)."""
     import shutil
 
     from bench.ceiling import filters_only, tiny_pngs
@@ -135,6 +137,9 @@ def measure_run(images: int, profile: str, part_rows: int | None = None) -> dict
     config = filters_only(profile)
     if part_rows is not None:
         config = replace(config, ray=replace(config.ray, plan_part_rows=part_rows))
+    if semantic:
+        settings = replace(config.curation.semantic, enabled=True, model=str(tiny_clip()), min_cosine=SEMANTIC_COSINE)
+        config = replace(config, curation=replace(config.curation, semantic=settings))
     with local_ray(len(os.sched_getaffinity(0))), RssPeak() as rss:
         started = time.perf_counter()
         request = RunRequest((str(folder),), output, config, full=True, progress_bars=False)
@@ -145,6 +150,8 @@ def measure_run(images: int, profile: str, part_rows: int | None = None) -> dict
         "images": images,
         "plan_part_rows": config.ray.plan_part_rows,
         "annotated": result.annotated,
+        "skipped": result.skipped,
+        "semantic": semantic,
         "seconds": seconds,
         "driver_peak_mib": rss.peak_mib,
         "driver_at_start_mib": rss.start_mib,
@@ -152,6 +159,19 @@ def measure_run(images: int, profile: str, part_rows: int | None = None) -> dict
         "driver_heap_growth_mib": rss.heap_peak_mib - rss.heap_start_mib,
         "driver_max_rss_mib": max_rss_mib(),
     }
+
+
+SEMANTIC_COSINE = 0.999  # the tiny random CLIP sees 32 x 32 pixels: most generated images are far closer
+
+
+def tiny_clip() -> Path:
+    """The tests' tiny random-init CLIP (``tests/support/tiny_models/clip.py``), built once under the bench's state."""
+    folder = STATE / "tiny-clip"
+    if not (folder / "config.json").exists():
+        from tests.support.tiny_models.clip import build_tiny_clip
+
+        build_tiny_clip(folder)
+    return folder
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -446,6 +466,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "them run in parts on Ray, as a run larger than one part does)",
     )
     parser.add_argument("--skip-runs", action="store_true", help="only the planning simulation")
+    parser.add_argument(
+        "--semantic", action="store_true", help="the runs with curation's semantic pass on (the tests' tiny CLIP)"
+    )
     parser.add_argument("--skip-planning", action="store_true", help="only the runs")
     parser.add_argument(
         "--search",
@@ -485,6 +508,9 @@ def main(argv: list[str]) -> dict[str, Any]:
         for size in (small, large):
             tiny_pngs(size)  # generated here, not inside the measured process
             part_rows = () if args.run_part_rows is None else ("--run-part-rows", str(args.run_part_rows))
+            if args.semantic:
+                tiny_clip()  # built here, not inside the measured process
+                part_rows += ("--semantic",)
             result[f"run_{size}"] = in_child("--child-run", str(size), args.profile, *part_rows)
             print(f"  {size} images: driver peak {result[f'run_{size}']['driver_peak_mib']:.0f} MiB", file=sys.stderr)
         peak = {size: result[f"run_{size}"]["driver_peak_mib"] for size in (small, large)}
@@ -514,7 +540,7 @@ def main(argv: list[str]) -> dict[str, Any]:
 if __name__ == "__main__":
     options = parse(sys.argv[1:])
     if options.child_run is not None:
-        measured = measure_run(options.child_run, options.profile, options.run_part_rows)
+        measured = measure_run(options.child_run, options.profile, options.run_part_rows, options.semantic)
     elif options.child_plan is not None:
         ray_parts = options.probe_parts == "ray"
         settings = {"plan_part_rows": options.plan_part_rows, "plan_min_piece_rows": options.plan_min_piece_rows}

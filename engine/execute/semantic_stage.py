@@ -12,12 +12,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.config.typed_config import ConfigError
 from engine.ingest.embeddings import EMBEDDED, ImageEmbedder, embed_work, embedded_table
 from engine.partitions.parts import Parts, joined_parts, task_results
 from filters.curation.settings import SemanticSettings
 from schemas.stage import WeightsCheck
 
 INPUT_COLUMNS = ("source_uri", "locator")
+WORKER_CPUS = 1.0  # each embedding worker's CPU (its reads and decodes; the model's on the GPU when it asks one)
 
 
 def embedding_input(work: pa.Table, partition: int) -> pa.Table:
@@ -50,6 +52,7 @@ def embedded_on_ray(
     import ray
     from ray.data import ActorPoolStrategy
 
+    check_pool_fits(settings, ray.cluster_resources())
     tasks, count = work.tasks, len(work.handles)
     inputs = [tasks.submit(embedding_input, part, k)[0] for k, part in enumerate(work.handles)]
     options: dict[str, Any] = {"num_gpus": settings.num_gpus} if settings.num_gpus else {}
@@ -61,12 +64,26 @@ def embedded_on_ray(
             batch_size=settings.batch_size,
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=settings.pool_size),
+            num_cpus=WORKER_CPUS,
             **options,
         )
         .repartition(target_num_rows_per_block=block_rows)
     )
     pieces = [tasks.submit(by_partition, block, count, returns=count) for block in embedded.to_arrow_refs()]
     return joined_parts(tasks, pieces, EMBEDDED, count)
+
+
+def check_pool_fits(settings: SemanticSettings, resources: dict[str, float]) -> None:
+    """Fail clearly when the embedding pool cannot start on a cluster of ``resources`` (Ray Data would wait for it
+    forever)."""
+    needs = {"CPU": WORKER_CPUS * settings.pool_size, "GPU": settings.num_gpus * settings.pool_size}
+    for name, needed in needs.items():
+        available = resources.get(name, 0.0)
+        if needed > available + 1e-9:
+            raise ConfigError(
+                f"curation.semantic: its pool of {settings.pool_size} needs {needed:g} {name}s but Ray has "
+                f"{available:g}; lower curation.semantic.pool_size or num_gpus, or give Ray more"
+            )
 
 
 def by_partition(block: pa.Table, count: int) -> pa.Table | tuple[pa.Table, ...]:

@@ -61,6 +61,18 @@ def test_semantic_dedup_is_off_by_default_and_on_in_the_fld5b_profile() -> None:
     assert parse_config({}).curation.semantic.enabled is False
     semantic = load_config("fld5b").curation.semantic
     assert (semantic.enabled, semantic.model, semantic.min_cosine) == (True, "openai/clip-vit-large-patch14", 0.95)
+    assert (semantic.pool_size, semantic.num_gpus) == (4, 0.25)  # one GPU's four embedding workers
+
+
+def test_an_embedding_pool_larger_than_the_cluster_fails_before_it_waits_forever() -> None:
+    from engine.execute.semantic_stage import check_pool_fits
+
+    settings = parse_config({"curation": {"semantic": {"pool_size": 4, "num_gpus": 0.5}}}).curation.semantic
+    check_pool_fits(settings, {"CPU": 8.0, "GPU": 2.0})
+    with pytest.raises(ConfigError, match=r"pool of 4 needs 2 GPUs but Ray has 1; lower curation.semantic.pool_size"):
+        check_pool_fits(settings, {"CPU": 8.0, "GPU": 1.0})
+    with pytest.raises(ConfigError, match="needs 4 CPUs but Ray has 2"):
+        check_pool_fits(settings, {"CPU": 2.0, "GPU": 2.0})
 
 
 @pytest.mark.parametrize(
@@ -70,6 +82,8 @@ def test_semantic_dedup_is_off_by_default_and_on_in_the_fld5b_profile() -> None:
         ({"recall": 1.0}, r"curation.semantic: recall must be in \[0.5, 1\)"),
         ({"batch_size": 0}, "curation.semantic: batch_size must be at least 1"),
         ({"model": " "}, "curation.semantic: model must name a checkpoint"),
+        ({"pool_size": 0}, "curation.semantic: pool_size must be at least 1"),
+        ({"num_gpus": 1.5}, "curation.semantic: num_gpus must be 0, a fraction of one GPU or whole GPUs"),
         ({"min_cos": 0.9}, "curation.semantic: unknown key 'min_cos'"),
     ],
 )
