@@ -26,6 +26,8 @@ from scipy.stats import binom
 from filters.curation.hash_bands import HASH_BITS, IN_PROCESS, Matches, PairSearch, pairs_within
 from filters.curation.near_duplicates import connected_components, pick_representatives
 
+PAIRS_AT_ONCE = 1 << 16
+
 
 @dataclass(frozen=True)
 class SemanticPairs:
@@ -72,9 +74,14 @@ def unit_rows(embeddings: np.ndarray) -> np.ndarray:
 
 
 def cosines(embeddings: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """The cosine similarity of rows ``left[i]`` and ``right[i]`` of ``embeddings``, for each ``i``."""
+    """The cosine similarity of rows ``left[i]`` and ``right[i]`` of ``embeddings``, for each ``i`` (gathered
+    :data:`PAIRS_AT_ONCE` pairs at a time, so many candidates need no copy of both sides at once)."""
     unit = unit_rows(embeddings)
-    return np.einsum("ij,ij->i", unit[left], unit[right])
+    found = np.empty(left.size, unit.dtype)
+    for start in range(0, left.size, PAIRS_AT_ONCE):
+        at = slice(start, start + PAIRS_AT_ONCE)
+        found[at] = np.einsum("ij,ij->i", unit[left[at]], unit[right[at]])
+    return found
 
 
 def semantic_pairs(embeddings: np.ndarray, min_cosine: float, recall: float = 0.999, seed: int = 0) -> SemanticPairs:

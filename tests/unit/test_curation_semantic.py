@@ -71,3 +71,15 @@ def test_semantic_copies_name_each_copy_its_representative_and_cosine() -> None:
         (4, 3),
     ]
     assert semantic_copies(embeddings[:1], pixels[:1], uris[:1], ids[:1], 0.99) == []
+
+
+def test_cosines_gathered_a_slice_of_pairs_at_a_time_equal_all_at_once(monkeypatch) -> None:
+    from filters.curation import semantic
+
+    rng = np.random.default_rng(4)
+    embeddings = rng.standard_normal((20, 8))
+    left, right = rng.integers(0, 20, 11), rng.integers(0, 20, 11)
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    monkeypatch.setattr(semantic, "PAIRS_AT_ONCE", 3)
+    np.testing.assert_allclose(semantic.cosines(embeddings, left, right), np.sum(unit[left] * unit[right], axis=1))
+    assert semantic.cosines(embeddings, left[:0], right[:0]).shape == (0,)
