@@ -31,6 +31,7 @@ from engine.ingest.skipped_parts import SEMANTIC_DUPLICATE
 from engine.partitions.keys import split_by_id
 from engine.partitions.parts import Parts, counted_parts, task_results
 from filters.curation.hash_bands import IN_PROCESS, PairSearch
+from filters.curation.selection import skipped_rows
 from filters.curation.semantic import candidate_pairs, copies_of_pairs, cosines
 from filters.curation.settings import SemanticSettings
 from schemas.arrow import SKIPPED_SCHEMA
@@ -130,23 +131,17 @@ def copies_by_id(
     preferred = rows.column("preferred").to_numpy().astype(bool)
     pixels = rows.column("pixels").to_numpy()
     copies = copies_of_pairs(embeddings, left[close], right[close], pixels, uris, ids, preferred)
-    found = rows.take(pa.array([c.copy for c in copies], pa.int64()))
+    at = np.array([c.copy for c in copies], np.int64)
     threshold = settings.min_cosine
-    skipped = pa.Table.from_arrays(
-        [
-            found.column("source_uri"),
-            found.column("image_id"),
-            found.column("source_uris"),
-            pa.array([SEMANTIC_DUPLICATE] * len(copies), pa.string()),
-            pa.array([c.cosine for c in copies], pa.float64()),
-            pa.array([threshold] * len(copies), pa.float64()),
-            pa.array(
-                [f"cosine {c.cosine:.4f} (min {threshold}) to {uris[c.representative]}" for c in copies], pa.string()
-            ),
-            pa.array([ids[c.representative] for c in copies], pa.string()),
-            found.column("measures"),
-        ],
-        schema=SKIPPED_SCHEMA,
+    details = [f"cosine {c.cosine:.4f} (min {threshold}) to {uris[c.representative]}" for c in copies]
+    skipped = skipped_rows(
+        rows,
+        at,
+        pa.array([SEMANTIC_DUPLICATE] * at.size, pa.string()),
+        np.array([c.cosine for c in copies], np.float64),
+        np.full(at.size, threshold),
+        pa.array(details, pa.string()),
+        pa.array([ids[c.representative] for c in copies], pa.string()),
     )
     return task_results(split_by_id(skipped, count))
 

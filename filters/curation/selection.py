@@ -93,7 +93,7 @@ def gate_part(probes: pa.Table, settings: CurationSettings) -> GatedPart:
     gated = np.flatnonzero(rule >= 0)
     nulls = pa.nulls(gated.size, pa.string())
     rules = pa.array(np.array(GATE_RULES)[rule[gated]], pa.string())
-    skipped = _skipped_rows(probes, gated, rules, value[gated], threshold[gated], nulls, nulls)
+    skipped = skipped_rows(probes, gated, rules, value[gated], threshold[gated], nulls, nulls)
     grouped = np.flatnonzero(measured & (rule < 0)) if settings.dedup.enabled else np.zeros(0, np.int64)
     grouping = _grouping_columns(probes, measures, grouped, settings.dedup.hashes)
     return GatedPart(gated, skipped, grouping, probes.num_rows)
@@ -191,7 +191,7 @@ def copies_of_members(members: GroupMembers, member_rows: MemberRows, settings: 
             detail += "; grouped through other copies"
         details.append(detail)
     first = dedup.hashes[0]
-    skipped = _skipped_rows(
+    skipped = skipped_rows(
         rows,
         copies,
         pa.array([NEAR_DUPLICATE] * copies.size, pa.string()),
@@ -219,7 +219,7 @@ def _field(measures: pa.StructArray, name: str, measured: np.ndarray) -> np.ndar
     return values
 
 
-def _skipped_rows(
+def skipped_rows(
     probes: pa.Table,
     positions: np.ndarray,
     rules: pa.Array,
