@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from engine.config.typed_config import ConfigError
 from engine.ingest.embeddings import EMBEDDED, ImageEmbedder, embed_work, embedded_table
+from engine.partitions.keys import split_rows
 from engine.partitions.parts import Parts, joined_parts, task_results
 from filters.curation.settings import SemanticSettings
 from schemas.stage import WeightsCheck
@@ -88,6 +88,5 @@ def check_pool_fits(settings: SemanticSettings, resources: dict[str, float]) -> 
 
 def by_partition(block: pa.Table, count: int) -> pa.Table | tuple[pa.Table, ...]:
     """A block of the stage's rows cut by the ``partition`` each came from (``count`` tables of :data:`EMBEDDED`)."""
-    partition = block.column("partition")
-    rows = block.select(EMBEDDED.names)
-    return task_results([rows.filter(pc.equal(partition, k)) for k in range(count)])
+    partitions = block.column("partition").to_numpy()
+    return task_results(split_rows(block.select(EMBEDDED.names), partitions, count))
